@@ -1,0 +1,1 @@
+"""Storage and data: models, migrations, queries, the local PostGIS cluster, importers."""
