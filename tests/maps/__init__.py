@@ -1,0 +1,1 @@
+"""Tests of maps/: rendered folium HTML, read back."""
