@@ -1,0 +1,1 @@
+"""Tests of geo/: pure geometry, no database."""
