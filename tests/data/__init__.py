@@ -1,0 +1,1 @@
+"""Tests of the storage and data layer: readers, importers, queries."""
