@@ -93,7 +93,7 @@ class LocalCluster:
     # -- where things are -------------------------------------------------------------------
     @property
     def server_dir(self) -> Path:
-        """The folder the server owns; outside the state folder only if ``postgres`` can't reach it."""
+        """Server-owned folder; outside the state folder only if ``postgres`` can't reach it."""
         pointer = self.home / "server-dir"
         if pointer.exists():
             return Path(pointer.read_text().strip())
@@ -127,7 +127,9 @@ class LocalCluster:
         cmd = ["runuser", "-u", _RUN_AS, "--", *args] if self._as_root else args
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if check and proc.returncode != 0:
-            raise Unavailable(f"{Path(args[0]).name} failed: {(proc.stderr or proc.stdout).strip()}")
+            raise Unavailable(
+                f"{Path(args[0]).name} failed: {(proc.stderr or proc.stdout).strip()}"
+            )
         return proc
 
     def _give_to_server(self, path: Path) -> None:
@@ -137,7 +139,9 @@ class LocalCluster:
     def _server_can_reach(self, path: Path) -> bool:
         if not self._as_root:
             return True
-        return self._run(["test", "-r", str(path), "-a", "-x", str(path)], check=False).returncode == 0
+        return (
+            self._run(["test", "-r", str(path), "-a", "-x", str(path)], check=False).returncode == 0
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
     def status(self) -> ClusterStatus:
@@ -145,8 +149,12 @@ class LocalCluster:
         running = False
         if initialised:
             bindir = find_bindir()
-            running = self._run([str(bindir / "pg_ctl"), "status", "-D", str(self.data_dir)],
-                                check=False).returncode == 0
+            running = (
+                self._run(
+                    [str(bindir / "pg_ctl"), "status", "-D", str(self.data_dir)], check=False
+                ).returncode
+                == 0
+            )
         return ClusterStatus(
             data_dir=self.data_dir,
             initialised=initialised,
@@ -166,12 +174,12 @@ class LocalCluster:
         server_dir.mkdir(exist_ok=True)
         self._give_to_server(server_dir)
         if self._as_root:
-            os.chmod(self.home, 0o711)  # postgres may pass through, not list
+            os.chmod(self.home, 0o711)  # noqa: S103 - postgres may pass through, not list
             if not self._server_can_reach(server_dir):
-                digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:12]
+                digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
                 server_dir = _FALLBACK_ROOT / digest
                 server_dir.mkdir(parents=True, exist_ok=True)
-                os.chmod(_FALLBACK_ROOT, 0o755)
+                os.chmod(_FALLBACK_ROOT, 0o755)  # noqa: S103 - a folder of folders, each 0700
                 self._give_to_server(server_dir)
                 (self.home / "server-dir").write_text(str(server_dir))
         password = secrets.token_urlsafe(24)
@@ -182,11 +190,23 @@ class LocalCluster:
         init_pw.write_text(password)
         self._give_to_server(init_pw)
         try:
-            self._run([
-                str(bindir / "initdb"), "-D", str(server_dir / "data"), "-U", SUPERUSER,
-                "--pwfile", str(init_pw), "--auth-host=scram-sha-256", "--auth-local=peer",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions",
-            ])
+            self._run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(server_dir / "data"),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(init_pw),
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=peer",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ]
+            )
         finally:
             init_pw.unlink(missing_ok=True)
         (self.home / "port").write_text(str(_free_port()))
@@ -200,10 +220,22 @@ class LocalCluster:
             port = _free_port()
         (self.home / "port").write_text(str(port))
         opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-        proc = self._run([
-            str(bindir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-            "-w", "-t", "60", "-o", opts,
-        ], check=False)
+        proc = self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+            ],
+            check=False,
+        )
         if proc.returncode != 0:
             tail = ""
             with contextlib.suppress(OSError):
@@ -241,7 +273,9 @@ def ensure_database(url: str, database: str, *, wait_s: float = 30.0) -> None:
                 raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
             time.sleep(0.3)
     with conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     ensure_extensions(_libpq_url(url).rsplit("/", 1)[0] + "/" + database)
@@ -250,7 +284,8 @@ def ensure_database(url: str, database: str, *, wait_s: float = 30.0) -> None:
 def ensure_extensions(libpq_url: str) -> None:
     with psycopg.connect(libpq_url, autocommit=True) as conn:
         available = {
-            r[0] for r in conn.execute(
+            r[0]
+            for r in conn.execute(
                 "SELECT name FROM pg_available_extensions WHERE name IN ('postgis', 'pgrouting')"
             )
         }

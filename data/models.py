@@ -136,7 +136,9 @@ class Grid(Base):
 
     __tablename__ = "grid"
     __table_args__ = (
-        Index("uq_grid_code_current", "code", unique=True, postgresql_where=text("valid_to IS NULL")),
+        Index(
+            "uq_grid_code_current", "code", unique=True, postgresql_where=text("valid_to IS NULL")
+        ),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_period"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -171,7 +173,9 @@ class Building(Base):
     levels: Mapped[float | None] = mapped_column(Float)
     households: Mapped[int | None] = mapped_column(Integer)
     households_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id", ondelete="SET NULL"))
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("community.id", ondelete="SET NULL")
+    )
     geom: Mapped[object] = _geom("POLYGON")
 
 
@@ -220,7 +224,9 @@ class Incident(_Assigned, Base):
         Enum(IncidentStatus, name="incident_status"), default=IncidentStatus.open
     )
     summary: Mapped[str | None] = mapped_column(Text)
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reported_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     geom: Mapped[object] = _geom("POINT")
 

@@ -30,7 +30,7 @@ from maps.base import (
 )
 from maps.hierarchy import hierarchy_map
 
-PORTO = Path("/work/shared/data/porto/porto.gpkg")
+PORTO = Path(__file__).resolve().parents[2] / "data" / "samples" / "porto" / "porto.gpkg"
 PORTO_PARISHES = {"Miragaia", "São Nicolau", "Sé", "Vitória"}
 HOUSEHOLD_SIZE = 2.3  # fake households from the 2011 census population, for the test only
 

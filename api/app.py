@@ -1,0 +1,64 @@
+"""The application factory: explicit settings in, a FastAPI app out (tests build their own)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine, text
+
+from api.errors import add_exception_handlers
+from api.routers import checks, home, layers
+from data.db import database_url, make_engine, migrate
+from data.settings import Settings
+
+STATIC = Path(__file__).resolve().parent.parent / "maps" / "static"
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the app; with no engine given, connect (starting the local PostGIS) and migrate."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = engine is None
+        if own:
+            url = database_url(settings)
+            migrate(url)
+            app.state.engine = make_engine(url)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.engine.dispose()
+
+    # FastAPIOffline serves Swagger UI and ReDoc from the package, never from a CDN.
+    app = FastAPIOffline(
+        title="gridwork",
+        version="0.1.0",
+        description="Grid management for community services: district → street (街道) → "
+        "community (社区) → grid (网格), roads, households, facilities and incidents.",
+        lifespan=lifespan,
+        static_url="/static/docs",
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    add_exception_handlers(app)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        """Liveness and database reachability, for load balancers and the demo script."""
+        with app.state.engine.connect() as conn:
+            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+        return {"status": "ok", "postgis": str(postgis)}
+
+    app.include_router(layers.router)
+    app.include_router(checks.router)
+    app.include_router(home.router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    return app

@@ -1,0 +1,234 @@
+"""The ``gridwork`` command: database life cycle, imports, checks, the demo and the server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from data.cluster import LocalCluster
+from data.settings import Settings
+from geo.errors import GridworkError, ImportRejected
+
+if TYPE_CHECKING:
+    from data.readers import Kind
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
+)
+db_app = typer.Typer(no_args_is_help=True, help="The PostGIS database gridwork uses.")
+app.add_typer(db_app, name="db")
+derive_app = typer.Typer(no_args_is_help=True, help="Derive data from what is stored.")
+app.add_typer(derive_app, name="derive")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _engine(settings: Settings) -> Engine:
+    from data.db import database_url, make_engine, migrate
+
+    url = database_url(settings)
+    migrate(url)
+    return make_engine(url)
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the database (the private cluster unless DATABASE_URL is set) and migrate it."""
+    from data.db import database_url, migrate
+
+    settings = _settings()
+    url = database_url(settings)
+    migrate(url)
+    shown = url.split("@")[-1]
+    out.print(f"[green]PostGIS ready[/] at {shown}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the private cluster (an external DATABASE_URL is never stopped by gridwork)."""
+    settings = _settings()
+    if settings.database_url:
+        out.print("DATABASE_URL is set: gridwork does not manage that server.")
+        return
+    LocalCluster(settings.state_path, settings.database_name).stop()
+    out.print("private PostGIS stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which database is in use and whether it runs."""
+    settings = _settings()
+    if settings.database_url:
+        out.print(f"external database: {settings.database_url.split('@')[-1]}")
+        return
+    st = LocalCluster(settings.state_path, settings.database_name).status()
+    table = Table(show_header=False)
+    for key, value in (
+        ("data directory", str(st.data_dir)),
+        ("initialised", str(st.initialised)),
+        ("running", str(st.running)),
+        ("port", str(st.port)),
+        ("url", st.url or "-"),
+    ):
+        table.add_row(key, value)
+    out.print(table)
+    if not st.running:
+        raise typer.Exit(3)
+
+
+@app.command("import")
+def import_layer(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="streets, communities, grids, workers, roads, "
+            "buildings, facilities, households or incidents"
+        ),
+    ],
+    file: Annotated[Path, typer.Argument(exists=False)],
+    layer: Annotated[str | None, typer.Option(help="layer inside the file")] = None,
+    id_field: Annotated[
+        str | None, typer.Option(help="column holding each row's stable id")
+    ] = None,
+    crs: Annotated[str | None, typer.Option(help="EPSG code for a file without a CRS")] = None,
+    allow_rejects: Annotated[
+        bool, typer.Option(help="store the good rows, print the rejects")
+    ] = False,
+) -> None:
+    """Import a file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV lon/lat, OSM PBF)."""
+    from data.loading import import_file
+
+    settings = _settings()
+    engine = _engine(settings)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+        report = import_file(
+            engine,
+            cast("Kind", kind),  # read_layer refuses an unknown kind by name
+            file,
+            layer=layer,
+            id_field=id_field,
+            crs=crs,
+            allow_rejects=allow_rejects,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            settings=settings,
+        )
+    for r in report.rejects:
+        err.print(f"[yellow]rejected[/] {file}: {r}")
+    out.print(
+        f"{kind}: {report.inserted} inserted, {report.updated} updated, "
+        f"{len(report.rejects)} rejected"
+    )
+
+
+@derive_app.command("households")
+def derive_households(
+    seed: Annotated[int, typer.Option(help="seed for placing household points")] = 1,
+) -> None:
+    """Estimate households per residential building and place them as points (flagged)."""
+    from data.loading import derive_households as run
+
+    settings = _settings()
+    summary = run(_engine(settings), seed=seed, settings=settings)
+    table = Table("community", "buildings", "households", "scaled to census")
+    for row in summary:
+        table.add_row(
+            row.community, str(row.buildings), str(row.households), "yes" if row.scaled else "no"
+        )
+    out.print(table)
+
+
+@app.command("check")
+def check(
+    geojson: Annotated[Path | None, typer.Option(help="also write the issues as GeoJSON")] = None,
+) -> None:
+    """Report overlaps, gaps, children outside their parent and slivers, level by level."""
+    from data.checks import run_checks
+
+    settings = _settings()
+    report = run_checks(_engine(settings), settings=settings)
+    table = Table("level", "kind", "codes", "area m²", "location (lon, lat)")
+    for issue in report.issues:
+        table.add_row(
+            issue["level"],
+            issue["kind"],
+            ", ".join(issue["codes"]),
+            f"{issue['area_m2']:.1f}",
+            f"{issue['lon']:.6f}, {issue['lat']:.6f}",
+        )
+    out.print(table if report.issues else "[green]no topology issues[/]")
+    if report.ungridded:
+        out.print(f"communities without grids yet: {', '.join(report.ungridded)}")
+    if geojson:
+        geojson.write_text(json.dumps(report.geojson, ensure_ascii=False))
+        out.print(f"wrote {geojson}")
+    if report.issues:
+        raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve the API and the maps."""
+    import uvicorn
+
+    from api.app import create_app
+
+    out.print(f"gridwork serving at [bold]http://{host}:{port}/[/]")
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+    port: int = 8000,
+) -> None:
+    """Load the Porto sample (idempotent), derive households, check it, then serve."""
+    from data.loading import load_porto
+
+    settings = _settings()
+    engine = _engine(settings)
+    for line in load_porto(engine, settings=settings):
+        out.print(line)
+    if serve_after:
+        serve(port=port)
+
+
+def main() -> None:
+    """Entry point: domain errors become one clear line and a non-zero exit, not a traceback."""
+    try:
+        app()
+    except ImportRejected as exc:
+        for r in exc.rejects:
+            err.print(f"[red]rejected[/] {exc.source}: {r}")
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except GridworkError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

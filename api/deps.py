@@ -1,0 +1,63 @@
+"""Request dependencies: the database session and range-checked query parameters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from geo.errors import InvalidInput
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A session per request, inside one transaction: an error rolls back everything it wrote."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+BBox = tuple[float, float, float, float]
+
+
+def parse_bbox(value: str, *, field: str = "bbox") -> BBox:
+    """``minlon,minlat,maxlon,maxlat`` in WGS-84, refusing swapped or out-of-range values."""
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise InvalidInput("expected four numbers: minlon,minlat,maxlon,maxlat", field=field)
+    try:
+        minx, miny, maxx, maxy = (float(p) for p in parts)
+    except ValueError as exc:
+        raise InvalidInput("not a number in 'minlon,minlat,maxlon,maxlat'", field=field) from exc
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise InvalidInput("values must be finite numbers", field=field)
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+        raise InvalidInput("longitude outside -180..180", field=field)
+    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InvalidInput("latitude outside -90..90 (are lon and lat swapped?)", field=field)
+    if minx > maxx or miny > maxy:
+        raise InvalidInput("min is greater than max", field=field)
+    return minx, miny, maxx, maxy
+
+
+def bbox_query(
+    bbox: Annotated[
+        str | None,
+        Query(description="minlon,minlat,maxlon,maxlat (WGS-84)", max_length=200),
+    ] = None,
+) -> BBox | None:
+    return None if bbox is None else parse_bbox(bbox)
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_query)]
+LimitDep = Annotated[int, Query(ge=1, le=10_000, description="page size")]
+OffsetDep = Annotated[int, Query(ge=0, le=10_000_000, description="features to skip")]

@@ -1,0 +1,91 @@
+"""Domain errors → HTTP problems (RFC 9457), in one table.
+
+Every 4xx names the field and the reason, so the caller can fix the request without reading
+our code; 5xx never leak internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from geo.errors import (
+    Conflict,
+    Forbidden,
+    GridworkError,
+    ImportRejected,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger("gridwork.api")
+
+STATUS: dict[type[GridworkError], int] = {
+    InvalidInput: 422,
+    ImportRejected: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthorized: 401,
+    Forbidden: 403,
+    Unavailable: 503,
+}
+
+
+def status_for(exc: GridworkError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+async def _gridwork_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GridworkError)
+    status = status_for(exc)
+    extra: dict[str, object] = {}
+    if exc.field:
+        extra["field"] = exc.field
+    if isinstance(exc, InvalidInput) and exc.index is not None:
+        extra["index"] = exc.index
+    if isinstance(exc, ImportRejected):
+        extra["rejects"] = [
+            {"row": r.row, "source_id": r.source_id, "reason": r.reason} for r in exc.rejects
+        ]
+    return problem(status, type(exc).__name__, str(exc), **extra)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query")),
+            "reason": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+    return problem(422, "InvalidInput", detail, errors=errors)
+
+
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", exc)
+    return problem(503, "Unavailable", "the database is not reachable; try again shortly")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GridworkError, _gridwork_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_down)

@@ -1,0 +1,19 @@
+"""``GET /checks``: the same topology report as ``gridwork check``, as JSON or GeoJSON."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+
+from data.checks import run_checks
+
+router = APIRouter(tags=["checks"])
+
+
+@router.get("/checks", summary="Overlaps, gaps, overhangs and slivers in the hierarchy")
+def checks(request: Request, format: Literal["json", "geojson"] = "json") -> dict[str, Any]:
+    report = run_checks(request.app.state.engine, settings=request.app.state.settings)
+    if format == "geojson":
+        return report.geojson
+    return {"count": len(report.issues), "issues": report.issues, "ungridded": report.ungridded}

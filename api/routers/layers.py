@@ -1,0 +1,63 @@
+"""The public hierarchy and network layers as GeoJSON FeatureCollections (RFC 7946)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
+from data.queries.layers import feature_page
+
+router = APIRouter(tags=["layers"])
+
+GEOJSON = "application/geo+json"
+
+
+def _collection(
+    request: Request, session: SessionDep, layer: str, bbox: BBoxDep, limit: int, offset: int
+) -> JSONResponse:
+    page = feature_page(session, layer, bbox=bbox, limit=limit, offset=offset)
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "numberMatched": page.number_matched,
+        "numberReturned": len(page.features),
+        "features": page.features,
+        "links": [],
+    }
+    if offset + len(page.features) < page.number_matched:
+        nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
+        body["links"].append({"rel": "next", "href": str(nxt), "type": GEOJSON})
+    return JSONResponse(body, media_type=GEOJSON)
+
+
+def _register(layer: str, summary: str) -> None:
+    def endpoint(
+        request: Request,
+        session: SessionDep,
+        bbox: BBoxDep,
+        limit: LimitDep = 1000,
+        offset: OffsetDep = 0,
+    ) -> JSONResponse:
+        return _collection(request, session, layer, bbox, limit, offset)
+
+    endpoint.__name__ = f"list_{layer}"
+    router.add_api_route(
+        f"/{layer}",
+        endpoint,
+        methods=["GET"],
+        summary=summary,
+        response_class=JSONResponse,
+        responses={200: {"content": {GEOJSON: {}}}},
+    )
+
+
+for _layer, _summary in {
+    "streets": "Streets (街道, sub-districts) as polygons",
+    "communities": "Communities (社区) and extended areas with households",
+    "grids": "Current grids (网格) with their worker and households",
+    "roads": "Road segments",
+    "facilities": "Service facilities",
+}.items():
+    _register(_layer, _summary)

@@ -1,0 +1,150 @@
+"""Importing into a real PostGIS: counts, idempotence, all-or-nothing, and every reject named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from data.loading import import_file
+from geo.errors import ImportRejected
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_porto_layers_import_with_their_counts(clean_engine: Engine, porto_gpkg: Path) -> None:
+    communities = import_file(
+        clean_engine, "communities", porto_gpkg, layer="communities", id_field="ref_code"
+    )
+    roads = import_file(clean_engine, "roads", porto_gpkg, layer="streets")
+    buildings = import_file(clean_engine, "buildings", porto_gpkg, layer="buildings")
+    facilities = import_file(clean_engine, "facilities", porto_gpkg, layer="facilities")
+    assert (communities.inserted, roads.inserted, buildings.inserted, facilities.inserted) == (
+        4,
+        1241,
+        3505,
+        72,
+    )
+    with clean_engine.connect() as conn:
+        srids = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT ST_SRID(geom) FROM road_segment "
+                    "UNION SELECT ST_SRID(geom) FROM building"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        orphans = conn.execute(
+            text("SELECT count(*) FROM building WHERE community_id IS NULL")
+        ).scalar_one()
+    assert srids == [4326]
+    assert orphans == 0, "every Porto building lies in one of the four parishes"
+
+
+def test_reimport_is_idempotent(clean_engine: Engine, porto_gpkg: Path) -> None:
+    first = import_file(clean_engine, "facilities", porto_gpkg, layer="facilities")
+    with clean_engine.connect() as conn:
+        before = conn.execute(
+            text("SELECT source_id, kind, name, ST_AsText(geom) FROM facility ORDER BY source_id")
+        ).all()
+    second = import_file(clean_engine, "facilities", porto_gpkg, layer="facilities")
+    with clean_engine.connect() as conn:
+        after = conn.execute(
+            text("SELECT source_id, kind, name, ST_AsText(geom) FROM facility ORDER BY source_id")
+        ).all()
+    assert (first.inserted, first.updated) == (72, 0)
+    assert (second.inserted, second.updated) == (0, 72)
+    assert before == after
+
+
+def _write_geojson(path: Path, features: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def _point(fid: str, lon: float, lat: float, kind: str = "clinic") -> dict[str, object]:
+    return {
+        "type": "Feature",
+        "properties": {"id": fid, "kind": kind},
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+    }
+
+
+def test_one_bad_row_writes_nothing_and_names_every_reject(
+    clean_engine: Engine, tmp_path: Path
+) -> None:
+    path = _write_geojson(
+        tmp_path / "f.geojson",
+        [
+            _point("a", -8.61, 41.14),
+            _point("b", 200.0, 41.14),
+            _point("c", -8.62, 41.15),
+            _point("d", -8.62, 95.0),
+        ],
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_file(clean_engine, "facilities", path)
+    rows = [(r.row, r.source_id) for r in caught.value.rejects]
+    assert rows == [(2, "b"), (4, "d")]
+    assert "200" in caught.value.rejects[0].reason
+    assert _count(clean_engine, "facility") == 0
+
+
+def test_allow_rejects_keeps_the_good_rows(clean_engine: Engine, tmp_path: Path) -> None:
+    path = _write_geojson(
+        tmp_path / "f.geojson",
+        [_point("a", -8.61, 41.14), _point("b", 200.0, 41.14), _point("c", -8.62, 41.15)],
+    )
+    report = import_file(clean_engine, "facilities", path, allow_rejects=True)
+    assert report.inserted == 2
+    assert [r.source_id for r in report.rejects] == ["b"]
+    assert _count(clean_engine, "facility") == 2
+
+
+def test_unknown_parent_is_a_reject(clean_engine: Engine, tmp_path: Path) -> None:
+    square = {
+        "type": "Polygon",
+        "coordinates": [[[0, 0], [0.01, 0], [0.01, 0.01], [0, 0.01], [0, 0]]],
+    }
+    path = _write_geojson(
+        tmp_path / "grids.geojson",
+        [
+            {
+                "type": "Feature",
+                "geometry": square,
+                "properties": {"code": "G1", "community_code": "NOPE"},
+            }
+        ],
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_file(clean_engine, "grids", path)
+    assert "community_code 'NOPE' does not exist" in caught.value.rejects[0].reason
+    assert _count(clean_engine, "grid") == 0
+
+
+def test_file_without_crs_is_refused_unless_crs_given(clean_engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("id,x,y,kind\n1,530000,4554000,school\n")
+    with pytest.raises(Exception, match=r"CRS|crs"):
+        import_file(clean_engine, "facilities", path)
+    import_file(clean_engine, "facilities", path, crs=32629)
+    with clean_engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM facility")).one()
+    assert -8.7 < lon < -8.5 and 41.0 < lat < 41.2
+
+
+def test_pbf_roads_import(clean_engine: Engine, porto_pbf: Path) -> None:
+    report = import_file(clean_engine, "roads", porto_pbf)
+    assert report.inserted > 1241 and not report.rejects
+    with clean_engine.connect() as conn:
+        invalid = conn.execute(
+            text("SELECT count(*) FROM road_segment WHERE NOT ST_IsValid(geom)")
+        ).scalar_one()
+    assert invalid == 0
