@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, text
 
 from api.errors import add_exception_handlers
-from api.routers import checks, home, layers
+from api.hardening import BodyLimit, RateLimit, SecurityHeaders
+from api.routers import auth, checks, home, layers
+from api.security import authenticated
 from data.db import database_url, make_engine, migrate
 from data.settings import Settings
 
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         static_url="/static/docs",
     )
     app.state.settings = settings
+    app.state.rate_limit = RateLimit()
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)
@@ -57,8 +61,24 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
         return {"status": "ok", "postgis": str(postgis)}
 
-    app.include_router(layers.router)
-    app.include_router(checks.router)
-    app.include_router(home.router)
+    # Deny by default: every router below answers only to an authenticated caller.
+    private = [Depends(authenticated)]
+    app.include_router(auth.public)
+    app.include_router(home.public)
+    app.include_router(auth.private, dependencies=private)
+    app.include_router(layers.router, dependencies=private)
+    app.include_router(checks.router, dependencies=private)
+    app.include_router(home.private, dependencies=private)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+
+    # Outermost last: the body limit sees the request first, headers go on every answer.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

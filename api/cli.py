@@ -14,8 +14,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from data.cluster import LocalCluster
+from data.models import Role, ScopeLevel
 from data.settings import Settings
-from geo.errors import GridworkError, ImportRejected
+from geo.errors import GridworkError, ImportRejected, InvalidInput
 
 if TYPE_CHECKING:
     from data.readers import Kind
@@ -27,6 +28,10 @@ db_app = typer.Typer(no_args_is_help=True, help="The PostGIS database gridwork u
 app.add_typer(db_app, name="db")
 derive_app = typer.Typer(no_args_is_help=True, help="Derive data from what is stored.")
 app.add_typer(derive_app, name="derive")
+user_app = typer.Typer(no_args_is_help=True, help="Staff accounts, their roles and areas.")
+app.add_typer(user_app, name="user")
+key_app = typer.Typer(no_args_is_help=True, help="API keys for devices and integrations.")
+app.add_typer(key_app, name="key")
 
 out = Console()
 err = Console(stderr=True)
@@ -200,6 +205,33 @@ def serve(
     uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
 
 
+def _demo_admin(engine: Engine, settings: Settings) -> None:
+    """A demo admin with a random password, kept in the state folder: never a default one."""
+    import secrets
+
+    from api.security import hash_password
+    from data.db import transaction
+    from data.queries.access import create_user, find_user
+
+    path = settings.state_path / "demo-admin.txt"
+    with transaction(engine) as session:
+        if find_user(session, "demo-admin") is None or not path.exists():
+            password = secrets.token_urlsafe(12)
+            if find_user(session, "demo-admin") is None:
+                create_user(session, "demo-admin", hash_password(password), Role.admin)
+            else:
+                from sqlalchemy import text
+
+                session.execute(
+                    text("UPDATE app_user SET password_hash = :h WHERE username = 'demo-admin'"),
+                    {"h": hash_password(password)},
+                )
+            path.touch(mode=0o600)
+            path.write_text(f"username: demo-admin\npassword: {password}\n")
+    out.print(f"sign in as [bold]demo-admin[/], password in {path}:")
+    out.print(path.read_text().strip())
+
+
 @app.command("demo")
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
@@ -212,8 +244,92 @@ def demo(
     engine = _engine(settings)
     for line in load_porto(engine, settings=settings):
         out.print(line)
+    _demo_admin(engine, settings)
     if serve_after:
         serve(port=port)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        raise InvalidInput("at least 12 characters", field="password")
+    return password
+
+
+def _parse_scopes(scopes: list[str]) -> list[tuple[ScopeLevel, str]]:
+    parsed = []
+    for item in scopes:
+        level, _, code = item.partition(":")
+        if level not in ScopeLevel.__members__ or not code:
+            raise InvalidInput(
+                f"'{item}' is not LEVEL:CODE with LEVEL street, community or grid", field="scope"
+            )
+        parsed.append((ScopeLevel(level), code))
+    return parsed
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[Role, typer.Option(help="what the user does")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="area, e.g. community:S01-C04 (repeatable)")
+    ] = None,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from stdin")] = False,
+) -> None:
+    """Create a user; the first admin is created this way (there is no default account)."""
+    from api.security import hash_password
+    from data.db import transaction
+    from data.queries.access import add_scope, create_user
+
+    password = _read_password(password_stdin)
+    scopes = _parse_scopes(scope or [])
+    with transaction(_engine(_settings())) as session:
+        create_user(session, username, hash_password(password), role)
+        for level, code in scopes:
+            add_scope(session, username, level, code)
+    out.print(f"user {username} ({role.value}) created")
+
+
+@user_app.command("role")
+def user_role(username: str, role: Role) -> None:
+    """Change a user's role; it takes effect on their next request."""
+    from data.db import transaction
+    from data.queries.access import set_role
+
+    with transaction(_engine(_settings())) as session:
+        set_role(session, username, role)
+    out.print(f"{username} is now {role.value}")
+
+
+@user_app.command("scope")
+def user_scope(username: str, scope: Annotated[list[str], typer.Argument()]) -> None:
+    """Give a user one or more areas (LEVEL:CODE)."""
+    from data.db import transaction
+    from data.queries.access import add_scope
+
+    with transaction(_engine(_settings())) as session:
+        for level, code in _parse_scopes(scope):
+            add_scope(session, username, level, code)
+    out.print(f"{username}: area updated")
+
+
+@key_app.command("add")
+def key_add(
+    name: str,
+    role: Annotated[Role, typer.Option()] = Role.device,
+    user: Annotated[str | None, typer.Option(help="act with this user's area")] = None,
+) -> None:
+    """Create an API key; it is printed once and only its digest is stored."""
+    from data.db import transaction
+    from data.queries.access import create_api_key
+
+    with transaction(_engine(_settings())) as session:
+        key = create_api_key(session, name, role, user)
+    out.print(key)
 
 
 def main() -> None:

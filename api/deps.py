@@ -19,12 +19,21 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """A session per request, inside one transaction: an error rolls back everything it wrote."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        yield session
+    """A session per request, one transaction: an error rolls back everything it wrote.
+
+    It commits *before* the response is sent (``scope="function"``), so an audit row that
+    cannot be written stops the answer instead of being lost after the data went out.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 BBox = tuple[float, float, float, float]
 

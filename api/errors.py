@@ -20,6 +20,8 @@ from geo.errors import (
     ImportRejected,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
@@ -34,6 +36,8 @@ STATUS: dict[type[GridworkError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     Unavailable: 503,
+    TooManyRequests: 429,
+    PayloadTooLarge: 413,
 }
 
 

@@ -6,10 +6,14 @@ build apps from settings they choose instead of patching globals.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = ("changeme", "change-me", "secret", "placeholder", "example", "xxxx", "default")
 
 
 class Settings(BaseSettings):
@@ -35,6 +39,43 @@ class Settings(BaseSettings):
     snap_tolerance_m: float = 20.0
     household_min: int = 150
     household_max: int = 180
+
+    environment: Literal["development", "production"] = "development"
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs access tokens. Required in production; in development a random key "
+        "is generated once and kept in the state folder.",
+    )
+    token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
+    login_per_minute: int = 10
+    ingest_per_minute: int = 600
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        """Outside development a missing, short or placeholder secret stops the start-up."""
+        if self.environment == "production":
+            key = self.secret_key or ""
+            lowered = key.lower()
+            if len(key) < 32 or any(p in lowered for p in _PLACEHOLDERS):
+                raise ValueError(
+                    "GRIDWORK_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+        return self
+
+    def signing_key(self) -> str:
+        """The token-signing secret; in development, one random key kept in the state folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.state_path / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     @field_validator("database_url")
     @classmethod

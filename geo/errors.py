@@ -61,6 +61,14 @@ class Forbidden(GridworkError):
     """Credentials are valid but the role may not do this."""
 
 
+class TooManyRequests(GridworkError):
+    """A client called a rate-limited action too often (login, device ingest)."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body, batch or geometry is larger than we accept."""
+
+
 class Unavailable(GridworkError):
     """A dependency (PostGIS, PostgreSQL binaries, an extension) is missing or down."""
 

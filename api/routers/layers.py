@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
+from api.security import HUMAN_ROLES, Principal, require
 from data.queries.layers import feature_page
 
 router = APIRouter(tags=["layers"])
@@ -16,9 +17,17 @@ GEOJSON = "application/geo+json"
 
 
 def _collection(
-    request: Request, session: SessionDep, layer: str, bbox: BBoxDep, limit: int, offset: int
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    layer: str,
+    bbox: BBoxDep,
+    limit: int,
+    offset: int,
 ) -> JSONResponse:
-    page = feature_page(session, layer, bbox=bbox, limit=limit, offset=offset)
+    page = feature_page(
+        session, layer, scope=principal.scope, bbox=bbox, limit=limit, offset=offset
+    )
     body: dict[str, Any] = {
         "type": "FeatureCollection",
         "numberMatched": page.number_matched,
@@ -36,11 +45,12 @@ def _register(layer: str, summary: str) -> None:
     def endpoint(
         request: Request,
         session: SessionDep,
+        principal: Annotated[Principal, Depends(require(*HUMAN_ROLES))],
         bbox: BBoxDep,
         limit: LimitDep = 1000,
         offset: OffsetDep = 0,
     ) -> JSONResponse:
-        return _collection(request, session, layer, bbox, limit, offset)
+        return _collection(request, session, principal, layer, bbox, limit, offset)
 
     endpoint.__name__ = f"list_{layer}"
     router.add_api_route(

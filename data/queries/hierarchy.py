@@ -2,40 +2,68 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 from sqlalchemy import Connection, text
 
+from data.queries.access import AreaScope
+
+# Every statement ends in its own top-level WHERE, so a scope filter is appended with AND and
+# can never attach itself to a subquery or a join condition.
 _SQL = {
-    "streets": "SELECT s.code, s.name, s.geom FROM street s ORDER BY s.code",
+    "streets": "SELECT t.id, t.code, t.name, t.geom FROM street t WHERE TRUE",
     "communities": (
-        "SELECT c.code, c.name, c.name_local, c.kind::text AS kind, c.population, "
+        "SELECT t.id, t.code, t.name, t.name_local, t.kind::text AS kind, t.population, "
         "s.code AS street_code, (SELECT count(*) FROM household h JOIN building b "
-        "ON b.id = h.building_id WHERE b.community_id = c.id) AS households, "
-        "c.geom FROM community c LEFT JOIN street s ON s.id = c.street_id "
-        "ORDER BY c.code"
+        "ON b.id = h.building_id WHERE b.community_id = t.id) AS households, "
+        "t.geom FROM community t LEFT JOIN street s ON s.id = t.street_id WHERE TRUE"
     ),
     "grids": (
-        "SELECT g.id, g.code, c.code AS community_code, w.code AS worker_code, "
+        "SELECT t.id, t.code, c.code AS community_code, w.code AS worker_code, "
         "w.display_name AS worker_name, (SELECT count(*) FROM household h "
-        "WHERE h.grid_id = g.id) AS households, g.geom FROM grid g JOIN community c ON c.id = "
-        "g.community_id LEFT JOIN worker w ON w.id = g.worker_id WHERE g.valid_to IS NULL "
-        "ORDER BY g.code"
+        "WHERE h.grid_id = t.id) AS households, t.geom FROM grid t JOIN community c ON c.id = "
+        "t.community_id LEFT JOIN worker w ON w.id = t.worker_id WHERE t.valid_to IS NULL"
     ),
     "buildings": (
-        "SELECT b.id, b.source_id, b.building_type AS building, b.levels, b.households, "
-        "c.code AS community_code, b.geom FROM building b "
-        "LEFT JOIN community c ON c.id = b.community_id ORDER BY b.id"
+        "SELECT t.id, t.source_id, t.building_type AS building, t.levels, t.households, "
+        "c.code AS community_code, t.geom FROM building t "
+        "LEFT JOIN community c ON c.id = t.community_id WHERE TRUE"
     ),
-    "roads": "SELECT r.id, r.source_id, r.name, r.road_class, r.geom FROM road_segment r "
-    "ORDER BY r.id",
-    "facilities": "SELECT f.id, f.source_id, f.kind, f.name, f.capacity, f.geom FROM facility f "
-    "ORDER BY f.id",
+    "roads": "SELECT t.id, t.source_id, t.name, t.road_class, t.geom FROM road_segment t "
+    "WHERE TRUE",
+    "facilities": "SELECT t.id, t.source_id, t.kind, t.name, t.capacity, t.geom FROM facility t "
+    "WHERE TRUE",
+}
+
+_WITHIN_AREA = (
+    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
+    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
+    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
+)
+_SCOPE = {
+    "streets": "t.id = ANY(:street_ids)",
+    "communities": "t.id = ANY(:community_ids)",
+    "grids": "t.id = ANY(:grid_ids)",
+    "buildings": _WITHIN_AREA,
+    "roads": _WITHIN_AREA,
+    "facilities": _WITHIN_AREA,
 }
 
 
-def read_level(conn: Connection, level: str) -> gpd.GeoDataFrame:
-    """One stored layer as a GeoDataFrame in EPSG:4326 (possibly empty, never None)."""
-    frame = gpd.read_postgis(text(_SQL[level]), conn, geom_col="geom", crs=4326)
+def read_level(conn: Connection, level: str, scope: AreaScope | None = None) -> gpd.GeoDataFrame:
+    """One stored layer as a GeoDataFrame in EPSG:4326, limited to ``scope`` when given."""
+    sql = _SQL[level]
+    params: dict[str, Any] = {}
+    if scope is not None and not scope.unrestricted:
+        sql += " AND " + _SCOPE[level]
+        params = {
+            "street_ids": scope.sql_ids("street"),
+            "community_ids": scope.sql_ids("community"),
+            "grid_ids": scope.sql_ids("grid"),
+        }
+    sql += " ORDER BY t.code" if level in ("streets", "communities", "grids") else " ORDER BY t.id"
+    frame = gpd.read_postgis(text(sql), conn, geom_col="geom", crs=4326, params=params)
     return frame.rename_geometry("geometry")
 
 
@@ -52,7 +80,7 @@ def attach_buildings_to_communities(conn: Connection) -> int:
 
 
 def district_outline(conn: Connection) -> None:
-    """Keep each street's district geometry equal to the union of its streets."""
+    """Keep each district's geometry equal to the union of its streets."""
     conn.execute(
         text(
             "UPDATE district d SET geom = ST_Multi(u.geom) FROM (SELECT district_id, "

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from data.queries.access import AreaScope
 from geo.errors import NotFound
 
 
@@ -23,16 +24,25 @@ class LayerSpec:
     table: str
     id_column: str
     properties: dict[str, str]  # output name -> SQL expression over alias ``t``
+    scope: str  # SQL over ``t`` and the bound id arrays, applied unless unrestricted
     joins: str = ""
     where: str = "TRUE"
     order: str = "t.id"
 
+
+# Roads and facilities are visible where they touch a community or grid of the caller's area.
+_WITHIN_AREA = (
+    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
+    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
+    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
+)
 
 LAYERS: dict[str, LayerSpec] = {
     "streets": LayerSpec(
         table="street",
         id_column="t.code",
         properties={"code": "t.code", "name": "t.name", "name_local": "t.name_local"},
+        scope="t.id = ANY(:street_ids)",
     ),
     "communities": LayerSpec(
         table="community",
@@ -48,6 +58,7 @@ LAYERS: dict[str, LayerSpec] = {
             "ON b.id = h.building_id WHERE b.community_id = t.id)",
         },
         joins="LEFT JOIN street s ON s.id = t.street_id",
+        scope="t.id = ANY(:community_ids)",
     ),
     "grids": LayerSpec(
         table="grid",
@@ -62,11 +73,13 @@ LAYERS: dict[str, LayerSpec] = {
         },
         joins="JOIN community c ON c.id = t.community_id LEFT JOIN worker w ON w.id = t.worker_id",
         where="t.valid_to IS NULL",
+        scope="t.id = ANY(:grid_ids)",
     ),
     "roads": LayerSpec(
         table="road_segment",
         id_column="t.source_id",
         properties={"source_id": "t.source_id", "name": "t.name", "class": "t.road_class"},
+        scope=_WITHIN_AREA,
     ),
     "facilities": LayerSpec(
         table="facility",
@@ -77,6 +90,7 @@ LAYERS: dict[str, LayerSpec] = {
             "name": "t.name",
             "capacity": "t.capacity",
         },
+        scope=_WITHIN_AREA,
     ),
 }
 
@@ -91,6 +105,7 @@ def feature_page(
     session: Session,
     layer: str,
     *,
+    scope: AreaScope,
     bbox: tuple[float, float, float, float] | None,
     limit: int,
     offset: int,
@@ -102,6 +117,13 @@ def feature_page(
     props = ", ".join(f"'{name}', {expr}" for name, expr in spec.properties.items())
     where = spec.where
     params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if not scope.unrestricted:
+        where += f" AND {spec.scope}"
+        params.update(
+            street_ids=scope.sql_ids("street"),
+            community_ids=scope.sql_ids("community"),
+            grid_ids=scope.sql_ids("grid"),
+        )
     if bbox is not None:
         where += " AND t.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"
         params.update(dict(zip(("minx", "miny", "maxx", "maxy"), bbox, strict=True)))

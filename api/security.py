@@ -1,0 +1,188 @@
+"""Who is calling, what their role lets them do, and which area they may see.
+
+Deny by default: every router is mounted behind ``authenticated``; only the routes in
+``PUBLIC_ROUTES`` answer without credentials. Callers present a short-lived bearer token
+(OAuth2 password flow), the same token in an HttpOnly cookie (for the HTML maps), or an API
+key (devices, integrations) in ``X-API-Key``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from pwdlib import PasswordHash
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep
+from data.models import Role
+from data.queries.access import AreaScope, find_api_key, find_user, resolve_scope, write_audit
+from data.settings import Settings
+from geo.errors import Forbidden, Unauthorized
+
+COOKIE = "gridwork_token"
+ALGORITHM = "HS256"
+HUMAN_ROLES = (Role.admin, Role.planner, Role.coordinator, Role.grid_worker, Role.care_staff)
+
+# Routes that answer without credentials. Everything else is refused (tested route by route).
+PUBLIC_ROUTES = frozenset(
+    {
+        "/health",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/",
+        "/login",
+        "/logout",
+        "/token",
+    }
+)
+
+_hasher = PasswordHash.recommended()  # argon2id
+# A hash of a random string, verified when the user is unknown so both paths cost the same.
+_DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/token", auto_error=False)
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    return _hasher.verify(password, password_hash or _DUMMY_HASH) and password_hash is not None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, with the area already resolved for query filters."""
+
+    name: str
+    role: Role
+    user_id: int | None
+    scope: AreaScope
+    via: str  # "token", "cookie" or "api_key"
+
+
+def issue_token(settings: Settings, username: str, role: Role) -> tuple[str, int]:
+    now = int(time.time())
+    ttl = settings.token_minutes * 60
+    claims = {
+        "sub": username,
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, settings.signing_key(), algorithm=ALGORITHM), ttl
+
+
+def authenticate_password(session: Session, username: str, password: str) -> Role:
+    user = find_user(session, username)
+    ok = verify_password(password, user.password_hash if user else None)
+    if user is None or not ok or not user.active:
+        raise Unauthorized("wrong username or password")
+    return user.role
+
+
+def _from_token(session: Session, settings: Settings, token: str, via: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.signing_key(),
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "role"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("the token has expired; sign in again") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("the token is not valid") from exc
+    user = find_user(session, str(claims["sub"]))
+    if user is None or not user.active:
+        raise Unauthorized("the token's user no longer exists or is disabled")
+    # The stored role wins over the token's claim: a demoted user loses rights at once.
+    return Principal(
+        user.username, user.role, user.id, resolve_scope(session, user.role, user.id), via
+    )
+
+
+def optional_principal(
+    request: Request,
+    session: SessionDep,
+    bearer: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
+) -> Principal | None:
+    settings: Settings = request.app.state.settings
+    if bearer:
+        principal = _from_token(session, settings, bearer, "token")
+    elif api_key:
+        record = find_api_key(session, api_key)
+        if record is None:
+            raise Unauthorized("the API key is not valid")
+        principal = Principal(
+            f"key:{record.name}",
+            record.role,
+            record.user_id,
+            resolve_scope(session, record.role, record.user_id),
+            "api_key",
+        )
+    elif cookie := request.cookies.get(COOKIE):
+        principal = _from_token(session, settings, cookie, "cookie")
+    else:
+        return None
+    request.state.principal = principal
+    return principal
+
+
+def authenticated(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' or an API key")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency admitting only ``roles``; the refusal names the roles that may."""
+    allowed = frozenset(roles)
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Forbidden(f"role '{principal.role.value}' may not do this; needs one of: {names}")
+        return principal
+
+    return check
+
+
+def audit_read(
+    session: Session,
+    request: Request,
+    principal: Principal,
+    *,
+    subject_type: str,
+    subject_ids: list[object],
+    reason: str | None,
+) -> None:
+    """Record a read of personal data in the caller's own transaction, before it is answered."""
+    write_audit(
+        session,
+        actor=principal.name,
+        role=principal.role.value,
+        method=request.method,
+        route=request.url.path,
+        subject_type=subject_type,
+        subject_ids=subject_ids,
+        reason=reason,
+    )

@@ -1,0 +1,248 @@
+"""Users, their areas, API keys and the audit log: the storage side of access control.
+
+``AreaScope`` is resolved once per request from the user's scope rows and then handed to
+every query, so rows outside the caller's area are filtered in SQL, not in handlers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from data.models import Role, ScopeLevel
+from geo.errors import Conflict, InvalidInput, NotFound
+
+Db = Session | Connection
+
+
+@dataclass(frozen=True)
+class AreaScope:
+    """The streets, communities and grids a caller may see; ``None`` means everywhere."""
+
+    street_ids: frozenset[int] | None
+    community_ids: frozenset[int] | None
+    grid_ids: frozenset[int] | None
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.grid_ids is None
+
+    @classmethod
+    def everywhere(cls) -> AreaScope:
+        return cls(None, None, None)
+
+    def sql_ids(self, level: str) -> list[int] | None:
+        """Ids for an ``= ANY(:ids)`` filter, or None when unrestricted."""
+        ids = {"street": self.street_ids, "community": self.community_ids, "grid": self.grid_ids}[
+            level
+        ]
+        return None if ids is None else sorted(ids)
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+    role: Role
+    active: bool
+
+
+def find_user(db: Db, username: str) -> UserRecord | None:
+    row = db.execute(
+        text(
+            "SELECT id, username, password_hash, role::text, active FROM app_user "
+            "WHERE username = :u"
+        ),
+        {"u": username},
+    ).first()
+    return None if row is None else UserRecord(row[0], row[1], row[2], Role(row[3]), row[4])
+
+
+def create_user(db: Db, username: str, password_hash: str, role: Role) -> int:
+    if find_user(db, username) is not None:
+        raise Conflict(f"user '{username}' already exists", field="username")
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO app_user (username, password_hash, role) "
+                "VALUES (:u, :h, CAST(:r AS user_role)) RETURNING id"
+            ),
+            {"u": username, "h": password_hash, "r": role.value},
+        ).scalar_one()
+    )
+
+
+def set_role(db: Db, username: str, role: Role) -> None:
+    result = db.execute(
+        text("UPDATE app_user SET role = CAST(:r AS user_role) WHERE username = :u"),
+        {"u": username, "r": role.value},
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"no user '{username}'", field="username")
+
+
+_AREA_TABLE = {
+    ScopeLevel.street: "street",
+    ScopeLevel.community: "community",
+    ScopeLevel.grid: "grid",
+}
+
+
+def add_scope(db: Db, username: str, level: ScopeLevel, code: str) -> None:
+    user = find_user(db, username)
+    if user is None:
+        raise NotFound(f"no user '{username}'", field="username")
+    table = _AREA_TABLE[level]
+    exists = db.execute(
+        text(f"SELECT 1 FROM {table} WHERE code = :c"),  # noqa: S608
+        {"c": code},
+    ).first()
+    if exists is None:
+        raise InvalidInput(f"no {level.value} with code '{code}'", field="code")
+    db.execute(
+        text(
+            "INSERT INTO user_scope (user_id, level, code) VALUES "
+            "(:id, CAST(:l AS scope_level), :c) ON CONFLICT DO NOTHING"
+        ),
+        {"id": user.id, "l": level.value, "c": code},
+    )
+
+
+def scopes_of(db: Db, user_id: int) -> list[tuple[ScopeLevel, str]]:
+    rows = db.execute(
+        text("SELECT level::text, code FROM user_scope WHERE user_id = :id ORDER BY level, code"),
+        {"id": user_id},
+    ).all()
+    return [(ScopeLevel(r[0]), r[1]) for r in rows]
+
+
+def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
+    """Expand scope rows downwards (street → its communities → their grids); the streets and
+    communities holding a scoped grid become visible for context, not their other grids.
+    An admin sees everywhere; anyone else sees nothing unless given an area."""
+    if role == Role.admin:
+        return AreaScope.everywhere()
+    if user_id is None:
+        return AreaScope(frozenset(), frozenset(), frozenset())
+    row = db.execute(
+        text(
+            """
+        WITH s AS (SELECT level::text AS level, code FROM user_scope WHERE user_id = :id),
+        own_streets AS (SELECT st.id FROM street st
+                        JOIN s ON s.level = 'street' AND s.code = st.code),
+        own_communities AS (
+            SELECT c.id FROM community c WHERE c.street_id IN (SELECT id FROM own_streets)
+            UNION SELECT c.id FROM community c
+                  JOIN s ON s.level = 'community' AND s.code = c.code),
+        grids AS (
+            SELECT g.id, g.community_id FROM grid g
+            WHERE g.community_id IN (SELECT id FROM own_communities) AND g.valid_to IS NULL
+            UNION SELECT g.id, g.community_id FROM grid g
+                  JOIN s ON s.level = 'grid' AND s.code = g.code AND g.valid_to IS NULL),
+        communities AS (SELECT id FROM own_communities UNION SELECT community_id FROM grids),
+        streets AS (SELECT id FROM own_streets UNION
+                    SELECT street_id FROM community WHERE id IN (SELECT id FROM communities)
+                    AND street_id IS NOT NULL)
+        SELECT (SELECT coalesce(array_agg(id), '{}') FROM streets),
+               (SELECT coalesce(array_agg(id), '{}') FROM communities),
+               (SELECT coalesce(array_agg(id), '{}') FROM grids)
+        """
+        ),
+        {"id": user_id},
+    ).one()
+    return AreaScope(frozenset(row[0]), frozenset(row[1]), frozenset(row[2]))
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(db: Db, name: str, role: Role, username: str | None = None) -> str:
+    """A new random key; only its digest is stored, so it is shown exactly once."""
+    key = "gw_" + secrets.token_urlsafe(32)
+    user_id = None
+    if username is not None:
+        user = find_user(db, username)
+        if user is None:
+            raise NotFound(f"no user '{username}'", field="username")
+        user_id = user.id
+    db.execute(
+        text(
+            "INSERT INTO api_key (name, prefix, digest, role, user_id) "
+            "VALUES (:n, :p, :d, CAST(:r AS user_role), :u)"
+        ),
+        {"n": name, "p": key[:10], "d": key_digest(key), "r": role.value, "u": user_id},
+    )
+    return key
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    name: str
+    role: Role
+    user_id: int | None
+
+
+def find_api_key(db: Db, key: str) -> ApiKeyRecord | None:
+    row = db.execute(
+        text(
+            "SELECT name, role::text, user_id FROM api_key WHERE digest = :d AND revoked_at IS NULL"
+        ),
+        {"d": key_digest(key)},
+    ).first()
+    return None if row is None else ApiKeyRecord(row[0], Role(row[1]), row[2])
+
+
+def write_audit(
+    db: Db,
+    *,
+    actor: str,
+    role: str,
+    method: str,
+    route: str,
+    subject_type: str,
+    subject_ids: Sequence[object],
+    reason: str | None,
+) -> None:
+    db.execute(
+        text(
+            "INSERT INTO audit_log (actor, role, method, route, subject_type, "
+            "subject_ids, reason) VALUES (:a, :r, :m, :route, :t, :ids, :why)"
+        ),
+        {
+            "a": actor,
+            "r": role,
+            "m": method,
+            "route": route,
+            "t": subject_type,
+            "ids": [str(i) for i in subject_ids],
+            "why": reason,
+        },
+    )
+
+
+def read_audit(
+    db: Db, *, since: datetime | None, actor: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                "SELECT id, at, actor, role, method, route, subject_type, subject_ids, reason "
+                "FROM audit_log WHERE (CAST(:since AS timestamptz) IS NULL OR at >= :since) "
+                "AND (CAST(:actor AS text) IS NULL OR actor = :actor) "
+                "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+            ),
+            {"since": since, "actor": actor, "limit": limit, "offset": offset},
+        )
+        .mappings()
+        .all()
+    )
+    return [{**r, "at": r["at"].isoformat()} for r in rows]
