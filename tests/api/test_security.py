@@ -1,4 +1,4 @@
-"""Deny by default, roles, areas, tokens, audit and hardening, as an attacker or a clerk sees them."""
+"""Deny by default, roles, areas, tokens, audit and hardening, as an attacker sees them."""
 
 from __future__ import annotations
 
