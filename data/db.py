@@ -40,7 +40,8 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
+    """Apply every migration; several heads (parallel branches) are all applied."""
     command.upgrade(alembic_config(url), revision)
 
 
