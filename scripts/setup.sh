@@ -35,6 +35,8 @@ need=()
 [ -f "/usr/share/postgresql/$major/extension/pgrouting.control" ] || need+=("postgresql-$major-pgrouting")
 if [ "${GRIDWORK_BROWSER_TESTS:-1}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
+  # CJK glyphs for map screenshots (labels are bilingual, e.g. 社区 communities)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 fi
 apt_install "${need[@]}"
 
