@@ -6,6 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+import data.models_care  # noqa: F401  (registers the elder-care tables)
 from data.models import Base
 
 config = context.config
