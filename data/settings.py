@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
     login_per_minute: int = 10
     ingest_per_minute: int = 600
+    position_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="elders' positions older than this are purged"
+    )
+    no_fix_minutes: float = Field(default=30.0, gt=0, description="silence that raises no_fix")
+    care_tick_seconds: float = Field(
+        default=60.0, ge=0, description="period of the no-fix/retention/webhook task; 0: off"
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="alerts are also POSTed here (JSON), with retries"
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
