@@ -45,6 +45,8 @@ PUBLIC_ROUTES = frozenset(
     }
 )
 
+INGEST_PREFIX = "/ingest/"  # device routes that also take the API key as ?key=
+
 _hasher = PasswordHash.recommended()  # argon2id
 # A hash of a random string, verified when the user is unknown so both paths cost the same.
 _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
@@ -121,6 +123,9 @@ def optional_principal(
     api_key: Annotated[str | None, Depends(api_key_header)],
 ) -> Principal | None:
     settings: Settings = request.app.state.settings
+    if not api_key and request.url.path.startswith(INGEST_PREFIX):
+        # Traccar Client and OsmAnd cannot set headers: on ingest only, ?key= is accepted.
+        api_key = request.query_params.get("key")
     if bearer:
         principal = _from_token(session, settings, bearer, "token")
     elif api_key:
