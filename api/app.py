@@ -12,9 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, text
 
+from api import care_tasks
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, RateLimit, SecurityHeaders
-from api.routers import auth, checks, home, layers
+from api.routers import alerts, auth, checks, elders, home, ingest, layers
 from api.security import authenticated
 from data.db import database_url, make_engine, migrate
 from data.settings import Settings
@@ -33,9 +34,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             url = database_url(settings)
             migrate(url)
             app.state.engine = make_engine(url)
+        task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
         try:
             yield
         finally:
+            await care_tasks.stop(task)
             if own:
                 app.state.engine.dispose()
 
@@ -69,6 +72,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(layers.router, dependencies=private)
     app.include_router(checks.router, dependencies=private)
     app.include_router(home.private, dependencies=private)
+    # Devices authenticate with their own API key (also as ?key=, see api.security).
+    app.include_router(ingest.router, dependencies=private)
+    app.include_router(elders.router, dependencies=private)
+    app.include_router(alerts.router, dependencies=private)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     # Outermost last: the body limit sees the request first, headers go on every answer.

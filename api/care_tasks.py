@@ -1,0 +1,77 @@
+"""The server's periodic elder-care task: no-fix alerts, position retention, webhook delivery.
+
+Runs in the app's lifespan as one asyncio task; the database work goes to a thread so that
+requests keep flowing. With several server processes each runs the task: the row locks
+(``SKIP LOCKED``) and the outbox leases keep them from raising or posting anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+
+from data import care
+from data.crs import metric_epsg
+from data.db import transaction
+from data.settings import Settings
+
+log = logging.getLogger("gridwork.care")
+
+PURGE_EVERY_S = 3600.0
+
+
+def run_once(app: FastAPI, *, purge_now: bool) -> dict[str, int]:
+    """One tick, synchronously (also what tests call)."""
+    settings: Settings = app.state.settings
+    engine = app.state.engine
+    epsg = getattr(app.state, "care_epsg", None)
+    if epsg is None:
+        with transaction(engine) as session:
+            epsg = metric_epsg(session, settings.metric_epsg)
+        app.state.care_epsg = epsg
+    return care.tick(
+        engine,
+        now=datetime.now(UTC),
+        epsg=epsg,
+        no_fix_minutes=settings.no_fix_minutes,
+        retention=timedelta(days=settings.position_retention_days),
+        webhook_url=settings.alert_webhook_url,
+        purge_now=purge_now,
+    )
+
+
+async def care_loop(app: FastAPI, period_s: float) -> None:
+    last_purge = -PURGE_EVERY_S
+    while True:
+        await asyncio.sleep(period_s)
+        purge_now = time.monotonic() - last_purge >= PURGE_EVERY_S
+        try:
+            done = await asyncio.to_thread(run_once, app, purge_now=purge_now)
+        except Exception:  # the task must outlive a database restart
+            log.exception("elder-care tick failed; retrying next period")
+            continue
+        if purge_now:
+            last_purge = time.monotonic()
+        if any(done.values()):
+            log.info("elder-care tick: %s", done)
+
+
+def start(app: FastAPI) -> asyncio.Task[None] | None:
+    """Start the loop unless ``care_tick_seconds`` is 0; the caller cancels it on shutdown."""
+    period = float(app.state.settings.care_tick_seconds)
+    if period <= 0:
+        return None
+    return asyncio.get_running_loop().create_task(care_loop(app, period))
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

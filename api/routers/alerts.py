@@ -1,0 +1,84 @@
+"""Alerts about elders (left the zone, returned, no fix, low battery, SOS): list, ack, close.
+
+Each alert names the workers it was routed to: the worker of the grid where the elder is
+and the worker of the home grid. Staff see the alerts of their area (either grid). Listing
+alerts shows their grids; the coordinates of each alert's fix are added only when a
+``reason`` is given, since they are an elder's position (audited either way).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.deps import LimitDep, OffsetDep, SessionDep
+from api.security import Principal, audit_read, require
+from data.models import Role
+from data.models_care import AlertStatus
+from data.queries import care as q
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+Staff = Annotated[Principal, Depends(require(Role.admin, Role.care_staff, Role.grid_worker))]
+
+
+@router.get("", summary="Alerts of my area, newest first")
+def list_alerts(
+    request: Request,
+    session: SessionDep,
+    principal: Staff,
+    status: Annotated[
+        AlertStatus | None, Query(description="open (default), acknowledged or closed")
+    ] = AlertStatus.open,
+    reason: Annotated[
+        str | None,
+        Query(min_length=3, max_length=500, description="give one to include fix coordinates"),
+    ] = None,
+    limit: LimitDep = 100,
+    offset: OffsetDep = 0,
+) -> dict[str, Any]:
+    alerts = q.list_alerts(
+        session,
+        principal.scope,
+        status=status,
+        limit=limit,
+        offset=offset,
+        with_position=reason is not None,
+    )
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="position" if reason is not None else "elder",
+        subject_ids=sorted({a["elder_id"] for a in alerts}),
+        reason=reason,
+    )
+    return {"alerts": alerts}
+
+
+def _move(
+    request: Request, session: SessionDep, principal: Principal, alert_id: int, to: AlertStatus
+) -> dict[str, Any]:
+    alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=[alert["elder_id"]],
+        reason=f"alert {alert_id} {to.value}",
+    )
+    return alert
+
+
+@router.post("/{alert_id}/ack", summary="Acknowledge: someone is on it")
+def acknowledge(
+    request: Request, session: SessionDep, principal: Staff, alert_id: int
+) -> dict[str, Any]:
+    return _move(request, session, principal, alert_id, AlertStatus.acknowledged)
+
+
+@router.post("/{alert_id}/close", summary="Close: the elder is safe, or it was a false alarm")
+def close(request: Request, session: SessionDep, principal: Staff, alert_id: int) -> dict[str, Any]:
+    return _move(request, session, principal, alert_id, AlertStatus.closed)

@@ -1,0 +1,392 @@
+"""Elders: enrollment with consent, safe zones, and locating one elder (always with a reason).
+
+Care staff and admins enrol; care staff and grid workers locate, each within their area (see
+``data.queries.care`` for what "area" means for an elder). Every read of an elder or of a
+position writes an audit row first; reading a position needs a ``reason``. No route returns
+the positions of several elders (only ``/alerts`` lists several elders, one fix each).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import geopandas as gpd
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry import Point, shape
+
+from api.deps import LimitDep, OffsetDep, SessionDep
+from api.routers.ingest import care_epsg
+from api.security import Principal, audit_read, require
+from data import care
+from data.models import Role
+from data.models_care import DeviceDatum
+from data.queries import care as q
+from geo.datum import from_wgs84
+from geo.errors import NotFound
+from maps.trail import trail_map
+
+router = APIRouter(prefix="/elders", tags=["elders"])
+
+Enroller = Annotated[Principal, Depends(require(Role.admin, Role.care_staff))]
+Locator = Annotated[Principal, Depends(require(Role.admin, Role.care_staff, Role.grid_worker))]
+Reason = Annotated[
+    str,
+    Query(
+        min_length=3,
+        max_length=500,
+        description="why the elder's location is read (kept in the audit log)",
+    ),
+]
+Hours = Annotated[float, Query(gt=0, le=24 * 7, description="how far back, in hours")]
+GEOJSON = "application/geo+json"
+NEAREST_FACILITIES = 5
+MAX_TRAIL = 5000
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    given_by: str = Field(min_length=1, max_length=200, description="the elder or a guardian")
+    given_on: date
+    scope: str = Field(
+        min_length=1, max_length=2000, description="what was agreed, e.g. 'locate when lost'"
+    )
+
+    def record(self) -> care.ConsentRecord:
+        return care.ConsentRecord(self.given_by, self.given_on, self.scope)
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(
+        min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", description="the OsmAnd id"
+    )
+    datum: DeviceDatum = Field(description="what the device reports in: wgs84, gcj02 or bd09")
+
+
+class ElderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str = Field(min_length=1, max_length=200)
+    household_code: str = Field(min_length=1, max_length=64, description="the home household")
+    emergency_contact: str | None = Field(default=None, max_length=200)
+    device: DeviceIn
+    consent: ConsentIn | None = Field(
+        default=None, description="without it the device's fixes are refused (403)"
+    )
+    home_buffer_m: float = Field(default=200.0, ge=0, le=5000)
+
+
+class EnrolledOut(BaseModel):
+    id: int
+    device_id: str
+    api_key: str = Field(description="the device's key, shown once")
+    home_grid_code: str
+    consent: bool
+    ingest_url: str
+
+
+@router.post("", status_code=201, summary="Enrol an elder with a device (and consent)")
+def enrol(request: Request, session: SessionDep, principal: Enroller, body: ElderIn) -> EnrolledOut:
+    enrolled = care.enrol(
+        session,
+        display_name=body.display_name,
+        household_code=body.household_code,
+        emergency_contact=body.emergency_contact,
+        device_code=body.device.device_id,
+        datum=body.device.datum,
+        consent=None if body.consent is None else body.consent.record(),
+        by=principal.name,
+        scope=principal.scope,
+        epsg=care_epsg(request, session),
+        buffer_m=body.home_buffer_m,
+    )
+    return EnrolledOut(
+        id=enrolled.elder_id,
+        device_id=enrolled.device_code,
+        api_key=enrolled.api_key,
+        home_grid_code=enrolled.home_grid_code,
+        consent=body.consent is not None,
+        ingest_url="/ingest/osmand?key=<api_key>&id=<device_id>&lat=…&lon=…&timestamp=…",
+    )
+
+
+@router.get("", summary="Elders of my area (no positions)")
+def list_elders(
+    request: Request,
+    session: SessionDep,
+    principal: Locator,
+    limit: LimitDep = 100,
+    offset: OffsetDep = 0,
+) -> dict[str, Any]:
+    elders = q.list_elders(session, principal.scope, limit=limit, offset=offset)
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=[e["id"] for e in elders],
+        reason=None,
+    )
+    return {"elders": elders}
+
+
+@router.get("/{elder_id}", summary="One elder (no position)")
+def get_elder(
+    request: Request, session: SessionDep, principal: Locator, elder_id: int
+) -> dict[str, Any]:
+    elder = q.elder_record(session, elder_id, principal.scope)
+    audit_read(
+        session, request, principal, subject_type="elder", subject_ids=[elder_id], reason=None
+    )
+    return elder
+
+
+@router.post("/{elder_id}/consent", status_code=201, summary="Record consent")
+def add_consent(
+    session: SessionDep, principal: Enroller, elder_id: int, body: ConsentIn
+) -> dict[str, Any]:
+    q.elder_record(session, elder_id, principal.scope)
+    consent_id = care.record_consent(session, elder_id, body.record(), by=principal.name)
+    return {"consent_id": consent_id, "consent": True}
+
+
+@router.delete("/{elder_id}/consent", summary="Withdraw consent: ingest is refused from now on")
+def withdraw_consent(
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    delete_positions: Annotated[
+        bool, Query(description="also delete every stored position now")
+    ] = False,
+) -> dict[str, Any]:
+    q.elder_record(session, elder_id, principal.scope)
+    withdrawn = q.withdraw_consent(session, elder_id, by=principal.name)
+    deleted = q.delete_positions_of(session, elder_id) if delete_positions else 0
+    return {"withdrawn": withdrawn, "consent": False, "positions_deleted": deleted}
+
+
+class HomeGridZone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["home_grid"]
+    buffer_m: float = Field(default=200.0, ge=0, le=5000)
+
+
+class CircleZone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["circle"]
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    radius_m: float = Field(gt=20, le=50_000)
+
+
+class PolygonGeometry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["Polygon"]
+    coordinates: list[list[tuple[float, float]]] = Field(min_length=1, max_length=100)
+
+
+class MultiPolygonGeometry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["MultiPolygon"]
+    coordinates: list[list[list[tuple[float, float]]]] = Field(min_length=1, max_length=100)
+
+
+class PolygonZone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["polygon"]
+    geometry: PolygonGeometry | MultiPolygonGeometry = Field(discriminator="type")
+
+
+ZoneIn = Annotated[HomeGridZone | CircleZone | PolygonZone, Field(discriminator="kind")]
+
+
+@router.put("/{elder_id}/zone", summary="Set the safe zone: home grid + buffer, circle or polygon")
+def set_zone(
+    request: Request, session: SessionDep, principal: Enroller, elder_id: int, body: ZoneIn
+) -> dict[str, Any]:
+    q.elder_record(session, elder_id, principal.scope)
+    epsg = care_epsg(request, session)
+    if isinstance(body, HomeGridZone):
+        care.home_zone(session, elder_id, epsg=epsg, buffer_m=body.buffer_m)
+    elif isinstance(body, CircleZone):
+        care.circle_zone(
+            session, elder_id, lon=body.lon, lat=body.lat, radius_m=body.radius_m, epsg=epsg
+        )
+    else:
+        care.polygon_zone(session, elder_id, body.geometry.model_dump(), epsg=epsg)
+    zone = q.zone_and_home(session, elder_id)
+    return {"kind": zone["kind"], "zone": zone["zone"]}
+
+
+@router.get("/{elder_id}/location", summary="Where the elder is: last fix, grid, worker")
+def location(
+    request: Request, session: SessionDep, principal: Locator, elder_id: int, reason: Reason
+) -> dict[str, Any]:
+    """The last fix by fix time (a late fix never replaces it) in WGS-84 and in the device's
+    datum (for Chinese basemaps), its age and accuracy, the grid, community and street holding
+    it (lowest grid code on a shared edge), that grid's worker, and the nearest facilities.
+
+    Distances to facilities are straight lines (``straight_line_m``), not walking distances.
+    """
+    elder = q.elder_record(session, elder_id, principal.scope)
+    audit_read(
+        session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
+    )
+    fix = q.last_fix(session, elder_id)
+    if fix is None:
+        raise NotFound(f"elder {elder_id} has no stored fix", field="elder_id")
+    datum = fix["datum"]
+    shown_lon, shown_lat = from_wgs84(fix["lon"], fix["lat"], datum)
+    facilities = q.nearest_facilities(session, fix["lon"], fix["lat"], count=NEAREST_FACILITIES)
+    return {
+        "elder": {"id": elder_id, "display_name": elder["display_name"]},
+        "time": fix["time"].isoformat(),
+        "received_at": fix["received_at"].isoformat(),
+        "age_s": round(float(fix["age_s"]), 1),
+        "accuracy_m": fix["accuracy_m"],
+        "battery": fix["battery"],
+        "wgs84": {"lon": fix["lon"], "lat": fix["lat"]},
+        "device_datum": {
+            "datum": datum,
+            "lon": shown_lon,
+            "lat": shown_lat,
+            "as_sent": {"lon": fix["raw_lon"], "lat": fix["raw_lat"]},
+        },
+        "grid": None if fix["grid_code"] is None else {"code": fix["grid_code"]},
+        "community": None
+        if fix["community_code"] is None
+        else {"code": fix["community_code"], "name": fix["community_name"]},
+        "street": None
+        if fix["street_code"] is None
+        else {"code": fix["street_code"], "name": fix["street_name"]},
+        "worker": None
+        if fix["worker_code"] is None
+        else {
+            "code": fix["worker_code"],
+            "name": fix["worker_name"],
+            "phone": fix["worker_phone"],
+        },
+        "facilities": [
+            {
+                "kind": f["kind"],
+                "name": f["name"],
+                "lon": f["lon"],
+                "lat": f["lat"],
+                "straight_line_m": round(float(f["straight_line_m"]), 1),
+            }
+            for f in facilities
+        ],
+        "facility_distance": "straight_line",
+    }
+
+
+def _trail(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    elder_id: int,
+    hours: float,
+    reason: str,
+) -> list[dict[str, Any]]:
+    q.elder_record(session, elder_id, principal.scope)
+    audit_read(
+        session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
+    )
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    return q.trail(session, elder_id, since=since, limit=MAX_TRAIL)
+
+
+@router.get(
+    "/{elder_id}/trail",
+    summary="The elder's fixes of the last hours as GeoJSON",
+    response_class=JSONResponse,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+def trail(
+    request: Request,
+    session: SessionDep,
+    principal: Locator,
+    elder_id: int,
+    reason: Reason,
+    hours: Hours = 6,
+) -> JSONResponse:
+    fixes = _trail(request, session, principal, elder_id, hours, reason)
+    features: list[dict[str, Any]] = []
+    if len(fixes) > 1:
+        features.append(
+            {
+                "type": "Feature",
+                "id": "trail",
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[f["lon"], f["lat"]] for f in fixes],
+                },
+                "properties": {
+                    "kind": "trail",
+                    "start": fixes[0]["time"].isoformat(),
+                    "end": fixes[-1]["time"].isoformat(),
+                },
+            }
+        )
+    for i, f in enumerate(fixes):
+        features.append(
+            {
+                "type": "Feature",
+                "id": f"fix-{i}",
+                "geometry": {"type": "Point", "coordinates": [f["lon"], f["lat"]]},
+                "properties": {
+                    "kind": "fix",
+                    "time": f["time"].isoformat(),
+                    "accuracy_m": f["accuracy_m"],
+                    "battery": f["battery"],
+                    "grid_code": f["grid_code"],
+                },
+            }
+        )
+    body = {"type": "FeatureCollection", "features": features, "hours": hours}
+    return JSONResponse(body, media_type=GEOJSON)
+
+
+@router.get(
+    "/{elder_id}/trail/map",
+    summary="The trail on an offline map, with the home and the safe zone",
+    response_class=HTMLResponse,
+)
+def trail_page(
+    request: Request,
+    session: SessionDep,
+    principal: Locator,
+    elder_id: int,
+    reason: Reason,
+    hours: Hours = 6,
+) -> HTMLResponse:
+    fixes = _trail(request, session, principal, elder_id, hours, reason)
+    extra = q.zone_and_home(session, elder_id)
+    frame = gpd.GeoDataFrame(
+        {
+            "time": [f["time"] for f in fixes],
+            "accuracy_m": [f["accuracy_m"] for f in fixes],
+            "grid_code": [f["grid_code"] for f in fixes],
+            "battery": [f["battery"] for f in fixes],
+        },
+        geometry=[Point(f["lon"], f["lat"]) for f in fixes],
+        crs=4326,
+    )
+    home = None
+    if extra["home_lon"] is not None:
+        home = gpd.GeoDataFrame(geometry=[Point(extra["home_lon"], extra["home_lat"])], crs=4326)
+    zone = None
+    if extra["zone"] is not None:
+        zone = gpd.GeoDataFrame(geometry=[shape(extra["zone"])], crs=4326)
+    m = trail_map(frame, home=home, zone=zone, asset_mode="url")
+    return HTMLResponse(m.get_root().render())

@@ -1,0 +1,198 @@
+"""Device ingest: the OsmAnd protocol (Traccar Client, OsmAnd) and a JSON batch for gateways.
+
+Each device authenticates with its own API key, sent as ``X-API-Key`` or, because Traccar
+Client and OsmAnd cannot set headers, as ``?key=`` (accepted on ``/ingest/`` routes only;
+mind that a key in a URL can end up in proxy and access logs). The key decides which devices
+the caller may report for; the answer never tells anything about other devices.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep
+from api.hardening import limit
+from api.security import Principal, require
+from data import care
+from data.crs import metric_epsg
+from data.models import Role
+from data.settings import Settings
+from geo.errors import Forbidden, InvalidInput
+from geo.osmand import Fix, parse_osmand
+
+router = APIRouter(prefix="/ingest", tags=["ingest"])
+
+_ingest_limit = limit("ingest", lambda r: r.app.state.settings.ingest_per_minute)
+DevicePrincipal = Annotated[Principal, Depends(require(Role.device))]
+
+MAX_PARAMETERS = 64
+MAX_BATCH = 1000
+
+
+class IngestAnswer(BaseModel):
+    stored: int = Field(description="fixes stored by this request")
+    duplicates: int = Field(description="repeated fixes (same device and time), dropped")
+
+
+def _key_name(principal: Principal) -> str:
+    if principal.via != "api_key" or not principal.name.startswith("key:"):
+        raise Forbidden("devices report with their own API key, not a user's token")
+    return principal.name.removeprefix("key:")
+
+
+def care_epsg(request: Request, session: Session) -> int:
+    """The deployment's metric CRS, looked up once per app (it never changes once chosen)."""
+    epsg: int | None = getattr(request.app.state, "care_epsg", None)
+    if epsg is None:
+        settings: Settings = request.app.state.settings
+        epsg = care.require_epsg(metric_epsg(session, settings.metric_epsg))
+        request.app.state.care_epsg = epsg
+    return epsg
+
+
+def _store(
+    request: Request, session: Session, principal: Principal, fixes: list[Fix]
+) -> IngestAnswer:
+    settings: Settings = request.app.state.settings
+    result = care.ingest(
+        session,
+        key_name=_key_name(principal),
+        fixes=fixes,
+        epsg=care_epsg(request, session),
+        now=datetime.now(UTC),
+        retention=timedelta(days=settings.position_retention_days),
+        webhook_url=settings.alert_webhook_url,
+    )
+    return IngestAnswer(stored=result.stored, duplicates=result.duplicates)
+
+
+async def osmand_parameters(request: Request) -> dict[str, str]:
+    """The report's parameters from the query string and a url-encoded body, ``key`` left out."""
+    params: dict[str, str] = {}
+    items = list(request.query_params.multi_items())
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            form = await request.form(max_fields=MAX_PARAMETERS + 1, max_files=0)
+            for name, value in form.multi_items():
+                if not isinstance(value, str):  # pragma: no cover - max_files=0 refuses files
+                    raise InvalidInput("files are not accepted", field=name)
+                items.append((name, value))
+        elif await request.body():
+            raise InvalidInput(
+                "send the report as a query string or an url-encoded form "
+                f"(got {content_type[:60] or 'no content type'})",
+                field="body",
+            )
+    for name, value in items:
+        if name == "key":
+            continue
+        if name in params and params[name] != value:
+            raise InvalidInput("given twice with different values", field=name[:64])
+        params[name] = value
+    if len(params) > MAX_PARAMETERS:
+        raise InvalidInput(f"at most {MAX_PARAMETERS} parameters", field="query")
+    return params
+
+
+@router.api_route(
+    "/osmand",
+    methods=["GET", "POST"],
+    summary="One fix in the OsmAnd protocol (Traccar Client, OsmAnd)",
+    dependencies=[Depends(_ingest_limit)],
+)
+def osmand(
+    request: Request,
+    session: SessionDep,
+    principal: DevicePrincipal,
+    params: Annotated[dict[str, str], Depends(osmand_parameters)],
+) -> IngestAnswer:
+    """``id``/``deviceid``, ``lat`` + ``lon`` or ``location=lat,lon``, ``timestamp`` (epoch s,
+    epoch ms or ISO 8601), ``speed`` (knots), ``bearing``/``heading``, ``altitude``,
+    ``accuracy``, ``hdop``, ``batt``, ``charge``, ``alarm``; other parameters are kept as
+    attributes. Coordinates are in the device's datum (set at enrollment).
+
+    Traccar Client: server URL ``https://HOST/ingest/osmand?key=YOUR_DEVICE_KEY`` and the
+    device identifier it was enrolled with. 403 without consent (nothing stored).
+    """
+    fix = parse_osmand(params, now=datetime.now(UTC))
+    care.check_extras(fix)
+    return _store(request, session, principal, [fix])
+
+
+class BatchFix(BaseModel):
+    """One fix of a batch: the OsmAnd parameters as JSON values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, max_length=128)
+    deviceid: str | None = Field(default=None, max_length=128)
+    lat: float | None = None
+    lon: float | None = None
+    location: str | None = Field(default=None, max_length=64)
+    timestamp: int | float | str | None = Field(default=None, description="epoch s/ms or ISO")
+    speed: float | None = Field(default=None, description="knots")
+    bearing: float | None = None
+    heading: float | None = None
+    altitude: float | None = None
+    accuracy: float | None = None
+    hdop: float | None = None
+    batt: float | None = None
+    charge: bool | None = None
+    alarm: str | None = Field(default=None, max_length=64)
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+    def parameters(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(exclude={"attributes"}, exclude_none=True).items():
+            if isinstance(value, bool):
+                out[name] = "true" if value else "false"
+            elif isinstance(value, str):
+                out[name] = value
+            else:
+                out[name] = repr(value)
+        for name, value in self.attributes.items():
+            if name in self.__class__.model_fields or name == "key":
+                raise InvalidInput(
+                    f"'{name[:40]}' is a reserved parameter name", field="attributes"
+                )
+            out[name] = value
+        return out
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fixes: list[BatchFix] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post(
+    "/batch",
+    summary="Many fixes at once (gateways, a device's offline buffer)",
+    dependencies=[Depends(_ingest_limit)],
+)
+def batch(
+    request: Request, session: SessionDep, principal: DevicePrincipal, body: Batch
+) -> IngestAnswer:
+    """All or nothing: every bad fix is listed by index and none is stored. The key may
+    report for every device linked to it (one for a wearable, several for a gateway)."""
+    now = datetime.now(UTC)
+    fixes: list[Fix] = []
+    problems: list[str] = []
+    for i, item in enumerate(body.fixes):
+        try:
+            fix = parse_osmand(item.parameters(), now=now)
+            care.check_extras(fix)
+        except InvalidInput as exc:
+            problems.append(f"fixes[{i}].{exc.field or 'fix'}: {exc.reason}")
+            continue
+        fixes.append(fix)
+    if problems:
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        raise InvalidInput("; ".join(problems[:20]) + more + "; nothing was stored", field="fixes")
+    return _store(request, session, principal, fixes)

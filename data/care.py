@@ -1,0 +1,469 @@
+"""Elder care use cases: enrol with consent, take fixes in, raise and route alerts, purge.
+
+Each function works inside the caller's transaction (a request's session, or one tick of the
+server's periodic task), so a fix, the zone state it moves and the alerts it raises are
+committed together or not at all: an acknowledged fix is never half-stored.
+
+The order of checks on ingest is the privacy rule of the issue: the key must be linked to the
+device (else 403, and the answer says nothing about other devices), the elder must have an
+active consent (else 403, and nothing is stored), and only then is the fix converted from the
+device's datum to WGS-84 and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry import MultiPolygon, Polygon
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from data.db import transaction
+from data.models import Role
+from data.models_care import DeviceDatum, ZoneKind
+from data.queries import care as q
+from data.queries.access import AreaScope, create_api_key
+from geo.datum import to_wgs84
+from geo.errors import Conflict, Forbidden, InvalidGeometry, InvalidInput, Unavailable
+from geo.osmand import Fix
+from geo.safezone import (
+    DEFAULT_HOME_BUFFER_M,
+    MetricFix,
+    SafeZone,
+    ZoneEvent,
+    evaluate,
+)
+
+log = logging.getLogger("gridwork.care")
+
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 256
+MAX_ALARM = 64
+MAX_ZONE_VERTICES = 10_000
+WEBHOOK_MAX_ATTEMPTS = 8
+
+
+# --------------------------------------------------------------------------- enrollment
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    given_by: str
+    given_on: date
+    scope: str
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    elder_id: int
+    device_code: str
+    api_key: str  # shown once: only its digest is stored
+    home_grid_code: str
+
+
+def enrol(
+    session: Session,
+    *,
+    display_name: str,
+    household_code: str,
+    emergency_contact: str | None,
+    device_code: str,
+    datum: DeviceDatum,
+    consent: ConsentRecord | None,
+    by: str,
+    scope: AreaScope,
+    epsg: int,
+    buffer_m: float = DEFAULT_HOME_BUFFER_M,
+) -> Enrolled:
+    """An elder, their device with its own API key, the default safe zone and (maybe) consent.
+
+    Without a consent record the device is enrolled but its fixes are refused until one is
+    recorded (``record_consent``).
+    """
+    home = q.find_home_household(session, household_code, scope)
+    key_name = f"device:{device_code}"
+    if q.device_code_taken(session, device_code, key_name):
+        raise Conflict(f"device '{device_code}' is already enrolled", field="device_id")
+    elder_id = q.insert_elder(
+        session,
+        display_name=display_name,
+        household_id=home.id,
+        home_grid_id=home.grid_id,
+        emergency_contact=emergency_contact,
+        enrolled_by=by,
+    )
+    key = create_api_key(session, key_name, Role.device)
+    q.insert_device(
+        session,
+        code=device_code,
+        elder_id=elder_id,
+        key_id=q.api_key_id(session, key_name),
+        datum=datum,
+    )
+    zone = SafeZone.around_grid(q.grid_metric(session, home.grid_id, epsg), buffer_m=buffer_m)
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
+    if consent is not None:
+        record_consent(session, elder_id, consent, by=by)
+    return Enrolled(elder_id, device_code, key, home.grid_code)
+
+
+def record_consent(session: Session, elder_id: int, consent: ConsentRecord, *, by: str) -> int:
+    if consent.given_on > date.today() + timedelta(days=1):
+        raise InvalidInput("consent cannot be given in the future", field="given_on")
+    return q.add_consent(
+        session,
+        elder_id,
+        given_by=consent.given_by,
+        recorded_by=by,
+        given_on=consent.given_on,
+        scope=consent.scope,
+    )
+
+
+# --------------------------------------------------------------------------- safe zones
+
+
+def _to_metric(epsg: int) -> Transformer:
+    return Transformer.from_crs(4326, epsg, always_xy=True)
+
+
+def home_zone(session: Session, elder_id: int, *, epsg: int, buffer_m: float) -> None:
+    grid_id = q.home_grid_id(session, elder_id)
+    if grid_id is None:
+        raise InvalidInput("the elder's home lies in no grid", field="kind")
+    zone = SafeZone.around_grid(q.grid_metric(session, grid_id, epsg), buffer_m=buffer_m)
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
+
+
+def circle_zone(
+    session: Session, elder_id: int, *, lon: float, lat: float, radius_m: float, epsg: int
+) -> None:
+    x, y = _to_metric(epsg).transform(lon, lat)
+    q.save_zone(session, elder_id, SafeZone.circle(x, y, radius_m), kind=ZoneKind.circle, epsg=epsg)
+
+
+def polygon_zone(session: Session, elder_id: int, geojson: Mapping[str, Any], *, epsg: int) -> None:
+    """A hand-drawn zone (GeoJSON Polygon or MultiPolygon, WGS-84), checked before it is used."""
+    try:
+        geom = shapely.from_geojson(json.dumps(geojson))
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise InvalidGeometry(f"not a GeoJSON geometry: {exc}", field="geometry") from exc
+    if not isinstance(geom, Polygon | MultiPolygon) or geom.is_empty:
+        raise InvalidGeometry(
+            "a zone must be a non-empty Polygon or MultiPolygon", field="geometry"
+        )
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_ZONE_VERTICES:
+        raise InvalidGeometry(
+            f"{vertices} vertices; at most {MAX_ZONE_VERTICES} are accepted", field="geometry"
+        )
+    west, south, east, north = geom.bounds
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise InvalidGeometry("coordinates must be WGS-84 lon/lat", field="geometry")
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        raise InvalidGeometry(f"not a valid polygon: {reason}", field="geometry")
+    metric = shapely.transform(geom, lambda xy: np.column_stack(_to_metric(epsg).transform(*xy.T)))
+    if not isinstance(metric, Polygon | MultiPolygon):  # pragma: no cover - transform keeps type
+        raise InvalidGeometry("projecting the zone did not give a polygon", field="geometry")
+    q.save_zone(session, elder_id, SafeZone(geometry=metric), kind=ZoneKind.polygon, epsg=epsg)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    alerts: int
+
+
+def check_extras(fix: Fix, *, index: int | None = None) -> None:
+    """Bounds on the free-form parts of a fix, so a device cannot store a novel per report."""
+    if fix.alarm is not None and len(fix.alarm) > MAX_ALARM:
+        raise InvalidInput(f"at most {MAX_ALARM} characters", field="alarm", index=index)
+    if len(fix.attributes) > MAX_ATTRIBUTES:
+        raise InvalidInput(
+            f"{len(fix.attributes)} unknown parameters; at most {MAX_ATTRIBUTES} are kept",
+            field="attributes",
+            index=index,
+        )
+    for name, value in fix.attributes.items():
+        if len(name) > MAX_ATTRIBUTE_KEY or len(value) > MAX_ATTRIBUTE_VALUE:
+            raise InvalidInput(
+                f"parameter {name[:40]!r} is too long (name ≤ {MAX_ATTRIBUTE_KEY}, "
+                f"value ≤ {MAX_ATTRIBUTE_VALUE} characters)",
+                field="attributes",
+                index=index,
+            )
+
+
+def ingest(
+    session: Session,
+    *,
+    key_name: str,
+    fixes: Sequence[Fix],
+    epsg: int,
+    now: datetime,
+    retention: timedelta,
+    webhook_url: str | None = None,
+) -> IngestResult:
+    """Store fixes the key may send for consenting elders; all or nothing.
+
+    A repeated (device, time) is dropped and counted; a late fix is stored but leaves the
+    zone state (and so the last-known position, which is the newest by fix time) alone.
+    """
+    codes = sorted({f.device_id for f in fixes})
+    links = q.devices_for_key(session, key_name, codes)
+    unknown = [c for c in codes if c not in links]
+    if unknown:
+        raise Forbidden(
+            f"this key may not report for device {_names(unknown)}; nothing was stored",
+            field="id",
+        )
+    refused = [c for c in codes if not (links[c].active and links[c].consented)]
+    if refused:
+        raise Forbidden(
+            f"no active consent for the wearer of device {_names(refused)}; nothing was stored",
+            field="id",
+        )
+    oldest = now - retention
+    for i, fix in enumerate(fixes):
+        if fix.time < oldest:
+            raise InvalidInput(
+                f"{fix.time.isoformat()} is older than the retention period "
+                f"({retention.days} days); it would be purged at once",
+                field="timestamp",
+                index=i if len(fixes) > 1 else None,
+            )
+    rows = _position_rows(fixes, links)
+    stored = q.insert_positions(session, rows, epsg=epsg)
+    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
+    return IngestResult(len(stored), len(fixes) - len(stored), alerts)
+
+
+def _names(codes: Sequence[str]) -> str:
+    shown = ", ".join(repr(c) for c in codes[:5])
+    return shown + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+
+
+def _position_rows(fixes: Sequence[Fix], links: Mapping[str, q.DeviceLink]) -> list[q.PositionRow]:
+    """Every fix in WGS-84, converted per datum in one vectorised call each."""
+    lon = np.array([f.lon for f in fixes], dtype=np.float64)
+    lat = np.array([f.lat for f in fixes], dtype=np.float64)
+    datum = np.array([links[f.device_id].datum.value for f in fixes])
+    out_lon, out_lat = lon.copy(), lat.copy()
+    for name in ("gcj02", "bd09"):
+        mask = datum == name
+        if mask.any():
+            out_lon[mask], out_lat[mask] = to_wgs84(lon[mask], lat[mask], name)
+    rows = []
+    for i, fix in enumerate(fixes):
+        link = links[fix.device_id]
+        rows.append(
+            q.PositionRow(
+                device_id=link.id,
+                elder_id=link.elder_id,
+                time=fix.time,
+                lon=float(out_lon[i]),
+                lat=float(out_lat[i]),
+                raw_lon=fix.lon,
+                raw_lat=fix.lat,
+                accuracy_m=fix.accuracy_m,
+                speed_mps=fix.speed_mps,
+                bearing=fix.bearing,
+                altitude=fix.altitude,
+                battery=fix.battery,
+                charging=fix.charging,
+                alarm=fix.alarm,
+                attributes=dict(fix.attributes),
+            )
+        )
+    return rows
+
+
+def _evaluate(
+    session: Session,
+    stored: Sequence[q.StoredPosition],
+    rows: Sequence[q.PositionRow],
+    *,
+    epsg: int,
+    webhook_url: str | None,
+) -> int:
+    """Advance each elder's zone state by their new fixes in time order; raise the alerts."""
+    if not stored:
+        return 0
+    extra = {(r.device_id, r.time): r for r in rows}
+    contexts = q.lock_zones(session, [p.elder_id for p in stored], epsg=epsg)
+    by_elder: dict[int, list[q.StoredPosition]] = defaultdict(list)
+    for p in stored:
+        by_elder[p.elder_id].append(p)
+    raised = 0
+    for elder_id in sorted(by_elder):
+        ctx = contexts.get(elder_id)
+        if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
+            continue
+        state = ctx.state
+        for p in sorted(by_elder[elder_id], key=lambda p: (p.time, p.id)):
+            row = extra[(p.device_id, p.time)]
+            metric = MetricFix(x=p.x, y=p.y, time=p.time, battery=row.battery, alarm=row.alarm)
+            late = state.last_fix_time is not None and p.time < state.last_fix_time
+            # The fix's own time is "now" for it: staleness is the periodic task's business.
+            new_state, events = evaluate(state, metric, p.time, ctx.zone)
+            if not late:
+                state = new_state
+            for event in events:
+                if event.kind != "no_fix":
+                    raise_alert(session, ctx, event, p.id, p.grid_id, webhook_url)
+                    raised += 1
+        if state != ctx.state:
+            q.save_zone_state(session, elder_id, state)
+    return raised
+
+
+def raise_alert(
+    session: Session,
+    ctx: q.ZoneContext,
+    event: ZoneEvent,
+    position_id: int | None,
+    grid_id: int | None,
+    webhook_url: str | None,
+) -> int:
+    alert_id = q.insert_alert(
+        session,
+        elder_id=ctx.elder_id,
+        kind=event.kind,
+        event_time=event.time,
+        position_id=position_id,
+        grid_id=grid_id,
+        home_grid_id=ctx.home_grid_id,
+        detail=event.detail,
+    )
+    if webhook_url:
+        q.queue_webhook(session, alert_id, webhook_url)
+    return alert_id
+
+
+# --------------------------------------------------------------------------- periodic work
+
+
+def raise_silent(
+    session: Session,
+    *,
+    now: datetime,
+    epsg: int,
+    no_fix_minutes: float,
+    webhook_url: str | None = None,
+) -> int:
+    """One ``no_fix`` alert per consenting elder silent for ``no_fix_minutes`` (once a spell)."""
+    cutoff = now - timedelta(minutes=no_fix_minutes)
+    raised = 0
+    for ctx in q.silent_zones(session, cutoff=cutoff, epsg=epsg):
+        state, events = evaluate(ctx.state, None, now, ctx.zone, no_fix_minutes=no_fix_minutes)
+        ref = q.last_position_ref(session, ctx.elder_id)
+        position_id, grid_id = ref if ref is not None else (None, None)
+        for event in events:
+            raise_alert(session, ctx, event, position_id, grid_id, webhook_url)
+            raised += 1
+        q.save_zone_state(session, ctx.elder_id, state)
+    return raised
+
+
+def purge(engine: Engine, *, now: datetime, retention: timedelta) -> int:
+    """Delete positions older than the retention period; returns how many went."""
+    with transaction(engine) as session:
+        return q.purge_positions(session, before=now - retention)
+
+
+def deliver_webhooks(engine: Engine, *, timeout_s: float = 5.0) -> tuple[int, int]:
+    """POST due outbox items; a failure is retried later with exponential back-off.
+
+    Returns (delivered, failed attempts). The lease taken when claiming keeps a second
+    worker from posting the same alert while this one is at it.
+    """
+    with transaction(engine) as session:
+        items = q.claim_webhooks(session, lease_s=max(60.0, 4 * timeout_s))
+    delivered = failed = 0
+    for item in items:
+        error = _post_json(item.url, item.payload, timeout_s=timeout_s)
+        attempts = item.attempts + 1
+        with transaction(engine) as session:
+            q.finish_webhook(
+                session,
+                item.id,
+                error=error,
+                retry_in_s=min(3600.0, 10.0 * 2 ** (attempts - 1)),
+                give_up=attempts >= WEBHOOK_MAX_ATTEMPTS,
+            )
+        if error is None:
+            delivered += 1
+        else:
+            failed += 1
+            log.warning("webhook for outbox %s failed (attempt %s): %s", item.id, attempts, error)
+    return delivered, failed
+
+
+def _post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"refusing to post to a non-HTTP URL {url[:40]!r}"
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url,
+        data=json.dumps({"type": "gridwork.alert", "alert": payload}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def tick(
+    engine: Engine,
+    *,
+    now: datetime,
+    epsg: int | None,
+    no_fix_minutes: float,
+    retention: timedelta,
+    webhook_url: str | None,
+    purge_now: bool,
+) -> dict[str, int]:
+    """One pass of the server's periodic task; each part in its own transaction."""
+    out = {"no_fix": 0, "purged": 0, "delivered": 0}
+    if epsg is not None:
+        with transaction(engine) as session:
+            out["no_fix"] = raise_silent(
+                session,
+                now=now,
+                epsg=epsg,
+                no_fix_minutes=no_fix_minutes,
+                webhook_url=webhook_url,
+            )
+    if purge_now:
+        out["purged"] = purge(engine, now=now, retention=retention)
+    out["delivered"] = deliver_webhooks(engine)[0]
+    return out
+
+
+def require_epsg(epsg: int | None) -> int:
+    if epsg is None or not math.isfinite(epsg):
+        raise Unavailable("no areas are imported yet, so there is no metric CRS to measure in")
+    return epsg

@@ -1,0 +1,829 @@
+"""Elders, consent, devices, positions, safe zones and alerts: every SQL statement of elder care.
+
+Area scope: an elder belongs to the area of their home grid. Staff see an elder whose home
+grid is in their area, and also, while an alert about them is not closed, an elder who is
+*now* in their area (the worker of the grid where a lost elder was found must be able to act).
+Alerts are visible where either their current grid or the elder's home grid is.
+
+The grid of a point follows ``geo.assign``: ``ST_Covers`` on current grids, lowest code wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import shapely
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from data.models_care import AlertStatus, DeviceDatum, ZoneKind
+from data.queries.access import AreaScope
+from geo.errors import Conflict, InvalidGeometry, InvalidInput, NotFound
+from geo.safezone import SafeZone, ZoneState
+
+Db = Session | Connection
+
+# The grid covering a point (an SQL expression over ``:pt``-like expressions), lowest code wins.
+_GRID_AT = (
+    "(SELECT g.id FROM grid g WHERE g.valid_to IS NULL AND ST_Covers(g.geom, {pt}) "
+    'ORDER BY g.code COLLATE "C" LIMIT 1)'
+)
+
+
+def grid_at(point_sql: str) -> str:
+    return _GRID_AT.format(pt=point_sql)
+
+
+def _scope_params(scope: AreaScope) -> dict[str, Any]:
+    return {"unrestricted": scope.unrestricted, "grid_ids": scope.sql_ids("grid") or []}
+
+
+# --------------------------------------------------------------------------- enrollment
+
+
+@dataclass(frozen=True)
+class HomeHousehold:
+    id: int
+    code: str
+    grid_id: int
+    grid_code: str
+
+
+def find_home_household(db: Db, code: str, scope: AreaScope) -> HomeHousehold:
+    """The household an elder lives in, with its grid; outside the caller's area it is absent."""
+    row = db.execute(
+        text(
+            f"""
+            SELECT h.id, h.code, g.id, g.code
+            FROM household h
+            LEFT JOIN grid g ON g.id = coalesce(
+                (SELECT id FROM grid WHERE id = h.grid_id AND valid_to IS NULL),
+                {grid_at("h.geom")})
+            WHERE h.code = :code
+            """  # noqa: S608
+        ),
+        {"code": code},
+    ).first()
+    if row is None or (
+        not scope.unrestricted and (row[2] is None or row[2] not in (scope.grid_ids or ()))
+    ):
+        raise NotFound(f"no household '{code}' in your area", field="household_code")
+    if row[2] is None:
+        raise InvalidInput(
+            f"household '{code}' lies in no grid, so it has no home zone", field="household_code"
+        )
+    return HomeHousehold(row[0], row[1], row[2], row[3])
+
+
+def device_code_taken(db: Db, code: str, key_name: str) -> bool:
+    row = db.execute(
+        text(
+            "SELECT 1 FROM device WHERE device_code = :c "
+            "UNION ALL SELECT 1 FROM api_key WHERE name = :k"
+        ),
+        {"c": code, "k": key_name},
+    ).first()
+    return row is not None
+
+
+def home_grid_id(db: Db, elder_id: int) -> int | None:
+    value = db.execute(
+        text("SELECT home_grid_id FROM elder WHERE id = :e"), {"e": elder_id}
+    ).scalar_one()
+    return None if value is None else int(value)
+
+
+def api_key_id(db: Db, name: str) -> int:
+    return int(db.execute(text("SELECT id FROM api_key WHERE name = :n"), {"n": name}).scalar_one())
+
+
+def insert_elder(
+    db: Db,
+    *,
+    display_name: str,
+    household_id: int,
+    home_grid_id: int,
+    emergency_contact: str | None,
+    enrolled_by: str,
+) -> int:
+    elder_id = db.execute(
+        text(
+            "INSERT INTO elder (display_name, household_id, home_grid_id, emergency_contact, "
+            "enrolled_by) VALUES (:n, :h, :g, :c, :by) RETURNING id"
+        ),
+        {
+            "n": display_name,
+            "h": household_id,
+            "g": home_grid_id,
+            "c": emergency_contact,
+            "by": enrolled_by,
+        },
+    ).scalar_one()
+    db.execute(text("INSERT INTO zone_state (elder_id) VALUES (:e)"), {"e": elder_id})
+    return int(elder_id)
+
+
+def insert_device(db: Db, *, code: str, elder_id: int, key_id: int, datum: DeviceDatum) -> int:
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO device (device_code, elder_id, api_key_id, datum) "
+                "VALUES (:c, :e, :k, CAST(:d AS device_datum)) RETURNING id"
+            ),
+            {"c": code, "e": elder_id, "k": key_id, "d": datum.value},
+        ).scalar_one()
+    )
+
+
+def grid_metric(db: Db, grid_id: int, epsg: int) -> BaseGeometry:
+    wkb = db.execute(
+        text("SELECT ST_AsBinary(ST_Transform(geom, :epsg)) FROM grid WHERE id = :id"),
+        {"id": grid_id, "epsg": epsg},
+    ).scalar_one()
+    geom: BaseGeometry = shapely.from_wkb(bytes(wkb))
+    return geom
+
+
+def save_zone(
+    db: Db,
+    elder_id: int,
+    zone: SafeZone,
+    *,
+    kind: ZoneKind,
+    epsg: int,
+    buffer_m: float | None = None,
+) -> None:
+    """Store an elder's one safe zone (drawn in metres), replacing the previous one."""
+    centre = zone.centre
+    db.execute(
+        text(
+            """
+            INSERT INTO safe_zone (elder_id, kind, buffer_m, centre, radius_m, geom, updated_at)
+            VALUES (:e, CAST(:kind AS zone_kind), :buffer,
+                    CASE WHEN CAST(:cx AS float8) IS NULL THEN NULL
+                         ELSE ST_Transform(ST_SetSRID(ST_MakePoint(:cx, :cy), :epsg), 4326) END,
+                    :radius, ST_Transform(ST_GeomFromWKB(:wkb, :epsg), 4326), now())
+            ON CONFLICT (elder_id) DO UPDATE SET kind = excluded.kind,
+                buffer_m = excluded.buffer_m, centre = excluded.centre,
+                radius_m = excluded.radius_m, geom = excluded.geom, updated_at = now()
+            """
+        ),
+        {
+            "e": elder_id,
+            "kind": kind.value,
+            "buffer": buffer_m,
+            "cx": None if centre is None else centre[0],
+            "cy": None if centre is None else centre[1],
+            "radius": zone.radius_m,
+            "wkb": shapely.to_wkb(zone.geometry),
+            "epsg": epsg,
+        },
+    )
+
+
+def add_consent(
+    db: Db, elder_id: int, *, given_by: str, recorded_by: str, given_on: date, scope: str
+) -> int:
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO consent (elder_id, given_by, recorded_by, given_on, scope) "
+                "VALUES (:e, :g, :r, :d, :s) RETURNING id"
+            ),
+            {"e": elder_id, "g": given_by, "r": recorded_by, "d": given_on, "s": scope},
+        ).scalar_one()
+    )
+
+
+def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
+    """Mark every active consent withdrawn; from now on the elder's devices are refused."""
+    result = db.execute(
+        text(
+            "UPDATE consent SET withdrawn_at = now(), withdrawn_by = :by "
+            "WHERE elder_id = :e AND withdrawn_at IS NULL"
+        ),
+        {"e": elder_id, "by": by},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_positions_of(db: Db, elder_id: int) -> int:
+    result = db.execute(text("DELETE FROM position WHERE elder_id = :e"), {"e": elder_id})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- elders, scoped
+
+_ELDER_VISIBLE = """(:unrestricted OR e.home_grid_id = ANY(CAST(:grid_ids AS int[])) OR EXISTS (
+    SELECT 1 FROM alert a WHERE a.elder_id = e.id AND a.status <> 'closed'
+    AND a.grid_id = ANY(CAST(:grid_ids AS int[]))))"""
+
+
+def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
+    """One elder as staff see it; outside the caller's area, the same 404 as a missing one."""
+    row = (
+        db.execute(
+            text(
+                f"""
+                SELECT e.id, e.display_name, e.emergency_contact, h.code AS household_code,
+                       g.code AS home_grid_code, d.device_code AS device_id,
+                       d.datum::text AS datum, e.created_at,
+                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                               AND c.withdrawn_at IS NULL) AS consent
+                FROM elder e
+                LEFT JOIN household h ON h.id = e.household_id
+                LEFT JOIN grid g ON g.id = e.home_grid_id
+                LEFT JOIN LATERAL (SELECT device_code, datum FROM device
+                                   WHERE elder_id = e.id ORDER BY id DESC LIMIT 1) d ON true
+                WHERE e.id = :id AND {_ELDER_VISIBLE}
+                """  # noqa: S608
+            ),
+            {"id": elder_id, **_scope_params(scope)},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no elder {elder_id} in your area", field="elder_id")
+    return {**row, "created_at": row["created_at"].isoformat()}
+
+
+def list_elders(db: Db, scope: AreaScope, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Elders of the caller's area, without any position."""
+    rows = (
+        db.execute(
+            text(
+                f"""
+                SELECT e.id, e.display_name, g.code AS home_grid_code,
+                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                               AND c.withdrawn_at IS NULL) AS consent
+                FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
+                WHERE {_ELDER_VISIBLE} ORDER BY e.id LIMIT :limit OFFSET :offset
+                """  # noqa: S608
+            ),
+            {"limit": limit, "offset": offset, **_scope_params(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@dataclass(frozen=True)
+class DeviceLink:
+    """A device the presented key may report for, and whether its fixes may be kept."""
+
+    id: int
+    code: str
+    elder_id: int
+    datum: DeviceDatum
+    active: bool
+    consented: bool
+
+
+def devices_for_key(db: Db, key_name: str, codes: Sequence[str]) -> dict[str, DeviceLink]:
+    """The devices among ``codes`` linked to the key; others are simply absent (no leak)."""
+    rows = db.execute(
+        text(
+            """
+            SELECT d.id, d.device_code, d.elder_id, d.datum::text, d.active,
+                   EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
+                           AND c.withdrawn_at IS NULL)
+            FROM device d JOIN api_key k ON k.id = d.api_key_id
+            WHERE k.name = :key AND k.revoked_at IS NULL AND d.device_code = ANY(:codes)
+            """
+        ),
+        {"key": key_name, "codes": list(codes)},
+    ).all()
+    return {r[1]: DeviceLink(r[0], r[1], r[2], DeviceDatum(r[3]), r[4], r[5]) for r in rows}
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    """A fix ready to store: WGS-84 position and the raw coordinates the device sent."""
+
+    device_id: int
+    elder_id: int
+    time: datetime
+    lon: float
+    lat: float
+    raw_lon: float
+    raw_lat: float
+    accuracy_m: float | None
+    speed_mps: float | None
+    bearing: float | None
+    altitude: float | None
+    battery: float | None
+    charging: bool | None
+    alarm: str | None
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    id: int
+    device_id: int
+    elder_id: int
+    time: datetime
+    grid_id: int | None
+    x: float  # in the metric CRS
+    y: float
+
+
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("device_id", "int"),
+    ("elder_id", "int"),
+    ("time", "timestamptz"),
+    ("lon", "float8"),
+    ("lat", "float8"),
+    ("raw_lon", "float8"),
+    ("raw_lat", "float8"),
+    ("accuracy_m", "float8"),
+    ("speed_mps", "float8"),
+    ("bearing", "float8"),
+    ("altitude", "float8"),
+    ("battery", "float8"),
+    ("charging", "bool"),
+    ("alarm", "text"),
+    ("attributes", "jsonb"),
+)
+
+
+def insert_positions(db: Db, rows: Sequence[PositionRow], *, epsg: int) -> list[StoredPosition]:
+    """Store fixes in one statement; a repeated (device, time) is dropped, not returned."""
+    if not rows:
+        return []
+    params: dict[str, Any] = {}
+    for name, _ in _COLUMNS:
+        values = [getattr(r, name) for r in rows]
+        params[name] = [json.dumps(v) for v in values] if name == "attributes" else values
+    arrays = ", ".join(f"CAST(:{name} AS {sql}[])" for name, sql in _COLUMNS)
+    names = ", ".join(name for name, _ in _COLUMNS)
+    point = "ST_SetSRID(ST_MakePoint(v.lon, v.lat), 4326)"
+    result = db.execute(
+        text(
+            f"""
+            INSERT INTO position (device_id, elder_id, time, geom, raw_lon, raw_lat, grid_id,
+                accuracy_m, speed_mps, bearing, altitude, battery, charging, alarm, attributes)
+            SELECT v.device_id, v.elder_id, v.time, {point}, v.raw_lon, v.raw_lat,
+                {grid_at(point)}, v.accuracy_m, v.speed_mps, v.bearing, v.altitude, v.battery,
+                v.charging, v.alarm, v.attributes
+            FROM unnest({arrays}) AS v({names})
+            ON CONFLICT (device_id, time) DO NOTHING
+            RETURNING id, device_id, elder_id, time, grid_id,
+                ST_X(ST_Transform(geom, :epsg)), ST_Y(ST_Transform(geom, :epsg))
+            """  # noqa: S608
+        ),
+        {**params, "epsg": epsg},
+    ).all()
+    return [StoredPosition(*r) for r in result]
+
+
+@dataclass(frozen=True)
+class ZoneContext:
+    """What evaluating one elder's fixes needs, read with the state row locked."""
+
+    elder_id: int
+    home_grid_id: int | None
+    zone: SafeZone
+    state: ZoneState
+
+
+def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> list[ZoneContext]:
+    rows = db.execute(
+        text(
+            f"""
+            SELECT s.elder_id, e.home_grid_id, s.outside, s.last_fix_time, s.last_x, s.last_y,
+                   s.low_battery, s.no_fix, s.alarm, z.kind::text,
+                   ST_AsBinary(ST_Transform(z.geom, :epsg)),
+                   ST_X(ST_Transform(z.centre, :epsg)), ST_Y(ST_Transform(z.centre, :epsg)),
+                   z.radius_m
+            FROM zone_state s JOIN elder e ON e.id = s.elder_id
+            JOIN safe_zone z ON z.elder_id = s.elder_id
+            WHERE {where} ORDER BY s.elder_id {lock}
+            """  # noqa: S608
+        ),
+        params,
+    ).all()
+    out = []
+    for r in rows:
+        if r[9] == ZoneKind.circle.value:
+            zone = SafeZone.circle(float(r[11]), float(r[12]), float(r[13]))
+        else:
+            polygon = shapely.from_wkb(bytes(r[10]))
+            if not isinstance(polygon, Polygon | MultiPolygon):
+                raise InvalidGeometry(f"elder {r[0]}: the stored zone is not a polygon")
+            zone = SafeZone(geometry=polygon)
+        last = None if r[4] is None else (float(r[4]), float(r[5]))
+        state = ZoneState(
+            outside=r[2],
+            last_fix_time=r[3],
+            last_position=last,
+            low_battery=r[6],
+            no_fix=r[7],
+            alarm=r[8],
+        )
+        out.append(ZoneContext(r[0], r[1], zone, state))
+    return out
+
+
+def lock_zones(db: Db, elder_ids: Sequence[int], *, epsg: int) -> dict[int, ZoneContext]:
+    """Zones and states of these elders, rows locked so concurrent fixes queue per elder."""
+    contexts = _zone_contexts(
+        db,
+        "s.elder_id = ANY(:ids)",
+        {"ids": sorted(set(elder_ids)), "epsg": epsg},
+        lock="FOR UPDATE OF s",
+    )
+    return {c.elder_id: c for c in contexts}
+
+
+def silent_zones(db: Db, *, cutoff: datetime, epsg: int, limit: int = 500) -> list[ZoneContext]:
+    """Consenting elders silent since before ``cutoff`` and not yet flagged; others skip them."""
+    return _zone_contexts(
+        db,
+        "NOT s.no_fix AND s.last_fix_time < :cutoff AND EXISTS (SELECT 1 FROM consent c "
+        "WHERE c.elder_id = s.elder_id AND c.withdrawn_at IS NULL) LIMIT :limit",
+        {"cutoff": cutoff, "epsg": epsg, "limit": limit},
+        lock="FOR UPDATE OF s SKIP LOCKED",
+    )
+
+
+def save_zone_state(db: Db, elder_id: int, state: ZoneState) -> None:
+    x, y = state.last_position if state.last_position is not None else (None, None)
+    db.execute(
+        text(
+            "UPDATE zone_state SET outside = :o, last_fix_time = :t, last_x = :x, last_y = :y, "
+            "low_battery = :b, no_fix = :n, alarm = :a WHERE elder_id = :e"
+        ),
+        {
+            "e": elder_id,
+            "o": state.outside,
+            "t": state.last_fix_time,
+            "x": x,
+            "y": y,
+            "b": state.low_battery,
+            "n": state.no_fix,
+            "a": state.alarm,
+        },
+    )
+
+
+def last_position_ref(db: Db, elder_id: int) -> tuple[int, int | None] | None:
+    """The newest fix of an elder (id, grid), for alerts raised without a fix (no_fix)."""
+    row = db.execute(
+        text(
+            "SELECT id, grid_id FROM position WHERE elder_id = :e ORDER BY time DESC, id DESC "
+            "LIMIT 1"
+        ),
+        {"e": elder_id},
+    ).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def insert_alert(
+    db: Db,
+    *,
+    elder_id: int,
+    kind: str,
+    event_time: datetime,
+    position_id: int | None,
+    grid_id: int | None,
+    home_grid_id: int | None,
+    detail: str | None,
+) -> int:
+    """An alert routed to the workers of the grid the elder is in and of the home grid."""
+    alert_id = int(
+        db.execute(
+            text(
+                "INSERT INTO alert (elder_id, kind, status, event_time, position_id, grid_id, "
+                "home_grid_id, detail) VALUES (:e, CAST(:k AS alert_kind), 'open', :t, :p, :g, "
+                ":h, :d) RETURNING id"
+            ),
+            {
+                "e": elder_id,
+                "k": kind,
+                "t": event_time,
+                "p": position_id,
+                "g": grid_id,
+                "h": home_grid_id,
+                "d": detail[:200] if detail else None,
+            },
+        ).scalar_one()
+    )
+    db.execute(
+        text(
+            """
+            INSERT INTO alert_recipient (alert_id, worker_id, reason)
+            SELECT :a, g.worker_id, r.reason
+            FROM (VALUES ('current_grid', CAST(:g AS int)), ('home_grid', CAST(:h AS int)))
+                 AS r(reason, grid_id)
+            JOIN grid g ON g.id = r.grid_id WHERE g.worker_id IS NOT NULL
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {"a": alert_id, "g": grid_id, "h": home_grid_id},
+    )
+    return alert_id
+
+
+_ALERT_SELECT = """
+    SELECT a.id, a.kind::text AS kind, a.status::text AS status, a.event_time, a.raised_at,
+           a.detail, a.elder_id, e.display_name AS elder_name, g.code AS grid_code,
+           hg.code AS home_grid_code, a.acknowledged_at, a.acknowledged_by, a.closed_at,
+           a.closed_by, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.time AS fix_time,
+           coalesce((SELECT json_agg(json_build_object('worker_code', w.code,
+                        'name', w.display_name, 'phone', w.phone, 'reason', r.reason)
+                        ORDER BY r.reason, w.code)
+                     FROM alert_recipient r JOIN worker w ON w.id = r.worker_id
+                     WHERE r.alert_id = a.id), '[]'::json) AS recipients
+    FROM alert a JOIN elder e ON e.id = a.elder_id
+    LEFT JOIN grid g ON g.id = a.grid_id LEFT JOIN grid hg ON hg.id = a.home_grid_id
+    LEFT JOIN position p ON p.id = a.position_id
+    WHERE (:unrestricted OR a.grid_id = ANY(CAST(:grid_ids AS int[]))
+           OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))
+"""
+
+
+def _alert_out(row: Any, *, with_position: bool) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("event_time", "raised_at", "acknowledged_at", "closed_at", "fix_time"):
+        out[key] = out[key].isoformat() if out[key] is not None else None
+    recipients = out["recipients"]
+    out["recipients"] = json.loads(recipients) if isinstance(recipients, str) else recipients
+    if not with_position:
+        for key in ("lon", "lat", "fix_time"):
+            out.pop(key)
+    return out
+
+
+def list_alerts(
+    db: Db,
+    scope: AreaScope,
+    *,
+    status: AlertStatus | None,
+    limit: int,
+    offset: int,
+    with_position: bool,
+) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                _ALERT_SELECT + " AND (CAST(:status AS text) IS NULL OR a.status::text = :status)"
+                " ORDER BY a.raised_at DESC, a.id DESC LIMIT :limit OFFSET :offset"
+            ),
+            {
+                "status": None if status is None else status.value,
+                "limit": limit,
+                "offset": offset,
+                **_scope_params(scope),
+            },
+        )
+        .mappings()
+        .all()
+    )
+    return [_alert_out(r, with_position=with_position) for r in rows]
+
+
+def alert_record(
+    db: Db, alert_id: int, scope: AreaScope, *, with_position: bool = False
+) -> dict[str, Any]:
+    row = (
+        db.execute(
+            text(_ALERT_SELECT + " AND a.id = :id"), {"id": alert_id, **_scope_params(scope)}
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no alert {alert_id} in your area", field="alert_id")
+    return _alert_out(row, with_position=with_position)
+
+
+_NEXT = {
+    AlertStatus.acknowledged: (("open",), "acknowledged_at = now(), acknowledged_by = :by"),
+    AlertStatus.closed: (("open", "acknowledged"), "closed_at = now(), closed_by = :by"),
+}
+
+
+def set_alert_status(
+    db: Db, alert_id: int, scope: AreaScope, *, to: AlertStatus, by: str
+) -> dict[str, Any]:
+    """Acknowledge (open → acknowledged) or close (open/acknowledged → closed) an alert."""
+    current = alert_record(db, alert_id, scope)
+    allowed, assignment = _NEXT[to]
+    if current["status"] not in allowed:
+        raise Conflict(
+            f"alert {alert_id} is {current['status']}; it cannot become {to.value}",
+            field="status",
+        )
+    db.execute(
+        text(
+            f"UPDATE alert SET status = CAST(:to AS alert_status), {assignment} "  # noqa: S608
+            "WHERE id = :id"
+        ),
+        {"id": alert_id, "to": to.value, "by": by},
+    )
+    return alert_record(db, alert_id, scope)
+
+
+# --------------------------------------------------------------------------- webhook outbox
+
+
+def queue_webhook(db: Db, alert_id: int, url: str) -> None:
+    """Put an alert in the outbox; the payload is what a dispatcher needs, nothing more."""
+    alert = alert_record(db, alert_id, AreaScope.everywhere(), with_position=True)
+    payload = {
+        k: alert[k]
+        for k in (
+            "id",
+            "kind",
+            "event_time",
+            "elder_id",
+            "grid_code",
+            "home_grid_code",
+            "detail",
+            "lon",
+            "lat",
+            "recipients",
+        )
+    }
+    db.execute(
+        text(
+            "INSERT INTO webhook_outbox (alert_id, url, payload) VALUES (:a, :u, CAST(:p AS jsonb))"
+        ),
+        {"a": alert_id, "u": url, "p": json.dumps(payload)},
+    )
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    url: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def claim_webhooks(db: Db, *, lease_s: float, limit: int = 50) -> list[OutboxItem]:
+    """Due deliveries, leased for ``lease_s`` so a second task (or worker) does not repeat them."""
+    rows = db.execute(
+        text(
+            """
+            UPDATE webhook_outbox o SET next_attempt_at = now() + make_interval(secs => :lease)
+            WHERE o.id IN (SELECT id FROM webhook_outbox WHERE delivered_at IS NULL
+                           AND NOT failed AND next_attempt_at <= now()
+                           ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+            RETURNING o.id, o.url, o.payload, o.attempts
+            """
+        ),
+        {"lease": lease_s, "limit": limit},
+    ).all()
+    return [OutboxItem(r[0], r[1], r[2], r[3]) for r in sorted(rows)]
+
+
+def finish_webhook(
+    db: Db, item_id: int, *, error: str | None, retry_in_s: float, give_up: bool
+) -> None:
+    if error is None:
+        db.execute(
+            text(
+                "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, "
+                "last_error = NULL WHERE id = :id"
+            ),
+            {"id": item_id},
+        )
+        return
+    db.execute(
+        text(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = :err, failed = :gu, "
+            "next_attempt_at = now() + make_interval(secs => :retry) WHERE id = :id"
+        ),
+        {"id": item_id, "err": error[:500], "gu": give_up, "retry": retry_in_s},
+    )
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
+    """The newest fix by fix time (a late fix never hides it) with its grid, community, street."""
+    row = (
+        db.execute(
+            text(
+                f"""
+                SELECT p.id, p.time, p.received_at, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
+                       p.raw_lon, p.raw_lat, p.accuracy_m, p.battery, p.speed_mps,
+                       d.datum::text AS datum, extract(epoch FROM now() - p.time) AS age_s,
+                       g.code AS grid_code, c.code AS community_code,
+                       c.name AS community_name, s.code AS street_code, s.name AS street_name,
+                       w.code AS worker_code, w.display_name AS worker_name,
+                       w.phone AS worker_phone
+                FROM position p JOIN device d ON d.id = p.device_id
+                LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
+                LEFT JOIN community c ON c.id = g.community_id
+                LEFT JOIN street s ON s.id = c.street_id
+                LEFT JOIN worker w ON w.id = g.worker_id
+                WHERE p.elder_id = :e ORDER BY p.time DESC, p.id DESC LIMIT 1
+                """  # noqa: S608
+            ),
+            {"e": elder_id},
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
+
+
+def nearest_facilities(db: Db, lon: float, lat: float, *, count: int) -> list[dict[str, Any]]:
+    """The ``count`` nearest facilities by straight-line (geodesic) distance."""
+    rows = (
+        db.execute(
+            text(
+                """
+                WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+                near AS (SELECT f.id, f.source_id, f.kind, f.name, f.geom FROM facility f, pt
+                         ORDER BY f.geom <-> pt.g LIMIT :wide)
+                SELECT n.id, n.source_id, n.kind, n.name, ST_X(n.geom) AS lon,
+                       ST_Y(n.geom) AS lat,
+                       ST_Distance(n.geom::geography, pt.g::geography) AS straight_line_m
+                FROM near n, pt ORDER BY straight_line_m, n.id LIMIT :count
+                """
+            ),
+            # Degrees are not square away from the equator: rank a wider set by metres.
+            {"lon": lon, "lat": lat, "count": count, "wide": count * 4},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def trail(db: Db, elder_id: int, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                """
+                SELECT p.time, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.accuracy_m,
+                       p.battery, p.speed_mps, g.code AS grid_code
+                FROM position p LEFT JOIN grid g ON g.id = p.grid_id
+                WHERE p.elder_id = :e AND p.time >= :since
+                ORDER BY p.time, p.id LIMIT :limit
+                """
+            ),
+            {"e": elder_id, "since": since, "limit": limit},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def zone_and_home(db: Db, elder_id: int) -> dict[str, Any]:
+    """The safe zone (GeoJSON, WGS-84) and the home household point of one elder."""
+    row = (
+        db.execute(
+            text(
+                """
+                SELECT z.kind::text AS kind, z.buffer_m, z.radius_m,
+                       ST_AsGeoJSON(z.geom, 7) AS zone, ST_X(h.geom) AS home_lon,
+                       ST_Y(h.geom) AS home_lat
+                FROM elder e LEFT JOIN safe_zone z ON z.elder_id = e.id
+                LEFT JOIN household h ON h.id = e.household_id WHERE e.id = :e
+                """
+            ),
+            {"e": elder_id},
+        )
+        .mappings()
+        .one()
+    )
+    out = dict(row)
+    out["zone"] = json.loads(out["zone"]) if out["zone"] else None
+    return out
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def purge_positions(db: Db, *, before: datetime) -> int:
+    """Delete fixes older than ``before`` (by fix time), and webhook payloads that carry them."""
+    result = db.execute(text("DELETE FROM position WHERE time < :before"), {"before": before})
+    db.execute(
+        text(
+            "DELETE FROM webhook_outbox WHERE created_at < :before "
+            "AND (delivered_at IS NOT NULL OR failed)"
+        ),
+        {"before": before},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
