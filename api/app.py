@@ -15,7 +15,8 @@ from sqlalchemy import Engine, text
 from api import care_tasks
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, RateLimit, SecurityHeaders
-from api.routers import alerts, auth, checks, elders, home, ingest, layers
+from api.ogc import DistrictWideOnly, create_ogc_app
+from api.routers import alerts, auth, checks, elders, home, ingest, layers, maps
 from api.security import authenticated
 from data.db import database_url, make_engine, migrate
 from data.settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             await care_tasks.stop(task)
+            await app.state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:
                 app.state.engine.dispose()
 
@@ -76,6 +78,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(ingest.router, dependencies=private)
     app.include_router(elders.router, dependencies=private)
     app.include_router(alerts.router, dependencies=private)
+    app.include_router(maps.router, dependencies=private)
+    # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
+    app.state.ogc = create_ogc_app()
+    app.mount("/ogc", DistrictWideOnly(app.state.ogc))
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     # Outermost last: the body limit sees the request first, headers go on every answer.

@@ -317,6 +317,23 @@ def user_scope(username: str, scope: Annotated[list[str], typer.Argument()]) -> 
     out.print(f"{username}: area updated")
 
 
+@app.command("purge")
+def purge(
+    days: Annotated[
+        int | None, typer.Option(min=1, help="retention in days (default: the setting, 30)")
+    ] = None,
+) -> None:
+    """Delete elders' positions older than the retention period (the server does it hourly)."""
+    from datetime import UTC, datetime, timedelta
+
+    from data import care
+
+    settings = _settings()
+    keep = days or settings.position_retention_days
+    deleted = care.purge(_engine(settings), now=datetime.now(UTC), retention=timedelta(days=keep))
+    out.print(f"deleted {deleted} position(s) older than {keep} days")
+
+
 @key_app.command("add")
 def key_add(
     name: str,

@@ -171,6 +171,9 @@ def _add_facilities(m: folium.Map, data: dict[str, Any], facilities: gpd.GeoData
     def style(feature: dict[str, Any]) -> dict[str, Any]:
         kind = feature["properties"].get("kind")
         return {
+            # folium's CircleMarker options carry fill: false, and Object.assign keeps it
+            # unless the style says otherwise: without this the circles are drawn hollow.
+            "fill": True,
             "fillColor": colours.get(kind, OTHER_COLOUR) if kind is not None else OTHER_COLOUR,
             "color": "#333333",
             "weight": 1,

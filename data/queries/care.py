@@ -452,9 +452,9 @@ def silent_zones(db: Db, *, cutoff: datetime, epsg: int, limit: int = 500) -> li
     return _zone_contexts(
         db,
         "NOT s.no_fix AND s.last_fix_time < :cutoff AND EXISTS (SELECT 1 FROM consent c "
-        "WHERE c.elder_id = s.elder_id AND c.withdrawn_at IS NULL) LIMIT :limit",
+        "WHERE c.elder_id = s.elder_id AND c.withdrawn_at IS NULL)",
         {"cutoff": cutoff, "epsg": epsg, "limit": limit},
-        lock="FOR UPDATE OF s SKIP LOCKED",
+        lock="LIMIT :limit FOR UPDATE OF s SKIP LOCKED",
     )
 
 

@@ -1,0 +1,275 @@
+"""OGC API – Features and Tiles for QGIS, GDAL, OWSLib and MapLibre, served by tipg at /ogc.
+
+What is served is the ``ogc`` schema of views (migration 0005): streets, communities,
+current grids with their household count and worker, roads and facilities. Nothing else is
+registered, so households, elders and positions cannot be asked for.
+
+Access: these layers are district-wide (not cut to an area), so ``/ogc/*`` answers only to
+a principal whose scope is unrestricted — an admin, or an API key made with
+``gridwork key add NAME --role admin`` for an integration. Everyone else gets 401 (no
+credentials) or 403. Clients send ``Authorization: Bearer <token>`` or ``X-API-Key: <key>``
+(OWSLib: ``Features(url, headers=...)``; GDAL: ``GDAL_HTTP_HEADERS="X-API-Key: ..."``).
+The check wraps the whole sub-app, its OpenAPI document and docs included.
+
+tipg is used as a library, not as its app: its factories give the routes, but its HTML
+templates load Bootstrap, jQuery and Leaflet from CDNs, so every template is replaced by
+one plain page of our own; its bbox and tile parameters are replaced by checked ones (a
+bbox with min > max, a tile outside the matrix: 422 naming the parameter); and because
+asyncpg pools belong to one event loop, the pool is made per loop on first use (tests run
+several loops over one app; uvicorn runs one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import weakref
+from typing import Annotated, Any
+
+import asyncpg
+import jinja2
+import morecantile
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi_offline import FastAPIOffline
+from morecantile import Tile
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
+from tipg import errors as tipg_errors
+from tipg.collections import pg_get_collection_index
+from tipg.database import connection_factory
+from tipg.dependencies import TileParams
+from tipg.dependencies import bbox_query as tipg_bbox_query
+from tipg.factory import Endpoints
+from tipg.openapi import _update_openapi
+from tipg.settings import DatabaseSettings
+
+from api.deps import parse_bbox
+from api.errors import add_exception_handlers, problem, status_for
+from api.security import Principal, optional_principal
+from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
+
+SCHEMA = "ogc"
+TMS_ID = "WebMercatorQuad"
+CATALOG_TTL_S = 60.0
+"""Collections (and their extents) are re-read at most this often."""
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ template.title }}</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem}
+pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-height:70vh}</style></head><body>
+<p>{% for c in crumbs %}<a href="{{ c.url }}">{{ c.part }}</a>{% if not loop.last %} / {% endif %}
+{% endfor %}</p>
+<h1>{{ template.title }}</h1>
+{% if response.links %}<ul>{% for l in response.links %}
+<li><a href="{{ l.href }}">{{ l.title or l.rel }}</a> <small>({{ l.rel }})</small></li>
+{% endfor %}</ul>{% endif %}
+<p>JSON: add <code>?f=json</code>. Standard clients (QGIS, GDAL, OWSLib) read this API
+directly.</p>
+<pre>{{ response | tojson(indent=2) }}</pre></body></html>"""
+_TEMPLATE_NAMES = [
+    "landing",
+    "conformance",
+    "collections",
+    "collection",
+    "items",
+    "item",
+    "queryables",
+    "tilematrixsets",
+    "tilematrixset",
+    "tilesets",
+    "tileset",
+    "map",
+    "viewer",
+    "debug",
+    "header",
+    "footer",
+]
+
+
+def _templates() -> Jinja2Templates:
+    """One offline page for every template tipg may render (tipg's own use CDNs)."""
+    loader = jinja2.DictLoader({f"{name}.html": _TEMPLATE for name in _TEMPLATE_NAMES})
+    return Jinja2Templates(env=jinja2.Environment(loader=loader, autoescape=True))
+
+
+def bbox_query(
+    bbox: Annotated[
+        str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)", max_length=200)
+    ] = None,
+) -> list[float] | None:
+    """tipg's bbox, but refusing min > max and non-numbers with 422 naming ``bbox``."""
+    return None if bbox is None else list(parse_bbox(bbox))
+
+
+def tile_params(
+    z: Annotated[int, Path(description="zoom level (TileMatrix), 0–24")],
+    x: Annotated[int, Path(description="column, 0 to 2^z − 1")],
+    y: Annotated[int, Path(description="row, 0 to 2^z − 1")],
+) -> Tile:
+    """A tile inside the WebMercatorQuad matrix, else 422 naming z, x or y."""
+    if not 0 <= z <= 24:
+        raise InvalidInput(f"zoom {z} is outside the tile matrix set's 0–24", field="z")
+    size = 1 << z
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value < size:
+            raise InvalidInput(
+                f"{value} is outside the matrix at zoom {z} (0–{size - 1})", field=name
+            )
+    return Tile(x, y, z)
+
+
+class LoopPools:
+    """An asyncpg pool per event loop, made on first use; ``acquire`` as tipg expects it."""
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
+        ] = weakref.WeakKeyDictionary()
+
+    async def ready(self, engine: Engine) -> asyncpg.Pool:
+        """This loop's pool to ``engine``'s database (same server and credentials)."""
+        loop = asyncio.get_running_loop()
+        task = self._pools.get(loop)
+        if task is None:
+            dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            task = loop.create_task(
+                asyncpg.create_pool(
+                    dsn,
+                    min_size=1,
+                    max_size=4,
+                    init=connection_factory([SCHEMA], "pg_temp"),
+                )
+            )
+            self._pools[loop] = task
+        return await task
+
+    def acquire(self) -> Any:
+        task = self._pools[asyncio.get_running_loop()]
+        return task.result().acquire()
+
+    async def close(self) -> None:
+        """Close this loop's pool (an app's lifespan ends in the loop that served it)."""
+        task = self._pools.pop(asyncio.get_running_loop(), None)
+        if task is not None and task.done() and not task.exception():
+            await task.result().close()
+
+
+async def _refresh_catalog(app: FastAPI) -> None:
+    catalog = getattr(app.state, "collection_catalog", None)
+    now = dt.datetime.now()
+    if catalog is not None and (now - catalog["last_updated"]).total_seconds() < CATALOG_TTL_S:
+        return
+    async with app.state.pool.acquire() as conn:
+        found = await pg_get_collection_index(
+            conn,
+            settings=DatabaseSettings(
+                schemas=[SCHEMA],
+                functions=[],
+                exclude_function_schemas=None,
+                spatial_extent=True,
+                datetime_extent=False,
+            ),
+        )
+    app.state.collection_catalog = {
+        "collections": {c.id: c for c in found if c.id.startswith(f"{SCHEMA}.")},
+        "last_updated": now,
+    }
+
+
+def district_wide(principal: Principal | None) -> Principal:
+    """Only callers who may see the whole district read the unscoped OGC layers."""
+    if principal is None:
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' or X-API-Key")
+    if not principal.scope.unrestricted:
+        raise Forbidden(
+            "the OGC layers cover the whole district; they need an admin or a district-wide "
+            "API key (gridwork key add NAME --role admin)"
+        )
+    return principal
+
+
+def _principal(request: Request) -> Principal | None:
+    engine: Engine = request.app.state.engine
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    api_key = request.headers.get("x-api-key") or None
+    with Session(engine) as session:
+        return optional_principal(request, session, bearer, api_key)
+
+
+class DistrictWideOnly:
+    """Deny by default around the whole OGC sub-app: every path, docs and OpenAPI included."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)  # scope["app"] is still the outer app here
+        try:
+            district_wide(await run_in_threadpool(_principal, request))
+        except GridworkError as exc:
+            response = problem(status_for(exc), type(exc).__name__, str(exc))
+            await response(scope, receive, send)
+            return
+        await self.app.state.pool.ready(request.app.state.engine)
+        await _refresh_catalog(self.app)
+        await self.app(scope, receive, send)
+
+
+def create_ogc_app() -> FastAPI:
+    """The OGC sub-app; mount it wrapped in :class:`DistrictWideOnly`, which connects it to
+    the outer app's database on first use (an asyncpg pool per event loop)."""
+    app = FastAPIOffline(
+        title="gridwork OGC API – Features and Tiles",
+        description="Non-personal layers of gridwork: streets, communities, grids (with "
+        "households counted and the grid worker), roads and facilities.",
+        version="0.1.0",
+        openapi_url="/api",
+        docs_url=None,
+        redoc_url=None,
+        static_url="/static-docs",
+    )
+    endpoints = Endpoints(
+        title="gridwork OGC API",
+        templates=_templates(),
+        with_tiles_viewer=False,
+        supported_tms=morecantile.TileMatrixSets(
+            {TMS_ID: morecantile.tms.get(TMS_ID)}
+        ),
+    )
+    app.include_router(endpoints.router)
+    _update_openapi(app)
+    app.dependency_overrides[tipg_bbox_query] = bbox_query
+    app.dependency_overrides[TileParams] = tile_params
+    add_exception_handlers(app)
+    tipg_errors.add_exception_handlers(
+        app,
+        {
+            cls: code
+            for cls, code in tipg_errors.DEFAULT_STATUS_CODES.items()
+            if code < 500 and issubclass(cls, tipg_errors.TiPgError)
+        },
+    )
+
+    @app.get("/api.html", include_in_schema=False, name="swagger_ui_html")
+    async def swagger_ui_html(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/api",
+            title="gridwork OGC API",
+            swagger_js_url=f"{root}/static-docs/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static-docs/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static-docs/favicon.png",
+        )
+
+    app.state.pool = LoopPools()
+    return app

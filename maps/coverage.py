@@ -1,0 +1,205 @@
+"""Facility coverage: who can walk to a facility of one kind in so many minutes.
+
+Layers, bottom to top: the areas (grids, or communities before there are grids) coloured by
+the share of their households who can walk there in time, uncovered ones in red; the
+walking service area clipped to each area; the straight-line circles of the same radius
+(off by default: the comparison that over-promises across rivers and railways); the
+facilities as filled circles in their kind's colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from maps._common import DEFAULT_TOLERANCE_M, add_areas, area_map, number, title_box
+from maps.base import (
+    AssetMode,
+    Legend,
+    LegendEntry,
+    OfflineMap,
+    display_geometry,
+    layer_control,
+    metric_crs,
+    to_wgs84,
+)
+from maps.hierarchy import _add_facilities, _feature_collection
+
+UNCOVERED = "#de2d26"
+SHARE_CLASSES: Sequence[tuple[float, str, str]] = (
+    (0.25, "#edf8e9", "< 25 %"),
+    (0.50, "#bae4b3", "25–50 %"),
+    (0.75, "#74c476", "50–75 %"),
+    (1.01, "#238b45", "≥ 75 %"),
+)
+WALK_COLOUR = "#2171b5"
+CROW_COLOUR = "#6a51a3"
+
+
+def share_colour(share: float | None, uncovered: bool) -> str:
+    if uncovered:
+        return UNCOVERED
+    if share is None:
+        return "#d9d9d9"
+    for upper, colour, _ in SHARE_CLASSES:
+        if share < upper:
+            return colour
+    return SHARE_CLASSES[-1][1]
+
+
+def coverage_map(
+    areas: gpd.GeoDataFrame,
+    covered: gpd.GeoSeries,
+    crow_flies: shapely.Geometry,
+    facilities: gpd.GeoDataFrame,
+    *,
+    kind: str,
+    minutes: float,
+    speed_kmh: float,
+    level: str = "grids",
+    asset_mode: AssetMode,
+    static_url: str = "/static",
+    tolerance_m: float = DEFAULT_TOLERANCE_M,
+) -> OfflineMap:
+    """The coverage of one facility kind over ``areas``.
+
+    ``areas`` needs ``code``, ``households``, ``covered_households``, ``household_share``
+    (NaN without households), ``area_share`` and ``uncovered``; ``score`` (2SFCA) and
+    ``worker_name`` are shown when present. ``covered`` is the walking service area
+    clipped to each area (same index); ``crow_flies`` the straight-line circles.
+    """
+    if areas.empty:
+        raise ValueError("a coverage map needs at least one area")
+    m = area_map(areas, asset_mode=asset_mode, static_url=static_url)
+    crs = metric_crs(to_wgs84(areas))
+    shares = [number(v) for v in areas["household_share"]]
+    land = [number(v) for v in areas["area_share"]]
+    judged = [s if s is not None else a for s, a in zip(shares, land, strict=True)]
+    colours = [share_colour(j, bool(u)) for j, u in zip(judged, areas["uncovered"], strict=True)]
+    frame = areas.assign(
+        _colour=colours,
+        share_pct=[None if s is None else f"{100 * s:.0f} %" for s in shares],
+        land_pct=[None if a is None else f"{100 * a:.0f} %" for a in land],
+        status=["未覆盖 uncovered" if u else "覆盖 covered" for u in areas["uncovered"]],
+    )
+    if "score" in frame.columns:
+        frame["score"] = [None if pd.isna(v) else round(float(v), 4) for v in frame["score"]]
+    what = "网格 grid" if level == "grids" else "社区 community"
+
+    def style(feature: dict[str, Any]) -> dict[str, Any]:
+        uncovered = feature["properties"]["_colour"] == UNCOVERED
+        return {
+            "fillColor": feature["properties"]["_colour"],
+            "fillOpacity": 0.6 if uncovered else 0.45,
+            "color": "#b30000" if uncovered else "#ffffff",
+            "weight": 2 if uncovered else 1,
+        }
+
+    add_areas(
+        m,
+        frame,
+        name=f"{what} 覆盖率 share covered",
+        columns=[
+            "code",
+            "name",
+            "worker_name",
+            "households",
+            "covered_households",
+            "share_pct",
+            "land_pct",
+            "score",
+            "status",
+            "_colour",
+        ],
+        labels=[
+            ("code", what),
+            ("name", "名称 name"),
+            ("worker_name", "网格员 worker"),
+            ("households", "户数 households"),
+            ("covered_households", "可步行到达 covered"),
+            ("share_pct", "覆盖率 share"),
+            ("land_pct", "面积覆盖 land"),
+            ("score", "2SFCA 容量/户 capacity per household"),
+            ("status", "状态 status"),
+        ],
+        style=style,
+        tolerance_m=tolerance_m,
+    )
+
+    walk = gpd.GeoDataFrame(geometry=covered.to_numpy(), crs=covered.crs)
+    walk = walk[~(walk.geometry.isna() | walk.geometry.is_empty)]
+    if not walk.empty:
+        folium.GeoJson(
+            _feature_collection(walk, [], tolerance_m=tolerance_m, crs=crs),
+            name=f"步行 {minutes:g} 分钟 walking area",
+            style_function=lambda _f: {
+                "color": WALK_COLOUR,
+                "weight": 1,
+                "fillColor": WALK_COLOUR,
+                "fillOpacity": 0.25,
+                "interactive": False,
+            },
+        ).add_to(m)
+    crow = gpd.GeoSeries([crow_flies], crs=covered.crs)
+    if not crow.is_empty.all():
+        simplified = display_geometry(
+            gpd.GeoDataFrame(geometry=crow), tolerance_m=tolerance_m, crs=crs
+        )
+        folium.GeoJson(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {}, "geometry": g.__geo_interface__}
+                    for g in simplified.values
+                    if g is not None and not g.is_empty
+                ],
+            },
+            name="直线距离 straight-line buffer",
+            style_function=lambda _f: {
+                "color": CROW_COLOUR,
+                "weight": 2,
+                "dashArray": "6 4",
+                "fill": False,
+                "interactive": False,
+            },
+            show=False,
+        ).add_to(m)
+
+    if not facilities.empty:
+        _add_facilities(
+            m,
+            _feature_collection(facilities, ["name", "kind"], tolerance_m=0, crs=crs),
+            facilities,
+        )
+
+    tally = pd.Series(colours).value_counts()
+    entries = [LegendEntry(f"未覆盖 uncovered ({tally.get(UNCOVERED, 0)})", UNCOVERED)]
+    entries += [
+        LegendEntry(f"{label} ({tally.get(colour, 0)})", colour)
+        for _, colour, label in SHARE_CLASSES
+    ]
+    entries += [
+        LegendEntry(f"步行范围 walking area ({minutes:g} min)", WALK_COLOUR),
+        LegendEntry("直线距离 straight line (same radius)", CROW_COLOUR, "dashed"),
+    ]
+    Legend("户数覆盖率 households within reach", entries).add_to(m)
+    households = int(np.nansum(areas["households"].to_numpy(dtype=float)))
+    reached = int(np.nansum(areas["covered_households"].to_numpy(dtype=float)))
+    share = f"{100 * reached / households:.0f} %" if households else "no households"
+    radius = minutes * speed_kmh * 1000 / 60
+    lines = [
+        f"{kind}: {len(facilities)} facilities, {minutes:g} min at {speed_kmh:g} km/h "
+        f"({radius:.0f} m)",
+        f"{reached:,} of {households:,} households can walk there ({share})",
+        f"{int(tally.get(UNCOVERED, 0))} of {len(areas)} "
+        f"{'grids' if level == 'grids' else 'communities (no grids yet)'} uncovered",
+    ]
+    title_box(m, "设施覆盖 Facility coverage", lines)
+    layer_control(m)
+    return m

@@ -1,0 +1,179 @@
+"""A vector-tile viewer: MapLibre GL JS over gridwork's own MVT endpoint, nothing else.
+
+The style has only our three vector sources (grids, roads, facilities from ``/ogc``), no
+glyphs, no sprite and no symbol layers, so the page needs no font or icon server; MapLibre
+itself is vendored (``maps/static/maplibre/``, an ES module whose worker is a same-origin
+module script, which the pages' Content-Security-Policy allows). Hovering a grid shows its
+code, worker and households in a popup built with text nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from maps.base import OSM_ATTRIBUTION_HTML, Bounds
+from maps.grids import ABOVE, BELOW, WITHIN
+from maps.style import NO_DATA_COLOUR, OTHER_COLOUR, categorical_colours
+
+MAPLIBRE_VERSION = "6.17.0"
+TILES = "/ogc/collections/ogc.{layer}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+SOURCE_LAYER = "default"
+"""tipg names every tile's layer 'default' (TIPG_SET_MVT_LAYERNAME unset)."""
+
+
+def viewer_style(
+    *, kinds: Sequence[str], household_min: int, household_max: int, maxzoom: int = 16
+) -> dict[str, Any]:
+    """A MapLibre style (v8) with relative tile paths; the page makes them absolute."""
+    colours = categorical_colours(list(kinds))
+    kind_match: list[Any] = ["match", ["get", "kind"]]
+    for kind, colour in colours.items():
+        kind_match += [kind, colour]
+    kind_match.append(OTHER_COLOUR)
+    if len(kind_match) == 3:  # no kinds: a match needs at least one label
+        kind_match = ["literal", OTHER_COLOUR]
+    households = ["coalesce", ["get", "households"], 0]
+    band = [
+        "case",
+        ["<=", households, 0],
+        NO_DATA_COLOUR,
+        ["<", households, household_min],
+        BELOW,
+        ["<=", households, household_max],
+        WITHIN,
+        ABOVE,
+    ]
+
+    def source(layer: str) -> dict[str, Any]:
+        return {
+            "type": "vector",
+            "tiles": [TILES.format(layer=layer)],
+            "minzoom": 0,
+            "maxzoom": maxzoom,
+            "attribution": OSM_ATTRIBUTION_HTML,
+        }
+
+    return {
+        "version": 8,
+        "name": "gridwork",
+        "sources": {name: source(name) for name in ("grids", "roads", "facilities")},
+        "layers": [
+            {"id": "background", "type": "background", "paint": {"background-color": "#f4f3ef"}},
+            {
+                "id": "grids-fill",
+                "type": "fill",
+                "source": "grids",
+                "source-layer": SOURCE_LAYER,
+                "paint": {"fill-color": band, "fill-opacity": 0.6},
+            },
+            {
+                "id": "roads",
+                "type": "line",
+                "source": "roads",
+                "source-layer": SOURCE_LAYER,
+                "paint": {"line-color": "#8c8c8c", "line-width": 1},
+            },
+            {
+                "id": "grids-line",
+                "type": "line",
+                "source": "grids",
+                "source-layer": SOURCE_LAYER,
+                "paint": {"line-color": "#d94801", "line-width": 1.2},
+            },
+            {
+                "id": "facilities",
+                "type": "circle",
+                "source": "facilities",
+                "source-layer": SOURCE_LAYER,
+                "paint": {
+                    "circle-radius": 5,
+                    "circle-color": kind_match,
+                    "circle-stroke-color": "#333333",
+                    "circle-stroke-width": 1,
+                },
+            },
+        ],
+    }
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>gridwork – vector tiles</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="__GW_STATIC__/maplibre/maplibre-gl.css">
+<style>html,body,#map{margin:0;height:100%}
+.gw-key{position:absolute;top:8px;left:8px;background:rgba(255,255,255,.92);padding:6px 8px;
+border-radius:4px;font:12px/1.4 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
+.gw-key i{display:inline-block;width:12px;height:10px;margin-right:4px;border:1px solid #777}
+</style></head><body><div id="map"></div>
+<div class="gw-key"><b>网格 grids (vector tiles)</b><div id="gw-key"></div></div>
+<script type="module">
+import * as maplibregl from "__GW_STATIC__/maplibre/maplibre-gl.mjs";
+const style = __GW_STYLE__;
+for (const source of Object.values(style.sources)) {
+  source.tiles = source.tiles.map((t) => window.location.origin + t);
+}
+const key = __GW_KEY__;
+const box = document.getElementById("gw-key");
+for (const [label, colour] of key) {
+  const row = document.createElement("div");
+  const swatch = document.createElement("i");
+  swatch.style.background = colour;
+  row.appendChild(swatch);
+  row.appendChild(document.createTextNode(label));
+  box.appendChild(row);
+}
+const map = new maplibregl.Map({container: "map", style, bounds: __GW_BOUNDS__,
+  fitBoundsOptions: {padding: 20}, attributionControl: {compact: false}});
+map.addControl(new maplibregl.NavigationControl({showCompass: false}));
+window.gwMap = map;
+const popup = new maplibregl.Popup({closeButton: false, closeOnClick: false});
+map.on("mousemove", "grids-fill", (e) => {
+  const p = e.features[0].properties;
+  const div = document.createElement("div");
+  div.className = "gw-popup";
+  for (const [k, label] of [["code", "网格 grid"], ["worker_name", "网格员 worker"],
+                            ["households", "户数 households"]]) {
+    if (p[k] === undefined || p[k] === null) continue;
+    const line = document.createElement("div");
+    line.textContent = label + ": " + p[k];
+    div.appendChild(line);
+  }
+  popup.setLngLat(e.lngLat).setDOMContent(div).addTo(map);
+  map.getCanvas().style.cursor = "pointer";
+});
+map.on("mouseleave", "grids-fill", () => { popup.remove(); map.getCanvas().style.cursor = ""; });
+map.once("idle", () => { window.gwReady = true; });
+map.on("error", (e) => { window.gwErrors = (window.gwErrors || []).concat(String(e.error)); });
+</script></body></html>"""
+
+
+def viewer_page(
+    bounds: Bounds,
+    *,
+    kinds: Sequence[str],
+    household_min: int,
+    household_max: int,
+    static_url: str = "/static",
+) -> str:
+    """The viewer's HTML; ``bounds`` (west, south, east, north) is where it opens."""
+    style = viewer_style(kinds=kinds, household_min=household_min, household_max=household_max)
+    key = [
+        [f"< {household_min}", BELOW],
+        [f"{household_min}–{household_max}", WITHIN],
+        [f"> {household_max}", ABOVE],
+        ["无住户 none", NO_DATA_COLOUR],
+    ]
+    west, south, east, north = bounds
+
+    def js(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+    return (
+        _PAGE.replace("__GW_STATIC__", static_url.rstrip("/"))
+        .replace("__GW_BOUNDS__", js([[west, south], [east, north]]))
+        .replace("__GW_KEY__", js(key))
+        .replace("__GW_STYLE__", js(style))  # last: it holds imported names
+    )

@@ -1,0 +1,235 @@
+"""Ingest as a hostile or broken device sees it: every refusal is a 4xx with a reason, and
+nothing is stored by a refused request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from tests.care.conftest import CONSENT, District, care_settings, count, enrol, osmand
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _positions(engine: Engine) -> int:
+    return count(engine, "SELECT count(*) FROM position")
+
+
+def test_without_consent_ingest_is_403_and_nothing_is_stored(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-nc", consent=False)
+    key, lon, lat = elder["api_key"], district.home_lon, district.home_lat
+    r = osmand(client, key, "watch-nc", lon, lat, NOW)
+    assert r.status_code == 403
+    assert "consent" in r.json()["detail"]
+    assert _positions(care) == 0
+
+    added = client.post(f"/elders/{elder['id']}/consent", json=CONSENT, headers=staff["care_staff"])
+    assert added.status_code == 201
+    assert osmand(client, key, "watch-nc", lon, lat, NOW).status_code == 200
+    assert _positions(care) == 1
+
+    gone = client.delete(f"/elders/{elder['id']}/consent", headers=staff["care_staff"])
+    assert gone.json()["withdrawn"] == 1
+    later = osmand(client, key, "watch-nc", lon, lat, NOW + timedelta(seconds=5))
+    assert later.status_code == 403
+    assert _positions(care) == 1
+    assert (
+        client.get(f"/elders/{elder['id']}", headers=staff["care_staff"]).json()["consent"] is False
+    )
+
+
+def test_a_repeated_fix_is_dropped_and_a_late_one_does_not_replace_the_last(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-dup")
+    key, lon, lat = elder["api_key"], district.home_lon, district.home_lat
+    first = osmand(client, key, "watch-dup", lon, lat, NOW - timedelta(minutes=1))
+    again = osmand(client, key, "watch-dup", lon, lat, NOW - timedelta(minutes=1))
+    assert first.json() == {"stored": 1, "duplicates": 0}
+    assert again.status_code == 200  # so the device stops resending
+    assert again.json() == {"stored": 0, "duplicates": 1}
+    late = osmand(client, key, "watch-dup", lon + 0.001, lat, NOW - timedelta(minutes=5))
+    assert late.json() == {"stored": 1, "duplicates": 0}
+    assert _positions(care) == 2
+    where = client.get(
+        f"/elders/{elder['id']}/location", params={"reason": "test"}, headers=staff["care_staff"]
+    ).json()
+    assert where["time"] == (NOW - timedelta(minutes=1)).isoformat()
+    assert where["wgs84"] == {"lon": lon, "lat": lat}
+
+
+BAD: list[tuple[str, dict[str, str], int, str]] = [
+    ("missing lat/lon", {"lat": "", "lon": ""}, 422, "lat"),
+    ("missing lon", {"lon": ""}, 422, "lon"),
+    ("lat out of range", {"lat": "95.5"}, 422, "lat"),
+    ("lon out of range", {"lon": "-181"}, 422, "lon"),
+    ("not a number", {"lat": "forty-five"}, 422, "lat"),
+    ("NaN", {"lon": "nan"}, 422, "lon"),
+    ("no-fix marker", {"lat": "0", "lon": "0"}, 422, "lat"),
+    (
+        "far-future timestamp",
+        {"timestamp": str(int((NOW + timedelta(days=400)).timestamp()))},
+        422,
+        "timestamp",
+    ),
+    (
+        "older than retention",
+        {"timestamp": str(int((NOW - timedelta(days=90)).timestamp()))},
+        422,
+        "timestamp",
+    ),
+    ("malformed location", {"lat": "", "lon": "", "location": "45.6;84.8"}, 422, "location"),
+    ("garbled timestamp", {"timestamp": "yesterday"}, 422, "timestamp"),
+    ("battery over 100", {"batt": "180"}, 422, "batt"),
+    ("alarm too long", {"alarm": "x" * 65}, 422, "alarm"),
+    ("too many attributes", {f"extra{i}": "1" for i in range(40)}, 422, "attributes"),
+    ("unknown device", {"id": "watch-nobody"}, 403, "id"),
+]
+
+
+@pytest.mark.parametrize(("why", "change", "status", "field"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_refused_with_a_reason_and_nothing_is_stored(
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    district: District,
+    why: str,
+    change: dict[str, str],
+    status: int,
+    field: str,
+) -> None:
+    key = enrol(client, staff["care_staff"], "watch-bad")["api_key"]
+    params: dict[str, Any] = {
+        "id": "watch-bad",
+        "lat": str(district.home_lat),
+        "lon": str(district.home_lon),
+        "timestamp": str(int(NOW.timestamp())),
+        "key": key,
+        **change,
+    }
+    r = client.get("/ingest/osmand", params={k: v for k, v in params.items() if v != ""})
+    assert r.status_code == status, r.text
+    assert r.json()["field"] == field
+    assert r.json()["detail"]
+    assert _positions(care) == 0
+
+
+def test_keys_are_checked_and_a_device_cannot_post_for_another(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    mine = enrol(client, staff["care_staff"], "watch-mine")
+    theirs = enrol(client, staff["care_staff"], "watch-theirs")
+    lon, lat = district.home_lon, district.home_lat
+    forged = osmand(client, "gw_not_a_key", "watch-mine", lon, lat, NOW)
+    assert forged.status_code == 401
+    crossed = osmand(client, theirs["api_key"], "watch-mine", lon, lat, NOW)
+    assert crossed.status_code == 403
+    assert "watch-theirs" not in crossed.text  # the answer says nothing of the key's own device
+    header = client.get(
+        "/ingest/osmand",
+        params={"id": "watch-mine", "lat": lat, "lon": lon},
+        headers={"X-API-Key": mine["api_key"]},
+    )
+    assert header.status_code == 200
+    post = client.post(
+        "/ingest/osmand",
+        params={"key": mine["api_key"]},
+        data={"id": "watch-mine", "lat": lat, "lon": lon, "timestamp": "2020-01-01"},
+    )
+    assert post.status_code == 422  # form body read; that date is older than retention
+    assert _positions(care) == 1
+    with care.connect() as conn:
+        attributes = conn.exec_driver_sql("SELECT attributes::text FROM position").scalar_one()
+    assert mine["api_key"] not in attributes  # ?key= is never kept as an attribute
+    # ?key= is accepted on ingest routes only.
+    assert client.get("/me", params={"key": mine["api_key"]}).status_code == 401
+    assert client.get("/me", headers={"X-API-Key": mine["api_key"]}).json()["role"] == "device"
+
+
+def test_staff_cannot_ingest_and_devices_cannot_read(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-roles")
+    device = {"X-API-Key": elder["api_key"]}
+    params = {"id": "watch-roles", "lat": district.home_lat, "lon": district.home_lon}
+    assert client.get("/ingest/osmand", params=params, headers=staff["admin"]).status_code == 403
+    assert client.get("/ingest/osmand", params=params).status_code == 401
+    for path in ("/elders", f"/elders/{elder['id']}", "/alerts"):
+        assert client.get(path, headers=device).status_code == 403
+    where = f"/elders/{elder['id']}/location"
+    assert client.get(where, params={"reason": "curious"}, headers=device).status_code == 403
+
+
+def test_the_batch_endpoint_is_all_or_nothing(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    key = {"X-API-Key": enrol(client, staff["care_staff"], "watch-batch")["api_key"]}
+    fixes: list[dict[str, Any]] = [
+        {
+            "id": "watch-batch",
+            "lat": district.home_lat,
+            "lon": district.home_lon + i * 1e-4,
+            "timestamp": int((NOW - timedelta(minutes=10 - i)).timestamp()),
+            "batt": 90,
+        }
+        for i in range(5)
+    ]
+    bad = [*fixes[:2], {**fixes[2], "lat": 123.0}, {**fixes[3], "location": "1,2,3"}]
+    r = client.post("/ingest/batch", json={"fixes": bad}, headers=key)
+    assert r.status_code == 422
+    assert "fixes[2].lat" in r.json()["detail"] and "fixes[3].location" in r.json()["detail"]
+    assert _positions(care) == 0
+    unknown = client.post("/ingest/batch", json={"fixes": [{**fixes[0], "x": 1}]}, headers=key)
+    assert unknown.status_code == 422  # strict model: unknown fields refused
+    ok = client.post("/ingest/batch", json={"fixes": [*fixes, fixes[0]]}, headers=key)
+    assert ok.json() == {"stored": 5, "duplicates": 1}
+    assert _positions(care) == 5
+
+
+def test_a_body_over_the_limit_is_refused(
+    care_engine: Engine, care_url: str, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    app = create_app(care_settings(care_url, max_body_bytes=2048), engine=care_engine)
+    with TestClient(app) as small:
+        r = small.post(
+            "/ingest/osmand",
+            params={"key": "gw_whatever"},
+            content=b"id=x&lat=1&lon=2&pad=" + b"x" * 4096,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert r.status_code == 413
+    assert "body" in r.json()["detail"]
+    assert _positions(care) == 0
+
+
+def test_ingest_is_rate_limited(
+    care_engine: Engine,
+    care_url: str,
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    district: District,
+) -> None:
+    key = enrol(client, staff["care_staff"], "watch-limit")["api_key"]
+    app = create_app(care_settings(care_url, ingest_per_minute=3), engine=care_engine)
+    with TestClient(app) as limited:
+        codes = [
+            osmand(
+                limited,
+                key,
+                "watch-limit",
+                district.home_lon,
+                district.home_lat,
+                NOW - timedelta(seconds=i),
+            ).status_code
+            for i in range(5)
+        ]
+    assert codes == [200, 200, 200, 429, 429]
+    assert _positions(care) == 3
