@@ -184,11 +184,34 @@ def check(
     out.print(table if report.issues else "[green]no topology issues[/]")
     if report.ungridded:
         out.print(f"communities without grids yet: {', '.join(report.ungridded)}")
+    for m in report.assignment:
+        out.print(f"[red]assignment[/] {m['table']} {m['key']}: {m['reason']}")
+    out.print(
+        f"stored assignment vs PostGIS ST_Covers: {len(report.assignment)} mismatch(es)"
+        + ("" if report.assignment else " [green]✓[/]")
+    )
     if geojson:
         geojson.write_text(json.dumps(report.geojson, ensure_ascii=False))
         out.print(f"wrote {geojson}")
-    if report.issues:
+    if report.issues or report.assignment:
         raise typer.Exit(1)
+
+
+@app.command("assign")
+def assign() -> None:
+    """Recompute the grid of every household, facility and incident, in one transaction."""
+    from data.assignment import reassign
+    from data.db import transaction
+
+    settings = _settings()
+    with transaction(_engine(settings)) as session:
+        results = reassign(session, settings=settings)
+    table = Table("table", "rows", "changed", "snapped", "unassigned")
+    for r in results:
+        table.add_row(
+            r.table, f"{r.rows:,}", f"{r.changed:,}", f"{r.snapped:,}", f"{r.unassigned:,}"
+        )
+    out.print(table)
 
 
 @app.command("serve")
@@ -347,6 +370,69 @@ def key_add(
     with transaction(_engine(_settings())) as session:
         key = create_api_key(session, name, role, user)
     out.print(key)
+
+
+@app.command("backup")
+def backup(
+    file: Annotated[
+        Path | None, typer.Argument(help="where to write (default: gridwork-<db>-<time>.dump)")
+    ] = None,
+) -> None:
+    """Write the whole state (every layer, user, audit row, position) to one pg_dump archive."""
+    from data.backup import backup as run
+
+    path = run(_settings(), file)
+    out.print(f"backup written to {path} ({path.stat().st_size:,} bytes, mode 600)")
+
+
+@app.command("restore")
+def restore(
+    file: Path,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Replace the database's contents with a backup, all or nothing (pg_restore --clean)."""
+    from data.backup import restore as run
+
+    if not yes:
+        typer.confirm(f"replace the database's contents with {file}?", abort=True)
+    run(_settings(), file)
+    out.print(f"restored {file}")
+
+
+@app.command("map")
+def map_file(
+    kind: Annotated[str, typer.Argument(help="grids, workload, incidents or coverage")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the HTML file to write")],
+    facility: Annotated[
+        str | None, typer.Option(help="facility kind, for coverage (e.g. clinic)")
+    ] = None,
+    minutes: Annotated[float, typer.Option(help="walking minutes, for coverage")] = 10.0,
+    days: Annotated[int, typer.Option(help="days back, for incidents")] = 30,
+) -> None:
+    """Write one map as a standalone HTML file (Leaflet inlined: it opens without a server)."""
+    from api.routers.maps import render
+    from data.queries.access import AreaScope
+    from data.queries.coverage import NetworkCache
+
+    if kind not in ("grids", "workload", "incidents", "coverage"):
+        raise InvalidInput("one of grids, workload, incidents, coverage", field="kind")
+    if kind == "coverage" and not facility:
+        raise InvalidInput("a coverage map needs --facility KIND", field="facility")
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        page = render(
+            conn,
+            kind,  # type: ignore[arg-type]
+            scope=AreaScope.everywhere(),
+            settings=settings,
+            cache=NetworkCache(),
+            asset_mode="inline",
+            facility=facility,
+            minutes=minutes,
+            days=days,
+        )
+    output.write_text(page, encoding="utf-8")
+    out.print(f"wrote {output} ({len(page.encode()) / 1e6:.1f} MB)")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from data.assignment import assignment_mismatches
 from data.crs import metric_epsg
 from data.queries.hierarchy import read_level
 from data.settings import Settings
@@ -19,6 +20,8 @@ class CheckReport:
     issues: list[dict[str, Any]]
     geojson: dict[str, Any]
     ungridded: list[str] = field(default_factory=list)
+    # stored grid of a household / facility / incident that PostGIS ST_Covers disagrees with
+    assignment: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_checks(engine: Engine, *, settings: Settings) -> CheckReport:
@@ -26,10 +29,11 @@ def run_checks(engine: Engine, *, settings: Settings) -> CheckReport:
     with engine.connect() as conn:
         epsg = metric_epsg(conn, settings.metric_epsg)
         levels = {name: read_level(conn, name) for name in ("streets", "communities", "grids")}
+        mismatches = [m.as_dict() for m in assignment_mismatches(conn, settings=settings)]
         conn.commit()
     if epsg is None:
         empty = {"type": "FeatureCollection", "features": []}
-        return CheckReport(issues=[], geojson=empty)
+        return CheckReport(issues=[], geojson=empty, assignment=mismatches)
     metric = {name: frame.to_crs(epsg) for name, frame in levels.items()}
     # A community with no grids yet (before the planner runs) is not a gap of its grids: it
     # is listed as ungridded instead of drowning real problems in one huge "gap".
@@ -59,4 +63,4 @@ def run_checks(engine: Engine, *, settings: Settings) -> CheckReport:
         }
         for i, pt in zip(issues, frame.geometry, strict=True)
     ]
-    return CheckReport(issues=rows, geojson=geojson, ungridded=ungridded)
+    return CheckReport(issues=rows, geojson=geojson, ungridded=ungridded, assignment=mismatches)

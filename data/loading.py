@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from data.assignment import assign_after_import
 from data.checks import run_checks
 from data.crs import metric_epsg
 from data.db import transaction
@@ -67,6 +68,7 @@ def import_file(
         )
         _after_import(session, kind)
         metric_epsg(session, settings.metric_epsg if settings else None)
+        assign_after_import(session, kind, settings=settings)
     return report
 
 
@@ -132,6 +134,7 @@ def derive_households(
             crs=4326,
         )
         upsert(session, "households", frame, source="derive households")
+        assign_after_import(session, "households", settings=settings)
         counts = scaled["households"]
         session.execute(
             text(

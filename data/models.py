@@ -187,6 +187,9 @@ class _Assigned:
         ForeignKey("grid.id", ondelete="SET NULL"), index=True
     )
     snapped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    assign_distance_m: Mapped[float | None] = mapped_column(
+        Float, comment="metres to the assigned grid (0 inside), or to the nearest when none"
+    )
 
 
 class Household(_Assigned, Base):
