@@ -9,6 +9,7 @@ module with ``from tests.gridded import *``-style explicit names.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def _cut_into_grids(engine: Engine) -> None:
             west, south, east, north = polygon.bounds
             cuts = [west - 1, *np.quantile(xs, np.linspace(0, 1, STRIPS + 1)[1:-1]), east + 1]
             n = 0
-            for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            for lo, hi in itertools.pairwise(cuts):
                 piece = shapely.intersection(polygon, shapely.box(lo, south - 1, hi, north + 1))
                 for part in shapely.get_parts(piece):
                     if not isinstance(part, shapely.Polygon) or part.area < 1e-9:
@@ -131,9 +132,7 @@ def gridded(server_url: str) -> Iterator[Gridded]:
 
 
 def gridded_settings(url: str) -> Settings:
-    return Settings(
-        database_url=url, secret_key=secrets.token_urlsafe(48), login_per_minute=10_000
-    )
+    return Settings(database_url=url, secret_key=secrets.token_urlsafe(48), login_per_minute=10_000)
 
 
 @pytest.fixture(scope="session")

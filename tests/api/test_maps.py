@@ -11,13 +11,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from maps.base import assert_offline
-from tests.gridded import (  # noqa: F401  (fixtures)
-    Gridded,
-    gridded,
-    gridded_app,
-    gridded_client,
-    login,
-)
+from tests import gridded as fixtures
+from tests.gridded import Gridded, login
+
+gridded = fixtures.gridded
+gridded_app = fixtures.gridded_app
+gridded_client = fixtures.gridded_client
 
 MAPS = ["/maps/grids", "/maps/workload", "/maps/incidents", "/maps/coverage?kind=pharmacy"]
 
