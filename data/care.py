@@ -17,7 +17,7 @@ import logging
 import math
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -36,13 +36,21 @@ from data.models_care import DeviceDatum, ZoneKind
 from data.queries import care as q
 from data.queries.access import AreaScope, create_api_key
 from geo.datum import to_wgs84
-from geo.errors import Conflict, Forbidden, InvalidGeometry, InvalidInput, Unavailable
+from geo.errors import (
+    Conflict,
+    Forbidden,
+    GridworkError,
+    InvalidGeometry,
+    InvalidInput,
+    Unavailable,
+)
 from geo.osmand import Fix
 from geo.safezone import (
     DEFAULT_HOME_BUFFER_M,
     MetricFix,
     SafeZone,
     ZoneEvent,
+    ZoneState,
     evaluate,
 )
 
@@ -192,6 +200,14 @@ class IngestResult:
     alerts: int
 
 
+@dataclass(frozen=True)
+class IngestRequest:
+    """The fixes of one HTTP request, sent with the key named ``key_name``."""
+
+    key_name: str
+    fixes: Sequence[Fix]
+
+
 def check_extras(fix: Fix, *, index: int | None = None) -> None:
     """Bounds on the free-form parts of a fix, so a device cannot store a novel per report."""
     if fix.alarm is not None and len(fix.alarm) > MAX_ALARM:
@@ -227,33 +243,99 @@ def ingest(
     A repeated (device, time) is dropped and counted; a late fix is stored but leaves the
     zone state (and so the last-known position, which is the newest by fix time) alone.
     """
-    codes = sorted({f.device_id for f in fixes})
-    links = q.devices_for_key(session, key_name, codes)
-    unknown = [c for c in codes if c not in links]
+    [result] = ingest_many(
+        session,
+        [IngestRequest(key_name, fixes)],
+        epsg=epsg,
+        now=now,
+        retention=retention,
+        webhook_url=webhook_url,
+    )
+    if isinstance(result, GridworkError):
+        raise result
+    return result
+
+
+def ingest_many(
+    session: Session,
+    requests: Sequence[IngestRequest],
+    *,
+    epsg: int,
+    now: datetime,
+    retention: timedelta,
+    webhook_url: str | None = None,
+) -> list[IngestResult | GridworkError]:
+    """Several requests in one transaction (group commit), each refused or stored on its own.
+
+    A refused request stores nothing and gets its error back; the others are stored with
+    one INSERT, one zone lock and one commit between them. A fix sent twice in the same
+    batch counts as stored for the first request and as a duplicate for the second.
+    """
+    links = q.devices_for_keys(
+        session, [(r.key_name, f.device_id) for r in requests for f in r.fixes]
+    )
+    results: list[IngestResult | GridworkError | None] = []
+    accepted: list[tuple[int, IngestRequest]] = []
+    for i, request in enumerate(requests):
+        try:
+            _admit(request, links, oldest=now - retention, retention=retention)
+        except GridworkError as exc:
+            results.append(exc)
+            continue
+        results.append(None)
+        accepted.append((i, request))
+    rows: list[q.PositionRow] = []
+    owner: list[int] = []
+    for i, request in accepted:
+        own = {f.device_id: links[(request.key_name, f.device_id)] for f in request.fixes}
+        rows += _position_rows(request.fixes, own)
+        owner += [i] * len(request.fixes)
+    stored = q.insert_positions(session, rows, epsg=epsg)
+    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
+    first_row: dict[tuple[int, datetime], int] = {}
+    for row, i in zip(rows, owner, strict=True):
+        first_row.setdefault((row.device_id, row.time), i)
+    stored_by = Counter(first_row[(p.device_id, p.time)] for p in stored)
+    alerts_by = Counter(first_row[key] for key in alerts)
+    for i, request in accepted:
+        n = stored_by[i]
+        results[i] = IngestResult(n, len(request.fixes) - n, alerts_by[i])
+    return [r for r in results if r is not None]
+
+
+def _admit(
+    request: IngestRequest,
+    links: Mapping[tuple[str, str], q.DeviceLink],
+    *,
+    oldest: datetime,
+    retention: timedelta,
+) -> None:
+    """Refuse a request whose key may not report for a device, or whose elder has no consent."""
+    codes = sorted({f.device_id for f in request.fixes})
+    unknown = [c for c in codes if (request.key_name, c) not in links]
     if unknown:
         raise Forbidden(
             f"this key may not report for device {_names(unknown)}; nothing was stored",
             field="id",
         )
-    refused = [c for c in codes if not (links[c].active and links[c].consented)]
+    refused = [
+        c
+        for c in codes
+        if not (links[(request.key_name, c)].active and links[(request.key_name, c)].consented)
+    ]
     if refused:
         raise Forbidden(
             f"no active consent for the wearer of device {_names(refused)}; nothing was stored",
             field="id",
         )
-    oldest = now - retention
-    for i, fix in enumerate(fixes):
+    for i, fix in enumerate(request.fixes):
         if fix.time < oldest:
             raise InvalidInput(
                 f"{fix.time.isoformat()} is older than the retention period "
                 f"({retention.days} days); it would be purged at once",
                 field="timestamp",
-                index=i if len(fixes) > 1 else None,
+                index=i if len(request.fixes) > 1 else None,
             )
-    rows = _position_rows(fixes, links)
-    stored = q.insert_positions(session, rows, epsg=epsg)
-    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
-    return IngestResult(len(stored), len(fixes) - len(stored), alerts)
 
 
 def _names(codes: Sequence[str]) -> str:
@@ -303,16 +385,22 @@ def _evaluate(
     *,
     epsg: int,
     webhook_url: str | None,
-) -> int:
-    """Advance each elder's zone state by their new fixes in time order; raise the alerts."""
+) -> list[tuple[int, datetime]]:
+    """Advance each elder's zone state by their new fixes in time order; raise the alerts.
+
+    Returns the (device, time) of the fix behind each alert raised.
+    """
     if not stored:
-        return 0
-    extra = {(r.device_id, r.time): r for r in rows}
+        return []
+    extra: dict[tuple[int, datetime], q.PositionRow] = {}
+    for r in rows:
+        extra.setdefault((r.device_id, r.time), r)
     contexts = q.lock_zones(session, [p.elder_id for p in stored], epsg=epsg)
     by_elder: dict[int, list[q.StoredPosition]] = defaultdict(list)
     for p in stored:
         by_elder[p.elder_id].append(p)
-    raised = 0
+    raised: list[tuple[int, datetime]] = []
+    changed: dict[int, ZoneState] = {}
     for elder_id in sorted(by_elder):
         ctx = contexts.get(elder_id)
         if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
@@ -329,9 +417,10 @@ def _evaluate(
             for event in events:
                 if event.kind != "no_fix":
                     raise_alert(session, ctx, event, p.id, p.grid_id, webhook_url)
-                    raised += 1
+                    raised.append((p.device_id, p.time))
         if state != ctx.state:
-            q.save_zone_state(session, elder_id, state)
+            changed[elder_id] = state
+    q.save_zone_states(session, changed)
     return raised
 
 

@@ -8,21 +8,25 @@ the caller may report for; the answer never tells anything about other devices.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
 from api.hardening import limit
+from api.ingest_queue import IngestQueue
 from api.security import Principal, require
 from data import care
 from data.crs import metric_epsg
 from data.models import Role
 from data.settings import Settings
-from geo.errors import Forbidden, InvalidInput
+from geo.errors import Forbidden, GridworkError, InvalidInput
 from geo.osmand import Fix, parse_osmand
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
@@ -47,27 +51,49 @@ def _key_name(principal: Principal) -> str:
 
 def care_epsg(request: Request, session: Session) -> int:
     """The deployment's metric CRS, looked up once per app (it never changes once chosen)."""
-    epsg: int | None = getattr(request.app.state, "care_epsg", None)
+    return _epsg(request.app, session)
+
+
+def _epsg(app: FastAPI, session: Session) -> int:
+    epsg: int | None = getattr(app.state, "care_epsg", None)
     if epsg is None:
-        settings: Settings = request.app.state.settings
+        settings: Settings = app.state.settings
         epsg = care.require_epsg(metric_epsg(session, settings.metric_epsg))
-        request.app.state.care_epsg = epsg
+        app.state.care_epsg = epsg
     return epsg
 
 
-def _store(
+def _queue(app: FastAPI) -> IngestQueue:
+    """The app's group-commit queue on the running event loop (one per loop, made on demand)."""
+    queue: IngestQueue | None = getattr(app.state, "ingest_queue", None)
+    if queue is None or queue.loop is not asyncio.get_running_loop():
+        settings: Settings = app.state.settings
+
+        def store(
+            requests: Sequence[care.IngestRequest],
+        ) -> list[care.IngestResult | GridworkError]:
+            with Session(app.state.engine) as session, session.begin():
+                return care.ingest_many(
+                    session,
+                    requests,
+                    epsg=_epsg(app, session),
+                    now=datetime.now(UTC),
+                    retention=timedelta(days=settings.position_retention_days),
+                    webhook_url=settings.alert_webhook_url,
+                )
+
+        queue = IngestQueue(store)
+        app.state.ingest_queue = queue
+    return queue
+
+
+async def _store(
     request: Request, session: Session, principal: Principal, fixes: list[Fix]
 ) -> IngestAnswer:
-    settings: Settings = request.app.state.settings
-    result = care.ingest(
-        session,
-        key_name=_key_name(principal),
-        fixes=fixes,
-        epsg=care_epsg(request, session),
-        now=datetime.now(UTC),
-        retention=timedelta(days=settings.position_retention_days),
-        webhook_url=settings.alert_webhook_url,
-    )
+    key_name = _key_name(principal)
+    # The key is checked; give its connection back before waiting for the batch to commit.
+    await run_in_threadpool(session.close)
+    result = await _queue(request.app).submit(care.IngestRequest(key_name, fixes))
     return IngestAnswer(stored=result.stored, duplicates=result.duplicates)
 
 
@@ -100,13 +126,13 @@ async def osmand_parameters(request: Request) -> dict[str, str]:
     return params
 
 
-@router.api_route(
-    "/osmand",
-    methods=["GET", "POST"],
-    summary="One fix in the OsmAnd protocol (Traccar Client, OsmAnd)",
-    dependencies=[Depends(_ingest_limit)],
-)
-def osmand(
+# One route per method: a GET+POST route gets one operationId twice (invalid OpenAPI).
+_OSMAND = "One fix in the OsmAnd protocol (Traccar Client, OsmAnd)"
+
+
+@router.get("/osmand", summary=_OSMAND, dependencies=[Depends(_ingest_limit)])
+@router.post("/osmand", summary=_OSMAND, dependencies=[Depends(_ingest_limit)])
+async def osmand(
     request: Request,
     session: SessionDep,
     principal: DevicePrincipal,
@@ -122,7 +148,7 @@ def osmand(
     """
     fix = parse_osmand(params, now=datetime.now(UTC))
     care.check_extras(fix)
-    return _store(request, session, principal, [fix])
+    return await _store(request, session, principal, [fix])
 
 
 class BatchFix(BaseModel):
@@ -176,7 +202,7 @@ class Batch(BaseModel):
     summary="Many fixes at once (gateways, a device's offline buffer)",
     dependencies=[Depends(_ingest_limit)],
 )
-def batch(
+async def batch(
     request: Request, session: SessionDep, principal: DevicePrincipal, body: Batch
 ) -> IngestAnswer:
     """All or nothing: every bad fix is listed by index and none is stored. The key may
@@ -195,4 +221,4 @@ def batch(
     if problems:
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         raise InvalidInput("; ".join(problems[:20]) + more + "; nothing was stored", field="fixes")
-    return _store(request, session, principal, fixes)
+    return await _store(request, session, principal, fixes)

@@ -290,21 +290,27 @@ class DeviceLink:
     consented: bool
 
 
-def devices_for_key(db: Db, key_name: str, codes: Sequence[str]) -> dict[str, DeviceLink]:
-    """The devices among ``codes`` linked to the key; others are simply absent (no leak)."""
+def devices_for_keys(db: Db, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeviceLink]:
+    """For (key name, device code) pairs, the devices the key is linked to; others are absent.
+
+    An absent pair means "this key may not report for that device", whether or not the
+    device exists, so an answer never tells a caller about another key's devices.
+    """
+    unique = sorted(set(pairs))
     rows = db.execute(
         text(
             """
-            SELECT d.id, d.device_code, d.elder_id, d.datum::text, d.active,
+            SELECT k.name, d.id, d.device_code, d.elder_id, d.datum::text, d.active,
                    EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
                            AND c.withdrawn_at IS NULL)
-            FROM device d JOIN api_key k ON k.id = d.api_key_id
-            WHERE k.name = :key AND k.revoked_at IS NULL AND d.device_code = ANY(:codes)
+            FROM unnest(CAST(:keys AS text[]), CAST(:codes AS text[])) AS p(key, code)
+            JOIN api_key k ON k.name = p.key AND k.revoked_at IS NULL
+            JOIN device d ON d.api_key_id = k.id AND d.device_code = p.code
             """
         ),
-        {"key": key_name, "codes": list(codes)},
+        {"keys": [k for k, _ in unique], "codes": [c for _, c in unique]},
     ).all()
-    return {r[1]: DeviceLink(r[0], r[1], r[2], DeviceDatum(r[3]), r[4], r[5]) for r in rows}
+    return {(r[0], r[2]): DeviceLink(r[1], r[2], r[3], DeviceDatum(r[4]), r[5], r[6]) for r in rows}
 
 
 @dataclass(frozen=True)
@@ -459,21 +465,35 @@ def silent_zones(db: Db, *, cutoff: datetime, epsg: int, limit: int = 500) -> li
 
 
 def save_zone_state(db: Db, elder_id: int, state: ZoneState) -> None:
-    x, y = state.last_position if state.last_position is not None else (None, None)
+    save_zone_states(db, {elder_id: state})
+
+
+def save_zone_states(db: Db, states: dict[int, ZoneState]) -> None:
+    """Write the states of several elders in one statement."""
+    if not states:
+        return
+    ids = sorted(states)
+    rows = [states[i] for i in ids]
     db.execute(
         text(
-            "UPDATE zone_state SET outside = :o, last_fix_time = :t, last_x = :x, last_y = :y, "
-            "low_battery = :b, no_fix = :n, alarm = :a WHERE elder_id = :e"
+            """
+            UPDATE zone_state s SET outside = v.o, last_fix_time = v.t, last_x = v.x,
+                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a
+            FROM unnest(CAST(:e AS int[]), CAST(:o AS bool[]), CAST(:t AS timestamptz[]),
+                        CAST(:x AS float8[]), CAST(:y AS float8[]), CAST(:b AS bool[]),
+                        CAST(:n AS bool[]), CAST(:a AS text[])) AS v(e, o, t, x, y, b, n, a)
+            WHERE s.elder_id = v.e
+            """
         ),
         {
-            "e": elder_id,
-            "o": state.outside,
-            "t": state.last_fix_time,
-            "x": x,
-            "y": y,
-            "b": state.low_battery,
-            "n": state.no_fix,
-            "a": state.alarm,
+            "e": ids,
+            "o": [r.outside for r in rows],
+            "t": [r.last_fix_time for r in rows],
+            "x": [None if r.last_position is None else r.last_position[0] for r in rows],
+            "y": [None if r.last_position is None else r.last_position[1] for r in rows],
+            "b": [r.low_battery for r in rows],
+            "n": [r.no_fix for r in rows],
+            "a": [r.alarm for r in rows],
         },
     )
 

@@ -3,6 +3,8 @@ nothing is stored by a refused request."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from data import care as care_use
 from tests.care.conftest import CONSENT, District, care_settings, count, enrol, osmand
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -233,3 +236,45 @@ def test_ingest_is_rate_limited(
         ]
     assert codes == [200, 200, 200, 429, 429]
     assert _positions(care) == 3
+
+
+def test_concurrent_requests_are_committed_together_and_answered_each_on_its_own(
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    district: District,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Group commit: a refused request in a batch does not stop the others, a fix sent twice
+    at once is stored once, and every 200 answer is a stored fix."""
+    keys = {
+        f"watch-c{i}": enrol(client, staff["care_staff"], f"watch-c{i}", consent=i != 0)["api_key"]
+        for i in range(24)
+    }
+    jobs = [(code, key, NOW - timedelta(seconds=5)) for code, key in keys.items()]
+    jobs += [(code, key, NOW - timedelta(seconds=9)) for code, key in list(keys.items())[1:9]] * 2
+
+    def send(job: tuple[str, str, datetime]) -> tuple[str, int, dict[str, Any]]:
+        code, key, when = job
+        r = osmand(client, key, code, district.home_lon, district.home_lat, when)
+        return code, r.status_code, r.json()
+
+    batches: list[int] = []
+    ingest_many = care_use.ingest_many
+
+    def recorded(session: Any, requests: Any, **kwargs: Any) -> Any:
+        batches.append(len(requests))
+        time.sleep(0.01)  # a slow commit, so that requests gather behind it
+        return ingest_many(session, requests, **kwargs)
+
+    monkeypatch.setattr(care_use, "ingest_many", recorded)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(send, jobs))
+    assert sum(batches) == len(jobs) and max(batches) > 1
+    assert [a for a in answers if a[1] != 200] == [
+        ("watch-c0", 403, a[2]) for a in answers if a[0] == "watch-c0"
+    ]
+    stored = sum(a[2]["stored"] for a in answers if a[1] == 200)
+    duplicates = sum(a[2]["duplicates"] for a in answers if a[1] == 200)
+    assert (stored, duplicates) == (23 + 8, 8)
+    assert _positions(care) == stored
