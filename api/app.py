@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from api import care_tasks
 from api.errors import add_exception_handlers
-from api.hardening import BodyLimit, RateLimit, SecurityHeaders
+from api.hardening import BodyLimit, InputGuard, RateLimit, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
 from api.routers import alerts, auth, checks, elders, home, ingest, layers, maps
 from api.security import authenticated
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
+    app.add_middleware(InputGuard)  # too-deep JSON and NUL characters, before any parsing
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

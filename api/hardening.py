@@ -1,12 +1,15 @@
-"""Defences every request passes through: body size, rate limits and security headers."""
+"""Defences every request passes through: body size, hostile input, rate limits, headers."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
+import numpy as np
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,6 +65,105 @@ class _TooLarge(Exception):
     pass
 
 
+# Deeper than any GeoJSON (a MultiPolygon's positions are 4 arrays down, in a Feature in a
+# FeatureCollection) and far below the depth at which Python's JSON parser and pydantic recurse.
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# "\u0000" not preceded by an escaped backslash: a NUL character once parsed.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in ``body``, counted on the bytes (no parsing)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int32)
+    return max(int(np.cumsum(steps, dtype=np.int32).max()), 0)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class InputGuard:
+    """Refuse, before anything parses it, input that would crash or poison the layers below.
+
+    * JSON nested deeper than ``max_depth`` (100,000 nested arrays make Python's parser and
+      pydantic recurse until they fail): 422, counted on the raw bytes.
+    * A NUL character in the path, a query parameter or a JSON string: PostgreSQL text cannot
+      hold one, so it would surface as a database error (500) instead of a 422.
+    """
+
+    def __init__(self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = _nul_in_url(scope)
+        if refusal is not None:
+            await problem(422, "InvalidInput", refusal[1], field=refusal[0])(scope, receive, send)
+            return
+        if not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the app see it
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        detail = None
+        if json_depth(body) > self.max_depth:
+            detail = f"body: JSON nested deeper than {self.max_depth} levels"
+        elif b"\\u0000" in body and _JSON_NUL.search(body):
+            detail = "body: a string contains a NUL character (\\u0000), which cannot be stored"
+        if detail:
+            await problem(422, "InvalidInput", detail, field="body")(scope, receive, send)
+            return
+        whole: Message = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, _replay(whole, receive), send)
+
+
+def _nul_in_url(scope: Scope) -> tuple[str, str] | None:
+    if "\x00" in scope.get("path", ""):
+        return "path", "path: contains a NUL character"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" not in query and "\x00" not in query:
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "\\x00")
+            return shown, f"{shown}: contains a NUL character, which cannot be stored"
+    return None
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that answers ``first`` once (the body already read), then the real one."""
+    pending = [first]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
 class SecurityHeaders:
     """Headers on every answer; the CSP also keeps pages from loading anything off-site."""
 
@@ -110,12 +212,32 @@ class RateLimit:
             q.append(now)
 
 
-def limit(bucket: str, per_minute: Callable[[Request], int]) -> Callable[[Request], None]:
-    """A dependency counting calls to ``bucket`` per client address."""
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def caller_or_address(request: Request) -> str:
+    """The authenticated caller when known (devices behind one NAT share an address)."""
+    principal = getattr(request.state, "principal", None)
+    return f"caller:{principal.name}" if principal is not None else client_address(request)
+
+
+def limit(
+    bucket: str,
+    per_minute: Callable[[Request], int],
+    *,
+    key: Callable[[Request], str] = client_address,
+) -> Callable[[Request], None]:
+    """A dependency counting calls to ``bucket`` per ``key`` (by default the client address)."""
 
     def check(request: Request) -> None:
         limiter: RateLimit = request.app.state.rate_limit
-        client = request.client.host if request.client else "unknown"
-        limiter.hit(bucket, client, per_minute(request))
+        limiter.hit(bucket, key(request), per_minute(request))
 
     return check
+
+
+# For device ingest routes: ``dependencies=[Depends(ingest_limit)]`` after authentication.
+ingest_limit = limit(
+    "ingest", lambda r: r.app.state.settings.ingest_per_minute, key=caller_or_address
+)
