@@ -137,14 +137,13 @@ class LoopPools:
         task = self._pools.get(loop)
         if task is None:
             dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            task = loop.create_task(
-                asyncpg.create_pool(
-                    dsn,
-                    min_size=1,
-                    max_size=4,
-                    init=connection_factory([SCHEMA], "pg_temp"),
+
+            async def create() -> asyncpg.Pool:
+                return await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=4, init=connection_factory([SCHEMA], "pg_temp")
                 )
-            )
+
+            task = loop.create_task(create())
             self._pools[loop] = task
         return await task
 
@@ -222,6 +221,12 @@ class DistrictWideOnly:
             return
         await self.app.state.pool.ready(request.app.state.engine)
         await _refresh_catalog(self.app)
+        # url_for inside the sub-app must find its own routes (/api, /api.html), not the
+        # outer app's, which Starlette would otherwise search first.
+        scope["router"] = self.app.router
+        # ... and absolute links (tipg's, OpenAPI's) must keep the /ogc prefix: Starlette
+        # builds base_url from app_root_path, the outermost root, unless told otherwise.
+        scope["app_root_path"] = scope.get("root_path", "")
         await self.app(scope, receive, send)
 
 
@@ -242,9 +247,7 @@ def create_ogc_app() -> FastAPI:
         title="gridwork OGC API",
         templates=_templates(),
         with_tiles_viewer=False,
-        supported_tms=morecantile.TileMatrixSets(
-            {TMS_ID: morecantile.tms.get(TMS_ID)}
-        ),
+        supported_tms=morecantile.TileMatrixSets({TMS_ID: morecantile.tms.get(TMS_ID)}),
     )
     app.include_router(endpoints.router)
     _update_openapi(app)

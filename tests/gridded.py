@@ -10,10 +10,17 @@ module with ``from tests.gridded import *``-style explicit names.
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import shapely
@@ -152,3 +159,44 @@ def gridded_client(gridded_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(gridded_app) as client:
         client.headers.update(login(client, "g-admin"))
         yield client
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    secret: str
+
+
+@pytest.fixture(scope="session")
+def live(gridded: Gridded) -> Iterator[Live]:
+    """The app on uvicorn at 127.0.0.1:<free port>, in its own process, for the session."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    secret = secrets.token_urlsafe(48)
+    env = {**os.environ, "GRIDWORK_LIVE_DATABASE_URL": gridded.url, "GRIDWORK_LIVE_SECRET": secret}
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=root, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the live server exited"
+            assert time.monotonic() < deadline, "the live server did not start in 60 s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield Live(url, secret)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
