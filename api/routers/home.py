@@ -40,6 +40,12 @@ _SIGNED_IN = """<p>Signed in as <b>{name}</b> ({role}).
 <ul>
 <li><a href="/maps/hierarchy">Map of the hierarchy</a> —
 communities by households, roads, facilities</li>
+<li>Coordinators' maps: <a href="/maps/grids">grids against the household band</a> ·
+<a href="/maps/workload">workload per worker</a> ·
+<a href="/maps/incidents?days=30">incidents, last 30 days</a> ·
+<a href="/maps/coverage">facility coverage (walking)</a></li>
+<li><a href="/viewer">Vector-tile viewer</a> (MapLibre) and
+<a href="/ogc/">OGC API – Features and Tiles</a> for QGIS and GDAL (district-wide accounts)</li>
 <li><a href="/checks">Topology checks</a> (JSON) · <a href="/checks?format=geojson">GeoJSON</a></li>
 <li>Layers (GeoJSON): <a href="/streets">streets</a> · <a href="/communities">communities</a> ·
 <a href="/grids">grids</a> · <a href="/roads">roads</a> · <a href="/facilities">facilities</a></li>

@@ -188,3 +188,9 @@ def test_cli_writes_a_standalone_map(
     assert_offline(page)
     assert "/static/" not in page  # Leaflet is inlined: the file opens from disk
     assert _codes_in(page) == set(gridded.grid_codes)
+
+
+def test_home_page_links_every_map_and_the_viewer(porto_client: TestClient) -> None:
+    page = porto_client.get("/").text
+    for link in ("/maps/grids", "/maps/workload", "/maps/incidents", "/maps/coverage", "/viewer"):
+        assert f'href="{link}' in page
