@@ -173,9 +173,7 @@ class SafeZone(Base):
     geom: Mapped[object] = mapped_column(
         Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=False
     )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ZoneState(Base):

@@ -50,7 +50,7 @@ class District:
         result = self.index.assign_points(points.x.to_numpy(), points.y.to_numpy(), snap_m=0)
         return list(result.code)
 
-    def worker_of(self, grid_code: str) -> str:
+    def worker_of(self, grid_code: str | None) -> str:
         return str(self.grids.set_index("code").loc[grid_code, "worker_code"])
 
 

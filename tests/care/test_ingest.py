@@ -161,7 +161,11 @@ def test_staff_cannot_ingest_and_devices_cannot_read(
 ) -> None:
     elder = enrol(client, staff["care_staff"], "watch-roles")
     device = {"X-API-Key": elder["api_key"]}
-    params = {"id": "watch-roles", "lat": district.home_lat, "lon": district.home_lon}
+    params: dict[str, Any] = {
+        "id": "watch-roles",
+        "lat": district.home_lat,
+        "lon": district.home_lon,
+    }
     assert client.get("/ingest/osmand", params=params, headers=staff["admin"]).status_code == 403
     assert client.get("/ingest/osmand", params=params).status_code == 401
     for path in ("/elders", f"/elders/{elder['id']}", "/alerts"):

@@ -135,7 +135,7 @@ def test_areas_decide_who_sees_an_elder_and_others_get_404(
     )
     reason = {"reason": "area test"}
     far = staff["far_care"]
-    for method, path, kwargs in [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/elders/{e}", {}),
         ("GET", f"/elders/{e}/location", {"params": reason}),
         ("GET", f"/elders/{e}/trail", {"params": reason}),
@@ -144,7 +144,8 @@ def test_areas_decide_who_sees_an_elder_and_others_get_404(
         ("DELETE", f"/elders/{e}/consent", {}),
         ("PUT", f"/elders/{e}/zone", {"json": {"kind": "home_grid", "buffer_m": 50}}),
         ("GET", "/elders/999999", {}),
-    ]:
+    ]
+    for method, path, kwargs in calls:
         r = client.request(method, path, headers=far, **kwargs)
         assert r.status_code == 404, (method, path, r.text)
     assert client.get("/elders", headers=far).json() == {"elders": []}
@@ -217,6 +218,7 @@ def test_an_exit_alert_is_routed_acknowledged_and_closed_and_seen_where_the_elde
     # The worker of the grid the elder is in now sees the alert and may locate the elder.
     with transaction(care) as session:
         create_user(session, "c-away-worker", hash_password(PASSWORD), Role.grid_worker)
+        assert away_grid is not None
         add_scope(session, "c-away-worker", ScopeLevel.grid, away_grid)
     token = client.post("/token", data={"username": "c-away-worker", "password": PASSWORD})
     away = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -245,15 +247,14 @@ def test_low_battery_and_sos_are_raised_once_per_episode(
 ) -> None:
     elder = enrol(client, staff["care_staff"], "watch-sos")
     key, lon, lat = elder["api_key"], district.home_lon, district.home_lat
-    for i, extra in enumerate(
-        [
-            {"batt": 50},
-            {"batt": 15},
-            {"batt": 14, "alarm": "sos"},
-            {"batt": 13, "alarm": "sos"},
-            {"batt": 12},
-        ]
-    ):
+    extras: list[dict[str, Any]] = [
+        {"batt": 50},
+        {"batt": 15},
+        {"batt": 14, "alarm": "sos"},
+        {"batt": 13, "alarm": "sos"},
+        {"batt": 12},
+    ]
+    for i, extra in enumerate(extras):
         r = osmand(client, key, "watch-sos", lon, lat, NOW - timedelta(minutes=10 - i), **extra)
         assert r.status_code == 200
     kinds = sorted(a["kind"] for a in _alerts(client, staff["home_worker"]))
