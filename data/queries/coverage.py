@@ -52,9 +52,10 @@ class _Households:
     grid_id: np.ndarray  # -1: not assigned
     community_id: np.ndarray  # of its building; -1: none
     snap: Snap
+    geoms: np.ndarray  # the points themselves: making 150,000 of them costs ~0.3 s
 
     def points(self, mask: np.ndarray) -> np.ndarray:
-        return np.asarray(shapely.points(self.xy[mask]), dtype=object)
+        return self.geoms[mask]
 
     def snap_of(self, mask: np.ndarray) -> Snap:
         return Snap(self.snap.edge[mask], self.snap.along_m[mask], self.snap.access_m[mask])
@@ -105,13 +106,15 @@ class NetworkCache:
             ).all()
             table = np.array(rows, dtype=np.float64).reshape(-1, 5)
             xy = table[:, 1:3]
-            snap = graph.snap(np.asarray(shapely.points(xy), dtype=object))
+            geoms = np.asarray(shapely.points(xy), dtype=object)
+            snap = graph.snap(geoms)
             found = _Households(
                 ids=table[:, 0].astype(np.int64),
                 xy=xy,
                 grid_id=table[:, 3].astype(np.int64),
                 community_id=table[:, 4].astype(np.int64),
                 snap=snap,
+                geoms=geoms,
             )
             self._households = (key, found)
             return found
@@ -254,9 +257,9 @@ def coverage(
     if capacity_aware:
         out["score"] = table["score"].to_numpy()
     covered = gpd.GeoSeries(table["covered"].to_numpy(), crs=metric, index=areas.index)
-    outline = shapely.union_all(np.asarray(areas_m.geometry.array, dtype=object))
+    outline = _outline(np.asarray(areas_m.geometry.array, dtype=object))
     crow = shapely.intersection(result.crow_flies_area, outline)
-    lo_x, lo_y, hi_x, hi_y = outline.bounds if not outline.is_empty else (0, 0, 0, 0)
+    lo_x, lo_y, hi_x, hi_y = (float(v) for v in shapely.bounds(outline))
     near = facilities.to_crs(metric).geometry.intersects(
         shapely.box(lo_x - max_m, lo_y - max_m, hi_x + max_m, hi_y + max_m)
     )
@@ -277,6 +280,22 @@ def coverage(
         read=read_s, walk=walk_s, total=time.perf_counter() - started, graph_builds=cache.builds
     )
     return report
+
+
+def _outline(areas: np.ndarray) -> shapely.Geometry:
+    """The union of the areas, for clipping the straight-line layer.
+
+    Grids that tile their district with shared vertices take the linear-time coverage union,
+    5–10x faster than a general union; anything else (areas drawn independently, overlaps)
+    falls back to the latter.
+    """
+    if len(areas) == 0:
+        return shapely.Polygon()
+    try:
+        outline = shapely.coverage_union_all(areas)
+    except shapely.errors.GEOSException:  # not noded as a coverage (drawn independently)
+        return shapely.union_all(areas)
+    return outline if shapely.is_valid(outline) else shapely.union_all(areas)
 
 
 def _json_value(value: Any) -> Any:
