@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import Transformer
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,8 @@ from data.models import Role
 from data.models_care import DeviceDatum, ZoneKind
 from data.queries import care as q
 from data.queries.access import AreaScope, create_api_key
+from data.queries.coverage import NetworkCache
+from geo.coverage import network_distances, reachable
 from geo.datum import to_wgs84
 from geo.errors import (
     Conflict,
@@ -188,6 +190,54 @@ def polygon_zone(session: Session, elder_id: int, geojson: Mapping[str, Any], *,
     if not isinstance(metric, Polygon | MultiPolygon):  # pragma: no cover - transform keeps type
         raise InvalidGeometry("projecting the zone did not give a polygon", field="geometry")
     q.save_zone(session, elder_id, SafeZone(geometry=metric), kind=ZoneKind.polygon, epsg=epsg)
+
+
+# --------------------------------------------------------------------------- facilities near
+
+WALK_SEARCH_M = 3000.0
+"""How far along roads the walk from an elder to a facility is followed (about 40 minutes)."""
+
+
+def nearest_facilities(
+    session: Session,
+    *,
+    lon: float,
+    lat: float,
+    epsg: int,
+    count: int,
+    network: NetworkCache | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """The ``count`` facilities nearest to a WGS-84 point, by walking distance along the
+    stored roads when there are any (``walking_m``), else by straight line only.
+
+    Candidates are the ``4 × count`` nearest in a straight line; each keeps its
+    ``straight_line_m``. A facility with no walk within ``WALK_SEARCH_M`` gets
+    ``walking_m = None`` and goes last. Returns the facilities and ``"walking"`` or
+    ``"straight_line"``, the distance they are ranked by.
+    """
+    candidates = q.nearest_facilities(session, lon, lat, count=count * 4)
+    if network is None or not candidates:
+        return candidates[:count], "straight_line"
+    try:
+        graph = network.graph(session.connection(), epsg)
+    except Conflict:  # no roads stored
+        return candidates[:count], "straight_line"
+    to_metric = _to_metric(epsg)
+    x, y = to_metric.transform(lon, lat)
+    fx, fy = to_metric.transform([c["lon"] for c in candidates], [c["lat"] for c in candidates])
+    reach = reachable(graph, np.array([Point(x, y)], dtype=object), WALK_SEARCH_M)
+    pairs = network_distances(graph, reach, np.array(shapely.points(fx, fy), dtype=object))
+    walking = {int(p): float(d) for p, d in zip(pairs.point, pairs.distance_m, strict=True)}
+    for i, candidate in enumerate(candidates):
+        candidate["walking_m"] = walking.get(i)
+    candidates.sort(
+        key=lambda c: (
+            c["walking_m"] is None,
+            c["walking_m"] if c["walking_m"] is not None else c["straight_line_m"],
+            c["id"],
+        )
+    )
+    return candidates[:count], "walking"
 
 
 # --------------------------------------------------------------------------- ingest

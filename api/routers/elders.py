@@ -19,6 +19,7 @@ from shapely.geometry import Point, shape
 
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.routers.ingest import care_epsg
+from api.routers.maps import network_cache
 from api.security import Principal, audit_read, require
 from data import care
 from data.models import Role
@@ -236,7 +237,9 @@ def location(
     datum (for Chinese basemaps), its age and accuracy, the grid, community and street holding
     it (lowest grid code on a shared edge), that grid's worker, and the nearest facilities.
 
-    Distances to facilities are straight lines (``straight_line_m``), not walking distances.
+    Facilities are ranked by walking distance along the stored roads (``walking_m``, up to
+    3 km; ``null`` beyond) with the straight line beside it (``straight_line_m``); without
+    roads only the straight line is known (``facility_distance`` says which).
     """
     elder = q.elder_record(session, elder_id, principal.scope)
     audit_read(
@@ -247,7 +250,14 @@ def location(
         raise NotFound(f"elder {elder_id} has no stored fix", field="elder_id")
     datum = fix["datum"]
     shown_lon, shown_lat = from_wgs84(fix["lon"], fix["lat"], datum)
-    facilities = q.nearest_facilities(session, fix["lon"], fix["lat"], count=NEAREST_FACILITIES)
+    facilities, ranked_by = care.nearest_facilities(
+        session,
+        lon=fix["lon"],
+        lat=fix["lat"],
+        epsg=care_epsg(request, session),
+        count=NEAREST_FACILITIES,
+        network=network_cache(request),
+    )
     return {
         "elder": {"id": elder_id, "display_name": elder["display_name"]},
         "time": fix["time"].isoformat(),
@@ -282,11 +292,12 @@ def location(
                 "name": f["name"],
                 "lon": f["lon"],
                 "lat": f["lat"],
+                "walking_m": None if f.get("walking_m") is None else round(f["walking_m"], 1),
                 "straight_line_m": round(float(f["straight_line_m"]), 1),
             }
             for f in facilities
         ],
-        "facility_distance": "straight_line",
+        "facility_distance": ranked_by,
     }
 
 

@@ -1,7 +1,7 @@
 """The synthetic district at Karamay (in China, so GCJ-02/BD-09 apply), staff and a home.
 
 A database of its own (``gridwork_test_care``) holding the district's streets, communities,
-workers, grids and facilities, imported with the real importer; one household is added as
+workers, grids, facilities and roads, imported with the real importer; one household is added as
 the elders' home. Elder tables are emptied before each test that asks for ``care``.
 """
 
@@ -76,7 +76,7 @@ def care_url(server_url: str, synthetic_district_path: Path, district: District)
     url = _fresh_database(server_url, "gridwork_test_care")
     engine = make_engine(url)
     try:
-        for kind in ("streets", "communities", "workers", "grids", "facilities"):
+        for kind in ("streets", "communities", "workers", "grids", "facilities", "roads"):
             import_file(engine, kind, synthetic_district_path, layer=kind)
         with transaction(engine) as session:
             session.execute(

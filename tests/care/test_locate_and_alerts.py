@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from api import care_tasks
@@ -25,6 +26,7 @@ from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_user
 from tests.care.conftest import (
     CONSENT,
+    EPSG,
     HOME_CODE,
     HOME_GRID,
     PASSWORD,
@@ -96,9 +98,19 @@ def test_location_names_grid_community_street_worker_and_nearest_facilities(
     assert where["accuracy_m"] == 12.5 and where["battery"] == 64
     assert 170 <= where["age_s"] < 600
     assert where["wgs84"] == {"lon": district.home_lon, "lat": district.home_lat}
-    distances = [f["straight_line_m"] for f in where["facilities"]]
-    assert len(distances) == 5 and distances == sorted(distances)
-    assert where["facility_distance"] == "straight_line"
+    # Ranked by walking along the district's roads, never shorter than the straight line.
+    assert where["facility_distance"] == "walking"
+    walks = [f["walking_m"] for f in where["facilities"]]
+    assert len(walks) == 5 and None not in walks and walks == sorted(walks)
+    assert all(f["walking_m"] >= f["straight_line_m"] - 0.1 for f in where["facilities"])
+    # Without a road network only the straight line is known, and says so.
+    with care.connect() as conn, Session(bind=conn) as session:
+        plain, ranked = care_use.nearest_facilities(
+            session, lon=district.home_lon, lat=district.home_lat, epsg=EPSG, count=5, network=None
+        )
+    assert ranked == "straight_line"
+    lines = [f["straight_line_m"] for f in plain]
+    assert lines == sorted(lines) and "walking_m" not in plain[0]
     assert _audit(care, path, start) == [
         ("c-care", "position", [str(elder["id"])], "daughter called: not home")
     ]
