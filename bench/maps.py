@@ -8,7 +8,7 @@ issue 5, on 2 cores:
 * the grid map for 783 grids built in ≤ 1 s and ≤ 3 MB of HTML.
 
 The synthetic district (783 grids, 146,112 households, 178 facilities) is imported once into
-a database ``gridwork_bench`` of gridwork's cluster (or of ``DATABASE_URL``'s server), with
+a database ``gridwork_bench_maps`` of gridwork's cluster (or of ``DATABASE_URL``'s server), with
 every road cut in two at its midpoint: 23,940 road segments, a real district's walk network.
 Each row is compared with the obvious alternative in the same run:
 
@@ -52,6 +52,8 @@ from data.queries.maps import grid_layers
 from data.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+DATABASE = "gridwork_bench_maps"
+EXPECTED = (783, 23_940, 146_112)  # grids, road segments, households once imported
 console = Console(width=None if sys.stdout.isatty() else 160)
 LAYERS = ["streets", "communities", "workers", "grids", "roads", "facilities", "buildings",
           "households"]  # fmt: skip
@@ -64,8 +66,8 @@ def bench_url() -> str:
     else:
         cluster = LocalCluster(settings.state_path, settings.database_name)
         server = cluster.up()
-    url = server.rsplit("/", 1)[0] + "/gridwork_bench"
-    ensure_database(url, "gridwork_bench")
+    url = server.rsplit("/", 1)[0] + f"/{DATABASE}"
+    ensure_database(url, DATABASE)
     migrate(url)
     return url
 
@@ -227,8 +229,13 @@ def main(argv: list[str] | None = None) -> None:
     url = bench_url()
     engine = make_engine(url)
     with engine.connect() as conn:
-        grids = conn.execute(text("SELECT count(*) FROM grid")).scalar_one()
-    if not args.skip_import or grids != 783:
+        found = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM grid), (SELECT count(*) FROM road_segment), "
+                "(SELECT count(*) FROM household)"
+            )
+        ).one()
+    if not args.skip_import or tuple(found) != EXPECTED:
         console.print("importing the synthetic district (roads cut in two) …")
         console.print(f"imported in {load_district(engine, url):.0f} s (untimed)")
     with transaction(engine) as session:
