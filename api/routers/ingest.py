@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -33,6 +33,16 @@ router = APIRouter(prefix="/ingest", tags=["ingest"])
 
 _ingest_limit = limit("ingest", lambda r: r.app.state.settings.ingest_per_minute)
 DevicePrincipal = Annotated[Principal, Depends(require(Role.device))]
+
+# Read by api.security (on /ingest/ only); declared here so that the API docs show it.
+KeyQuery = Annotated[
+    str | None,
+    Query(
+        max_length=128,
+        description="the device's API key, for apps that cannot send X-API-Key (Traccar "
+        "Client, OsmAnd); a key in a URL can end up in proxy logs",
+    ),
+]
 
 MAX_PARAMETERS = 64
 MAX_BATCH = 1000
@@ -137,6 +147,7 @@ async def osmand(
     session: SessionDep,
     principal: DevicePrincipal,
     params: Annotated[dict[str, str], Depends(osmand_parameters)],
+    key: KeyQuery = None,
 ) -> IngestAnswer:
     """``id``/``deviceid``, ``lat`` + ``lon`` or ``location=lat,lon``, ``timestamp`` (epoch s,
     epoch ms or ISO 8601), ``speed`` (knots), ``bearing``/``heading``, ``altitude``,
@@ -203,7 +214,11 @@ class Batch(BaseModel):
     dependencies=[Depends(_ingest_limit)],
 )
 async def batch(
-    request: Request, session: SessionDep, principal: DevicePrincipal, body: Batch
+    request: Request,
+    session: SessionDep,
+    principal: DevicePrincipal,
+    body: Batch,
+    key: KeyQuery = None,
 ) -> IngestAnswer:
     """All or nothing: every bad fix is listed by index and none is stored. The key may
     report for every device linked to it (one for a wearable, several for a gateway)."""
