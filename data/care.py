@@ -340,11 +340,14 @@ def ingest_many(
         own = {f.device_id: links[(request.key_name, f.device_id)] for f in request.fixes}
         rows += _position_rows(request.fixes, own)
         owner += [i] * len(request.fixes)
-    stored = q.insert_positions(session, rows, epsg=epsg)
-    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
     first_row: dict[tuple[int, datetime], int] = {}
     for row, i in zip(rows, owner, strict=True):
         first_row.setdefault((row.device_id, row.time), i)
+    # Insert in key order: concurrent batches then take unique-index locks in the same
+    # order and cannot deadlock on a fix that both of them carry.
+    rows = sorted(rows, key=lambda r: (r.device_id, r.time))
+    stored = q.insert_positions(session, rows, epsg=epsg)
+    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
     stored_by = Counter(first_row[(p.device_id, p.time)] for p in stored)
     alerts_by = Counter(first_row[key] for key in alerts)
     for i, request in accepted:
