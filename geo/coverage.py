@@ -646,13 +646,15 @@ def facility_coverage(
     household_grid: ArrayLike | None = None,
     household_snap: Snap | None = None,
     capacity: ArrayLike | Sequence[float | None] | None = None,
+    straight_line: bool = True,
 ) -> Coverage:
     """Walking coverage of ``facilities`` (already one kind) over ``grids``, for one request.
 
     ``household_grid`` is each household's stored grid code (see :func:`coverage_by_grid`);
     ``household_snap`` their snap onto ``graph`` when cached. Households are covered by
     their own walk (:func:`network_distances`); the strip is drawn. With ``capacity`` (one
-    per facility) each grid also gets the mean 2SFCA ``score`` of its households.
+    per facility) each grid also gets the mean 2SFCA ``score`` of its households. Without
+    ``straight_line`` the comparison circles are left empty (numbers only, nothing drawn).
     """
     max_m = walk_distance_m(minutes, speed_kmh=speed_kmh)
     points = _points(facilities, graph.crs, field="facilities")
@@ -677,7 +679,7 @@ def facility_coverage(
         reach=reach,
         roads=roads,
         network_area=area,
-        crow_flies_area=crow_flies_area(points, max_m),
+        crow_flies_area=crow_flies_area(points, max_m) if straight_line else shapely.Polygon(),
         grids=table,
         distances=distances,
     )

@@ -201,6 +201,7 @@ def coverage_numbers(
         minutes=minutes,
         scope=principal.scope,
         speed_kmh=DEFAULT_SPEED_KMH,
+        drawing=False,
     )
     return report.as_json()
 

@@ -185,12 +185,14 @@ def coverage(
     scope: AreaScope,
     speed_kmh: float = DEFAULT_SPEED_KMH,
     metric_override: int | None = None,
+    drawing: bool = True,
 ) -> CoverageReport:
     """Walking coverage of one facility kind over the caller's areas.
 
     Every facility of the kind counts, inside the caller's area or not: a clinic across the
     boundary still serves the people on this side. Bad input (an unknown kind, minutes
-    outside 0–120) is refused before anything heavy runs.
+    outside 0–120) is refused before anything heavy runs. Without ``drawing`` (the JSON
+    answer) the straight-line layer, which only a map shows, is not built.
     """
     started = time.perf_counter()
     max_m = walk_distance_m(minutes, speed_kmh=speed_kmh)
@@ -246,6 +248,7 @@ def coverage(
         household_grid=household_grid,
         household_snap=homes.snap_of(mask),
         capacity=capacity.to_numpy() if capacity_aware else None,
+        straight_line=drawing,
     )
     walk_s = time.perf_counter() - started - read_s
 
@@ -257,8 +260,12 @@ def coverage(
     if capacity_aware:
         out["score"] = table["score"].to_numpy()
     covered = gpd.GeoSeries(table["covered"].to_numpy(), crs=metric, index=areas.index)
-    outline = _outline(np.asarray(areas_m.geometry.array, dtype=object))
-    crow = shapely.intersection(result.crow_flies_area, outline)
+    if drawing:
+        outline = _outline(np.asarray(areas_m.geometry.array, dtype=object))
+        crow = shapely.intersection(result.crow_flies_area, outline)
+    else:
+        outline = shapely.box(*areas_m.total_bounds)
+        crow = shapely.Polygon()
     lo_x, lo_y, hi_x, hi_y = (float(v) for v in shapely.bounds(outline))
     near = facilities.to_crs(metric).geometry.intersects(
         shapely.box(lo_x - max_m, lo_y - max_m, hi_x + max_m, hi_y + max_m)
