@@ -1,0 +1,134 @@
+"""The coordinators' map builders on tiny hand-made frames: no database, no browser.
+
+Two grids side by side, 100 m each, near Porto::
+
+    +--------+--------+
+    |  G1    |  G2    |   G1: 165 households (in the band), worker Ana, 2 open incidents
+    |        |        |   G2: 200 households (above),      worker Ana, 1 closed
+    +--------+--------+
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from shapely.geometry import Point, box
+
+from data.queries.maps import worker_load
+from maps.base import assert_offline
+from maps.coverage import UNCOVERED, coverage_map, share_colour
+from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map
+from maps.incidents import incident_map
+from maps.viewer import viewer_page
+
+LON, LAT, STEP = -8.61, 41.145, 0.0012
+
+
+def _grids() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {
+            "id": [1, 2],
+            "code": ["G1", "G2"],
+            "community_code": ["C1", "C1"],
+            "worker_code": ["W1", "W1"],
+            "worker_name": ["Ana <b>", "Ana <b>"],
+            "households": [165, 200],
+            "open": [2, 0],
+            "closed": [0, 1],
+            "total": [2, 1],
+        },
+        geometry=[
+            box(LON, LAT, LON + STEP, LAT + STEP),
+            box(LON + STEP, LAT, LON + 2 * STEP, LAT + STEP),
+        ],
+        crs=4326,
+    )
+
+
+def test_band_colours() -> None:
+    assert band_colour(120, low=150, high=180) == BELOW
+    assert band_colour(150, low=150, high=180) == WITHIN
+    assert band_colour(180, low=150, high=180) == WITHIN
+    assert band_colour(181, low=150, high=180) == ABOVE
+    assert band_colour(0, low=150, high=180) not in (BELOW, WITHIN, ABOVE)
+
+
+def test_worker_load_adds_up_grids_and_households() -> None:
+    load = worker_load(_grids())
+    assert load.to_dict("records") == [
+        {"worker_code": "W1", "worker_name": "Ana <b>", "grids": 2, "households": 365}
+    ]
+
+
+def test_grid_and_workload_maps_are_offline_and_escape_names() -> None:
+    grids = _grids()
+    for m in (
+        grid_band_map(grids, household_min=150, household_max=180, asset_mode="inline"),
+        workload_map(grids, worker_load(grids), asset_mode="inline"),
+    ):
+        page = m.get_root().render()
+        assert_offline(page)
+        assert "<b>" not in page.split("<body>")[1].split("<script>")[0]
+        assert '"G1"' in page and '"G2"' in page
+
+
+def test_incident_map_has_an_open_and_a_closed_layer() -> None:
+    page = incident_map(_grids(), days=30, asset_mode="inline").get_root().render()
+    assert_offline(page)
+    assert "2 open, 1 closed in 2 grids" in page
+    assert "gw-grid-closed" in page
+
+
+def test_coverage_map_layers() -> None:
+    grids = _grids().assign(
+        covered_households=[100, 0],
+        household_share=[100 / 165, 0.0],
+        area_share=[0.5, 0.0],
+        uncovered=[False, True],
+    )
+    covered = gpd.GeoSeries(
+        [box(LON, LAT, LON + STEP / 2, LAT + STEP), shapely.Polygon()], crs=4326
+    )
+    door = Point(LON + STEP / 4, LAT + STEP / 2)
+    facilities = gpd.GeoDataFrame({"kind": ["clinic"], "name": ["C"]}, geometry=[door], crs=4326)
+    crow = door.buffer(STEP)
+    m = coverage_map(
+        grids, covered, crow, facilities, kind="clinic", minutes=5, speed_kmh=4.5,
+        asset_mode="inline",
+    )  # fmt: skip
+    page = m.get_root().render()
+    assert_offline(page)
+    assert UNCOVERED in page
+    assert "100 of 365 households can walk there (27 %)" in page
+    assert "1 of 2 grids uncovered" in page
+    assert '"fill": true' in page  # facilities are filled circles
+
+
+def test_share_colour_puts_uncovered_first() -> None:
+    assert share_colour(0.9, True) == UNCOVERED
+    assert share_colour(None, False) != UNCOVERED
+
+
+def test_empty_inputs_are_refused() -> None:
+    empty = _grids().iloc[:0]
+    with pytest.raises(ValueError, match="at least one"):
+        grid_band_map(empty, household_min=150, household_max=180, asset_mode="url")
+    with pytest.raises(ValueError, match="at least one"):
+        incident_map(empty, days=7, asset_mode="url")
+    with pytest.raises(ValueError, match="at least one"):
+        workload_map(empty, pd.DataFrame(columns=["worker_code"]), asset_mode="url")
+
+
+def test_viewer_style_has_only_our_sources_and_no_glyphs() -> None:
+    page = viewer_page(
+        (LON, LAT, LON + 0.01, LAT + 0.01),
+        kinds=["clinic", "</script><script>alert(1)</script>"],
+        household_min=150,
+        household_max=180,
+    )
+    assert_offline(page)
+    assert '"glyphs"' not in page and '"sprite"' not in page
+    assert "</script><script>alert" not in page
+    assert 'from "/static/maplibre/maplibre-gl.mjs"' in page
