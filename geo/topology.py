@@ -11,6 +11,7 @@ Sibling pairs come from an STRtree, so a level of ~800 grids is checked in well 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +30,11 @@ IssueKind = Literal["overlap", "gap", "outside_parent", "sliver", "invalid"]
 
 MIN_AREA_M2 = 0.01
 """Pieces at or below this area are floating-point noise from the overlay, not real problems."""
+
+NOISE_WIDTH_M = 0.005
+"""Pieces narrower than this on average (5 mm) are noise too: a straight edge in WGS-84 bows
+by a fraction of a millimetre once projected, so two polygons that share it exactly in storage
+show a hair-thin 'gap' over its whole length in metres. No boundary is drawn that finely."""
 
 SLIVER_AREA_M2 = 1.0
 """A piece smaller than this is a digitising sliver (fix by snapping), not a boundary dispute."""
@@ -175,7 +181,9 @@ class _Tolerance:
     sliver_thinness: float
 
     def classify(self, area: float, thinness: float) -> Literal["noise", "sliver", "real"]:
-        if area <= self.min_area_m2:
+        # Mean width from Polsby-Popper: P = sqrt(4πA / PP), width ≈ 2A / P.
+        width = 2 * math.sqrt(area * max(thinness, 0.0) / (4 * math.pi))
+        if area <= self.min_area_m2 or width < NOISE_WIDTH_M:
             return "noise"
         if area < self.sliver_area_m2 or thinness < self.sliver_thinness:
             return "sliver"
