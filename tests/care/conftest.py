@@ -1,12 +1,14 @@
 """The synthetic district at Karamay (in China, so GCJ-02/BD-09 apply), staff and a home.
 
-A database of its own (``gridwork_test_care``) holding the district's streets, communities,
-workers, grids, facilities and roads, imported with the real importer; one household is added as
-the elders' home. Elder tables are emptied before each test that asks for ``care``.
+A database of its own (``gridwork_test_care_<pid>``, dropped at the end) holding the
+district's streets, communities, workers, grids, facilities and roads, imported with the real
+importer; one household is added as the elders' home. Elder tables are emptied before each
+test that asks for ``care``.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -72,8 +75,10 @@ STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
 
 
 @pytest.fixture(scope="session")
-def care_url(server_url: str, synthetic_district_path: Path, district: District) -> str:
-    url = _fresh_database(server_url, "gridwork_test_care")
+def care_url(server_url: str, synthetic_district_path: Path, district: District) -> Iterator[str]:
+    """A database per test session (named by pid), so parallel runs never drop each other's."""
+    name = f"gridwork_test_care_{os.getpid()}"
+    url = _fresh_database(server_url, name)
     engine = make_engine(url)
     try:
         for kind in ("streets", "communities", "workers", "grids", "facilities", "roads"):
@@ -92,7 +97,10 @@ def care_url(server_url: str, synthetic_district_path: Path, district: District)
                     add_scope(session, username, level, code)
     finally:
         engine.dispose()
-    return url
+    yield url
+    admin = server_url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
