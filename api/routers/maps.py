@@ -123,7 +123,9 @@ def render(
     return page
 
 
-def _page(request: Request, session: SessionDep, principal: Principal, kind: MapKind, **kw: Any):
+def _page(
+    request: Request, session: SessionDep, principal: Principal, kind: MapKind, **kw: Any
+) -> HTMLResponse:
     html = render(
         session.connection(),
         kind,
