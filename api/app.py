@@ -16,7 +16,19 @@ from api import care_tasks
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, InputGuard, RateLimit, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
-from api.routers import alerts, auth, checks, elders, home, ingest, layers, maps
+from api.routers import (
+    alerts,
+    assign,
+    auth,
+    checks,
+    elders,
+    grids,
+    home,
+    ingest,
+    layers,
+    maps,
+    points,
+)
 from api.security import authenticated
 from data.db import database_url, make_engine, migrate
 from data.settings import Settings
@@ -79,6 +91,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(elders.router, dependencies=private)
     app.include_router(alerts.router, dependencies=private)
     app.include_router(maps.router, dependencies=private)
+    app.include_router(grids.router, dependencies=private)
+    app.include_router(points.router, dependencies=private)
+    app.include_router(assign.router, dependencies=private)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
     app.state.ogc = create_ogc_app()
     app.mount("/ogc", DistrictWideOnly(app.state.ogc))

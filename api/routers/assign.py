@@ -1,0 +1,189 @@
+"""``POST /assign`` (a batch of points → grid, community, street, worker) and ``GET /locate``.
+
+Both answer from the app's in-memory grid index (:mod:`api.grid_index`), never with a spatial
+query: ``/locate`` costs one indexed read of the grids-version token besides signing in.
+Answers follow the stored-assignment rule (:mod:`data.assignment`): ``ST_Covers`` on the
+stored grids, lowest code on shared edges, snapped to the nearest grid within the snap
+tolerance. Grids outside the caller's area are withheld: ``/locate`` answers 404 and
+``/assign`` returns nulls with ``withheld: true``, the same as for a point in no grid.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.grid_index import GridIndexDep
+from api.security import HUMAN_ROLES, Principal, require
+from data.assignment import GridIndex
+from geo.errors import InvalidInput, NotFound
+from geo.point_input import WGS84, check_lonlat, to_lonlat
+
+router = APIRouter(tags=["assignment"])
+
+MAX_BATCH = 10_000
+
+Human = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+
+
+class AssignRequest(BaseModel):
+    """Points as ``[x, y]`` pairs: ``[lon, lat]`` for WGS-84, easting/northing otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: list[tuple[float, float]] = Field(
+        description=f"up to {MAX_BATCH:,} [x, y] pairs, x first (lon, lat for WGS-84)"
+    )
+    crs: int = Field(default=WGS84, description="EPSG code of the points (default 4326)")
+
+
+class AssignedPoint(BaseModel):
+    index: int
+    grid: str | None
+    community: str | None
+    street: str | None
+    worker: str | None
+    snapped: bool
+    distance_m: float | None = Field(
+        description="0 inside a grid; metres to the grid it was snapped to, or to the nearest "
+        "grid when unassigned"
+    )
+    withheld: bool = Field(description="true when the grid lies outside the caller's area")
+
+
+class AssignResponse(BaseModel):
+    crs: int
+    count: int
+    assigned: int
+    snapped: int
+    unassigned: int
+    results: list[AssignedPoint]
+
+
+def _visible(principal: Principal, index: GridIndex, area: np.ndarray) -> np.ndarray:
+    """Per point, whether its grid is in the caller's area (unassigned points: True)."""
+    if principal.scope.unrestricted:
+        return np.ones(len(area), dtype=bool)
+    allowed = principal.scope.grid_ids or frozenset()
+    mine = np.fromiter((int(g) in allowed for g in index.grid_id), dtype=bool, count=len(index))
+    return np.append(mine, True)[area]
+
+
+@router.post(
+    "/assign",
+    response_model=AssignResponse,
+    summary="Grid, community, street and worker of up to 10,000 points",
+)
+def assign(body: AssignRequest, principal: Human, index: GridIndexDep) -> AssignResponse:
+    """Points in any EPSG CRS (``crs``, default WGS-84 lon/lat); nothing is stored."""
+    if len(body.points) > MAX_BATCH:
+        raise InvalidInput(
+            f"at most {MAX_BATCH:,} points per request, got {len(body.points):,}",
+            field="points",
+            index=MAX_BATCH,
+        )
+    if not body.points:
+        raise InvalidInput("at least one point is needed", field="points")
+    xy = np.asarray(body.points, dtype=np.float64).reshape(-1, 2)
+    lon, lat = to_lonlat(xy[:, 0], xy[:, 1], epsg=body.crs, field="points")
+    placed = index.assign(lon, lat)
+    area = placed.area
+    visible = _visible(principal, index, area)
+    shown = np.where(visible, area, -1)
+    # Plain lists with a trailing None: position -1 (unassigned, withheld) reads as None.
+    grids, communities, streets, workers = (
+        [*column.tolist(), None]
+        for column in (index.code, index.community_code, index.street_code, index.worker_code)
+    )
+    distance = np.where(visible, placed.distance_m, np.nan)
+    results = [
+        AssignedPoint(
+            index=i,
+            grid=grids[a],
+            community=communities[a],
+            street=streets[a],
+            worker=workers[a],
+            snapped=bool(placed.snapped[i] and visible[i]),
+            distance_m=None if np.isnan(d) else round(float(d), 3),
+            withheld=not bool(visible[i]),
+        )
+        for i, (a, d) in enumerate(zip(shown.tolist(), distance.tolist(), strict=True))
+    ]
+    return AssignResponse(
+        crs=body.crs,
+        count=len(results),
+        assigned=int((shown >= 0).sum()),
+        snapped=sum(1 for r in results if r.snapped),
+        unassigned=int((shown < 0).sum()),
+        results=results,
+    )
+
+
+class Worker(BaseModel):
+    code: str | None
+    name: str | None
+    phone: str | None
+
+
+class Named(BaseModel):
+    code: str | None
+    name: str | None
+
+
+class Located(BaseModel):
+    grid: str
+    community: Named
+    street: Named
+    worker: Worker | None
+    inside: bool = Field(description="false when the point was snapped from outside")
+    edge_distance_m: float = Field(
+        description="inside: metres to the grid's edge; snapped: metres outside the edge"
+    )
+
+
+@router.get("/locate", response_model=Located, summary="The grid and worker responsible here")
+async def locate(
+    principal: Human,
+    index: GridIndexDep,
+    lon: Annotated[float, Query(description="WGS-84 longitude")],
+    lat: Annotated[float, Query(description="WGS-84 latitude")],
+) -> Located:
+    """Grid, community, street and worker (name, phone) for a WGS-84 point, and how far the
+    point is from the grid's edge; 404 when no grid of the caller's area is within reach.
+
+    ``async`` on purpose: the work is ~50 µs of in-memory lookups, cheaper than the thread
+    hop a plain ``def`` costs; the one database read happens in the dependencies."""
+    x, y = np.array([lon]), np.array([lat])
+    check_lonlat(x, y, field="lon/lat")
+    placed = index.assign(x, y)
+    a = int(placed.area[0])
+    allowed = principal.scope.unrestricted or (
+        a >= 0 and int(index.grid_id[a]) in (principal.scope.grid_ids or frozenset())
+    )
+    if a < 0 or not allowed:
+        hint = ""
+        if principal.scope.unrestricted and int(placed.nearest[0]) >= 0:
+            near = int(placed.nearest[0])
+            hint = f"; the nearest is {index.code[near]}, {placed.distance_m[0]:.0f} m away"
+        raise NotFound(
+            f"no grid of your area within {index.snap_m:g} m of ({lon}, {lat}){hint}",
+            field="lon/lat",
+        )
+    snapped = bool(placed.snapped[0])
+    edge = float(placed.distance_m[0]) if snapped else index.edge_distance_m(a, lon, lat)
+    worker = None
+    if index.worker_code[a] is not None:
+        worker = Worker(
+            code=index.worker_code[a], name=index.worker_name[a], phone=index.worker_phone[a]
+        )
+    return Located(
+        grid=index.code[a],
+        community=Named(code=index.community_code[a], name=index.community_name[a]),
+        street=Named(code=index.street_code[a], name=index.street_name[a]),
+        worker=worker,
+        inside=not snapped,
+        edge_distance_m=round(edge, 3),
+    )

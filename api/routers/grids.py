@@ -1,0 +1,92 @@
+"""Per-grid numbers, grids out of the household band, and changing a grid's shape.
+
+``GET /grids`` stays the GeoJSON layer (``api.routers.layers``); the band report lives at
+``GET /grids/out-of-band?band=150,180`` so that a layer client never gets a different shape
+of answer because of a query parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import SessionDep
+from api.security import HUMAN_ROLES, Principal, require
+from data.models import Role
+from data.queries.grid_reports import (
+    find_grid,
+    grid_summary,
+    out_of_band,
+    parse_band,
+    polygon_from_geojson,
+    update_grid,
+)
+
+router = APIRouter(tags=["grids"])
+
+Human = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+Planner = Annotated[Principal, Depends(require(Role.admin, Role.planner))]
+
+
+@router.get(
+    "/grids/out-of-band",
+    summary="Grids and communities whose households fall outside the band",
+)
+def grids_out_of_band(
+    request: Request,
+    session: SessionDep,
+    principal: Human,
+    band: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="min,max households per grid; the deployment's band when omitted",
+            examples=["150,180"],
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    bounds = parse_band(band, request.app.state.settings)
+    return out_of_band(session, principal.scope, bounds)
+
+
+@router.get(
+    "/grids/{code}/summary",
+    summary="Households, residents, facilities by kind and open incidents of one grid",
+)
+def summary(session: SessionDep, principal: Human, code: str) -> dict[str, Any]:
+    """Counts only: planners and coordinators see households this way and no other."""
+    return grid_summary(session, find_grid(session, code, principal.scope))
+
+
+class GridChange(BaseModel):
+    """A new shape (GeoJSON Polygon, lon/lat) and/or a new responsible worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon")
+    worker_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+@router.patch(
+    "/grids/{code}",
+    summary="Change a grid's shape or worker; affected points are reassigned at once",
+)
+def change_grid(
+    request: Request, session: SessionDep, principal: Planner, code: str, body: GridChange
+) -> dict[str, Any]:
+    grid = find_grid(session, code, principal.scope)
+    polygon = polygon_from_geojson(body.geometry) if body.geometry is not None else None
+    results = update_grid(
+        session,
+        grid,
+        geometry=polygon,
+        worker_code=body.worker_code,
+        settings=request.app.state.settings,
+    )
+    return {
+        "grid": grid.code,
+        "reassigned": {r.table: r.changed for r in results},
+        "examined": {r.table: r.rows for r in results},
+    }

@@ -1,0 +1,607 @@
+"""Households, facilities and incidents: create, read, update, delete and bulk upload, each
+answer carrying the row's assignment (grid, community, street, worker, snapped, distance).
+
+Who may do what (a row outside the caller's area answers 404, as if it did not exist):
+
+==============  ===============================  ==========================================
+resource        read                             write
+==============  ===============================  ==========================================
+households      admin; grid workers (own grids);  admin; grid workers (own grids)
+                care staff (their area)
+facilities      every staff role (their area)    admin, planner, coordinator
+incidents       every staff role (their area)    report: admin, coordinator, grid worker,
+                                                 care staff; change: admin, coordinator, grid
+                                                 worker; delete: admin
+==============  ===============================  ==========================================
+
+Planners and coordinators see households only as counts per grid
+(``GET /grids/{code}/summary``); devices get 403 everywhere here. Households are personal
+data: every answer that carries one (reads, and writes that echo it back) writes an audit row
+first, with the optional ``reason``. There is deliberately no district-wide household list:
+households are listed per grid (``GET /grids/{code}/households``).
+
+A point is assigned when it is written, with the same index and rule as ``gridwork assign``;
+writing a point outside one's own area is refused (403). Uploads (CSV with lon/lat columns,
+or GeoJSON) are all-or-nothing unless ``allow_rejects``; the answer lists every row.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from api.deps import LimitDep, OffsetDep, SessionDep
+from api.grid_index import GridIndexDep
+from api.security import HUMAN_ROLES, Principal, audit_read, require
+from data.assignment import GridIndex, assign_keys
+from data.importer import upsert
+from data.models import AgeBand, IncidentStatus, Role
+from data.queries.grid_reports import find_grid
+from data.queries.points import (
+    KINDS,
+    Placement,
+    PointKind,
+    delete_point,
+    existing_keys,
+    get_point,
+    insert_point,
+    list_points,
+    update_point,
+)
+from data.readers import Kind, read_layer
+from geo.errors import Forbidden, GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
+from geo.point_input import check_lonlat
+
+router = APIRouter(tags=["households, facilities, incidents"])
+
+HOUSEHOLD_READ = (Role.admin, Role.grid_worker, Role.care_staff)
+HOUSEHOLD_WRITE = (Role.admin, Role.grid_worker)
+FACILITY_WRITE = (Role.admin, Role.planner, Role.coordinator)
+INCIDENT_REPORT = (Role.admin, Role.coordinator, Role.grid_worker, Role.care_staff)
+INCIDENT_CHANGE = (Role.admin, Role.coordinator, Role.grid_worker)
+INCIDENT_UPLOAD = (Role.admin, Role.coordinator)
+
+Reason = Annotated[
+    str | None, Query(max_length=500, description="why personal data is read (audited)")
+]
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+Lon = Annotated[float, Field(description="WGS-84 longitude")]
+Lat = Annotated[float, Field(description="WGS-84 latitude")]
+
+_UPLOAD_SUFFIXES = (".csv", ".geojson", ".json")
+_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+def _who(*roles: Role) -> Any:
+    return Depends(require(*roles))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HouseholdCreate(_Strict):
+    code: Code
+    size: int = Field(default=1, ge=1, le=30)
+    lives_alone: bool | None = None
+    age_band: AgeBand | None = None
+    building: Code | None = Field(default=None, description="source id of the building")
+    lon: Lon
+    lat: Lat
+
+
+class HouseholdUpdate(_Strict):
+    size: int | None = Field(default=None, ge=1, le=30)
+    lives_alone: bool | None = None
+    age_band: AgeBand | None = None
+    building: Code | None = None
+    lon: Lon | None = None
+    lat: Lat | None = None
+
+
+class FacilityCreate(_Strict):
+    source_id: Code
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Text200 | None = None
+    capacity: int | None = Field(default=None, ge=0, le=10_000_000)
+    lon: Lon
+    lat: Lat
+
+
+class FacilityUpdate(_Strict):
+    kind: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    name: Text200 | None = None
+    capacity: int | None = Field(default=None, ge=0, le=10_000_000)
+    lon: Lon | None = None
+    lat: Lat | None = None
+
+
+class IncidentCreate(_Strict):
+    source_id: Code | None = Field(default=None, description="generated when not given")
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+    status: IncidentStatus = IncidentStatus.open
+    summary: Annotated[str, Field(max_length=4000)] | None = None
+    reported_at: datetime | None = None
+    lon: Lon
+    lat: Lat
+
+
+class IncidentUpdate(_Strict):
+    category: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    status: IncidentStatus | None = None
+    summary: Annotated[str, Field(max_length=4000)] | None = None
+    lon: Lon | None = None
+    lat: Lat | None = None
+
+
+# --- shared steps -----------------------------------------------------------------------------
+
+
+def _place(index: GridIndex, principal: Principal, lon: float, lat: float) -> Placement:
+    """The point's assignment, refused when it lies outside the caller's area."""
+    check_lonlat(np.array([lon]), np.array([lat]), field="lon/lat")
+    placed = index.assign([lon], [lat])
+    area = int(placed.area[0])
+    grid_id = int(index.grid_id[area]) if area >= 0 else None
+    scope = principal.scope
+    if not scope.unrestricted and (grid_id is None or grid_id not in (scope.grid_ids or ())):
+        raise Forbidden(f"({lon}, {lat}) lies outside your area", field="lon/lat")
+    distance = float(placed.distance_m[0])
+    return Placement(grid_id, bool(placed.snapped[0]), None if np.isnan(distance) else distance)
+
+
+def _location(body: BaseModel) -> tuple[float, float] | None:
+    lon, lat = getattr(body, "lon", None), getattr(body, "lat", None)
+    if (lon is None) != (lat is None):
+        raise InvalidInput(
+            "lon and lat must be given together", field="lon" if lon is None else "lat"
+        )
+    return None if lon is None or lat is None else (lon, lat)
+
+
+def _fields(body: BaseModel, *, only_given: bool) -> dict[str, Any]:
+    """The body's fields for storage: on create with their defaults, on update only those sent
+    (an explicit null clears a field)."""
+    values = body.model_dump(exclude_unset=only_given, exclude={"lon", "lat", "code", "source_id"})
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()}
+
+
+def _visible(session: Session, kind: PointKind, key: str, principal: Principal) -> dict[str, Any]:
+    row = get_point(session, kind, key, principal.scope)
+    if row is None:
+        raise NotFound(f"no {kind.table} '{key}' in your area", field=kind.key)
+    return row
+
+
+def _audit(
+    session: Session,
+    request: Request,
+    principal: Principal,
+    kind: PointKind,
+    keys: list[Any],
+    reason: str | None,
+) -> None:
+    if kind.table == "household":
+        audit_read(
+            session, request, principal, subject_type="household", subject_ids=keys, reason=reason
+        )
+
+
+def _create(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    index: GridIndex,
+    kind: PointKind,
+    key: str,
+    body: BaseModel,
+) -> dict[str, Any]:
+    location = _location(body)
+    assert location is not None  # required fields of every *Create model
+    placement = _place(index, principal, *location)
+    insert_point(
+        session,
+        kind,
+        key,
+        _fields(body, only_given=False),
+        lon=location[0],
+        lat=location[1],
+        placement=placement,
+    )
+    _audit(session, request, principal, kind, [key], None)
+    return _visible(session, kind, key, principal)
+
+
+def _update(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    index: GridIndex,
+    kind: PointKind,
+    key: str,
+    body: BaseModel,
+) -> dict[str, Any]:
+    _visible(session, kind, key, principal)
+    location = _location(body)
+    placement = _place(index, principal, *location) if location else None
+    update_point(
+        session, kind, key, _fields(body, only_given=True), location=location, placement=placement
+    )
+    _audit(session, request, principal, kind, [key], None)
+    return _visible(session, kind, key, principal)
+
+
+# --- households ---------------------------------------------------------------------------
+
+HOUSEHOLDS = KINDS["households"]
+
+
+@router.post(
+    "/households",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a household at a point; it is assigned to its grid",
+)
+def create_household(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    index: GridIndexDep,
+    body: HouseholdCreate,
+) -> dict[str, Any]:
+    return _create(request, session, principal, index, HOUSEHOLDS, body.code, body)
+
+
+@router.get("/households/{code}", summary="One household with its grid (audited)")
+def read_household(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_READ)],
+    code: str,
+    reason: Reason = None,
+) -> dict[str, Any]:
+    row = _visible(session, HOUSEHOLDS, code, principal)
+    _audit(session, request, principal, HOUSEHOLDS, [code], reason)
+    return row
+
+
+@router.patch("/households/{code}", summary="Change a household; a move reassigns it")
+def change_household(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    index: GridIndexDep,
+    code: str,
+    body: HouseholdUpdate,
+) -> dict[str, Any]:
+    return _update(request, session, principal, index, HOUSEHOLDS, code, body)
+
+
+@router.delete(
+    "/households/{code}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a household"
+)
+def remove_household(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    code: str,
+) -> None:
+    _visible(session, HOUSEHOLDS, code, principal)
+    delete_point(session, HOUSEHOLDS, code)
+    _audit(session, request, principal, HOUSEHOLDS, [code], None)
+
+
+@router.get("/grids/{code}/households", summary="The households of one grid (audited)")
+def grid_households(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_READ)],
+    code: str,
+    reason: Reason = None,
+    limit: LimitDep = 500,
+    offset: OffsetDep = 0,
+) -> dict[str, Any]:
+    grid = find_grid(session, code, principal.scope)
+    rows, total = list_points(
+        session, HOUSEHOLDS, principal.scope, grid_id=grid.id, limit=limit, offset=offset
+    )
+    _audit(session, request, principal, HOUSEHOLDS, [r["code"] for r in rows], reason)
+    return {"grid": grid.code, "total": total, "households": rows}
+
+
+# --- facilities ---------------------------------------------------------------------------
+
+FACILITIES = KINDS["facilities"]
+
+
+@router.post(
+    "/facilities", status_code=status.HTTP_201_CREATED, summary="Add a facility at a point"
+)
+def create_facility(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    index: GridIndexDep,
+    body: FacilityCreate,
+) -> dict[str, Any]:
+    return _create(request, session, principal, index, FACILITIES, body.source_id, body)
+
+
+@router.get("/facilities/{source_id}", summary="One facility with its grid")
+def read_facility(
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    source_id: str,
+) -> dict[str, Any]:
+    return _visible(session, FACILITIES, source_id, principal)
+
+
+@router.patch("/facilities/{source_id}", summary="Change a facility; a move reassigns it")
+def change_facility(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    index: GridIndexDep,
+    source_id: str,
+    body: FacilityUpdate,
+) -> dict[str, Any]:
+    return _update(request, session, principal, index, FACILITIES, source_id, body)
+
+
+@router.delete(
+    "/facilities/{source_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a facility"
+)
+def remove_facility(
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    source_id: str,
+) -> None:
+    _visible(session, FACILITIES, source_id, principal)
+    delete_point(session, FACILITIES, source_id)
+
+
+# --- incidents ----------------------------------------------------------------------------
+
+INCIDENTS = KINDS["incidents"]
+
+
+@router.post(
+    "/incidents", status_code=status.HTTP_201_CREATED, summary="Report an incident at a point"
+)
+def create_incident(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*INCIDENT_REPORT)],
+    index: GridIndexDep,
+    body: IncidentCreate,
+) -> dict[str, Any]:
+    key = body.source_id or f"api-{uuid.uuid4().hex[:16]}"
+    return _create(request, session, principal, index, INCIDENTS, key, body)
+
+
+@router.get("/incidents", summary="Incidents of my area, by status and grid")
+def list_incidents(
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
+    grid: Annotated[str | None, Query(max_length=64)] = None,
+    limit: LimitDep = 100,
+    offset: OffsetDep = 0,
+) -> dict[str, Any]:
+    grid_id = find_grid(session, grid, principal.scope).id if grid else None
+    rows, total = list_points(
+        session,
+        INCIDENTS,
+        principal.scope,
+        grid_id=grid_id,
+        status=status_.value if status_ else None,
+        limit=limit,
+        offset=offset,
+    )
+    return {"total": total, "incidents": rows}
+
+
+@router.get("/incidents/{source_id}", summary="One incident with its grid")
+def read_incident(
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    source_id: str,
+) -> dict[str, Any]:
+    return _visible(session, INCIDENTS, source_id, principal)
+
+
+@router.patch("/incidents/{source_id}", summary="Change an incident (status, place …)")
+def change_incident(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*INCIDENT_CHANGE)],
+    index: GridIndexDep,
+    source_id: str,
+    body: IncidentUpdate,
+) -> dict[str, Any]:
+    return _update(request, session, principal, index, INCIDENTS, source_id, body)
+
+
+@router.delete(
+    "/incidents/{source_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an incident"
+)
+def remove_incident(
+    session: SessionDep,
+    principal: Annotated[Principal, _who(Role.admin)],
+    source_id: str,
+) -> None:
+    _visible(session, INCIDENTS, source_id, principal)
+    delete_point(session, INCIDENTS, source_id)
+
+
+# --- bulk upload ----------------------------------------------------------------------------
+
+
+def _read_upload(upload: UploadFile, kind: Kind, crs: int | None) -> Any:
+    name = Path(upload.filename or "").name
+    if not name.lower().endswith(_UPLOAD_SUFFIXES):
+        raise InvalidInput(
+            f"'{name}' is not a CSV or GeoJSON file (.csv, .geojson, .json)", field="file"
+        )
+    content = upload.file.read(_MAX_UPLOAD_BYTES + 1)
+    if len(content) > _MAX_UPLOAD_BYTES:
+        raise InvalidInput(f"larger than {_MAX_UPLOAD_BYTES:,} bytes", field="file")
+    with tempfile.TemporaryDirectory(prefix="gridwork-upload-") as folder:
+        path = Path(folder) / ("upload" + Path(name).suffix.lower())
+        path.write_bytes(content)
+        try:
+            return read_layer(path, kind=kind, crs=crs)
+        except GridworkError:
+            raise
+        except Exception as exc:  # a file GDAL cannot make sense of is the caller's problem
+            raise InvalidInput(f"cannot read the file: {exc}", field="file") from exc
+
+
+def _upload(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    index: GridIndex,
+    kind: PointKind,
+    upload: UploadFile,
+    *,
+    allow_rejects: bool,
+    crs: int | None,
+) -> dict[str, Any]:
+    result = _read_upload(upload, kind.name, crs)  # type: ignore[arg-type]
+    frame = result.frame
+    key = kind.key
+    if key not in frame.columns:
+        raise InvalidInput(f"the file has no '{key}' column", field="file")
+    rejects: list[RowReject] = list(result.rejects)
+    rows = frame["_row"].to_numpy() if "_row" in frame.columns else np.arange(1, len(frame) + 1)
+    if len(frame):
+        xy = np.column_stack([frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()])
+        placed = index.assign(xy[:, 0], xy[:, 1])
+        if not principal.scope.unrestricted:
+            allowed = principal.scope.grid_ids or frozenset()
+            grid_ids = np.append(index.grid_id, -1)[placed.area]
+            outside = np.flatnonzero([int(g) not in allowed for g in grid_ids])
+            rejects += [
+                RowReject(int(rows[i]), "the point lies outside your area", str(frame[key].iloc[i]))
+                for i in outside
+            ]
+            frame = frame.drop(index=frame.index[outside])
+    rejects.sort(key=lambda r: r.row)
+    if rejects and not allow_rejects:
+        raise ImportRejected(Path(upload.filename or "upload").name, rejects)
+    keys = [str(k) for k in frame[key]]
+    before = existing_keys(session, kind, keys)
+    report = upsert(
+        session,
+        kind.name,
+        frame,
+        source=Path(upload.filename or "upload").name,
+        allow_rejects=allow_rejects,
+    )
+    rejects += report.rejects
+    rejected_rows = {r.row for r in rejects}
+    stored = [k for k, r in zip(keys, frame["_row"], strict=True) if int(r) not in rejected_rows]
+    if stored:
+        assign_keys(session, kind.table, stored, index=index)
+    assigned = _assignments(session, kind, stored)
+    lines = [
+        {
+            "row": int(r),
+            kind.key: k,
+            "status": "updated" if k in before else "inserted",
+            **assigned[k],
+        }
+        for k, r in zip(keys, frame["_row"], strict=True)
+        if int(r) not in rejected_rows
+    ]
+    _audit(session, request, principal, kind, stored, None)
+    return {
+        "inserted": sum(1 for line in lines if line["status"] == "inserted"),
+        "updated": sum(1 for line in lines if line["status"] == "updated"),
+        "rejected": len({r.row for r in rejects}),  # rows; a row may have two reasons
+        "rows": lines,
+        "rejects": [{"row": r.row, kind.key: r.source_id, "reason": r.reason} for r in rejects],
+    }
+
+
+def _assignments(session: Session, kind: PointKind, keys: list[str]) -> dict[str, dict[str, Any]]:
+    rows = session.execute(
+        text(
+            f"SELECT t.{kind.key}, g.code, t.snapped, t.assign_distance_m FROM {kind.table} t "  # noqa: S608
+            f"LEFT JOIN grid g ON g.id = t.grid_id WHERE t.{kind.key} = ANY(:keys)"
+        ),
+        {"keys": keys},
+    ).all()
+    return {
+        str(k): {
+            "grid": grid,
+            "snapped": bool(snapped),
+            "distance_m": None if d is None else round(float(d), 3),
+        }
+        for k, grid, snapped, d in rows
+    }
+
+
+Upload = Annotated[UploadFile, File(description="CSV with lon/lat columns, or GeoJSON")]
+AllowRejects = Annotated[bool, Query(description="store the good rows and report the rest")]
+FileCrs = Annotated[
+    int | None, Query(description="EPSG code for a file without one", ge=1, le=999_999)
+]
+
+
+@router.post("/households/upload", summary="Bulk upload of households (CSV or GeoJSON)")
+def upload_households(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    index: GridIndexDep,
+    file: Upload,
+    allow_rejects: AllowRejects = False,
+    crs: FileCrs = None,
+) -> dict[str, Any]:
+    """All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."""
+    return _upload(
+        request, session, principal, index, HOUSEHOLDS, file, allow_rejects=allow_rejects, crs=crs
+    )
+
+
+@router.post("/facilities/upload", summary="Bulk upload of facilities (CSV or GeoJSON)")
+def upload_facilities(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    index: GridIndexDep,
+    file: Upload,
+    allow_rejects: AllowRejects = False,
+    crs: FileCrs = None,
+) -> dict[str, Any]:
+    """All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."""
+    return _upload(
+        request, session, principal, index, FACILITIES, file, allow_rejects=allow_rejects, crs=crs
+    )
+
+
+@router.post("/incidents/upload", summary="Bulk upload of incidents (CSV or GeoJSON)")
+def upload_incidents(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, _who(*INCIDENT_UPLOAD)],
+    index: GridIndexDep,
+    file: Upload,
+    allow_rejects: AllowRejects = False,
+    crs: FileCrs = None,
+) -> dict[str, Any]:
+    """All-or-nothing unless ``allow_rejects``; a row without a location is a reject."""
+    return _upload(
+        request, session, principal, index, INCIDENTS, file, allow_rejects=allow_rejects, crs=crs
+    )
