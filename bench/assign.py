@@ -9,7 +9,16 @@ Sections (one function each, listed in :data:`SECTIONS`):
 
 * ``in-process`` — :meth:`geo.assign.AreaIndex.assign_points` against
   ``geopandas.sjoin(points, grids, predicate="within")``.
-* (to come) ``postgis`` — the end-to-end path through the database, and ``http`` — ``/locate``.
+* ``postgis`` — end to end, household arrays → ``household`` rows with their grid set:
+  :func:`data.assignment.insert_points` (in-process assignment, one binary ``COPY``) against
+  loading the points and then ``UPDATE … FROM grid WHERE ST_Covers(…)``, or an
+  ``INSERT … SELECT`` with a covering-grid subquery (:mod:`bench.postgis_e2e`);
+* ``http`` — ``GET /locate`` over loopback HTTP at 1, 8 and 32 concurrent clients, next to a
+  trivial authenticated endpoint of the same app and a raw prepared PostGIS query
+  (:mod:`bench.http_locate`).
+
+The database sections use a scratch database ``gridwork_bench`` in gridwork's own PostGIS
+(or on ``DATABASE_URL``'s server), recreated on every run.
 
 How it measures: every measurement runs in a forked child, so its peak RSS (``ru_maxrss``) is
 that method's own peak on top of the shared data, not the worst of everything so far. Times
@@ -208,8 +217,121 @@ def run_in_process(args: argparse.Namespace) -> None:
     )
 
 
+# --- sections: PostGIS end to end, and /locate over HTTP ----------------------------------
+
+
+def _bench_database() -> str:
+    from bench.bench_db import fresh_database, load_city
+
+    url = fresh_database()
+    from data.db import make_engine
+
+    engine = make_engine(url)
+    load_city(engine, build_city())
+    engine.dispose()
+    return url
+
+
+def run_postgis(args: argparse.Namespace) -> None:
+    """Section ``postgis``: arrays → household rows with grid_id, four ways, same run."""
+    from bench.postgis_e2e import METHODS, compare
+
+    url = _bench_database()
+    console.print(
+        "[bold]end to end into PostGIS[/]: WGS-84 arrays → rows of the real household table "
+        "(5 indexes) with grid_id set; best of "
+        f"{args.e2e_repeat}; each method in a forked child"
+    )
+    table = Table(title="household arrays → PostGIS rows with their grid")
+    for col in (
+        "points",
+        "method",
+        "seconds",
+        "vs gridwork",
+        "peak RSS",
+        "rows",
+        "grid ≠ gridwork",
+    ):
+        table.add_column(col, justify="right", no_wrap=True)
+    for n in args.e2e_sizes:
+        result = compare(url, n, args.e2e_repeat)
+        ours = result.runs["gridwork"].seconds
+        for name in METHODS:
+            run = result.runs[name]
+            table.add_row(
+                f"{n:,}",
+                name,
+                f"{run.seconds:.2f}",
+                "1.0×" if name == "gridwork" else f"{run.seconds / ours:.2f}×",
+                f"{run.peak_rss_mb:,.0f} MB",
+                f"{result.rows[name]:,}",
+                "—"
+                if name.startswith(("gridwork", "load only"))
+                else f"{result.differences[name]:,}",
+            )
+        detail = result.runs["gridwork"].detail
+        console.print(
+            f"{n:,} households: gridwork snapped {detail['snapped']:,} (≤ 20 m outside every "
+            f"grid), left {detail['unassigned']:,} unassigned; idle child "
+            f"{result.idle_rss_mb:,.0f} MB"
+        )
+    console.print(table)
+    console.print(
+        "vs gridwork: time ÷ gridwork's time (above 1 = slower than gridwork). peak RSS: the "
+        "client process (the arrays, the index, the COPY buffers), not the PostgreSQL server. "
+        "grid ≠ gridwork: rows whose grid differs from gridwork's answer — the PostGIS paths "
+        "do not snap, so these should be exactly the snapped points."
+    )
+
+
+def run_http(args: argparse.Namespace) -> None:
+    """Section ``http``: /locate against the framework floor and raw PostGIS, same run."""
+    from bench.http_locate import run
+    from bench.postgis_e2e import make_inputs
+
+    url = _bench_database()
+    city = build_city()
+    index = AreaIndex.from_geodataframe(city.grids)
+    sample = make_inputs(20_000)
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, city.grids.crs, always_xy=True).transform(
+        sample.lon, sample.lat
+    )
+    inside = index.assign_points(x, y, snap_m=0).area >= 0
+    points = np.column_stack([sample.lon[inside], sample.lat[inside]])[:5000]
+    console.print(
+        f"[bold]GET /locate over HTTP[/]: uvicorn (1 worker) on 127.0.0.1, closed-loop "
+        f"clients in another process, {args.http_seconds:g} s per cell, {len(points):,} "
+        "household points (inside a grid) in turn"
+    )
+    results = run(url, points, clients=args.clients, seconds=args.http_seconds)
+    table = Table(title="GET /locate vs the app's trivial endpoint vs raw PostGIS")
+    for col in ("target", "clients", "requests", "p50 ms", "p99 ms", "req/s", "vs floor req/s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    floor = {r.clients: r.rps for r in results if r.target.startswith("GET /bench/ping")}
+    for r in results:
+        table.add_row(
+            r.target,
+            str(r.clients),
+            f"{r.requests:,}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p99_ms:.2f}",
+            f"{r.rps:,.0f}",
+            f"{r.rps / floor[r.clients]:.2f}",
+        )
+    console.print(table)
+    console.print(
+        "vs floor: requests/s ÷ those of /bench/ping at the same concurrency (the same "
+        "sign-in and role check, an empty answer). Client and server share the machine's "
+        "cores."
+    )
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "in-process": run_in_process,
+    "postgis": run_postgis,
+    "http": run_http,
 }
 
 
@@ -219,6 +341,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--e2e-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--e2e-repeat", type=int, default=1)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--http-seconds", type=float, default=4.0)
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     console.print(

@@ -27,6 +27,7 @@ from data.assignment import (
     GridIndexCache,
     assignment_mismatches,
     grids_version,
+    insert_points,
     load_grid_index,
     reassign,
 )
@@ -417,3 +418,48 @@ def test_synthetic_district_households_land_in_their_buildings_grid(
         assert wrong == set()
     finally:
         engine.dispose()
+
+
+def test_insert_points_copies_rows_with_their_grid(porto: Engine) -> None:
+    """The bulk path: grid, snap flag, distance and NULLs written by one binary COPY."""
+    xs, ys = _vertices_and_midpoints(porto)
+    with porto.connect() as conn:
+        index = load_grid_index(conn)
+    coords_west = float(xs.min()), float(ys[np.argmin(xs)])
+    step = 1 / (111_320 * np.cos(np.radians(coords_west[1])))
+    lon = np.array([*xs[:50], coords_west[0] - 5 * step, coords_west[0] - 500 * step])
+    lat = np.array([*ys[:50], coords_west[1], coords_west[1]])
+    codes = [f"户-{i:03d}" for i in range(len(lon))]
+    with transaction(porto) as session:
+        placed = insert_points(
+            session,
+            "household",
+            lon=lon,
+            lat=lat,
+            index=index,
+            values={
+                "code": ("text", codes),
+                "size": ("int4", np.full(len(lon), 2, dtype=np.int32)),
+                "lives_alone": ("bool", np.zeros(len(lon), dtype=bool)),
+                "estimated": ("bool", np.zeros(len(lon), dtype=bool)),
+            },
+        )
+    try:
+        with porto.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT h.code, g.code, h.snapped, h.assign_distance_m, h.size, "
+                    "ST_X(h.geom), ST_Y(h.geom) FROM household h LEFT JOIN grid g "
+                    "ON g.id = h.grid_id WHERE h.code LIKE '户-%' ORDER BY h.code"
+                )
+            ).all()
+            assert assignment_mismatches(conn) == []
+        assert [r[0] for r in rows] == codes
+        assert [(r[5], r[6]) for r in rows] == list(zip(lon.tolist(), lat.tolist(), strict=True))
+        expected = [None if a < 0 else index.code[a] for a in placed.area]
+        assert [r[1] for r in rows] == expected
+        assert (rows[-2][2], rows[-1][1], rows[-1][2]) == (True, None, False)
+        assert rows[-1][3] > 400 and all(r[4] == 2 for r in rows)
+    finally:
+        with transaction(porto) as session:
+            session.execute(text("DELETE FROM household WHERE code LIKE '户-%'"))

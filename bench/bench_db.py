@@ -1,0 +1,110 @@
+"""A scratch database for the benchmarks, in gridwork's own PostGIS (or ``DATABASE_URL``'s
+server): dropped, recreated and migrated on every run, holding the synthetic city's streets,
+communities, grids and one worker per grid. Never the database the demo or the tests use.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import shapely
+from sqlalchemy import Engine, text
+
+from bench.synthetic_city import City
+from data.cluster import LocalCluster, ensure_database
+from data.db import make_engine, migrate
+from data.settings import Settings
+
+BENCH_DATABASE = "gridwork_bench"
+METRIC_EPSG = 32645
+
+
+def fresh_database(name: str = BENCH_DATABASE) -> str:
+    """Drop and recreate ``name`` on the server gridwork uses; returns its URL, migrated."""
+    settings = Settings()
+    server = settings.database_url or LocalCluster(settings.state_path, settings.database_name).up()
+    base = server.rsplit("/", 1)[0]
+    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = f"{base}/{name}"
+    ensure_database(url, name)
+    migrate(url)
+    return url
+
+
+def load_city(engine: Engine, city: City) -> None:
+    """Streets, communities, grids (WGS-84, as gridwork stores them) and a worker per grid."""
+    streets = city.streets.to_crs(4326)
+    communities = city.communities.to_crs(4326)
+    grids = city.grids.to_crs(4326)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO deployment_setting (key, value) VALUES ('metric_epsg', :v)"),
+            {"v": str(METRIC_EPSG)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO street (code, name, geom) "
+                "VALUES (:code, :code, ST_SetSRID(ST_GeomFromWKB(:wkb), 4326))"
+            ),
+            [
+                {"code": code, "wkb": shapely.to_wkb(g)}
+                for code, g in zip(streets["code"], streets.geometry, strict=True)
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO community (code, name, kind, street_id, geom) VALUES (:code, :code, "
+                "'community', "
+                "(SELECT id FROM street WHERE code = :street), "
+                "ST_SetSRID(ST_GeomFromWKB(:wkb), 4326))"
+            ),
+            [
+                {"code": code, "street": street, "wkb": shapely.to_wkb(g)}
+                for code, street, g in zip(
+                    communities["code"],
+                    communities["street_code"],
+                    communities.geometry,
+                    strict=True,
+                )
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO worker (code, display_name, phone, community_id) VALUES "
+                "(:worker, :name, :phone, (SELECT id FROM community WHERE code = :community))"
+            ),
+            [
+                {
+                    "worker": f"W{i + 1:04d}",
+                    "name": f"Worker {i + 1}",
+                    "phone": f"+86 990 000 {i + 1:04d}",
+                    "community": community,
+                }
+                for i, community in enumerate(grids["community_code"])
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO grid (code, community_id, worker_id, geom) VALUES (:code, "
+                "(SELECT id FROM community WHERE code = :community), "
+                "(SELECT id FROM worker WHERE code = :worker), "
+                "ST_SetSRID(ST_GeomFromWKB(:wkb), 4326))"
+            ),
+            [
+                {
+                    "code": code,
+                    "community": community,
+                    "worker": f"W{i + 1:04d}",
+                    "wkb": shapely.to_wkb(g),
+                }
+                for i, (code, community, g) in enumerate(
+                    zip(grids["code"], grids["community_code"], grids.geometry, strict=True)
+                )
+            ],
+        )
+        conn.execute(text("ANALYZE"))
+
+
+def bench_engine(url: str) -> Engine:
+    return make_engine(url)
