@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 import shapely
 from fastapi import FastAPI
@@ -122,7 +123,9 @@ def _cut_into_grids(engine: Engine) -> None:
 
 @pytest.fixture(scope="session")
 def gridded(server_url: str) -> Iterator[Gridded]:
-    url = _fresh_database(server_url, "gridwork_test_gridded")
+    """A database of this test session's own (runs in parallel do not collide), dropped after."""
+    name = f"gridwork_test_gridded_{os.getpid()}"
+    url = _fresh_database(server_url, name)
     engine = make_engine(url)
     list(load_porto(engine, settings=Settings(database_url=url)))
     _cut_into_grids(engine)
@@ -136,6 +139,9 @@ def gridded(server_url: str) -> Iterator[Gridded]:
     coordinator = sum(1 for c in codes if c.startswith("131208-"))
     yield Gridded(url, engine, len(codes), codes, coordinator, key)
     engine.dispose()
+    admin = server_url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def gridded_settings(url: str) -> Settings:
