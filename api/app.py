@@ -27,6 +27,7 @@ from api.routers import (
     ingest,
     layers,
     maps,
+    plans,
     points,
 )
 from api.security import authenticated
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(auth.public)
     app.include_router(home.public)
     app.include_router(auth.private, dependencies=private)
+    app.include_router(plans.router, dependencies=private)  # before /grids/{code}
     app.include_router(layers.router, dependencies=private)
     app.include_router(checks.router, dependencies=private)
     app.include_router(home.private, dependencies=private)

@@ -261,11 +261,13 @@ def demo(
     port: int = 8000,
 ) -> None:
     """Load the Porto sample (idempotent), derive households, check it, then serve."""
-    from data.loading import load_porto
+    from data.loading import load_porto, plan_ungridded
 
     settings = _settings()
     engine = _engine(settings)
     for line in load_porto(engine, settings=settings):
+        out.print(line)
+    for line in plan_ungridded(engine, settings=settings, author="demo"):
         out.print(line)
     _demo_admin(engine, settings)
     if serve_after:
@@ -433,6 +435,124 @@ def map_file(
         )
     output.write_text(page, encoding="utf-8")
     out.print(f"wrote {output} ({len(page.encode()) / 1e6:.1f} MB)")
+
+
+plan_app = typer.Typer(no_args_is_help=True, help="Split communities into grids; publish plans.")
+app.add_typer(plan_app, name="plan")
+
+
+@plan_app.command("split")
+def plan_split(
+    community: str,
+    min: Annotated[int, typer.Option("--min", help="fewest households per grid")] = 150,
+    max: Annotated[int, typer.Option("--max", help="most households per grid")] = 180,
+    seed: int = 1,
+) -> None:
+    """Draft a plan: the community's units split into grids inside the band."""
+    from data.db import transaction
+    from data.planning import draft_plan, plan_summary
+
+    settings = _settings()
+    with transaction(_engine(settings)) as session:
+        plan_id = draft_plan(
+            session,
+            community,
+            min_households=min,
+            max_households=max,
+            seed=seed,
+            author="cli",
+            settings=settings,
+        )
+        summary = plan_summary(session, plan_id)
+    _print_plan(summary)
+
+
+def _print_plan(summary: dict[str, object]) -> None:
+    metrics = summary["metrics"]
+    assert isinstance(metrics, dict)
+    table = Table("grid", "households", "Polsby-Popper", "road share", "flag")
+    grids = summary["grids"]
+    assert isinstance(grids, list)
+    for g in grids:
+        m = g["metrics"]
+        table.add_row(
+            g["code"],
+            str(g["households"]),
+            f"{m.get('polsby_popper', 0):.2f}",
+            f"{m.get('road_share', 0):.0%}",
+            "!" if g["flagged"] else "",
+        )
+    out.print(table)
+    out.print(
+        f"plan {summary['id']} ({summary['status']}): {metrics['n_grids']} grids, "
+        f"{metrics['in_band_share']:.0%} in band, mean Polsby-Popper "
+        f"{metrics['polsby_popper_mean']:.2f}, {metrics['road_share']:.0%} of internal "
+        f"boundary on roads, {metrics['shared_buildings']} shared building(s)"
+    )
+    issues = summary["issues"]
+    assert isinstance(issues, list)
+    for issue in issues:
+        out.print(f"[yellow]{issue['kind']}[/]: {issue['detail']}")
+
+
+@plan_app.command("show")
+def plan_show(plan: int) -> None:
+    """A plan's grids and metrics."""
+    from data.db import transaction
+    from data.planning import plan_summary
+
+    with transaction(_engine(_settings())) as session:
+        _print_plan(plan_summary(session, plan))
+
+
+@plan_app.command("publish")
+def plan_publish(
+    plan: int,
+    effective: Annotated[str | None, typer.Option(help="YYYY-MM-DD, default today")] = None,
+) -> None:
+    """Make a draft's grids current; the old grids stay in history; every point is reassigned."""
+    from datetime import date
+
+    from data.db import transaction
+    from data.planning import publish
+
+    try:
+        day = date.fromisoformat(effective) if effective else date.today()
+    except ValueError as exc:
+        raise InvalidInput(f"'{effective}' is not a YYYY-MM-DD date", field="effective") from exc
+    settings = _settings()
+    with transaction(_engine(settings)) as session:
+        result = publish(session, plan, effective=day, settings=settings)
+    out.print(
+        f"plan {plan} published for {result['community']} from {result['effective']}: "
+        f"{result['grids_created']} grids replace {result['grids_closed']}"
+    )
+
+
+@plan_app.command("report")
+def plan_report(
+    min: Annotated[int | None, typer.Option("--min")] = None,
+    max: Annotated[int | None, typer.Option("--max")] = None,
+) -> None:
+    """Communities and grids outside the household band."""
+    from data.db import transaction
+    from data.planning import oversize_report
+
+    settings = _settings()
+    lo, hi = min or settings.household_min, max or settings.household_max
+    with transaction(_engine(settings)) as session:
+        rows = oversize_report(session, min_households=lo, max_households=hi)
+    table = Table("community", "name", "households", "grids", f"> {hi}", f"< {lo}")
+    for r in rows:
+        table.add_row(
+            r["code"],
+            r["name"],
+            str(r["households"]),
+            str(r["grids"]),
+            str(r["grids_over"]),
+            str(r["grids_under"]),
+        )
+    out.print(table if rows else f"every community's grids hold {lo}-{hi} households")
 
 
 def main() -> None:

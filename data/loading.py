@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
@@ -201,7 +202,53 @@ def load_porto(engine: Engine, *, settings: Settings) -> Iterator[str]:
             f"{kind}: {report.inserted} new, {report.updated} updated, "
             f"{len(report.rejects)} rejected"
         )
-    for row in derive_households(engine, seed=1, settings=settings):
-        yield f"households in {row.community}: {row.households} (estimated from buildings)"
+    with engine.connect() as conn:
+        have = conn.execute(text("SELECT count(*) FROM household")).scalar_one()
+    if have:
+        # Re-estimating would renumber every household and void the published grids' history.
+        yield f"households: {have} kept (delete them and rerun to estimate afresh)"
+    else:
+        for row in derive_households(engine, seed=1, settings=settings):
+            yield f"households in {row.community}: {row.households} (estimated from buildings)"
     checks = run_checks(engine, settings=settings)
     yield f"topology checks: {len(checks.issues)} issue(s)"
+
+
+def plan_ungridded(engine: Engine, *, settings: Settings, author: str) -> Iterator[str]:
+    """Give every community without grids planner-made grids, and publish them.
+
+    This is how the demo gets its grids: no hand-drawn polygons, the same split a planner
+    would run (150-180 households, seed 1). Communities that have grids are left alone, so
+    a second run changes nothing.
+    """
+    from data.planning import draft_plan, plan_summary, publish
+
+    with engine.connect() as conn:
+        codes = (
+            conn.execute(
+                text(
+                    "SELECT c.code FROM community c WHERE NOT EXISTS (SELECT 1 FROM grid g "
+                    "WHERE g.community_id = c.id AND g.valid_to IS NULL) ORDER BY c.code"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for code in codes:
+        with transaction(engine) as session:
+            plan_id = draft_plan(
+                session,
+                code,
+                min_households=settings.household_min,
+                max_households=settings.household_max,
+                seed=1,
+                author=author,
+                settings=settings,
+            )
+            metrics = plan_summary(session, plan_id)["metrics"]
+            publish(session, plan_id, effective=date.today(), settings=settings)
+        yield (
+            f"community {code}: plan {plan_id} published, {metrics['n_grids']} grids, "
+            f"{metrics['in_band_share']:.0%} in band, households "
+            f"{metrics['households_min']}-{metrics['households_max']}"
+        )

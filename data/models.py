@@ -140,7 +140,7 @@ class Grid(Base):
         Index(
             "uq_grid_code_current", "code", unique=True, postgresql_where=text("valid_to IS NULL")
         ),
-        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="valid_period"),
+        CheckConstraint("valid_to IS NULL OR valid_to >= valid_from", name="valid_period"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
@@ -149,6 +149,10 @@ class Grid(Base):
     source_id: Mapped[str | None] = mapped_column(String(128))
     valid_from: Mapped[date] = mapped_column(Date, server_default=func.current_date())
     valid_to: Mapped[date | None] = mapped_column(Date)
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plan.id", ondelete="SET NULL", use_alter=True),
+        comment="the published plan that made this grid version",
+    )
     geom: Mapped[object] = _geom("POLYGON")
     community: Mapped[Community] = relationship()
     worker: Mapped[Worker | None] = relationship()

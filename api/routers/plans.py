@@ -1,0 +1,217 @@
+"""Planners' routes: draft a split, move units, lock grids, compare, publish; oversize report."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import Field
+
+from api.deps import SessionDep
+from api.schemas import StrictModel
+from api.security import HUMAN_ROLES, Principal, require
+from data import planning
+from data.models import Role
+from data.queries.access import AreaScope
+from geo.errors import InvalidInput, NotFound
+from maps.plans import compare_page, plan_map
+
+router = APIRouter(tags=["planning"])
+
+Planner = Annotated[Principal, Depends(require(Role.admin, Role.planner))]
+Viewer = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+
+
+class SplitRequest(StrictModel):
+    community: str = Field(min_length=1, max_length=64)
+    min: int = Field(default=150, description="fewest households per grid")
+    max: int = Field(default=180, description="most households per grid")
+    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+
+
+class MoveRequest(StrictModel):
+    units: list[int] = Field(min_length=1, max_length=500)
+    to_grid: str = Field(min_length=1, max_length=64)
+    force: bool = False
+
+
+class LockRequest(StrictModel):
+    grids: list[str] = Field(min_length=1, max_length=500)
+    locked: bool = True
+
+
+class PublishRequest(StrictModel):
+    effective: date | None = None
+
+
+def _check_community(session: SessionDep, scope: AreaScope, code: str) -> None:
+    """A community outside the caller's area does not exist for them (404, not 403)."""
+    ids = scope.sql_ids("community")
+    community_id = planning.community_id_of(session, code)
+    if community_id is None or (ids is not None and community_id not in ids):
+        raise NotFound(f"no community '{code}'", field="community")
+
+
+def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
+    plan = planning.get_plan(session, plan_id)
+    ids = principal.scope.sql_ids("community")
+    if ids is not None and plan.community_id not in ids:
+        raise NotFound(f"no plan {plan_id}", field="plan")
+    return plan
+
+
+@router.post("/plans", status_code=201, summary="Split a community into grids (a draft plan)")
+def create_plan(
+    request: Request, session: SessionDep, principal: Planner, body: SplitRequest
+) -> dict[str, Any]:
+    if body.min <= 0:
+        raise InvalidInput("must be > 0", field="min")
+    if body.min > body.max:
+        raise InvalidInput(f"min {body.min} is greater than max {body.max}", field="min")
+    _check_community(session, principal.scope, body.community)
+    plan_id = planning.draft_plan(
+        session,
+        body.community,
+        min_households=body.min,
+        max_households=body.max,
+        seed=body.seed,
+        author=principal.name,
+        settings=request.app.state.settings,
+    )
+    return planning.plan_summary(session, plan_id)
+
+
+@router.get("/plans", summary="Plans, optionally of one community")
+def list_plans(
+    session: SessionDep,
+    principal: Viewer,
+    community: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    plans = planning.list_plans(session, community)
+    ids = principal.scope.sql_ids("community")
+    if ids is not None:
+        allowed = planning.community_codes(session, ids)
+        plans = [p for p in plans if p["community"] in allowed]
+    return {"plans": plans}
+
+
+@router.get("/plans/compare", summary="Two plans' metrics side by side")
+def compare(session: SessionDep, principal: Viewer, a: int, b: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, a)
+    _plan_in_scope(session, principal, b)
+    return planning.compare(session, a, b)
+
+
+@router.get("/plans/{plan_id}", summary="A plan: parameters, metrics, issues, grids")
+def get_plan(session: SessionDep, principal: Viewer, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return planning.plan_summary(session, plan_id)
+
+
+@router.get(
+    "/plans/{plan_id}/grids", summary="A plan's grids as GeoJSON", response_class=JSONResponse
+)
+def get_plan_grids(session: SessionDep, principal: Viewer, plan_id: int) -> JSONResponse:
+    _plan_in_scope(session, principal, plan_id)
+    frame = planning.plan_grids(session, plan_id)
+    return JSONResponse(
+        content=json.loads(frame.to_json(drop_id=True)), media_type="application/geo+json"
+    )
+
+
+@router.post("/plans/{plan_id}/moves", summary="Move units to a neighbouring grid")
+def move_units(
+    request: Request, session: SessionDep, principal: Planner, plan_id: int, body: MoveRequest
+) -> JSONResponse:
+    _plan_in_scope(session, principal, plan_id)
+    outcome = planning.move(
+        session,
+        plan_id,
+        units_to_move=body.units,
+        to_grid=body.to_grid,
+        force=body.force,
+        settings=request.app.state.settings,
+    )
+    content = {"moved": outcome.moved, "problems": list(outcome.problems)}
+    return JSONResponse(content, status_code=200 if outcome.moved else 409)
+
+
+@router.post("/plans/{plan_id}/locks", summary="Lock or unlock grids of a draft")
+def lock(
+    session: SessionDep, principal: Planner, plan_id: int, body: LockRequest
+) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    planning.lock_grids(session, plan_id, body.grids, locked=body.locked)
+    return planning.plan_summary(session, plan_id)
+
+
+@router.post("/plans/{plan_id}/publish", summary="Make the plan's grids current; reassign all")
+def publish(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    plan_id: int,
+    body: PublishRequest | None = None,
+) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    effective = (body.effective if body else None) or date.today()
+    return planning.publish(
+        session, plan_id, effective=effective, settings=request.app.state.settings
+    )
+
+
+@router.get("/grids/on", summary="Which grid held a point on a given day")
+def grid_on(
+    session: SessionDep,
+    principal: Viewer,
+    lon: Annotated[float, Query(ge=-180, le=180)],
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    on: Annotated[date, Query(alias="date")],
+) -> dict[str, Any]:
+    found = planning.grid_on(session, lon, lat, on)
+    if found is None:
+        raise NotFound(f"no grid covered ({lon}, {lat}) on {on}", field="lon/lat")
+    return found
+
+
+@router.get("/communities/oversize", summary="Communities and grids outside the household band")
+def oversize(
+    request: Request,
+    session: SessionDep,
+    principal: Viewer,
+    min: Annotated[int | None, Query(gt=0)] = None,
+    max: Annotated[int | None, Query(gt=0)] = None,
+) -> dict[str, Any]:
+    settings = request.app.state.settings
+    lo, hi = min or settings.household_min, max or settings.household_max
+    if lo > hi:
+        raise InvalidInput(f"min {lo} is greater than max {hi}", field="min")
+    rows = planning.oversize_report(
+        session,
+        min_households=lo,
+        max_households=hi,
+        community_ids=principal.scope.sql_ids("community"),
+    )
+    return {"min": lo, "max": hi, "communities": rows}
+
+
+@router.get("/maps/plans/{plan_id}", response_class=HTMLResponse, include_in_schema=False)
+def plan_page(session: SessionDep, principal: Viewer, plan_id: int) -> HTMLResponse:
+    plan = _plan_in_scope(session, principal, plan_id)
+    m = plan_map(
+        planning.plan_grids(session, plan_id),
+        title=f"plan {plan_id}",
+        min_households=plan.min_households,
+        max_households=plan.max_households,
+    )
+    return HTMLResponse(m.get_root().render())
+
+
+@router.get("/maps/plans", response_class=HTMLResponse, include_in_schema=False)
+def compare_maps(session: SessionDep, principal: Viewer, a: int, b: int) -> HTMLResponse:
+    _plan_in_scope(session, principal, a)
+    _plan_in_scope(session, principal, b)
+    return HTMLResponse(compare_page(planning.compare(session, a, b)))

@@ -1,0 +1,230 @@
+"""Planners' work end to end on real Porto data: split, adjust, compare, publish, history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from data.db import make_engine, transaction
+from data.loading import load_porto
+from data.settings import Settings
+from tests.api.conftest import PASSWORD, STAFF, make_settings
+from tests.conftest import _fresh_database
+
+COMMUNITY = "131208"  # Miragaia, 899 estimated households
+
+
+@pytest.fixture(scope="module")
+def plans_engine(server_url: str) -> Iterator[Engine]:
+    """A Porto database of this module's own: publishing changes grids for good."""
+    url = _fresh_database(server_url, "gridwork_test_plans")
+    engine = make_engine(url)
+    list(load_porto(engine, settings=Settings(database_url=url)))
+    from api.security import hash_password
+    from data.queries.access import add_scope, create_user
+
+    with transaction(engine) as session:
+        for who in ("planner", "coordinator"):
+            staff = STAFF[who]
+            create_user(session, staff.username, hash_password(PASSWORD), staff.role)
+            for level, code in staff.scopes:
+                add_scope(session, staff.username, level, code)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def planner(plans_engine: Engine) -> Iterator[TestClient]:
+    url = plans_engine.url.render_as_string(hide_password=False)
+    # No snapping: a neighbour's households 10 m away must not count into these grids.
+    app = create_app(make_settings(url, snap_tolerance_m=0.0), engine=plans_engine)
+    with TestClient(app) as client:
+        token = client.post(
+            "/token", data={"username": STAFF["planner"].username, "password": PASSWORD}
+        ).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
+
+
+def _draft(client: TestClient, **body: object) -> dict:
+    r = client.post("/plans", json={"community": COMMUNITY, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_split_puts_every_grid_in_the_band(planner: TestClient, plans_engine: Engine) -> None:
+    plan = _draft(planner)
+    with plans_engine.connect() as conn:
+        inside = conn.execute(
+            text(
+                "SELECT count(*) FROM household h JOIN community c ON c.code = :c "
+                "AND ST_Covers(c.geom, h.geom)"
+            ),
+            {"c": COMMUNITY},
+        ).scalar()
+    m = plan["metrics"]
+    assert plan["status"] == "draft"
+    assert m["in_band_share"] == 1.0
+    assert m["contiguous_share"] == 1.0
+    assert 150 <= m["households_min"] <= m["households_max"] <= 180
+    # Households count where they are: a building astride the boundary counts on both sides.
+    assert sum(g["households"] for g in plan["grids"]) == inside
+    assert all(g["code"].startswith(f"{COMMUNITY}-G") for g in plan["grids"])
+
+
+def test_same_seed_same_plan(planner: TestClient) -> None:
+    a, b = _draft(planner, seed=7), _draft(planner, seed=7)
+    assert [g["households"] for g in a["grids"]] == [g["households"] for g in b["grids"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"min": 200, "max": 180}, "min"),
+        ({"min": 0}, "min"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_parameters_name_the_field(planner: TestClient, body: dict, field: str) -> None:
+    r = planner.post("/plans", json={"community": COMMUNITY, **body})
+    assert r.status_code == 422
+    assert field in r.json()["detail"]
+
+
+def test_unknown_community_is_404(planner: TestClient) -> None:
+    r = planner.post("/plans", json={"community": "NOPE"})
+    assert r.status_code == 404
+    assert r.json()["field"] == "community"
+
+
+def test_a_move_that_breaks_the_band_is_refused_with_reasons_unless_forced(
+    planner: TestClient,
+) -> None:
+    plan = _draft(planner)
+    grids = planner.get(f"/plans/{plan['id']}/grids").json()["features"]
+    assert len(grids) >= 2
+    # A unit of the first grid that borders the second: try each until one is adjacent.
+    units = list(range(600))
+    target = grids[1]["properties"]["code"]
+    refused = None
+    for unit in units:
+        r = planner.post(f"/plans/{plan['id']}/moves", json={"units": [unit], "to_grid": target})
+        if r.status_code == 409 and any("households" in p for p in r.json()["problems"]):
+            refused = unit
+            break
+    assert refused is not None, "no move was refused for the band"
+    forced = planner.post(
+        f"/plans/{plan['id']}/moves", json={"units": [refused], "to_grid": target, "force": True}
+    )
+    assert forced.status_code == 200
+    assert forced.json()["moved"] is True
+    after = planner.get(f"/plans/{plan['id']}").json()
+    assert after["metrics"]["in_band_share"] < 1.0
+
+
+def test_locked_grid_refuses_moves(planner: TestClient) -> None:
+    plan = _draft(planner)
+    code = plan["grids"][0]["code"]
+    assert planner.post(f"/plans/{plan['id']}/locks", json={"grids": [code]}).status_code == 200
+    r = planner.post(f"/plans/{plan['id']}/moves", json={"units": [0], "to_grid": code})
+    assert r.status_code == 409
+    assert any("locked" in p or "already" in p for p in r.json()["problems"])
+
+
+def test_compare_two_plans(planner: TestClient) -> None:
+    a, b = _draft(planner, seed=1), _draft(planner, seed=2)
+    table = planner.get("/plans/compare", params={"a": a["id"], "b": b["id"]}).json()
+    metrics = {r["metric"] for r in table["rows"]}
+    assert {"polsby_popper_mean", "road_share", "in_band_share", "n_grids"} <= metrics
+    page = planner.get("/maps/plans", params={"a": a["id"], "b": b["id"]}).text
+    assert f'src="/maps/plans/{a["id"]}"' in page
+    assert planner.get(f"/maps/plans/{a['id']}").status_code == 200
+
+
+def test_publish_replaces_grids_keeps_history_and_reassigns(
+    planner: TestClient, plans_engine: Engine
+) -> None:
+    first = _draft(planner, seed=3)
+    r = planner.post(f"/plans/{first['id']}/publish", json={"effective": "2026-01-01"})
+    assert r.status_code == 200, r.text
+    assert r.json()["grids_created"] == len(first["grids"])
+    second = _draft(planner, seed=4)
+    stale = _draft(planner, seed=5)
+    r = planner.post(f"/plans/{second['id']}/publish", json={"effective": "2026-06-01"})
+    assert r.status_code == 200, r.text
+    # A plan drafted before the community's grids changed is refused.
+    assert planner.post(f"/plans/{stale['id']}/publish").status_code == 409
+    # A published plan cannot be published again.
+    assert planner.post(f"/plans/{second['id']}/publish").status_code == 409
+
+    with plans_engine.connect() as conn:
+        current = conn.execute(
+            text(
+                "SELECT g.code, count(h.id) FROM grid g JOIN community c ON c.id = g.community_id "
+                "LEFT JOIN household h ON h.grid_id = g.id WHERE c.code = :c AND g.valid_to IS NULL "
+                "GROUP BY g.code"
+            ),
+            {"c": COMMUNITY},
+        ).all()
+        closed = conn.execute(
+            text(
+                "SELECT count(*) FROM grid g JOIN community c ON c.id = g.community_id "
+                "WHERE c.code = :c AND g.valid_to = DATE '2026-06-01'"
+            ),
+            {"c": COMMUNITY},
+        ).scalar()
+        inside = conn.execute(
+            text(
+                "SELECT count(*) FROM household h JOIN community c ON c.code = :c "
+                "AND ST_Covers(c.geom, h.geom)"
+            ),
+            {"c": COMMUNITY},
+        ).scalar()
+        statuses = dict(conn.execute(text("SELECT id, status::text FROM plan")).all())
+    assert len(current) == len(second["grids"])
+    assert closed == len(first["grids"])
+    assert sum(n for _, n in current) == inside
+    assert all(150 <= n <= 180 for _, n in current)
+    assert statuses[first["id"]] == "superseded"
+    assert statuses[second["id"]] == "published"
+
+    # Which grid was this address in on date D?
+    point = {"lon": -8.6205, "lat": 41.1465}
+    march = planner.get("/grids/on", params={**point, "date": "2026-03-01"}).json()
+    july = planner.get("/grids/on", params={**point, "date": "2026-07-01"}).json()
+    assert march["valid_from"] == "2026-01-01"
+    assert july["valid_from"] == "2026-06-01"
+    before = planner.get("/grids/on", params={**point, "date": "2025-01-01"})
+    assert before.status_code == 404
+
+
+def test_oversize_report_lists_ungridded_communities_over_the_band(planner: TestClient) -> None:
+    body = planner.get("/communities/oversize").json()
+    codes = {c["code"] for c in body["communities"]}
+    assert {"131213", "131214", "131215"} <= codes
+    assert planner.get("/communities/oversize", params={"min": 200, "max": 100}).status_code == 422
+
+
+def test_coordinators_cannot_plan(plans_engine: Engine, planner: TestClient) -> None:
+    url = plans_engine.url.render_as_string(hide_password=False)
+    app = create_app(make_settings(url), engine=plans_engine)
+    with TestClient(app) as client:
+        token = client.post(
+            "/token", data={"username": STAFF["coordinator"].username, "password": PASSWORD}
+        ).json()["access_token"]
+        r = client.post(
+            "/plans", json={"community": COMMUNITY}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert r.status_code == 403
+
+
+def test_effective_date_before_current_grids_is_refused(planner: TestClient) -> None:
+    plan = _draft(planner, seed=9)
+    r = planner.post(f"/plans/{plan['id']}/publish", json={"effective": str(date(2020, 1, 1))})
+    assert r.status_code == 422
+    assert r.json()["field"] == "effective"
