@@ -166,8 +166,8 @@ def test_publish_replaces_grids_keeps_history_and_reassigns(
         current = conn.execute(
             text(
                 "SELECT g.code, count(h.id) FROM grid g JOIN community c ON c.id = g.community_id "
-                "LEFT JOIN household h ON h.grid_id = g.id WHERE c.code = :c AND g.valid_to IS NULL "
-                "GROUP BY g.code"
+                "LEFT JOIN household h ON h.grid_id = g.id "
+                "WHERE c.code = :c AND g.valid_to IS NULL GROUP BY g.code"
             ),
             {"c": COMMUNITY},
         ).all()
