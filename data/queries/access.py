@@ -22,6 +22,15 @@ from geo.errors import Conflict, InvalidInput, NotFound
 Db = Session | Connection
 
 
+# Non-personal layers (roads, buildings, facilities) over alias ``t`` are visible where they
+# touch a community or grid of the caller's area; bind :community_ids and :grid_ids.
+WITHIN_AREA_SQL = (
+    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
+    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
+    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
+)
+
+
 @dataclass(frozen=True)
 class AreaScope:
     """The streets, communities and grids a caller may see; ``None`` means everywhere."""

@@ -7,7 +7,7 @@ from typing import Any
 import geopandas as gpd
 from sqlalchemy import Connection, text
 
-from data.queries.access import AreaScope
+from data.queries.access import WITHIN_AREA_SQL, AreaScope
 
 # Every statement ends in its own top-level WHERE, so a scope filter is appended with AND and
 # can never attach itself to a subquery or a join condition.
@@ -36,18 +36,13 @@ _SQL = {
     "WHERE TRUE",
 }
 
-_WITHIN_AREA = (
-    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
-    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
-    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
-)
 _SCOPE = {
     "streets": "t.id = ANY(:street_ids)",
     "communities": "t.id = ANY(:community_ids)",
     "grids": "t.id = ANY(:grid_ids)",
-    "buildings": _WITHIN_AREA,
-    "roads": _WITHIN_AREA,
-    "facilities": _WITHIN_AREA,
+    "buildings": WITHIN_AREA_SQL,
+    "roads": WITHIN_AREA_SQL,
+    "facilities": WITHIN_AREA_SQL,
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from data.queries.access import AreaScope
+from data.queries.access import WITHIN_AREA_SQL, AreaScope
 from geo.errors import NotFound
 
 
@@ -29,13 +29,6 @@ class LayerSpec:
     where: str = "TRUE"
     order: str = "t.id"
 
-
-# Roads and facilities are visible where they touch a community or grid of the caller's area.
-_WITHIN_AREA = (
-    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
-    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
-    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
-)
 
 LAYERS: dict[str, LayerSpec] = {
     "streets": LayerSpec(
@@ -79,7 +72,7 @@ LAYERS: dict[str, LayerSpec] = {
         table="road_segment",
         id_column="t.source_id",
         properties={"source_id": "t.source_id", "name": "t.name", "class": "t.road_class"},
-        scope=_WITHIN_AREA,
+        scope=WITHIN_AREA_SQL,
     ),
     "facilities": LayerSpec(
         table="facility",
@@ -90,7 +83,7 @@ LAYERS: dict[str, LayerSpec] = {
             "name": "t.name",
             "capacity": "t.capacity",
         },
-        scope=_WITHIN_AREA,
+        scope=WITHIN_AREA_SQL,
     ),
 }
 
