@@ -41,7 +41,6 @@ ROAD, LOT, ENTRANCE = 0, 1, 2
 _TREE_RANK = (2.0, 1.0, 0.0)  # Kruskal takes entrances first, roads last
 _FOUR_PI = 4.0 * math.pi
 _EPS = 1e-9
-_SMALL = 6  # pieces of up to this many grids are checked for a clean split before cutting
 
 
 class _OutOfBudget(Exception):
@@ -182,14 +181,21 @@ def split_units(
             node[u] = k
     coarse = contract(p, groups)
     part = Partitioner(coarse, lo, hi, seed, budget)
+    fine = Partitioner(p, lo, hi, seed + 1, budget)
     grids: list[list[int]] = []
+    rough: list[list[int]] = []
     for comp in components:
+        if any(len(groups[node[u]]) == 1 and groups[node[u]] != by_block[p.block[u]]
+               for u in comp):  # fmt: skip
+            rough += fine.solve(comp)  # a block over the band: work on units from the start
+            continue
         nodes = sorted({node[u] for u in comp})
         exact = part.exact_solve(nodes)
         grids += exact if exact is not None else part.solve(nodes)
-    grids = part.plan(grids)
+    if grids:
+        grids = part.plan(grids, regions=False)
     expanded = [sorted(u for k in g for u in groups[k]) for g in grids]
-    return Partitioner(p, lo, hi, seed + 1, budget).plan(expanded)
+    return fine.plan(expanded + rough)
 
 
 @dataclass(frozen=True)
@@ -211,11 +217,15 @@ class Budget:
     pair_trees: int = 12
     repair_rounds: int = 60
     repair_radius: int = 3
-    region_tries: int = 30
+    region_tries: int = 4
+    region_attempts: int = 40
     chain_targets: int = 4
     verify: int = 6
     exact_steps: int = 20_000
-    strict_work: int = 2_000
+    strict_work: int = 0
+    small_grids: int = 3
+    clean_exact: bool = False
+    solve_steps: int = 100_000
     mrv_cap: int = 24
     heavy_share: float = 0.5
     pocket_units: int = 8
@@ -247,6 +257,7 @@ class Partitioner:
         self._exact_memo: dict[frozenset[int], list[list[int]] | None] = {}
         self._left = 0
         self._work = 0
+        self._steps = 0
         self._always_divisible = _always_divisible(lo, hi)
         self._failed: set[frozenset[int]] = set()
         n = problem.n
@@ -309,6 +320,7 @@ class Partitioner:
         """
         total = sum(self.p.w[u] for u in piece)
         self._work = self.budget.strict_work
+        self._steps = self.budget.solve_steps
         strict = self._strict(piece, total)
         return strict if strict is not None else self._loose(piece)
 
@@ -317,7 +329,7 @@ class Partitioner:
         return [ROAD] * b.road_tries + [LOT] * b.lot_tries + [ENTRANCE] * b.entrance_tries
 
     def _strict(self, piece: list[int], total: int) -> list[list[int]] | None:
-        if self.best_k(total) <= _SMALL:
+        if self.best_k(total) <= self.budget.small_grids:
             return self._clean(piece, total)
         key = frozenset(piece)
         if key in self._failed:
@@ -352,7 +364,7 @@ class Partitioner:
         labels = {p.label[u] for u in piece if p.label[u] >= 0}
         if len(piece) == 1 or (len(labels) <= 1 and self.best_k(total) == 1):
             return [piece]
-        if self.best_k(total) <= _SMALL:
+        if self.best_k(total) <= self.budget.small_grids:
             clean = self._clean(piece, total)
             if clean is not None:
                 return clean
@@ -399,7 +411,7 @@ class Partitioner:
     def _settle(self, side: list[int], total: int) -> list[list[int] | None]:
         """A small side's clean split (None if there is none), or ``[]`` for a large side
         that is left to :meth:`solve`."""
-        if self.best_k(total) > _SMALL:
+        if self.best_k(total) > self.budget.small_grids:
             return [[]]
         return [self._clean(side, total)]  # type: ignore[list-item]
 
@@ -418,11 +430,17 @@ class Partitioner:
         if self.lo <= total <= self.hi and len(labels) <= 1:
             result = [piece]
         elif total > self.hi and self.divisible(total) and len(piece) > 1:
-            self._left = self.budget.exact_steps
-            try:
-                result = self._exact(piece, total)
-            except _OutOfBudget:
+            allowance = min(self.budget.exact_steps, self._steps)
+            if allowance <= 0 or not self.budget.clean_exact:
                 result = self._tree_clean(piece, total)
+            else:
+                self._left = allowance
+                try:
+                    result = self._exact(piece, total)
+                except _OutOfBudget:
+                    result = self._tree_clean(piece, total)
+                finally:
+                    self._steps -= allowance - max(self._left, 0)
         self._memo[key] = result
         return result
 
@@ -852,13 +870,15 @@ class Partitioner:
 
     # --- repair and improvement --------------------------------------------------------------
 
-    def plan(self, grids: list[list[int]]) -> list[list[int]]:
-        """Repair grids outside the band, then improve the plan while its cost falls."""
+    def plan(self, grids: list[list[int]], *, regions: bool = True) -> list[list[int]]:
+        """Repair grids outside the band, then improve the plan while its cost falls.
+
+        ``regions=False`` skips re-solving rings of grids (the costly last resort).
+        """
         state = _State(self, grids)
         state.repair()
         state.chain_repair()
-        state.walk_repair()
-        if any(self.deviation(w) for w in state.w):
+        if regions and any(self.deviation(w) for w in state.w):
             state = _State(self, self._repair_regions([sorted(m) for m in state.members]))
         dirty = set(range(len(state.members)))
         for _ in range(self.budget.rounds):
@@ -881,6 +901,7 @@ class Partitioner:
         every grid of it in the band; the number of grids may change on the way.
         """
         p = self.p
+        attempts = self.budget.region_attempts
         for radius in range(1, self.budget.repair_radius + 1):
             for _ in range(len(grids)):
                 grid_of = [-1] * p.n
@@ -894,12 +915,13 @@ class Partitioner:
                     units = sorted(u for j in ring for u in grids[j])
                     if not self.divisible(sum(p.w[u] for u in units)):
                         continue
-                    for _ in range(self.budget.region_tries):
-                        new = self.solve(units)
-                        if all(self._valid_grid(g) for g in new):
-                            grids = [g for j, g in enumerate(grids) if j not in ring] + new
-                            fixed = True
-                            break
+                    attempts -= 1
+                    if attempts < 0:
+                        return grids
+                    new = self._ring_solve(units)
+                    if new is not None:
+                        grids = [g for j, g in enumerate(grids) if j not in ring] + new
+                        fixed = True
                     if fixed:
                         break
                 if not fixed:
@@ -907,6 +929,22 @@ class Partitioner:
             if not any(self.deviation(sum(p.w[u] for u in g)) for g in grids):
                 break
         return grids
+
+    def _ring_solve(self, units: list[int]) -> list[list[int]] | None:
+        """Grids all in the band for a ring of grids: exact search, then a few tree tries."""
+        total = sum(self.p.w[u] for u in units)
+        self._left = self.budget.exact_steps
+        try:
+            found = self._exact(units, total)
+            if found is not None:
+                return found
+        except _OutOfBudget:
+            pass
+        for _ in range(self.budget.region_tries):
+            new = self.solve(units)
+            if all(self._valid_grid(g) for g in new):
+                return new
+        return None
 
     def _valid_grid(self, grid: list[int]) -> bool:
         p = self.p

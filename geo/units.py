@@ -15,9 +15,10 @@ grid may, and even whole buildings (57-135 households each in the synthetic dist
 3. **Entrances** (``detail="entrances"``, the default). A building with ``H`` households above
    ``entrance_households`` has ``e = ceil(H / entrance_households)`` entrances (单元, the
    stairwell units a block of flats is already organised by): its lot is cut into ``e`` slabs
-   across the footprint's long axis, at equal lengths of the footprint. Without household
-   points the households are apportioned by the footprint area in each slab (largest
-   remainder); with points, each household goes to the slab its point lies in. Parts of at
+   across the footprint's long axis (across the lot's long side for a tower), cutting the
+   footprint into parts of equal area. Without household points the households are
+   apportioned by the footprint area in each slab (largest remainder, so they differ by at
+   most one); with points, each household goes to the slab its point lies in. Parts of at
    most 30 households (the width of the 150-180 band) mean a grid can always be completed one
    part at a time without jumping over the band. Every building split this way is listed in
    :attr:`Units.entrance_splits`.
@@ -615,11 +616,9 @@ def _entrances(
         axis = axis if lot_axis is None else lot_axis
     normal = np.array([-axis[1], axis[0]])
     origin = np.asarray(shapely.get_coordinates(shapely.centroid(lot))[0])
-    s = (shapely.get_coordinates(footprint) - origin) @ axis
-    s_min, s_max = float(s.min()), float(s.max())
-    cuts = s_min + (s_max - s_min) * np.arange(1, e) / e
     x0, y0, x1, y1 = shapely.bounds(shapely.union(lot, footprint))
     big = 2.0 * (np.hypot(x1 - x0, y1 - y0) + 1.0)
+    cuts = _equal_area_cuts(footprint, origin, axis, normal, e, big)
     edges = np.concatenate([[-big], cuts, [big]])
     strips = [
         shapely.Polygon(
@@ -650,6 +649,40 @@ def _entrances(
         new_index = {k: i for i, k in enumerate(keep)}
         points.slab[mine] = [new_index[int(renumber[q])] for q in slab_of.tolist()]
     return [(parts[i], int(merged[k])) for i, k in enumerate(keep)]
+
+
+def _equal_area_cuts(
+    footprint: BaseGeometry,
+    origin: NDArray[np.float64],
+    axis: NDArray[np.float64],
+    normal: NDArray[np.float64],
+    e: int,
+    big: float,
+) -> NDArray[np.float64]:
+    """Positions along ``axis`` that cut the footprint into ``e`` slabs of equal area
+    (bisection to a millimetre; slabs of equal length only for a rectangle across its axis)."""
+    s = (shapely.get_coordinates(footprint) - origin) @ axis
+    s_min, s_max = float(s.min()), float(s.max())
+    total = float(footprint.area)
+
+    def area_below(c: float) -> float:
+        half = shapely.Polygon(
+            [origin - big * axis - big * normal, origin + c * axis - big * normal,
+             origin + c * axis + big * normal, origin - big * axis + big * normal]
+        )  # fmt: skip
+        return float(shapely.area(shapely.intersection(footprint, half)))
+
+    cuts = []
+    for i in range(1, e):
+        lo, hi = s_min, s_max
+        while hi - lo > SNAP_M:
+            mid = (lo + hi) / 2
+            if area_below(mid) < total * i / e:
+                lo = mid
+            else:
+                hi = mid
+        cuts.append((lo + hi) / 2)
+    return np.asarray(cuts)
 
 
 def _long_axis(geom: BaseGeometry) -> NDArray[np.float64] | None:

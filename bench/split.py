@@ -1,0 +1,296 @@
+"""Benchmark: splitting communities into grids, gridwork's planner against max-p regions.
+
+Run ``python -m bench.split`` (``--no-maxp`` to skip the comparison, ``--cases`` to pick
+some). Cases, all from the vendored samples:
+
+* the five **oversized communities** of the synthetic district (S01-C04, S02-C08, S02-C15,
+  S03-C09, S04-C11), whose blocks and buildings are too big for the 150-180 band;
+* **10,000 households**: the five adjacent ordinary communities of the synthetic district whose
+  households add up closest to 10,000 (found by search, so the choice is reproducible),
+  merged into one;
+* the four **Porto** parishes, whose households are estimated from OSM footprints and scaled
+  to the 2011 census (:mod:`geo.households`), in UTM 29N.
+
+Both methods get the same units (:func:`geo.units.build_units`, entrances included) and the
+same graph. ``spopt.region.MaxPHeuristic`` gets ``threshold = min households`` on the
+households column and the unit centroids as attributes (so its regions are spatially
+homogeneous, i.e. compact); it has no upper bound, which is why its regions overshoot.
+Both plans are measured by :func:`geo.plan_metrics.plan_metrics`.
+
+spopt is not a gridwork dependency; install it into the venv to compare
+(``uv pip install spopt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from rich.console import Console
+from rich.table import Table
+
+from geo.households import estimate_households, place_households, scale_to_population
+from geo.plan_metrics import PlanMetrics, plan_metrics
+from geo.split import split_community
+from geo.units import Units, build_units
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+SYNTHETIC = SAMPLES / "synthetic-district" / "synthetic-district.gpkg"
+PORTO = SAMPLES / "porto" / "porto.gpkg"
+OVERSIZED = ("S01-C04", "S02-C08", "S02-C15", "S03-C09", "S04-C11")
+MERGED_TARGET = 10_000
+LO, HI = 150, 180
+SPEED_TARGET_S = 5.0  # 10,000 households
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One community to split: its name and a way to build its units (timed)."""
+
+    name: str
+    build: Callable[[], Units]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One method on one case: wall time and the plan's metrics."""
+
+    method: str
+    seconds: float
+    metrics: PlanMetrics
+    note: str = ""
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def synthetic_cases() -> Iterator[Case]:
+    """The oversized communities and the merged 10,000 households, in UTM 45N."""
+    communities = gpd.read_file(SYNTHETIC, layer="communities").to_crs(32645)
+    roads = gpd.read_file(SYNTHETIC, layer="roads").to_crs(32645)
+    buildings = gpd.read_file(SYNTHETIC, layer="buildings").to_crs(32645)
+    buildings["community"] = buildings["grid_code"].str[:7]
+
+    def units_of(codes: list[str]) -> Callable[[], Units]:
+        def build() -> Units:
+            return build_units(
+                communities[communities["code"].isin(codes)],
+                roads,
+                buildings[buildings["community"].isin(codes)],
+            )
+
+        return build
+
+    for code in OVERSIZED:
+        yield Case(code, units_of([code]))
+    merged = merged_ordinary(communities, MERGED_TARGET)
+    total = int(communities.loc[communities["code"].isin(merged), "households"].sum())
+    yield Case(f"{'+'.join(merged)} ({total:,} hh)", units_of(merged))
+
+
+def merged_ordinary(communities: gpd.GeoDataFrame, target: int, size: int = 5) -> list[str]:
+    """The ``size`` adjacent ordinary communities whose households add up closest to
+    ``target`` (ties: the lowest codes), by enumerating connected sets."""
+    ordinary = communities[
+        (communities["kind"] == "community") & ~communities["code"].isin(OVERSIZED)
+    ].reset_index(drop=True)
+    geoms = np.asarray(ordinary.geometry.values, dtype=object)
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j]))
+    )
+    adjacent: dict[int, set[int]] = {k: set() for k in range(len(ordinary))}
+    for a, b, length in zip(i.tolist(), j.tolist(), shared.tolist(), strict=True):
+        if a != b and length > 1.0:
+            adjacent[a].add(b)
+    households = ordinary["households"].to_numpy()
+    codes = ordinary["code"].to_numpy()
+    seen: set[frozenset[int]] = set()
+    best: tuple[int, list[str]] | None = None
+    stack = [frozenset([k]) for k in range(len(ordinary))]
+    while stack:
+        group = stack.pop()
+        if group in seen:
+            continue
+        seen.add(group)
+        if len(group) == size:
+            key = (abs(int(households[list(group)].sum()) - target), sorted(codes[list(group)]))
+            if best is None or key < best:
+                best = key
+            continue
+        for k in set().union(*(adjacent[g] for g in group)) - group:
+            stack.append(group | {k})
+    assert best is not None
+    return best[1]
+
+
+def porto_cases(seed: int) -> Iterator[Case]:
+    """The four Porto parishes with estimated households placed in buildings, UTM 29N."""
+    communities = gpd.read_file(PORTO, layer="communities").to_crs(32629)
+    streets = gpd.read_file(PORTO, layer="streets").to_crs(32629)
+    buildings = gpd.read_file(PORTO, layer="buildings").to_crs(32629)
+    populations = dict(zip(communities["osm_id"], communities["population"], strict=True))
+    estimated = scale_to_population(
+        estimate_households(buildings), populations, community_col="community_osm_id"
+    )
+    points = place_households(
+        estimated,
+        estimated["households"],
+        seed,
+        community_col="community_osm_id",
+        populations=populations,
+    )
+    for _, row in communities.sort_values("name").iterrows():
+        osm_id = row["osm_id"]
+
+        def build(osm_id: int = osm_id) -> Units:
+            return build_units(
+                communities[communities["osm_id"] == osm_id],
+                streets,
+                estimated[estimated["community_osm_id"] == osm_id],
+                points[points["community_osm_id"] == osm_id],
+            )
+
+        yield Case(f"Porto {row['name']}", build)
+
+
+# --- methods ---------------------------------------------------------------------------------
+
+
+def run_gridwork(units: Units, seed: int) -> Outcome:
+    result = split_community(units, min_households=LO, max_households=HI, seed=seed)
+    note = "; ".join(i.detail for i in result.issues)
+    return Outcome("gridwork", result.seconds, result.metrics, note)
+
+
+def run_maxp(units: Units, seed: int) -> Outcome:
+    """spopt's max-p heuristic on the same units and graph (threshold = min households)."""
+    import libpysal
+    from spopt.region import MaxPHeuristic
+
+    neighbours: dict[int, list[int]] = {k: [] for k in range(len(units))}
+    for a, b in zip(units.graph.u.tolist(), units.graph.v.tolist(), strict=True):
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    frame = units.frame.copy()
+    centre = shapely.point_on_surface(np.asarray(frame.geometry.values, dtype=object))
+    frame["x"], frame["y"] = shapely.get_x(centre), shapely.get_y(centre)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weights = libpysal.weights.W(neighbours, silence_warnings=True)
+        np.random.seed(seed)  # max-p draws from numpy's global generator
+        start = time.perf_counter()
+        model = MaxPHeuristic(frame, weights, ["x", "y"], "households", LO)
+        model.solve()
+        seconds = time.perf_counter() - start
+    labels = pd.Series([f"R{int(k):03d}" for k in model.labels_], index=frame.index)
+    metrics = plan_metrics(units, labels, min_households=LO, max_households=HI)
+    return Outcome("max-p", seconds, metrics)
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def _row(case: str, units: Units, build_s: float, out: Outcome) -> list[str]:
+    m = out.metrics
+    unavoidable = m.unavoidable_offroad_share
+    roads = f"{m.road_share:.0%}" + (f" (≥{1 - unavoidable:.0%} est.)" if unavoidable else "")
+    return [
+        case,
+        f"{units.households:,}",
+        f"{len(units):,}",
+        f"{build_s:.2f}",
+        out.method,
+        f"{out.seconds:.2f}",
+        str(m.n_grids),
+        f"{m.in_band_share:.0%}",
+        f"{m.households_min}/{m.households_median:g}/{m.households_max}",
+        f"{m.polsby_popper_mean:.3f}",
+        f"{m.reock_mean:.3f}",
+        roads,
+        str(len(m.shared_buildings)),
+        str(len(m.cut_blocks)),
+        "yes" if m.contiguous_share == 1 else f"{m.contiguous_share:.0%}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-maxp", action="store_true", help="skip spopt's max-p")
+    parser.add_argument("--cases", nargs="*", help="substrings of case names to run")
+    args = parser.parse_args(argv)
+
+    table = Table(title=f"Splitting communities into grids of {LO}-{HI} households")
+    for col in (
+        "case",
+        "households",
+        "units",
+        "units s",
+        "method",
+        "split s",
+        "grids",
+        "in band",
+        "min/median/max",
+        "Polsby-Popper",
+        "Reock",
+        "boundary on roads",
+        "shared bldgs",
+        "cut blocks",
+        "contiguous",
+    ):
+        table.add_column(col, justify="left" if col in ("case", "method") else "right")
+    verdicts: list[str] = []
+    cases = [*synthetic_cases(), *porto_cases(args.seed)]
+    for case in cases:
+        if args.cases and not any(s in case.name for s in args.cases):
+            continue
+        start = time.perf_counter()
+        units = case.build()
+        build_s = time.perf_counter() - start
+        ours = run_gridwork(units, args.seed)
+        table.add_row(*_row(case.name, units, build_s, ours))
+        if ours.note:
+            verdicts.append(f"{case.name}: {ours.note}")
+        if units.households >= MERGED_TARGET * 0.95:
+            ok = ours.seconds <= SPEED_TARGET_S
+            verdicts.append(
+                f"{case.name}: split in {ours.seconds:.2f} s "
+                f"({'within' if ok else 'OVER'} the {SPEED_TARGET_S:g} s target)"
+            )
+        if not args.no_maxp:
+            theirs = run_maxp(units, args.seed)
+            table.add_row(*_row("", units, build_s, theirs), end_section=True)
+            better = ours.metrics.polsby_popper_mean >= theirs.metrics.polsby_popper_mean
+            verdicts.append(
+                f"{case.name}: mean Polsby-Popper {ours.metrics.polsby_popper_mean:.3f} vs "
+                f"max-p {theirs.metrics.polsby_popper_mean:.3f} "
+                f"({'at least max-p' if better else 'BELOW max-p'})"
+            )
+        console.print(f"done: {case.name}", style="dim")
+    console.print(table)
+    console.print(
+        "boundary on roads: share of the boundary between grids that runs along a road; "
+        "'≥ x est.' is the most that can lie on roads where blocks hold more than "
+        f"{HI} households (an estimate: each such block cut as often as it must be, across "
+        "its narrow side). shared bldgs: buildings whose entrances lie in two grids. "
+        "units s: building the units and their graph (once, shared by both methods)."
+    )
+    for line in verdicts:
+        console.print(f"• {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
