@@ -35,7 +35,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import InvalidInput
-from geo.units import ENTRANCE, ROAD, SNAP_M, Units
+from geo.units import ROAD, SNAP_M, Units
 
 DEFAULT_MIN_HOUSEHOLDS = 150
 DEFAULT_MAX_HOUSEHOLDS = 180
@@ -62,6 +62,8 @@ class PlanMetrics:
     shared_buildings: pd.DataFrame
     cut_blocks: pd.DataFrame
     unavoidable_offroad_m: float
+    """Estimated off-road boundary no plan can avoid (:func:`unavoidable_offroad_m`), at
+    most this plan's own off-road boundary."""
 
     @property
     def unavoidable_offroad_share(self) -> float:
@@ -96,7 +98,7 @@ def plan_metrics(
     in_band, contiguous, parts, area_m2, perimeter_m, polsby_popper, reock, boundary_m,
     road_m, road_share, geometry``.
     """
-    _check_band(min_households, max_households)
+    check_band(min_households, max_households)
     codes = _codes(units, assignment)
     frame = units.frame
     g = units.graph
@@ -165,7 +167,10 @@ def plan_metrics(
         road_share=road / internal if internal > 0 else 1.0,
         shared_buildings=_shared_buildings(units, codes),
         cut_blocks=_cut_blocks(units, codes),
-        unavoidable_offroad_m=unavoidable_offroad_m(units, max_households=max_households),
+        # This plan proves that its own off-road length suffices: the estimate never exceeds it.
+        unavoidable_offroad_m=min(
+            unavoidable_offroad_m(units, max_households=max_households), internal - road
+        ),
     )
 
 
@@ -209,7 +214,7 @@ def _cut_blocks(units: Units, codes: np.ndarray) -> pd.DataFrame:
         per = group["households"].groupby(grid_codes).sum().sort_index()
         rows.append(
             (
-                int(block),  # type: ignore[call-overload]
+                int(block),
                 int(group["households"].sum()),
                 ",".join(per.index.astype(str)),
                 "/".join(str(int(x)) for x in per.to_numpy()),
@@ -219,25 +224,77 @@ def _cut_blocks(units: Units, codes: np.ndarray) -> pd.DataFrame:
 
 
 def unavoidable_offroad_m(units: Units, *, max_households: int = DEFAULT_MAX_HOUSEHOLDS) -> float:
-    """An estimate of the off-road boundary no plan can avoid: each block holding ``H`` more
-    households than ``max_households`` must be cut at least ``ceil(H / max) − 1`` times, and a
-    cut is taken to be as long as the block is narrow (the short side of its minimum rotated
-    rectangle). An estimate, not a bound: a cut may be shorter in a very irregular block."""
+    """An estimate of the off-road boundary no plan can avoid.
+
+    A block holding ``H`` households more than ``max_households`` must be cut into at least
+    ``m = ceil(H / max)`` parts. For each such block this takes the cheapest way to cut one
+    part of at most ``max`` households off the rest of the block such that the rest fits in
+    ``m − 1`` grids (searched over connected sets of the block's units, the shared lengths of
+    the unit graph), ``m − 1`` times. Blocks of more than ``_CUT_SEARCH_UNITS`` units fall
+    back to their narrow side (the short side of the minimum rotated rectangle) per cut. An
+    estimate, not a bound: a grid may take two pieces of a block that meet outside it.
+    """
     frame = units.frame
     per_block = frame.groupby("block")["households"].sum()
     big = per_block[per_block > max_households]
     if big.empty:
         return 0.0
+    g = units.graph
+    inner = g.kind != ROAD
+    blocks = frame["block"].to_numpy()
+    hh = frame["households"].to_numpy()
     total = 0.0
     for block, households in big.items():
-        geom = shapely.union_all(
-            frame.geometry.values[frame["block"].to_numpy() == block], grid_size=SNAP_M
-        )
-        rect = shapely.get_coordinates(shapely.oriented_envelope(geom))
-        sides = np.hypot(*(np.diff(rect[:3], axis=0).T))
+        members = np.flatnonzero(blocks == block)
         cuts = math.ceil(int(households) / max_households) - 1
-        total += cuts * float(sides.min())
+        edges = (g.u[inner], g.v[inner], g.length_m[inner])
+        cheapest = _cheapest_cut(members, edges, hh, cuts, max_households)
+        if cheapest is None:
+            geom = shapely.union_all(frame.geometry.values[members], grid_size=SNAP_M)
+            rect = shapely.get_coordinates(shapely.oriented_envelope(geom))
+            cheapest = float(np.hypot(*(np.diff(rect[:3], axis=0).T)).min())
+        total += cuts * cheapest
     return total
+
+
+_CUT_SEARCH_UNITS = 40
+_CUT_SEARCH_SETS = 5_000
+
+
+def _cheapest_cut(
+    members: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hh: np.ndarray,
+    cuts: int,
+    max_households: int,
+) -> float | None:
+    """Shortest boundary around a connected set of a block's units holding at most ``max``
+    households whose rest fits in ``cuts`` grids; None if the block is too big to search."""
+    if len(members) > _CUT_SEARCH_UNITS:
+        return None
+    inside = set(members.tolist())
+    nbrs: dict[int, list[tuple[int, float]]] = {m: [] for m in inside}
+    for a, b, ln in zip(*(e.tolist() for e in edges), strict=True):
+        if a in inside and b in inside:
+            nbrs[a].append((b, ln))
+            nbrs[b].append((a, ln))
+    total = int(hh[members].sum())
+    best: float | None = None
+    seen: set[frozenset[int]] = set()
+    stack = [frozenset([m]) for m in sorted(inside)]
+    while stack and len(seen) < _CUT_SEARCH_SETS:
+        group = stack.pop()
+        if group in seen:
+            continue
+        seen.add(group)
+        weight = int(hh[list(group)].sum())
+        if weight > max_households:
+            continue
+        if total - weight <= cuts * max_households:
+            cut = sum(ln for a in group for b, ln in nbrs[a] if b not in group)
+            best = cut if best is None else min(best, cut)
+        stack.extend(group | {b} for a in group for b, _ in nbrs[a] if b not in group)
+    return best
 
 
 @dataclass(frozen=True)
@@ -276,7 +333,7 @@ def move_unit(
     fall below ``min_households`` or break apart. ``force=True`` moves anyway (never across a
     lock), keeping the reasons in ``problems``.
     """
-    _check_band(min_households, max_households)
+    check_band(min_households, max_households)
     codes = _codes(units, assignment)
     moving = sorted({int(u) for u in ([unit] if isinstance(unit, int | np.integer) else unit)})
     if not moving:
@@ -411,7 +468,8 @@ def _codes(units: Units, assignment: pd.Series | Mapping[int, str]) -> np.ndarra
     return ordered.astype(str).to_numpy(dtype=object)
 
 
-def _check_band(lo: int, hi: int) -> None:
+def check_band(lo: int, hi: int) -> None:
+    """Refuse a band that is not ``0 < min ≤ max`` whole households."""
     if not (isinstance(lo, int | np.integer) and isinstance(hi, int | np.integer)):
         raise InvalidInput(f"the band must be whole numbers, got {lo!r}-{hi!r}", field="band")
     if not 0 < lo <= hi:
@@ -426,10 +484,9 @@ def _list(items: Sequence[int]) -> str:
 __all__ = [
     "DEFAULT_MAX_HOUSEHOLDS",
     "DEFAULT_MIN_HOUSEHOLDS",
-    "ENTRANCE",
-    "ROAD",
     "MoveResult",
     "PlanMetrics",
+    "check_band",
     "cut_blocks",
     "dissolve",
     "move_unit",

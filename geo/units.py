@@ -23,9 +23,9 @@ grid may, and even whole buildings (57-135 households each in the synthetic dist
    part at a time without jumping over the band. Every building split this way is listed in
    :attr:`Units.entrance_splits`.
 
-Opening a block into lots costs nothing by itself: the splitter prefers road edges, then lot
-edges, and only then entrance edges, and reports which blocks it really cut and which buildings
-it really shared.
+Opening a block into lots costs nothing by itself: the splitter keeps blocks whole where whole
+blocks can make the band, prefers road edges to lot edges and lot edges to entrance edges
+elsewhere, and reports which blocks it really cut and which buildings it really shared.
 
 The graph is built once. Two units are adjacent when their boundaries share more than
 ``MIN_SHARED_M`` of line (corner contacts do not count: a grid joined at a point is not
@@ -38,6 +38,7 @@ Everything is measured in the inputs' projected metric CRS.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -115,7 +116,7 @@ class UnitGraph:
                 "v": self.v,
                 "length_m": self.length_m,
                 "road_m": self.road_m,
-                "kind": pd.Categorical.from_codes(self.kind, EDGE_KINDS),
+                "kind": pd.Categorical.from_codes(self.kind.astype(np.int64), pd.Index(EDGE_KINDS)),
             }
         )
 
@@ -625,7 +626,7 @@ def _entrances(
             [origin + sa * axis - big * normal, origin + sb * axis - big * normal,
              origin + sb * axis + big * normal, origin + sa * axis + big * normal]
         )
-        for sa, sb in zip(edges[:-1], edges[1:], strict=True)
+        for sa, sb in itertools.pairwise(edges)
     ]  # fmt: skip
     slabs = [shapely.intersection(lot, strip) for strip in strips]
     if points is not None:

@@ -13,14 +13,15 @@ import pytest
 
 from geo.errors import InvalidInput
 from geo.split import SplitResult, split_community
-from geo.units import build_units
+from geo.units import Units, build_units
 from tests.geo.test_units import lattice
 
 
 def _grids(result: SplitResult) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    for unit, code in result.assignment.items():
-        out.setdefault(code, []).append(int(unit))  # type: ignore[arg-type]
+    units = result.assignment.index.tolist()
+    for unit, code in zip(units, result.assignment.tolist(), strict=True):
+        out.setdefault(code, []).append(unit)
     return out
 
 
@@ -147,14 +148,7 @@ def test_same_seed_same_plan() -> None:
 
 def test_real_oversized_community_is_fully_in_band(synthetic_district_path: Path) -> None:
     """S04-C11: 4,313 households, blocks up to 353 and buildings up to 122 households."""
-    communities = gpd.read_file(synthetic_district_path, layer="communities").to_crs(32645)
-    community = communities[communities["code"] == "S04-C11"]
-    x0, y0, x1, y1 = community.to_crs(4326).total_bounds
-    bbox = (x0 - 0.002, y0 - 0.002, x1 + 0.002, y1 + 0.002)
-    roads = gpd.read_file(synthetic_district_path, layer="roads", bbox=bbox).to_crs(32645)
-    buildings = gpd.read_file(synthetic_district_path, layer="buildings", bbox=bbox)
-    buildings = buildings[buildings["grid_code"].str.startswith("S04-C11")].to_crs(32645)
-    units = build_units(community, roads, buildings)
+    units = _synthetic_units(synthetic_district_path, "S04-C11")
     result = split_community(units, seed=1)
     m = result.metrics
     assert m.in_band_share == 1.0
@@ -163,3 +157,25 @@ def test_real_oversized_community_is_fully_in_band(synthetic_district_path: Path
     assert result.issues == ()
     assert 24 <= m.n_grids <= 28
     assert m.road_share > 0.6
+
+
+def test_ordinary_community_keeps_every_boundary_on_a_road(synthetic_district_path: Path) -> None:
+    """S03-C07 (1,777 households, no block over 180): whole blocks make the band, so no
+    boundary between grids leaves the roads and no block or building is divided."""
+    units = _synthetic_units(synthetic_district_path, "S03-C07")
+    result = split_community(units, seed=1)
+    m = result.metrics
+    assert m.in_band_share == 1.0 and m.contiguous_share == 1.0
+    assert m.road_share == 1.0
+    assert m.cut_blocks.empty and m.shared_buildings.empty
+
+
+def _synthetic_units(path: Path, code: str) -> Units:
+    communities = gpd.read_file(path, layer="communities").to_crs(32645)
+    community = communities[communities["code"] == code]
+    x0, y0, x1, y1 = community.to_crs(4326).total_bounds
+    bbox = (x0 - 0.002, y0 - 0.002, x1 + 0.002, y1 + 0.002)
+    roads = gpd.read_file(path, layer="roads", bbox=bbox).to_crs(32645)
+    buildings = gpd.read_file(path, layer="buildings", bbox=bbox)
+    buildings = buildings[buildings["grid_code"].str.startswith(code)].to_crs(32645)
+    return build_units(community, roads, buildings)

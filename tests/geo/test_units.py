@@ -97,9 +97,7 @@ def test_sliver_between_nearly_parallel_roads_is_merged() -> None:
     """
     community = gpd.GeoDataFrame(geometry=[box(0, 0, 100, 100)], crs=UTM)
     roads = gpd.GeoDataFrame(geometry=[LineString([(0.3, 0), (0.3, 100)])], crs=UTM)
-    buildings = gpd.GeoDataFrame(
-        {"households": [5]}, geometry=[box(40, 40, 60, 60)], crs=UTM
-    )
+    buildings = gpd.GeoDataFrame({"households": [5]}, geometry=[box(40, 40, 60, 60)], crs=UTM)
     units = build_units(community, roads, buildings)
     assert len(units) == 1
     assert units.slivers_merged == 1
