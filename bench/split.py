@@ -296,8 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         "boundary on roads: share of the boundary between grids that runs along a road; "
         "'≤ x est.' is the most that can lie on roads where blocks hold more than "
-        f"{HI} households (an estimate: each such block cut as often as it must be, across "
-        "its narrow side). shared bldgs: buildings whose entrances lie in two grids. "
+        f"{HI} households (an estimate: each such block cut as often as it must be, each "
+        "time along its cheapest cut in the unit graph; never less than the plan itself "
+        "achieves). shared bldgs: buildings whose entrances lie in two grids. "
         "units s: building the units and their graph (once, shared by both methods). "
         "max-p a/b: its construction / annealing iterations (spopt's defaults are 99/10)."
     )
