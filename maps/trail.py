@@ -10,7 +10,6 @@ database. Like every gridwork map it works offline (see ``maps.base``).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ import shapely
 from folium.utilities import JsCode
 from numpy.typing import NDArray
 
+from maps._common import tooltip
 from maps.base import (
     COORDINATE_DECIMALS,
     AssetMode,
@@ -190,24 +190,4 @@ def _plain(value: Any) -> Any:
 
 def _tooltip_js(columns: list[str]) -> JsCode:
     """Tooltip built with textContent, never innerHTML (attributes come from devices)."""
-    rows = json.dumps([[c, LABELS.get(c, c)] for c in columns], ensure_ascii=False)
-    return JsCode(_TOOLTIP_JS.replace("ROWS", rows.replace("</", "<\\/")))
-
-
-_TOOLTIP_JS = """function (feature, layer) {
-    var rows = ROWS;
-    layer.bindTooltip(function () {
-        var box = document.createElement("div");
-        rows.forEach(function (row) {
-            var value = feature.properties[row[0]];
-            if (value === null || value === undefined) { return; }
-            var line = document.createElement("div");
-            var key = document.createElement("b");
-            key.textContent = row[1] + ": ";
-            line.appendChild(key);
-            line.appendChild(document.createTextNode(String(value)));
-            box.appendChild(line);
-        });
-        return box;
-    }, {sticky: true});
-}"""
+    return tooltip([(c, LABELS.get(c, c)) for c in columns])
