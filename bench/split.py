@@ -17,8 +17,7 @@ households column and the unit centroids as attributes (so its regions are spati
 homogeneous, i.e. compact); it has no upper bound, which is why its regions overshoot.
 Both plans are measured by :func:`geo.plan_metrics.plan_metrics`.
 
-spopt is not a gridwork dependency; install it into the venv to compare
-(``uv pip install spopt``).
+spopt is in the ``dev`` extra (and so in requirements.lock); ``make setup`` installs it.
 """
 
 from __future__ import annotations
