@@ -6,10 +6,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from data.assignment import assignment_mismatches
 from data.crs import metric_epsg
+from data.queries.access import AreaScope
 from data.queries.hierarchy import read_level
 from data.settings import Settings
 from geo.topology import check_level, issues_to_geodataframe
@@ -24,12 +25,21 @@ class CheckReport:
     assignment: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run_checks(engine: Engine, *, settings: Settings) -> CheckReport:
-    """Every overlap, gap, overhang and sliver of every level, located in WGS-84."""
+def run_checks(
+    engine: Engine, *, settings: Settings, scope: AreaScope | None = None
+) -> CheckReport:
+    """Every overlap, gap, overhang and sliver of every level, located in WGS-84, and every
+    stored assignment PostGIS disagrees with.
+
+    ``scope`` (the caller's area; None or unrestricted: everywhere) narrows only the
+    assignment mismatches, which name rows: see :func:`_mismatches_in_scope`. The topology
+    issues name streets, communities and grids only and are reported whole, as before.
+    """
     with engine.connect() as conn:
         epsg = metric_epsg(conn, settings.metric_epsg)
         levels = {name: read_level(conn, name) for name in ("streets", "communities", "grids")}
-        mismatches = [m.as_dict() for m in assignment_mismatches(conn, settings=settings)]
+        found = [m.as_dict() for m in assignment_mismatches(conn, settings=settings)]
+        mismatches = _mismatches_in_scope(conn, found, scope)
         conn.commit()
     if epsg is None:
         empty = {"type": "FeatureCollection", "features": []}
@@ -64,3 +74,24 @@ def run_checks(engine: Engine, *, settings: Settings) -> CheckReport:
         for i, pt in zip(issues, frame.geometry, strict=True)
     ]
     return CheckReport(issues=rows, geojson=geojson, ungridded=ungridded, assignment=mismatches)
+
+
+def _mismatches_in_scope(
+    conn: Connection, mismatches: list[dict[str, Any]], scope: AreaScope | None
+) -> list[dict[str, Any]]:
+    """The mismatches a scoped caller may see: those whose stored *or* expected grid is one of
+    the caller's grids (a point of their area filed elsewhere, or a point filed in their area
+    that belongs elsewhere). Rows with neither (unassigned, no grid near) are seen only by
+    unrestricted callers, as in :mod:`data.queries.points`.
+
+    The mismatch query itself (:func:`data.assignment.assignment_mismatches`) is the one the
+    CLI runs; it names grids by code, so the caller's grid ids are turned into codes here.
+    """
+    if scope is None or scope.unrestricted:
+        return mismatches
+    codes = set(
+        conn.execute(
+            text("SELECT code FROM grid WHERE id = ANY(:ids)"), {"ids": scope.sql_ids("grid")}
+        ).scalars()
+    )
+    return [m for m in mismatches if m["stored"] in codes or m["expected"] in codes]

@@ -1,25 +1,79 @@
-"""``GET /checks``: the same topology report as ``gridwork check``, as JSON or GeoJSON."""
+"""``GET /checks``: the same report as ``gridwork check``, as JSON or GeoJSON.
+
+Two parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
+``ungridded``), and ``assignment_mismatches``: every household, facility and incident whose
+stored grid PostGIS ``ST_Covers`` disagrees with (there must be none). Both come from
+:func:`data.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
+The GeoJSON format carries the topology issues only, like ``gridwork check --geojson``.
+
+Who sees which mismatches. Admins and planners run checks (anyone else: 403). A mismatch
+names a row, so it follows the row rules of :mod:`api.routers.points`:
+
+* Area: a scoped caller sees the mismatches whose stored or expected grid is one of their
+  grids; rows outside every grid only reach unrestricted callers (the district admin).
+* Households are personal data. What a district admin needs to act on a mismatch is the row
+  itself (which household, where it lies, which grid it is filed in and which it belongs
+  to): to tell a bad import or a hand edit from a boundary problem, and to confirm that
+  ``gridwork assign`` repaired it. Admins may read households anyway, so they get the code and
+  location, and the read is audited like every other household read (with the optional
+  ``reason``). Planners see households only as counts per grid elsewhere, so here a
+  household mismatch keeps its grids and reason (enough to see which grids are affected and
+  how many rows) but its ``key``, ``lon`` and ``lat`` are null, and nothing personal is read.
+  Facilities and incidents of their area are not personal and are shown whole to both.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 
-from api.security import require
+from api.deps import SessionDep
+from api.routers.points import HOUSEHOLD_READ, Reason
+from api.security import Principal, audit_read, require
 from data.checks import run_checks
 from data.models import Role
 
 router = APIRouter(tags=["checks"])
 
+_PERSONAL = ("key", "lon", "lat")  # what names or locates a household in a mismatch
+
 
 @router.get(
     "/checks",
-    summary="Overlaps, gaps, overhangs and slivers in the hierarchy",
-    dependencies=[Depends(require(Role.admin, Role.planner))],
+    summary="Overlaps, gaps, overhangs and slivers in the hierarchy; stored assignment vs "
+    "ST_Covers (household identifiers audited)",
 )
-def checks(request: Request, format: Literal["json", "geojson"] = "json") -> dict[str, Any]:
-    report = run_checks(request.app.state.engine, settings=request.app.state.settings)
+def checks(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(Role.admin, Role.planner))],
+    format: Literal["json", "geojson"] = "json",
+    reason: Reason = None,
+) -> dict[str, Any]:
+    report = run_checks(
+        request.app.state.engine, settings=request.app.state.settings, scope=principal.scope
+    )
     if format == "geojson":
         return report.geojson
-    return {"count": len(report.issues), "issues": report.issues, "ungridded": report.ungridded}
+    personal = principal.role in HOUSEHOLD_READ
+    mismatches = [
+        m if personal or m["table"] != "household" else {**m, **dict.fromkeys(_PERSONAL)}
+        for m in report.assignment
+    ]
+    households = [m["key"] for m in mismatches if m["table"] == "household" and m["key"]]
+    if households:
+        audit_read(
+            session,
+            request,
+            principal,
+            subject_type="household",
+            subject_ids=households,
+            reason=reason,
+        )
+    return {
+        "count": len(report.issues),
+        "issues": report.issues,
+        "ungridded": report.ungridded,
+        "assignment_mismatches": mismatches,
+    }

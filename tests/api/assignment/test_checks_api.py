@@ -1,0 +1,174 @@
+"""``GET /checks`` reports stored assignments that PostGIS ``ST_Covers`` disagrees with, as
+``gridwork check`` does: every row to an admin (audited), within their area and without
+household identifiers to a planner, nothing to other roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.security import hash_password
+from data.db import transaction
+from data.models import Role, ScopeLevel
+from data.queries.access import add_scope, create_user
+from tests.api.conftest import PASSWORD
+
+STORED = "131215-G05"  # where the corrupted household is filed, far from where it lies
+
+
+@dataclass(frozen=True)
+class Corrupted:
+    code: str
+    lon: float
+    lat: float
+    expected: str  # the grid that covers it
+
+
+@pytest.fixture
+def corrupted(gridded_engine: Engine) -> Iterator[Corrupted]:
+    """One household of 131208-G01 filed in 131215-G05 by hand; put back afterwards."""
+    with transaction(gridded_engine) as session:
+        row = session.execute(
+            text(
+                "SELECT h.id, h.code, h.grid_id, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat "
+                "FROM household h JOIN grid g ON g.id = h.grid_id "
+                "WHERE g.code = '131208-G01' AND NOT h.snapped ORDER BY h.id LIMIT 1"
+            )
+        ).one()
+        session.execute(
+            text(
+                "UPDATE household SET grid_id = (SELECT id FROM grid WHERE code = :g "
+                "AND valid_to IS NULL) WHERE id = :id"
+            ),
+            {"g": STORED, "id": row.id},
+        )
+    try:
+        yield Corrupted(row.code, float(row.lon), float(row.lat), "131208-G01")
+    finally:
+        with transaction(gridded_engine) as session:
+            session.execute(
+                text("UPDATE household SET grid_id = :grid WHERE id = :id"),
+                {"grid": row.grid_id, "id": row.id},
+            )
+
+
+@pytest.fixture(scope="module")
+def area_planners(anon: TestClient, gridded_engine: Engine) -> dict[str, dict[str, str]]:
+    """Headers of planners scoped to one parish each, keyed by the parish code."""
+    with transaction(gridded_engine) as session:
+        for parish in ("131208", "131214", "131215"):
+            create_user(session, f"g-planner-{parish}", hash_password(PASSWORD), Role.planner)
+            add_scope(session, f"g-planner-{parish}", ScopeLevel.community, parish)
+    headers = {}
+    for parish in ("131208", "131214", "131215"):
+        r = anon.post("/token", data={"username": f"g-planner-{parish}", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        headers[parish] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return headers
+
+
+def _household_audits(engine: Engine, actor: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT route, subject_ids, reason FROM audit_log "
+                    "WHERE actor = :a AND subject_type = 'household' ORDER BY id"
+                ),
+                {"a": actor},
+            )
+        )
+
+
+def test_a_clean_database_has_no_assignment_mismatch(
+    admin: TestClient, auth: dict[str, dict[str, str]], gridded_engine: Engine
+) -> None:
+    before = len(_household_audits(gridded_engine, "g-admin"))
+    r = admin.get("/checks")
+    assert r.status_code == 200, r.text
+    assert r.json()["assignment_mismatches"] == []
+    planner = admin.get("/checks", headers=auth["planner"]).json()
+    assert planner["assignment_mismatches"] == []
+    assert len(_household_audits(gridded_engine, "g-admin")) == before, "nothing read, no audit"
+
+
+def test_a_corrupted_household_is_listed_with_its_stored_and_expected_grid(
+    admin: TestClient, corrupted: Corrupted, gridded_engine: Engine
+) -> None:
+    before = len(_household_audits(gridded_engine, "g-admin"))
+    r = admin.get("/checks", params={"reason": "monthly check"})
+    assert r.status_code == 200, r.text
+    [mismatch] = r.json()["assignment_mismatches"]
+    assert mismatch == {
+        "table": "household",
+        "key": corrupted.code,
+        "stored": STORED,
+        "expected": corrupted.expected,
+        "reason": f"covered by {corrupted.expected}, stored {STORED}",
+        "lon": pytest.approx(corrupted.lon, abs=1e-12),
+        "lat": pytest.approx(corrupted.lat, abs=1e-12),
+    }
+    # The admin read a household's identity and location: audited like any household read.
+    audits = _household_audits(gridded_engine, "g-admin")[before:]
+    assert [(a.route, a.subject_ids, a.reason) for a in audits] == [
+        ("/checks", [corrupted.code], "monthly check")
+    ]
+    # The GeoJSON stays the topology layer, as the CLI's --geojson file.
+    geojson = admin.get("/checks", params={"format": "geojson"}).json()
+    assert geojson["type"] == "FeatureCollection"
+    assert corrupted.code not in str(geojson)
+
+
+def test_a_planner_sees_the_mismatch_of_their_area_without_the_household(
+    anon: TestClient,
+    auth: dict[str, dict[str, str]],
+    area_planners: dict[str, dict[str, str]],
+    corrupted: Corrupted,
+    gridded_engine: Engine,
+) -> None:
+    anonymized = {
+        "table": "household",
+        "key": None,
+        "stored": STORED,
+        "expected": corrupted.expected,
+        "reason": f"covered by {corrupted.expected}, stored {STORED}",
+        "lon": None,
+        "lat": None,
+    }
+    planners = ["g-planner", *(f"g-planner-{p}" for p in area_planners)]
+    before = {who: len(_household_audits(gridded_engine, who)) for who in planners}
+    seen = {
+        who: anon.get("/checks", headers=headers)
+        for who, headers in {"street": auth["planner"], **area_planners}.items()
+    }
+    assert {who: r.status_code for who, r in seen.items()} == dict.fromkeys(seen, 200)
+    assert {who: r.json()["assignment_mismatches"] for who, r in seen.items()} == {
+        "street": [anonymized],  # the whole street
+        "131208": [anonymized],  # where it lies (the expected grid)
+        "131215": [anonymized],  # where it is filed (the stored grid)
+        "131214": [],  # neither: not their area
+    }
+    for r in seen.values():
+        assert corrupted.code not in r.text
+    after = {who: len(_household_audits(gridded_engine, who)) for who in planners}
+    assert after == before, "nothing personal was read, so nothing is audited"
+
+
+@pytest.mark.parametrize("who", ["coordinator", "grid_worker", "care_staff", "device", "nobody"])
+def test_other_roles_are_refused(
+    anon: TestClient, auth: dict[str, dict[str, str]], corrupted: Corrupted, who: str
+) -> None:
+    r = anon.get("/checks", headers=auth[who])
+    assert r.status_code == 403, r.text
+    assert corrupted.code not in r.text
+
+
+def test_anonymous_callers_are_refused(anon: TestClient, corrupted: Corrupted) -> None:
+    r = anon.get("/checks")
+    assert r.status_code == 401
+    assert corrupted.code not in r.text
