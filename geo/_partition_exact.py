@@ -21,7 +21,7 @@ about 10,000 steps usually suffices.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from geo._partition import Partitioner
@@ -56,10 +56,12 @@ class ExactSearch:
             spent += steps
             found = self.within(piece, total, steps)
             if found is not False:
-                return found  # type: ignore[return-value]
+                return found
         return None
 
-    def within(self, piece: list[int], total: int, steps: int) -> list[list[int]] | bool | None:
+    def within(
+        self, piece: list[int], total: int, steps: int
+    ) -> list[list[int]] | Literal[False] | None:
         """One run of at most ``steps`` steps: a plan, None (proven impossible) or False
         (out of steps)."""
         self.left = steps

@@ -16,7 +16,7 @@ import shapely
 from shapely.geometry import LineString, box
 
 from geo.errors import CRSError, InvalidInput
-from geo.units import ENTRANCE, LOT, ROAD, Units, build_units, units_from_frame
+from geo.units import ENTRANCE, LOT, ROAD, Detail, Units, build_units, units_from_frame
 
 UTM = "EPSG:32645"
 
@@ -26,7 +26,7 @@ def lattice(
     *,
     n: int = 3,
     size: float = 100.0,
-    detail: str = "entrances",
+    detail: Detail = "entrances",
     buildings_per_block: int = 1,
 ) -> Units:
     """An n × n block lattice: a square community crossed by roads every ``size`` metres,
@@ -63,7 +63,7 @@ def lattice(
         geometry=geoms,
         crs=UTM,
     )
-    return build_units(community, roads, buildings, detail=detail)  # type: ignore[arg-type]
+    return build_units(community, roads, buildings, detail=detail)
 
 
 def _edges(units: Units) -> set[tuple[int, int, int]]:
