@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +17,7 @@ from api import care_tasks
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, InputGuard, RateLimit, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
+from api.principals import Principals
 from api.routers import (
     alerts,
     assign,
@@ -31,6 +33,7 @@ from api.routers import (
     points,
 )
 from api.security import authenticated
+from data.changes import ChangeFeed
 from data.db import database_url, make_engine, migrate
 from data.settings import Settings
 
@@ -48,10 +51,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             url = database_url(settings)
             migrate(url)
             app.state.engine = make_engine(url)
+        # Caches of credentials and of the grid index are on only while this feed listens.
+        changes = ChangeFeed.for_engine(app.state.engine)
+        await anyio.to_thread.run_sync(changes.start)
+        app.state.changes = app.state.principals.feed = changes
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
         try:
             yield
         finally:
+            app.state.changes = app.state.principals.feed = None
+            await anyio.to_thread.run_sync(changes.stop)
             await care_tasks.stop(task)
             await app.state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:
@@ -68,6 +77,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.rate_limit = RateLimit()
+    app.state.principals = Principals()
+    app.state.changes = None
     if engine is not None:
         app.state.engine = engine
     add_exception_handlers(app)

@@ -1,8 +1,11 @@
-"""The app's in-memory grid index: built once, reused until the grids-version token changes.
+"""The app's in-memory grid index: built once, reused until the grids change.
 
-One :class:`~data.assignment.GridIndexCache` per app. Each request reads the token in its own
-session (one indexed row), so an index is never used after another process (an import, the
-command line) changed the grids or their workers.
+One :class:`~data.assignment.GridIndexCache` per app. While the app's change feed is live
+(:mod:`data.changes`), an index whose grids-version token was checked under the current
+feed generation is used with no database read at all; any write to grids, workers,
+communities or streets — in this process or another — bumps the generation, and the next
+request re-reads the token (one indexed row, in a worker thread) and rebuilds if it moved.
+Without a live feed every request reads the token, as before.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
+from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
 from data.assignment import GridIndex, GridIndexCache
+from data.changes import ChangeFeed
 
 _lock = threading.Lock()
 
@@ -29,8 +34,24 @@ def grid_index_cache(app: FastAPI) -> GridIndexCache:
     return cache
 
 
-def current_grid_index(request: Request, session: SessionDep) -> GridIndex:
-    return grid_index_cache(request.app).get(session)
+async def current_grid_index(request: Request) -> GridIndex:
+    app = request.app
+    cache = grid_index_cache(app)
+    feed: ChangeFeed | None = app.state.changes
+    checked = getattr(app.state, "grid_index_checked", None)
+    if feed is not None and checked is not None and feed.valid(checked[0]):
+        index: GridIndex = checked[1]
+        return index
+    generation = -1 if feed is None else feed.generation
+
+    def read() -> GridIndex:
+        with Session(app.state.engine) as session:
+            return cache.get(session)
+
+    index = await anyio.to_thread.run_sync(read)
+    if feed is not None and feed.valid(generation):
+        app.state.grid_index_checked = (generation, index)
+    return index
 
 
 GridIndexDep = Annotated[GridIndex, Depends(current_grid_index)]

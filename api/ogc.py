@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import hashlib
-import time
 import weakref
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -34,13 +32,11 @@ import asyncpg
 import jinja2
 import morecantile
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi_offline import FastAPIOffline
 from morecantile import Tile
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 from tipg import dependencies as tipg_deps
@@ -55,7 +51,7 @@ from tipg.settings import DatabaseSettings
 
 from api.deps import parse_bbox
 from api.errors import add_exception_handlers, problem, status_for
-from api.security import COOKIE, Principal, optional_principal
+from api.security import Principal, identify
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -225,37 +221,12 @@ def district_wide(principal: Principal | None) -> Principal:
     return principal
 
 
-PRINCIPAL_TTL_S = 10.0
-"""A viewer asks for dozens of tiles a second; the caller behind a token or key is looked up
-once per this many seconds (a revoked key or a demoted user stops working within it)."""
-
-
-class _Principals:
-    """Who is behind which credentials, remembered for PRINCIPAL_TTL_S."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, Principal | None]] = {}
-
-    def __call__(self, request: Request) -> Principal | None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-        api_key = request.headers.get("x-api-key") or None
-        cookie = request.cookies.get(COOKIE)
-        if not (bearer or api_key or cookie):
-            return None
-        key = hashlib.sha256(f"{bearer}|{api_key}|{cookie}".encode()).hexdigest()
-        now = time.monotonic()
-        hit = self._seen.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        engine: Engine = request.app.state.engine
-        with Session(engine) as session:
-            principal = optional_principal(request, session, bearer, api_key)
-        if len(self._seen) > 1000:
-            self._seen = {k: v for k, v in self._seen.items() if v[0] > now}
-        self._seen[key] = (now + PRINCIPAL_TTL_S, principal)
-        return principal
+async def _caller(request: Request) -> Principal | None:
+    """The caller as the main app sees it (same credentials, same cache of principals)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return await identify(request, bearer, request.headers.get("x-api-key") or None)
 
 
 class DistrictWideOnly:
@@ -263,7 +234,6 @@ class DistrictWideOnly:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.principals = _Principals()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -271,7 +241,7 @@ class DistrictWideOnly:
             return
         request = Request(scope)  # scope["app"] is still the outer app here
         try:
-            district_wide(await run_in_threadpool(self.principals, request))
+            district_wide(await _caller(request))
         except GridworkError as exc:
             response = problem(status_for(exc), type(exc).__name__, str(exc))
             await response(scope, receive, send)

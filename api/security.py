@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import anyio.to_thread
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
+from api.principals import Principal, Principals
 from data.models import Role
-from data.queries.access import AreaScope, find_api_key, find_user, resolve_scope, write_audit
+from data.queries.access import find_api_key, find_user, resolve_scope, write_audit
 from data.settings import Settings
 from geo.errors import Forbidden, Unauthorized
 
@@ -63,17 +63,6 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _hasher.verify(password, password_hash or _DUMMY_HASH) and password_hash is not None
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller, with the area already resolved for query filters."""
-
-    name: str
-    role: Role
-    user_id: int | None
-    scope: AreaScope
-    via: str  # "token", "cookie" or "api_key"
-
-
 def issue_token(settings: Settings, username: str, role: Role) -> tuple[str, int]:
     now = int(time.time())
     ttl = settings.token_minutes * 60
@@ -95,9 +84,9 @@ def authenticate_password(session: Session, username: str, password: str) -> Rol
     return user.role
 
 
-def _from_token(session: Session, settings: Settings, token: str, via: str) -> Principal:
+def _decode(settings: Settings, token: str) -> dict[str, object]:
     try:
-        claims = jwt.decode(
+        claims: dict[str, object] = jwt.decode(
             token,
             settings.signing_key(),
             algorithms=[ALGORITHM],
@@ -107,7 +96,11 @@ def _from_token(session: Session, settings: Settings, token: str, via: str) -> P
         raise Unauthorized("the token has expired; sign in again") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized("the token is not valid") from exc
-    user = find_user(session, str(claims["sub"]))
+    return claims
+
+
+def _user_principal(session: Session, username: str, via: str) -> Principal:
+    user = find_user(session, username)
     if user is None or not user.active:
         raise Unauthorized("the token's user no longer exists or is disabled")
     # The stored role wins over the token's claim: a demoted user loses rights at once.
@@ -116,38 +109,78 @@ def _from_token(session: Session, settings: Settings, token: str, via: str) -> P
     )
 
 
-def optional_principal(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[str | None, Depends(oauth2)],
-    api_key: Annotated[str | None, Depends(api_key_header)],
-) -> Principal | None:
-    settings: Settings = request.app.state.settings
+def _key_principal(session: Session, api_key: str) -> Principal:
+    record = find_api_key(session, api_key)
+    if record is None:
+        raise Unauthorized("the API key is not valid")
+    return Principal(
+        f"key:{record.name}",
+        record.role,
+        record.user_id,
+        resolve_scope(session, record.role, record.user_id),
+        "api_key",
+    )
+
+
+def _credential(
+    request: Request, bearer: str | None, api_key: str | None
+) -> tuple[str, str] | None:
+    """Which credential speaks for this request: a bearer token, an API key, or the cookie."""
     if not api_key and request.url.path.startswith(INGEST_PREFIX):
         # Traccar Client and OsmAnd cannot set headers: on ingest only, ?key= is accepted.
         api_key = request.query_params.get("key")
     if bearer:
-        principal = _from_token(session, settings, bearer, "token")
-    elif api_key:
-        record = find_api_key(session, api_key)
-        if record is None:
-            raise Unauthorized("the API key is not valid")
-        principal = Principal(
-            f"key:{record.name}",
-            record.role,
-            record.user_id,
-            resolve_scope(session, record.role, record.user_id),
-            "api_key",
-        )
-    elif cookie := request.cookies.get(COOKIE):
-        principal = _from_token(session, settings, cookie, "cookie")
-    else:
+        return "token", bearer
+    if api_key:
+        return "api_key", api_key
+    if cookie := request.cookies.get(COOKIE):
+        return "cookie", cookie
+    return None
+
+
+async def identify(request: Request, bearer: str | None, api_key: str | None) -> Principal | None:
+    """The caller behind the request's credentials, or ``None`` when it brought none.
+
+    Answered from :class:`~api.principals.Principals` when the same credential was checked
+    since the last change to users, keys, scopes or grids; otherwise read in a worker thread
+    with its own short session, so the event loop never waits on the database.
+    """
+    credential = _credential(request, bearer, api_key)
+    if credential is None:
         return None
+    via, secret = credential
+    app = request.app
+    cache: Principals = app.state.principals
+    principal = cache.get(via, secret)
+    if principal is None:
+        settings: Settings = app.state.settings
+        expires: float | None = None
+        if via != "api_key":
+            claims = _decode(settings, secret)
+            expires = float(claims["exp"])  # type: ignore[arg-type]
+        generation = cache.generation()
+
+        def read() -> Principal:
+            with Session(app.state.engine) as session:
+                if via == "api_key":
+                    return _key_principal(session, secret)
+                return _user_principal(session, str(claims["sub"]), via)
+
+        principal = await anyio.to_thread.run_sync(read)
+        cache.put(via, secret, principal, generation, expires)
     request.state.principal = principal
     return principal
 
 
-def authenticated(
+async def optional_principal(
+    request: Request,
+    bearer: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
+) -> Principal | None:
+    return await identify(request, bearer, api_key)
+
+
+async def authenticated(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> Principal:
     if principal is None:
@@ -158,11 +191,11 @@ def authenticated(
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting only ``roles``; the refusal names the roles that may."""
     allowed = frozenset(roles)
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"role '{principal.role.value}' may not do this; needs one of: {names}")

@@ -1,0 +1,144 @@
+"""Knowing, within milliseconds, that the users, keys, scopes or grids changed.
+
+The API caches who is behind a credential and the grid index, because reading them for every
+request costs more than the request itself (a ``/locate`` is ~50 µs of work). A cache is
+only as good as its invalidation, so:
+
+* every write to those tables sends ``NOTIFY gridwork_change`` (migration 0007), which
+  PostgreSQL delivers at commit to a thread here that ``LISTEN``\\ s and bumps
+  :attr:`ChangeFeed.generation`;
+* writes made through this process's own engine bump it synchronously at commit as well, so
+  the next request of the same client never sees the state before its own change;
+* while the listener is not connected (at start, or after the database went away) the feed
+  is not :attr:`~ChangeFeed.live` and callers must not cache at all: a notification may have
+  been missed. Reconnecting bumps the generation, dropping whatever was cached before.
+
+A cache entry is valid only under the generation it was read in (see :meth:`ChangeFeed.valid`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, event
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "gridwork_change"
+WATCHED = ("app_user", "user_scope", "api_key", "grid", "worker", "community", "street")
+
+# A statement that writes one of the watched tables (ORM and hand-written SQL alike, also
+# inside a WITH ... or after another statement).
+_WRITES_WATCHED = re.compile(
+    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+"
+    rf"(?:ONLY\s+)?\"?(?:{'|'.join(WATCHED)})\"?(?:\s|\(|$)",
+    re.IGNORECASE,
+)
+_FLAG = "gridwork_wrote_watched"
+
+
+class ChangeFeed:
+    """A listener thread on ``gridwork_change`` and the generation it keeps."""
+
+    def __init__(self, url: str, *, retry_s: float = 1.0) -> None:
+        self._url = url
+        self._retry_s = retry_s
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._live = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hooks: list[tuple[Engine, str, Any]] = []
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> ChangeFeed:
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        feed = cls(url)
+        feed.watch(engine)
+        return feed
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def valid(self, generation: int) -> bool:
+        """May something read under ``generation`` still be used?"""
+        return self._live and generation == self._generation
+
+    def bump(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+    def watch(self, engine: Engine) -> None:
+        """Bump at commit whenever this engine wrote a watched table (no wait for NOTIFY)."""
+        key = (_FLAG, id(self))  # one flag per feed: several apps may share an engine
+
+        def flag(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if _WRITES_WATCHED.search(statement):
+                conn.info[key] = True
+
+        def bump(conn: Any) -> None:
+            if conn.info.pop(key, False):
+                self.bump()
+
+        def forget(conn: Any) -> None:
+            conn.info.pop(key, None)
+
+        for name, hook in (("before_cursor_execute", flag), ("commit", bump), ("rollback", forget)):
+            event.listen(engine, name, hook)
+            self._hooks.append((engine, name, hook))
+
+    def unwatch(self) -> None:
+        for engine, name, hook in self._hooks:
+            event.remove(engine, name, hook)
+        self._hooks.clear()
+
+    # --- the listener thread ------------------------------------------------------------
+
+    def start(self, *, wait_s: float = 5.0) -> None:
+        """Start listening; wait up to ``wait_s`` for the first connection (caching is off
+        until it is made, so a slow start only costs speed)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="gridwork-changes", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + wait_s
+        while not self._live and time.monotonic() < deadline and self._thread.is_alive():
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.unwatch()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._live = False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # Anything cached before this point may predate a missed notification.
+                    self.bump()
+                    self._live = True
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            self.bump()
+                        if conn.closed:
+                            break
+            except psycopg.Error as exc:
+                if not self._stop.is_set():
+                    log.warning("change feed lost its connection (%s); caches are off", exc)
+            finally:
+                if self._live:
+                    self._live = False
+                    self.bump()
+            self._stop.wait(self._retry_s)

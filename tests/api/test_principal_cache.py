@@ -1,0 +1,148 @@
+"""Credentials and the grid index are cached, and a change anywhere ends the cache in time.
+
+"Another process" here is another engine in the test process: its writes reach the app only
+through PostgreSQL's NOTIFY, exactly as the command line's or a second API worker's would.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text
+
+from api.app import create_app
+from api.security import hash_password
+from data.db import make_engine, transaction
+from data.models import Role
+from data.queries.access import create_api_key, create_user, set_role
+from tests.api.conftest import PASSWORD, make_settings
+
+Counter = Callable[[], int]
+
+
+@pytest.fixture(scope="module")
+def app(porto_engine: Engine, porto_url: str) -> FastAPI:
+    return create_app(make_settings(porto_url), engine=porto_engine)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:  # the lifespan starts the change feed
+        yield c
+
+
+@pytest.fixture(scope="module")
+def other_process(porto_url: str) -> Iterator[Engine]:
+    engine = make_engine(porto_url)
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def reads_of(engine: Engine, table: str) -> Iterator[Counter]:
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if f"FROM {table} " in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield lambda: len(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def new_admin(engine: Engine, client: TestClient) -> tuple[str, dict[str, str]]:
+    name = f"t-cache-{secrets.token_hex(4)}"
+    with transaction(engine) as session:
+        create_user(session, name, hash_password(PASSWORD), Role.admin)
+    r = client.post("/token", data={"username": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return name, {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def eventually(check: Callable[[], bool], seconds: float = 3.0) -> float:
+    """Seconds until ``check()`` held; fails the test after ``seconds``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, "the change was not seen in time"
+        time.sleep(0.005)
+    return time.monotonic() - start
+
+
+def test_a_credential_is_checked_once_then_remembered(
+    client: TestClient, porto_engine: Engine
+) -> None:
+    _, headers = new_admin(porto_engine, client)
+    with reads_of(porto_engine, "app_user") as reads:
+        for _ in range(5):
+            assert client.get("/me", headers=headers).status_code == 200
+    assert reads() == 1
+
+
+def test_a_demotion_from_another_process_ends_admin_rights_within_moments(
+    client: TestClient, porto_engine: Engine, other_process: Engine
+) -> None:
+    name, headers = new_admin(porto_engine, client)
+    assert client.get("/audit", headers=headers).status_code == 200
+    with transaction(other_process) as session:
+        set_role(session, name, Role.coordinator)
+    waited = eventually(lambda: client.get("/audit", headers=headers).status_code == 403)
+    assert waited < 1.0
+
+
+def test_a_change_through_this_process_is_seen_by_the_very_next_request(
+    client: TestClient, porto_engine: Engine
+) -> None:
+    name, headers = new_admin(porto_engine, client)
+    assert client.get("/audit", headers=headers).status_code == 200
+    with transaction(porto_engine) as session:  # the app's own engine: no wait for NOTIFY
+        session.execute(text("UPDATE app_user SET active = false WHERE username = :u"), {"u": name})
+    assert client.get("/audit", headers=headers).status_code == 401
+
+
+def test_a_revoked_api_key_stops_working(
+    client: TestClient, porto_engine: Engine, other_process: Engine
+) -> None:
+    key_name = f"t-cache-key-{secrets.token_hex(4)}"
+    with transaction(porto_engine) as session:
+        key = create_api_key(session, key_name, Role.admin)
+    headers = {"X-API-Key": key}
+    assert client.get("/me", headers=headers).status_code == 200
+    with other_process.begin() as conn:
+        conn.execute(text("UPDATE api_key SET revoked_at = now() WHERE name = :n"), {"n": key_name})
+    eventually(lambda: client.get("/me", headers=headers).status_code == 401)
+
+
+def test_a_change_made_while_the_feed_was_down_is_not_missed(
+    app: FastAPI, client: TestClient, porto_engine: Engine, other_process: Engine
+) -> None:
+    """The listener's connection dies, so the demotion's NOTIFY reaches nobody: the cached
+    admin must not survive it (no caching while down, and everything dropped on reconnect)."""
+    name, headers = new_admin(porto_engine, client)
+    assert client.get("/audit", headers=headers).status_code == 200
+    feed = app.state.changes
+    with other_process.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN gridwork_change' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    assert killed >= 1
+    eventually(lambda: not feed.live)
+    with transaction(other_process) as session:
+        set_role(session, name, Role.coordinator)
+    assert client.get("/audit", headers=headers).status_code == 403
+    eventually(lambda: feed.live)  # it reconnects by itself, and caching resumes
+    with reads_of(porto_engine, "app_user") as reads:
+        for _ in range(3):
+            assert client.get("/me", headers=headers).status_code == 200
+    assert reads() <= 1
