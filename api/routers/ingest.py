@@ -14,12 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep
-from api.hardening import limit
+from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
 from api.security import Principal, require
 from data import care
@@ -31,7 +29,6 @@ from geo.osmand import Fix, parse_osmand
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
-_ingest_limit = limit("ingest", lambda r: r.app.state.settings.ingest_per_minute)
 DevicePrincipal = Annotated[Principal, Depends(require(Role.device))]
 
 # Read by api.security (on /ingest/ only); declared here so that the API docs show it.
@@ -97,12 +94,8 @@ def _queue(app: FastAPI) -> IngestQueue:
     return queue
 
 
-async def _store(
-    request: Request, session: Session, principal: Principal, fixes: list[Fix]
-) -> IngestAnswer:
+async def _store(request: Request, principal: Principal, fixes: list[Fix]) -> IngestAnswer:
     key_name = _key_name(principal)
-    # The key is checked; give its connection back before waiting for the batch to commit.
-    await run_in_threadpool(session.close)
     result = await _queue(request.app).submit(care.IngestRequest(key_name, fixes))
     return IngestAnswer(stored=result.stored, duplicates=result.duplicates)
 
@@ -140,11 +133,10 @@ async def osmand_parameters(request: Request) -> dict[str, str]:
 _OSMAND = "One fix in the OsmAnd protocol (Traccar Client, OsmAnd)"
 
 
-@router.get("/osmand", summary=_OSMAND, dependencies=[Depends(_ingest_limit)])
-@router.post("/osmand", summary=_OSMAND, dependencies=[Depends(_ingest_limit)])
+@router.get("/osmand", summary=_OSMAND, dependencies=[Depends(ingest_limit)])
+@router.post("/osmand", summary=_OSMAND, dependencies=[Depends(ingest_limit)])
 async def osmand(
     request: Request,
-    session: SessionDep,
     principal: DevicePrincipal,
     params: Annotated[dict[str, str], Depends(osmand_parameters)],
     key: KeyQuery = None,
@@ -159,7 +151,7 @@ async def osmand(
     """
     fix = parse_osmand(params, now=datetime.now(UTC))
     care.check_extras(fix)
-    return await _store(request, session, principal, [fix])
+    return await _store(request, principal, [fix])
 
 
 class BatchFix(BaseModel):
@@ -211,11 +203,10 @@ class Batch(BaseModel):
 @router.post(
     "/batch",
     summary="Many fixes at once (gateways, a device's offline buffer)",
-    dependencies=[Depends(_ingest_limit)],
+    dependencies=[Depends(ingest_limit)],
 )
 async def batch(
     request: Request,
-    session: SessionDep,
     principal: DevicePrincipal,
     body: Batch,
     key: KeyQuery = None,
@@ -236,4 +227,4 @@ async def batch(
     if problems:
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         raise InvalidInput("; ".join(problems[:20]) + more + "; nothing was stored", field="fixes")
-    return await _store(request, session, principal, fixes)
+    return await _store(request, principal, fixes)
