@@ -51,7 +51,7 @@ from tipg.settings import DatabaseSettings
 
 from api.deps import parse_bbox
 from api.errors import add_exception_handlers, problem, status_for
-from api.security import Principal, identify
+from api.security import Principal, optional_principal
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -221,14 +221,6 @@ def district_wide(principal: Principal | None) -> Principal:
     return principal
 
 
-async def _caller(request: Request) -> Principal | None:
-    """The caller as the main app sees it (same credentials, same cache of principals)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return await identify(request, bearer, request.headers.get("x-api-key") or None)
-
-
 class DistrictWideOnly:
     """Deny by default around the whole OGC sub-app: every path, docs and OpenAPI included."""
 
@@ -241,7 +233,7 @@ class DistrictWideOnly:
             return
         request = Request(scope)  # scope["app"] is still the outer app here
         try:
-            district_wide(await _caller(request))
+            district_wide(await optional_principal(request))
         except GridworkError as exc:
             response = problem(status_for(exc), type(exc).__name__, str(exc))
             await response(scope, receive, send)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from fastapi import Depends, FastAPI, Request
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
@@ -51,8 +50,13 @@ _hasher = PasswordHash.recommended()  # argon2id
 # A hash of a random string, verified when the user is unknown so both paths cost the same.
 _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/token", auto_error=False)
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+SECURITY_SCHEMES = {
+    "OAuth2PasswordBearer": {
+        "type": "oauth2",
+        "flows": {"password": {"tokenUrl": "/token", "scopes": {}}},
+    },
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
 
 
 def hash_password(password: str) -> str:
@@ -126,7 +130,7 @@ def _credential(
     request: Request, bearer: str | None, api_key: str | None
 ) -> tuple[str, str] | None:
     """Which credential speaks for this request: a bearer token, an API key, or the cookie."""
-    if not api_key and request.url.path.startswith(INGEST_PREFIX):
+    if not api_key and request.scope["path"].startswith(INGEST_PREFIX):
         # Traccar Client and OsmAnd cannot set headers: on ingest only, ?key= is accepted.
         api_key = request.query_params.get("key")
     if bearer:
@@ -172,17 +176,26 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
     return principal
 
 
-async def optional_principal(
-    request: Request,
-    bearer: Annotated[str | None, Depends(oauth2)],
-    api_key: Annotated[str | None, Depends(api_key_header)],
-) -> Principal | None:
-    return await identify(request, bearer, api_key)
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
-async def authenticated(
-    principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller, if any. Reads the headers itself rather than through FastAPI's security
+    classes: every sub-dependency is solved again for each route-level ``require()``, and on
+    ``/locate`` that bookkeeping cost more than the lookup. The docs still show both schemes
+    (:func:`document_security`)."""
+    return await identify(request, _bearer(request), request.headers.get("x-api-key") or None)
+
+
+async def authenticated(request: Request) -> Principal:
+    """The caller, or 401. Identified once per request: the router-level check files the
+    principal in ``request.state`` and every later ``require()`` reuses it."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await optional_principal(request)
     if principal is None:
         raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' or an API key")
     return principal
@@ -191,11 +204,15 @@ async def authenticated(
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency admitting only ``roles``; the refusal names the roles that may."""
+def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting only ``roles``; the refusal names the roles that may.
+
+    It takes the request rather than depending on :func:`authenticated`: FastAPI solves a
+    sub-dependency's whole tree again for each use, even when its value is cached."""
     allowed = frozenset(roles)
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    async def check(request: Request) -> Principal:
+        principal = await authenticated(request)
         if principal.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"role '{principal.role.value}' may not do this; needs one of: {names}")
@@ -224,3 +241,25 @@ def audit_read(
         subject_ids=subject_ids,
         reason=reason,
     )
+
+
+def document_security(app: FastAPI) -> None:
+    """Show the bearer token and the API key in the OpenAPI document (and Swagger's
+    Authorize button) for every route outside ``PUBLIC_ROUTES``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        requirement: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+        for path, operations in schema.get("paths", {}).items():
+            if path in PUBLIC_ROUTES:
+                continue
+            for operation in operations.values():
+                operation["security"] = requirement
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -145,14 +145,33 @@ class GridIndex:
             distance[outside] = near.distance_m
         return Placed(area, snapped, distance, nearest)
 
+    def locate(self, lon: float, lat: float) -> tuple[int, bool, float, int]:
+        """:meth:`assign` for one WGS-84 point: ``(area, snapped, distance_m, nearest)``.
+
+        A covered point (nearly every ``/locate``) takes the scalar path; anything else goes
+        through :meth:`assign`, so both always agree (tested on random points)."""
+        if self._covers is not None:
+            area = self._covers.covering_area(lon, lat)
+            if area >= 0:
+                return area, False, 0.0, area
+        placed = self.assign(np.array([lon]), np.array([lat]))
+        return (
+            int(placed.area[0]),
+            bool(placed.snapped[0]),
+            float(placed.distance_m[0]),
+            int(placed.nearest[0]),
+        )
+
     def edge_distance_m(self, area: int, lon: float, lat: float) -> float:
         """Metres from a point to the boundary of grid ``area``, in the metric CRS."""
+        if self._to_metric is None:
+            raise InvalidInput("no grids are stored yet", field="grids")
         boundary = self._boundaries[area]
         if boundary is None:
             boundary = shapely.boundary(self.metric_geoms[area])
             self._boundaries[area] = boundary
-        x, y = self.to_metric(np.array([lon]), np.array([lat]))
-        return float(shapely.distance(boundary, shapely.Point(float(x[0]), float(y[0]))))
+        x, y = self._to_metric.transform(lon, lat)
+        return float(shapely.distance(boundary, shapely.Point(x, y)))
 
     def _positions_of(self, codes: NDArray[np.object_]) -> NDArray[np.intp]:
         return np.fromiter((self._by_code[c] for c in codes), dtype=np.intp, count=len(codes))

@@ -250,6 +250,44 @@ def test_in_process_assignment_equals_postgis_on_edges_and_vertices(
         for a, s in zip(placed.area, placed.snapped, strict=True)
     ]
     assert covered == expected
+    # The one-point path of GET /locate gives exactly the batch answer, edges included.
+    one_by_one = [porto_index.locate(float(x), float(y)) for x, y in zip(lon, lat, strict=True)]
+    batch = list(
+        zip(
+            placed.area.tolist(),
+            placed.snapped.tolist(),
+            placed.distance_m.tolist(),
+            placed.nearest.tolist(),
+            strict=True,
+        )
+    )
+    assert one_by_one == batch
+
+
+def test_one_point_locate_equals_batch_assign_inside_outside_and_near(
+    porto: Engine, porto_index: GridIndex
+) -> None:
+    with porto.connect() as conn:
+        lon0, lat0, lon1, lat1 = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                "FROM (SELECT ST_Extent(geom) AS e FROM grid) AS extent"
+            )
+        ).one()
+    rng = np.random.default_rng(7)
+    pad = 0.003  # a few hundred metres beyond the grids: snapped and unassigned points too
+    lon = rng.uniform(lon0 - pad, lon1 + pad, 3000)
+    lat = rng.uniform(lat0 - pad, lat1 + pad, 3000)
+    placed = porto_index.assign(lon, lat)
+    assert (placed.area >= 0).sum() > 500 and (placed.area < 0).sum() > 100
+    assert placed.snapped.sum() > 0
+    for i in range(len(lon)):
+        assert porto_index.locate(float(lon[i]), float(lat[i])) == (
+            int(placed.area[i]),
+            bool(placed.snapped[i]),
+            float(placed.distance_m[i]),
+            int(placed.nearest[i]),
+        )
 
 
 def test_grid_geometry_change_by_import_reassigns_in_the_same_transaction(

@@ -23,28 +23,28 @@ down_revision: str | Sequence[str] | None = ("0003", "0004", "0005", "0006")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CHANNEL = "gridwork_change"
+# The channel is data.changes.CHANNEL, spelled out: a migration must not change with the code.
 _ACCESS = ("app_user", "user_scope", "api_key")
 
 
 def upgrade() -> None:
     op.execute(
-        f"""
+        """
         CREATE OR REPLACE FUNCTION bump_grids_version() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO deployment_setting (key, value)
             VALUES ('grids_version', gen_random_uuid()::text)
             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);
+            PERFORM pg_notify('gridwork_change', TG_TABLE_NAME);
             RETURN NULL;
         END $$;
         """
     )
     op.execute(
-        f"""
+        """
         CREATE FUNCTION notify_access_change() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);
+            PERFORM pg_notify('gridwork_change', TG_TABLE_NAME);
             RETURN NULL;
         END $$;
         """
