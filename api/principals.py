@@ -40,9 +40,12 @@ class _Entry:
 
 
 class Principals:
-    """Credential → principal, valid under one change-feed generation and for ``ttl_s``."""
+    """Credential → principal, valid under one change-feed generation and for ``ttl_s``.
 
-    def __init__(self, *, ttl_s: float = 60.0, max_entries: int = 10_000) -> None:
+    The TTL is only a backstop (changes end entries through the feed): long enough that a
+    wearable reporting every few minutes is not checked again each time."""
+
+    def __init__(self, *, ttl_s: float = 900.0, max_entries: int = 100_000) -> None:
         self.feed: ChangeFeed | None = None  # set while the app's lifespan runs
         self._ttl_s = ttl_s
         self._max_entries = max_entries

@@ -8,6 +8,7 @@ key (devices, integrations) in ``X-API-Key``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -142,6 +143,24 @@ def _credential(
     return None
 
 
+CREDENTIAL_READS = 8
+"""Credentials checked against the database at once. When a thousand wearables report for
+the first time together, letting each take a thread and a pooled connection overflows the
+pool; new connections then cost more than the reads."""
+
+
+def _credential_reads(app: FastAPI) -> asyncio.Semaphore:
+    """The app's limit on concurrent credential reads, for the running event loop."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
+        app.state, "credential_reads", None
+    )
+    if held is None or held[0] is not loop:
+        held = (loop, asyncio.Semaphore(CREDENTIAL_READS))
+        app.state.credential_reads = held
+    return held[1]
+
+
 async def identify(request: Request, bearer: str | None, api_key: str | None) -> Principal | None:
     """The caller behind the request's credentials, or ``None`` when it brought none.
 
@@ -170,7 +189,8 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
                     return _key_principal(session, secret)
                 return _user_principal(session, str(claims["sub"]), via)
 
-        principal = await anyio.to_thread.run_sync(read)
+        async with _credential_reads(app):
+            principal = await anyio.to_thread.run_sync(read)
         cache.put(via, secret, principal, generation, expires)
     request.state.principal = principal
     return principal
