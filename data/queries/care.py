@@ -404,13 +404,19 @@ class ZoneContext:
     state: ZoneState
 
 
+_ZONES: dict[tuple[int, datetime, int], SafeZone] = {}
+"""Safe zones in metres by (elder, zone's ``updated_at``, EPSG): every write of a zone sets
+``updated_at`` (:func:`save_zone`), so a changed zone is simply a new key. Transforming a
+buffered grid polygon for every batch of fixes cost PostgreSQL more than storing them."""
+_ZONES_MAX = 50_000
+
+
 def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> list[ZoneContext]:
     rows = db.execute(
         text(
             f"""
             SELECT s.elder_id, e.home_grid_id, s.outside, s.last_fix_time, s.last_x, s.last_y,
-                   s.low_battery, s.no_fix, s.alarm, z.kind::text,
-                   ST_AsBinary(ST_Transform(z.geom, :epsg)),
+                   s.low_battery, s.no_fix, s.alarm, z.kind::text, z.updated_at,
                    ST_X(ST_Transform(z.centre, :epsg)), ST_Y(ST_Transform(z.centre, :epsg)),
                    z.radius_m
             FROM zone_state s JOIN elder e ON e.id = s.elder_id
@@ -420,15 +426,32 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
         ),
         params,
     ).all()
+    epsg = int(params["epsg"])
+    missing = [
+        r[0] for r in rows if r[9] != ZoneKind.circle.value and (r[0], r[10], epsg) not in _ZONES
+    ]
+    fetched: dict[int, SafeZone] = {}
+    if missing:
+        polygons = db.execute(
+            text(
+                "SELECT elder_id, updated_at, ST_AsBinary(ST_Transform(geom, :epsg)) "
+                "FROM safe_zone WHERE elder_id = ANY(:ids)"
+            ),
+            {"ids": missing, "epsg": epsg},
+        ).all()
+        if len(_ZONES) + len(polygons) > _ZONES_MAX:
+            _ZONES.clear()
+        for elder_id, updated_at, wkb in polygons:
+            polygon = shapely.from_wkb(bytes(wkb))
+            if not isinstance(polygon, Polygon | MultiPolygon):
+                raise InvalidGeometry(f"elder {elder_id}: the stored zone is not a polygon")
+            fetched[elder_id] = _ZONES[(elder_id, updated_at, epsg)] = SafeZone(geometry=polygon)
     out = []
     for r in rows:
         if r[9] == ZoneKind.circle.value:
             zone = SafeZone.circle(float(r[11]), float(r[12]), float(r[13]))
-        else:
-            polygon = shapely.from_wkb(bytes(r[10]))
-            if not isinstance(polygon, Polygon | MultiPolygon):
-                raise InvalidGeometry(f"elder {r[0]}: the stored zone is not a polygon")
-            zone = SafeZone(geometry=polygon)
+        else:  # fetched: the zone changed between the two reads; use the newer one
+            zone = _ZONES.get((r[0], r[10], epsg)) or fetched[r[0]]
         last = None if r[4] is None else (float(r[4]), float(r[5]))
         state = ZoneState(
             outside=r[2],
