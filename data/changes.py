@@ -18,6 +18,7 @@ A cache entry is valid only under the generation it was read in (see :meth:`Chan
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +84,26 @@ class ChangeFeed:
         """Bump at commit whenever this engine wrote a watched table (no wait for NOTIFY)."""
         key = (_FLAG, id(self))  # one flag per feed: several apps may share an engine
 
+        # The hooks must never raise: one raising during the rollback of a connection the
+        # database cut would replace the real error (a 503) with its own (a 500).
+
         def flag(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
             if _WRITES_WATCHED.search(statement):
                 conn.info[key] = True
 
         def bump(conn: Any) -> None:
-            if conn.info.pop(key, False):
+            try:
+                wrote = conn.invalidated or conn.info.pop(key, False)
+            except SQLAlchemyError:
+                wrote = True  # cannot tell: assume it did
+            if wrote:
                 self.bump()
 
         def forget(conn: Any) -> None:
-            conn.info.pop(key, None)
+            if conn.invalidated:
+                return  # its flag goes with it; at worst a spare bump later
+            with contextlib.suppress(SQLAlchemyError):
+                conn.info.pop(key, None)
 
         for name, hook in (("before_cursor_execute", flag), ("commit", bump), ("rollback", forget)):
             event.listen(engine, name, hook)

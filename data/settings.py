@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
     login_per_minute: int = 10
     ingest_per_minute: int = 600
+    ingest_batch_max: int = Field(
+        default=500, ge=1, le=5000, description="device requests per group commit; 1: none"
+    )
     position_retention_days: int = Field(
         default=30, ge=1, le=3650, description="elders' positions older than this are purged"
     )

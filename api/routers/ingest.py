@@ -89,7 +89,7 @@ def _queue(app: FastAPI) -> IngestQueue:
                     webhook_url=settings.alert_webhook_url,
                 )
 
-        queue = IngestQueue(store)
+        queue = IngestQueue(store, max_batch=settings.ingest_batch_max)
         app.state.ingest_queue = queue
     return queue
 

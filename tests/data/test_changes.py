@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from data.changes import _WRITES_WATCHED
+from data.changes import _WRITES_WATCHED, ChangeFeed
+from data.db import make_engine
 
 
 @pytest.mark.parametrize(
@@ -37,3 +42,24 @@ def test_writes_to_watched_tables_are_recognised(statement: str) -> None:
 )
 def test_other_statements_are_not(statement: str) -> None:
     assert not _WRITES_WATCHED.search(statement)
+
+
+def test_a_connection_cut_mid_transaction_still_raises_the_database_error(db_url: str) -> None:
+    """The feed's rollback hook must not replace "the database went away" (a 503 for the
+    client, who retries) with an error of its own (a 500)."""
+    engine = make_engine(db_url)
+    feed = ChangeFeed.for_engine(engine)
+
+    def cut_mid_transaction() -> None:
+        with Session(engine) as session, session.begin():
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            session.execute(text("UPDATE app_user SET active = active WHERE false"))
+
+    try:
+        with pytest.raises(OperationalError):
+            cut_mid_transaction()
+    finally:
+        feed.unwatch()
+        engine.dispose()
