@@ -1,6 +1,7 @@
 """``GET /checks``: the same report as ``gridwork check``, as JSON or GeoJSON.
 
-Two parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
+``ok`` is false when either part below found anything (what ``gridwork check`` exits
+non-zero on). Two parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
 ``ungridded``), and ``assignment_mismatches``: every household, facility and incident whose
 stored grid PostGIS ``ST_Covers`` disagrees with (there must be none). Both come from
 :func:`data.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
@@ -72,6 +73,8 @@ def checks(
             reason=reason,
         )
     return {
+        # One flag for monitoring: ``count`` is the topology issues only, as it always was.
+        "ok": not report.issues and not mismatches,
         "count": len(report.issues),
         "issues": report.issues,
         "ungridded": report.ungridded,

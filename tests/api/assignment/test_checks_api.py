@@ -92,6 +92,7 @@ def test_a_clean_database_has_no_assignment_mismatch(
     r = admin.get("/checks")
     assert r.status_code == 200, r.text
     assert r.json()["assignment_mismatches"] == []
+    assert r.json()["ok"] is (r.json()["count"] == 0)
     planner = admin.get("/checks", headers=auth["planner"]).json()
     assert planner["assignment_mismatches"] == []
     assert len(_household_audits(gridded_engine, "g-admin")) == before, "nothing read, no audit"
@@ -104,6 +105,7 @@ def test_a_corrupted_household_is_listed_with_its_stored_and_expected_grid(
     r = admin.get("/checks", params={"reason": "monthly check"})
     assert r.status_code == 200, r.text
     [mismatch] = r.json()["assignment_mismatches"]
+    assert r.json()["ok"] is False  # even where the topology is clean (count 0)
     assert mismatch == {
         "table": "household",
         "key": corrupted.code,
