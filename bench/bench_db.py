@@ -5,13 +5,13 @@ communities, grids and one worker per grid. Never the database the demo or the t
 
 from __future__ import annotations
 
-import psycopg
 import shapely
 from sqlalchemy import Engine, text
 
 from bench.synthetic_city import City
-from data.cluster import LocalCluster, ensure_database
-from data.db import make_engine, migrate
+from data import db
+from data.cluster import LocalCluster
+from data.db import make_engine
 from data.settings import Settings
 
 BENCH_DATABASE = "gridwork_bench"
@@ -22,14 +22,7 @@ def fresh_database(name: str = BENCH_DATABASE) -> str:
     """Drop and recreate ``name`` on the server gridwork uses; returns its URL, migrated."""
     settings = Settings()
     server = settings.database_url or LocalCluster(settings.state_path, settings.database_name).up()
-    base = server.rsplit("/", 1)[0]
-    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    url = f"{base}/{name}"
-    ensure_database(url, name)
-    migrate(url)
-    return url
+    return db.fresh_database(server, name)
 
 
 def load_city(engine: Engine, city: City) -> None:

@@ -47,14 +47,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psycopg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
+from bench.bench_db import fresh_database
 from data import care
-from data.cluster import LocalCluster, ensure_database
-from data.db import make_engine, migrate, transaction
+from data.cluster import LocalCluster
+from data.db import make_engine, transaction
 from data.loading import import_file
 from data.models_care import DeviceDatum
 from data.queries.access import AreaScope
@@ -76,19 +76,6 @@ class Device:
     datum: DeviceDatum
     lon: float  # home, WGS-84
     lat: float
-
-
-def _fresh_database(settings: Settings) -> str:
-    """A new bench database in the private cluster (or next to DATABASE_URL's)."""
-    server = settings.database_url or LocalCluster(settings.state_path, settings.database_name).up()
-    base = server.rsplit("/", 1)[0]
-    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    url = f"{base}/{DATABASE}"
-    ensure_database(url, DATABASE)
-    migrate(url)
-    return url
 
 
 def prepare(url: str, n_devices: int) -> list[Device]:
@@ -424,7 +411,7 @@ def run_once(
 ) -> dict[str, str]:
     """A fresh database and server, the load, and what was stored; measures as strings."""
     console.print(f"preparing the bench database (group commit of up to {batch_max}) …")
-    url = _fresh_database(settings)
+    url = fresh_database(DATABASE)
     t0 = time.perf_counter()
     devices = prepare(url, args.devices)
     console.print(f"enrolled {len(devices)} devices in {time.perf_counter() - t0:.1f} s")

@@ -281,6 +281,15 @@ def ensure_database(url: str, database: str, *, wait_s: float = 30.0) -> None:
     ensure_extensions(_libpq_url(url).rsplit("/", 1)[0] + "/" + database)
 
 
+def drop_database(url: str, database: str) -> None:
+    """Drop ``database`` on the server of ``url``, closing its connections (tests, benches)."""
+    admin_url = _libpq_url(url).rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+
+
 def ensure_extensions(libpq_url: str) -> None:
     with psycopg.connect(libpq_url, autocommit=True) as conn:
         available = {

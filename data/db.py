@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from data.cluster import LocalCluster, ensure_database
+from data.cluster import LocalCluster, drop_database, ensure_database
 from data.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -43,6 +43,17 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "heads") -> None:
     """Apply every migration; several heads (parallel branches) are all applied."""
     command.upgrade(alembic_config(url), revision)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and recreate ``name`` next to ``server_url``'s database, migrated; its URL.
+
+    For tests and benchmarks: every run starts from the migrations, not from leftovers."""
+    drop_database(server_url, name)
+    url = f"{server_url.rsplit('/', 1)[0]}/{name}"
+    ensure_database(url, name)
+    migrate(url)
+    return url
 
 
 @contextmanager

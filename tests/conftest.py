@@ -11,12 +11,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from data.cluster import LocalCluster, ensure_database
-from data.db import make_engine, migrate
+from data.cluster import LocalCluster
+from data.db import fresh_database, make_engine
 from data.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,18 +29,6 @@ def _server_url(settings: Settings) -> str:
     cluster.init()
     cluster.start()
     return cluster.url()
-
-
-def _fresh_database(server_url: str, name: str) -> str:
-    """Drop and recreate ``name`` so every run starts from the migrations, not from leftovers."""
-    base = server_url.rsplit("/", 1)[0]
-    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    url = f"{base}/{name}"
-    ensure_database(url, name)
-    migrate(url)
-    return url
 
 
 def _sample(*parts: str) -> Path:
@@ -84,7 +71,7 @@ def server_url(settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def db_url(server_url: str) -> str:
     """A scratch database, migrated; tests that write use ``clean_engine``."""
-    return _fresh_database(server_url, "gridwork_test")
+    return fresh_database(server_url, "gridwork_test")
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +100,7 @@ def porto_url(server_url: str) -> str:
     """A database holding the Porto sample as ``make demo`` loads it; tests only read it."""
     from data.loading import load_porto
 
-    url = _fresh_database(server_url, "gridwork_test_porto")
+    url = fresh_database(server_url, "gridwork_test_porto")
     eng = make_engine(url)
     try:
         list(load_porto(eng, settings=Settings(database_url=url)))

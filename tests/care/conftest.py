@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -25,13 +24,13 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
-from data.db import make_engine, transaction
+from data.cluster import drop_database
+from data.db import fresh_database, make_engine, transaction
 from data.loading import import_file
 from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_user
 from data.settings import Settings
 from geo.assign import AreaIndex
-from tests.conftest import _fresh_database
 
 PASSWORD = "correct horse battery staple"
 EPSG = 32645  # UTM 45N, the district's metric CRS
@@ -78,7 +77,7 @@ STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
 def care_url(server_url: str, synthetic_district_path: Path, district: District) -> Iterator[str]:
     """A database per test session (named by pid), so parallel runs never drop each other's."""
     name = f"gridwork_test_care_{os.getpid()}"
-    url = _fresh_database(server_url, name)
+    url = fresh_database(server_url, name)
     engine = make_engine(url)
     try:
         for kind in ("streets", "communities", "workers", "grids", "facilities", "roads"):
@@ -98,9 +97,7 @@ def care_url(server_url: str, synthetic_district_path: Path, district: District)
     finally:
         engine.dispose()
     yield url
-    admin = server_url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")

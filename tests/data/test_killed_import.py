@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, _fresh_database
+from data.db import fresh_database
+from tests.conftest import ROOT
 
 ROWS = 300_000
 GRIDWORK = Path(sys.executable).with_name("gridwork")
@@ -41,7 +42,7 @@ def _copy_backends(conn: psycopg.Connection, database: str) -> list[int]:
 @pytest.mark.timeout(90)
 def test_import_killed_during_copy_leaves_no_rows(server_url: str, tmp_path: Path) -> None:
     database = "gridwork_test_killed_import"
-    url = _fresh_database(server_url, database)
+    url = fresh_database(server_url, database)
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     csv = _points_csv(tmp_path / "clinics.csv")
     env = {**os.environ, "DATABASE_URL": url}
