@@ -40,6 +40,7 @@ from fastapi import Depends, FastAPI
 
 from api.app import create_app
 from api.security import HUMAN_ROLES, hash_password, require
+from bench.http_client import Connection
 from data.db import make_engine, transaction
 from data.models import Role
 from data.queries.access import create_user
@@ -146,27 +147,19 @@ class Server:
 async def _http_client(
     port: int, token: str, paths: Sequence[str], deadline: float, out: list[float]
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
+    connection = Connection(port, f"Authorization: Bearer {token}\r\n")
     i = 0
     try:
         while time.perf_counter() < deadline:
             path = paths[i % len(paths)]
             i += 1
             start = time.perf_counter()
-            writer.write(f"GET {path} HTTP/1.1\r\n{head}".encode())
-            await writer.drain()
-            status = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            if b" 200 " not in status:
-                raise RuntimeError(f"{path}: {status.decode().strip()}")
+            status = await connection.get(path)
+            if status != 200:
+                raise RuntimeError(f"{path}: HTTP {status}")
             out.append(time.perf_counter() - start)
     finally:
-        writer.close()
+        connection.close()
 
 
 async def _pg_client(

@@ -52,6 +52,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench.bench_db import fresh_database
+from bench.http_client import Connection
 from data import care
 from data.cluster import LocalCluster
 from data.db import make_engine, transaction
@@ -191,46 +192,6 @@ class Send:
     query: str  # the OsmAnd query string, key included
     epoch: int
     attempt: int = 0
-
-
-class Connection:
-    """One HTTP/1.1 keep-alive connection written by hand: httpx costs the client ~1 ms of
-    CPU per request, and on 2 shared cores that measured the client, not the server."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, target: str) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        try:
-            self.writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            await self.writer.drain()
-            status_line = await self.reader.readline()
-            if not status_line:
-                raise ConnectionError("the server closed the connection")
-            length, close = 0, False
-            while (line := await self.reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-                elif name.lower() == b"connection" and b"close" in value.lower():
-                    close = True
-            await self.reader.readexactly(length)
-            if close:
-                self.close()
-            return int(status_line.split()[1])
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            self.close()
-            raise ConnectionError("the connection failed") from None
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 def restart_postgis(settings: Settings) -> float:
