@@ -1,7 +1,7 @@
 """Knowing, within milliseconds, that the users, keys, scopes or grids changed.
 
 The API caches who is behind a credential and the grid index, because reading them for every
-request costs more than the request itself (a ``/locate`` is ~50 µs of work). A cache is
+request costs more than the request itself (a ``/locate`` is an in-memory lookup). A cache is
 only as good as its invalidation, so:
 
 * every write to those tables sends ``NOTIFY gridwork_change`` (migration 0007), which

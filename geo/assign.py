@@ -155,7 +155,7 @@ class AreaIndex:
         """The area (input position) covering one point, lowest code on ties; -1 if none.
 
         The same rule as :meth:`assign_points` without its array set-up, which is most of
-        the cost for a single point (a ``/locate``): ~3 µs instead of ~25 µs.
+        the cost for a single point (a ``/locate``).
         """
         rank = self._cells.covering_rank_one(x, y)
         return _UNASSIGNED if rank == _UNASSIGNED else int(self._rank_to_input[rank])

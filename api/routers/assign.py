@@ -156,7 +156,7 @@ async def locate(
     """Grid, community, street and worker (name, phone) for a WGS-84 point, and how far the
     point is from the grid's edge; 404 when no grid of the caller's area is within reach.
 
-    ``async`` on purpose: the work is ~15 µs of in-memory lookups, cheaper than the thread
+    ``async`` on purpose: the work is a few in-memory lookups, cheaper than the thread
     hop a plain ``def`` costs; while nothing changed, neither signing in nor the grid index
     reads the database (see :mod:`api.principals`, :mod:`api.grid_index`)."""
     if not (math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
