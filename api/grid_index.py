@@ -38,20 +38,15 @@ async def current_grid_index(request: Request) -> GridIndex:
     app = request.app
     cache = grid_index_cache(app)
     feed: ChangeFeed | None = app.state.changes
-    checked = getattr(app.state, "grid_index_checked", None)
-    if feed is not None and checked is not None and feed.valid(checked[0]):
-        index: GridIndex = checked[1]
+    generation = feed.generation if feed is not None and feed.live else None
+    if generation is not None and (index := cache.checked(generation)) is not None:
         return index
-    generation = -1 if feed is None else feed.generation
 
     def read() -> GridIndex:
         with Session(app.state.engine) as session:
-            return cache.get(session)
+            return cache.get(session, generation=generation)
 
-    index = await anyio.to_thread.run_sync(read)
-    if feed is not None and feed.valid(generation):
-        app.state.grid_index_checked = (generation, index)
-    return index
+    return await anyio.to_thread.run_sync(read)
 
 
 GridIndexDep = Annotated[GridIndex, Depends(current_grid_index)]

@@ -270,28 +270,38 @@ class GridIndexCache:
     """One :class:`GridIndex` per process, rebuilt only when the grids-version token changes.
 
     The token is read *before* the grids, so an index can only ever be filed under a token
-    older than its data (costing one extra rebuild), never under a newer one.
+    older than its data (costing one extra rebuild), never under a newer one. A caller that
+    follows a :class:`~data.changes.ChangeFeed` passes the feed's generation read before
+    :meth:`get`; :meth:`checked` then answers without the database until it moves.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
         self._index: GridIndex | None = None
+        self._checked: tuple[int, GridIndex] | None = None
         self._lock = threading.Lock()
 
-    def get(self, db: Db) -> GridIndex:
+    def checked(self, generation: int) -> GridIndex | None:
+        """The index whose token was read under change-feed ``generation``, if any."""
+        held = self._checked
+        return held[1] if held is not None and held[0] == generation else None
+
+    def get(self, db: Db, *, generation: int | None = None) -> GridIndex:
         version = grids_version(db)
         index = self._index
-        if index is not None and index.version == version:
-            return index
-        with self._lock:
-            index = self._index
-            if index is None or index.version != version:
-                index = load_grid_index(db, settings=self.settings, version=version)
-                self._index = index
+        if index is None or index.version != version:
+            with self._lock:
+                index = self._index
+                if index is None or index.version != version:
+                    index = load_grid_index(db, settings=self.settings, version=version)
+                    self._index = index
+        if generation is not None:
+            self._checked = (generation, index)
         return index
 
     def clear(self) -> None:
         self._index = None
+        self._checked = None
 
 
 # --- reading and writing points in bulk ---------------------------------------------------
