@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 import jwt
 from fastapi import Depends, FastAPI, Request
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
@@ -51,12 +52,14 @@ _hasher = PasswordHash.recommended()  # argon2id
 # A hash of a random string, verified when the user is unknown so both paths cost the same.
 _DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
 
+# FastAPI's own scheme classes, used for the OpenAPI document only (see document_security).
+_SCHEMES = (
+    OAuth2PasswordBearer(tokenUrl="/token", auto_error=False),
+    APIKeyHeader(name="X-API-Key", auto_error=False),
+)
 SECURITY_SCHEMES = {
-    "OAuth2PasswordBearer": {
-        "type": "oauth2",
-        "flows": {"password": {"tokenUrl": "/token", "scopes": {}}},
-    },
-    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    scheme.scheme_name: scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for scheme in _SCHEMES
 }
 
 

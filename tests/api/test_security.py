@@ -295,3 +295,14 @@ def test_me_names_the_role(
     anonymous: TestClient, tokens: dict[str, dict[str, str]], who: str
 ) -> None:
     assert anonymous.get("/me", headers=tokens[who]).json()["role"] == STAFF[who].role.value
+
+
+def test_the_api_docs_offer_both_ways_to_sign_in_on_private_routes_only(
+    anonymous: TestClient,
+) -> None:
+    doc = anonymous.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/token"
+    assert schemes["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert {"OAuth2PasswordBearer": []} in doc["paths"]["/locate"]["get"]["security"]
+    assert "security" not in doc["paths"]["/token"]["post"]
