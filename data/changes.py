@@ -22,7 +22,6 @@ import contextlib
 import logging
 import re
 import threading
-import time
 from typing import Any
 
 import psycopg
@@ -53,6 +52,7 @@ class ChangeFeed:
         self._lock = threading.Lock()
         self._generation = 0
         self._live = False
+        self._connected = threading.Event()  # set the first time the listener is live
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._hooks: list[tuple[Engine, str, Any]] = []
@@ -122,9 +122,7 @@ class ChangeFeed:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gridwork-changes", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + wait_s
-        while not self._live and time.monotonic() < deadline and self._thread.is_alive():
-            time.sleep(0.01)
+        self._connected.wait(wait_s)
 
     def stop(self) -> None:
         self.unwatch()
@@ -141,6 +139,7 @@ class ChangeFeed:
                     # Anything cached before this point may predate a missed notification.
                     self.bump()
                     self._live = True
+                    self._connected.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):
                             self.bump()
