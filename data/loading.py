@@ -19,7 +19,7 @@ from data.assignment import assign_after_import
 from data.checks import run_checks
 from data.crs import metric_epsg
 from data.db import transaction
-from data.importer import ImportReport, upsert
+from data.importer import TARGETS, ImportReport, upsert
 from data.queries.hierarchy import attach_buildings_to_communities, district_outline, read_level
 from data.readers import Kind, Progress, read_layer
 from data.settings import Settings
@@ -70,6 +70,9 @@ def import_file(
         _after_import(session, kind)
         metric_epsg(session, settings.metric_epsg if settings else None)
         assign_after_import(session, kind, settings=settings)
+        # Fresh statistics now, not at autovacuum's next round: a table that grew from
+        # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
+        session.execute(text(f"ANALYZE {TARGETS[kind].table}"))
     return report
 
 
