@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -21,9 +21,10 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from sqlalchemy.orm import Session
 
+from api.key_checks import KeyChecks
 from api.principals import Principal, Principals
 from data.models import Role
-from data.queries.access import find_api_key, find_user, resolve_scope, write_audit
+from data.queries.access import AreaScope, find_api_keys, find_user, resolve_scope, write_audit
 from data.settings import Settings
 from geo.errors import Forbidden, Unauthorized
 
@@ -117,17 +118,33 @@ def _user_principal(session: Session, username: str, via: str) -> Principal:
     )
 
 
-def _key_principal(session: Session, api_key: str) -> Principal:
-    record = find_api_key(session, api_key)
-    if record is None:
-        raise Unauthorized("the API key is not valid")
-    return Principal(
-        f"key:{record.name}",
-        record.role,
-        record.user_id,
-        resolve_scope(session, record.role, record.user_id),
-        "api_key",
-    )
+def _key_principals(session: Session, keys: Sequence[str]) -> dict[str, Principal]:
+    """The principals of the valid keys among ``keys`` (one query for the keys, one per
+    key owner's area)."""
+    scopes: dict[tuple[Role, int | None], AreaScope] = {}
+    out = {}
+    for key, record in find_api_keys(session, keys).items():
+        owner = (record.role, record.user_id)
+        if owner not in scopes:
+            scopes[owner] = resolve_scope(session, record.role, record.user_id)
+        out[key] = Principal(
+            f"key:{record.name}", record.role, record.user_id, scopes[owner], "api_key"
+        )
+    return out
+
+
+def _key_checks(app: FastAPI) -> KeyChecks:
+    """The app's batched key checks on the running event loop (one per loop)."""
+    checks: KeyChecks | None = getattr(app.state, "key_checks", None)
+    if checks is None or checks.loop is not asyncio.get_running_loop():
+
+        def read(keys: Sequence[str]) -> dict[str, Principal]:
+            with Session(app.state.engine) as session:
+                return _key_principals(session, keys)
+
+        checks = KeyChecks(read)
+        app.state.key_checks = checks
+    return checks
 
 
 def _credential(
@@ -147,9 +164,9 @@ def _credential(
 
 
 CREDENTIAL_READS = 8
-"""Credentials checked against the database at once. When a thousand wearables report for
-the first time together, letting each take a thread and a pooled connection overflows the
-pool; new connections then cost more than the reads."""
+"""Tokens checked against the database at once: letting each take a thread and a pooled
+connection when many arrive together overflows the pool, and new connections then cost more
+than the reads. (API keys, a thousand wearables reporting at once, share batched reads.)"""
 
 
 def _credential_reads(app: FastAPI) -> asyncio.Semaphore:
@@ -169,7 +186,8 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
 
     Answered from :class:`~api.principals.Principals` when the same credential was checked
     since the last change to users, keys, scopes or grids; otherwise read in a worker thread
-    with its own short session, so the event loop never waits on the database.
+    with its own short session, so the event loop never waits on the database (API keys
+    arriving together are read together, :class:`~api.key_checks.KeyChecks`).
     """
     credential = _credential(request, bearer, api_key)
     if credential is None:
@@ -185,15 +203,18 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
             claims = _decode(settings, secret)
             expires = float(claims["exp"])  # type: ignore[arg-type]
         generation = cache.generation()
+        if via == "api_key":
+            principal = await _key_checks(app).check(secret)
+            if principal is None:
+                raise Unauthorized("the API key is not valid")
+        else:
 
-        def read() -> Principal:
-            with Session(app.state.engine) as session:
-                if via == "api_key":
-                    return _key_principal(session, secret)
-                return _user_principal(session, str(claims["sub"]), via)
+            def read() -> Principal:
+                with Session(app.state.engine) as session:
+                    return _user_principal(session, str(claims["sub"]), via)
 
-        async with _credential_reads(app):
-            principal = await anyio.to_thread.run_sync(read)
+            async with _credential_reads(app):
+                principal = await anyio.to_thread.run_sync(read)
         cache.put(via, secret, principal, generation, expires)
     request.state.principal = principal
     return principal

@@ -200,14 +200,17 @@ class ApiKeyRecord:
     user_id: int | None
 
 
-def find_api_key(db: Db, key: str) -> ApiKeyRecord | None:
-    row = db.execute(
+def find_api_keys(db: Db, keys: Sequence[str]) -> dict[str, ApiKeyRecord]:
+    """The live keys among ``keys``, by key; unknown and revoked ones are absent."""
+    by_digest = {key_digest(k): k for k in keys}
+    rows = db.execute(
         text(
-            "SELECT name, role::text, user_id FROM api_key WHERE digest = :d AND revoked_at IS NULL"
+            "SELECT digest, name, role::text, user_id FROM api_key "
+            "WHERE digest = ANY(:d) AND revoked_at IS NULL"
         ),
-        {"d": key_digest(key)},
-    ).first()
-    return None if row is None else ApiKeyRecord(row[0], Role(row[1]), row[2])
+        {"d": list(by_digest)},
+    ).all()
+    return {by_digest[r[0]]: ApiKeyRecord(r[1], Role(r[2]), r[3]) for r in rows}
 
 
 def write_audit(

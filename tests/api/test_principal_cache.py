@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -146,3 +147,22 @@ def test_a_change_made_while_the_feed_was_down_is_not_missed(
         for _ in range(3):
             assert client.get("/me", headers=headers).status_code == 200
     assert reads() <= 1
+
+
+def test_many_new_api_keys_at_once_are_checked_together(
+    client: TestClient, porto_engine: Engine
+) -> None:
+    """A thousand wearables reporting after a restart: keys never seen by this process are
+    read in shared queries, and each caller still gets its own answer."""
+    prefix = f"t-burst-{secrets.token_hex(3)}"
+    with transaction(porto_engine) as session:
+        keys = [create_api_key(session, f"{prefix}-{i}", Role.admin) for i in range(120)]
+    wrong = [f"gw_not-a-key-{i}" for i in range(20)]
+
+    def me(key: str) -> int:
+        return client.get("/me", headers={"X-API-Key": key}).status_code
+
+    with reads_of(porto_engine, "api_key") as reads, ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(me, keys + wrong))
+    assert statuses == [200] * len(keys) + [401] * len(wrong)
+    assert reads() < len(keys) // 2, f"{reads()} reads for {len(keys) + len(wrong)} new keys"
