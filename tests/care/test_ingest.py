@@ -282,3 +282,19 @@ def test_concurrent_requests_are_committed_together_and_answered_each_on_its_own
     duplicates = sum(a[2]["duplicates"] for a in answers if a[1] == 200)
     assert (stored, duplicates) == (23 + 8, 8)
     assert _positions(care) == stored
+
+
+def test_the_api_docs_show_what_traccar_client_sends_and_what_it_gets_back(
+    client: TestClient,
+) -> None:
+    doc = client.get("/openapi.json").json()
+    for method in ("get", "post"):
+        operation = doc["paths"]["/ingest/osmand"][method]
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"key", "id", "lat", "lon", "location", "timestamp", "batt", "alarm"} <= names
+        answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer == {"$ref": "#/components/schemas/IngestAnswer"}
+    assert set(doc["components"]["schemas"]["IngestAnswer"]["properties"]) == {
+        "stored",
+        "duplicates",
+    }
