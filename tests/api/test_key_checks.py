@@ -39,7 +39,7 @@ class Store:
 def test_each_caller_gets_its_own_answer_from_few_shared_reads() -> None:
     valid = {f"k{i}" for i in range(150)}
     store = Store(valid)
-    asked = [f"k{i}" for i in range(200)] * 2  # 50 unknown keys, every key asked twice
+    asked = [f"k{i}" for i in range(200) for _ in "ab"]  # 50 unknown, each asked twice at once
 
     async def run() -> list[Principal | None]:
         checks = KeyChecks(store.read, max_batch=64)
@@ -52,7 +52,7 @@ def test_each_caller_gets_its_own_answer_from_few_shared_reads() -> None:
     read = [k for call in store.calls for k in call]
     assert sorted(read) == sorted(set(asked)), "a key was read twice, or not at all"
     assert max(len(call) for call in store.calls) <= 64
-    assert len(store.calls) <= 5
+    assert len(store.calls) <= 8
 
 
 def test_a_lone_key_is_read_at_once_and_alone() -> None:
