@@ -130,6 +130,36 @@ def enrol(
     return Enrolled(elder_id, device_code, key, home.grid_code)
 
 
+def replace_device(session: Session, elder_id: int, *, device_code: str, datum: DeviceDatum) -> str:
+    """A new key for the elder's device, or a new device; returns the key (shown once).
+
+    Whatever the elder wore before stops reporting at once: its key is revoked (and every
+    API process drops it through the change feed). The same code re-issues the key of a
+    lost or leaked one; another code replaces the watch. A code enrolled for another elder
+    is refused.
+    """
+    owner = q.device_owner(session, device_code)
+    if owner is not None and owner != elder_id:
+        raise Conflict(f"device '{device_code}' is enrolled for another elder", field="device_id")
+    q.retire_devices(session, elder_id)
+    key_name = f"device:{device_code}"
+    key = create_api_key(session, key_name, Role.device)
+    q.attach_device(
+        session,
+        code=device_code,
+        elder_id=elder_id,
+        key_id=q.api_key_id(session, key_name),
+        datum=datum,
+    )
+    return key
+
+
+def deactivate_devices(session: Session, elder_id: int) -> list[str]:
+    """A lost, broken or returned watch: its key stops working; positions already stored
+    stay until retention or a withdrawal of consent removes them."""
+    return q.retire_devices(session, elder_id)
+
+
 def record_consent(session: Session, elder_id: int, consent: ConsentRecord, *, by: str) -> int:
     if consent.given_on > date.today() + timedelta(days=1):
         raise InvalidInput("consent cannot be given in the future", field="given_on")

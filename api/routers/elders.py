@@ -45,6 +45,7 @@ Hours = Annotated[float, Query(gt=0, le=24 * 7, description="how far back, in ho
 GEOJSON = "application/geo+json"
 NEAREST_FACILITIES = 5
 MAX_TRAIL = 5000
+INGEST_URL = "/ingest/osmand?key=<api_key>&id=<device_id>&lat=…&lon=…&timestamp=…"
 
 
 class ConsentIn(BaseModel):
@@ -64,7 +65,7 @@ class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: str = Field(
-        min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$", description="the OsmAnd id"
+        min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$", description="the OsmAnd id"
     )
     datum: DeviceDatum = Field(description="what the device reports in: wgs84, gcj02 or bd09")
 
@@ -112,7 +113,7 @@ def enrol(request: Request, session: SessionDep, principal: Enroller, body: Elde
         api_key=enrolled.api_key,
         home_grid_code=enrolled.home_grid_code,
         consent=body.consent is not None,
-        ingest_url="/ingest/osmand?key=<api_key>&id=<device_id>&lat=…&lon=…&timestamp=…",
+        ingest_url=INGEST_URL,
     )
 
 
@@ -154,6 +155,32 @@ def add_consent(
     q.elder_record(session, elder_id, principal.scope)
     consent_id = care.record_consent(session, elder_id, body.record(), by=principal.name)
     return {"consent_id": consent_id, "consent": True}
+
+
+class DeviceKeyOut(BaseModel):
+    device_id: str
+    api_key: str = Field(description="the device's new key, shown once")
+    ingest_url: str
+
+
+@router.put(
+    "/{elder_id}/device",
+    summary="A new key for the elder's device, or a new device: the old key stops at once",
+)
+def replace_device(
+    session: SessionDep, principal: Enroller, elder_id: int, body: DeviceIn
+) -> DeviceKeyOut:
+    """The same ``device_id`` re-issues the key (leaked, or the watch was reset); another
+    ``device_id`` replaces the watch. Either way the previous key is revoked."""
+    q.elder_record(session, elder_id, principal.scope)
+    key = care.replace_device(session, elder_id, device_code=body.device_id, datum=body.datum)
+    return DeviceKeyOut(device_id=body.device_id, api_key=key, ingest_url=INGEST_URL)
+
+
+@router.delete("/{elder_id}/device", summary="Deactivate the elder's device: its key stops at once")
+def deactivate_device(session: SessionDep, principal: Enroller, elder_id: int) -> dict[str, Any]:
+    q.elder_record(session, elder_id, principal.scope)
+    return {"deactivated": care.deactivate_devices(session, elder_id)}
 
 
 @router.delete("/{elder_id}/consent", summary="Withdraw consent: ingest is refused from now on")

@@ -141,6 +141,55 @@ def insert_device(db: Db, *, code: str, elder_id: int, key_id: int, datum: Devic
     )
 
 
+def device_owner(db: Db, code: str) -> int | None:
+    """The elder a device code is enrolled for, if any."""
+    value = db.execute(
+        text("SELECT elder_id FROM device WHERE device_code = :c"), {"c": code}
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def retire_devices(db: Db, elder_id: int) -> list[str]:
+    """Deactivate the elder's devices and revoke their keys; the codes of those that were
+    active. A revoked key is renamed (``…:retired:<id>``) so that a new key may take the
+    device's key name."""
+    rows = db.execute(
+        text(
+            """
+            WITH d AS (
+                SELECT id, device_code, api_key_id, active FROM device
+                WHERE elder_id = :e FOR UPDATE
+            ), k AS (
+                UPDATE api_key SET revoked_at = coalesce(revoked_at, now()),
+                    name = name || ':retired:' || id
+                WHERE id IN (SELECT api_key_id FROM d) AND name NOT LIKE '%:retired:%'
+            ), off AS (
+                UPDATE device SET active = false WHERE id IN (SELECT id FROM d)
+            )
+            SELECT device_code FROM d WHERE active ORDER BY device_code
+            """
+        ),
+        {"e": elder_id},
+    ).all()
+    return [r[0] for r in rows]
+
+
+def attach_device(db: Db, *, code: str, elder_id: int, key_id: int, datum: DeviceDatum) -> int:
+    """The device, active with this key: a code the elder had is reused, a new one added."""
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO device (device_code, elder_id, api_key_id, datum) "
+                "VALUES (:c, :e, :k, CAST(:d AS device_datum)) "
+                "ON CONFLICT (device_code) DO UPDATE SET api_key_id = excluded.api_key_id, "
+                "datum = excluded.datum, active = true WHERE device.elder_id = excluded.elder_id "
+                "RETURNING id"
+            ),
+            {"c": code, "e": elder_id, "k": key_id, "d": datum.value},
+        ).scalar_one()
+    )
+
+
 def grid_metric(db: Db, grid_id: int, epsg: int) -> BaseGeometry:
     wkb = db.execute(
         text("SELECT ST_AsBinary(ST_Transform(geom, :epsg)) FROM grid WHERE id = :id"),
@@ -233,14 +282,16 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
                 f"""
                 SELECT e.id, e.display_name, e.emergency_contact, h.code AS household_code,
                        g.code AS home_grid_code, d.device_code AS device_id,
-                       d.datum::text AS datum, e.created_at,
+                       d.datum::text AS datum, coalesce(d.active, false) AS device_active,
+                       e.created_at,
                        EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                                AND c.withdrawn_at IS NULL) AS consent
                 FROM elder e
                 LEFT JOIN household h ON h.id = e.household_id
                 LEFT JOIN grid g ON g.id = e.home_grid_id
-                LEFT JOIN LATERAL (SELECT device_code, datum FROM device
-                                   WHERE elder_id = e.id ORDER BY id DESC LIMIT 1) d ON true
+                LEFT JOIN LATERAL (SELECT device_code, datum, active FROM device
+                                   WHERE elder_id = e.id ORDER BY active DESC, id DESC
+                                   LIMIT 1) d ON true
                 WHERE e.id = :id AND {_ELDER_VISIBLE}
                 """  # noqa: S608
             ),

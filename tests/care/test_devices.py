@@ -1,0 +1,117 @@
+"""A watch is lost, reset or replaced: staff issue a new key, and the old one stops at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from tests.care.conftest import District, count, enrol, osmand
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _report(client: TestClient, key: str, code: str, district: District, seconds: int) -> int:
+    when = NOW - timedelta(seconds=seconds)
+    return osmand(client, key, code, district.home_lon, district.home_lat, when).status_code
+
+
+def test_a_new_key_for_the_same_watch_ends_the_old_key_at_once(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-leaked")
+    old = elder["api_key"]
+    assert _report(client, old, "watch-leaked", district, 60) == 200
+    r = client.put(
+        f"/elders/{elder['id']}/device",
+        json={"device_id": "watch-leaked", "datum": "gcj02"},
+        headers=staff["care_staff"],
+    )
+    assert r.status_code == 200, r.text
+    new = r.json()["api_key"]
+    assert new != old
+    assert _report(client, old, "watch-leaked", district, 50) == 401  # cached a moment ago
+    assert _report(client, new, "watch-leaked", district, 40) == 200
+    record = client.get(f"/elders/{elder['id']}", headers=staff["care_staff"]).json()
+    assert (record["device_id"], record["datum"], record["device_active"]) == (
+        "watch-leaked",
+        "gcj02",
+        True,
+    )
+    assert count(care, "SELECT count(*) FROM position") == 2
+
+
+def test_a_replacement_watch_reports_and_the_old_one_cannot(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-broken")
+    old = elder["api_key"]
+    r = client.put(
+        f"/elders/{elder['id']}/device",
+        json={"device_id": "watch-spare", "datum": "wgs84"},
+        headers=staff["care_staff"],
+    )
+    assert r.status_code == 200, r.text
+    new = r.json()["api_key"]
+    assert _report(client, old, "watch-broken", district, 30) == 401
+    assert _report(client, new, "watch-broken", district, 20) == 403  # not this key's device
+    assert _report(client, new, "watch-spare", district, 10) == 200
+    stored = count(
+        care,
+        "SELECT count(*) FROM position p JOIN device d ON d.id = p.device_id "
+        "WHERE d.device_code = 'watch-spare' AND p.elder_id = :e",
+        e=elder["id"],
+    )
+    assert stored == 1
+
+
+def test_a_deactivated_watch_is_refused_until_staff_issue_it_a_key_again(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-lost")
+    r = client.delete(f"/elders/{elder['id']}/device", headers=staff["care_staff"])
+    assert r.json() == {"deactivated": ["watch-lost"]}
+    assert _report(client, elder["api_key"], "watch-lost", district, 30) == 401
+    record = client.get(f"/elders/{elder['id']}", headers=staff["care_staff"]).json()
+    assert record["device_active"] is False
+    assert client.delete(f"/elders/{elder['id']}/device", headers=staff["care_staff"]).json() == {
+        "deactivated": []
+    }
+    again = client.put(
+        f"/elders/{elder['id']}/device",
+        json={"device_id": "watch-lost", "datum": "wgs84"},
+        headers=staff["care_staff"],
+    )
+    assert _report(client, again.json()["api_key"], "watch-lost", district, 20) == 200
+    assert count(care, "SELECT count(*) FROM position") == 1
+
+
+def test_another_elders_watch_cannot_be_taken_and_nothing_changes(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    mine = enrol(client, staff["care_staff"], "watch-a")
+    theirs = enrol(client, staff["care_staff"], "watch-b")
+    r = client.put(
+        f"/elders/{mine['id']}/device",
+        json={"device_id": "watch-b", "datum": "wgs84"},
+        headers=staff["care_staff"],
+    )
+    assert r.status_code == 409
+    assert r.json()["field"] == "device_id"
+    assert _report(client, mine["api_key"], "watch-a", district, 20) == 200
+    assert _report(client, theirs["api_key"], "watch-b", district, 10) == 200
+
+
+def test_only_staff_of_the_area_manage_a_watch(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-guarded")
+    path = f"/elders/{elder['id']}/device"
+    body = {"device_id": "watch-guarded", "datum": "wgs84"}
+    assert client.put(path, json=body, headers=staff["far_care"]).status_code == 404
+    assert client.put(path, json=body, headers=staff["home_worker"]).status_code == 403
+    assert client.delete(path, headers=staff["planner"]).status_code == 403
+    device = {"X-API-Key": elder["api_key"]}
+    assert client.delete(path, headers=device).status_code == 403
+    assert _report(client, elder["api_key"], "watch-guarded", district, 10) == 200
