@@ -54,7 +54,8 @@ class Principals:
 
     @staticmethod
     def _key(via: str, secret: str) -> str:
-        # Digests only: the cache never holds a usable token or key.
+        # Digests only: the cache never holds a usable token or key. (An API key's digest
+        # is the one stored in ``api_key.digest``, which lets :meth:`put_digest` preload.)
         return via + ":" + hashlib.sha256(secret.encode()).hexdigest()
 
     def generation(self) -> int:
@@ -90,6 +91,19 @@ class Principals:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
             self._entries[self._key(via, secret)] = _Entry(principal, generation, until)
+
+    def put_digests(self, via: str, principals: dict[str, Principal], generation: int) -> int:
+        """Preload principals by the digest of their credential; how many were kept."""
+        feed = self.feed
+        if feed is None or not feed.valid(generation):
+            return 0
+        until = time.time() + self._ttl_s
+        room = max(0, self._max_entries - len(self._entries))
+        entries = list(principals.items())[:room]
+        with self._lock:
+            for digest, principal in entries:
+                self._entries[via + ":" + digest] = _Entry(principal, generation, until)
+        return len(entries)
 
     def clear(self) -> None:
         with self._lock:

@@ -9,9 +9,10 @@ key (devices, integrations) in ``X-API-Key``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -19,14 +20,25 @@ import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pwdlib import PasswordHash
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.key_checks import KeyChecks
 from api.principals import Principal, Principals
 from data.models import Role
-from data.queries.access import AreaScope, find_api_keys, find_user, resolve_scope, write_audit
+from data.queries.access import (
+    ApiKeyRecord,
+    AreaScope,
+    find_api_keys,
+    find_user,
+    live_device_keys,
+    resolve_scope,
+    write_audit,
+)
 from data.settings import Settings
 from geo.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 COOKIE = "gridwork_token"
 ALGORITHM = "HS256"
@@ -119,11 +131,15 @@ def _user_principal(session: Session, username: str, via: str) -> Principal:
 
 
 def _key_principals(session: Session, keys: Sequence[str]) -> dict[str, Principal]:
-    """The principals of the valid keys among ``keys`` (one query for the keys, one per
-    key owner's area)."""
+    """The principals of the valid keys among ``keys``."""
+    return _principals_of(session, find_api_keys(session, keys))
+
+
+def _principals_of(session: Session, records: Mapping[str, ApiKeyRecord]) -> dict[str, Principal]:
+    """A principal per key record (one query per key owner's area; a device has none)."""
     scopes: dict[tuple[Role, int | None], AreaScope] = {}
     out = {}
-    for key, record in find_api_keys(session, keys).items():
+    for key, record in records.items():
         owner = (record.role, record.user_id)
         if owner not in scopes:
             scopes[owner] = resolve_scope(session, record.role, record.user_id)
@@ -131,6 +147,21 @@ def _key_principals(session: Session, keys: Sequence[str]) -> dict[str, Principa
             f"key:{record.name}", record.role, record.user_id, scopes[owner], "api_key"
         )
     return out
+
+
+def preload_device_keys(app: FastAPI, *, limit: int = 50_000) -> int:
+    """Remember every live device key's principal when the API starts (by the digest
+    stored for it), so that the wearables' first reports after a restart or a deploy do
+    not all queue for a key check at once. Call once the change feed is live."""
+    cache: Principals = app.state.principals
+    generation = cache.generation()
+    try:
+        with Session(app.state.engine) as session:
+            principals = _principals_of(session, live_device_keys(session, limit=limit))
+    except SQLAlchemyError as exc:  # only a warm start lost: keys are checked as they come
+        log.warning("device keys not preloaded: %s", exc)
+        return 0
+    return cache.put_digests("api_key", principals, generation)
 
 
 def _key_checks(app: FastAPI) -> KeyChecks:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
     login_per_minute: int = 10
     ingest_per_minute: int = 600
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry spans, metrics and logs, for a deployment that "
+        "configures a provider; off, no request pays for looking one up",
+    )
     ingest_batch_max: int = Field(
         default=500, ge=1, le=5000, description="device requests per group commit; 1: none"
     )

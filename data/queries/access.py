@@ -200,6 +200,18 @@ class ApiKeyRecord:
     user_id: int | None
 
 
+def live_device_keys(db: Db, *, limit: int) -> dict[str, ApiKeyRecord]:
+    """Digest → record of the newest live device keys, at most ``limit`` of them."""
+    rows = db.execute(
+        text(
+            "SELECT digest, name, role::text, user_id FROM api_key "
+            "WHERE role = 'device' AND revoked_at IS NULL ORDER BY id DESC LIMIT :n"
+        ),
+        {"n": limit},
+    ).all()
+    return {r[0]: ApiKeyRecord(r[1], Role(r[2]), r[3]) for r in rows}
+
+
 def find_api_keys(db: Db, keys: Sequence[str]) -> dict[str, ApiKeyRecord]:
     """The live keys among ``keys``, by key; unknown and revoked ones are absent."""
     by_digest = {key_digest(k): k for k in keys}

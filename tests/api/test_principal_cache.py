@@ -166,3 +166,32 @@ def test_many_new_api_keys_at_once_are_checked_together(
         statuses = list(pool.map(me, keys + wrong))
     assert statuses == [200] * len(keys) + [401] * len(wrong)
     assert reads() < len(keys) // 2, f"{reads()} reads for {len(keys) + len(wrong)} new keys"
+
+
+def test_device_keys_are_known_from_the_start_and_a_revoked_one_is_not(
+    porto_engine: Engine, porto_url: str
+) -> None:
+    """After a restart or a deploy the wearables' first reports need no key check; a key
+    revoked before the restart, or after it, is refused."""
+    prefix = f"t-warm-{secrets.token_hex(3)}"
+    with transaction(porto_engine) as session:
+        live = create_api_key(session, f"{prefix}-live", Role.device)
+        revoked = create_api_key(session, f"{prefix}-revoked", Role.device)
+        later = create_api_key(session, f"{prefix}-later", Role.device)
+        session.execute(
+            text("UPDATE api_key SET revoked_at = now() WHERE name = :n"),
+            {"n": f"{prefix}-revoked"},
+        )
+    restarted = create_app(make_settings(porto_url), engine=porto_engine)
+    with TestClient(restarted) as client:
+        with reads_of(porto_engine, "api_key") as reads:
+            assert client.get("/me", headers={"X-API-Key": live}).json()["role"] == "device"
+            assert client.get("/me", headers={"X-API-Key": later}).status_code == 200
+        assert reads() == 0
+        assert client.get("/me", headers={"X-API-Key": revoked}).status_code == 401
+        with transaction(porto_engine) as session:
+            session.execute(
+                text("UPDATE api_key SET revoked_at = now() WHERE name = :n"),
+                {"n": f"{prefix}-later"},
+            )
+        assert client.get("/me", headers={"X-API-Key": later}).status_code == 401
