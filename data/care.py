@@ -486,6 +486,7 @@ def _evaluate(
     for p in stored:
         by_elder[p.elder_id].append(p)
     raised: list[tuple[int, datetime]] = []
+    alerts: list[q.NewAlert] = []
     changed: dict[int, ZoneState] = {}
     for elder_id in sorted(by_elder):
         ctx = contexts.get(elder_id)
@@ -502,24 +503,19 @@ def _evaluate(
                 state = new_state
             for event in events:
                 if event.kind != "no_fix":
-                    raise_alert(session, ctx, event, p.id, p.grid_id, webhook_url)
+                    alerts.append(_alert(ctx, event, p.id, p.grid_id))
                     raised.append((p.device_id, p.time))
         if state != ctx.state:
             changed[elder_id] = state
+    raise_alerts(session, alerts, webhook_url)
     q.save_zone_states(session, changed)
     return raised
 
 
-def raise_alert(
-    session: Session,
-    ctx: q.ZoneContext,
-    event: ZoneEvent,
-    position_id: int | None,
-    grid_id: int | None,
-    webhook_url: str | None,
-) -> int:
-    alert_id = q.insert_alert(
-        session,
+def _alert(
+    ctx: q.ZoneContext, event: ZoneEvent, position_id: int | None, grid_id: int | None
+) -> q.NewAlert:
+    return q.NewAlert(
         elder_id=ctx.elder_id,
         kind=event.kind,
         event_time=event.time,
@@ -528,9 +524,17 @@ def raise_alert(
         home_grid_id=ctx.home_grid_id,
         detail=event.detail,
     )
+
+
+def raise_alerts(
+    session: Session, alerts: Sequence[q.NewAlert], webhook_url: str | None
+) -> list[int]:
+    """Store the alerts (routed to their workers) and queue them for the webhook, if any."""
+    ids = q.insert_alerts(session, alerts)
     if webhook_url:
-        q.queue_webhook(session, alert_id, webhook_url)
-    return alert_id
+        for alert_id in ids:
+            q.queue_webhook(session, alert_id, webhook_url)
+    return ids
 
 
 # --------------------------------------------------------------------------- periodic work
@@ -546,16 +550,14 @@ def raise_silent(
 ) -> int:
     """One ``no_fix`` alert per consenting elder silent for ``no_fix_minutes`` (once a spell)."""
     cutoff = now - timedelta(minutes=no_fix_minutes)
-    raised = 0
+    alerts: list[q.NewAlert] = []
     for ctx in q.silent_zones(session, cutoff=cutoff, epsg=epsg):
         state, events = evaluate(ctx.state, None, now, ctx.zone, no_fix_minutes=no_fix_minutes)
         ref = q.last_position_ref(session, ctx.elder_id)
         position_id, grid_id = ref if ref is not None else (None, None)
-        for event in events:
-            raise_alert(session, ctx, event, position_id, grid_id, webhook_url)
-            raised += 1
+        alerts += [_alert(ctx, event, position_id, grid_id) for event in events]
         q.save_zone_state(session, ctx.elder_id, state)
-    return raised
+    return len(raise_alerts(session, alerts, webhook_url))
 
 
 def purge(engine: Engine, *, now: datetime, retention: timedelta) -> int:

@@ -24,6 +24,7 @@ from data import care as care_use
 from data.db import transaction
 from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_user
+from geo.osmand import parse_osmand
 from tests.care.conftest import (
     CONSENT,
     EPSG,
@@ -465,3 +466,62 @@ def test_webhooks_are_delivered_with_retries(
     assert message["alert"]["home_grid_code"] == HOME_GRID
     assert elder["api_key"] not in json.dumps(message)
     assert count(care, "SELECT attempts FROM webhook_outbox") == 2
+
+
+def test_exits_committed_in_one_batch_each_raise_their_own_routed_alert(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """Group commit: several elders stepping out in one transaction get one alert each,
+    pointing at their own fix, routed to their own grids, queued for the webhook."""
+    elders = [enrol(client, staff["care_staff"], f"watch-batch-{i}") for i in range(4)]
+    # Each elder steps out to a different grid (east, north-east, ...), one stays home.
+    shifts = [(FAR_EAST, 0.0), (FAR_EAST, 0.01), (0.0, -0.02), (0.0, 0.0)]
+    requests = []
+    for i, (elder, (dlon, dlat)) in enumerate(zip(elders, shifts, strict=True)):
+        fix = parse_osmand(
+            {
+                "id": elder["device_id"],
+                "lat": repr(district.home_lat + dlat),
+                "lon": repr(district.home_lon + dlon),
+                "timestamp": str(int((NOW - timedelta(seconds=i)).timestamp())),
+            },
+            now=NOW,
+        )
+        requests.append(care_use.IngestRequest(f"device:{elder['device_id']}", [fix]))
+    with Session(care) as session, session.begin():
+        results = care_use.ingest_many(
+            session,
+            requests,
+            epsg=EPSG,
+            now=NOW,
+            retention=timedelta(days=30),
+            webhook_url="http://127.0.0.1:9/hook",
+        )
+    assert [(r.stored, r.alerts) for r in results] == [(1, 1), (1, 1), (1, 1), (1, 0)]
+    alerts = {a["elder_id"]: a for a in _alerts(client, staff["admin"])}
+    assert set(alerts) == {e["id"] for e in elders[:3]}
+    for elder, (dlon, dlat) in zip(elders[:3], shifts[:3], strict=True):
+        alert = alerts[elder["id"]]
+        where = district.grid_codes([district.home_lon + dlon], [district.home_lat + dlat])[0]
+        assert (alert["kind"], alert["grid_code"], alert["home_grid_code"]) == (
+            "left_zone",
+            where,
+            HOME_GRID,
+        )
+        with care.connect() as conn:
+            position_elder, payload = conn.execute(
+                text(
+                    "SELECT p.elder_id, o.payload FROM alert a JOIN position p "
+                    "ON p.id = a.position_id JOIN webhook_outbox o ON o.alert_id = a.id "
+                    "WHERE a.id = :a"
+                ),
+                {"a": alert["id"]},
+            ).one()
+        assert position_elder == elder["id"]
+        assert (payload["id"], payload["elder_id"], payload["grid_code"]) == (
+            alert["id"],
+            elder["id"],
+            where,
+        )
+        workers = {r["reason"]: r["worker_code"] for r in alert["recipients"]}
+        assert set(workers) == {"current_grid", "home_grid"}
