@@ -7,6 +7,8 @@ our code; 5xx never leak internals.
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -84,8 +86,30 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "InvalidInput", detail, errors=errors)
 
 
+class _Throttled:
+    """Log a recurring warning at most once per ``every_s``, with how many were held back:
+    while PostGIS restarts, every one of a thousand devices' reports would log it."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self._last = -math.inf
+        self._held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        suffix = f" (and {held} more like it since the last report)" if held else ""
+        log.warning(message + suffix, *args)
+
+
+_database_warnings = _Throttled()
+
+
 async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable: %s", exc)
+    _database_warnings.warning("database unavailable: %s", exc)
     return problem(503, "Unavailable", "the database is not reachable; try again shortly")
 
 

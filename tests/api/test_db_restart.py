@@ -84,7 +84,9 @@ def _wait_for(base: str, status: int, *, within: float) -> bool:
 
 
 @pytest.mark.timeout(120)
-def test_api_answers_again_after_postgis_restarts(own_cluster: LocalCluster, server: str) -> None:
+def test_api_answers_again_after_postgis_restarts(
+    own_cluster: LocalCluster, server: str, tmp_path: Path
+) -> None:
     assert httpx.get(f"{server}/health", timeout=5).json()["status"] == "ok"
 
     own_cluster.stop()
@@ -93,6 +95,10 @@ def test_api_answers_again_after_postgis_restarts(own_cluster: LocalCluster, ser
     assert down.status_code == 503
     assert down.json()["title"] == "Unavailable"
     assert time.monotonic() - started < 5
+    # Every refused request is answered, but the log says so once, not once per request.
+    assert {httpx.get(f"{server}/health", timeout=5).status_code for _ in range(20)} == {503}
+    logged = (tmp_path / "serve.log").read_text().count("database unavailable")
+    assert 1 <= logged <= 2, f"{logged} warnings for 21 refused requests"
 
     own_cluster.start()
     started = time.monotonic()
