@@ -38,8 +38,8 @@ def make_engine(url: str) -> Engine:
 
 def _session_settings(dbapi_connection: Any, _record: Any) -> None:
     """No JIT: gridwork's statements are short, and a cost estimate inflated by stale
-    statistics (a table just filled) made PostgreSQL spend 120 ms compiling a 62-row lookup
-    on the ingest path. PostGIS functions are not inlined by the JIT anyway."""
+    statistics (a table just filled) made PostgreSQL JIT-compile a 62-row lookup on the
+    ingest path, longer than the whole batch. PostGIS functions are not inlined anyway."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET jit = off")
     dbapi_connection.commit()
