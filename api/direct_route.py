@@ -2,8 +2,10 @@
 
 FastAPI solves an endpoint's dependencies, validates its parameters and serialises its
 response model on every request. On ``/ingest/osmand`` that bookkeeping took more CPU than
-the work itself, and a thousand wearables report at once (``bench.ingest``). A :class:`DirectRoute` hands the endpoint the request
-and sends back the response it returns; the route keeps everything else of an ``APIRoute``
+the work itself, and a thousand wearables report at once (``bench.ingest``).
+
+A :class:`DirectRoute` hands the endpoint the request and sends back the response it
+returns; the route keeps everything else of an ``APIRoute``
 (matching, middleware, exception handlers, its OpenAPI entry from ``response_model`` and
 ``openapi_extra``).
 
