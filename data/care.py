@@ -104,8 +104,7 @@ def enrol(
     recorded (``record_consent``).
     """
     home = q.find_home_household(session, household_code, scope)
-    key_name = f"device:{device_code}"
-    if q.device_code_taken(session, device_code, key_name):
+    if q.device_code_taken(session, device_code, f"device:{device_code}"):
         raise Conflict(f"device '{device_code}' is already enrolled", field="device_id")
     elder_id = q.insert_elder(
         session,
@@ -115,14 +114,7 @@ def enrol(
         emergency_contact=emergency_contact,
         enrolled_by=by,
     )
-    key = create_api_key(session, key_name, Role.device)
-    q.insert_device(
-        session,
-        code=device_code,
-        elder_id=elder_id,
-        key_id=q.api_key_id(session, key_name),
-        datum=datum,
-    )
+    key = _issue_device(session, elder_id, device_code, datum)
     zone = SafeZone.around_grid(q.grid_metric(session, home.grid_id, epsg), buffer_m=buffer_m)
     q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
     if consent is not None:
@@ -142,6 +134,11 @@ def replace_device(session: Session, elder_id: int, *, device_code: str, datum: 
     if owner is not None and owner != elder_id:
         raise Conflict(f"device '{device_code}' is enrolled for another elder", field="device_id")
     q.retire_devices(session, elder_id)
+    return _issue_device(session, elder_id, device_code, datum)
+
+
+def _issue_device(session: Session, elder_id: int, device_code: str, datum: DeviceDatum) -> str:
+    """The device, active, with a new key of its own (named after it); the key."""
     key_name = f"device:{device_code}"
     key = create_api_key(session, key_name, Role.device)
     q.attach_device(

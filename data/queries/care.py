@@ -129,18 +129,6 @@ def insert_elder(
     return int(elder_id)
 
 
-def insert_device(db: Db, *, code: str, elder_id: int, key_id: int, datum: DeviceDatum) -> int:
-    return int(
-        db.execute(
-            text(
-                "INSERT INTO device (device_code, elder_id, api_key_id, datum) "
-                "VALUES (:c, :e, :k, CAST(:d AS device_datum)) RETURNING id"
-            ),
-            {"c": code, "e": elder_id, "k": key_id, "d": datum.value},
-        ).scalar_one()
-    )
-
-
 def device_owner(db: Db, code: str) -> int | None:
     """The elder a device code is enrolled for, if any."""
     value = db.execute(
