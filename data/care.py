@@ -361,6 +361,28 @@ def ingest_many(
             continue
         results.append(None)
         accepted.append((i, request))
+    # Lock the elders' zone states, then look at consent again in a statement of its own.
+    # A withdrawal takes the same lock (q.withdraw_consent): either it committed before this
+    # second look, which then sees it, or it waits until this batch has committed, and its
+    # deletion of positions sees them. No fix is stored after a withdrawal.
+    elders = {links[(r.key_name, f.device_id)].elder_id for _, r in accepted for f in r.fixes}
+    contexts = q.lock_zones(session, sorted(elders), epsg=epsg)
+    withdrawn = q.without_consent(session, sorted(elders))
+    if withdrawn:
+        still: list[tuple[int, IngestRequest]] = []
+        for i, request in accepted:
+            codes = sorted(
+                {
+                    f.device_id
+                    for f in request.fixes
+                    if links[(request.key_name, f.device_id)].elder_id in withdrawn
+                }
+            )
+            if codes:
+                results[i] = _no_consent(codes)
+            else:
+                still.append((i, request))
+        accepted = still
     fixes: list[Fix] = []
     fix_links: list[q.DeviceLink] = []
     owner: list[int] = []
@@ -377,7 +399,7 @@ def ingest_many(
     # order and cannot deadlock on a fix that both of them carry.
     rows = sorted(rows, key=lambda r: (r.device_id, r.time))
     stored = q.insert_positions(session, rows, epsg=epsg)
-    alerts = _evaluate(session, stored, rows, epsg=epsg, webhook_url=webhook_url)
+    alerts = _evaluate(session, stored, rows, contexts, webhook_url=webhook_url)
     stored_by = Counter(first_row[(p.device_id, p.time)] for p in stored)
     alerts_by = Counter(first_row[key] for key in alerts)
     for i, request in accepted:
@@ -407,10 +429,7 @@ def _admit(
         if not (links[(request.key_name, c)].active and links[(request.key_name, c)].consented)
     ]
     if refused:
-        raise Forbidden(
-            f"no active consent for the wearer of device {_names(refused)}; nothing was stored",
-            field="id",
-        )
+        raise _no_consent(refused)
     for i, fix in enumerate(request.fixes):
         if fix.time < oldest:
             raise InvalidInput(
@@ -419,6 +438,13 @@ def _admit(
                 field="timestamp",
                 index=i if len(request.fixes) > 1 else None,
             )
+
+
+def _no_consent(codes: Sequence[str]) -> Forbidden:
+    return Forbidden(
+        f"no active consent for the wearer of device {_names(codes)}; nothing was stored",
+        field="id",
+    )
 
 
 def _names(codes: Sequence[str]) -> str:
@@ -465,20 +491,17 @@ def _evaluate(
     session: Session,
     stored: Sequence[q.StoredPosition],
     rows: Sequence[q.PositionRow],
+    contexts: Mapping[int, q.ZoneContext],
     *,
-    epsg: int,
     webhook_url: str | None,
 ) -> list[tuple[int, datetime]]:
-    """Advance each elder's zone state by their new fixes in time order; raise the alerts.
-
-    Returns the (device, time) of the fix behind each alert raised.
-    """
+    """Advance each elder's zone state (``contexts``, locked) by their new fixes in time
+    order; raise the alerts. Returns the (device, time) of the fix behind each alert."""
     if not stored:
         return []
     extra: dict[tuple[int, datetime], q.PositionRow] = {}
     for r in rows:
         extra.setdefault((r.device_id, r.time), r)
-    contexts = q.lock_zones(session, [p.elder_id for p in stored], epsg=epsg)
     by_elder: dict[int, list[q.StoredPosition]] = defaultdict(list)
     for p in stored:
         by_elder[p.elder_id].append(p)

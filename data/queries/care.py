@@ -239,7 +239,11 @@ def add_consent(
 
 
 def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
-    """Mark every active consent withdrawn; from now on the elder's devices are refused."""
+    """Mark every active consent withdrawn; from now on the elder's devices are refused.
+
+    The elder's zone state is locked first, as ingest locks it before its last look at
+    consent: a batch of fixes in flight either commits before this, or sees it."""
+    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
     result = db.execute(
         text(
             "UPDATE consent SET withdrawn_at = now(), withdrawn_by = :by "
@@ -248,6 +252,18 @@ def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
         {"e": elder_id, "by": by},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def without_consent(db: Db, elder_ids: Sequence[int]) -> set[int]:
+    """Which of these elders have no active consent (now, not at the transaction's start)."""
+    rows = db.execute(
+        text(
+            "SELECT e FROM unnest(CAST(:ids AS int[])) AS e WHERE NOT EXISTS "
+            "(SELECT 1 FROM consent c WHERE c.elder_id = e AND c.withdrawn_at IS NULL)"
+        ),
+        {"ids": list(elder_ids)},
+    ).all()
+    return {int(r[0]) for r in rows}
 
 
 def delete_positions_of(db: Db, elder_id: int) -> int:

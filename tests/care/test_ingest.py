@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from api.app import create_app
 from data import care as care_use
+from data.queries import care as care_queries
 from tests.care.conftest import CONSENT, District, care_settings, count, enrol, osmand
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -298,3 +300,45 @@ def test_the_api_docs_show_what_traccar_client_sends_and_what_it_gets_back(
         "stored",
         "duplicates",
     }
+
+
+def test_a_withdrawal_racing_a_batch_of_fixes_leaves_no_fix_behind(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """Consent is withdrawn (and the positions deleted) while a fix is being written. Read
+    committed, the fix's first look at consent predates the withdrawal; had it gone on to
+    insert after the withdrawal's deletion, it would be left behind. It must wait for the
+    withdrawal instead, then be refused, and nothing be stored."""
+    elder = enrol(client, staff["care_staff"], "watch-race")
+    with Session(care) as withdrawal, ThreadPoolExecutor(max_workers=1) as pool:
+        withdrawal.begin()
+        assert care_queries.withdraw_consent(withdrawal, elder["id"], by="t-race") == 1
+        # The fix passes the first look at consent (the withdrawal is not committed yet)
+        # and must then wait for the elder's zone lock, held by the withdrawal.
+        fix = pool.submit(
+            osmand,
+            client,
+            elder["api_key"],
+            "watch-race",
+            district.home_lon,
+            district.home_lat,
+            NOW,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            count(
+                care,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'",
+            )
+            == 0
+        ):
+            assert not fix.done(), fix.result().text
+            assert time.monotonic() < deadline, "the fix never waited for the withdrawal"
+            time.sleep(0.01)
+        care_queries.delete_positions_of(withdrawal, elder["id"])
+        withdrawal.commit()
+        answer = fix.result(timeout=10)
+    assert answer.status_code == 403, answer.text
+    assert "consent" in answer.json()["detail"]
+    assert _positions(care) == 0
