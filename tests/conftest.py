@@ -7,14 +7,16 @@ skip: a missing PostGIS is an error, so CI cannot pass by skipping storage tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from data.cluster import LocalCluster
+from data.cluster import LocalCluster, drop_database
 from data.db import fresh_database, make_engine
 from data.settings import Settings
 
@@ -28,7 +30,53 @@ def _server_url(settings: Settings) -> str:
     cluster = LocalCluster(settings.state_path, settings.database_name)
     cluster.init()
     cluster.start()
+    _drop_orphans(cluster.url())
     return cluster.url()
+
+
+_OWN: dict[str, str] = {}  # this session's databases → their server, dropped at the end
+
+
+def own_database(server_url: str, base: str) -> str:
+    """A fresh, migrated database for this test session only (``base`` + the pid).
+
+    Two suites on one machine (two checkouts, CI beside a developer) never drop each
+    other's databases; this session's are dropped when it ends, and those of a session
+    that died are dropped by the next one on the private cluster."""
+    name = f"{base}_{os.getpid()}"
+    _OWN[name] = server_url
+    return fresh_database(server_url, name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for name, url in _OWN.items():
+        with contextlib.suppress(psycopg.Error):
+            drop_database(url, name)
+
+
+def _drop_orphans(server_url: str) -> None:
+    """Drop test databases of sessions no longer running, and those of the names used before
+    they carried a pid (private cluster only: on a shared server another machine's pid
+    means nothing here)."""
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ '^gridwork_test[a-z_]*(_[0-9]+)?$'"
+            )
+        ]
+    for name in names:
+        pid = name.rsplit("_", 1)[1]
+        try:
+            if pid.isdigit():
+                os.kill(int(pid), 0)
+            else:
+                drop_database(server_url, name)
+        except ProcessLookupError:
+            drop_database(server_url, name)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _sample(*parts: str) -> Path:
@@ -71,7 +119,7 @@ def server_url(settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def db_url(server_url: str) -> str:
     """A scratch database, migrated; tests that write use ``clean_engine``."""
-    return fresh_database(server_url, "gridwork_test")
+    return own_database(server_url, "gridwork_test")
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +148,7 @@ def porto_url(server_url: str) -> str:
     """A database holding the Porto sample as ``make demo`` loads it; tests only read it."""
     from data.loading import load_porto
 
-    url = fresh_database(server_url, "gridwork_test_porto")
+    url = own_database(server_url, "gridwork_test_porto")
     eng = make_engine(url)
     try:
         list(load_porto(eng, settings=Settings(database_url=url)))

@@ -30,12 +30,12 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
-from data.cluster import drop_database
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.loading import load_porto
 from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_api_key, create_user
 from data.settings import Settings
+from tests.conftest import own_database
 
 PASSWORD = "correct horse battery staple"
 STRIPS = 5
@@ -123,8 +123,7 @@ def _cut_into_grids(engine: Engine) -> None:
 @pytest.fixture(scope="session")
 def gridded(server_url: str) -> Iterator[Gridded]:
     """A database of this test session's own (runs in parallel do not collide), dropped after."""
-    name = f"gridwork_test_gridded_{os.getpid()}"
-    url = fresh_database(server_url, name)
+    url = own_database(server_url, "gridwork_test_gridded")
     engine = make_engine(url)
     list(load_porto(engine, settings=Settings(database_url=url)))
     _cut_into_grids(engine)
@@ -138,7 +137,6 @@ def gridded(server_url: str) -> Iterator[Gridded]:
     coordinator = sum(1 for c in codes if c.startswith("131208-"))
     yield Gridded(url, engine, len(codes), codes, coordinator, key)
     engine.dispose()
-    drop_database(server_url, name)
 
 
 def gridded_settings(url: str) -> Settings:

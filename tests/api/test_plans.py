@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.loading import load_porto
 from data.settings import Settings
 from tests.api.conftest import PASSWORD, STAFF, make_settings
+from tests.conftest import own_database
 
 COMMUNITY = "131208"  # Miragaia, 899 estimated households
 
@@ -21,7 +22,7 @@ COMMUNITY = "131208"  # Miragaia, 899 estimated households
 @pytest.fixture(scope="module")
 def plans_engine(server_url: str) -> Iterator[Engine]:
     """A Porto database of this module's own: publishing changes grids for good."""
-    url = fresh_database(server_url, "gridwork_test_plans")
+    url = own_database(server_url, "gridwork_test_plans")
     engine = make_engine(url)
     list(load_porto(engine, settings=Settings(database_url=url)))
     from api.security import hash_password

@@ -28,12 +28,13 @@ from sqlalchemy import create_engine
 
 from api.app import create_app
 from api.security import hash_password
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.loading import load_porto
 from data.models import Role
 from data.queries.access import create_api_key, create_user
 from data.settings import Settings
 from tests.api.conftest import PASSWORD, make_settings
+from tests.conftest import own_database
 
 _UNUSED = "postgresql+psycopg://unused@127.0.0.1:1/unused"
 schema = schemathesis.openapi.from_dict(
@@ -44,7 +45,7 @@ schema = schemathesis.openapi.from_dict(
 @pytest.fixture(scope="module")
 def fuzz_app(server_url: str) -> Iterator[tuple[FastAPI, dict[str, dict[str, str]]]]:
     """An app over a fresh copy of Porto, with an admin's token and a device's key."""
-    url = fresh_database(server_url, "gridwork_test_fuzz")
+    url = own_database(server_url, "gridwork_test_fuzz")
     engine = make_engine(url)
     try:
         list(load_porto(engine, settings=Settings(database_url=url)))

@@ -8,7 +8,6 @@ test that asks for ``care``.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +23,13 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
-from data.cluster import drop_database
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.loading import import_file
 from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_user
 from data.settings import Settings
 from geo.assign import AreaIndex
+from tests.conftest import own_database
 
 PASSWORD = "correct horse battery staple"
 EPSG = 32645  # UTM 45N, the district's metric CRS
@@ -74,10 +73,9 @@ STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
 
 
 @pytest.fixture(scope="session")
-def care_url(server_url: str, synthetic_district_path: Path, district: District) -> Iterator[str]:
+def care_url(server_url: str, synthetic_district_path: Path, district: District) -> str:
     """A database per test session (named by pid), so parallel runs never drop each other's."""
-    name = f"gridwork_test_care_{os.getpid()}"
-    url = fresh_database(server_url, name)
+    url = own_database(server_url, "gridwork_test_care")
     engine = make_engine(url)
     try:
         for kind in ("streets", "communities", "workers", "grids", "facilities", "roads"):
@@ -96,8 +94,7 @@ def care_url(server_url: str, synthetic_district_path: Path, district: District)
                     add_scope(session, username, level, code)
     finally:
         engine.dispose()
-    yield url
-    drop_database(server_url, name)
+    return url
 
 
 @pytest.fixture(scope="session")

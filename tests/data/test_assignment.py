@@ -31,9 +31,10 @@ from data.assignment import (
     load_grid_index,
     reassign,
 )
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.loading import import_file
 from data.settings import Settings
+from tests.conftest import own_database
 from tests.data.porto_grids import load_gridded_porto, write_grid_files
 
 # PostGIS's answer for a batch of points: the lowest code among the grids covering each.
@@ -51,7 +52,7 @@ _POSTGIS = text(
 @pytest.fixture(scope="module")
 def porto(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """Porto with test grids, in its own database (the shared Porto one stays grid-free)."""
-    url = fresh_database(server_url, "gridwork_test_assign")
+    url = own_database(server_url, "gridwork_test_assign")
     engine = make_engine(url)
     load_gridded_porto(engine, url, tmp_path_factory.mktemp("porto-grids"))
     yield engine
@@ -427,7 +428,7 @@ def _subset(path: Path, folder: Path, prefix: str) -> tuple[Path, dict[str, str]
 def test_synthetic_district_households_land_in_their_buildings_grid(
     server_url: str, synthetic_district_path: Path, tmp_path: Path
 ) -> None:
-    url = fresh_database(server_url, "gridwork_test_assign_synthetic")
+    url = own_database(server_url, "gridwork_test_assign_synthetic")
     engine = make_engine(url)
     try:
         s = Settings(database_url=url)

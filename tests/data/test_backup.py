@@ -11,14 +11,14 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from data.backup import restore
-from data.db import fresh_database
 from data.settings import Settings
 from geo.errors import InvalidInput
+from tests.conftest import own_database
 
 
 @pytest.fixture(scope="module")
 def scratch_url(server_url: str) -> str:
-    return fresh_database(server_url, "gridwork_test_backup")
+    return own_database(server_url, "gridwork_test_backup")
 
 
 def _libpq(url: str) -> str:

@@ -12,8 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from data.db import fresh_database
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_database
 
 ROWS = 300_000
 GRIDWORK = Path(sys.executable).with_name("gridwork")
@@ -41,8 +40,8 @@ def _copy_backends(conn: psycopg.Connection, database: str) -> list[int]:
 
 @pytest.mark.timeout(90)
 def test_import_killed_during_copy_leaves_no_rows(server_url: str, tmp_path: Path) -> None:
-    database = "gridwork_test_killed_import"
-    url = fresh_database(server_url, database)
+    url = own_database(server_url, "gridwork_test_killed_import")
+    database = url.rsplit("/", 1)[1]
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     csv = _points_csv(tmp_path / "clinics.csv")
     env = {**os.environ, "DATABASE_URL": url}

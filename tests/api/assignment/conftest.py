@@ -17,10 +17,11 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.security import hash_password
-from data.db import fresh_database, make_engine, transaction
+from data.db import make_engine, transaction
 from data.models import Role, ScopeLevel
 from data.queries.access import add_scope, create_api_key, create_user
 from tests.api.conftest import PASSWORD, make_settings
+from tests.conftest import own_database
 from tests.data.porto_grids import load_gridded_porto
 
 STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
@@ -35,7 +36,7 @@ STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
 
 @pytest.fixture(scope="session")
 def gridded_url(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = fresh_database(server_url, "gridwork_test_assign_api")
+    url = own_database(server_url, "gridwork_test_assign_api")
     engine = make_engine(url)
     try:
         load_gridded_porto(engine, url, tmp_path_factory.mktemp("api-grids"))
