@@ -54,9 +54,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             app.state.engine = make_engine(url)
         # Caches of credentials and of the grid index are on only while this feed listens.
         changes = ChangeFeed.for_engine(app.state.engine)
-        await anyio.to_thread.run_sync(changes.start)
         app.state.changes = app.state.principals.feed = changes
-        await anyio.to_thread.run_sync(preload_device_keys, app)
+        # Device keys are remembered again whenever the feed (re)connects: after a restart
+        # of the API or of PostGIS, a thousand wearables report at once.
+        changes.on_live = lambda: preload_device_keys(app)
+        await anyio.to_thread.run_sync(changes.start)
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
         # What start-up allocated (libraries, the migrations' modules) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise show up as

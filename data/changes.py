@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -56,6 +57,9 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._hooks: list[tuple[Engine, str, Any]] = []
+        # Called in the listener thread each time it is live again (and first), before
+        # start() returns: to warm what the reconnect's bump just emptied.
+        self.on_live: Callable[[], object] | None = None
 
     @classmethod
     def for_engine(cls, engine: Engine) -> ChangeFeed:
@@ -131,6 +135,14 @@ class ChangeFeed:
             self._thread.join(timeout=5)
         self._live = False
 
+    def _warm(self) -> None:
+        if self.on_live is None:
+            return
+        try:
+            self.on_live()
+        except Exception:  # a cold cache only costs speed; the feed must keep listening
+            log.exception("warming the caches after the change feed connected failed")
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -139,6 +151,7 @@ class ChangeFeed:
                     # Anything cached before this point may predate a missed notification.
                     self.bump()
                     self._live = True
+                    self._warm()
                     self._connected.set()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5):

@@ -195,3 +195,27 @@ def test_device_keys_are_known_from_the_start_and_a_revoked_one_is_not(
                 {"n": f"{prefix}-later"},
             )
         assert client.get("/me", headers={"X-API-Key": later}).status_code == 401
+
+
+def test_device_keys_are_known_again_once_the_feed_reconnects(
+    app: FastAPI, client: TestClient, porto_engine: Engine, other_process: Engine
+) -> None:
+    """PostGIS restarted: the reconnecting feed drops every cached principal, then
+    remembers the device keys again before the wearables' next reports."""
+    with transaction(porto_engine) as session:
+        key = create_api_key(session, f"t-rewarm-{secrets.token_hex(3)}", Role.device)
+    feed = app.state.changes
+    generation = feed.generation
+    with other_process.begin() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN gridwork_change' AND pid <> pg_backend_pid()"
+            )
+        )
+    eventually(lambda: feed.live and feed.generation > generation + 1)
+    # Preloading runs in the listener thread once it is live: watch the cache, not the DB.
+    eventually(lambda: app.state.principals.get("api_key", key) is not None)
+    with reads_of(porto_engine, "api_key") as reads:
+        assert client.get("/me", headers={"X-API-Key": key}).json()["role"] == "device"
+    assert reads() == 0
