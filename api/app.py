@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # of the API or of PostGIS, a thousand wearables report at once.
         changes.on_live = lambda: preload_device_keys(app)
         await anyio.to_thread.run_sync(changes.start)
+        await anyio.to_thread.run_sync(ingest.warm_up, app)
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
         # What start-up allocated (libraries, the migrations' modules) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise show up as

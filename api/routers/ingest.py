@@ -9,6 +9,7 @@ the caller may report for; the answer never tells anything about other devices.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.direct_route import DirectRoute
@@ -25,9 +27,12 @@ from api.security import Principal, require
 from data import care
 from data.crs import metric_epsg
 from data.models import Role
+from data.queries import care as care_queries
 from data.settings import Settings
 from geo.errors import Forbidden, GridworkError, InvalidInput
 from geo.osmand import Fix, parse_osmand
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -67,6 +72,20 @@ def _epsg(app: FastAPI, session: Session) -> int:
         epsg = care.require_epsg(metric_epsg(session, settings.metric_epsg))
         app.state.care_epsg = epsg
     return epsg
+
+
+def warm_up(app: FastAPI) -> None:
+    """Before the first device reports: the metric CRS and the safe zones in metres (not
+    at all before the district has any data)."""
+    settings: Settings = app.state.settings
+    try:
+        with Session(app.state.engine) as session:
+            epsg = metric_epsg(session, settings.metric_epsg)
+            if epsg is not None:
+                app.state.care_epsg = care.require_epsg(epsg)
+                care_queries.warm_zones(session, epsg=epsg)
+    except (SQLAlchemyError, GridworkError) as exc:  # only speed is lost
+        log.warning("ingest caches not warmed: %s", exc)
 
 
 def _queue(app: FastAPI) -> IngestQueue:

@@ -485,22 +485,9 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
     missing = [
         r[0] for r in rows if r[9] != ZoneKind.circle.value and (r[0], r[10], epsg) not in _ZONES
     ]
-    fetched: dict[int, SafeZone] = {}
-    if missing:
-        polygons = db.execute(
-            text(
-                "SELECT elder_id, updated_at, ST_AsBinary(ST_Transform(geom, :epsg)) "
-                "FROM safe_zone WHERE elder_id = ANY(:ids)"
-            ),
-            {"ids": missing, "epsg": epsg},
-        ).all()
-        if len(_ZONES) + len(polygons) > _ZONES_MAX:
-            _ZONES.clear()
-        for elder_id, updated_at, wkb in polygons:
-            polygon = shapely.from_wkb(bytes(wkb))
-            if not isinstance(polygon, Polygon | MultiPolygon):
-                raise InvalidGeometry(f"elder {elder_id}: the stored zone is not a polygon")
-            fetched[elder_id] = _ZONES[(elder_id, updated_at, epsg)] = SafeZone(geometry=polygon)
+    fetched = (
+        _load_zones(db, "elder_id = ANY(:ids)", {"ids": missing}, epsg=epsg) if missing else {}
+    )
     out = []
     for r in rows:
         if r[9] == ZoneKind.circle.value:
@@ -518,6 +505,36 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
         )
         out.append(ZoneContext(r[0], r[1], zone, state))
     return out
+
+
+def _load_zones(db: Db, where: str, params: dict[str, Any], *, epsg: int) -> dict[int, SafeZone]:
+    """Polygon zones in metres, read and remembered in ``_ZONES``; by elder. ``where`` is
+    one of this module's fixed conditions."""
+    sql = f"SELECT elder_id, updated_at, ST_AsBinary(ST_Transform(geom, :epsg)) FROM safe_zone WHERE {where}"  # noqa: S608, E501
+    polygons = db.execute(text(sql), {**params, "epsg": epsg}).all()
+    if len(_ZONES) + len(polygons) > _ZONES_MAX:
+        _ZONES.clear()
+    fetched = {}
+    for elder_id, updated_at, wkb in polygons:
+        polygon = shapely.from_wkb(bytes(wkb))
+        if not isinstance(polygon, Polygon | MultiPolygon):
+            raise InvalidGeometry(f"elder {elder_id}: the stored zone is not a polygon")
+        fetched[elder_id] = _ZONES[(elder_id, updated_at, epsg)] = SafeZone(geometry=polygon)
+    return fetched
+
+
+def warm_zones(db: Db, *, epsg: int) -> int:
+    """Read every consenting elder's polygon zone in metres once, at start-up: otherwise the
+    first report of each elder after a deploy pays for transforming it."""
+    return len(
+        _load_zones(
+            db,
+            "kind <> 'circle' AND EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = "
+            "safe_zone.elder_id AND c.withdrawn_at IS NULL) ORDER BY elder_id LIMIT :n",
+            {"n": _ZONES_MAX // 2},
+            epsg=epsg,
+        )
+    )
 
 
 def lock_zones(db: Db, elder_ids: Sequence[int], *, epsg: int) -> dict[int, ZoneContext]:

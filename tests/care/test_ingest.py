@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from api.app import create_app
@@ -342,3 +342,32 @@ def test_a_withdrawal_racing_a_batch_of_fixes_leaves_no_fix_behind(
     assert answer.status_code == 403, answer.text
     assert "consent" in answer.json()["detail"]
     assert _positions(care) == 0
+
+
+def test_safe_zones_are_ready_in_metres_before_the_first_report_after_a_start(
+    care_engine: Engine,
+    care_url: str,
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    district: District,
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-warm")
+    care_queries._ZONES.clear()  # as in a process that just started
+    polygon_reads: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_a: object) -> None:
+        if "ST_AsBinary(ST_Transform(geom" in statement:
+            polygon_reads.append(statement)
+
+    started = create_app(care_settings(care_url), engine=care_engine)
+    with TestClient(started) as fresh:
+        event.listen(care_engine, "before_cursor_execute", seen)
+        try:
+            r = osmand(
+                fresh, elder["api_key"], "watch-warm", district.home_lon, district.home_lat, NOW
+            )
+        finally:
+            event.remove(care_engine, "before_cursor_execute", seen)
+    assert r.status_code == 200, r.text
+    assert polygon_reads == [], "the zone was transformed on the first report"
