@@ -58,8 +58,9 @@ def _drop_orphans(server_url: str) -> None:
     """Drop test databases of sessions no longer running, and those of the names used before
     they carried a pid (private cluster only: on a shared server another machine's pid
     means nothing here)."""
-    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    # The maintenance database: on a cluster just made, gridwork's own does not exist yet.
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
+    with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
         names = [
             r[0]
             for r in conn.execute(
