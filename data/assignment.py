@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -812,7 +812,7 @@ def insert_points(
     lon: NDArray[np.float64],
     lat: NDArray[np.float64],
     index: GridIndex,
-    values: dict[str, Column],
+    values: Mapping[str, Column],
     bulk: bool | None = None,
 ) -> Placed:
     """Insert many points with their grid decided in-process: one binary COPY, no UPDATE.

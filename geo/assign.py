@@ -38,6 +38,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 from pyproj.exceptions import CRSError as PyprojCRSError
+from shapely.geometry.base import BaseGeometry
 
 from geo.errors import CRSError, InvalidGeometry, InvalidInput
 
@@ -81,7 +82,7 @@ class AreaIndex:
 
     def __init__(
         self,
-        areas: ArrayLike,
+        areas: ArrayLike | Sequence[BaseGeometry],
         codes: Sequence[str],
         *,
         crs: CRS | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -104,7 +105,7 @@ def test_the_road_graph_is_cached_until_roads_change(
     ],
 )
 def test_bad_coverage_input_names_the_parameter(
-    gridded_client: TestClient, params: dict[str, object], field: str
+    gridded_client: TestClient, params: dict[str, Any], field: str
 ) -> None:
     for path in ("/coverage", "/maps/coverage"):
         if path == "/maps/coverage" and "kind" not in params:

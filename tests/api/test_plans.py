@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -185,7 +186,9 @@ def test_publish_replaces_grids_keeps_history_and_reassigns(
             ),
             {"c": COMMUNITY},
         ).scalar()
-        statuses = dict(conn.execute(text("SELECT id, status::text FROM plan")).all())
+        statuses: dict[Any, Any] = dict(
+            conn.execute(text("SELECT id, status::text FROM plan")).all()
+        )
     assert len(current) == len(second["grids"])
     assert closed == len(first["grids"])
     assert sum(n for _, n in current) == inside

@@ -122,7 +122,7 @@ def test_points_on_every_vertex_and_edge_are_stored_as_postgis_says(
     path = _write_incidents(tmp_path / "edges.geojson", xs, ys, "edge-")
     import_file(porto, "incidents", path, id_field="id")
     with porto.connect() as conn:
-        stored = dict(
+        stored: dict[Any, Any] = dict(
             conn.execute(
                 text(
                     "SELECT i.source_id, CASE WHEN i.snapped THEN NULL ELSE g.code END "
@@ -304,7 +304,7 @@ def test_grid_geometry_change_by_import_reassigns_in_the_same_transaction(
             geom_col="geom",
             crs=4326,
         )
-        before = dict(
+        before: dict[Any, Any] = dict(
             conn.execute(
                 text(
                     "SELECT g.code, count(h.id) FROM grid g LEFT JOIN household h "
@@ -323,7 +323,7 @@ def test_grid_geometry_change_by_import_reassigns_in_the_same_transaction(
     import_file(porto, "grids", path, layer="grids", id_field="code")
     try:
         with porto.connect() as conn:
-            after = dict(
+            after: dict[Any, Any] = dict(
                 conn.execute(
                     text(
                         "SELECT g.code, count(h.id) FROM grid g LEFT JOIN household h "
@@ -339,7 +339,7 @@ def test_grid_geometry_change_by_import_reassigns_in_the_same_transaction(
         _, path = write_grid_files(tmp_path, original.rename_geometry("geometry"))
         import_file(porto, "grids", path, layer="grids", id_field="code")
     with porto.connect() as conn:
-        restored = dict(
+        restored: dict[Any, Any] = dict(
             conn.execute(
                 text(
                     "SELECT g.code, count(h.id) FROM grid g LEFT JOIN household h "
@@ -443,7 +443,7 @@ def test_synthetic_district_households_land_in_their_buildings_grid(
         report = import_file(engine, "households", households, layer="households", settings=s)
         assert report.inserted == len(truth) > 15_000
         with engine.connect() as conn:
-            stored = dict(
+            stored: dict[Any, Any] = dict(
                 conn.execute(
                     text(
                         "SELECT h.code, g.code FROM household h LEFT JOIN grid g "

@@ -232,7 +232,7 @@ def _reference(
     """ST_Covers per area, lowest code on ties, nearest by brute force: slow but plain."""
     fresh = [shapely.from_wkb(shapely.to_wkb(a)) for a in areas]  # not prepared by the engine
     by_code = sorted(range(len(areas)), key=lambda i: codes[i])
-    expected = []
+    expected: list[tuple[int, str | None, bool, float, str]] = []
     for x, y in zip(xs, ys, strict=True):
         point = shapely.Point(x, y)
         covering = [i for i in by_code if shapely.covers(fresh[i], point)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, text
 def _households(engine: Engine, limit: int = 400) -> list[tuple[float, float, str, str, str]]:
     with engine.connect() as conn:
         return [
-            tuple(r)  # type: ignore[misc]
+            tuple(r)
             for r in conn.execute(
                 text(
                     "SELECT ST_X(h.geom), ST_Y(h.geom), g.code, c.code, w.code FROM household h "
@@ -164,7 +165,7 @@ def test_locate_snaps_near_points_and_refuses_far_ones(
     ],
 )
 def test_locate_refuses_bad_coordinates(
-    admin: TestClient, params: dict[str, object], words: str
+    admin: TestClient, params: dict[str, Any], words: str
 ) -> None:
     r = admin.get("/locate", params=params)
     assert r.status_code == 422

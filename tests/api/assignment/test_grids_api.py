@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -30,7 +32,7 @@ def test_summary_counts_what_is_stored(admin: TestClient, gridded_engine: Engine
                 "h JOIN grid g ON g.id = h.grid_id WHERE g.code = '131213-G02'"
             )
         ).one()
-        kinds = dict(
+        kinds: dict[Any, Any] = dict(
             conn.execute(
                 text(
                     "SELECT f.kind, count(*) FROM facility f JOIN grid g ON g.id = f.grid_id "

@@ -29,13 +29,15 @@ def _grid_point(engine: Engine, grid: str) -> tuple[float, float]:
 
 def _audit_rows(engine: Engine, actor: str) -> list[Any]:
     with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT route, subject_type, subject_ids, reason, method FROM audit_log "
-                "WHERE actor = :a ORDER BY id"
-            ),
-            {"a": actor},
-        ).all()
+        return list(
+            conn.execute(
+                text(
+                    "SELECT route, subject_type, subject_ids, reason, method FROM audit_log "
+                    "WHERE actor = :a ORDER BY id"
+                ),
+                {"a": actor},
+            ).all()
+        )
 
 
 @pytest.fixture
