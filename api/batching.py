@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 
 import anyio.to_thread
 
+from geo.errors import Unavailable
+
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
@@ -26,21 +28,31 @@ Outcome = TypeVar("Outcome")
 class Batcher(Generic[Item, Outcome]):
     """``process`` gets a batch and returns one outcome per item, in order; an exception
     among the outcomes goes to that item's caller alone, an exception raised by ``process``
-    to every caller in the batch."""
+    to every caller in the batch.
+
+    With ``max_pending``, an item arriving while that many wait is refused at once
+    (:class:`~geo.errors.Unavailable`, a 503): when the database falls behind, callers that
+    retry (devices do) hear it in milliseconds instead of piling up until they time out."""
 
     def __init__(
         self,
         process: Callable[[Sequence[Item]], Sequence[Outcome | BaseException]],
         *,
         max_batch: int,
+        max_pending: int | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self._process = process
         self._max_batch = max_batch
+        self._max_pending = max_pending
         self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
         self._runner: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Outcome:
+        if self._max_pending is not None and len(self._pending) >= self._max_pending:
+            raise Unavailable(
+                f"{len(self._pending)} requests are waiting to be written; send again shortly"
+            )
         future: asyncio.Future[Outcome] = self.loop.create_future()
         self._pending.append((item, future))
         if self._runner is None:

@@ -27,9 +27,11 @@ MAX_BATCH = 500
 class IngestQueue(Batcher[IngestRequest, IngestResult]):
     """Batches ingest requests on one event loop; ``store`` writes a batch in one transaction."""
 
-    def __init__(self, store: Store, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, store: Store, *, max_batch: int = MAX_BATCH, max_pending: int | None = None
+    ) -> None:
         self._store = store
-        super().__init__(self._write, max_batch=max_batch)
+        super().__init__(self._write, max_batch=max_batch, max_pending=max_pending)
 
     def _write(self, requests: Sequence[IngestRequest]) -> Sequence[Outcome | BaseException]:
         """The batch in one transaction; if it fails for a reason other than the database

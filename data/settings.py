@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(
         default=500, ge=1, le=5000, description="device requests per group commit; 1: none"
     )
+    ingest_pending_max: int = Field(
+        default=5000,
+        ge=1,
+        description="device requests waiting for their group commit, per API process; more "
+        "are answered 503 at once (devices send again)",
+    )
     position_retention_days: int = Field(
         default=30, ge=1, le=3650, description="elders' positions older than this are purged"
     )

@@ -107,7 +107,9 @@ def _queue(app: FastAPI) -> IngestQueue:
                     webhook_url=settings.alert_webhook_url,
                 )
 
-        queue = IngestQueue(store, max_batch=settings.ingest_batch_max)
+        queue = IngestQueue(
+            store, max_batch=settings.ingest_batch_max, max_pending=settings.ingest_pending_max
+        )
         app.state.ingest_queue = queue
     return queue
 
