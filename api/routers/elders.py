@@ -157,6 +157,28 @@ def add_consent(
     return {"consent_id": consent_id, "consent": True}
 
 
+@router.delete("/{elder_id}", summary="Forget an elder: the record, devices, positions, alerts")
+def forget_elder(
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    reason: Annotated[
+        str,
+        Query(min_length=3, max_length=500, description="why (kept in the audit log)"),
+    ],
+) -> dict[str, Any]:
+    """The elder leaves the programme or asks to be forgotten: everything gridwork kept about
+    them goes at once, their devices' keys with it. The audit log keeps who did it, when and
+    why, with the elder's id only."""
+    q.elder_record(session, elder_id, principal.scope)
+    deleted = q.delete_elder(session, elder_id)
+    audit_read(
+        session, request, principal, subject_type="elder", subject_ids=[elder_id], reason=reason
+    )
+    return {"deleted": deleted}
+
+
 class DeviceKeyOut(BaseModel):
     device_id: str
     api_key: str = Field(description="the device's new key, shown once")

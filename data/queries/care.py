@@ -271,6 +271,25 @@ def delete_positions_of(db: Db, elder_id: int) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
+    """The elder and everything kept about them: devices and their keys, consents, zone,
+    positions, alerts. What was deleted, counted, for the answer."""
+    counts = db.execute(
+        text(
+            "SELECT (SELECT count(*) FROM position WHERE elder_id = :e), "
+            "(SELECT count(*) FROM alert WHERE elder_id = :e), "
+            "(SELECT count(*) FROM device WHERE elder_id = :e)"
+        ),
+        {"e": elder_id},
+    ).one()
+    db.execute(
+        text("DELETE FROM api_key WHERE id IN (SELECT api_key_id FROM device WHERE elder_id = :e)"),
+        {"e": elder_id},
+    )
+    db.execute(text("DELETE FROM elder WHERE id = :e"), {"e": elder_id})  # the rest cascades
+    return {"positions": int(counts[0]), "alerts": int(counts[1]), "devices": int(counts[2])}
+
+
 # --------------------------------------------------------------------------- elders, scoped
 
 _ELDER_VISIBLE = """(:unrestricted OR e.home_grid_id = ANY(CAST(:grid_ids AS int[])) OR EXISTS (

@@ -115,3 +115,39 @@ def test_only_staff_of_the_area_manage_a_watch(
     device = {"X-API-Key": elder["api_key"]}
     assert client.delete(path, headers=device).status_code == 403
     assert _report(client, elder["api_key"], "watch-guarded", district, 10) == 200
+
+
+def test_an_elder_who_leaves_is_forgotten_with_everything_kept_about_them(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-leaving")
+    key, lon, lat = elder["api_key"], district.home_lon, district.home_lat
+    assert _report(client, key, "watch-leaving", district, 120) == 200
+    away = osmand(client, key, "watch-leaving", lon + 0.03, lat, NOW - timedelta(seconds=60))
+    assert away.json()["stored"] == 1
+    path = f"/elders/{elder['id']}"
+    assert client.delete(path, headers=staff["care_staff"]).status_code == 422  # no reason
+    assert (
+        client.delete(path, params={"reason": "moved"}, headers=staff["far_care"]).status_code
+        == 404
+    )
+    assert (
+        client.delete(path, params={"reason": "moved"}, headers=staff["home_worker"]).status_code
+        == 403
+    )
+
+    r = client.delete(path, params={"reason": "moved to her son's"}, headers=staff["care_staff"])
+    assert r.status_code == 200, r.text
+    assert r.json()["deleted"] == {"positions": 2, "alerts": 1, "devices": 1}
+    assert client.get(path, headers=staff["care_staff"]).status_code == 404
+    assert _report(client, key, "watch-leaving", district, 30) == 401
+    for table in ("position", "alert", "device", "consent", "safe_zone", "zone_state"):
+        assert count(care, f"SELECT count(*) FROM {table} WHERE elder_id = :e", e=elder["id"]) == 0
+    assert count(care, "SELECT count(*) FROM api_key WHERE name LIKE 'device:watch-leaving%'") == 0
+    audit = count(
+        care,
+        "SELECT count(*) FROM audit_log WHERE method = 'DELETE' AND subject_type = 'elder' "
+        "AND :e = ANY(subject_ids) AND reason = 'moved to her son''s'",
+        e=str(elder["id"]),
+    )
+    assert audit == 1
