@@ -273,7 +273,11 @@ def delete_positions_of(db: Db, elder_id: int) -> int:
 
 def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
     """The elder and everything kept about them: devices and their keys, consents, zone,
-    positions, alerts. What was deleted, counted, for the answer."""
+    positions, alerts. What was deleted, counted, for the answer.
+
+    The zone state is locked first, in the order ingest takes its locks (zone state, then
+    the device row its new position refers to), so a report in flight cannot deadlock this."""
+    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
     counts = db.execute(
         text(
             "SELECT (SELECT count(*) FROM position WHERE elder_id = :e), "
