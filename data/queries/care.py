@@ -482,10 +482,18 @@ class ZoneContext:
     state: ZoneState
 
 
-_ZONES: dict[tuple[int, datetime, int], SafeZone] = {}
-"""Safe zones in metres by (elder, zone's ``updated_at``, EPSG): every write of a zone sets
-``updated_at`` (:func:`save_zone`), so a changed zone is simply a new key. Transforming a
-buffered grid polygon for every batch of fixes cost PostgreSQL more than storing them."""
+_ZONES: dict[tuple[str, int, datetime, int], SafeZone] = {}
+"""Safe zones in metres by (database, elder, zone's ``updated_at``, EPSG): every write of a
+zone sets ``updated_at`` (:func:`save_zone`), so a changed zone is simply a new key.
+Transforming a buffered grid polygon for every batch of fixes cost PostgreSQL more than
+storing them. The database is part of the key: one process may serve several (tests do)."""
+
+
+def _database(db: Db) -> str:
+    bind = db.get_bind() if isinstance(db, Session) else db
+    return bind.engine.url.render_as_string(hide_password=True)
+
+
 _ZONES_MAX = 50_000
 
 
@@ -505,8 +513,11 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
         params,
     ).all()
     epsg = int(params["epsg"])
+    database = _database(db)
     missing = [
-        r[0] for r in rows if r[9] != ZoneKind.circle.value and (r[0], r[10], epsg) not in _ZONES
+        r[0]
+        for r in rows
+        if r[9] != ZoneKind.circle.value and (database, r[0], r[10], epsg) not in _ZONES
     ]
     fetched = (
         _load_zones(db, "elder_id = ANY(:ids)", {"ids": missing}, epsg=epsg) if missing else {}
@@ -516,7 +527,7 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
         if r[9] == ZoneKind.circle.value:
             zone = SafeZone.circle(float(r[11]), float(r[12]), float(r[13]))
         else:  # fetched: the zone changed between the two reads; use the newer one
-            zone = _ZONES.get((r[0], r[10], epsg)) or fetched[r[0]]
+            zone = _ZONES.get((database, r[0], r[10], epsg)) or fetched[r[0]]
         last = None if r[4] is None else (float(r[4]), float(r[5]))
         state = ZoneState(
             outside=r[2],
@@ -535,6 +546,7 @@ def _load_zones(db: Db, where: str, params: dict[str, Any], *, epsg: int) -> dic
     one of this module's fixed conditions."""
     sql = f"SELECT elder_id, updated_at, ST_AsBinary(ST_Transform(geom, :epsg)) FROM safe_zone WHERE {where}"  # noqa: S608, E501
     polygons = db.execute(text(sql), {**params, "epsg": epsg}).all()
+    database = _database(db)
     if len(_ZONES) + len(polygons) > _ZONES_MAX:
         _ZONES.clear()
     fetched = {}
@@ -542,7 +554,8 @@ def _load_zones(db: Db, where: str, params: dict[str, Any], *, epsg: int) -> dic
         polygon = shapely.from_wkb(bytes(wkb))
         if not isinstance(polygon, Polygon | MultiPolygon):
             raise InvalidGeometry(f"elder {elder_id}: the stored zone is not a polygon")
-        fetched[elder_id] = _ZONES[(elder_id, updated_at, epsg)] = SafeZone(geometry=polygon)
+        zone = SafeZone(geometry=polygon)
+        fetched[elder_id] = _ZONES[(database, elder_id, updated_at, epsg)] = zone
     return fetched
 
 
