@@ -44,6 +44,7 @@ from geo.errors import (
     GridworkError,
     InvalidGeometry,
     InvalidInput,
+    Unauthorized,
     Unavailable,
 )
 from geo.osmand import Fix
@@ -361,28 +362,23 @@ def ingest_many(
             continue
         results.append(None)
         accepted.append((i, request))
-    # Lock the elders' zone states, then look at consent again in a statement of its own.
-    # A withdrawal takes the same lock (q.withdraw_consent): either it committed before this
-    # second look, which then sees it, or it waits until this batch has committed, and its
-    # deletion of positions sees them. No fix is stored after a withdrawal.
+    # Lock the elders' zone states, then look at consent and keys again in a statement of
+    # its own. A withdrawal of consent, a revoked key or a forgotten elder take the same
+    # lock first (q.withdraw_consent, q.retire_devices, q.delete_elder): either they
+    # committed before this second look, which then sees them, or they wait until this batch
+    # has committed (and a deletion of positions sees its fixes). Nothing is stored after.
     elders = {links[(r.key_name, f.device_id)].elder_id for _, r in accepted for f in r.fixes}
     contexts = q.lock_zones(session, sorted(elders), epsg=epsg)
-    withdrawn = q.without_consent(session, sorted(elders))
-    if withdrawn:
-        still: list[tuple[int, IngestRequest]] = []
-        for i, request in accepted:
-            codes = sorted(
-                {
-                    f.device_id
-                    for f in request.fixes
-                    if links[(request.key_name, f.device_id)].elder_id in withdrawn
-                }
-            )
-            if codes:
-                results[i] = _no_consent(codes)
-            else:
-                still.append((i, request))
-        accepted = still
+    devices = {links[(r.key_name, f.device_id)].id for _, r in accepted for f in r.fixes}
+    status = q.reporting_status(session, sorted(devices))
+    still: list[tuple[int, IngestRequest]] = []
+    for i, request in accepted:
+        now_refused = _refused_now(request, links, status)
+        if now_refused is None:
+            still.append((i, request))
+        else:
+            results[i] = now_refused
+    accepted = still
     fixes: list[Fix] = []
     fix_links: list[q.DeviceLink] = []
     owner: list[int] = []
@@ -438,6 +434,19 @@ def _admit(
                 field="timestamp",
                 index=i if len(request.fixes) > 1 else None,
             )
+
+
+def _refused_now(
+    request: IngestRequest,
+    links: Mapping[tuple[str, str], q.DeviceLink],
+    status: Mapping[int, tuple[bool, bool]],
+) -> GridworkError | None:
+    """Why a request admitted at the batch's start is refused at its second look, if it is."""
+    ids = {f.device_id: links[(request.key_name, f.device_id)].id for f in request.fixes}
+    if not all(status.get(i, (False, False))[0] for i in ids.values()):
+        return Unauthorized("the API key is not valid")
+    withdrawn = sorted(code for code, i in ids.items() if not status[i][1])
+    return _no_consent(withdrawn) if withdrawn else None
 
 
 def _no_consent(codes: Sequence[str]) -> Forbidden:

@@ -141,6 +141,9 @@ def retire_devices(db: Db, elder_id: int) -> list[str]:
     """Deactivate the elder's devices and revoke their keys; the codes of those that were
     active. A revoked key is renamed (``…:retired:<id>``) so that a new key may take the
     device's key name."""
+    # The zone state first, in the order ingest locks (see ingest_many): a report in flight
+    # either commits before this or waits and sees the key revoked.
+    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
     rows = db.execute(
         text(
             """
@@ -254,16 +257,22 @@ def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def without_consent(db: Db, elder_ids: Sequence[int]) -> set[int]:
-    """Which of these elders have no active consent (now, not at the transaction's start)."""
+def reporting_status(db: Db, device_ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
+    """Per device: (may it still report: active, key live; does its wearer consent), read
+    now, not at the transaction's start. A device deleted meanwhile is absent."""
     rows = db.execute(
         text(
-            "SELECT e FROM unnest(CAST(:ids AS int[])) AS e WHERE NOT EXISTS "
-            "(SELECT 1 FROM consent c WHERE c.elder_id = e AND c.withdrawn_at IS NULL)"
+            """
+            SELECT d.id, d.active AND k.revoked_at IS NULL,
+                   EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
+                           AND c.withdrawn_at IS NULL)
+            FROM device d JOIN api_key k ON k.id = d.api_key_id
+            WHERE d.id = ANY(CAST(:ids AS int[]))
+            """
         ),
-        {"ids": list(elder_ids)},
+        {"ids": list(device_ids)},
     ).all()
-    return {int(r[0]) for r in rows}
+    return {int(r[0]): (bool(r[1]), bool(r[2])) for r in rows}
 
 
 def delete_positions_of(db: Db, elder_id: int) -> int:

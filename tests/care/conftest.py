@@ -9,7 +9,9 @@ test that asks for ``care``.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -203,3 +205,17 @@ def osmand(
 def count(engine: Engine, sql: str, **params: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(sql), params).scalar_one())
+
+
+def wait_until_blocked(engine: Engine, pending: Future[Any], *, within_s: float = 10.0) -> None:
+    """Until some session of ``engine``'s database waits for a row lock (the request in
+    ``pending`` reached it); fails if the request finished instead."""
+    deadline = time.monotonic() + within_s
+    while not count(
+        engine,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'",
+    ):
+        assert not pending.done(), "it did not wait: " + str(pending.result())
+        assert time.monotonic() < deadline, "nothing ever waited for the lock"
+        time.sleep(0.01)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from tests.care.conftest import District, count, enrol, osmand
+from data.queries import care as care_queries
+from tests.care.conftest import District, count, enrol, osmand, wait_until_blocked
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -151,3 +154,17 @@ def test_an_elder_who_leaves_is_forgotten_with_everything_kept_about_them(
         e=str(elder["id"]),
     )
     assert audit == 1
+
+
+def test_a_report_in_flight_while_the_watch_is_deactivated_is_refused_and_not_stored(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-flight")
+    with Session(care) as staff_tx, ThreadPoolExecutor(max_workers=1) as pool:
+        staff_tx.begin()
+        assert care_queries.retire_devices(staff_tx, elder["id"]) == ["watch-flight"]
+        fix = pool.submit(_report, client, elder["api_key"], "watch-flight", district, 5)
+        wait_until_blocked(care, fix)  # it passed the first look, the key still valid then
+        staff_tx.commit()
+        assert fix.result(timeout=10) == 401
+    assert count(care, "SELECT count(*) FROM position") == 0

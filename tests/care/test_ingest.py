@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from data import care as care_use
 from data.queries import care as care_queries
-from tests.care.conftest import CONSENT, District, care_settings, count, enrol, osmand
+from tests.care.conftest import (
+    CONSENT,
+    District,
+    care_settings,
+    count,
+    enrol,
+    osmand,
+    wait_until_blocked,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -324,18 +332,7 @@ def test_a_withdrawal_racing_a_batch_of_fixes_leaves_no_fix_behind(
             district.home_lat,
             NOW,
         )
-        deadline = time.monotonic() + 10
-        while (
-            count(
-                care,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'",
-            )
-            == 0
-        ):
-            assert not fix.done(), fix.result().text
-            assert time.monotonic() < deadline, "the fix never waited for the withdrawal"
-            time.sleep(0.01)
+        wait_until_blocked(care, fix)
         care_queries.delete_positions_of(withdrawal, elder["id"])
         withdrawal.commit()
         answer = fix.result(timeout=10)
