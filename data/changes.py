@@ -47,9 +47,13 @@ _FLAG = "gridwork_wrote_watched"
 class ChangeFeed:
     """A listener thread on ``gridwork_change`` and the generation it keeps."""
 
-    def __init__(self, url: str, *, retry_s: float = 1.0) -> None:
+    def __init__(self, url: str, *, retry_s: float = 1.0, first_retry_s: float = 0.05) -> None:
         self._url = url
+        # Back-off between attempts to reconnect, from first_retry_s doubling up to retry_s:
+        # caches are off until the feed is back, so after PostGIS restarts (down for a
+        # fraction of a second) waiting a whole second cost every request a credential check.
         self._retry_s = retry_s
+        self._first_retry_s = min(first_retry_s, retry_s)
         self._lock = threading.Lock()
         self._generation = 0
         self._live = False
@@ -144,6 +148,7 @@ class ChangeFeed:
             log.exception("warming the caches after the change feed connected failed")
 
     def _run(self) -> None:
+        delay = self._first_retry_s
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
@@ -151,6 +156,7 @@ class ChangeFeed:
                     # Anything cached before this point may predate a missed notification.
                     self.bump()
                     self._live = True
+                    delay = self._first_retry_s
                     self._warm()
                     self._connected.set()
                     while not self._stop.is_set():
@@ -165,4 +171,5 @@ class ChangeFeed:
                 if self._live:
                     self._live = False
                     self.bump()
-            self._stop.wait(self._retry_s)
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._retry_s)

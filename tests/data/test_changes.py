@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -62,4 +64,28 @@ def test_a_connection_cut_mid_transaction_still_raises_the_database_error(db_url
             cut_mid_transaction()
     finally:
         feed.unwatch()
+        engine.dispose()
+
+
+def test_the_feed_is_back_within_moments_after_its_connection_dies(db_url: str) -> None:
+    """Caches are off while the feed is away; after PostGIS restarts (down for a fraction of
+    a second) it must not wait a whole retry period before listening again."""
+    engine = make_engine(db_url)
+    feed = ChangeFeed.for_engine(engine)
+    feed.start()
+    libpq = db_url.replace("postgresql+psycopg", "postgresql")
+    try:
+        assert feed.live
+        generation = feed.generation
+        with psycopg.connect(libpq, autocommit=True) as other:
+            other.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "query = 'LISTEN gridwork_change' AND datname = current_database()"
+            )
+        killed = time.monotonic()
+        while not (feed.live and feed.generation >= generation + 2):
+            assert time.monotonic() - killed < 0.8, "the feed took a whole retry period"
+            time.sleep(0.005)
+    finally:
+        feed.stop()
         engine.dispose()
