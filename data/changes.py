@@ -166,7 +166,9 @@ class ChangeFeed:
                             break
             except psycopg.Error as exc:
                 if not self._stop.is_set():
-                    log.warning("change feed lost its connection (%s); caches are off", exc)
+                    # Once per outage; the attempts to reconnect that follow stay quiet.
+                    report = log.warning if self._live else log.debug
+                    report("change feed lost its connection (%s); caches are off", exc)
             finally:
                 if self._live:
                     self._live = False
