@@ -166,8 +166,10 @@ class ChangeFeed:
                             break
             except psycopg.Error as exc:
                 if not self._stop.is_set():
-                    # Once per outage; the attempts to reconnect that follow stay quiet.
-                    report = log.warning if self._live else log.debug
+                    # Once per outage (and until the first connection is made); the attempts
+                    # to reconnect that follow an outage stay quiet.
+                    loud = self._live or not self._connected.is_set()
+                    report = log.warning if loud else log.debug
                     report("change feed lost its connection (%s); caches are off", exc)
             finally:
                 if self._live:
