@@ -362,11 +362,11 @@ def ingest_many(
             continue
         results.append(None)
         accepted.append((i, request))
-    # Lock the elders' zone states, then look at consent and keys again in a statement of
-    # its own. A withdrawal of consent, a revoked key or a forgotten elder take the same
+    # Lock the elders' zone states, then read consent and the keys' validity in a statement
+    # of its own. A withdrawal of consent, a revoked key or a forgotten elder take the same
     # lock first (q.withdraw_consent, q.retire_devices, q.delete_elder): either they
-    # committed before this second look, which then sees them, or they wait until this batch
-    # has committed (and a deletion of positions sees its fixes). Nothing is stored after.
+    # committed before this read, which then sees them, or they wait until this batch has
+    # committed (and a deletion of positions sees its fixes). Nothing is stored after.
     elders = {links[(r.key_name, f.device_id)].elder_id for _, r in accepted for f in r.fixes}
     contexts = q.lock_zones(session, sorted(elders), epsg=epsg)
     devices = {links[(r.key_name, f.device_id)].id for _, r in accepted for f in r.fixes}
@@ -411,7 +411,8 @@ def _admit(
     oldest: datetime,
     retention: timedelta,
 ) -> None:
-    """Refuse a request whose key may not report for a device, or whose elder has no consent."""
+    """Refuse a request whose key may not report for a device, or that is too old to keep.
+    (Consent and the key's validity are read under the zone lock: :func:`_refused_now`.)"""
     codes = sorted({f.device_id for f in request.fixes})
     unknown = [c for c in codes if (request.key_name, c) not in links]
     if unknown:
@@ -419,13 +420,6 @@ def _admit(
             f"this key may not report for device {_names(unknown)}; nothing was stored",
             field="id",
         )
-    refused = [
-        c
-        for c in codes
-        if not (links[(request.key_name, c)].active and links[(request.key_name, c)].consented)
-    ]
-    if refused:
-        raise _no_consent(refused)
     for i, fix in enumerate(request.fixes):
         if fix.time < oldest:
             raise InvalidInput(
@@ -441,7 +435,8 @@ def _refused_now(
     links: Mapping[tuple[str, str], q.DeviceLink],
     status: Mapping[int, tuple[bool, bool]],
 ) -> GridworkError | None:
-    """Why a request admitted at the batch's start is refused at its second look, if it is."""
+    """Why a request is refused once its elders' zones are locked (no consent, a key revoked
+    meanwhile), if it is."""
     ids = {f.device_id: links[(request.key_name, f.device_id)].id for f in request.fixes}
     if not all(status.get(i, (False, False))[0] for i in ids.values()):
         return Unauthorized("the API key is not valid")

@@ -75,16 +75,13 @@ def _epsg(app: FastAPI, session: Session) -> int:
 
 
 def warm_up(app: FastAPI) -> None:
-    """Before the first device reports: the metric CRS and the safe zones in metres (not
-    at all before the district has any data)."""
-    settings: Settings = app.state.settings
+    """Before the first device reports: the metric CRS and the safe zones in metres."""
     try:
         with Session(app.state.engine) as session:
-            epsg = metric_epsg(session, settings.metric_epsg)
-            if epsg is not None:
-                app.state.care_epsg = care.require_epsg(epsg)
-                care_queries.warm_zones(session, epsg=epsg)
-    except (SQLAlchemyError, GridworkError) as exc:  # only speed is lost
+            care_queries.warm_zones(session, epsg=_epsg(app, session))
+    except GridworkError:  # no district data yet: nothing to warm
+        return
+    except SQLAlchemyError as exc:  # only speed is lost
         log.warning("ingest caches not warmed: %s", exc)
 
 

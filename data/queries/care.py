@@ -129,6 +129,15 @@ def insert_elder(
     return int(elder_id)
 
 
+def _lock_for_ingest(db: Db, elder_id: int) -> None:
+    """Take the lock ingest takes first (the elder's zone state) before changing what decides
+    whether their fixes may be kept. A batch of fixes in flight then either commits before
+    the change, or waits for it and sees it (data.care.ingest_many); and the locks are taken
+    in ingest's order (zone state, then the device its new position refers to), so the two
+    cannot deadlock."""
+    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
+
+
 def device_owner(db: Db, code: str) -> int | None:
     """The elder a device code is enrolled for, if any."""
     value = db.execute(
@@ -141,9 +150,7 @@ def retire_devices(db: Db, elder_id: int) -> list[str]:
     """Deactivate the elder's devices and revoke their keys; the codes of those that were
     active. A revoked key is renamed (``…:retired:<id>``) so that a new key may take the
     device's key name."""
-    # The zone state first, in the order ingest locks (see ingest_many): a report in flight
-    # either commits before this or waits and sees the key revoked.
-    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
+    _lock_for_ingest(db, elder_id)
     rows = db.execute(
         text(
             """
@@ -242,11 +249,8 @@ def add_consent(
 
 
 def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
-    """Mark every active consent withdrawn; from now on the elder's devices are refused.
-
-    The elder's zone state is locked first, as ingest locks it before its last look at
-    consent: a batch of fixes in flight either commits before this, or sees it."""
-    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
+    """Mark every active consent withdrawn; from now on the elder's devices are refused."""
+    _lock_for_ingest(db, elder_id)
     result = db.execute(
         text(
             "UPDATE consent SET withdrawn_at = now(), withdrawn_by = :by "
@@ -282,11 +286,8 @@ def delete_positions_of(db: Db, elder_id: int) -> int:
 
 def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
     """The elder and everything kept about them: devices and their keys, consents, zone,
-    positions, alerts. What was deleted, counted, for the answer.
-
-    The zone state is locked first, in the order ingest takes its locks (zone state, then
-    the device row its new position refers to), so a report in flight cannot deadlock this."""
-    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
+    positions, alerts. What was deleted, counted, for the answer."""
+    _lock_for_ingest(db, elder_id)
     counts = db.execute(
         text(
             "SELECT (SELECT count(*) FROM position WHERE elder_id = :e), "
@@ -373,23 +374,21 @@ class DeviceLink:
     code: str
     elder_id: int
     datum: DeviceDatum
-    active: bool
-    consented: bool
 
 
 def devices_for_keys(db: Db, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeviceLink]:
     """For (key name, device code) pairs, the devices the key is linked to; others are absent.
 
     An absent pair means "this key may not report for that device", whether or not the
-    device exists, so an answer never tells a caller about another key's devices.
+    device exists, so an answer never tells a caller about another key's devices. Whether
+    the device may still report and its wearer consents is read later, under the zone lock
+    (:func:`reporting_status`).
     """
     unique = sorted(set(pairs))
     rows = db.execute(
         text(
             """
-            SELECT k.name, d.id, d.device_code, d.elder_id, d.datum::text, d.active,
-                   EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
-                           AND c.withdrawn_at IS NULL)
+            SELECT k.name, d.id, d.device_code, d.elder_id, d.datum::text
             FROM unnest(CAST(:keys AS text[]), CAST(:codes AS text[])) AS p(key, code)
             JOIN api_key k ON k.name = p.key AND k.revoked_at IS NULL
             JOIN device d ON d.api_key_id = k.id AND d.device_code = p.code
@@ -397,7 +396,7 @@ def devices_for_keys(db: Db, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str
         ),
         {"keys": [k for k, _ in unique], "codes": [c for _, c in unique]},
     ).all()
-    return {(r[0], r[2]): DeviceLink(r[1], r[2], r[3], DeviceDatum(r[4]), r[5], r[6]) for r in rows}
+    return {(r[0], r[2]): DeviceLink(r[1], r[2], r[3], DeviceDatum(r[4])) for r in rows}
 
 
 @dataclass(frozen=True)
