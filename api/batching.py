@@ -7,8 +7,8 @@ waits for nothing, and under load a batch grows as large as the time the previou
 
 One batch at a time per event loop: each batch has a fixed cost (a pooled connection,
 statements, a commit), and on two shared cores two overlapping batches of half the size
-cost more CPU than they saved in waiting (``bench.ingest`` carried fewer fixes per second
-with two in flight than with one).
+cost more CPU than they saved in waiting (measured with ``bench.ingest``'s load while
+choosing; the number in flight is not a setting, so no command compares the two today).
 """
 
 from __future__ import annotations

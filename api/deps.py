@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 def get_engine(request: Request) -> Engine:
@@ -70,3 +73,16 @@ def bbox_query(
 BBoxDep = Annotated[BBox | None, Depends(bbox_query)]
 LimitDep = Annotated[int, Query(ge=1, le=10_000, description="page size")]
 OffsetDep = Annotated[int, Query(ge=0, le=10_000_000, description="features to skip")]
+
+
+def on_this_loop(app: FastAPI, name: str, make: Callable[[], T]) -> T:
+    """The app's ``name`` made for the running event loop (and made again on another one).
+
+    Loop-bound objects (queues, semaphores, batchers) cannot be made at import or in
+    ``create_app``: tests run one app on several loops, and each uvicorn worker its own."""
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, T] | None = getattr(app.state, name, None)
+    if held is None or held[0] is not loop:
+        held = (loop, make())
+        setattr(app.state, name, held)
+    return held[1]

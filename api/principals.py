@@ -11,14 +11,13 @@ Only successes are kept; a refused credential is checked again each time.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import dataclass
 
 from data.changes import ChangeFeed
 from data.models import Role
-from data.queries.access import AreaScope
+from data.queries.access import AreaScope, key_digest
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ class Principals:
 
     @staticmethod
     def _key(via: str, secret: str) -> str:
-        # Digests only: the cache never holds a usable token or key. (An API key's digest
-        # is the one stored in ``api_key.digest``, which lets :meth:`put_digest` preload.)
-        return via + ":" + hashlib.sha256(secret.encode()).hexdigest()
+        # Digests only: the cache never holds a usable token or key. An API key's digest is
+        # the one stored in ``api_key.digest``, which lets :meth:`put_digests` preload.
+        return via + ":" + key_digest(secret)
 
     def generation(self) -> int:
         """Read *before* looking a credential up; pass it to :meth:`put` afterwards."""
@@ -81,26 +80,27 @@ class Principals:
         expires: float | None = None,
     ) -> None:
         """Remember ``principal`` if nothing changed while it was read (``generation``)."""
-        feed = self.feed
-        if feed is None or not feed.valid(generation):
-            return
-        until = time.time() + self._ttl_s
-        if expires is not None:
-            until = min(until, expires)  # a token's own expiry still ends it on time
-        with self._lock:
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()
-            self._entries[self._key(via, secret)] = _Entry(principal, generation, until)
+        self.put_digests(via, {key_digest(secret): principal}, generation, expires)
 
-    def put_digests(self, via: str, principals: dict[str, Principal], generation: int) -> int:
-        """Preload principals by the digest of their credential; how many were kept."""
+    def put_digests(
+        self,
+        via: str,
+        principals: dict[str, Principal],
+        generation: int,
+        expires: float | None = None,
+    ) -> int:
+        """Remember principals by the digest of their credential (preloading); how many
+        were kept. Nothing is kept if anything changed since ``generation``."""
         feed = self.feed
         if feed is None or not feed.valid(generation):
             return 0
         until = time.time() + self._ttl_s
-        room = max(0, self._max_entries - len(self._entries))
-        entries = list(principals.items())[:room]
+        if expires is not None:
+            until = min(until, expires)  # a token's own expiry still ends it on time
         with self._lock:
+            if len(self._entries) + len(principals) > self._max_entries:
+                self._entries.clear()
+            entries = list(principals.items())[: self._max_entries]
             for digest, principal in entries:
                 self._entries[via + ":" + digest] = _Entry(principal, generation, until)
         return len(entries)

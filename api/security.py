@@ -23,6 +23,7 @@ from pwdlib import PasswordHash
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from api.deps import on_this_loop
 from api.key_checks import KeyChecks
 from api.principals import Principal, Principals
 from data.models import Role
@@ -165,17 +166,13 @@ def preload_device_keys(app: FastAPI, *, limit: int = 50_000) -> int:
 
 
 def _key_checks(app: FastAPI) -> KeyChecks:
-    """The app's batched key checks on the running event loop (one per loop)."""
-    checks: KeyChecks | None = getattr(app.state, "key_checks", None)
-    if checks is None or checks.loop is not asyncio.get_running_loop():
+    """The app's batched key checks on the running event loop."""
 
-        def read(keys: Sequence[str]) -> dict[str, Principal]:
-            with Session(app.state.engine) as session:
-                return _key_principals(session, keys)
+    def read(keys: Sequence[str]) -> dict[str, Principal]:
+        with Session(app.state.engine) as session:
+            return _key_principals(session, keys)
 
-        checks = KeyChecks(read)
-        app.state.key_checks = checks
-    return checks
+    return on_this_loop(app, "key_checks", lambda: KeyChecks(read))
 
 
 def _credential(
@@ -202,14 +199,7 @@ than the reads. (API keys, a thousand wearables reporting at once, share batched
 
 def _credential_reads(app: FastAPI) -> asyncio.Semaphore:
     """The app's limit on concurrent credential reads, for the running event loop."""
-    loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
-        app.state, "credential_reads", None
-    )
-    if held is None or held[0] is not loop:
-        held = (loop, asyncio.Semaphore(CREDENTIAL_READS))
-        app.state.credential_reads = held
-    return held[1]
+    return on_this_loop(app, "credential_reads", lambda: asyncio.Semaphore(CREDENTIAL_READS))
 
 
 async def identify(request: Request, bearer: str | None, api_key: str | None) -> Principal | None:
@@ -228,17 +218,15 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
     cache: Principals = app.state.principals
     principal = cache.get(via, secret)
     if principal is None:
-        settings: Settings = app.state.settings
-        expires: float | None = None
-        if via != "api_key":
-            claims = _decode(settings, secret)
-            expires = float(claims["exp"])  # type: ignore[arg-type]
         generation = cache.generation()
+        expires: float | None = None
         if via == "api_key":
             principal = await _key_checks(app).check(secret)
             if principal is None:
                 raise Unauthorized("the API key is not valid")
         else:
+            claims = _decode(app.state.settings, secret)
+            expires = float(claims["exp"])  # type: ignore[arg-type]
 
             def read() -> Principal:
                 with Session(app.state.engine) as session:

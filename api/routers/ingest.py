@@ -8,7 +8,6 @@ the caller may report for; the answer never tells anything about other devices.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from api.deps import on_this_loop
 from api.direct_route import DirectRoute
 from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
@@ -86,29 +86,27 @@ def warm_up(app: FastAPI) -> None:
 
 
 def _queue(app: FastAPI) -> IngestQueue:
-    """The app's group-commit queue on the running event loop (one per loop, made on demand)."""
-    queue: IngestQueue | None = getattr(app.state, "ingest_queue", None)
-    if queue is None or queue.loop is not asyncio.get_running_loop():
-        settings: Settings = app.state.settings
+    """The app's group-commit queue on the running event loop."""
+    return on_this_loop(app, "ingest_queue", lambda: _new_queue(app))
 
-        def store(
-            requests: Sequence[care.IngestRequest],
-        ) -> list[care.IngestResult | GridworkError]:
-            with Session(app.state.engine) as session, session.begin():
-                return care.ingest_many(
-                    session,
-                    requests,
-                    epsg=_epsg(app, session),
-                    now=datetime.now(UTC),
-                    retention=timedelta(days=settings.position_retention_days),
-                    webhook_url=settings.alert_webhook_url,
-                )
 
-        queue = IngestQueue(
-            store, max_batch=settings.ingest_batch_max, max_pending=settings.ingest_pending_max
-        )
-        app.state.ingest_queue = queue
-    return queue
+def _new_queue(app: FastAPI) -> IngestQueue:
+    settings: Settings = app.state.settings
+
+    def store(requests: Sequence[care.IngestRequest]) -> list[care.IngestResult | GridworkError]:
+        with Session(app.state.engine) as session, session.begin():
+            return care.ingest_many(
+                session,
+                requests,
+                epsg=_epsg(app, session),
+                now=datetime.now(UTC),
+                retention=timedelta(days=settings.position_retention_days),
+                webhook_url=settings.alert_webhook_url,
+            )
+
+    return IngestQueue(
+        store, max_batch=settings.ingest_batch_max, max_pending=settings.ingest_pending_max
+    )
 
 
 async def _store(request: Request, principal: Principal, fixes: list[Fix]) -> IngestAnswer:
