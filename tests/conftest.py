@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from data.cluster import LocalCluster, drop_database
 from data.db import fresh_database, make_engine
@@ -163,3 +164,21 @@ def porto_engine(porto_url: str) -> Iterator[Engine]:
     eng = make_engine(porto_url)
     yield eng
     eng.dispose()
+
+
+@contextmanager
+def statements_on(engine: Engine, containing: str = "") -> Iterator[list[str]]:
+    """The statements run through ``engine`` meanwhile that contain ``containing``: what a
+    cache is meant to spare the database. (The engine may be shared with other apps of the
+    session: choose ``containing`` so that only the work under test matches.)"""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if containing in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

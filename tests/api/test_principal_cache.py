@@ -10,12 +10,11 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
@@ -23,11 +22,12 @@ from data.db import make_engine, transaction
 from data.models import Role
 from data.queries.access import create_api_key, create_user, set_role
 from tests.api.conftest import PASSWORD, make_settings
+from tests.conftest import statements_on
 
 Counter = Callable[[], int]
 # Checks of presented keys, not the preload of device keys that other apps on this engine
 # run whenever their change feed reconnects.
-KEY_CHECKS = "api_key WHERE digest"  # data.queries.access.find_api_keys
+KEY_CHECKS = "FROM api_key WHERE digest"  # data.queries.access.find_api_keys
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +46,6 @@ def other_process(porto_url: str) -> Iterator[Engine]:
     engine = make_engine(porto_url)
     yield engine
     engine.dispose()
-
-
-@contextmanager
-def reads_of(engine: Engine, table: str) -> Iterator[Counter]:
-    """Statements reading ``table`` through ``engine`` (shared by other apps of the session:
-    count what only the request under test would read)."""
-    seen: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if f"FROM {table} " in statement:
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield lambda: len(seen)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def new_admin(engine: Engine, client: TestClient) -> tuple[str, dict[str, str]]:
@@ -87,10 +70,10 @@ def test_a_credential_is_checked_once_then_remembered(
     client: TestClient, porto_engine: Engine
 ) -> None:
     _, headers = new_admin(porto_engine, client)
-    with reads_of(porto_engine, "app_user") as reads:
+    with statements_on(porto_engine, "FROM app_user ") as reads:
         for _ in range(5):
             assert client.get("/me", headers=headers).status_code == 200
-    assert reads() == 1
+    assert len(reads) == 1
 
 
 def test_a_demotion_from_another_process_ends_admin_rights_within_moments(
@@ -148,10 +131,10 @@ def test_a_change_made_while_the_feed_was_down_is_not_missed(
         set_role(session, name, Role.coordinator)
     assert client.get("/audit", headers=headers).status_code == 403
     eventually(lambda: feed.live)  # it reconnects by itself, and caching resumes
-    with reads_of(porto_engine, "app_user") as reads:
+    with statements_on(porto_engine, "FROM app_user ") as reads:
         for _ in range(3):
             assert client.get("/me", headers=headers).status_code == 200
-    assert reads() <= 1
+    assert len(reads) <= 1
 
 
 def test_many_new_api_keys_at_once_are_checked_together(
@@ -167,10 +150,13 @@ def test_many_new_api_keys_at_once_are_checked_together(
     def me(key: str) -> int:
         return client.get("/me", headers={"X-API-Key": key}).status_code
 
-    with reads_of(porto_engine, KEY_CHECKS) as reads, ThreadPoolExecutor(max_workers=40) as pool:
+    with (
+        statements_on(porto_engine, KEY_CHECKS) as reads,
+        ThreadPoolExecutor(max_workers=40) as pool,
+    ):
         statuses = list(pool.map(me, keys + wrong))
     assert statuses == [200] * len(keys) + [401] * len(wrong)
-    assert reads() < len(keys) // 2, f"{reads()} reads for {len(keys) + len(wrong)} new keys"
+    assert len(reads) < len(keys) // 2, f"{len(reads)} reads for {len(keys) + len(wrong)} new keys"
 
 
 def test_device_keys_are_known_from_the_start_and_a_revoked_one_is_not(
@@ -189,10 +175,10 @@ def test_device_keys_are_known_from_the_start_and_a_revoked_one_is_not(
         )
     restarted = create_app(make_settings(porto_url), engine=porto_engine)
     with TestClient(restarted) as client:
-        with reads_of(porto_engine, KEY_CHECKS) as reads:
+        with statements_on(porto_engine, KEY_CHECKS) as reads:
             assert client.get("/me", headers={"X-API-Key": live}).json()["role"] == "device"
             assert client.get("/me", headers={"X-API-Key": later}).status_code == 200
-        assert reads() == 0
+        assert len(reads) == 0
         assert client.get("/me", headers={"X-API-Key": revoked}).status_code == 401
         with transaction(porto_engine) as session:
             session.execute(

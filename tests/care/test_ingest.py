@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.app import create_app
@@ -25,6 +25,7 @@ from tests.care.conftest import (
     osmand,
     wait_until_blocked,
 )
+from tests.conftest import statements_on
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -351,20 +352,11 @@ def test_safe_zones_are_ready_in_metres_before_the_first_report_after_a_start(
 ) -> None:
     elder = enrol(client, staff["care_staff"], "watch-warm")
     care_queries._ZONES.clear()  # as in a process that just started
-    polygon_reads: list[str] = []
-
-    def seen(_c: object, _cur: object, statement: str, *_a: object) -> None:
-        if "ST_AsBinary(ST_Transform(geom" in statement:
-            polygon_reads.append(statement)
-
     started = create_app(care_settings(care_url), engine=care_engine)
-    with TestClient(started) as fresh:
-        event.listen(care_engine, "before_cursor_execute", seen)
-        try:
-            r = osmand(
-                fresh, elder["api_key"], "watch-warm", district.home_lon, district.home_lat, NOW
-            )
-        finally:
-            event.remove(care_engine, "before_cursor_execute", seen)
+    with (
+        TestClient(started) as fresh,
+        statements_on(care_engine, "ST_AsBinary(ST_Transform(geom") as polygon_reads,
+    ):
+        r = osmand(fresh, elder["api_key"], "watch-warm", district.home_lon, district.home_lat, NOW)
     assert r.status_code == 200, r.text
     assert polygon_reads == [], "the zone was transformed on the first report"

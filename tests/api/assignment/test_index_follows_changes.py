@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 
 from data.db import make_engine
+from tests.conftest import statements_on
 
 
 @pytest.fixture
@@ -42,17 +43,9 @@ def test_locate_reads_nothing_until_a_grid_changes_elsewhere(
         return str(r.json()["community"]["name"])
 
     assert community_name() == name
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
-    event.listen(gridded_engine, "before_cursor_execute", seen)
-    try:
+    with statements_on(gridded_engine) as statements:
         for _ in range(3):
             community_name()
-    finally:
-        event.remove(gridded_engine, "before_cursor_execute", seen)
     assert statements == []  # neither the caller nor the grids were read again
 
     renamed = f"{name} (renamed)"
