@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
-from data import care
+from data.care import service as care
 from data.crs import metric_epsg
 from data.db import transaction
 from data.settings import Settings

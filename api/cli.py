@@ -19,7 +19,7 @@ from data.settings import Settings
 from geo.errors import GridworkError, ImportRejected, InvalidInput
 
 if TYPE_CHECKING:
-    from data.readers import Kind
+    from data.importing.readers import Kind
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False
@@ -114,7 +114,7 @@ def import_layer(
     ] = False,
 ) -> None:
     """Import a file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV lon/lat, OSM PBF)."""
-    from data.loading import import_file
+    from data.importing.loading import import_file
 
     settings = _settings()
     engine = _engine(settings)
@@ -151,7 +151,7 @@ def derive_households(
     seed: Annotated[int, typer.Option(help="seed for placing household points")] = 1,
 ) -> None:
     """Estimate households per residential building and place them as points (flagged)."""
-    from data.loading import derive_households as run
+    from data.importing.loading import derive_households as run
 
     settings = _settings()
     summary = run(_engine(settings), seed=seed, settings=settings)
@@ -168,7 +168,7 @@ def check(
     geojson: Annotated[Path | None, typer.Option(help="also write the issues as GeoJSON")] = None,
 ) -> None:
     """Report overlaps, gaps, children outside their parent and slivers, level by level."""
-    from data.checks import run_checks
+    from data.district.checks import run_checks
 
     settings = _settings()
     report = run_checks(_engine(settings), settings=settings)
@@ -200,7 +200,7 @@ def check(
 @app.command("assign")
 def assign() -> None:
     """Recompute the grid of every household, facility and incident, in one transaction."""
-    from data.assignment import reassign
+    from data.assignment.service import reassign
     from data.db import transaction
 
     settings = _settings()
@@ -233,8 +233,8 @@ def _demo_admin(engine: Engine, settings: Settings) -> None:
     import secrets
 
     from api.security import hash_password
+    from data.access.queries import create_user, find_user
     from data.db import transaction
-    from data.queries.access import create_user, find_user
 
     path = settings.state_path / "demo-admin.txt"
     with transaction(engine) as session:
@@ -261,7 +261,7 @@ def demo(
     port: int = 8000,
 ) -> None:
     """Load the Porto sample (idempotent), derive households, check it, then serve."""
-    from data.loading import load_porto, plan_ungridded
+    from data.importing.loading import load_porto, plan_ungridded
 
     settings = _settings()
     engine = _engine(settings)
@@ -307,8 +307,8 @@ def user_add(
 ) -> None:
     """Create a user; the first admin is created this way (there is no default account)."""
     from api.security import hash_password
+    from data.access.queries import add_scope, create_user
     from data.db import transaction
-    from data.queries.access import add_scope, create_user
 
     password = _read_password(password_stdin)
     scopes = _parse_scopes(scope or [])
@@ -322,8 +322,8 @@ def user_add(
 @user_app.command("role")
 def user_role(username: str, role: Role) -> None:
     """Change a user's role; it takes effect on their next request."""
+    from data.access.queries import set_role
     from data.db import transaction
-    from data.queries.access import set_role
 
     with transaction(_engine(_settings())) as session:
         set_role(session, username, role)
@@ -333,8 +333,8 @@ def user_role(username: str, role: Role) -> None:
 @user_app.command("scope")
 def user_scope(username: str, scope: Annotated[list[str], typer.Argument()]) -> None:
     """Give a user one or more areas (LEVEL:CODE)."""
+    from data.access.queries import add_scope
     from data.db import transaction
-    from data.queries.access import add_scope
 
     with transaction(_engine(_settings())) as session:
         for level, code in _parse_scopes(scope):
@@ -351,7 +351,7 @@ def purge(
     """Delete elders' positions older than the retention period (the server does it hourly)."""
     from datetime import UTC, datetime, timedelta
 
-    from data import care
+    from data.care import service as care
 
     settings = _settings()
     keep = days or settings.position_retention_days
@@ -366,8 +366,8 @@ def key_add(
     user: Annotated[str | None, typer.Option(help="act with this user's area")] = None,
 ) -> None:
     """Create an API key; it is printed once and only its digest is stored."""
+    from data.access.queries import create_api_key
     from data.db import transaction
-    from data.queries.access import create_api_key
 
     with transaction(_engine(_settings())) as session:
         key = create_api_key(session, name, role, user)
@@ -413,8 +413,8 @@ def map_file(
 ) -> None:
     """Write one map as a standalone HTML file (Leaflet inlined: it opens without a server)."""
     from api.routers.maps import render
-    from data.queries.access import AreaScope
-    from data.queries.coverage import NetworkCache
+    from data.access.queries import AreaScope
+    from data.coverage.service import NetworkCache
 
     if kind not in ("grids", "workload", "incidents", "coverage"):
         raise InvalidInput("one of grids, workload, incidents, coverage", field="kind")
@@ -450,7 +450,7 @@ def plan_split(
 ) -> None:
     """Draft a plan: the community's units split into grids inside the band."""
     from data.db import transaction
-    from data.planning import draft_plan, plan_summary
+    from data.planning.service import draft_plan, plan_summary
 
     settings = _settings()
     with transaction(_engine(settings)) as session:
@@ -499,7 +499,7 @@ def _print_plan(summary: dict[str, object]) -> None:
 def plan_show(plan: int) -> None:
     """A plan's grids and metrics."""
     from data.db import transaction
-    from data.planning import plan_summary
+    from data.planning.service import plan_summary
 
     with transaction(_engine(_settings())) as session:
         _print_plan(plan_summary(session, plan))
@@ -514,7 +514,7 @@ def plan_publish(
     from datetime import date
 
     from data.db import transaction
-    from data.planning import publish
+    from data.planning.service import publish
 
     try:
         day = date.fromisoformat(effective) if effective else date.today()
@@ -536,7 +536,7 @@ def plan_report(
 ) -> None:
     """Communities and grids outside the household band."""
     from data.db import transaction
-    from data.planning import oversize_report
+    from data.planning.service import oversize_report
 
     settings = _settings()
     lo, hi = min or settings.household_min, max or settings.household_max

@@ -1,6 +1,6 @@
 """The app's in-memory grid index: built once, reused until the grids change.
 
-One :class:`~data.assignment.GridIndexCache` per app. While the app's change feed is live
+One :class:`~data.assignment.service.GridIndexCache` per app. While the app's change feed is live
 (:mod:`data.changes`), an index whose grids-version token was checked under the current
 feed generation is used with no database read at all; any write to grids, workers,
 communities or streets — in this process or another — bumps the generation, and the next
@@ -17,7 +17,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
 
-from data.assignment import GridIndex, GridIndexCache
+from data.assignment.service import GridIndex, GridIndexCache
 from data.changes import ChangeFeed
 
 _lock = threading.Lock()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import OperationalError
 
 from api.batching import Batcher
-from data.care import IngestRequest, IngestResult
+from data.care.service import IngestRequest, IngestResult
 from geo.errors import GridworkError
 
 Outcome = IngestResult | GridworkError

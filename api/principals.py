@@ -15,9 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from data.access.queries import AreaScope, key_digest
 from data.changes import ChangeFeed
 from data.models import Role
-from data.queries.access import AreaScope, key_digest
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ from sqlalchemy.orm import Session
 from api.deps import on_this_loop
 from api.key_checks import KeyChecks
 from api.principals import Principal, Principals
-from data.models import Role
-from data.queries.access import (
+from data.access.queries import (
     ApiKeyRecord,
     AreaScope,
     find_api_keys,
@@ -36,6 +35,7 @@ from data.queries.access import (
     resolve_scope,
     write_audit,
 )
+from data.models import Role
 from data.settings import Settings
 from geo.errors import Forbidden, Unauthorized
 

@@ -7,10 +7,10 @@ a speed-up that changes results is a bug, not a speed-up.
 
 Sections (one function each, listed in :data:`SECTIONS`):
 
-* ``in-process`` — :meth:`geo.assign.AreaIndex.assign_points` against
+* ``in-process`` — :meth:`geo.assignment.index.AreaIndex.assign_points` against
   ``geopandas.sjoin(points, grids, predicate="within")``.
 * ``postgis`` — end to end, household arrays → ``household`` rows with their grid set:
-  :func:`data.assignment.insert_points` (in-process assignment, one binary ``COPY``) against
+  :func:`data.assignment.service.insert_points` (in-process assignment, one binary ``COPY``) against
   loading the points and then ``UPDATE … FROM grid WHERE ST_Covers(…)``, or an
   ``INSERT … SELECT`` with a covering-grid subquery (:mod:`bench.postgis_e2e`);
 * ``http`` — ``GET /locate`` over loopback HTTP at 1, 8 and 32 concurrent clients, next to a
@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.synthetic_city import build_city, households
-from geo.assign import AreaIndex
+from geo.assignment.index import AreaIndex
 
 T = TypeVar("T")
 # Wide enough for the table when the output is piped into a file or a CI log.

@@ -12,11 +12,11 @@ would have been stored with (assigned once, outside the timer), as the API would
 
 Rows compare gridwork's path with the obvious alternative, in the same run:
 
-* **gridwork** — :class:`geo.coverage.RoadGraph` built once; per request
-  :func:`~geo.coverage.reachable` (a heap-bounded Dijkstra per facility),
-  :func:`~geo.coverage.reached_edges` (whole edges *and* the partial pieces),
-  :func:`~geo.coverage.service_area` + the straight-line layer, and
-  :func:`~geo.coverage.coverage_by_grid`.
+* **gridwork** — :class:`geo.coverage.walk.RoadGraph` built once; per request
+  :func:`~geo.coverage.walk.reachable` (a heap-bounded Dijkstra per facility),
+  :func:`~geo.coverage.walk.reached_edges` (whole edges *and* the partial pieces),
+  :func:`~geo.coverage.walk.service_area` + the straight-line layer, and
+  :func:`~geo.coverage.walk.coverage_by_grid`.
 * **networkx way** — the same junctions in an ``nx.Graph``; per request each facility goes to
   its nearest *node*, ``nx.single_source_dijkstra_path_length(cutoff=...)``, every edge whose
   two ends are reached is buffered and ``unary_union``-ed, then ``GeoSeries.intersection``
@@ -50,8 +50,8 @@ from rich.console import Console
 from rich.table import Table
 from shapely.ops import substring
 
-from geo.assign import AreaIndex
-from geo.coverage import (
+from geo.assignment.index import AreaIndex
+from geo.coverage.walk import (
     DEFAULT_BUFFER_M,
     RoadGraph,
     Snap,

@@ -41,9 +41,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from api.app import create_app
 from api.security import HUMAN_ROLES, authenticated, hash_password, require
 from bench.http_client import Connection
+from data.access.queries import create_user
 from data.db import make_engine, transaction
 from data.models import Role
-from data.queries.access import create_user
 from data.settings import Settings
 
 USER = "bench-admin"

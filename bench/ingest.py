@@ -53,14 +53,14 @@ from sqlalchemy import text
 
 from bench.bench_db import fresh_database
 from bench.http_client import Connection
-from data import care
+from data.access.queries import AreaScope
+from data.care import service as care
 from data.cluster import LocalCluster
 from data.db import make_engine, transaction
-from data.loading import import_file
-from data.models_care import DeviceDatum
-from data.queries.access import AreaScope
+from data.importing.loading import import_file
+from data.models.care import DeviceDatum
 from data.settings import Settings
-from geo.datum import from_wgs84
+from geo.care.datum import from_wgs84
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRICT = ROOT / "data" / "samples" / "synthetic-district" / "synthetic-district.gpkg"

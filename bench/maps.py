@@ -42,13 +42,13 @@ from sqlalchemy import Engine, text
 
 from api.routers.maps import render
 from bench.coverage import DISTRICT, split_in_two
+from data.access.queries import AreaScope, create_api_key
 from data.cluster import LocalCluster, ensure_database
+from data.coverage.service import NetworkCache, coverage
 from data.db import make_engine, migrate, transaction
-from data.loading import import_file
+from data.district.maps import grid_layers
+from data.importing.loading import import_file
 from data.models import Role
-from data.queries.access import AreaScope, create_api_key
-from data.queries.coverage import NetworkCache, coverage
-from data.queries.maps import grid_layers
 from data.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,13 +9,13 @@ some). Cases, all from the vendored samples:
   households add up closest to 10,000 (found by search, so the choice is reproducible),
   merged into one;
 * the four **Porto** parishes, whose households are estimated from OSM footprints and scaled
-  to the 2011 census (:mod:`geo.households`), in UTM 29N.
+  to the 2011 census (:mod:`geo.district.households`), in UTM 29N.
 
-Both methods get the same units (:func:`geo.units.build_units`, entrances included) and the
+Both methods get the same units (:func:`geo.planning.units.build_units`, entrances included) and the
 same graph. ``spopt.region.MaxPHeuristic`` gets ``threshold = min households`` on the
 households column and the unit centroids as attributes (so its regions are spatially
 homogeneous, i.e. compact); it has no upper bound, which is why its regions overshoot.
-Both plans are measured by :func:`geo.plan_metrics.plan_metrics`.
+Both plans are measured by :func:`geo.planning.metrics.plan_metrics`.
 
 spopt is in the ``dev`` extra (and so in requirements.lock); ``make setup`` installs it.
 """
@@ -37,10 +37,10 @@ import shapely
 from rich.console import Console
 from rich.table import Table
 
-from geo.households import estimate_households, place_households, scale_to_population
-from geo.plan_metrics import PlanMetrics, plan_metrics
-from geo.split import split_community
-from geo.units import Units, build_units
+from geo.district.households import estimate_households, place_households, scale_to_population
+from geo.planning.metrics import PlanMetrics, plan_metrics
+from geo.planning.split import split_community
+from geo.planning.units import Units, build_units
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 SYNTHETIC = SAMPLES / "synthetic-district" / "synthetic-district.gpkg"

@@ -111,7 +111,7 @@ def workload_map(
     """Each grid coloured by its worker's whole load; the busiest workers listed.
 
     ``load`` is one row per worker (``worker_code``, ``worker_name``, ``grids``,
-    ``households``), as :func:`data.queries.maps.worker_load` makes it.
+    ``households``), as :func:`data.district.maps.worker_load` makes it.
     """
     if grids.empty:
         raise ValueError("a workload map needs at least one grid")

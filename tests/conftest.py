@@ -148,7 +148,7 @@ def clean_engine(engine: Engine) -> Engine:
 @pytest.fixture(scope="session")
 def porto_url(server_url: str) -> str:
     """A database holding the Porto sample as ``make demo`` loads it; tests only read it."""
-    from data.loading import load_porto
+    from data.importing.loading import load_porto
 
     url = own_database(server_url, "gridwork_test_porto")
     eng = make_engine(url)

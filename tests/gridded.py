@@ -30,10 +30,10 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import add_scope, create_api_key, create_user
 from data.db import make_engine, transaction
-from data.loading import load_porto
+from data.importing.loading import load_porto
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_api_key, create_user
 from data.settings import Settings
 from tests.conftest import own_database
 

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.security import Principal, audit_read, require
+from data.care import queries as q
 from data.models import Role
-from data.models_care import AlertStatus
-from data.queries import care as q
+from data.models.care import AlertStatus
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

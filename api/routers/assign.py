@@ -2,7 +2,7 @@
 
 Both answer from the app's in-memory grid index (:mod:`api.grid_index`), never with a spatial
 query: ``/locate`` costs one indexed read of the grids-version token besides signing in.
-Answers follow the stored-assignment rule (:mod:`data.assignment`): ``ST_Covers`` on the
+Answers follow the stored-assignment rule (:mod:`data.assignment.service`): ``ST_Covers`` on the
 stored grids, lowest code on shared edges, snapped to the nearest grid within the snap
 tolerance. Grids outside the caller's area are withheld: ``/locate`` answers 404 and
 ``/assign`` returns nulls with ``withheld: true``, the same as for a point in no grid.
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.grid_index import GridIndexDep
 from api.security import HUMAN_ROLES, Principal, require
-from data.assignment import GridIndex
+from data.assignment.service import GridIndex
 from geo.errors import InvalidInput, NotFound
 from geo.point_input import WGS84, check_lonlat, to_lonlat
 

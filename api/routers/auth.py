@@ -20,8 +20,8 @@ from api.security import (
     issue_token,
     require,
 )
+from data.access.queries import read_audit, scopes_of
 from data.models import Role
-from data.queries.access import read_audit, scopes_of
 
 public = APIRouter(tags=["auth"])
 private = APIRouter(tags=["auth"])

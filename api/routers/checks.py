@@ -4,7 +4,7 @@
 non-zero on). Two parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
 ``ungridded``), and ``assignment_mismatches``: every household, facility and incident whose
 stored grid PostGIS ``ST_Covers`` disagrees with (there must be none). Both come from
-:func:`data.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
+:func:`data.district.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
 The GeoJSON format carries the topology issues only, like ``gridwork check --geojson``.
 
 Who sees which mismatches. Admins and planners run checks (anyone else: 403). A mismatch
@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, Request
 from api.deps import SessionDep
 from api.routers.points import HOUSEHOLD_READ, Reason
 from api.security import Principal, audit_read, require
-from data.checks import run_checks
+from data.district.checks import run_checks
 from data.models import Role
 
 router = APIRouter(tags=["checks"])

@@ -1,7 +1,7 @@
 """Elders: enrollment with consent, safe zones, and locating one elder (always with a reason).
 
 Care staff and admins enrol; care staff and grid workers locate, each within their area (see
-``data.queries.care`` for what "area" means for an elder). Every read of an elder or of a
+``data.care.queries`` for what "area" means for an elder). Every read of an elder or of a
 position writes an audit row first; reading a position needs a ``reason``. No route returns
 the positions of several elders (only ``/alerts`` lists several elders, one fix each).
 """
@@ -21,11 +21,11 @@ from api.deps import LimitDep, OffsetDep, SessionDep
 from api.routers.ingest import care_epsg
 from api.routers.maps import network_cache
 from api.security import Principal, audit_read, require
-from data import care
+from data.care import queries as q
+from data.care import service as care
 from data.models import Role
-from data.models_care import DeviceDatum
-from data.queries import care as q
-from geo.datum import from_wgs84
+from data.models.care import DeviceDatum
+from geo.care.datum import from_wgs84
 from geo.errors import NotFound
 from maps.trail import trail_map
 

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
 from api.security import HUMAN_ROLES, Principal, require
-from data.models import Role
-from data.queries.grid_reports import (
+from data.district.grids import (
     find_grid,
     grid_summary,
     out_of_band,
@@ -23,6 +22,7 @@ from data.queries.grid_reports import (
     polygon_from_geojson,
     update_grid,
 )
+from data.models import Role
 
 router = APIRouter(tags=["grids"])
 

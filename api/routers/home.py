@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep
 from api.security import HUMAN_ROLES, Principal, optional_principal, require
-from data.queries.hierarchy import read_level
+from data.district.hierarchy import read_level
 from maps.hierarchy import hierarchy_map
 
 public = APIRouter(include_in_schema=False)

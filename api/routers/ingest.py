@@ -24,13 +24,13 @@ from api.direct_route import DirectRoute
 from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
 from api.security import Principal, require
-from data import care
+from data.care import queries as care_queries
+from data.care import service as care
 from data.crs import metric_epsg
 from data.models import Role
-from data.queries import care as care_queries
 from data.settings import Settings
+from geo.care.osmand import Fix, parse_osmand
 from geo.errors import Forbidden, GridworkError, InvalidInput
-from geo.osmand import Fix, parse_osmand
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
 from api.security import HUMAN_ROLES, Principal, require
-from data.queries.layers import feature_page
+from data.district.layers import feature_page
 
 router = APIRouter(tags=["layers"])
 

@@ -19,9 +19,9 @@ from sqlalchemy import Connection
 from api.deps import SessionDep
 from api.ogc import district_wide
 from api.security import HUMAN_ROLES, CurrentPrincipal, Principal, require
-from data.queries.access import AreaScope
-from data.queries.coverage import NetworkCache, coverage, facility_kinds
-from data.queries.maps import (
+from data.access.queries import AreaScope
+from data.coverage.service import NetworkCache, coverage, facility_kinds
+from data.district.maps import (
     MAX_DAYS,
     district_bounds,
     grid_layers,
@@ -29,7 +29,7 @@ from data.queries.maps import (
     worker_load,
 )
 from data.settings import Settings
-from geo.coverage import DEFAULT_SPEED_KMH, MAX_MINUTES
+from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
 from maps._common import message_page
 from maps.base import AssetMode
 from maps.coverage import coverage_map

@@ -13,9 +13,9 @@ from pydantic import Field
 from api.deps import SessionDep
 from api.schemas import StrictModel
 from api.security import HUMAN_ROLES, Principal, require
-from data import planning
+from data.access.queries import AreaScope
 from data.models import Role
-from data.queries.access import AreaScope
+from data.planning import service as planning
 from geo.errors import InvalidInput, NotFound
 from maps.plans import compare_page, plan_map
 

@@ -42,11 +42,7 @@ from sqlalchemy.orm import Session
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.grid_index import GridIndexDep
 from api.security import HUMAN_ROLES, Principal, audit_read, require
-from data.assignment import GridIndex, assign_keys
-from data.importer import upsert
-from data.models import AgeBand, IncidentStatus, Role
-from data.queries.grid_reports import find_grid
-from data.queries.points import (
+from data.assignment.points import (
     KINDS,
     Placement,
     PointKind,
@@ -57,7 +53,11 @@ from data.queries.points import (
     list_points,
     update_point,
 )
-from data.readers import Kind, read_layer
+from data.assignment.service import GridIndex, assign_keys
+from data.district.grids import find_grid
+from data.importing.importer import upsert
+from data.importing.readers import Kind, read_layer
+from data.models import AgeBand, IncidentStatus, Role
 from geo.errors import Forbidden, GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
 from geo.point_input import check_lonlat
 

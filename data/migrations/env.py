@@ -6,8 +6,8 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-import data.models_care  # registers the elder-care tables
-import data.models_planning  # noqa: F401 - registers the planning tables
+import data.models.care  # registers the elder-care tables
+import data.models.planning  # noqa: F401 - registers the planning tables
 from data.models import Base
 
 config = context.config

@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import add_scope, create_api_key, create_user
 from data.db import transaction
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_api_key, create_user
 from data.settings import Settings
 
 PASSWORD = "correct horse battery staple"

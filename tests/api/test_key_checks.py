@@ -10,8 +10,8 @@ import pytest
 
 from api.key_checks import KeyChecks
 from api.principals import Principal
+from data.access.queries import AreaScope
 from data.models import Role
-from data.queries.access import AreaScope
 
 
 def principal(key: str) -> Principal:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from data.db import make_engine, transaction
-from data.loading import load_porto
+from data.importing.loading import load_porto
 from data.settings import Settings
 from tests.api.conftest import PASSWORD, STAFF, make_settings
 from tests.conftest import own_database
@@ -27,7 +27,7 @@ def plans_engine(server_url: str) -> Iterator[Engine]:
     engine = make_engine(url)
     list(load_porto(engine, settings=Settings(database_url=url)))
     from api.security import hash_password
-    from data.queries.access import add_scope, create_user
+    from data.access.queries import add_scope, create_user
 
     with transaction(engine) as session:
         for who in ("planner", "coordinator"):

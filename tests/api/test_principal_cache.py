@@ -18,16 +18,16 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import create_api_key, create_user, set_role
 from data.db import make_engine, transaction
 from data.models import Role
-from data.queries.access import create_api_key, create_user, set_role
 from tests.api.conftest import PASSWORD, make_settings
 from tests.conftest import statements_on
 
 Counter = Callable[[], int]
 # Checks of presented keys, not the preload of device keys that other apps on this engine
 # run whenever their change feed reconnects.
-KEY_CHECKS = "FROM api_key WHERE digest"  # data.queries.access.find_api_keys
+KEY_CHECKS = "FROM api_key WHERE digest"  # data.access.queries.find_api_keys
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,10 @@ from sqlalchemy import create_engine
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import create_api_key, create_user
 from data.db import make_engine, transaction
-from data.loading import load_porto
+from data.importing.loading import load_porto
 from data.models import Role
-from data.queries.access import create_api_key, create_user
 from data.settings import Settings
 from tests.api.conftest import PASSWORD, make_settings
 from tests.conftest import own_database

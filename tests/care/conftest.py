@@ -25,12 +25,12 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import add_scope, create_user
 from data.db import make_engine, transaction
-from data.loading import import_file
+from data.importing.loading import import_file
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_user
 from data.settings import Settings
-from geo.assign import AreaIndex
+from geo.assignment.index import AreaIndex
 from tests.conftest import own_database
 
 PASSWORD = "correct horse battery staple"
@@ -48,7 +48,7 @@ class District:
     home_lat: float
 
     def grid_codes(self, lon: Any, lat: Any) -> list[str | None]:
-        """Where geo.assign puts WGS-84 points (no snapping): what the database must agree with."""
+        """Where geo.assignment.index puts WGS-84 points: what the database must agree with."""
         points = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=4326).to_crs(EPSG)
         result = self.index.assign_points(points.x.to_numpy(), points.y.to_numpy(), snap_m=0)
         return list(result.code)

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from data.queries import care as care_queries
+from data.care import queries as care_queries
 from tests.care.conftest import District, count, enrol, osmand, wait_until_blocked
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from data import care as care_use
-from data.queries import care as care_queries
+from data.care import queries as care_queries
+from data.care import service as care_use
 from tests.care.conftest import (
     CONSENT,
     District,

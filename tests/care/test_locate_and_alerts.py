@@ -20,11 +20,11 @@ from api import care_tasks
 from api.app import create_app
 from api.cli import app as cli
 from api.security import hash_password
-from data import care as care_use
+from data.access.queries import add_scope, create_user
+from data.care import service as care_use
 from data.db import transaction
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_user
-from geo.osmand import parse_osmand
+from geo.care.osmand import parse_osmand
 from tests.care.conftest import (
     CONSENT,
     EPSG,

@@ -1,7 +1,7 @@
 """The issue's done-when: recorded walks replayed through the OsmAnd protocol, end to end.
 
 A GPX walk leaves the home's safe zone and comes back: every fix lands in the grid
-``geo.assign`` gives it, exactly one exit alert goes to the worker of the grid the elder
+``geo.assignment.index`` gives it, exactly one exit alert goes to the worker of the grid the elder
 left into and to the home grid's worker, and the trail map works offline. The same walk sent
 in WGS-84, GCJ-02 and BD-09 lands in the same grids every time; GCJ-02 read as WGS-84 does not.
 """
@@ -16,11 +16,11 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo.datum import from_wgs84
-from geo.gpx import parse_gpx, walk_gpx
-from geo.safezone import DEFAULT_EXIT_MARGIN_M, SafeZone
+from geo.care.datum import from_wgs84
+from geo.care.safezone import DEFAULT_EXIT_MARGIN_M, SafeZone
 from maps.base import external_urls
 from tests.care.conftest import EPSG, HOME_GRID, District, enrol, osmand
+from tests.gpx import parse_gpx, walk_gpx
 
 GEOD = pyproj.Geod(ellps="WGS84")
 

@@ -20,7 +20,7 @@ import pyogrio
 import shapely
 from sqlalchemy import Engine
 
-from data.loading import import_file, load_porto
+from data.importing.loading import import_file, load_porto
 from data.settings import Settings
 
 PORTO_GPKG = Path(__file__).resolve().parents[2] / "data" / "samples" / "porto" / "porto.gpkg"

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from api.cli import app as cli
-from data.assignment import (
+from data.assignment.service import (
     GridIndex,
     GridIndexCache,
     assignment_mismatches,
@@ -32,7 +32,7 @@ from data.assignment import (
     reassign,
 )
 from data.db import make_engine, transaction
-from data.loading import import_file
+from data.importing.loading import import_file
 from data.settings import Settings
 from tests.conftest import own_database
 from tests.data.porto_grids import load_gridded_porto, write_grid_files

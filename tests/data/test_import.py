@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from data.loading import import_file
+from data.importing.loading import import_file
 from geo.errors import ImportRejected
 
 

@@ -12,7 +12,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, MultiLineString, Point, Polygon
 
-from data.readers import read_layer
+from data.importing.readers import read_layer
 from geo.errors import CRSError, InvalidInput
 
 # Two neighbouring communities in Porto's historic centre, about 300 m x 220 m each.

@@ -8,10 +8,10 @@ import pytest
 from shapely.geometry import Point
 from sqlalchemy import text
 
+from data.care import queries as q
 from data.db import make_engine, transaction
-from data.models_care import ZoneKind
-from data.queries import care as q
-from geo.safezone import SafeZone
+from data.models.care import ZoneKind
+from geo.care.safezone import SafeZone
 from tests.conftest import own_database
 
 pytestmark = pytest.mark.db

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from shapely.geometry import Polygon, box
 
-from geo.assign import AreaIndex, Assignment
+from geo.assignment.index import AreaIndex, Assignment
 from geo.errors import CRSError, InvalidGeometry, InvalidInput
 
 UTM = "EPSG:32645"

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from shapely.geometry import LineString, Point, box
 from shapely.ops import substring
 
-from geo.coverage import (
+from geo.coverage.walk import (
     ODPairs,
     Reach,
     RoadGraph,

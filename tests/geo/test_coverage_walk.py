@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Point, box
 
-from geo.coverage import RoadGraph, facility_coverage, households_within, network_distances
-from geo.coverage import reachable as reach_from
+from geo.coverage.walk import RoadGraph, facility_coverage, households_within, network_distances
+from geo.coverage.walk import reachable as reach_from
 from geo.errors import InvalidInput
 
 UTM = "EPSG:32645"

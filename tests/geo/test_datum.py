@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 
-from geo.datum import CHINA_BBOX, Datum, from_wgs84, in_china, to_wgs84
+from geo.care.datum import CHINA_BBOX, Datum, from_wgs84, in_china, to_wgs84
 from geo.errors import InvalidInput
 
 GEOD = Geod(ellps="WGS84")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo.errors import InvalidInput
-from geo.gpx import GPX_NS, parse_gpx, walk_gpx
+from tests.gpx import GPX_NS, parse_gpx, walk_gpx
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 WALK = [(84.87, 45.58), (84.8705, 45.5801), (84.871, 45.5802)]

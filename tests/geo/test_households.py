@@ -15,14 +15,14 @@ import shapely
 from geopandas.testing import assert_geodataframe_equal
 from shapely.geometry import Polygon, box
 
-from geo.errors import CRSError, InvalidInput
-from geo.households import (
+from geo.district.households import (
     HouseholdRule,
     apportion,
     estimate_households,
     place_households,
     scale_to_population,
 )
+from geo.errors import CRSError, InvalidInput
 
 UTM = "EPSG:32629"
 SERVICE_FIELDS = {"building_id", "household", "size", "lives_alone", "estimated", "geometry"}

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from geo.care.osmand import KNOT_MPS, Fix, parse_osmand
 from geo.errors import InvalidInput
-from geo.osmand import KNOT_MPS, Fix, parse_osmand
 
 NOW = datetime(2024, 5, 1, 8, 0, 0, tzinfo=UTC)
 EPOCH_NOW = int(NOW.timestamp())  # 1714550400

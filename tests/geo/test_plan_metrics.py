@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from geo.errors import InvalidInput
-from geo.plan_metrics import move_unit, plan_metrics, unavoidable_offroad_m
+from geo.planning.metrics import move_unit, plan_metrics, unavoidable_offroad_m
 from tests.geo.test_units import lattice
 
 COLUMNS = pd.Series(["W", "M", "E"] * 3)  # three columns of three blocks

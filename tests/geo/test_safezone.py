@@ -19,11 +19,9 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 
-from geo.datum import from_wgs84, to_wgs84
-from geo.errors import InvalidGeometry, InvalidInput
-from geo.gpx import parse_gpx, walk_gpx
-from geo.osmand import parse_osmand
-from geo.safezone import (
+from geo.care.datum import from_wgs84, to_wgs84
+from geo.care.osmand import parse_osmand
+from geo.care.safezone import (
     MetricFix,
     SafeZone,
     ZoneEvent,
@@ -31,6 +29,8 @@ from geo.safezone import (
     evaluate,
     stale,
 )
+from geo.errors import InvalidGeometry, InvalidInput
+from tests.gpx import parse_gpx, walk_gpx
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 GRID = box(0, 0, 100, 100)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from geo.errors import InvalidInput
-from geo.split import SplitResult, split_community
-from geo.units import Units, build_units
+from geo.planning.split import SplitResult, split_community
+from geo.planning.units import Units, build_units
 from tests.geo.test_units import lattice
 
 

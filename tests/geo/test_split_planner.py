@@ -16,9 +16,9 @@ import pytest
 from shapely.geometry import box
 
 from geo.errors import InvalidInput
-from geo.plan_metrics import move_unit
-from geo.split import SplitResult, split_community
-from geo.units import Units, build_units, units_from_frame
+from geo.planning.metrics import move_unit
+from geo.planning.split import SplitResult, split_community
+from geo.planning.units import Units, build_units, units_from_frame
 
 UTM45N = 32645
 CODE = "S04-C11"

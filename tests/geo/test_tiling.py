@@ -6,8 +6,8 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
+from geo.district.tiling import fit_to_parent
 from geo.errors import InvalidGeometry
-from geo.tiling import fit_to_parent
 
 
 def test_hairline_gaps_and_overhangs_are_closed() -> None:

@@ -15,8 +15,13 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
+from geo.district.topology import (
+    TopologyIssue,
+    check_hierarchy,
+    check_level,
+    issues_to_geodataframe,
+)
 from geo.errors import CRSError, InvalidInput
-from geo.topology import TopologyIssue, check_hierarchy, check_level, issues_to_geodataframe
 
 UTM = "EPSG:32645"
 

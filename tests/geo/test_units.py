@@ -16,7 +16,7 @@ import shapely
 from shapely.geometry import LineString, box
 
 from geo.errors import CRSError, InvalidInput
-from geo.units import ENTRANCE, LOT, ROAD, Detail, Units, build_units, units_from_frame
+from geo.planning.units import ENTRANCE, LOT, ROAD, Detail, Units, build_units, units_from_frame
 
 UTM = "EPSG:32645"
 

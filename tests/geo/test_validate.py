@@ -17,8 +17,8 @@ from shapely.geometry import (
     Polygon,
 )
 
+from geo.district.validate import validate_geometries
 from geo.errors import CRSError, InvalidInput
-from geo.validate import validate_geometries
 
 SQUARE = Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
 FAR_SQUARE = Polygon([(5, 5), (6, 5), (6, 6), (5, 6)])

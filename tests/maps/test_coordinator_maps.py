@@ -16,7 +16,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, box
 
-from data.queries.maps import worker_load
+from data.district.maps import worker_load
 from maps.base import assert_offline
 from maps.coverage import UNCOVERED, coverage_map, share_colour
 from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from api.security import hash_password
+from data.access.queries import add_scope, create_api_key, create_user
 from data.db import make_engine, transaction
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_api_key, create_user
 from tests.api.conftest import PASSWORD, make_settings
 from tests.conftest import own_database
 from tests.data.porto_grids import load_gridded_porto

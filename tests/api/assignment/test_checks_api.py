@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.security import hash_password
+from data.access.queries import add_scope, create_user
 from data.db import transaction
 from data.models import Role, ScopeLevel
-from data.queries.access import add_scope, create_user
 from tests.api.conftest import PASSWORD
 
 STORED = "131215-G05"  # where the corrupted household is filed, far from where it lies

@@ -8,7 +8,7 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from data.assignment import assignment_mismatches
+from data.assignment.service import assignment_mismatches
 
 
 def _counts(engine: Engine) -> dict[str, int]:

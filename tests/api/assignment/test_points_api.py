@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from data.assignment import assignment_mismatches
+from data.assignment.service import assignment_mismatches
 
 
 def _grid_point(engine: Engine, grid: str) -> tuple[float, float]:

@@ -1,0 +1,1 @@
+"""Assignment of households, facilities and incidents to grids: SQL and its use cases."""

@@ -1,0 +1,1 @@
+"""Elder care: enrolment, consent, device reports, safe zones and alerts (queries + service)."""

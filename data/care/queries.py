@@ -1,0 +1,1000 @@
+"""Elders, consent, devices, positions, safe zones and alerts: every SQL statement of elder care.
+
+Area scope: an elder belongs to the area of their home grid. Staff see an elder whose home
+grid is in their area, and also, while an alert about them is not closed, an elder who is
+*now* in their area (the worker of the grid where a lost elder was found must be able to act).
+Alerts are visible where either their current grid or the elder's home grid is.
+
+The grid of a point follows ``geo.assignment.index``:
+``ST_Covers`` on current grids, lowest code wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import shapely
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from data.access.queries import AreaScope
+from data.models.care import AlertStatus, DeviceDatum, ZoneKind
+from geo.care.safezone import SafeZone, ZoneState
+from geo.errors import Conflict, InvalidGeometry, InvalidInput, NotFound
+
+Db = Session | Connection
+
+# The grid covering a point (an SQL expression over ``:pt``-like expressions), lowest code wins.
+_GRID_AT = (
+    "(SELECT g.id FROM grid g WHERE g.valid_to IS NULL AND ST_Covers(g.geom, {pt}) "
+    'ORDER BY g.code COLLATE "C" LIMIT 1)'
+)
+
+
+def grid_at(point_sql: str) -> str:
+    return _GRID_AT.format(pt=point_sql)
+
+
+def _scope_params(scope: AreaScope) -> dict[str, Any]:
+    return {"unrestricted": scope.unrestricted, "grid_ids": scope.sql_ids("grid") or []}
+
+
+# --------------------------------------------------------------------------- enrollment
+
+
+@dataclass(frozen=True)
+class HomeHousehold:
+    id: int
+    code: str
+    grid_id: int
+    grid_code: str
+
+
+def find_home_household(db: Db, code: str, scope: AreaScope) -> HomeHousehold:
+    """The household an elder lives in, with its grid; outside the caller's area it is absent."""
+    row = db.execute(
+        text(
+            f"""
+            SELECT h.id, h.code, g.id, g.code
+            FROM household h
+            LEFT JOIN grid g ON g.id = coalesce(
+                (SELECT id FROM grid WHERE id = h.grid_id AND valid_to IS NULL),
+                {grid_at("h.geom")})
+            WHERE h.code = :code
+            """  # noqa: S608
+        ),
+        {"code": code},
+    ).first()
+    if row is None or (
+        not scope.unrestricted and (row[2] is None or row[2] not in (scope.grid_ids or ()))
+    ):
+        raise NotFound(f"no household '{code}' in your area", field="household_code")
+    if row[2] is None:
+        raise InvalidInput(
+            f"household '{code}' lies in no grid, so it has no home zone", field="household_code"
+        )
+    return HomeHousehold(row[0], row[1], row[2], row[3])
+
+
+def device_code_taken(db: Db, code: str, key_name: str) -> bool:
+    row = db.execute(
+        text(
+            "SELECT 1 FROM device WHERE device_code = :c "
+            "UNION ALL SELECT 1 FROM api_key WHERE name = :k"
+        ),
+        {"c": code, "k": key_name},
+    ).first()
+    return row is not None
+
+
+def home_grid_id(db: Db, elder_id: int) -> int | None:
+    value = db.execute(
+        text("SELECT home_grid_id FROM elder WHERE id = :e"), {"e": elder_id}
+    ).scalar_one()
+    return None if value is None else int(value)
+
+
+def api_key_id(db: Db, name: str) -> int:
+    return int(db.execute(text("SELECT id FROM api_key WHERE name = :n"), {"n": name}).scalar_one())
+
+
+def insert_elder(
+    db: Db,
+    *,
+    display_name: str,
+    household_id: int,
+    home_grid_id: int,
+    emergency_contact: str | None,
+    enrolled_by: str,
+) -> int:
+    elder_id = db.execute(
+        text(
+            "INSERT INTO elder (display_name, household_id, home_grid_id, emergency_contact, "
+            "enrolled_by) VALUES (:n, :h, :g, :c, :by) RETURNING id"
+        ),
+        {
+            "n": display_name,
+            "h": household_id,
+            "g": home_grid_id,
+            "c": emergency_contact,
+            "by": enrolled_by,
+        },
+    ).scalar_one()
+    db.execute(text("INSERT INTO zone_state (elder_id) VALUES (:e)"), {"e": elder_id})
+    return int(elder_id)
+
+
+def _lock_for_ingest(db: Db, elder_id: int) -> None:
+    """Take the lock ingest takes first (the elder's zone state) before changing what decides
+    whether their fixes may be kept. A batch of fixes in flight then either commits before
+    the change, or waits for it and sees it (data.care.service.ingest_many); and the locks are taken
+    in ingest's order (zone state, then the device its new position refers to), so the two
+    cannot deadlock."""
+    db.execute(text("SELECT 1 FROM zone_state WHERE elder_id = :e FOR UPDATE"), {"e": elder_id})
+
+
+def device_owner(db: Db, code: str) -> int | None:
+    """The elder a device code is enrolled for, if any."""
+    value = db.execute(
+        text("SELECT elder_id FROM device WHERE device_code = :c"), {"c": code}
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def retire_devices(db: Db, elder_id: int) -> list[str]:
+    """Deactivate the elder's devices and revoke their keys; the codes of those that were
+    active. A revoked key is renamed (``…:retired:<id>``) so that a new key may take the
+    device's key name."""
+    _lock_for_ingest(db, elder_id)
+    rows = db.execute(
+        text(
+            """
+            WITH d AS (
+                SELECT id, device_code, api_key_id, active FROM device
+                WHERE elder_id = :e FOR UPDATE
+            ), k AS (
+                UPDATE api_key SET revoked_at = coalesce(revoked_at, now()),
+                    name = name || ':retired:' || id
+                WHERE id IN (SELECT api_key_id FROM d) AND name NOT LIKE '%:retired:%'
+            ), off AS (
+                UPDATE device SET active = false WHERE id IN (SELECT id FROM d)
+            )
+            SELECT device_code FROM d WHERE active ORDER BY device_code
+            """
+        ),
+        {"e": elder_id},
+    ).all()
+    return [r[0] for r in rows]
+
+
+def attach_device(db: Db, *, code: str, elder_id: int, key_id: int, datum: DeviceDatum) -> int:
+    """The device, active with this key: a code the elder had is reused, a new one added."""
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO device (device_code, elder_id, api_key_id, datum) "
+                "VALUES (:c, :e, :k, CAST(:d AS device_datum)) "
+                "ON CONFLICT (device_code) DO UPDATE SET api_key_id = excluded.api_key_id, "
+                "datum = excluded.datum, active = true WHERE device.elder_id = excluded.elder_id "
+                "RETURNING id"
+            ),
+            {"c": code, "e": elder_id, "k": key_id, "d": datum.value},
+        ).scalar_one()
+    )
+
+
+def grid_metric(db: Db, grid_id: int, epsg: int) -> BaseGeometry:
+    wkb = db.execute(
+        text("SELECT ST_AsBinary(ST_Transform(geom, :epsg)) FROM grid WHERE id = :id"),
+        {"id": grid_id, "epsg": epsg},
+    ).scalar_one()
+    geom: BaseGeometry = shapely.from_wkb(bytes(wkb))
+    return geom
+
+
+def save_zone(
+    db: Db,
+    elder_id: int,
+    zone: SafeZone,
+    *,
+    kind: ZoneKind,
+    epsg: int,
+    buffer_m: float | None = None,
+) -> None:
+    """Store an elder's one safe zone (drawn in metres), replacing the previous one."""
+    centre = zone.centre
+    db.execute(
+        text(
+            """
+            INSERT INTO safe_zone (elder_id, kind, buffer_m, centre, radius_m, geom, updated_at)
+            VALUES (:e, CAST(:kind AS zone_kind), :buffer,
+                    CASE WHEN CAST(:cx AS float8) IS NULL THEN NULL
+                         ELSE ST_Transform(ST_SetSRID(ST_MakePoint(:cx, :cy), :epsg), 4326) END,
+                    :radius, ST_Transform(ST_GeomFromWKB(:wkb, :epsg), 4326), now())
+            ON CONFLICT (elder_id) DO UPDATE SET kind = excluded.kind,
+                buffer_m = excluded.buffer_m, centre = excluded.centre,
+                radius_m = excluded.radius_m, geom = excluded.geom, updated_at = now()
+            """
+        ),
+        {
+            "e": elder_id,
+            "kind": kind.value,
+            "buffer": buffer_m,
+            "cx": None if centre is None else centre[0],
+            "cy": None if centre is None else centre[1],
+            "radius": zone.radius_m,
+            "wkb": shapely.to_wkb(zone.geometry),
+            "epsg": epsg,
+        },
+    )
+
+
+def add_consent(
+    db: Db, elder_id: int, *, given_by: str, recorded_by: str, given_on: date, scope: str
+) -> int:
+    return int(
+        db.execute(
+            text(
+                "INSERT INTO consent (elder_id, given_by, recorded_by, given_on, scope) "
+                "VALUES (:e, :g, :r, :d, :s) RETURNING id"
+            ),
+            {"e": elder_id, "g": given_by, "r": recorded_by, "d": given_on, "s": scope},
+        ).scalar_one()
+    )
+
+
+def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
+    """Mark every active consent withdrawn; from now on the elder's devices are refused."""
+    _lock_for_ingest(db, elder_id)
+    result = db.execute(
+        text(
+            "UPDATE consent SET withdrawn_at = now(), withdrawn_by = :by "
+            "WHERE elder_id = :e AND withdrawn_at IS NULL"
+        ),
+        {"e": elder_id, "by": by},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def reporting_status(db: Db, device_ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
+    """Per device: (may it still report: active, key live; does its wearer consent), read
+    now, not at the transaction's start. A device deleted meanwhile is absent."""
+    rows = db.execute(
+        text(
+            """
+            SELECT d.id, d.active AND k.revoked_at IS NULL,
+                   EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
+                           AND c.withdrawn_at IS NULL)
+            FROM device d JOIN api_key k ON k.id = d.api_key_id
+            WHERE d.id = ANY(CAST(:ids AS int[]))
+            """
+        ),
+        {"ids": list(device_ids)},
+    ).all()
+    return {int(r[0]): (bool(r[1]), bool(r[2])) for r in rows}
+
+
+def delete_positions_of(db: Db, elder_id: int) -> int:
+    result = db.execute(text("DELETE FROM position WHERE elder_id = :e"), {"e": elder_id})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
+    """The elder and everything kept about them: devices and their keys, consents, zone,
+    positions, alerts. What was deleted, counted, for the answer."""
+    _lock_for_ingest(db, elder_id)
+    counts = db.execute(
+        text(
+            "SELECT (SELECT count(*) FROM position WHERE elder_id = :e), "
+            "(SELECT count(*) FROM alert WHERE elder_id = :e), "
+            "(SELECT count(*) FROM device WHERE elder_id = :e)"
+        ),
+        {"e": elder_id},
+    ).one()
+    db.execute(
+        text("DELETE FROM api_key WHERE id IN (SELECT api_key_id FROM device WHERE elder_id = :e)"),
+        {"e": elder_id},
+    )
+    db.execute(text("DELETE FROM elder WHERE id = :e"), {"e": elder_id})  # the rest cascades
+    return {"positions": int(counts[0]), "alerts": int(counts[1]), "devices": int(counts[2])}
+
+
+# --------------------------------------------------------------------------- elders, scoped
+
+_ELDER_VISIBLE = """(:unrestricted OR e.home_grid_id = ANY(CAST(:grid_ids AS int[])) OR EXISTS (
+    SELECT 1 FROM alert a WHERE a.elder_id = e.id AND a.status <> 'closed'
+    AND a.grid_id = ANY(CAST(:grid_ids AS int[]))))"""
+
+
+def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
+    """One elder as staff see it; outside the caller's area, the same 404 as a missing one."""
+    row = (
+        db.execute(
+            text(
+                f"""
+                SELECT e.id, e.display_name, e.emergency_contact, h.code AS household_code,
+                       g.code AS home_grid_code, d.device_code AS device_id,
+                       d.datum::text AS datum, coalesce(d.active, false) AS device_active,
+                       e.created_at,
+                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                               AND c.withdrawn_at IS NULL) AS consent
+                FROM elder e
+                LEFT JOIN household h ON h.id = e.household_id
+                LEFT JOIN grid g ON g.id = e.home_grid_id
+                LEFT JOIN LATERAL (SELECT device_code, datum, active FROM device
+                                   WHERE elder_id = e.id ORDER BY active DESC, id DESC
+                                   LIMIT 1) d ON true
+                WHERE e.id = :id AND {_ELDER_VISIBLE}
+                """  # noqa: S608
+            ),
+            {"id": elder_id, **_scope_params(scope)},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no elder {elder_id} in your area", field="elder_id")
+    return {**row, "created_at": row["created_at"].isoformat()}
+
+
+def list_elders(db: Db, scope: AreaScope, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Elders of the caller's area, without any position."""
+    rows = (
+        db.execute(
+            text(
+                f"""
+                SELECT e.id, e.display_name, g.code AS home_grid_code,
+                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                               AND c.withdrawn_at IS NULL) AS consent
+                FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
+                WHERE {_ELDER_VISIBLE} ORDER BY e.id LIMIT :limit OFFSET :offset
+                """  # noqa: S608
+            ),
+            {"limit": limit, "offset": offset, **_scope_params(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@dataclass(frozen=True)
+class DeviceLink:
+    """A device the presented key may report for, and whether its fixes may be kept."""
+
+    id: int
+    code: str
+    elder_id: int
+    datum: DeviceDatum
+
+
+def devices_for_keys(db: Db, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeviceLink]:
+    """For (key name, device code) pairs, the devices the key is linked to; others are absent.
+
+    An absent pair means "this key may not report for that device", whether or not the
+    device exists, so an answer never tells a caller about another key's devices. Whether
+    the device may still report and its wearer consents is read later, under the zone lock
+    (:func:`reporting_status`).
+    """
+    unique = sorted(set(pairs))
+    rows = db.execute(
+        text(
+            """
+            SELECT k.name, d.id, d.device_code, d.elder_id, d.datum::text
+            FROM unnest(CAST(:keys AS text[]), CAST(:codes AS text[])) AS p(key, code)
+            JOIN api_key k ON k.name = p.key AND k.revoked_at IS NULL
+            JOIN device d ON d.api_key_id = k.id AND d.device_code = p.code
+            """
+        ),
+        {"keys": [k for k, _ in unique], "codes": [c for _, c in unique]},
+    ).all()
+    return {(r[0], r[2]): DeviceLink(r[1], r[2], r[3], DeviceDatum(r[4])) for r in rows}
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    """A fix ready to store: WGS-84 position and the raw coordinates the device sent."""
+
+    device_id: int
+    elder_id: int
+    time: datetime
+    lon: float
+    lat: float
+    raw_lon: float
+    raw_lat: float
+    accuracy_m: float | None
+    speed_mps: float | None
+    bearing: float | None
+    altitude: float | None
+    battery: float | None
+    charging: bool | None
+    alarm: str | None
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredPosition:
+    id: int
+    device_id: int
+    elder_id: int
+    time: datetime
+    grid_id: int | None
+    x: float  # in the metric CRS
+    y: float
+
+
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("device_id", "int"),
+    ("elder_id", "int"),
+    ("time", "timestamptz"),
+    ("lon", "float8"),
+    ("lat", "float8"),
+    ("raw_lon", "float8"),
+    ("raw_lat", "float8"),
+    ("accuracy_m", "float8"),
+    ("speed_mps", "float8"),
+    ("bearing", "float8"),
+    ("altitude", "float8"),
+    ("battery", "float8"),
+    ("charging", "bool"),
+    ("alarm", "text"),
+    ("attributes", "jsonb"),
+)
+
+
+def insert_positions(db: Db, rows: Sequence[PositionRow], *, epsg: int) -> list[StoredPosition]:
+    """Store fixes in one statement; a repeated (device, time) is dropped, not returned."""
+    if not rows:
+        return []
+    params: dict[str, Any] = {}
+    for name, _ in _COLUMNS:
+        values = [getattr(r, name) for r in rows]
+        params[name] = [json.dumps(v) for v in values] if name == "attributes" else values
+    arrays = ", ".join(f"CAST(:{name} AS {sql}[])" for name, sql in _COLUMNS)
+    names = ", ".join(name for name, _ in _COLUMNS)
+    point = "ST_SetSRID(ST_MakePoint(v.lon, v.lat), 4326)"
+    result = db.execute(
+        text(
+            f"""
+            INSERT INTO position (device_id, elder_id, time, geom, raw_lon, raw_lat, grid_id,
+                accuracy_m, speed_mps, bearing, altitude, battery, charging, alarm, attributes)
+            SELECT v.device_id, v.elder_id, v.time, {point}, v.raw_lon, v.raw_lat,
+                {grid_at(point)}, v.accuracy_m, v.speed_mps, v.bearing, v.altitude, v.battery,
+                v.charging, v.alarm, v.attributes
+            FROM unnest({arrays}) AS v({names})
+            ON CONFLICT (device_id, time) DO NOTHING
+            RETURNING id, device_id, elder_id, time, grid_id,
+                ST_X(ST_Transform(geom, :epsg)), ST_Y(ST_Transform(geom, :epsg))
+            """  # noqa: S608
+        ),
+        {**params, "epsg": epsg},
+    ).all()
+    return [StoredPosition(*r) for r in result]
+
+
+@dataclass(frozen=True)
+class ZoneContext:
+    """What evaluating one elder's fixes needs, read with the state row locked."""
+
+    elder_id: int
+    home_grid_id: int | None
+    zone: SafeZone
+    state: ZoneState
+
+
+_ZONES: dict[tuple[str, int, datetime, int], SafeZone] = {}
+"""Safe zones in metres by (database, elder, zone's ``updated_at``, EPSG): every write of a
+zone sets ``updated_at`` (:func:`save_zone`), so a changed zone is simply a new key.
+Transforming a buffered grid polygon for every batch of fixes cost PostgreSQL more than
+storing them. The database is part of the key: one process may serve several (tests do)."""
+
+
+def _database(db: Db) -> str:
+    bind = db.get_bind() if isinstance(db, Session) else db
+    return bind.engine.url.render_as_string(hide_password=True)
+
+
+_ZONES_MAX = 50_000
+
+
+def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> list[ZoneContext]:
+    rows = db.execute(
+        text(
+            f"""
+            SELECT s.elder_id, e.home_grid_id, s.outside, s.last_fix_time, s.last_x, s.last_y,
+                   s.low_battery, s.no_fix, s.alarm, z.kind::text, z.updated_at,
+                   ST_X(ST_Transform(z.centre, :epsg)), ST_Y(ST_Transform(z.centre, :epsg)),
+                   z.radius_m
+            FROM zone_state s JOIN elder e ON e.id = s.elder_id
+            JOIN safe_zone z ON z.elder_id = s.elder_id
+            WHERE {where} ORDER BY s.elder_id {lock}
+            """  # noqa: S608
+        ),
+        params,
+    ).all()
+    epsg = int(params["epsg"])
+    database = _database(db)
+    missing = [
+        r[0]
+        for r in rows
+        if r[9] != ZoneKind.circle.value and (database, r[0], r[10], epsg) not in _ZONES
+    ]
+    fetched = (
+        _load_zones(db, "elder_id = ANY(:ids)", {"ids": missing}, epsg=epsg) if missing else {}
+    )
+    out = []
+    for r in rows:
+        if r[9] == ZoneKind.circle.value:
+            zone = SafeZone.circle(float(r[11]), float(r[12]), float(r[13]))
+        else:  # fetched: the zone changed between the two reads; use the newer one
+            zone = _ZONES.get((database, r[0], r[10], epsg)) or fetched[r[0]]
+        last = None if r[4] is None else (float(r[4]), float(r[5]))
+        state = ZoneState(
+            outside=r[2],
+            last_fix_time=r[3],
+            last_position=last,
+            low_battery=r[6],
+            no_fix=r[7],
+            alarm=r[8],
+        )
+        out.append(ZoneContext(r[0], r[1], zone, state))
+    return out
+
+
+def _load_zones(db: Db, where: str, params: dict[str, Any], *, epsg: int) -> dict[int, SafeZone]:
+    """Polygon zones in metres, read and remembered in ``_ZONES``; by elder. ``where`` is
+    one of this module's fixed conditions."""
+    sql = f"SELECT elder_id, updated_at, ST_AsBinary(ST_Transform(geom, :epsg)) FROM safe_zone WHERE {where}"  # noqa: S608, E501
+    polygons = db.execute(text(sql), {**params, "epsg": epsg}).all()
+    database = _database(db)
+    if len(_ZONES) + len(polygons) > _ZONES_MAX:
+        _ZONES.clear()
+    fetched = {}
+    for elder_id, updated_at, wkb in polygons:
+        polygon = shapely.from_wkb(bytes(wkb))
+        if not isinstance(polygon, Polygon | MultiPolygon):
+            raise InvalidGeometry(f"elder {elder_id}: the stored zone is not a polygon")
+        zone = SafeZone(geometry=polygon)
+        fetched[elder_id] = _ZONES[(database, elder_id, updated_at, epsg)] = zone
+    return fetched
+
+
+def warm_zones(db: Db, *, epsg: int) -> int:
+    """Read every consenting elder's polygon zone in metres once, at start-up: otherwise the
+    first report of each elder after a deploy pays for transforming it."""
+    return len(
+        _load_zones(
+            db,
+            "kind <> 'circle' AND EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = "
+            "safe_zone.elder_id AND c.withdrawn_at IS NULL) ORDER BY elder_id LIMIT :n",
+            {"n": _ZONES_MAX // 2},
+            epsg=epsg,
+        )
+    )
+
+
+def lock_zones(db: Db, elder_ids: Sequence[int], *, epsg: int) -> dict[int, ZoneContext]:
+    """Zones and states of these elders, rows locked so concurrent fixes queue per elder."""
+    contexts = _zone_contexts(
+        db,
+        "s.elder_id = ANY(:ids)",
+        {"ids": sorted(set(elder_ids)), "epsg": epsg},
+        lock="FOR UPDATE OF s",
+    )
+    return {c.elder_id: c for c in contexts}
+
+
+def silent_zones(db: Db, *, cutoff: datetime, epsg: int, limit: int = 500) -> list[ZoneContext]:
+    """Consenting elders silent since before ``cutoff`` and not yet flagged; others skip them."""
+    return _zone_contexts(
+        db,
+        "NOT s.no_fix AND s.last_fix_time < :cutoff AND EXISTS (SELECT 1 FROM consent c "
+        "WHERE c.elder_id = s.elder_id AND c.withdrawn_at IS NULL)",
+        {"cutoff": cutoff, "epsg": epsg, "limit": limit},
+        lock="LIMIT :limit FOR UPDATE OF s SKIP LOCKED",
+    )
+
+
+def save_zone_state(db: Db, elder_id: int, state: ZoneState) -> None:
+    save_zone_states(db, {elder_id: state})
+
+
+def save_zone_states(db: Db, states: dict[int, ZoneState]) -> None:
+    """Write the states of several elders in one statement."""
+    if not states:
+        return
+    ids = sorted(states)
+    rows = [states[i] for i in ids]
+    db.execute(
+        text(
+            """
+            UPDATE zone_state s SET outside = v.o, last_fix_time = v.t, last_x = v.x,
+                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a
+            FROM unnest(CAST(:e AS int[]), CAST(:o AS bool[]), CAST(:t AS timestamptz[]),
+                        CAST(:x AS float8[]), CAST(:y AS float8[]), CAST(:b AS bool[]),
+                        CAST(:n AS bool[]), CAST(:a AS text[])) AS v(e, o, t, x, y, b, n, a)
+            WHERE s.elder_id = v.e
+            """
+        ),
+        {
+            "e": ids,
+            "o": [r.outside for r in rows],
+            "t": [r.last_fix_time for r in rows],
+            "x": [None if r.last_position is None else r.last_position[0] for r in rows],
+            "y": [None if r.last_position is None else r.last_position[1] for r in rows],
+            "b": [r.low_battery for r in rows],
+            "n": [r.no_fix for r in rows],
+            "a": [r.alarm for r in rows],
+        },
+    )
+
+
+def last_position_ref(db: Db, elder_id: int) -> tuple[int, int | None] | None:
+    """The newest fix of an elder (id, grid), for alerts raised without a fix (no_fix)."""
+    row = db.execute(
+        text(
+            "SELECT id, grid_id FROM position WHERE elder_id = :e ORDER BY time DESC, id DESC "
+            "LIMIT 1"
+        ),
+        {"e": elder_id},
+    ).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    elder_id: int
+    kind: str
+    event_time: datetime
+    position_id: int | None
+    grid_id: int | None  # where the elder is
+    home_grid_id: int | None
+    detail: str | None
+
+
+def insert_alerts(db: Db, alerts: Sequence[NewAlert]) -> list[int]:
+    """Alerts, each routed to the workers of the grid the elder is in and of the home grid;
+    their ids, in order. One statement for all (a hundred elders stepping out together
+    cost two hundred statements in one batch of fixes)."""
+    if not alerts:
+        return []
+    rows = db.execute(
+        text(
+            """
+            WITH v AS (
+                SELECT nextval(pg_get_serial_sequence('alert', 'id')) AS id, u.*
+                FROM unnest(CAST(:e AS int[]), CAST(:k AS alert_kind[]),
+                            CAST(:t AS timestamptz[]), CAST(:p AS int[]), CAST(:g AS int[]),
+                            CAST(:h AS int[]), CAST(:d AS text[]))
+                     WITH ORDINALITY AS u(elder_id, kind, event_time, position_id, grid_id,
+                                          home_grid_id, detail, ord)
+            ), alerts AS (
+                INSERT INTO alert (id, elder_id, kind, status, event_time, position_id,
+                                   grid_id, home_grid_id, detail)
+                SELECT id, elder_id, kind, 'open', event_time, position_id, grid_id,
+                       home_grid_id, detail FROM v
+            ), recipients AS (
+                INSERT INTO alert_recipient (alert_id, worker_id, reason)
+                SELECT v.id, g.worker_id, r.reason
+                FROM v CROSS JOIN LATERAL (VALUES ('current_grid', v.grid_id),
+                                                  ('home_grid', v.home_grid_id))
+                     AS r(reason, grid_id)
+                JOIN grid g ON g.id = r.grid_id WHERE g.worker_id IS NOT NULL
+                ON CONFLICT DO NOTHING
+            )
+            SELECT id FROM v ORDER BY ord
+            """
+        ),
+        {
+            "e": [a.elder_id for a in alerts],
+            "k": [a.kind for a in alerts],
+            "t": [a.event_time for a in alerts],
+            "p": [a.position_id for a in alerts],
+            "g": [a.grid_id for a in alerts],
+            "h": [a.home_grid_id for a in alerts],
+            "d": [a.detail[:200] if a.detail else None for a in alerts],
+        },
+    ).all()
+    return [int(r[0]) for r in rows]
+
+
+_ALERT_SELECT = """
+    SELECT a.id, a.kind::text AS kind, a.status::text AS status, a.event_time, a.raised_at,
+           a.detail, a.elder_id, e.display_name AS elder_name, g.code AS grid_code,
+           hg.code AS home_grid_code, a.acknowledged_at, a.acknowledged_by, a.closed_at,
+           a.closed_by, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.time AS fix_time,
+           coalesce((SELECT json_agg(json_build_object('worker_code', w.code,
+                        'name', w.display_name, 'phone', w.phone, 'reason', r.reason)
+                        ORDER BY r.reason, w.code)
+                     FROM alert_recipient r JOIN worker w ON w.id = r.worker_id
+                     WHERE r.alert_id = a.id), '[]'::json) AS recipients
+    FROM alert a JOIN elder e ON e.id = a.elder_id
+    LEFT JOIN grid g ON g.id = a.grid_id LEFT JOIN grid hg ON hg.id = a.home_grid_id
+    LEFT JOIN position p ON p.id = a.position_id
+    WHERE (:unrestricted OR a.grid_id = ANY(CAST(:grid_ids AS int[]))
+           OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))
+"""
+
+
+def _alert_out(row: Any, *, with_position: bool) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("event_time", "raised_at", "acknowledged_at", "closed_at", "fix_time"):
+        out[key] = out[key].isoformat() if out[key] is not None else None
+    recipients = out["recipients"]
+    out["recipients"] = json.loads(recipients) if isinstance(recipients, str) else recipients
+    if not with_position:
+        for key in ("lon", "lat", "fix_time"):
+            out.pop(key)
+    return out
+
+
+def list_alerts(
+    db: Db,
+    scope: AreaScope,
+    *,
+    status: AlertStatus | None,
+    limit: int,
+    offset: int,
+    with_position: bool,
+) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                _ALERT_SELECT + " AND (CAST(:status AS text) IS NULL OR a.status::text = :status)"
+                " ORDER BY a.raised_at DESC, a.id DESC LIMIT :limit OFFSET :offset"
+            ),
+            {
+                "status": None if status is None else status.value,
+                "limit": limit,
+                "offset": offset,
+                **_scope_params(scope),
+            },
+        )
+        .mappings()
+        .all()
+    )
+    return [_alert_out(r, with_position=with_position) for r in rows]
+
+
+def alert_record(
+    db: Db, alert_id: int, scope: AreaScope, *, with_position: bool = False
+) -> dict[str, Any]:
+    row = (
+        db.execute(
+            text(_ALERT_SELECT + " AND a.id = :id"), {"id": alert_id, **_scope_params(scope)}
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no alert {alert_id} in your area", field="alert_id")
+    return _alert_out(row, with_position=with_position)
+
+
+_NEXT = {
+    AlertStatus.acknowledged: (("open",), "acknowledged_at = now(), acknowledged_by = :by"),
+    AlertStatus.closed: (("open", "acknowledged"), "closed_at = now(), closed_by = :by"),
+}
+
+
+def set_alert_status(
+    db: Db, alert_id: int, scope: AreaScope, *, to: AlertStatus, by: str
+) -> dict[str, Any]:
+    """Acknowledge (open → acknowledged) or close (open/acknowledged → closed) an alert."""
+    current = alert_record(db, alert_id, scope)
+    allowed, assignment = _NEXT[to]
+    if current["status"] not in allowed:
+        raise Conflict(
+            f"alert {alert_id} is {current['status']}; it cannot become {to.value}",
+            field="status",
+        )
+    db.execute(
+        text(
+            f"UPDATE alert SET status = CAST(:to AS alert_status), {assignment} "  # noqa: S608
+            "WHERE id = :id"
+        ),
+        {"id": alert_id, "to": to.value, "by": by},
+    )
+    return alert_record(db, alert_id, scope)
+
+
+# --------------------------------------------------------------------------- webhook outbox
+
+
+def queue_webhook(db: Db, alert_id: int, url: str) -> None:
+    """Put an alert in the outbox; the payload is what a dispatcher needs, nothing more."""
+    alert = alert_record(db, alert_id, AreaScope.everywhere(), with_position=True)
+    payload = {
+        k: alert[k]
+        for k in (
+            "id",
+            "kind",
+            "event_time",
+            "elder_id",
+            "grid_code",
+            "home_grid_code",
+            "detail",
+            "lon",
+            "lat",
+            "recipients",
+        )
+    }
+    db.execute(
+        text(
+            "INSERT INTO webhook_outbox (alert_id, url, payload) VALUES (:a, :u, CAST(:p AS jsonb))"
+        ),
+        {"a": alert_id, "u": url, "p": json.dumps(payload)},
+    )
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    url: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def claim_webhooks(db: Db, *, lease_s: float, limit: int = 50) -> list[OutboxItem]:
+    """Due deliveries, leased for ``lease_s`` so a second task (or worker) does not repeat them."""
+    rows = db.execute(
+        text(
+            """
+            UPDATE webhook_outbox o SET next_attempt_at = now() + make_interval(secs => :lease)
+            WHERE o.id IN (SELECT id FROM webhook_outbox WHERE delivered_at IS NULL
+                           AND NOT failed AND next_attempt_at <= now()
+                           ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
+            RETURNING o.id, o.url, o.payload, o.attempts
+            """
+        ),
+        {"lease": lease_s, "limit": limit},
+    ).all()
+    return [OutboxItem(r[0], r[1], r[2], r[3]) for r in sorted(rows)]
+
+
+def finish_webhook(
+    db: Db, item_id: int, *, error: str | None, retry_in_s: float, give_up: bool
+) -> None:
+    if error is None:
+        db.execute(
+            text(
+                "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, "
+                "last_error = NULL WHERE id = :id"
+            ),
+            {"id": item_id},
+        )
+        return
+    db.execute(
+        text(
+            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = :err, failed = :gu, "
+            "next_attempt_at = now() + make_interval(secs => :retry) WHERE id = :id"
+        ),
+        {"id": item_id, "err": error[:500], "gu": give_up, "retry": retry_in_s},
+    )
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
+    """The newest fix by fix time (a late fix never hides it) with its grid, community, street."""
+    row = (
+        db.execute(
+            text(
+                f"""
+                SELECT p.id, p.time, p.received_at, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
+                       p.raw_lon, p.raw_lat, p.accuracy_m, p.battery, p.speed_mps,
+                       d.datum::text AS datum, extract(epoch FROM now() - p.time) AS age_s,
+                       g.code AS grid_code, c.code AS community_code,
+                       c.name AS community_name, s.code AS street_code, s.name AS street_name,
+                       w.code AS worker_code, w.display_name AS worker_name,
+                       w.phone AS worker_phone
+                FROM position p JOIN device d ON d.id = p.device_id
+                LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
+                LEFT JOIN community c ON c.id = g.community_id
+                LEFT JOIN street s ON s.id = c.street_id
+                LEFT JOIN worker w ON w.id = g.worker_id
+                WHERE p.elder_id = :e ORDER BY p.time DESC, p.id DESC LIMIT 1
+                """  # noqa: S608
+            ),
+            {"e": elder_id},
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
+
+
+def nearest_facilities(db: Db, lon: float, lat: float, *, count: int) -> list[dict[str, Any]]:
+    """The ``count`` nearest facilities by straight-line (geodesic) distance."""
+    rows = (
+        db.execute(
+            text(
+                """
+                WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+                near AS (SELECT f.id, f.source_id, f.kind, f.name, f.geom FROM facility f, pt
+                         ORDER BY f.geom <-> pt.g LIMIT :wide)
+                SELECT n.id, n.source_id, n.kind, n.name, ST_X(n.geom) AS lon,
+                       ST_Y(n.geom) AS lat,
+                       ST_Distance(n.geom::geography, pt.g::geography) AS straight_line_m
+                FROM near n, pt ORDER BY straight_line_m, n.id LIMIT :count
+                """
+            ),
+            # Degrees are not square away from the equator: rank a wider set by metres.
+            {"lon": lon, "lat": lat, "count": count, "wide": count * 4},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def trail(db: Db, elder_id: int, *, since: datetime, limit: int) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                """
+                SELECT p.time, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.accuracy_m,
+                       p.battery, p.speed_mps, g.code AS grid_code
+                FROM position p LEFT JOIN grid g ON g.id = p.grid_id
+                WHERE p.elder_id = :e AND p.time >= :since
+                ORDER BY p.time, p.id LIMIT :limit
+                """
+            ),
+            {"e": elder_id, "since": since, "limit": limit},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def zone_and_home(db: Db, elder_id: int) -> dict[str, Any]:
+    """The safe zone (GeoJSON, WGS-84) and the home household point of one elder."""
+    row = (
+        db.execute(
+            text(
+                """
+                SELECT z.kind::text AS kind, z.buffer_m, z.radius_m,
+                       ST_AsGeoJSON(z.geom, 7) AS zone, ST_X(h.geom) AS home_lon,
+                       ST_Y(h.geom) AS home_lat
+                FROM elder e LEFT JOIN safe_zone z ON z.elder_id = e.id
+                LEFT JOIN household h ON h.id = e.household_id WHERE e.id = :e
+                """
+            ),
+            {"e": elder_id},
+        )
+        .mappings()
+        .one()
+    )
+    out = dict(row)
+    out["zone"] = json.loads(out["zone"]) if out["zone"] else None
+    return out
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def purge_positions(db: Db, *, before: datetime) -> int:
+    """Delete fixes older than ``before`` (by fix time), and webhook payloads that carry them."""
+    result = db.execute(text("DELETE FROM position WHERE time < :before"), {"before": before})
+    db.execute(
+        text(
+            "DELETE FROM webhook_outbox WHERE created_at < :before "
+            "AND (delivered_at IS NOT NULL OR failed)"
+        ),
+        {"before": before},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

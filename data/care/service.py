@@ -1,0 +1,670 @@
+"""Elder care use cases: enrol with consent, take fixes in, raise and route alerts, purge.
+
+Each function works inside the caller's transaction (a request's session, or one tick of the
+server's periodic task), so a fix, the zone state it moves and the alerts it raises are
+committed together or not at all: an acknowledged fix is never half-stored.
+
+The order of checks on ingest is the privacy rule of the issue: the key must be linked to the
+device (else 403, and the answer says nothing about other devices), the elder must have an
+active consent (else 403, and nothing is stored), and only then is the fix converted from the
+device's datum to WGS-84 and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry import MultiPolygon, Point, Polygon
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from data.access.queries import AreaScope, create_api_key
+from data.care import queries as q
+from data.coverage.service import NetworkCache
+from data.db import transaction
+from data.models import Role
+from data.models.care import DeviceDatum, ZoneKind
+from geo.care.datum import to_wgs84
+from geo.care.osmand import Fix
+from geo.care.safezone import (
+    DEFAULT_HOME_BUFFER_M,
+    MetricFix,
+    SafeZone,
+    ZoneEvent,
+    ZoneState,
+    evaluate,
+)
+from geo.coverage.walk import network_distances, reachable
+from geo.errors import (
+    Conflict,
+    Forbidden,
+    GridworkError,
+    InvalidGeometry,
+    InvalidInput,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger("gridwork.care")
+
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 256
+MAX_ALARM = 64
+MAX_ZONE_VERTICES = 10_000
+WEBHOOK_MAX_ATTEMPTS = 8
+
+
+# --------------------------------------------------------------------------- enrollment
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    given_by: str
+    given_on: date
+    scope: str
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    elder_id: int
+    device_code: str
+    api_key: str  # shown once: only its digest is stored
+    home_grid_code: str
+
+
+def enrol(
+    session: Session,
+    *,
+    display_name: str,
+    household_code: str,
+    emergency_contact: str | None,
+    device_code: str,
+    datum: DeviceDatum,
+    consent: ConsentRecord | None,
+    by: str,
+    scope: AreaScope,
+    epsg: int,
+    buffer_m: float = DEFAULT_HOME_BUFFER_M,
+) -> Enrolled:
+    """An elder, their device with its own API key, the default safe zone and (maybe) consent.
+
+    Without a consent record the device is enrolled but its fixes are refused until one is
+    recorded (``record_consent``).
+    """
+    home = q.find_home_household(session, household_code, scope)
+    if q.device_code_taken(session, device_code, f"device:{device_code}"):
+        raise Conflict(f"device '{device_code}' is already enrolled", field="device_id")
+    elder_id = q.insert_elder(
+        session,
+        display_name=display_name,
+        household_id=home.id,
+        home_grid_id=home.grid_id,
+        emergency_contact=emergency_contact,
+        enrolled_by=by,
+    )
+    key = _issue_device(session, elder_id, device_code, datum)
+    zone = SafeZone.around_grid(q.grid_metric(session, home.grid_id, epsg), buffer_m=buffer_m)
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
+    if consent is not None:
+        record_consent(session, elder_id, consent, by=by)
+    return Enrolled(elder_id, device_code, key, home.grid_code)
+
+
+def replace_device(session: Session, elder_id: int, *, device_code: str, datum: DeviceDatum) -> str:
+    """A new key for the elder's device, or a new device; returns the key (shown once).
+
+    Whatever the elder wore before stops reporting at once: its key is revoked (and every
+    API process drops it through the change feed). The same code re-issues the key of a
+    lost or leaked one; another code replaces the watch. A code enrolled for another elder
+    is refused.
+    """
+    owner = q.device_owner(session, device_code)
+    if owner is not None and owner != elder_id:
+        raise Conflict(f"device '{device_code}' is enrolled for another elder", field="device_id")
+    q.retire_devices(session, elder_id)
+    return _issue_device(session, elder_id, device_code, datum)
+
+
+def _issue_device(session: Session, elder_id: int, device_code: str, datum: DeviceDatum) -> str:
+    """The device, active, with a new key of its own (named after it); the key."""
+    key_name = f"device:{device_code}"
+    key = create_api_key(session, key_name, Role.device)
+    q.attach_device(
+        session,
+        code=device_code,
+        elder_id=elder_id,
+        key_id=q.api_key_id(session, key_name),
+        datum=datum,
+    )
+    return key
+
+
+def deactivate_devices(session: Session, elder_id: int) -> list[str]:
+    """A lost, broken or returned watch: its key stops working; positions already stored
+    stay until retention or a withdrawal of consent removes them."""
+    return q.retire_devices(session, elder_id)
+
+
+def record_consent(session: Session, elder_id: int, consent: ConsentRecord, *, by: str) -> int:
+    if consent.given_on > date.today() + timedelta(days=1):
+        raise InvalidInput("consent cannot be given in the future", field="given_on")
+    return q.add_consent(
+        session,
+        elder_id,
+        given_by=consent.given_by,
+        recorded_by=by,
+        given_on=consent.given_on,
+        scope=consent.scope,
+    )
+
+
+# --------------------------------------------------------------------------- safe zones
+
+
+def _to_metric(epsg: int) -> Transformer:
+    return Transformer.from_crs(4326, epsg, always_xy=True)
+
+
+def home_zone(session: Session, elder_id: int, *, epsg: int, buffer_m: float) -> None:
+    grid_id = q.home_grid_id(session, elder_id)
+    if grid_id is None:
+        raise InvalidInput("the elder's home lies in no grid", field="kind")
+    zone = SafeZone.around_grid(q.grid_metric(session, grid_id, epsg), buffer_m=buffer_m)
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
+
+
+def circle_zone(
+    session: Session, elder_id: int, *, lon: float, lat: float, radius_m: float, epsg: int
+) -> None:
+    x, y = _to_metric(epsg).transform(lon, lat)
+    q.save_zone(session, elder_id, SafeZone.circle(x, y, radius_m), kind=ZoneKind.circle, epsg=epsg)
+
+
+def polygon_zone(session: Session, elder_id: int, geojson: Mapping[str, Any], *, epsg: int) -> None:
+    """A hand-drawn zone (GeoJSON Polygon or MultiPolygon, WGS-84), checked before it is used."""
+    try:
+        geom = shapely.from_geojson(json.dumps(geojson))
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise InvalidGeometry(f"not a GeoJSON geometry: {exc}", field="geometry") from exc
+    if not isinstance(geom, Polygon | MultiPolygon) or geom.is_empty:
+        raise InvalidGeometry(
+            "a zone must be a non-empty Polygon or MultiPolygon", field="geometry"
+        )
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_ZONE_VERTICES:
+        raise InvalidGeometry(
+            f"{vertices} vertices; at most {MAX_ZONE_VERTICES} are accepted", field="geometry"
+        )
+    west, south, east, north = geom.bounds
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise InvalidGeometry("coordinates must be WGS-84 lon/lat", field="geometry")
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        raise InvalidGeometry(f"not a valid polygon: {reason}", field="geometry")
+    metric = shapely.transform(geom, lambda xy: np.column_stack(_to_metric(epsg).transform(*xy.T)))
+    if not isinstance(metric, Polygon | MultiPolygon):  # pragma: no cover - transform keeps type
+        raise InvalidGeometry("projecting the zone did not give a polygon", field="geometry")
+    q.save_zone(session, elder_id, SafeZone(geometry=metric), kind=ZoneKind.polygon, epsg=epsg)
+
+
+# --------------------------------------------------------------------------- facilities near
+
+WALK_SEARCH_M = 3000.0
+"""How far along roads the walk from an elder to a facility is followed (about 40 minutes)."""
+
+
+def nearest_facilities(
+    session: Session,
+    *,
+    lon: float,
+    lat: float,
+    epsg: int,
+    count: int,
+    network: NetworkCache | None,
+) -> tuple[list[dict[str, Any]], str]:
+    """The ``count`` facilities nearest to a WGS-84 point, by walking distance along the
+    stored roads when there are any (``walking_m``), else by straight line only.
+
+    Candidates are the ``4 × count`` nearest in a straight line; each keeps its
+    ``straight_line_m``. A facility with no walk within ``WALK_SEARCH_M`` gets
+    ``walking_m = None`` and goes last. Returns the facilities and ``"walking"`` or
+    ``"straight_line"``, the distance they are ranked by.
+    """
+    candidates = q.nearest_facilities(session, lon, lat, count=count * 4)
+    if network is None or not candidates:
+        return candidates[:count], "straight_line"
+    try:
+        graph = network.graph(session.connection(), epsg)
+    except Conflict:  # no roads stored
+        return candidates[:count], "straight_line"
+    to_metric = _to_metric(epsg)
+    x, y = to_metric.transform(lon, lat)
+    fx, fy = to_metric.transform([c["lon"] for c in candidates], [c["lat"] for c in candidates])
+    reach = reachable(graph, np.array([Point(x, y)], dtype=object), WALK_SEARCH_M)
+    pairs = network_distances(graph, reach, np.array(shapely.points(fx, fy), dtype=object))
+    walking = {int(p): float(d) for p, d in zip(pairs.point, pairs.distance_m, strict=True)}
+    for i, candidate in enumerate(candidates):
+        candidate["walking_m"] = walking.get(i)
+    candidates.sort(
+        key=lambda c: (
+            c["walking_m"] is None,
+            c["walking_m"] if c["walking_m"] is not None else c["straight_line_m"],
+            c["id"],
+        )
+    )
+    return candidates[:count], "walking"
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    alerts: int
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """The fixes of one HTTP request, sent with the key named ``key_name``."""
+
+    key_name: str
+    fixes: Sequence[Fix]
+
+
+def check_extras(fix: Fix, *, index: int | None = None) -> None:
+    """Bounds on the free-form parts of a fix, so a device cannot store a novel per report."""
+    if fix.alarm is not None and len(fix.alarm) > MAX_ALARM:
+        raise InvalidInput(f"at most {MAX_ALARM} characters", field="alarm", index=index)
+    if len(fix.attributes) > MAX_ATTRIBUTES:
+        raise InvalidInput(
+            f"{len(fix.attributes)} unknown parameters; at most {MAX_ATTRIBUTES} are kept",
+            field="attributes",
+            index=index,
+        )
+    for name, value in fix.attributes.items():
+        if len(name) > MAX_ATTRIBUTE_KEY or len(value) > MAX_ATTRIBUTE_VALUE:
+            raise InvalidInput(
+                f"parameter {name[:40]!r} is too long (name ≤ {MAX_ATTRIBUTE_KEY}, "
+                f"value ≤ {MAX_ATTRIBUTE_VALUE} characters)",
+                field="attributes",
+                index=index,
+            )
+
+
+def ingest(
+    session: Session,
+    *,
+    key_name: str,
+    fixes: Sequence[Fix],
+    epsg: int,
+    now: datetime,
+    retention: timedelta,
+    webhook_url: str | None = None,
+) -> IngestResult:
+    """Store fixes the key may send for consenting elders; all or nothing.
+
+    A repeated (device, time) is dropped and counted; a late fix is stored but leaves the
+    zone state (and so the last-known position, which is the newest by fix time) alone.
+    """
+    [result] = ingest_many(
+        session,
+        [IngestRequest(key_name, fixes)],
+        epsg=epsg,
+        now=now,
+        retention=retention,
+        webhook_url=webhook_url,
+    )
+    if isinstance(result, GridworkError):
+        raise result
+    return result
+
+
+def ingest_many(
+    session: Session,
+    requests: Sequence[IngestRequest],
+    *,
+    epsg: int,
+    now: datetime,
+    retention: timedelta,
+    webhook_url: str | None = None,
+) -> list[IngestResult | GridworkError]:
+    """Several requests in one transaction (group commit), each refused or stored on its own.
+
+    A refused request stores nothing and gets its error back; the others are stored with
+    one INSERT, one zone lock and one commit between them. A fix sent twice in the same
+    batch counts as stored for the first request and as a duplicate for the second.
+    """
+    links = q.devices_for_keys(
+        session, [(r.key_name, f.device_id) for r in requests for f in r.fixes]
+    )
+    results: list[IngestResult | GridworkError | None] = []
+    accepted: list[tuple[int, IngestRequest]] = []
+    for i, request in enumerate(requests):
+        try:
+            _admit(request, links, oldest=now - retention, retention=retention)
+        except GridworkError as exc:
+            results.append(exc)
+            continue
+        results.append(None)
+        accepted.append((i, request))
+    # Lock the elders' zone states, then read consent and the keys' validity in a statement
+    # of its own. A withdrawal of consent, a revoked key or a forgotten elder take the same
+    # lock first (q.withdraw_consent, q.retire_devices, q.delete_elder): either they
+    # committed before this read, which then sees them, or they wait until this batch has
+    # committed (and a deletion of positions sees its fixes). Nothing is stored after.
+    elders = {links[(r.key_name, f.device_id)].elder_id for _, r in accepted for f in r.fixes}
+    contexts = q.lock_zones(session, sorted(elders), epsg=epsg)
+    devices = {links[(r.key_name, f.device_id)].id for _, r in accepted for f in r.fixes}
+    status = q.reporting_status(session, sorted(devices))
+    still: list[tuple[int, IngestRequest]] = []
+    for i, request in accepted:
+        now_refused = _refused_now(request, links, status)
+        if now_refused is None:
+            still.append((i, request))
+        else:
+            results[i] = now_refused
+    accepted = still
+    fixes: list[Fix] = []
+    fix_links: list[q.DeviceLink] = []
+    owner: list[int] = []
+    for i, request in accepted:
+        fixes += request.fixes
+        fix_links += [links[(request.key_name, f.device_id)] for f in request.fixes]
+        owner += [i] * len(request.fixes)
+    # One datum conversion for the whole batch: per request it cost more than the insert.
+    rows = _position_rows(fixes, fix_links)
+    first_row: dict[tuple[int, datetime], int] = {}
+    for row, i in zip(rows, owner, strict=True):
+        first_row.setdefault((row.device_id, row.time), i)
+    # Insert in key order: concurrent batches then take unique-index locks in the same
+    # order and cannot deadlock on a fix that both of them carry.
+    rows = sorted(rows, key=lambda r: (r.device_id, r.time))
+    stored = q.insert_positions(session, rows, epsg=epsg)
+    alerts = _evaluate(session, stored, rows, contexts, webhook_url=webhook_url)
+    stored_by = Counter(first_row[(p.device_id, p.time)] for p in stored)
+    alerts_by = Counter(first_row[key] for key in alerts)
+    for i, request in accepted:
+        n = stored_by[i]
+        results[i] = IngestResult(n, len(request.fixes) - n, alerts_by[i])
+    return [r for r in results if r is not None]
+
+
+def _admit(
+    request: IngestRequest,
+    links: Mapping[tuple[str, str], q.DeviceLink],
+    *,
+    oldest: datetime,
+    retention: timedelta,
+) -> None:
+    """Refuse a request whose key may not report for a device, or that is too old to keep.
+    (Consent and the key's validity are read under the zone lock: :func:`_refused_now`.)"""
+    codes = sorted({f.device_id for f in request.fixes})
+    unknown = [c for c in codes if (request.key_name, c) not in links]
+    if unknown:
+        raise Forbidden(
+            f"this key may not report for device {_names(unknown)}; nothing was stored",
+            field="id",
+        )
+    for i, fix in enumerate(request.fixes):
+        if fix.time < oldest:
+            raise InvalidInput(
+                f"{fix.time.isoformat()} is older than the retention period "
+                f"({retention.days} days); it would be purged at once",
+                field="timestamp",
+                index=i if len(request.fixes) > 1 else None,
+            )
+
+
+def _refused_now(
+    request: IngestRequest,
+    links: Mapping[tuple[str, str], q.DeviceLink],
+    status: Mapping[int, tuple[bool, bool]],
+) -> GridworkError | None:
+    """Why a request is refused once its elders' zones are locked (no consent, a key revoked
+    meanwhile), if it is."""
+    ids = {f.device_id: links[(request.key_name, f.device_id)].id for f in request.fixes}
+    if not all(status.get(i, (False, False))[0] for i in ids.values()):
+        return Unauthorized("the API key is not valid")
+    withdrawn = sorted(code for code, i in ids.items() if not status[i][1])
+    return _no_consent(withdrawn) if withdrawn else None
+
+
+def _no_consent(codes: Sequence[str]) -> Forbidden:
+    return Forbidden(
+        f"no active consent for the wearer of device {_names(codes)}; nothing was stored",
+        field="id",
+    )
+
+
+def _names(codes: Sequence[str]) -> str:
+    shown = ", ".join(repr(c) for c in codes[:5])
+    return shown + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+
+
+def _position_rows(fixes: Sequence[Fix], links: Sequence[q.DeviceLink]) -> list[q.PositionRow]:
+    """Every fix in WGS-84, converted per datum in one vectorised call each; ``links[i]`` is
+    the device of ``fixes[i]``."""
+    lon = np.array([f.lon for f in fixes], dtype=np.float64)
+    lat = np.array([f.lat for f in fixes], dtype=np.float64)
+    datum = np.array([link.datum.value for link in links])
+    out_lon, out_lat = lon.copy(), lat.copy()
+    for name in ("gcj02", "bd09"):
+        mask = datum == name
+        if mask.any():
+            out_lon[mask], out_lat[mask] = to_wgs84(lon[mask], lat[mask], name)
+    rows = []
+    for i, (fix, link) in enumerate(zip(fixes, links, strict=True)):
+        rows.append(
+            q.PositionRow(
+                device_id=link.id,
+                elder_id=link.elder_id,
+                time=fix.time,
+                lon=float(out_lon[i]),
+                lat=float(out_lat[i]),
+                raw_lon=fix.lon,
+                raw_lat=fix.lat,
+                accuracy_m=fix.accuracy_m,
+                speed_mps=fix.speed_mps,
+                bearing=fix.bearing,
+                altitude=fix.altitude,
+                battery=fix.battery,
+                charging=fix.charging,
+                alarm=fix.alarm,
+                attributes=dict(fix.attributes),
+            )
+        )
+    return rows
+
+
+def _evaluate(
+    session: Session,
+    stored: Sequence[q.StoredPosition],
+    rows: Sequence[q.PositionRow],
+    contexts: Mapping[int, q.ZoneContext],
+    *,
+    webhook_url: str | None,
+) -> list[tuple[int, datetime]]:
+    """Advance each elder's zone state (``contexts``, locked) by their new fixes in time
+    order; raise the alerts. Returns the (device, time) of the fix behind each alert."""
+    if not stored:
+        return []
+    extra: dict[tuple[int, datetime], q.PositionRow] = {}
+    for r in rows:
+        extra.setdefault((r.device_id, r.time), r)
+    by_elder: dict[int, list[q.StoredPosition]] = defaultdict(list)
+    for p in stored:
+        by_elder[p.elder_id].append(p)
+    raised: list[tuple[int, datetime]] = []
+    alerts: list[q.NewAlert] = []
+    changed: dict[int, ZoneState] = {}
+    for elder_id in sorted(by_elder):
+        ctx = contexts.get(elder_id)
+        if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
+            continue
+        state = ctx.state
+        for p in sorted(by_elder[elder_id], key=lambda p: (p.time, p.id)):
+            row = extra[(p.device_id, p.time)]
+            metric = MetricFix(x=p.x, y=p.y, time=p.time, battery=row.battery, alarm=row.alarm)
+            late = state.last_fix_time is not None and p.time < state.last_fix_time
+            # The fix's own time is "now" for it: staleness is the periodic task's business.
+            new_state, events = evaluate(state, metric, p.time, ctx.zone)
+            if not late:
+                state = new_state
+            for event in events:
+                if event.kind != "no_fix":
+                    alerts.append(_alert(ctx, event, p.id, p.grid_id))
+                    raised.append((p.device_id, p.time))
+        if state != ctx.state:
+            changed[elder_id] = state
+    raise_alerts(session, alerts, webhook_url)
+    q.save_zone_states(session, changed)
+    return raised
+
+
+def _alert(
+    ctx: q.ZoneContext, event: ZoneEvent, position_id: int | None, grid_id: int | None
+) -> q.NewAlert:
+    return q.NewAlert(
+        elder_id=ctx.elder_id,
+        kind=event.kind,
+        event_time=event.time,
+        position_id=position_id,
+        grid_id=grid_id,
+        home_grid_id=ctx.home_grid_id,
+        detail=event.detail,
+    )
+
+
+def raise_alerts(
+    session: Session, alerts: Sequence[q.NewAlert], webhook_url: str | None
+) -> list[int]:
+    """Store the alerts (routed to their workers) and queue them for the webhook, if any."""
+    ids = q.insert_alerts(session, alerts)
+    if webhook_url:
+        for alert_id in ids:
+            q.queue_webhook(session, alert_id, webhook_url)
+    return ids
+
+
+# --------------------------------------------------------------------------- periodic work
+
+
+def raise_silent(
+    session: Session,
+    *,
+    now: datetime,
+    epsg: int,
+    no_fix_minutes: float,
+    webhook_url: str | None = None,
+) -> int:
+    """One ``no_fix`` alert per consenting elder silent for ``no_fix_minutes`` (once a spell)."""
+    cutoff = now - timedelta(minutes=no_fix_minutes)
+    alerts: list[q.NewAlert] = []
+    for ctx in q.silent_zones(session, cutoff=cutoff, epsg=epsg):
+        state, events = evaluate(ctx.state, None, now, ctx.zone, no_fix_minutes=no_fix_minutes)
+        ref = q.last_position_ref(session, ctx.elder_id)
+        position_id, grid_id = ref if ref is not None else (None, None)
+        alerts += [_alert(ctx, event, position_id, grid_id) for event in events]
+        q.save_zone_state(session, ctx.elder_id, state)
+    return len(raise_alerts(session, alerts, webhook_url))
+
+
+def purge(engine: Engine, *, now: datetime, retention: timedelta) -> int:
+    """Delete positions older than the retention period; returns how many went."""
+    with transaction(engine) as session:
+        return q.purge_positions(session, before=now - retention)
+
+
+def deliver_webhooks(engine: Engine, *, timeout_s: float = 5.0) -> tuple[int, int]:
+    """POST due outbox items; a failure is retried later with exponential back-off.
+
+    Returns (delivered, failed attempts). The lease taken when claiming keeps a second
+    worker from posting the same alert while this one is at it.
+    """
+    with transaction(engine) as session:
+        items = q.claim_webhooks(session, lease_s=max(60.0, 4 * timeout_s))
+    delivered = failed = 0
+    for item in items:
+        error = _post_json(item.url, item.payload, timeout_s=timeout_s)
+        attempts = item.attempts + 1
+        with transaction(engine) as session:
+            q.finish_webhook(
+                session,
+                item.id,
+                error=error,
+                retry_in_s=min(3600.0, 10.0 * 2 ** (attempts - 1)),
+                give_up=attempts >= WEBHOOK_MAX_ATTEMPTS,
+            )
+        if error is None:
+            delivered += 1
+        else:
+            failed += 1
+            log.warning("webhook for outbox %s failed (attempt %s): %s", item.id, attempts, error)
+    return delivered, failed
+
+
+def _post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"refusing to post to a non-HTTP URL {url[:40]!r}"
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url,
+        data=json.dumps({"type": "gridwork.alert", "alert": payload}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def tick(
+    engine: Engine,
+    *,
+    now: datetime,
+    epsg: int | None,
+    no_fix_minutes: float,
+    retention: timedelta,
+    webhook_url: str | None,
+    purge_now: bool,
+) -> dict[str, int]:
+    """One pass of the server's periodic task; each part in its own transaction."""
+    out = {"no_fix": 0, "purged": 0, "delivered": 0}
+    if epsg is not None:
+        with transaction(engine) as session:
+            out["no_fix"] = raise_silent(
+                session,
+                now=now,
+                epsg=epsg,
+                no_fix_minutes=no_fix_minutes,
+                webhook_url=webhook_url,
+            )
+    if purge_now:
+        out["purged"] = purge(engine, now=now, retention=retention)
+    out["delivered"] = deliver_webhooks(engine)[0]
+    return out
+
+
+def require_epsg(epsg: int | None) -> int:
+    if epsg is None or not math.isfinite(epsg):
+        raise Unavailable("no areas are imported yet, so there is no metric CRS to measure in")
+    return epsg

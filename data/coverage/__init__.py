@@ -1,0 +1,1 @@
+"""Coverage of grids by facilities along the road network, from the store."""

@@ -1,0 +1,315 @@
+"""Facility coverage read from the store: the road graph (cached), facilities, areas, households.
+
+The walk itself is pure (:mod:`geo.coverage.walk`); this module feeds it. Building the road graph
+and snapping every household onto it cost ~0.5 s each on a 150,000-household district, so
+both live in a :class:`NetworkCache` kept per app and rebuilt only when the stored roads or
+households change. Change is detected with ``count(*)``, ``max(id)`` and ``max(xmin)``: a
+row inserted, deleted or updated (a re-import, an assignment run) changes one of them.
+
+Coverage is computed over the caller's grids; where their area has no grids yet (the Porto
+demo before planning), over its communities instead, so the map is never empty for lack of
+a plan. Households are only counted per area: none leaves this module as a point.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+
+from data.access.queries import AreaScope
+from data.crs import metric_epsg
+from data.district.hierarchy import read_level
+from geo.coverage.walk import (
+    DEFAULT_SPEED_KMH,
+    RoadGraph,
+    Snap,
+    facilities_of_kind,
+    facility_coverage,
+    walk_distance_m,
+)
+from geo.errors import Conflict, InvalidInput, NotFound
+
+Level = Literal["grids", "communities"]
+WGS84 = 4326
+
+_CHANGE = "SELECT count(*), coalesce(max(id), 0), coalesce(max(xmin::text::bigint), 0) FROM {}"
+
+
+@dataclass(frozen=True)
+class _Households:
+    """Every stored household as the walk needs it: metric xy, its areas, its snap."""
+
+    ids: np.ndarray
+    xy: np.ndarray
+    grid_id: np.ndarray  # -1: not assigned
+    community_id: np.ndarray  # of its building; -1: none
+    snap: Snap
+    geoms: np.ndarray  # the points themselves: making 150,000 of them costs ~0.3 s
+
+    def points(self, mask: np.ndarray) -> np.ndarray:
+        return self.geoms[mask]
+
+    def snap_of(self, mask: np.ndarray) -> Snap:
+        return Snap(self.snap.edge[mask], self.snap.along_m[mask], self.snap.access_m[mask])
+
+
+@dataclass
+class NetworkCache:
+    """The road graph and the households snapped onto it, per app, rebuilt on change."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _graph: tuple[tuple[Any, ...], RoadGraph] | None = None
+    _households: tuple[tuple[Any, ...], _Households] | None = None
+    builds: int = 0  # how often the graph was (re)built: tests read it
+
+    def graph(self, conn: Connection, epsg: int) -> RoadGraph:
+        """The road network in ``epsg``; a 409 when no road is stored yet."""
+        key = (epsg, *conn.execute(text(_CHANGE.format("road_segment"))).one())
+        with self._lock:
+            if self._graph is not None and self._graph[0] == key:
+                return self._graph[1]
+            rows = conn.execute(
+                text("SELECT ST_AsBinary(ST_Transform(geom, :epsg)) FROM road_segment ORDER BY id"),
+                {"epsg": epsg},
+            ).scalars()
+            lines = shapely.from_wkb([bytes(r) for r in rows])
+            if len(lines) == 0:
+                raise Conflict("no roads are stored yet: import roads first", field="roads")
+            graph = RoadGraph.from_segments(lines, crs=f"EPSG:{epsg}")
+            self._graph = (key, graph)
+            self._households = None  # snapped onto the old graph
+            self.builds += 1
+            return graph
+
+    def households(self, conn: Connection, graph: RoadGraph, epsg: int) -> _Households:
+        key = (epsg, id(graph), *conn.execute(text(_CHANGE.format("household"))).one())
+        with self._lock:
+            if self._households is not None and self._households[0] == key:
+                return self._households[1]
+            rows = conn.execute(
+                text(
+                    "SELECT h.id, ST_X(p.g), ST_Y(p.g), coalesce(h.grid_id, -1), "
+                    "coalesce(b.community_id, -1) FROM household h "
+                    "LEFT JOIN building b ON b.id = h.building_id "
+                    "CROSS JOIN LATERAL (SELECT ST_Transform(h.geom, :epsg) AS g) p "
+                    "ORDER BY h.id"
+                ),
+                {"epsg": epsg},
+            ).all()
+            table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+            xy = table[:, 1:3]
+            geoms = np.asarray(shapely.points(xy), dtype=object)
+            snap = graph.snap(geoms)
+            found = _Households(
+                ids=table[:, 0].astype(np.int64),
+                xy=xy,
+                grid_id=table[:, 3].astype(np.int64),
+                community_id=table[:, 4].astype(np.int64),
+                snap=snap,
+                geoms=geoms,
+            )
+            self._households = (key, found)
+            return found
+
+
+def facility_kinds(conn: Connection) -> list[str]:
+    return [
+        str(k)
+        for k in conn.execute(text("SELECT DISTINCT kind FROM facility ORDER BY 1")).scalars()
+    ]
+
+
+def coverage_areas(conn: Connection, scope: AreaScope) -> tuple[Level, gpd.GeoDataFrame]:
+    """The caller's grids, or their communities where there are no grids yet."""
+    grids = read_level(conn, "grids", scope)
+    if not grids.empty:
+        return "grids", grids
+    return "communities", read_level(conn, "communities", scope)
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """One coverage request's answer, WGS-84 throughout, ready for a map or JSON."""
+
+    kind: str
+    minutes: float
+    speed_kmh: float
+    max_m: float
+    level: Level
+    areas: gpd.GeoDataFrame  # code, name?, worker_name?, households, covered_households,
+    # household_share, area_share, uncovered, score?; geometry = the area
+    covered: gpd.GeoSeries  # walking service area clipped to each area (same index)
+    crow_flies: shapely.Geometry  # straight-line circles clipped to the areas
+    facilities: gpd.GeoDataFrame  # the kind's facilities near the areas
+    capacity_aware: bool
+    seconds: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        """Per-area numbers (no geometry): what ``GET /coverage`` answers."""
+        columns = ["code", "households", "covered_households", "household_share"]
+        columns += ["area_share", "uncovered"] + (["score"] if self.capacity_aware else [])
+        rows = []
+        for record in self.areas[columns].to_dict("records"):
+            rows.append({k: _json_value(v) for k, v in record.items()})
+        households = int(self.areas["households"].sum()) if len(self.areas) else 0
+        covered = int(self.areas["covered_households"].sum()) if len(self.areas) else 0
+        return {
+            "kind": self.kind,
+            "minutes": self.minutes,
+            "speed_kmh": self.speed_kmh,
+            "max_m": round(self.max_m, 1),
+            "level": self.level,
+            "capacity_aware": self.capacity_aware,
+            "households": households,
+            "covered_households": covered,
+            "household_share": covered / households if households else None,
+            "uncovered": int(self.areas["uncovered"].sum()) if len(self.areas) else 0,
+            "areas": rows,
+        }
+
+
+def coverage(
+    conn: Connection,
+    cache: NetworkCache,
+    *,
+    kind: str,
+    minutes: float,
+    scope: AreaScope,
+    speed_kmh: float = DEFAULT_SPEED_KMH,
+    metric_override: int | None = None,
+    drawing: bool = True,
+) -> CoverageReport:
+    """Walking coverage of one facility kind over the caller's areas.
+
+    Every facility of the kind counts, inside the caller's area or not: a clinic across the
+    boundary still serves the people on this side. Bad input (an unknown kind, minutes
+    outside 0–120) is refused before anything heavy runs. Without ``drawing`` (the JSON
+    answer) the straight-line layer, which only a map shows, is not built.
+    """
+    started = time.perf_counter()
+    max_m = walk_distance_m(minutes, speed_kmh=speed_kmh)
+    kinds = facility_kinds(conn)
+    if kind not in kinds:
+        raise InvalidInput(
+            f"unknown facility kind {kind!r}; known kinds: {', '.join(kinds) or 'none'}",
+            field="kind",
+        )
+    epsg = metric_epsg(conn, metric_override)
+    if epsg is None:
+        raise Conflict("nothing is stored yet: import communities and roads first")
+    level, areas = coverage_areas(conn, scope)
+    if areas.empty:
+        raise NotFound("no street, community or grid is assigned to you yet", field="scope")
+    graph = cache.graph(conn, epsg)
+    homes = cache.households(conn, graph, epsg)
+    facilities = gpd.read_postgis(
+        text(
+            "SELECT id, source_id, kind, name, capacity, geom FROM facility "
+            "WHERE kind = :kind ORDER BY id"
+        ),
+        conn,
+        geom_col="geom",
+        params={"kind": kind},
+        crs=WGS84,
+    ).rename_geometry("geometry")
+    facilities = facilities_of_kind(facilities, kind)
+    read_s = time.perf_counter() - started
+
+    metric = f"EPSG:{epsg}"
+    areas_m = areas.to_crs(metric)
+    area_ids = areas["id"].to_numpy(dtype=np.int64)
+    own = homes.grid_id if level == "grids" else homes.community_id
+    if (own >= 0).any():
+        mask = np.isin(own, area_ids)
+        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
+        household_grid: np.ndarray | None = np.array(
+            [code_of[i] for i in own[mask].tolist()], dtype=object
+        )
+    else:  # nothing assigned yet: assign in-process (ST_Covers rule, lowest code on ties)
+        mask = np.ones(len(own), dtype=bool)
+        household_grid = None
+    capacity = facilities["capacity"]
+    capacity_aware = bool(len(capacity)) and bool(capacity.notna().all())
+    result = facility_coverage(
+        graph,
+        facilities.to_crs(metric),
+        areas_m,
+        gpd.GeoDataFrame(geometry=homes.points(mask), crs=metric),
+        minutes=minutes,
+        speed_kmh=speed_kmh,
+        household_grid=household_grid,
+        household_snap=homes.snap_of(mask),
+        capacity=capacity.to_numpy() if capacity_aware else None,
+        straight_line=drawing,
+    )
+    walk_s = time.perf_counter() - started - read_s
+
+    table = result.grids
+    out = areas.drop(columns=["households"], errors="ignore").copy()
+    for column in ("households", "covered_households", "household_share", "area_share"):
+        out[column] = table[column].to_numpy()
+    out["uncovered"] = table["uncovered"].to_numpy()
+    if capacity_aware:
+        out["score"] = table["score"].to_numpy()
+    covered = gpd.GeoSeries(table["covered"].to_numpy(), crs=metric, index=areas.index)
+    if drawing:
+        outline = _outline(np.asarray(areas_m.geometry.array, dtype=object))
+        crow = shapely.intersection(result.crow_flies_area, outline)
+    else:
+        outline = shapely.box(*areas_m.total_bounds)
+        crow = shapely.Polygon()
+    lo_x, lo_y, hi_x, hi_y = (float(v) for v in shapely.bounds(outline))
+    near = facilities.to_crs(metric).geometry.intersects(
+        shapely.box(lo_x - max_m, lo_y - max_m, hi_x + max_m, hi_y + max_m)
+    )
+    report = CoverageReport(
+        kind=kind,
+        minutes=float(minutes),
+        speed_kmh=float(speed_kmh),
+        max_m=max_m,
+        level=level,
+        areas=out,
+        covered=covered.to_crs(WGS84),
+        crow_flies=gpd.GeoSeries([crow], crs=metric).to_crs(WGS84).iloc[0],
+        facilities=facilities[near.to_numpy()],
+        capacity_aware=capacity_aware,
+        seconds={},
+    )
+    report.seconds.update(
+        read=read_s, walk=walk_s, total=time.perf_counter() - started, graph_builds=cache.builds
+    )
+    return report
+
+
+def _outline(areas: np.ndarray) -> shapely.Geometry:
+    """The union of the areas, for clipping the straight-line layer.
+
+    Grids that tile their district with shared vertices take the linear-time coverage union,
+    5–10x faster than a general union; anything else (areas drawn independently, overlaps)
+    falls back to the latter.
+    """
+    if len(areas) == 0:
+        return shapely.Polygon()
+    try:
+        outline = shapely.coverage_union_all(areas)
+    except shapely.errors.GEOSException:  # not noded as a coverage (drawn independently)
+        return shapely.union_all(areas)
+    return outline if shapely.is_valid(outline) else shapely.union_all(areas)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is pd.NA:
+        return None
+    return value

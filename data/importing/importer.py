@@ -1,0 +1,388 @@
+"""Bulk upsert of validated frames into PostGIS: all-or-nothing, idempotent, every reject named.
+
+A frame (from ``data.importing.readers``)
+is copied into a temporary table with ``COPY`` and merged with
+one ``INSERT … ON CONFLICT`` per layer, keyed by its code or source id, so importing the
+same file twice changes nothing. Rows whose parent (street, community, worker, building)
+is unknown are rejects like any other bad row: the caller decides whether to write nothing
+(the default) or the good rows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.errors import ImportRejected, InvalidInput, RowReject
+
+
+@dataclass(frozen=True)
+class Column:
+    """A staged column: its name in the normalised frame and its SQL type."""
+
+    target: str
+    sql_type: str
+
+
+@dataclass(frozen=True)
+class LayerTarget:
+    table: str
+    key: str
+    geometry: str | None  # PostGIS type the geometry is forced to; None: not stored
+    columns: tuple[Column, ...]
+    parents: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (table, key)
+    conflict: str = ""
+
+    @property
+    def conflict_target(self) -> str:
+        return self.conflict or f"({self.key})"
+
+
+TARGETS: dict[str, LayerTarget] = {
+    "streets": LayerTarget(
+        "street",
+        "code",
+        "POLYGON",
+        (
+            Column("code", "text"),
+            Column("name", "text"),
+            Column("name_local", "text"),
+            Column("source_id", "text"),
+            Column("district_code", "text"),
+        ),
+        parents={"district_code": ("district", "code")},
+    ),
+    "communities": LayerTarget(
+        "community",
+        "code",
+        "POLYGON",
+        (
+            Column("code", "text"),
+            Column("name", "text"),
+            Column("name_local", "text"),
+            Column("kind", "text"),
+            Column("street_code", "text"),
+            Column("population", "bigint"),
+            Column("source_id", "text"),
+            Column("service_centre_lon", "float8"),
+            Column("service_centre_lat", "float8"),
+        ),
+        parents={"street_code": ("street", "code")},
+    ),
+    "workers": LayerTarget(
+        "worker",
+        "code",
+        None,
+        (
+            Column("code", "text"),
+            Column("display_name", "text"),
+            Column("phone", "text"),
+            Column("community_code", "text"),
+        ),
+        parents={"community_code": ("community", "code")},
+    ),
+    "grids": LayerTarget(
+        "grid",
+        "code",
+        "POLYGON",
+        (
+            Column("code", "text"),
+            Column("community_code", "text"),
+            Column("worker_code", "text"),
+            Column("source_id", "text"),
+        ),
+        parents={"community_code": ("community", "code"), "worker_code": ("worker", "code")},
+        conflict="(code) WHERE valid_to IS NULL",
+    ),
+    "roads": LayerTarget(
+        "road_segment",
+        "source_id",
+        "LINESTRING",
+        (
+            Column("source_id", "text"),
+            Column("name", "text"),
+            Column("road_class", "text"),
+            Column("oneway", "boolean"),
+        ),
+    ),
+    "buildings": LayerTarget(
+        "building",
+        "source_id",
+        "POLYGON",
+        (
+            Column("source_id", "text"),
+            Column("building_type", "text"),
+            Column("levels", "float8"),
+            Column("households", "bigint"),
+        ),
+    ),
+    "facilities": LayerTarget(
+        "facility",
+        "source_id",
+        "POINT",
+        (
+            Column("source_id", "text"),
+            Column("kind", "text"),
+            Column("name", "text"),
+            Column("capacity", "bigint"),
+        ),
+    ),
+    "households": LayerTarget(
+        "household",
+        "code",
+        "POINT",
+        (
+            Column("code", "text"),
+            Column("size", "bigint"),
+            Column("lives_alone", "boolean"),
+            Column("age_band", "text"),
+            Column("building_source_id", "text"),
+            Column("estimated", "boolean"),
+        ),
+        parents={"building_source_id": ("building", "source_id")},
+    ),
+    "incidents": LayerTarget(
+        "incident",
+        "source_id",
+        "POINT",
+        (
+            Column("source_id", "text"),
+            Column("category", "text"),
+            Column("status", "text"),
+            Column("summary", "text"),
+            Column("reported_at", "timestamptz"),
+        ),
+    ),
+}
+
+# How each staged column lands in the real table.
+_INSERT: dict[str, dict[str, str]] = {
+    "streets": {
+        "code": "s.code",
+        "name": "coalesce(s.name, s.code)",
+        "name_local": "s.name_local",
+        "source_id": "s.source_id",
+        "district_id": "(SELECT id FROM district WHERE code = s.district_code)",
+    },
+    "communities": {
+        "code": "s.code",
+        "name": "coalesce(s.name, s.code)",
+        "name_local": "s.name_local",
+        "kind": "coalesce(s.kind, 'community')::community_kind",
+        "street_id": "(SELECT id FROM street WHERE code = s.street_code)",
+        "population": "s.population",
+        "source_id": "s.source_id",
+        "service_centre": "CASE WHEN s.service_centre_lon IS NOT NULL THEN "
+        "ST_SetSRID(ST_MakePoint(s.service_centre_lon, s.service_centre_lat), 4326) END",
+    },
+    "workers": {
+        "code": "s.code",
+        "display_name": "coalesce(s.display_name, s.code)",
+        "phone": "s.phone",
+        "community_id": "(SELECT id FROM community WHERE code = s.community_code)",
+    },
+    "grids": {
+        "code": "s.code",
+        "community_id": "(SELECT id FROM community WHERE code = s.community_code)",
+        "worker_id": "(SELECT id FROM worker WHERE code = s.worker_code)",
+        "source_id": "s.source_id",
+    },
+    "roads": {
+        "source_id": "s.source_id",
+        "name": "s.name",
+        "road_class": "s.road_class",
+        "oneway": "s.oneway",
+    },
+    "buildings": {
+        "source_id": "s.source_id",
+        "building_type": "s.building_type",
+        "levels": "s.levels",
+        "households": "s.households",
+        "households_estimated": "false",
+    },
+    "facilities": {
+        "source_id": "s.source_id",
+        "kind": "s.kind",
+        "name": "s.name",
+        "capacity": "s.capacity",
+    },
+    "households": {
+        "code": "s.code",
+        "size": "coalesce(s.size, 1)",
+        "lives_alone": "coalesce(s.lives_alone, coalesce(s.size, 1) = 1)",
+        "age_band": "s.age_band::age_band",
+        "building_id": "(SELECT id FROM building WHERE source_id = s.building_source_id)",
+        "estimated": "coalesce(s.estimated, false)",
+    },
+    "incidents": {
+        "source_id": "s.source_id",
+        "category": "coalesce(s.category, 'other')",
+        "status": "coalesce(s.status, 'open')::incident_status",
+        "summary": "s.summary",
+        "reported_at": "coalesce(s.reported_at, now())",
+    },
+}
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    source: str
+    inserted: int = 0
+    updated: int = 0
+    rejects: list[RowReject] = field(default_factory=list)
+
+
+def _value(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if v is pd.NaT or v is pd.NA:
+        return None
+    if hasattr(v, "item"):  # numpy scalar
+        return v.item()
+    return v
+
+
+def _stage(
+    session: Session,
+    target: LayerTarget,
+    frame: gpd.GeoDataFrame,
+    progress: Callable[[int, int | None], None] | None,
+) -> list[str]:
+    names = [c.target for c in target.columns]
+    defs = ", ".join(f"{c.target} {c.sql_type}" for c in target.columns)
+    session.execute(
+        text(f"CREATE TEMP TABLE _stage (_row bigint, {defs}, _geom bytea) ON COMMIT DROP")
+    )
+    raw = session.connection().connection.driver_connection
+    assert raw is not None, "a live psycopg connection is needed for COPY"
+    wkb = shapely.to_wkb(frame.geometry.values, hex=False)
+    rows = frame["_row"].to_numpy() if "_row" in frame.columns else range(1, len(frame) + 1)
+    empty = [None] * len(frame)
+    values = [frame[n].tolist() if n in frame.columns else empty for n in names]
+    total = len(frame)
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY _stage (_row, {', '.join(names)}, _geom) FROM STDIN") as copy,
+    ):
+        for i in range(total):
+            copy.write_row([int(rows[i]), *(_value(v[i]) for v in values), wkb[i]])
+            if progress and (i % 5000 == 0 or i == total - 1):
+                progress(i + 1, total)
+    return names
+
+
+def _orphans(session: Session, target: LayerTarget) -> list[RowReject]:
+    rejects: list[RowReject] = []
+    for column, (table, key) in target.parents.items():
+        rows = session.execute(
+            text(
+                f"SELECT s._row, s.{target.key}, s.{column} FROM _stage s "  # noqa: S608
+                f"WHERE s.{column} IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} p WHERE p.{key} = s.{column})"
+            )
+        ).all()
+        rejects += [
+            RowReject(int(r[0]), f"{column} '{r[2]}' does not exist in {table}", str(r[1]))
+            for r in rows
+        ]
+    dupes = session.execute(
+        text(
+            f"SELECT min(_row), {target.key}, count(*) FROM _stage "  # noqa: S608
+            f"GROUP BY {target.key} HAVING count(*) > 1"
+        )
+    ).all()
+    rejects += [
+        RowReject(int(r[0]), f"{target.key} '{r[1]}' appears {r[2]} times in the file", str(r[1]))
+        for r in dupes
+    ]
+    missing = (
+        session.execute(
+            text(
+                f"SELECT _row FROM _stage WHERE {target.key} IS NULL OR {target.key} = ''"  # noqa: S608
+            )
+        )
+        .scalars()
+        .all()
+    )
+    rejects += [RowReject(int(r), f"{target.key} is empty") for r in missing]
+    return rejects
+
+
+def upsert(
+    session: Session,
+    kind: str,
+    frame: gpd.GeoDataFrame,
+    *,
+    source: str,
+    prior_rejects: list[RowReject] | None = None,
+    allow_rejects: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ImportReport:
+    """Merge ``frame`` (WGS-84, normalised columns, ``_row`` = 1-based file row) into its table.
+
+    Runs inside the caller's transaction: on ``ImportRejected`` the caller's rollback leaves
+    the database exactly as it was.
+    """
+    target = TARGETS.get(kind)
+    if target is None:
+        raise InvalidInput(
+            f"unknown layer kind '{kind}'; one of {', '.join(TARGETS)}", field="layer"
+        )
+    if target.key not in frame.columns:
+        raise InvalidInput(f"the data has no '{target.key}' column", field="id_field")
+    report = ImportReport(kind=kind, source=source, rejects=list(prior_rejects or []))
+    _stage(session, target, frame, progress)
+    report.rejects += _orphans(session, target)
+    report.rejects.sort(key=lambda r: r.row)
+    if report.rejects and not allow_rejects:
+        raise ImportRejected(source, report.rejects)
+    if report.rejects:
+        bad = [r.row for r in report.rejects]
+        session.execute(text("DELETE FROM _stage WHERE _row = ANY(:rows)"), {"rows": bad})
+    mapping = _INSERT[kind]
+    cols, exprs = list(mapping), list(mapping.values())
+    if target.geometry:
+        cols.append("geom")
+        exprs.append(
+            f"ST_SetSRID(ST_GeomFromWKB(s._geom), 4326)::geometry({target.geometry}, 4326)"
+        )
+    # Only what the file carried is updated: a file without 'name' keeps the stored names.
+    present = set(frame.columns) | {"geom"}
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}"
+        for c, e in zip(cols, [*exprs], strict=True)
+        if c != target.key and (c == "geom" or _uses_only(e, present))
+    )
+    result = (
+        session.execute(
+            text(
+                f"INSERT INTO {target.table} ({', '.join(cols)}) "  # noqa: S608
+                f"SELECT {', '.join(exprs)} FROM _stage s "
+                f"ON CONFLICT {target.conflict_target} DO UPDATE SET {updates} "
+                "RETURNING (xmax = 0)"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    report.inserted = sum(1 for r in result if r)
+    report.updated = len(result) - report.inserted
+    session.execute(text("DROP TABLE _stage"))
+    return report
+
+
+def _uses_only(expr: str, present: set[str]) -> bool:
+    """True when every ``s.<column>`` the expression reads was present in the file."""
+    return all(name in present for name in re.findall(r"\bs\.(\w+)", expr))

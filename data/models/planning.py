@@ -1,0 +1,108 @@
+"""The stored shape of planning: plans, their grids, and the units and graph they were cut from.
+
+A plan keeps its units and their adjacency graph, so a planner can move a unit or lock a grid
+days later without the split being recomputed, and so a published plan can always be
+explained. ``community_version`` fingerprints what the plan was drafted on; publishing is
+refused when the community has changed since.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from data.models.base import SRID, Base
+
+
+class PlanStatus(enum.StrEnum):
+    draft = "draft"
+    published = "published"
+    superseded = "superseded"
+
+
+class Plan(Base):
+    __tablename__ = "plan"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("community.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[PlanStatus] = mapped_column(
+        Enum(PlanStatus, name="plan_status"), default=PlanStatus.draft
+    )
+    min_households: Mapped[int] = mapped_column(Integer)
+    max_households: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    community_version: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    issues: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class PlanGrid(Base):
+    __tablename__ = "plan_grid"
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    households: Mapped[int] = mapped_column(Integer)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    geom: Mapped[object] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False
+    )
+
+
+class PlanUnit(Base):
+    """An atomic unit (block, lot or entrance) and the grid it is in under this plan."""
+
+    __tablename__ = "plan_unit"
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(64))
+    households: Mapped[int] = mapped_column(Integer)
+    block: Mapped[int] = mapped_column(Integer)
+    building_id: Mapped[str | None] = mapped_column(String(128))
+    entrance: Mapped[int] = mapped_column(Integer, default=-1)
+    level: Mapped[str] = mapped_column(String(16))
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    geom: Mapped[object] = mapped_column(
+        Geometry("GEOMETRY", srid=SRID, spatial_index=False), nullable=False
+    )
+
+
+class PlanUnitEdge(Base):
+    """One adjacency between two units, with its shared length and the part along a road."""
+
+    __tablename__ = "plan_unit_edge"
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
+    )
+    edge: Mapped[int] = mapped_column(Integer, primary_key=True)
+    u: Mapped[int] = mapped_column(Integer)
+    v: Mapped[int] = mapped_column(Integer)
+    length_m: Mapped[float] = mapped_column(Float)
+    road_m: Mapped[float] = mapped_column(Float)
+    kind: Mapped[int] = mapped_column(SmallInteger)

@@ -1,0 +1,1 @@
+"""Plans: drafts, units, moves and locks, publishing a new grid version."""

@@ -1,0 +1,751 @@
+"""Plans in PostGIS: draft a split of a community, adjust it, compare it, publish it.
+
+Publishing replaces the community's current grids in one transaction: the old versions get
+``valid_to`` (history is kept), the plan's grids become the current ones from the effective
+date, and every household, facility and incident is reassigned before the commit. A plan
+whose community changed after it was drafted (its outline, its buildings or households, or
+its grids) is refused with 409, because its numbers no longer describe the place.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from data.assignment.service import reassign
+from data.crs import metric_epsg
+from data.settings import Settings
+from geo.district.tiling import fit_to_parent
+from geo.errors import Conflict, InvalidInput, NotFound
+from geo.planning.metrics import PlanMetrics, move_unit, plan_metrics
+from geo.planning.split import split_community
+from geo.planning.units import EDGE_KINDS, UnitGraph, Units, build_units
+
+Db = Session | Connection
+
+
+@dataclass(frozen=True)
+class CommunityRef:
+    id: int
+    code: str
+
+
+def _community(db: Db, code: str) -> CommunityRef:
+    row = db.execute(text("SELECT id, code FROM community WHERE code = :c"), {"c": code}).first()
+    if row is None:
+        raise NotFound(f"no community '{code}'", field="community")
+    return CommunityRef(int(row[0]), str(row[1]))
+
+
+def community_id_of(db: Db, code: str) -> int | None:
+    found = db.execute(text("SELECT id FROM community WHERE code = :c"), {"c": code}).scalar()
+    return None if found is None else int(found)
+
+
+def community_codes(db: Db, ids: list[int]) -> set[str]:
+    return set(
+        db.execute(text("SELECT code FROM community WHERE id = ANY(:ids)"), {"ids": ids}).scalars()
+    )
+
+
+def community_version(db: Db, community_id: int) -> str:
+    """A fingerprint of what a plan depends on: outline, buildings, households, current grids."""
+    return str(
+        db.execute(
+            text(
+                """
+        SELECT md5(concat_ws('|',
+            (SELECT md5(ST_AsBinary(geom)) FROM community WHERE id = :c),
+            (SELECT md5(coalesce(string_agg(b.id || ':' || coalesce(b.households, -1)
+                                 || ':' || md5(ST_AsBinary(b.geom)), ',' ORDER BY b.id), ''))
+               FROM building b WHERE b.community_id = :c),
+            (SELECT count(*) || ':' || coalesce(max(h.id), 0) FROM household h
+               JOIN community c ON c.id = :c AND ST_Covers(c.geom, h.geom)),
+            (SELECT coalesce(string_agg(g.id::text, ',' ORDER BY g.id), '') FROM grid g
+               WHERE g.community_id = :c AND g.valid_to IS NULL)))
+        """
+            ),
+            {"c": community_id},
+        ).scalar_one()
+    )
+
+
+def _frame(db: Db, sql: str, params: dict[str, Any], epsg: int) -> gpd.GeoDataFrame:
+    conn = db.connection() if isinstance(db, Session) else db
+    frame = gpd.read_postgis(text(sql), conn, geom_col="geom", crs=4326, params=params)
+    return frame.rename_geometry("geometry").to_crs(epsg)
+
+
+def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float = 20.0) -> Units:
+    """Blocks, lots and entrances of one community, with households from the stored points."""
+    params = {"c": community.id}
+    outline = _frame(db, "SELECT code, geom FROM community WHERE id = :c", params, epsg)
+    roads = _frame(
+        db,
+        "SELECT r.id, r.geom FROM road_segment r JOIN community c ON c.id = :c "
+        "AND ST_Intersects(r.geom, c.geom)",
+        params,
+        epsg,
+    )
+    # Households by where they are, not by their building's community: a building astride
+    # the boundary has people on both sides, and the stored assignment goes by location too.
+    buildings = _frame(
+        db,
+        "SELECT b.id AS building_id, coalesce(b.households, 0) AS households, b.geom "
+        "FROM building b JOIN community c ON c.id = :c AND ST_Intersects(c.geom, b.geom)",
+        params,
+        epsg,
+    )
+    # Households just outside every community (a doorstep across the line) are assigned to
+    # the nearest grid within the snap tolerance; count them where they will land, half a
+    # metre inside the nearest edge, so the plan's numbers are the published grids' numbers.
+    # Matched by location, not by building: the published grids count by location too.
+    households = _frame(
+        db,
+        "SELECT h.id, h.geom FROM household h "
+        "JOIN community c ON c.id = :c AND ST_Covers(c.geom, h.geom) "
+        "UNION ALL "
+        "SELECT h.id, ST_Transform(ST_ClosestPoint(ST_Buffer(ST_Transform("
+        "c.geom, :epsg), -0.5), ST_Transform(h.geom, :epsg)), 4326) FROM household h "
+        "JOIN community c ON c.id = :c "
+        "AND ST_DWithin(c.geom::geography, h.geom::geography, :snap) "
+        "WHERE NOT EXISTS (SELECT 1 FROM community o WHERE ST_Covers(o.geom, h.geom)) "
+        "AND c.id = (SELECT o.id FROM community o ORDER BY o.geom <-> h.geom LIMIT 1)",
+        {**params, "epsg": epsg, "snap": snap_m},
+        epsg,
+    )
+    if buildings.empty:
+        raise InvalidInput(
+            f"community '{community.code}' has no buildings to plan with", field="community"
+        )
+    return build_units(outline, roads, buildings, households if len(households) else None)
+
+
+def draft_plan(
+    db: Db,
+    community_code: str,
+    *,
+    min_households: int,
+    max_households: int,
+    seed: int,
+    author: str,
+    settings: Settings,
+) -> int:
+    """Split the community into grids inside the band and keep the result as a draft."""
+    if min_households <= 0:
+        raise InvalidInput("must be > 0", field="min")
+    if min_households > max_households:
+        raise InvalidInput(
+            f"min {min_households} is greater than max {max_households}", field="min"
+        )
+    community = _community(db, community_code)
+    epsg = _epsg(db, settings)
+    units = community_units(db, community, epsg=epsg, snap_m=settings.snap_tolerance_m)
+    result = split_community(
+        units,
+        min_households=min_households,
+        max_households=max_households,
+        seed=seed,
+        code_prefix=f"{community.code}-G",
+    )
+    plan_id = int(
+        db.execute(
+            text(
+                "INSERT INTO plan (community_id, status, min_households, max_households, seed, "
+                "params, author, community_version, metrics, issues, seconds) VALUES (:c, "
+                "'draft', :lo, :hi, :seed, CAST(:params AS jsonb), :author, :v, '{}', "
+                "CAST(:issues AS jsonb), :secs) "
+                "RETURNING id"
+            ),
+            {
+                "c": community.id,
+                "lo": min_households,
+                "hi": max_households,
+                "seed": seed,
+                "params": json.dumps(
+                    {
+                        "detail": "entrances",
+                        "notes": list(units.notes),
+                        "entrance_splits": len(units.entrance_splits),
+                    }
+                ),
+                "author": author,
+                "v": community_version(db, community.id),
+                "issues": json.dumps(
+                    [
+                        {"kind": i.kind, "detail": i.detail, "grids": list(i.grids)}
+                        for i in result.issues
+                    ]
+                ),
+                "secs": result.seconds,
+            },
+        ).scalar_one()
+    )
+    _store_units(db, plan_id, units, result.assignment)
+    _store_metrics(db, plan_id, result.metrics, result.flagged, frozenset())
+    return plan_id
+
+
+def _epsg(db: Db, settings: Settings) -> int:
+    epsg = metric_epsg(db, settings.metric_epsg)
+    if epsg is None:
+        raise InvalidInput("no data yet: import communities first", field="community")
+    return epsg
+
+
+def _store_units(db: Db, plan_id: int, units: Units, assignment: pd.Series) -> None:
+    frame = units.frame.to_crs(4326)
+    db.execute(
+        text(
+            "INSERT INTO plan_unit (plan_id, unit, grid_code, households, block, building_id, "
+            "entrance, level, locked, geom) VALUES (:p, :u, :g, :h, :b, :bid, :e, :lvl, false, "
+            "ST_GeomFromWKB(:wkb, 4326))"
+        ),
+        [
+            {
+                "p": plan_id,
+                "u": int(u),
+                "g": str(assignment.loc[u]),
+                "h": int(r.households),
+                "b": int(r.block),
+                "bid": None if r.building_id is None else str(r.building_id),
+                "e": int(r.entrance),
+                "lvl": str(r.level),
+                "wkb": shapely.to_wkb(r.geometry),
+            }
+            for u, r in zip(frame.index, frame.itertuples(), strict=True)
+        ],
+    )
+    g = units.graph
+    if len(g):
+        db.execute(
+            text(
+                "INSERT INTO plan_unit_edge (plan_id, edge, u, v, length_m, road_m, kind) "
+                "VALUES (:p, :e, :u, :v, :l, :r, :k)"
+            ),
+            [
+                {
+                    "p": plan_id,
+                    "e": e,
+                    "u": int(g.u[e]),
+                    "v": int(g.v[e]),
+                    "l": float(g.length_m[e]),
+                    "r": float(g.road_m[e]),
+                    "k": int(g.kind[e]),
+                }
+                for e in range(len(g))
+            ],
+        )
+
+
+def _store_metrics(
+    db: Db, plan_id: int, metrics: PlanMetrics, flagged: frozenset[str], locked: frozenset[str]
+) -> None:
+    summary = {
+        k: (float(v) if isinstance(v, np.floating) else v) for k, v in metrics.summary().items()
+    }
+    db.execute(
+        text("UPDATE plan SET metrics = CAST(:m AS jsonb) WHERE id = :p"),
+        {"m": json.dumps(summary, default=float), "p": plan_id},
+    )
+    db.execute(text("DELETE FROM plan_grid WHERE plan_id = :p"), {"p": plan_id})
+    grids = metrics.grids.to_crs(4326)
+    rows = []
+    for code, r in grids.iterrows():
+        per_grid = {
+            k: _plain(r[k])
+            for k in (
+                "households",
+                "units",
+                "deviation",
+                "in_band",
+                "contiguous",
+                "parts",
+                "area_m2",
+                "polsby_popper",
+                "reock",
+                "boundary_m",
+                "road_m",
+                "road_share",
+            )
+            if k in grids.columns
+        }
+        rows.append(
+            {
+                "p": plan_id,
+                "c": str(code),
+                "h": int(r["households"]),
+                "l": str(code) in locked,
+                "f": str(code) in flagged,
+                "m": json.dumps(per_grid),
+                "wkb": shapely.to_wkb(r.geometry),
+            }
+        )
+    db.execute(
+        text(
+            "INSERT INTO plan_grid (plan_id, code, households, locked, flagged, metrics, geom) "
+            "VALUES (:p, :c, :h, :l, :f, CAST(:m AS jsonb), "
+            "ST_Multi(ST_GeomFromWKB(:wkb, 4326)))"
+        ),
+        rows,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    id: int
+    community_id: int
+    community_code: str
+    status: str
+    min_households: int
+    max_households: int
+    seed: int
+    author: str
+    version: str
+
+
+def get_plan(db: Db, plan_id: int) -> StoredPlan:
+    row = db.execute(
+        text(
+            "SELECT p.id, p.community_id, c.code, p.status::text, p.min_households, "
+            "p.max_households, p.seed, p.author, p.community_version FROM plan p "
+            "JOIN community c ON c.id = p.community_id WHERE p.id = :p"
+        ),
+        {"p": plan_id},
+    ).first()
+    if row is None:
+        raise NotFound(f"no plan {plan_id}", field="plan")
+    return StoredPlan(*row)
+
+
+def load_units(db: Db, plan_id: int, *, epsg: int) -> tuple[Units, pd.Series, set[int]]:
+    """The plan's units and graph as stored, its assignment, and the locked units."""
+    frame = _frame(
+        db,
+        "SELECT unit, grid_code, households, block, building_id, entrance, level, "
+        "locked, geom FROM plan_unit WHERE plan_id = :p ORDER BY unit",
+        {"p": plan_id},
+        epsg,
+    ).set_index("unit")
+    frame["area_m2"] = shapely.area(frame.geometry.values)
+    frame["perimeter_m"] = shapely.length(frame.geometry.values)
+    edges = db.execute(
+        text(
+            "SELECT u, v, length_m, road_m, kind FROM plan_unit_edge "
+            "WHERE plan_id = :p ORDER BY edge"
+        ),
+        {"p": plan_id},
+    ).all()
+    arr = np.array(edges, dtype=float).reshape(-1, 5)
+    graph = UnitGraph(
+        len(frame),
+        arr[:, 0].astype(np.intp),
+        arr[:, 1].astype(np.intp),
+        arr[:, 2].copy(),
+        arr[:, 3].copy(),
+        arr[:, 4].astype(np.int8),
+    )
+    assignment = frame["grid_code"].astype(str).rename("grid")
+    locked = set(frame.index[frame["locked"]].tolist())
+    units = Units(frame.drop(columns=["grid_code", "locked"]), graph)
+    return units, assignment, locked
+
+
+def _locked_grids(db: Db, plan_id: int) -> frozenset[str]:
+    return frozenset(
+        db.execute(text("SELECT code FROM plan_grid WHERE plan_id = :p AND locked"), {"p": plan_id})
+        .scalars()
+        .all()
+    )
+
+
+def _require_draft(plan: StoredPlan) -> None:
+    if plan.status != "draft":
+        raise Conflict(f"plan {plan.id} is {plan.status}; only a draft can change", field="plan")
+
+
+@dataclass(frozen=True)
+class MoveOutcome:
+    moved: bool
+    problems: tuple[str, ...]
+
+
+def move(
+    db: Db, plan_id: int, *, units_to_move: list[int], to_grid: str, force: bool, settings: Settings
+) -> MoveOutcome:
+    """Move units to a neighbouring grid; refused with every reason unless forced."""
+    plan = get_plan(db, plan_id)
+    _require_draft(plan)
+    units, assignment, locked_units = load_units(db, plan_id, epsg=_epsg(db, settings))
+    locked_grids = _locked_grids(db, plan_id)
+    result = move_unit(
+        units,
+        assignment,
+        units_to_move,
+        to_grid,
+        min_households=plan.min_households,
+        max_households=plan.max_households,
+        locked_units=locked_units,
+        locked_grids=locked_grids,
+        force=force,
+    )
+    if result.moved:
+        db.execute(
+            text("UPDATE plan_unit SET grid_code = :g WHERE plan_id = :p AND unit = ANY(:u)"),
+            {"g": to_grid, "p": plan_id, "u": units_to_move},
+        )
+        _remeasure(db, plan, units, result.assignment, locked_grids)
+    return MoveOutcome(result.moved, result.problems)
+
+
+def _remeasure(
+    db: Db, plan: StoredPlan, units: Units, assignment: pd.Series, locked: frozenset[str]
+) -> None:
+    metrics = plan_metrics(
+        units, assignment, min_households=plan.min_households, max_households=plan.max_households
+    )
+    flagged = frozenset(
+        str(c) for c, r in metrics.grids.iterrows() if not (r["in_band"] and r["contiguous"])
+    )
+    _store_metrics(db, plan.id, metrics, flagged, locked)
+
+
+def lock_grids(db: Db, plan_id: int, codes: list[str], *, locked: bool) -> None:
+    """Freeze grids (and their units) so later moves and re-splits leave them as they are."""
+    plan = get_plan(db, plan_id)
+    _require_draft(plan)
+    known = set(
+        db.execute(text("SELECT code FROM plan_grid WHERE plan_id = :p"), {"p": plan_id})
+        .scalars()
+        .all()
+    )
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise InvalidInput(f"no grid {unknown[0]!r} in plan {plan_id}", field="grids")
+    db.execute(
+        text("UPDATE plan_grid SET locked = :l WHERE plan_id = :p AND code = ANY(:c)"),
+        {"l": locked, "p": plan_id, "c": codes},
+    )
+    db.execute(
+        text("UPDATE plan_unit SET locked = :l WHERE plan_id = :p AND grid_code = ANY(:c)"),
+        {"l": locked, "p": plan_id, "c": codes},
+    )
+
+
+def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dict[str, Any]:
+    """Make the plan's grids the community's current grids from ``effective`` on."""
+    plan = get_plan(db, plan_id)
+    _require_draft(plan)
+    db.execute(text("SELECT id FROM community WHERE id = :c FOR UPDATE"), {"c": plan.community_id})
+    if community_version(db, plan.community_id) != plan.version:
+        raise Conflict(
+            f"community {plan.community_code} changed since plan {plan_id} was "
+            "drafted; draft a new plan",
+            field="plan",
+        )
+    latest = db.execute(
+        text("SELECT max(valid_from) FROM grid WHERE community_id = :c AND valid_to IS NULL"),
+        {"c": plan.community_id},
+    ).scalar()
+    if latest is not None and effective < latest:
+        raise InvalidInput(
+            f"effective date {effective} is before the current grids' {latest}", field="effective"
+        )
+    # The new grid inherits the worker of the old grid it overlaps most (a worker keeps
+    # their streets); grids without a predecessor start without a worker.
+    closed = (
+        db.execute(
+            text(
+                "UPDATE grid SET valid_to = :d WHERE community_id = :c "
+                "AND valid_to IS NULL RETURNING id"
+            ),
+            {"d": effective, "c": plan.community_id},
+        )
+        .scalars()
+        .all()
+    )
+    created = [
+        int(
+            db.execute(
+                text(
+                    "INSERT INTO grid (code, community_id, worker_id, valid_from, plan_id, geom) "
+                    "SELECT :code, :c, (SELECT g.worker_id FROM grid g WHERE g.id = ANY(:closed) "
+                    "ORDER BY ST_Area(ST_Intersection(g.geom, n.geom)) DESC, g.code LIMIT 1), "
+                    ":d, :p, n.geom FROM (SELECT ST_GeomFromWKB(:wkb, 4326) AS geom) n "
+                    "RETURNING id"
+                ),
+                {
+                    "code": code,
+                    "c": plan.community_id,
+                    "closed": list(closed),
+                    "d": effective,
+                    "p": plan_id,
+                    "wkb": shapely.to_wkb(geom),
+                },
+            ).scalar_one()
+        )
+        for code, geom in _fitted_grids(db, plan, _epsg(db, settings)).items()
+    ]
+    db.execute(
+        text(
+            "UPDATE plan SET status = 'superseded' WHERE community_id = :c AND status = 'published'"
+        ),
+        {"c": plan.community_id},
+    )
+    db.execute(
+        text("UPDATE plan SET status = 'published', published_at = now() WHERE id = :p"),
+        {"p": plan_id},
+    )
+    results = reassign(db, settings=settings)
+    return {
+        "plan": plan_id,
+        "community": plan.community_code,
+        "effective": effective.isoformat(),
+        "grids_closed": len(closed),
+        "grids_created": len(created),
+        "reassigned": {r.table: r.changed for r in results},
+    }
+
+
+def _fitted_grids(db: Db, plan: StoredPlan, epsg: int) -> dict[str, BaseGeometry]:
+    """The plan's grids made to tile the community exactly, as single polygons.
+
+    The fit runs in the metric CRS on a 1 mm grid, so each grid is valid in metres (where
+    assignment measures) and in WGS-84 (where it is stored); the outer edges then sit within
+    a millimetre of the community's, which the topology check treats as noise.
+    """
+    rows = db.execute(
+        text("SELECT code, ST_AsBinary(geom) FROM plan_grid WHERE plan_id = :p ORDER BY code"),
+        {"p": plan.id},
+    ).all()
+    outline = db.execute(
+        text("SELECT ST_AsBinary(geom) FROM community WHERE id = :c"), {"c": plan.community_id}
+    ).scalar_one()
+    to_metric = Transformer.from_crs(4326, epsg, always_xy=True)
+    to_wgs84 = Transformer.from_crs(epsg, 4326, always_xy=True)
+
+    def project(wkb_or_geom: bytes | BaseGeometry, t: Transformer) -> BaseGeometry:
+        geom = shapely.from_wkb(wkb_or_geom) if isinstance(wkb_or_geom, bytes) else wkb_or_geom
+        return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+
+    fitted = fit_to_parent(
+        [project(bytes(r[1]), to_metric) for r in rows],
+        project(bytes(outline), to_metric),
+        grid_size=0.001,
+    )
+    out: dict[str, BaseGeometry] = {}
+    for (code, _), geom in zip(rows, fitted, strict=True):
+        back = project(geom, to_wgs84)
+        if geom.geom_type != "Polygon" or not back.is_valid:
+            raise Conflict(
+                f"grid {code} would not be one valid polygon; move units until it is contiguous",
+                field="plan",
+            )
+        out[str(code)] = back
+    return out
+
+
+def plan_summary(db: Db, plan_id: int) -> dict[str, Any]:
+    plan = get_plan(db, plan_id)
+    row = db.execute(
+        text(
+            "SELECT metrics, issues, seconds, created_at, published_at, params "
+            "FROM plan WHERE id = :p"
+        ),
+        {"p": plan_id},
+    ).one()
+    grids = (
+        db.execute(
+            text(
+                "SELECT code, households, locked, flagged, metrics FROM plan_grid "
+                "WHERE plan_id = :p ORDER BY code"
+            ),
+            {"p": plan_id},
+        )
+        .mappings()
+        .all()
+    )
+    return {
+        "id": plan.id,
+        "community": plan.community_code,
+        "status": plan.status,
+        "min_households": plan.min_households,
+        "max_households": plan.max_households,
+        "seed": plan.seed,
+        "author": plan.author,
+        "metrics": row[0],
+        "issues": row[1],
+        "seconds": row[2],
+        "created_at": row[3].isoformat(),
+        "published_at": row[4].isoformat() if row[4] else None,
+        "params": row[5],
+        "stale": community_version(db, plan.community_id) != plan.version,
+        "grids": [dict(g) for g in grids],
+    }
+
+
+def list_plans(db: Db, community_code: str | None) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                "SELECT p.id, c.code AS community, p.status::text AS status, p.author, "
+                "p.created_at, p.metrics->'n_grids' AS grids, "
+                "p.metrics->'in_band_share' AS in_band "
+                "FROM plan p JOIN community c ON c.id = p.community_id "
+                "WHERE CAST(:c AS text) IS NULL OR c.code = :c ORDER BY p.id"
+            ),
+            {"c": community_code},
+        )
+        .mappings()
+        .all()
+    )
+    return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+def plan_grids(db: Db, plan_id: int) -> gpd.GeoDataFrame:
+    get_plan(db, plan_id)
+    conn = db.connection() if isinstance(db, Session) else db
+    frame = gpd.read_postgis(
+        text(
+            "SELECT code, households, locked, flagged, (metrics->>'polsby_popper')::float AS "
+            "polsby_popper, (metrics->>'road_share')::float AS road_share, geom FROM plan_grid "
+            "WHERE plan_id = :p ORDER BY code"
+        ),
+        conn,
+        geom_col="geom",
+        crs=4326,
+        params={"p": plan_id},
+    )
+    return frame.rename_geometry("geometry")
+
+
+COMPARED = (
+    "n_grids",
+    "in_band_share",
+    "households_min",
+    "households_median",
+    "households_max",
+    "deviation_total",
+    "contiguous_share",
+    "polsby_popper_mean",
+    "reock_mean",
+    "road_share",
+    "shared_buildings",
+    "cut_blocks",
+)
+
+
+def compare(db: Db, a: int, b: int) -> dict[str, Any]:
+    """The metric table of two plans, row by row, with which one is better where it is clear."""
+    left, right = plan_summary(db, a), plan_summary(db, b)
+    higher_better = {
+        "in_band_share",
+        "contiguous_share",
+        "polsby_popper_mean",
+        "reock_mean",
+        "road_share",
+    }
+    lower_better = {"deviation_total", "shared_buildings", "cut_blocks"}
+    rows = []
+    for key in COMPARED:
+        va, vb = left["metrics"].get(key), right["metrics"].get(key)
+        better = None
+        if isinstance(va, int | float) and isinstance(vb, int | float) and va != vb:
+            if key in higher_better:
+                better = a if va > vb else b
+            elif key in lower_better:
+                better = a if va < vb else b
+        rows.append({"metric": key, "a": va, "b": vb, "better": better})
+    return {"a": a, "b": b, "rows": rows}
+
+
+def grid_on(db: Db, lon: float, lat: float, on: date) -> dict[str, Any] | None:
+    """Which grid held this point on day ``on`` (lowest code on a shared edge)."""
+    row = db.execute(
+        text(
+            "SELECT g.code, c.code, g.valid_from, g.valid_to FROM grid g "
+            "JOIN community c ON c.id = g.community_id "
+            "WHERE g.valid_from <= :d AND (g.valid_to IS NULL OR g.valid_to > :d) "
+            "AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
+            'ORDER BY g.code COLLATE "C" LIMIT 1'
+        ),
+        {"d": on, "x": lon, "y": lat},
+    ).first()
+    if row is None:
+        return None
+    return {
+        "grid": row[0],
+        "community": row[1],
+        "valid_from": row[2].isoformat(),
+        "valid_to": row[3].isoformat() if row[3] else None,
+    }
+
+
+def oversize_report(
+    db: Db, *, min_households: int, max_households: int, community_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Communities whose grids (or, with no grids, whose households) fall outside the band."""
+    rows = (
+        db.execute(
+            text(
+                """
+        WITH per_grid AS (
+            SELECT g.community_id, g.code, count(h.id) AS households FROM grid g
+            LEFT JOIN household h ON h.grid_id = g.id WHERE g.valid_to IS NULL
+            GROUP BY g.community_id, g.code),
+        per_community AS (
+            SELECT c.id, c.code, c.name,
+                   (SELECT count(*) FROM household h JOIN building b ON b.id = h.building_id
+                    WHERE b.community_id = c.id) AS households
+            FROM community c WHERE CAST(:ids AS int[]) IS NULL OR c.id = ANY(:ids))
+        SELECT pc.code, pc.name, pc.households, count(pg.code) AS grids,
+               count(pg.code) FILTER (WHERE pg.households > :hi) AS grids_over,
+               count(pg.code) FILTER (WHERE pg.households < :lo) AS grids_under,
+               coalesce(json_agg(json_build_object('code', pg.code, 'households', pg.households)
+                        ORDER BY pg.code) FILTER (WHERE pg.households NOT BETWEEN :lo AND :hi),
+                        '[]') AS out_of_band
+        FROM per_community pc LEFT JOIN per_grid pg ON pg.community_id = pc.id
+        GROUP BY pc.code, pc.name, pc.households
+        HAVING count(pg.code) FILTER (WHERE pg.households NOT BETWEEN :lo AND :hi) > 0
+            OR (count(pg.code) = 0 AND pc.households > :hi)
+        ORDER BY pc.code
+        """
+            ),
+            {"lo": min_households, "hi": max_households, "ids": community_ids},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+__all__ = [
+    "EDGE_KINDS",
+    "compare",
+    "draft_plan",
+    "grid_on",
+    "list_plans",
+    "lock_grids",
+    "move",
+    "oversize_report",
+    "plan_grids",
+    "plan_summary",
+    "publish",
+]

@@ -1,0 +1,1 @@
+"""Which grid covers a point: the in-process covering index (shapely STRtree + cell grid)."""

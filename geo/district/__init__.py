@@ -1,0 +1,1 @@
+"""The district itself: validation of imported rows, topology, tiling, household estimates."""

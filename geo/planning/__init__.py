@@ -1,0 +1,1 @@
+"""Redrawing communities: units, the balanced contiguous partition, plan metrics, the split."""

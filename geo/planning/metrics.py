@@ -1,0 +1,497 @@
+"""How good a grid plan is, per grid and for the whole plan, and whether a planner's edit holds.
+
+A plan is an assignment of every unit (:mod:`geo.planning.units`) to a grid code.
+The numbers are the
+ones a planning office argues about:
+
+- **households** per grid and the **deviation** from the band: 0 inside ``[min, max]``,
+  negative below it, positive above it (in households);
+- **contiguity**: a grid is contiguous when its units are connected in the unit graph (shared
+  edges, not corners); ``parts`` counts the pieces otherwise;
+- **Polsby-Popper** ``4πA / P²`` (1 for a disc, about 0.785 for a square) and **Reock**
+  ``A / (π r²)`` with ``r`` the radius of the minimum bounding circle
+  (:func:`shapely.minimum_bounding_radius`): two views of compactness;
+- **road share**: the share of the boundary *between* grids (the community's outer edge does
+  not count) that runs along roads, where residents can see it;
+- **shared buildings** (a building whose entrances lie in two or more grids) and **cut
+  blocks** (a road-bounded block divided between grids): every one is listed.
+
+:func:`move_unit` is the one edit a planner makes by hand: move units to a neighbouring grid.
+It is refused, with every reason, when a grid would break apart or leave the band, unless
+forced; a forced move still lists what it breaks.
+
+Lengths and areas are in the units' projected metric CRS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geo.errors import InvalidInput
+from geo.planning.units import ROAD, SNAP_M, Units
+
+DEFAULT_MIN_HOUSEHOLDS = 150
+DEFAULT_MAX_HOUSEHOLDS = 180
+
+
+@dataclass(frozen=True)
+class PlanMetrics:
+    """Summary of a plan; ``grids`` holds one row per grid (see :func:`plan_metrics`)."""
+
+    grids: gpd.GeoDataFrame
+    n_grids: int
+    in_band: int
+    in_band_share: float
+    households_min: int
+    households_median: float
+    households_max: int
+    deviation_total: int
+    contiguous_share: float
+    polsby_popper_mean: float
+    reock_mean: float
+    internal_boundary_m: float
+    road_boundary_m: float
+    road_share: float
+    shared_buildings: pd.DataFrame
+    cut_blocks: pd.DataFrame
+    unavoidable_offroad_m: float
+    """Estimated off-road boundary no plan can avoid (:func:`unavoidable_offroad_m`), at
+    most this plan's own off-road boundary."""
+
+    @property
+    def unavoidable_offroad_share(self) -> float:
+        """Estimated least off-road share any plan needs (blocks over the band's maximum)."""
+        if self.internal_boundary_m <= 0:
+            return 0.0
+        return min(1.0, self.unavoidable_offroad_m / self.internal_boundary_m)
+
+    def summary(self) -> dict[str, float | int]:
+        """The scalar numbers, for a table row or a JSON body."""
+        out = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("grids", "shared_buildings", "cut_blocks")
+        }
+        out["shared_buildings"] = len(self.shared_buildings)
+        out["cut_blocks"] = len(self.cut_blocks)
+        out["unavoidable_offroad_share"] = self.unavoidable_offroad_share
+        return out
+
+
+def plan_metrics(
+    units: Units,
+    assignment: pd.Series | Mapping[int, str],
+    *,
+    min_households: int = DEFAULT_MIN_HOUSEHOLDS,
+    max_households: int = DEFAULT_MAX_HOUSEHOLDS,
+) -> PlanMetrics:
+    """Measure a plan: every unit must be assigned to exactly one grid code.
+
+    Per grid (``PlanMetrics.grids``, indexed by code, sorted): ``households, units, deviation,
+    in_band, contiguous, parts, area_m2, perimeter_m, polsby_popper, reock, boundary_m,
+    road_m, road_share, geometry``.
+    """
+    check_band(min_households, max_households)
+    codes = _codes(units, assignment)
+    frame = units.frame
+    g = units.graph
+    names, grid_of = np.unique(codes.astype(str), return_inverse=True)
+    k = len(names)
+    hh = np.bincount(grid_of, weights=frame["households"].to_numpy(), minlength=k).astype(int)
+    count = np.bincount(grid_of, minlength=k)
+    geoms = dissolve(units, grid_of, k)
+    area = shapely.area(geoms)
+    perim = shapely.length(geoms)
+    radius = shapely.minimum_bounding_radius(geoms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pp = np.where(perim > 0, 4 * math.pi * area / perim**2, 0.0)
+        reock = np.where(radius > 0, area / (math.pi * radius**2), 0.0)
+
+    gu, gv = grid_of[g.u], grid_of[g.v]
+    between = gu != gv
+    boundary = np.bincount(gu[between], weights=g.length_m[between], minlength=k) + np.bincount(
+        gv[between], weights=g.length_m[between], minlength=k
+    )
+    on_road = np.bincount(gu[between], weights=g.road_m[between], minlength=k) + np.bincount(
+        gv[between], weights=g.road_m[between], minlength=k
+    )
+    parts = _parts(g.n, g.u[~between], g.v[~between], grid_of, k)
+    deviation = np.where(
+        hh < min_households, hh - min_households, np.maximum(hh - max_households, 0)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        road_share_g = np.where(boundary > 0, on_road / boundary, 1.0)
+    grids = gpd.GeoDataFrame(
+        {
+            "households": hh,
+            "units": count,
+            "deviation": deviation.astype(int),
+            "in_band": deviation == 0,
+            "contiguous": parts == 1,
+            "parts": parts,
+            "area_m2": area,
+            "perimeter_m": perim,
+            "polsby_popper": pp,
+            "reock": reock,
+            "boundary_m": boundary,
+            "road_m": on_road,
+            "road_share": road_share_g,
+        },
+        geometry=geoms,
+        crs=frame.crs,
+        index=pd.Index(names, name="code"),
+    )
+    internal = float(g.length_m[between].sum())
+    road = float(g.road_m[between].sum())
+    return PlanMetrics(
+        grids=grids,
+        n_grids=k,
+        in_band=int((deviation == 0).sum()),
+        in_band_share=float((deviation == 0).mean()) if k else 0.0,
+        households_min=int(hh.min()) if k else 0,
+        households_median=float(np.median(hh)) if k else 0.0,
+        households_max=int(hh.max()) if k else 0,
+        deviation_total=int(np.abs(deviation).sum()),
+        contiguous_share=float((parts == 1).mean()) if k else 0.0,
+        polsby_popper_mean=float(pp.mean()) if k else 0.0,
+        reock_mean=float(reock.mean()) if k else 0.0,
+        internal_boundary_m=internal,
+        road_boundary_m=road,
+        road_share=road / internal if internal > 0 else 1.0,
+        shared_buildings=_shared_buildings(units, codes),
+        cut_blocks=_cut_blocks(units, codes),
+        # This plan proves that its own off-road length suffices: the estimate never exceeds it.
+        unavoidable_offroad_m=min(
+            unavoidable_offroad_m(units, max_households=max_households), internal - road
+        ),
+    )
+
+
+def shared_buildings(units: Units, assignment: pd.Series | Mapping[int, str]) -> pd.DataFrame:
+    """Buildings whose entrances lie in two or more grids, with households per grid."""
+    return _shared_buildings(units, _codes(units, assignment))
+
+
+def _shared_buildings(units: Units, codes: np.ndarray) -> pd.DataFrame:
+    frame = units.frame
+    entr = frame[frame["entrance"] >= 0]
+    rows = []
+    for building, group in entr.groupby("building_id", sort=True):
+        grid_codes = codes[group.index.to_numpy()]
+        if len(set(grid_codes.tolist())) < 2:
+            continue
+        per = group["households"].groupby(grid_codes).sum().sort_index()
+        rows.append(
+            (
+                building,
+                int(group["households"].sum()),
+                ",".join(per.index.astype(str)),
+                "/".join(str(int(x)) for x in per.to_numpy()),
+            )
+        )
+    return pd.DataFrame(rows, columns=["building_id", "households", "grids", "per_grid"])
+
+
+def cut_blocks(units: Units, assignment: pd.Series | Mapping[int, str]) -> pd.DataFrame:
+    """Road-bounded blocks divided between grids, with households per grid."""
+    return _cut_blocks(units, _codes(units, assignment))
+
+
+def _cut_blocks(units: Units, codes: np.ndarray) -> pd.DataFrame:
+    frame = units.frame
+    rows = []
+    for block, group in frame.groupby("block", sort=True):
+        grid_codes = codes[group.index.to_numpy()]
+        if len(set(grid_codes.tolist())) < 2:
+            continue
+        per = group["households"].groupby(grid_codes).sum().sort_index()
+        rows.append(
+            (
+                int(block),
+                int(group["households"].sum()),
+                ",".join(per.index.astype(str)),
+                "/".join(str(int(x)) for x in per.to_numpy()),
+            )
+        )
+    return pd.DataFrame(rows, columns=["block", "households", "grids", "per_grid"])
+
+
+def unavoidable_offroad_m(units: Units, *, max_households: int = DEFAULT_MAX_HOUSEHOLDS) -> float:
+    """An estimate of the off-road boundary no plan can avoid.
+
+    A block holding ``H`` households more than ``max_households`` must be cut into at least
+    ``m = ceil(H / max)`` parts. For each such block this takes the cheapest way to cut one
+    part of at most ``max`` households off the rest of the block such that the rest fits in
+    ``m − 1`` grids (searched over connected sets of the block's units, the shared lengths of
+    the unit graph), ``m − 1`` times. Blocks of more than ``_CUT_SEARCH_UNITS`` units fall
+    back to their narrow side (the short side of the minimum rotated rectangle) per cut. An
+    estimate, not a bound: a grid may take two pieces of a block that meet outside it.
+    """
+    frame = units.frame
+    per_block = frame.groupby("block")["households"].sum()
+    big = per_block[per_block > max_households]
+    if big.empty:
+        return 0.0
+    g = units.graph
+    inner = g.kind != ROAD
+    blocks = frame["block"].to_numpy()
+    hh = frame["households"].to_numpy()
+    total = 0.0
+    for block, households in big.items():
+        members = np.flatnonzero(blocks == block)
+        cuts = math.ceil(int(households) / max_households) - 1
+        edges = (g.u[inner], g.v[inner], g.length_m[inner])
+        cheapest = _cheapest_cut(members, edges, hh, cuts, max_households)
+        if cheapest is None:
+            geom = shapely.union_all(frame.geometry.values[members], grid_size=SNAP_M)
+            rect = shapely.get_coordinates(shapely.oriented_envelope(geom))
+            cheapest = float(np.hypot(*(np.diff(rect[:3], axis=0).T)).min())
+        total += cuts * cheapest
+    return total
+
+
+_CUT_SEARCH_UNITS = 40
+_CUT_SEARCH_SETS = 5_000
+
+
+def _cheapest_cut(
+    members: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    hh: np.ndarray,
+    cuts: int,
+    max_households: int,
+) -> float | None:
+    """Shortest boundary around a connected set of a block's units holding at most ``max``
+    households whose rest fits in ``cuts`` grids; None if the block is too big to search."""
+    if len(members) > _CUT_SEARCH_UNITS:
+        return None
+    inside = set(members.tolist())
+    nbrs: dict[int, list[tuple[int, float]]] = {m: [] for m in inside}
+    for a, b, ln in zip(*(e.tolist() for e in edges), strict=True):
+        if a in inside and b in inside:
+            nbrs[a].append((b, ln))
+            nbrs[b].append((a, ln))
+    total = int(hh[members].sum())
+    best: float | None = None
+    seen: set[frozenset[int]] = set()
+    stack = [frozenset([m]) for m in sorted(inside)]
+    while stack and len(seen) < _CUT_SEARCH_SETS:
+        group = stack.pop()
+        if group in seen:
+            continue
+        seen.add(group)
+        weight = int(hh[list(group)].sum())
+        if weight > max_households:
+            continue
+        if total - weight <= cuts * max_households:
+            cut = sum(ln for a in group for b, ln in nbrs[a] if b not in group)
+            best = cut if best is None else min(best, cut)
+        stack.extend(group | {b} for a in group for b, _ in nbrs[a] if b not in group)
+    return best
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What became of a requested move: ``moved``, and every rule it breaks (``problems``).
+
+    A refused move leaves ``assignment`` as it was; a forced one applies it anyway and still
+    lists the problems, so the plan's review shows them.
+    """
+
+    moved: bool
+    problems: tuple[str, ...]
+    assignment: pd.Series
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.problems) if self.problems else None
+
+
+def move_unit(
+    units: Units,
+    assignment: pd.Series,
+    unit: int | Sequence[int],
+    to_grid: str,
+    *,
+    min_households: int = DEFAULT_MIN_HOUSEHOLDS,
+    max_households: int = DEFAULT_MAX_HOUSEHOLDS,
+    locked_units: Collection[int] = (),
+    locked_grids: Collection[str] = (),
+    force: bool = False,
+) -> MoveResult:
+    """Move units (one, or a block's worth) to a neighbouring grid if the plan stays valid.
+
+    Refused, with every reason, when a unit is locked or already there, when the target grid
+    is locked, not adjacent or would exceed ``max_households``, or when a source grid would
+    fall below ``min_households`` or break apart. ``force=True`` moves anyway (never across a
+    lock), keeping the reasons in ``problems``.
+    """
+    check_band(min_households, max_households)
+    codes = _codes(units, assignment)
+    moving = sorted({int(u) for u in ([unit] if isinstance(unit, int | np.integer) else unit)})
+    if not moving:
+        raise InvalidInput("no unit to move", field="unit")
+    bad = [u for u in moving if not 0 <= u < len(units)]
+    if bad:
+        raise InvalidInput(f"no unit {bad[0]} in this community", field="unit", index=bad[0])
+    if to_grid not in set(codes.tolist()):
+        raise InvalidInput(f"no grid {to_grid!r} in this plan", field="to_grid")
+
+    hard: list[str] = []
+    soft: list[str] = []
+    locked_here = sorted(set(moving) & {int(u) for u in locked_units})
+    if locked_here:
+        hard.append(f"unit(s) {_list(locked_here)} are locked")
+    if to_grid in set(locked_grids):
+        hard.append(f"grid {to_grid} is locked")
+    sources = sorted({str(codes[u]) for u in moving} - {to_grid})
+    frozen_sources = [s for s in sources if s in set(locked_grids)]
+    if frozen_sources:
+        hard.append(f"grid(s) {', '.join(frozen_sources)} are locked")
+    already = [u for u in moving if codes[u] == to_grid]
+    if len(already) == len(moving):
+        hard.append(f"already in grid {to_grid}")
+
+    after = codes.copy()
+    after[moving] = to_grid
+    hh = units.frame["households"].to_numpy()
+    nbrs = units.graph.neighbours()
+    target = np.flatnonzero(after == to_grid)
+    if not _connected(target.tolist(), nbrs):
+        soft.append(f"grid {to_grid} would not be contiguous: the unit(s) do not touch it")
+    t_total = int(hh[target].sum())
+    if t_total > max_households:
+        soft.append(f"grid {to_grid} would hold {t_total} households, over {max_households}")
+    for src in sources:
+        rest = np.flatnonzero(after == src)
+        if not len(rest):
+            soft.append(f"grid {src} would be left empty")
+            continue
+        s_total = int(hh[rest].sum())
+        if s_total < min_households:
+            soft.append(f"grid {src} would hold {s_total} households, under {min_households}")
+        if not _connected(rest.tolist(), nbrs):
+            soft.append(f"grid {src} would break into parts")
+    problems = tuple(hard + soft)
+    if hard or (soft and not force):
+        return MoveResult(False, problems, assignment.copy())
+    index = assignment.index if isinstance(assignment, pd.Series) else units.frame.index
+    return MoveResult(True, problems, pd.Series(after, index=index, name="grid"))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def dissolve(units: Units, grid_of: np.ndarray, k: int) -> np.ndarray:
+    """One geometry per grid, the union of its units (exact for a coverage, snapped else)."""
+    geoms = np.asarray(units.frame.geometry.values, dtype=object)
+    out = np.empty(k, dtype=object)
+    order = np.argsort(grid_of, kind="stable")
+    starts = np.searchsorted(grid_of[order], np.arange(k + 1))
+    for j in range(k):
+        members = geoms[order[starts[j] : starts[j + 1]]]
+        out[j] = _union(members)
+    return out
+
+
+def _union(members: np.ndarray) -> BaseGeometry:
+    if len(members) == 1:
+        return members[0]
+    merged = shapely.union_all(members, grid_size=SNAP_M)
+    parts = [p for p in shapely.get_parts(merged) if p.geom_type == "Polygon"]
+    if not parts:
+        return merged
+    # Snap-rounding can leave pinholes (< 1 m²) where lots met a block edge; they are noise.
+    polys = [
+        shapely.Polygon(p.exterior, [r for r in p.interiors if shapely.Polygon(r).area > 1.0])
+        for p in parts
+    ]
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def _parts(n: int, u: np.ndarray, v: np.ndarray, grid_of: np.ndarray, k: int) -> np.ndarray:
+    """Connected pieces per grid over the edges inside grids (union-find)."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    for a, b in zip(u.tolist(), v.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    roots = np.array([find(x) for x in range(n)])
+    pieces = np.zeros(k, dtype=np.int64)
+    for grid, _root in set(zip(grid_of.tolist(), roots.tolist(), strict=True)):
+        pieces[grid] += 1
+    return pieces
+
+
+def _connected(nodes: list[int], nbrs: list[list[tuple[int, int]]]) -> bool:
+    if not nodes:
+        return False
+    allowed = set(nodes)
+    seen = {nodes[0]}
+    stack = [nodes[0]]
+    while stack:
+        a = stack.pop()
+        for b, _ in nbrs[a]:
+            if b in allowed and b not in seen:
+                seen.add(b)
+                stack.append(b)
+    return len(seen) == len(allowed)
+
+
+def _codes(units: Units, assignment: pd.Series | Mapping[int, str]) -> np.ndarray:
+    """Grid code per unit position; every unit must have one."""
+    series = assignment if isinstance(assignment, pd.Series) else pd.Series(dict(assignment))
+    n = len(units)
+    if len(series) != n or not series.index.isin(units.frame.index).all():
+        raise InvalidInput(
+            f"the assignment must give a grid for each of the {n} units, got {len(series)}",
+            field="assignment",
+        )
+    ordered = series.reindex(units.frame.index)
+    missing = np.flatnonzero(ordered.isna().to_numpy())
+    if len(missing):
+        raise InvalidInput("unit has no grid", field="assignment", index=int(missing[0]))
+    return ordered.astype(str).to_numpy(dtype=object)
+
+
+def check_band(lo: int, hi: int) -> None:
+    """Refuse a band that is not ``0 < min ≤ max`` whole households."""
+    if not (isinstance(lo, int | np.integer) and isinstance(hi, int | np.integer)):
+        raise InvalidInput(f"the band must be whole numbers, got {lo!r}-{hi!r}", field="band")
+    if not 0 < lo <= hi:
+        raise InvalidInput(f"need 0 < min ≤ max households, got {lo}-{hi}", field="band")
+
+
+def _list(items: Sequence[int]) -> str:
+    shown = ", ".join(str(x) for x in items[:10])
+    return shown + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+
+
+__all__ = [
+    "DEFAULT_MAX_HOUSEHOLDS",
+    "DEFAULT_MIN_HOUSEHOLDS",
+    "MoveResult",
+    "PlanMetrics",
+    "check_band",
+    "cut_blocks",
+    "dissolve",
+    "move_unit",
+    "plan_metrics",
+    "shared_buildings",
+    "unavoidable_offroad_m",
+]
