@@ -412,9 +412,9 @@ def map_file(
     days: Annotated[int, typer.Option(help="days back, for incidents")] = 30,
 ) -> None:
     """Write one map as a standalone HTML file (Leaflet inlined: it opens without a server)."""
-    from api.routers.maps import render
     from data.access.queries import AreaScope
     from data.coverage.service import NetworkCache
+    from maps.pages import render
 
     if kind not in ("grids", "workload", "incidents", "coverage"):
         raise InvalidInput("one of grids, workload, incidents, coverage", field="kind")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
@@ -11,6 +12,9 @@ from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from data.coverage.service import NetworkCache
+from data.crs import metric_epsg, require_epsg
+from data.settings import Settings
 from geo.errors import InvalidInput
 
 T = TypeVar("T")
@@ -73,6 +77,9 @@ def bbox_query(
 BBoxDep = Annotated[BBox | None, Depends(bbox_query)]
 LimitDep = Annotated[int, Query(ge=1, le=10_000, description="page size")]
 OffsetDep = Annotated[int, Query(ge=0, le=10_000_000, description="features to skip")]
+Reason = Annotated[
+    str | None, Query(max_length=500, description="why personal data is read (audited)")
+]
 
 
 def on_this_loop(app: FastAPI, name: str, make: Callable[[], T]) -> T:
@@ -86,3 +93,31 @@ def on_this_loop(app: FastAPI, name: str, make: Callable[[], T]) -> T:
         held = (loop, make())
         setattr(app.state, name, held)
     return held[1]
+
+
+_cache_lock = threading.Lock()
+
+
+def network_cache(request: Request) -> NetworkCache:
+    """One road-graph cache per app, made on first use."""
+    state = request.app.state
+    with _cache_lock:
+        if not hasattr(state, "network_cache"):
+            state.network_cache = NetworkCache()
+    cache: NetworkCache = state.network_cache
+    return cache
+
+
+def care_epsg(request: Request, session: Session) -> int:
+    """The deployment's metric CRS, looked up once per app (it never changes once chosen)."""
+    return app_epsg(request.app, session)
+
+
+def app_epsg(app: FastAPI, session: Session) -> int:
+    """:func:`care_epsg` for code that holds the app rather than a request (start-up)."""
+    epsg: int | None = getattr(app.state, "care_epsg", None)
+    if epsg is None:
+        settings: Settings = app.state.settings
+        epsg = require_epsg(metric_epsg(session, settings.metric_epsg))
+        app.state.care_epsg = epsg
+    return epsg

@@ -36,6 +36,7 @@ from data.access.queries import (
     write_audit,
 )
 from data.models import Role
+from data.policy import STAFF, Action, roles_for
 from data.settings import Settings
 from geo.errors import Forbidden, Unauthorized
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 COOKIE = "gridwork_token"
 ALGORITHM = "HS256"
-HUMAN_ROLES = (Role.admin, Role.planner, Role.coordinator, Role.grid_worker, Role.care_staff)
+HUMAN_ROLES = STAFF
 
 # Routes that answer without credentials. Everything else is refused (tested route by route).
 PUBLIC_ROUTES = frozenset(
@@ -267,12 +268,13 @@ async def authenticated(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
 
 
-def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency admitting only ``roles``; the refusal names the roles that may.
+def require(action: Action) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency admitting only the roles :mod:`data.policy` allows ``action``; the
+    refusal names the roles that may.
 
     It takes the request rather than depending on :func:`authenticated`: FastAPI solves a
     sub-dependency's whole tree again for each use, even when its value is cached."""
-    allowed = frozenset(roles)
+    allowed = roles_for(action)
 
     async def check(request: Request) -> Principal:
         principal = await authenticated(request)
@@ -281,6 +283,7 @@ def require(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
             raise Forbidden(f"role '{principal.role.value}' may not do this; needs one of: {names}")
         return principal
 
+    check.gridwork_action = action  # type: ignore[attr-defined]  # read by the matrix test
     return check
 
 

@@ -39,11 +39,12 @@ import psycopg
 from fastapi import APIRouter, Depends, FastAPI
 
 from api.app import create_app
-from api.security import HUMAN_ROLES, authenticated, hash_password, require
+from api.security import authenticated, hash_password, require
 from bench.http_client import Connection
 from data.access.queries import create_user
 from data.db import make_engine, transaction
 from data.models import Role
+from data.policy import Action
 from data.settings import Settings
 
 USER = "bench-admin"
@@ -54,7 +55,7 @@ def http_app() -> FastAPI:
     app = create_app(Settings())
     bench = APIRouter()
 
-    @bench.get("/bench/ping", dependencies=[Depends(require(*HUMAN_ROLES))])
+    @bench.get("/bench/ping", dependencies=[Depends(require(Action.view_district))])
     async def ping() -> dict[str, bool]:
         return {"ok": True}
 

@@ -56,6 +56,7 @@ from bench.http_client import Connection
 from data.access.queries import AreaScope
 from data.care import service as care
 from data.cluster import LocalCluster
+from data.crs import require_epsg
 from data.db import make_engine, transaction
 from data.importing.loading import import_file
 from data.models.care import DeviceDatum
@@ -93,7 +94,7 @@ def prepare(url: str, n_devices: int) -> list[Device]:
                 ),
                 {"g": HOME_GRID},
             ).one()
-            epsg = care.require_epsg(
+            epsg = require_epsg(
                 int(
                     session.execute(
                         text("SELECT value FROM deployment_setting WHERE key = 'metric_epsg'")

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from geo.crs import utm_epsg
+from geo.errors import Unavailable
 
 _KEY = "metric_epsg"
 
@@ -37,4 +38,11 @@ def metric_epsg(session: Session | Connection, override: int | None = None) -> i
         text("INSERT INTO deployment_setting (key, value) VALUES (:k, :v) ON CONFLICT DO NOTHING"),
         {"k": _KEY, "v": str(epsg)},
     )
+    return epsg
+
+
+def require_epsg(epsg: int | None) -> int:
+    """The metric CRS, or a 503 saying why there is none yet (nothing imported)."""
+    if epsg is None:
+        raise Unavailable("no areas are imported yet, so there is no metric CRS to measure in")
     return epsg

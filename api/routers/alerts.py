@@ -15,12 +15,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.security import Principal, audit_read, require
 from data.care import queries as q
-from data.models import Role
 from data.models.care import AlertStatus
+from data.policy import Action
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
-Staff = Annotated[Principal, Depends(require(Role.admin, Role.care_staff, Role.grid_worker))]
+Staff = Annotated[Principal, Depends(require(Action.handle_alerts))]
 
 
 @router.get("", summary="Alerts of my area, newest first")

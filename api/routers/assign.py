@@ -19,8 +19,9 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.grid_index import GridIndexDep
-from api.security import HUMAN_ROLES, Principal, require
+from api.security import Principal, require
 from data.assignment.service import GridIndex
+from data.policy import Action
 from geo.errors import InvalidInput, NotFound
 from geo.point_input import WGS84, check_lonlat, to_lonlat
 
@@ -28,7 +29,7 @@ router = APIRouter(tags=["assignment"])
 
 MAX_BATCH = 10_000
 
-Human = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+Human = Annotated[Principal, Depends(require(Action.view_district))]
 
 
 class AssignRequest(BaseModel):

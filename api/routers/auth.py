@@ -21,7 +21,7 @@ from api.security import (
     require,
 )
 from data.access.queries import read_audit, scopes_of
-from data.models import Role
+from data.policy import Action
 
 public = APIRouter(tags=["auth"])
 private = APIRouter(tags=["auth"])
@@ -112,7 +112,7 @@ def me(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
 @private.get(
     "/audit",
     summary="The audit log of personal-data reads (admins only)",
-    dependencies=[Depends(require(Role.admin))],
+    dependencies=[Depends(require(Action.read_audit))],
 )
 def audit(
     session: SessionDep,

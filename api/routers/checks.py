@@ -29,11 +29,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import SessionDep
-from api.routers.points import HOUSEHOLD_READ, Reason
+from api.deps import Reason, SessionDep
 from api.security import Principal, audit_read, require
 from data.district.checks import run_checks
-from data.models import Role
+from data.policy import Action, may
 
 router = APIRouter(tags=["checks"])
 
@@ -48,7 +47,7 @@ _PERSONAL = ("key", "lon", "lat")  # what names or locates a household in a mism
 def checks(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require(Role.admin, Role.planner))],
+    principal: Annotated[Principal, Depends(require(Action.run_checks))],
     format: Literal["json", "geojson"] = "json",
     reason: Reason = None,
 ) -> dict[str, Any]:
@@ -57,7 +56,7 @@ def checks(
     )
     if format == "geojson":
         return report.geojson
-    personal = principal.role in HOUSEHOLD_READ
+    personal = may(principal.role, Action.read_households)
     mismatches = [
         m if personal or m["table"] != "household" else {**m, **dict.fromkeys(_PERSONAL)}
         for m in report.assignment

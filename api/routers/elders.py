@@ -17,22 +17,20 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import Point, shape
 
-from api.deps import LimitDep, OffsetDep, SessionDep
-from api.routers.ingest import care_epsg
-from api.routers.maps import network_cache
+from api.deps import LimitDep, OffsetDep, SessionDep, care_epsg, network_cache
 from api.security import Principal, audit_read, require
 from data.care import queries as q
 from data.care import service as care
-from data.models import Role
 from data.models.care import DeviceDatum
+from data.policy import Action
 from geo.care.datum import from_wgs84
 from geo.errors import NotFound
 from maps.trail import trail_map
 
 router = APIRouter(prefix="/elders", tags=["elders"])
 
-Enroller = Annotated[Principal, Depends(require(Role.admin, Role.care_staff))]
-Locator = Annotated[Principal, Depends(require(Role.admin, Role.care_staff, Role.grid_worker))]
+Enroller = Annotated[Principal, Depends(require(Action.enrol_elders))]
+Locator = Annotated[Principal, Depends(require(Action.locate_elders))]
 Reason = Annotated[
     str,
     Query(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
-from api.security import HUMAN_ROLES, Principal, require
+from api.security import Principal, require
 from data.district.grids import (
     find_grid,
     grid_summary,
@@ -22,12 +22,12 @@ from data.district.grids import (
     polygon_from_geojson,
     update_grid,
 )
-from data.models import Role
+from data.policy import Action
 
 router = APIRouter(tags=["grids"])
 
-Human = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
-Planner = Annotated[Principal, Depends(require(Role.admin, Role.planner))]
+Human = Annotated[Principal, Depends(require(Action.view_district))]
+Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
 
 
 @router.get(

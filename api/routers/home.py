@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import SessionDep
 from api.security import HUMAN_ROLES, Principal, optional_principal, require
 from data.district.hierarchy import read_level
+from data.policy import Action
 from maps.hierarchy import hierarchy_map
 
 public = APIRouter(include_in_schema=False)
@@ -79,7 +80,7 @@ def home(
 @private.get("/maps/hierarchy", response_class=HTMLResponse)
 def hierarchy(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require(*HUMAN_ROLES))],
+    principal: Annotated[Principal, Depends(require(Action.view_district))],
 ) -> HTMLResponse:
     conn = session.connection()
     layers = {

@@ -19,15 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from api.deps import on_this_loop
+from api.deps import app_epsg, on_this_loop
 from api.direct_route import DirectRoute
 from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
 from api.security import Principal, require
 from data.care import queries as care_queries
 from data.care import service as care
-from data.crs import metric_epsg
-from data.models import Role
+from data.policy import Action
 from data.settings import Settings
 from geo.care.osmand import Fix, parse_osmand
 from geo.errors import Forbidden, GridworkError, InvalidInput
@@ -36,7 +35,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
-DevicePrincipal = Annotated[Principal, Depends(require(Role.device))]
+DevicePrincipal = Annotated[Principal, Depends(require(Action.report_positions))]
 
 _KEY = (
     "the device's API key, for apps that cannot send X-API-Key (Traccar Client, OsmAnd); "
@@ -60,25 +59,11 @@ def _key_name(principal: Principal) -> str:
     return principal.name.removeprefix("key:")
 
 
-def care_epsg(request: Request, session: Session) -> int:
-    """The deployment's metric CRS, looked up once per app (it never changes once chosen)."""
-    return _epsg(request.app, session)
-
-
-def _epsg(app: FastAPI, session: Session) -> int:
-    epsg: int | None = getattr(app.state, "care_epsg", None)
-    if epsg is None:
-        settings: Settings = app.state.settings
-        epsg = care.require_epsg(metric_epsg(session, settings.metric_epsg))
-        app.state.care_epsg = epsg
-    return epsg
-
-
 def warm_up(app: FastAPI) -> None:
     """Before the first device reports: the metric CRS and the safe zones in metres."""
     try:
         with Session(app.state.engine) as session:
-            care_queries.warm_zones(session, epsg=_epsg(app, session))
+            care_queries.warm_zones(session, epsg=app_epsg(app, session))
     except GridworkError:  # no district data yet: nothing to warm
         return
     except SQLAlchemyError as exc:  # only speed is lost
@@ -98,7 +83,7 @@ def _new_queue(app: FastAPI) -> IngestQueue:
             return care.ingest_many(
                 session,
                 requests,
-                epsg=_epsg(app, session),
+                epsg=app_epsg(app, session),
                 now=datetime.now(UTC),
                 retention=timedelta(days=settings.position_retention_days),
                 webhook_url=settings.alert_webhook_url,
@@ -150,7 +135,7 @@ class OsmAndReport:
     params: dict[str, str]
 
 
-_device = require(Role.device)
+_device = require(Action.report_positions)
 
 
 async def osmand_report(request: Request) -> OsmAndReport:

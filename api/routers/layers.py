@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
-from api.security import HUMAN_ROLES, Principal, require
+from api.security import Principal, require
 from data.district.layers import feature_page
+from data.policy import Action
 
 router = APIRouter(tags=["layers"])
 
@@ -45,7 +46,7 @@ def _register(layer: str, summary: str) -> None:
     def endpoint(
         request: Request,
         session: SessionDep,
-        principal: Annotated[Principal, Depends(require(*HUMAN_ROLES))],
+        principal: Annotated[Principal, Depends(require(Action.view_district))],
         bbox: BBoxDep,
         limit: LimitDep = 1000,
         offset: OffsetDep = 0,

@@ -1,46 +1,36 @@
 """The coordinators' maps (HTML) and the coverage numbers (JSON), scoped to the caller's area.
 
-Each map is assembled by ``data.queries`` and drawn by ``maps``; :func:`render` is shared
-with ``gridwork map`` so the served page and the standalone file are the same map, only
-with Leaflet linked (``url``) or inlined (``inline``).
+Each map is assembled from ``data`` and drawn by :func:`maps.pages.render`, which
+``gridwork map`` shares.
 """
 
 from __future__ import annotations
 
-import threading
 from html import escape
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import Connection
 
-from api.deps import SessionDep
+from api.deps import SessionDep, network_cache
 from api.ogc import district_wide
-from api.security import HUMAN_ROLES, CurrentPrincipal, Principal, require
-from data.access.queries import AreaScope
-from data.coverage.service import NetworkCache, coverage, facility_kinds
+from api.security import CurrentPrincipal, Principal, require
+from data.coverage.service import coverage, facility_kinds
 from data.district.maps import (
     MAX_DAYS,
     district_bounds,
-    grid_layers,
-    incident_counts,
-    worker_load,
 )
+from data.policy import Action
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
 from maps._common import message_page
-from maps.base import AssetMode
-from maps.coverage import coverage_map
-from maps.grids import grid_band_map, workload_map
-from maps.incidents import incident_map
+from maps.pages import MapKind, render
 from maps.viewer import viewer_page
 
 router = APIRouter(tags=["maps"])
 
-MapKind = Literal["grids", "workload", "incidents", "coverage"]
-HumanDep = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+HumanDep = Annotated[Principal, Depends(require(Action.view_district))]
 KindQuery = Annotated[
     str, Query(min_length=1, max_length=64, description="facility kind, e.g. clinic")
 ]
@@ -48,79 +38,6 @@ MinutesQuery = Annotated[
     float, Query(gt=0, le=MAX_MINUTES, description="walking time in minutes (0 < m ≤ 120)")
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=MAX_DAYS, description="look back this many days")]
-
-_cache_lock = threading.Lock()
-NO_GRIDS = (
-    "This area has no grids yet: a planner cuts its communities into grids first. "
-    "The coverage and incident maps already work per community."
-)
-
-
-def network_cache(request: Request) -> NetworkCache:
-    """One road-graph cache per app, made on first use."""
-    state = request.app.state
-    with _cache_lock:
-        if not hasattr(state, "network_cache"):
-            state.network_cache = NetworkCache()
-    cache: NetworkCache = state.network_cache
-    return cache
-
-
-def render(
-    conn: Connection,
-    kind: MapKind,
-    *,
-    scope: AreaScope,
-    settings: Settings,
-    cache: NetworkCache,
-    asset_mode: AssetMode,
-    facility: str | None = None,
-    minutes: float = 10.0,
-    days: int = 30,
-) -> str:
-    """The whole HTML page of one map, or a page saying why there is none."""
-    if kind in ("grids", "workload"):
-        layers = grid_layers(conn, scope)
-        if layers.grids.empty:
-            title = "Grids" if kind == "grids" else "Workload"
-            return message_page(title, NO_GRIDS)
-        if kind == "grids":
-            m = grid_band_map(
-                layers.grids,
-                layers.communities,
-                household_min=settings.household_min,
-                household_max=settings.household_max,
-                asset_mode=asset_mode,
-            )
-        else:
-            m = workload_map(
-                layers.grids,
-                worker_load(layers.grids),
-                layers.communities,
-                asset_mode=asset_mode,
-            )
-    elif kind == "incidents":
-        counts = incident_counts(conn, scope, days=days)
-        if counts.areas.empty:
-            return message_page("Incidents", "No area is assigned to you yet.")
-        m = incident_map(counts.areas, days=days, level=counts.level, asset_mode=asset_mode)
-    else:
-        if facility is None:
-            raise ValueError("a coverage map needs a facility kind")
-        report = coverage(conn, cache, kind=facility, minutes=minutes, scope=scope)
-        m = coverage_map(
-            report.areas,
-            report.covered,
-            report.crow_flies,
-            report.facilities,
-            kind=facility,
-            minutes=minutes,
-            speed_kmh=report.speed_kmh,
-            level=report.level,
-            asset_mode=asset_mode,
-        )
-    page: str = m.get_root().render()
-    return page
 
 
 def _page(

@@ -12,17 +12,17 @@ from pydantic import Field
 
 from api.deps import SessionDep
 from api.schemas import StrictModel
-from api.security import HUMAN_ROLES, Principal, require
+from api.security import Principal, require
 from data.access.queries import AreaScope
-from data.models import Role
 from data.planning import service as planning
+from data.policy import Action
 from geo.errors import InvalidInput, NotFound
 from maps.plans import compare_page, plan_map
 
 router = APIRouter(tags=["planning"])
 
-Planner = Annotated[Principal, Depends(require(Role.admin, Role.planner))]
-Viewer = Annotated[Principal, Depends(require(*HUMAN_ROLES))]
+Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
+Viewer = Annotated[Principal, Depends(require(Action.view_district))]
 
 
 class SplitRequest(StrictModel):

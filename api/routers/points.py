@@ -39,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api.deps import LimitDep, OffsetDep, SessionDep
+from api.deps import LimitDep, OffsetDep, Reason, SessionDep
 from api.grid_index import GridIndexDep
-from api.security import HUMAN_ROLES, Principal, audit_read, require
+from api.security import Principal, audit_read, require
 from data.assignment.points import (
     KINDS,
     Placement,
@@ -57,22 +57,14 @@ from data.assignment.service import GridIndex, assign_keys
 from data.district.grids import find_grid
 from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
-from data.models import AgeBand, IncidentStatus, Role
+from data.models import AgeBand, IncidentStatus
+from data.policy import Action
 from geo.errors import Forbidden, GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
 from geo.point_input import check_lonlat
 
 router = APIRouter(tags=["households, facilities, incidents"])
 
-HOUSEHOLD_READ = (Role.admin, Role.grid_worker, Role.care_staff)
-HOUSEHOLD_WRITE = (Role.admin, Role.grid_worker)
-FACILITY_WRITE = (Role.admin, Role.planner, Role.coordinator)
-INCIDENT_REPORT = (Role.admin, Role.coordinator, Role.grid_worker, Role.care_staff)
-INCIDENT_CHANGE = (Role.admin, Role.coordinator, Role.grid_worker)
-INCIDENT_UPLOAD = (Role.admin, Role.coordinator)
 
-Reason = Annotated[
-    str | None, Query(max_length=500, description="why personal data is read (audited)")
-]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 Lon = Annotated[float, Field(description="WGS-84 longitude")]
@@ -82,8 +74,8 @@ _UPLOAD_SUFFIXES = (".csv", ".geojson", ".json")
 _MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
-def _who(*roles: Role) -> Any:
-    return Depends(require(*roles))
+def _who(action: Action) -> Any:
+    return Depends(require(action))
 
 
 class _Strict(BaseModel):
@@ -254,7 +246,7 @@ HOUSEHOLDS = KINDS["households"]
 def create_household(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_households)],
     index: GridIndexDep,
     body: HouseholdCreate,
 ) -> dict[str, Any]:
@@ -265,7 +257,7 @@ def create_household(
 def read_household(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_READ)],
+    principal: Annotated[Principal, _who(Action.read_households)],
     code: str,
     reason: Reason = None,
 ) -> dict[str, Any]:
@@ -278,7 +270,7 @@ def read_household(
 def change_household(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_households)],
     index: GridIndexDep,
     code: str,
     body: HouseholdUpdate,
@@ -292,7 +284,7 @@ def change_household(
 def remove_household(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_households)],
     code: str,
 ) -> None:
     _visible(session, HOUSEHOLDS, code, principal)
@@ -304,7 +296,7 @@ def remove_household(
 def grid_households(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_READ)],
+    principal: Annotated[Principal, _who(Action.read_households)],
     code: str,
     reason: Reason = None,
     limit: LimitDep = 500,
@@ -329,7 +321,7 @@ FACILITIES = KINDS["facilities"]
 def create_facility(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_facilities)],
     index: GridIndexDep,
     body: FacilityCreate,
 ) -> dict[str, Any]:
@@ -339,7 +331,7 @@ def create_facility(
 @router.get("/facilities/{source_id}", summary="One facility with its grid")
 def read_facility(
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    principal: Annotated[Principal, _who(Action.view_district)],
     source_id: str,
 ) -> dict[str, Any]:
     return _visible(session, FACILITIES, source_id, principal)
@@ -349,7 +341,7 @@ def read_facility(
 def change_facility(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_facilities)],
     index: GridIndexDep,
     source_id: str,
     body: FacilityUpdate,
@@ -362,7 +354,7 @@ def change_facility(
 )
 def remove_facility(
     session: SessionDep,
-    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_facilities)],
     source_id: str,
 ) -> None:
     _visible(session, FACILITIES, source_id, principal)
@@ -380,7 +372,7 @@ INCIDENTS = KINDS["incidents"]
 def create_incident(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*INCIDENT_REPORT)],
+    principal: Annotated[Principal, _who(Action.report_incidents)],
     index: GridIndexDep,
     body: IncidentCreate,
 ) -> dict[str, Any]:
@@ -391,7 +383,7 @@ def create_incident(
 @router.get("/incidents", summary="Incidents of my area, by status and grid")
 def list_incidents(
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    principal: Annotated[Principal, _who(Action.view_district)],
     status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
     grid: Annotated[str | None, Query(max_length=64)] = None,
     limit: LimitDep = 100,
@@ -413,7 +405,7 @@ def list_incidents(
 @router.get("/incidents/{source_id}", summary="One incident with its grid")
 def read_incident(
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HUMAN_ROLES)],
+    principal: Annotated[Principal, _who(Action.view_district)],
     source_id: str,
 ) -> dict[str, Any]:
     return _visible(session, INCIDENTS, source_id, principal)
@@ -423,7 +415,7 @@ def read_incident(
 def change_incident(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*INCIDENT_CHANGE)],
+    principal: Annotated[Principal, _who(Action.handle_incidents)],
     index: GridIndexDep,
     source_id: str,
     body: IncidentUpdate,
@@ -436,7 +428,7 @@ def change_incident(
 )
 def remove_incident(
     session: SessionDep,
-    principal: Annotated[Principal, _who(Role.admin)],
+    principal: Annotated[Principal, _who(Action.delete_incidents)],
     source_id: str,
 ) -> None:
     _visible(session, INCIDENTS, source_id, principal)
@@ -563,7 +555,7 @@ FileCrs = Annotated[
 def upload_households(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*HOUSEHOLD_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_households)],
     index: GridIndexDep,
     file: Upload,
     allow_rejects: AllowRejects = False,
@@ -579,7 +571,7 @@ def upload_households(
 def upload_facilities(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*FACILITY_WRITE)],
+    principal: Annotated[Principal, _who(Action.edit_facilities)],
     index: GridIndexDep,
     file: Upload,
     allow_rejects: AllowRejects = False,
@@ -595,7 +587,7 @@ def upload_facilities(
 def upload_incidents(
     request: Request,
     session: SessionDep,
-    principal: Annotated[Principal, _who(*INCIDENT_UPLOAD)],
+    principal: Annotated[Principal, _who(Action.upload_incidents)],
     index: GridIndexDep,
     file: Upload,
     allow_rejects: AllowRejects = False,

@@ -38,6 +38,9 @@ class AreaScope:
     street_ids: frozenset[int] | None
     community_ids: frozenset[int] | None
     grid_ids: frozenset[int] | None
+    #: Communities held through a street or community scope (not merely the context of a
+    #: scoped grid): the communities whose plans the caller may make (``data.policy``).
+    held_community_ids: frozenset[int] | None
 
     @property
     def unrestricted(self) -> bool:
@@ -45,13 +48,20 @@ class AreaScope:
 
     @classmethod
     def everywhere(cls) -> AreaScope:
-        return cls(None, None, None)
+        return cls(None, None, None, None)
+
+    def holds_community(self, community_id: int) -> bool:
+        """Whether the caller holds the whole community (street or community scope)."""
+        return self.held_community_ids is None or community_id in self.held_community_ids
 
     def sql_ids(self, level: str) -> list[int] | None:
         """Ids for an ``= ANY(:ids)`` filter, or None when unrestricted."""
-        ids = {"street": self.street_ids, "community": self.community_ids, "grid": self.grid_ids}[
-            level
-        ]
+        ids = {
+            "street": self.street_ids,
+            "community": self.community_ids,
+            "grid": self.grid_ids,
+            "held_community": self.held_community_ids,
+        }[level]
         return None if ids is None else sorted(ids)
 
 
@@ -140,7 +150,7 @@ def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
     if role == Role.admin:
         return AreaScope.everywhere()
     if user_id is None:
-        return AreaScope(frozenset(), frozenset(), frozenset())
+        return AreaScope(frozenset(), frozenset(), frozenset(), frozenset())
     row = db.execute(
         text(
             """
@@ -162,12 +172,13 @@ def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
                     AND street_id IS NOT NULL)
         SELECT (SELECT coalesce(array_agg(id), '{}') FROM streets),
                (SELECT coalesce(array_agg(id), '{}') FROM communities),
-               (SELECT coalesce(array_agg(id), '{}') FROM grids)
+               (SELECT coalesce(array_agg(id), '{}') FROM grids),
+               (SELECT coalesce(array_agg(id), '{}') FROM own_communities)
         """
         ),
         {"id": user_id},
     ).one()
-    return AreaScope(frozenset(row[0]), frozenset(row[1]), frozenset(row[2]))
+    return AreaScope(*(frozenset(r) for r in row))
 
 
 def key_digest(key: str) -> str:
@@ -182,6 +193,14 @@ def create_api_key(db: Db, name: str, role: Role, username: str | None = None) -
         user = find_user(db, username)
         if user is None:
             raise NotFound(f"no user '{username}'", field="username")
+        if not user.active:
+            raise InvalidInput(f"user '{username}' is disabled", field="username")
+        if not key_role_allowed(user.role, role):
+            raise InvalidInput(
+                f"a key of user '{username}' ({user.role.value}) cannot have role "
+                f"'{role.value}': only '{user.role.value}' or 'device'",
+                field="role",
+            )
         user_id = user.id
     db.execute(
         text(
@@ -191,6 +210,21 @@ def create_api_key(db: Db, name: str, role: Role, username: str | None = None) -
         {"n": name, "p": key[:10], "d": key_digest(key), "r": role.value, "u": user_id},
     )
     return key
+
+
+# A key bound to a user lives only while that user is active, and never acts above the user's
+# current role: an admin's keys may carry any role, anyone else's only their own role or
+# ``device`` (which can only send positions). Demote, disable or remove the user and the key
+# is refused at its next request. (Alias-free, so that it reads ``FROM api_key WHERE ...``.)
+_KEY_OWNER_ALLOWS = (
+    "(api_key.user_id IS NULL OR EXISTS (SELECT 1 FROM app_user u WHERE u.id = api_key.user_id "
+    "AND u.active AND (u.role = 'admin' OR u.role = api_key.role OR api_key.role = 'device')))"
+)
+
+
+def key_role_allowed(user_role: Role, key_role: Role) -> bool:
+    """May a user of ``user_role`` hold a key of ``key_role``? (The rule of _KEY_OWNER_ALLOWS.)"""
+    return user_role == Role.admin or key_role in (user_role, Role.device)
 
 
 @dataclass(frozen=True)
@@ -205,7 +239,8 @@ def live_device_keys(db: Db, *, limit: int) -> dict[str, ApiKeyRecord]:
     rows = db.execute(
         text(
             "SELECT digest, name, role::text, user_id FROM api_key "
-            "WHERE role = 'device' AND revoked_at IS NULL ORDER BY id DESC LIMIT :n"
+            "WHERE role = 'device' AND revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS + " "
+            "ORDER BY id DESC LIMIT :n"
         ),
         {"n": limit},
     ).all()
@@ -218,7 +253,7 @@ def find_api_keys(db: Db, keys: Sequence[str]) -> dict[str, ApiKeyRecord]:
     rows = db.execute(
         text(
             "SELECT digest, name, role::text, user_id FROM api_key "
-            "WHERE digest = ANY(:d) AND revoked_at IS NULL"
+            "WHERE digest = ANY(:d) AND revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS
         ),
         {"d": list(by_digest)},
     ).all()
@@ -270,3 +305,133 @@ def read_audit(
         .all()
     )
     return [{**r, "at": r["at"].isoformat()} for r in rows]
+
+
+# --- managing accounts and keys (gridwork user/key …, /admin/…) ------------------------------
+
+
+def list_api_keys(db: Db) -> list[dict[str, Any]]:
+    """Every key, live or revoked, without its digest: name, prefix, role, owner, dates, and
+    whether it works now (``live``: not revoked, and its user, if any, active and allowed)."""
+    rows = (
+        db.execute(
+            text(
+                "SELECT api_key.name, api_key.prefix, api_key.role::text AS role, "
+                "u.username AS user, api_key.created_at, api_key.revoked_at, "
+                "(api_key.revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS + ") AS live "
+                "FROM api_key LEFT JOIN app_user u ON u.id = api_key.user_id "
+                "ORDER BY api_key.name"
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [
+        {
+            **r,
+            "created_at": r["created_at"].isoformat(),
+            "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
+        }
+        for r in rows
+    ]
+
+
+def revoke_api_key(db: Db, name: str) -> bool:
+    """Revoke the key ``name``; False if it was already revoked. NotFound if there is none.
+    (The api_key trigger tells every API process, which forget the key at once.)"""
+    row = db.execute(
+        text("SELECT revoked_at FROM api_key WHERE name = :n FOR UPDATE"), {"n": name}
+    ).first()
+    if row is None:
+        raise NotFound(f"no API key '{name}'", field="name")
+    if row[0] is not None:
+        return False
+    db.execute(text("UPDATE api_key SET revoked_at = now() WHERE name = :n"), {"n": name})
+    return True
+
+
+def list_users(db: Db) -> list[dict[str, Any]]:
+    rows = (
+        db.execute(
+            text(
+                "SELECT username, role::text AS role, active, created_at FROM app_user "
+                "ORDER BY username"
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+def _other_active_admins(db: Db, username: str) -> int:
+    return int(
+        db.execute(
+            text(
+                "SELECT count(*) FROM app_user WHERE role = 'admin' AND active "
+                "AND username <> :u"
+            ),
+            {"u": username},
+        ).scalar_one()
+    )
+
+
+def _refuse_last_admin(db: Db, user: UserRecord, what: str) -> None:
+    if user.role == Role.admin and user.active and _other_active_admins(db, user.username) == 0:
+        raise Conflict(
+            f"cannot {what} '{user.username}': the last active admin "
+            "(make another admin first)",
+            field="username",
+        )
+
+
+def set_user_active(db: Db, username: str, active: bool) -> None:
+    """Disable or enable a user. A disabled user's tokens, cookies and keys are refused from
+    their next request on (the app_user trigger tells every API process)."""
+    user = find_user(db, username)
+    if user is None:
+        raise NotFound(f"no user '{username}'", field="username")
+    if not active:
+        _refuse_last_admin(db, user, "disable")
+    db.execute(
+        text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id}
+    )
+
+
+def remove_user(db: Db, username: str) -> int:
+    """Delete a user with their areas and API keys (ON DELETE CASCADE); how many keys went.
+    The audit log keeps their name in the entries they wrote."""
+    user = find_user(db, username)
+    if user is None:
+        raise NotFound(f"no user '{username}'", field="username")
+    _refuse_last_admin(db, user, "remove")
+    keys = int(
+        db.execute(
+            text("SELECT count(*) FROM api_key WHERE user_id = :id"), {"id": user.id}
+        ).scalar_one()
+    )
+    db.execute(text("DELETE FROM app_user WHERE id = :id"), {"id": user.id})
+    return keys
+
+
+@dataclass(frozen=True)
+class AuditSpan:
+    """What an audit log holds: how many rows, the first and last time, the highest id."""
+
+    rows: int
+    first: datetime | None
+    last: datetime | None
+    max_id: int | None
+
+    def describe(self) -> str:
+        if not self.rows or self.first is None or self.last is None:
+            return "no audit rows"
+        return (
+            f"{self.rows} audit rows from {self.first.isoformat()} to {self.last.isoformat()} "
+            f"(ids up to {self.max_id})"
+        )
+
+
+def audit_span(db: Db) -> AuditSpan:
+    row = db.execute(text("SELECT count(*), min(at), max(at), max(id) FROM audit_log")).one()
+    return AuditSpan(int(row[0]), row[1], row[2], row[3])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
@@ -54,7 +53,6 @@ from geo.errors import (
     InvalidGeometry,
     InvalidInput,
     Unauthorized,
-    Unavailable,
 )
 
 log = logging.getLogger("gridwork.care")
@@ -662,9 +660,3 @@ def tick(
         out["purged"] = purge(engine, now=now, retention=retention)
     out["delivered"] = deliver_webhooks(engine)[0]
     return out
-
-
-def require_epsg(epsg: int | None) -> int:
-    if epsg is None or not math.isfinite(epsg):
-        raise Unavailable("no areas are imported yet, so there is no metric CRS to measure in")
-    return epsg
