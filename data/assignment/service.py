@@ -564,11 +564,7 @@ _COVERING = """
 SELECT p.id, p.{key} AS key, p.grid_id, p.snapped, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
        c.id AS expected, c.code AS expected_code, s.code AS stored_code
 FROM {table} p
-LEFT JOIN LATERAL (
-    SELECT g.id, g.code FROM grid g
-    WHERE g.valid_to IS NULL AND ST_Covers(g.geom, p.geom)
-    ORDER BY g.code COLLATE "C" LIMIT 1
-) c ON TRUE
+LEFT JOIN grid c ON c.id = grid_covering(p.geom)
 LEFT JOIN grid s ON s.id = p.grid_id
 WHERE (c.id IS NOT NULL AND (p.grid_id IS DISTINCT FROM c.id OR p.snapped))
    OR (c.id IS NULL AND (p.grid_id IS NOT NULL

@@ -682,9 +682,7 @@ def grid_on(db: Db, lon: float, lat: float, on: date) -> dict[str, Any] | None:
         text(
             "SELECT g.code, c.code, g.valid_from, g.valid_to FROM grid g "
             "JOIN community c ON c.id = g.community_id "
-            "WHERE g.valid_from <= :d AND (g.valid_to IS NULL OR g.valid_to > :d) "
-            "AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) "
-            'ORDER BY g.code COLLATE "C" LIMIT 1'
+            "WHERE g.id = grid_covering(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :d)"
         ),
         {"d": on, "x": lon, "y": lat},
     ).first()
