@@ -10,7 +10,7 @@ Sections (one function each, listed in :data:`SECTIONS`):
 * ``in-process`` — :meth:`geo.assignment.index.AreaIndex.assign_points` against
   ``geopandas.sjoin(points, grids, predicate="within")``.
 * ``postgis`` — end to end, household arrays → ``household`` rows with their grid set:
-  :func:`data.assignment.service.insert_points` (in-process assignment, one binary ``COPY``) against
+  :func:`bench.copy_load.insert_points` (in-process assignment, one binary ``COPY``) against
   loading the points and then ``UPDATE … FROM grid WHERE ST_Covers(…)``, or an
   ``INSERT … SELECT`` with a covering-grid subquery (:mod:`bench.postgis_e2e`);
 * ``http`` — ``GET /locate`` over loopback HTTP at 1, 8 and 32 concurrent clients, next to a

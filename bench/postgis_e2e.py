@@ -2,11 +2,11 @@
 
 Every way ends in the same state — the real table with its constraints and five indexes
 — from the same WGS-84 arrays, each in a forked child (so its peak RSS is its own), and all
-but one load the same way, through :func:`data.assignment.service.bulk_load` (foreign keys and
+but one load the same way, through :func:`bench.copy_load.bulk_load` (foreign keys and
 non-unique indexes dropped and rebuilt in the transaction, as PostgreSQL advises for
 populating a table), so that what differs is where the grid is decided:
 
-* ``gridwork`` — :func:`data.assignment.service.insert_points`: index the stored grids in-process,
+* ``gridwork`` — :func:`bench.copy_load.insert_points`: index the stored grids in-process,
   assign, then one binary ``COPY`` that already carries ``grid_id`` (and snapped, distance);
 * ``gridwork, indexes kept`` — the same without bulk mode (what smaller batches do): every
   row pays its foreign-key check and index insertions;
@@ -34,8 +34,9 @@ from numpy.typing import NDArray
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
+from bench.copy_load import bulk_load, copy_rows, insert_points
 from bench.synthetic_city import CRS, households
-from data.assignment.service import bulk_load, copy_rows, insert_points, load_grid_index
+from data.assignment.service import load_grid_index
 from data.db import make_engine, transaction
 from data.settings import Settings
 
