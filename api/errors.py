@@ -12,9 +12,10 @@ import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
 
+from api.pages.frame import error_page, login_redirect_target, wants_html
 from geo.errors import (
     Conflict,
     Forbidden,
@@ -58,9 +59,14 @@ def problem(status: int, title: str, detail: str, **extra: object) -> JSONRespon
     )
 
 
-async def _gridwork_error(_: Request, exc: Exception) -> JSONResponse:
+async def _gridwork_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GridworkError)
     status = status_for(exc)
+    if wants_html(request):
+        # A browser: to the sign-in page and back, or the error as a page in the frame.
+        if status == 401:
+            return RedirectResponse(login_redirect_target(request), status_code=303)
+        return error_page(request, status, str(exc))
     extra: dict[str, object] = {}
     if exc.field:
         extra["field"] = exc.field
@@ -73,7 +79,7 @@ async def _gridwork_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(status, type(exc).__name__, str(exc), **extra)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
@@ -83,6 +89,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+    if wants_html(request):
+        return error_page(request, 422, detail)
     return problem(422, "InvalidInput", detail, errors=errors)
 
 

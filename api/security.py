@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.deps import on_this_loop
+from api.hardening import COOKIE as HARDENING_COOKIE
 from api.key_checks import KeyChecks
 from api.principals import Principal, Principals
 from data.access.queries import (
@@ -42,7 +43,7 @@ from geo.errors import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
 
-COOKIE = "gridwork_token"
+COOKIE = HARDENING_COOKIE  # one name, also read by the cross-site guard
 ALGORITHM = "HS256"
 HUMAN_ROLES = STAFF
 
@@ -58,6 +59,7 @@ PUBLIC_ROUTES = frozenset(
         "/login",
         "/logout",
         "/token",
+        "/lang",  # only sets the language cookie
     }
 )
 

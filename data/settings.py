@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,12 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
         description="An external PostgreSQL+PostGIS; when unset gridwork runs its own cluster.",
     )
+    app_database_url: str | None = Field(
+        default=None,
+        description="What the API server connects as (the app's own role, least privilege: "
+        "no owner, no superuser; see the README). Migrations and the command line use "
+        "DATABASE_URL. Unset: the private cluster's gridwork_app role, or DATABASE_URL.",
+    )
     state_dir: Path = Field(
         default=Path(".gridwork"),
         description="Where the private PostGIS cluster, logs and exports live.",
@@ -37,6 +44,15 @@ class Settings(BaseSettings):
         "when unset, the UTM zone of the stored data is used.",
     )
     snap_tolerance_m: float = 20.0
+    locale: Literal["zh_CN", "en"] = Field(
+        default="zh_CN",
+        description="the pages' language when neither the user's choice nor the browser's "
+        "Accept-Language names one we have",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="the zone times are shown in on pages (an IANA name, e.g. Asia/Urumqi)",
+    )
     household_min: int = 150
     household_max: int = 180
 
@@ -49,7 +65,14 @@ class Settings(BaseSettings):
     token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
-    login_per_minute: int = 10
+    login_per_minute: int = Field(
+        default=10, description="sign-ins per minute per address, and failures per account"
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For is believed; none by default (the TCP peer is the client)",
+    )
     ingest_per_minute: int = 600
     opentelemetry: bool = Field(
         default=False,
@@ -101,7 +124,16 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
-    @field_validator("database_url")
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Asia/Urumqi)") from exc
+        return value
+
+    @field_validator("database_url", "app_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept the ``postgres://`` and ``postgresql://`` spellings that other tools print."""
@@ -110,6 +142,23 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        """Refuse a typo at start-up rather than trusting nobody (or everybody) silently."""
+        import ipaddress
+
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"GRIDWORK_TRUSTED_PROXIES: '{part.strip()}' is not an address or "
+                        "a network such as 10.0.0.0/8"
+                    ) from exc
         return value
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -12,7 +11,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from api.deps import LimitDep, OffsetDep, SessionDep
-from api.hardening import limit
+from api.hardening import RateLimit, limit
+from api.pages.frame import context, local_path, render
 from api.security import (
     COOKIE,
     CurrentPrincipal,
@@ -21,12 +21,34 @@ from api.security import (
     require,
 )
 from data.access.queries import read_audit, scopes_of
+from data.models import Role
 from data.policy import Action
+from geo.errors import TooManyRequests, Unauthorized
 
 public = APIRouter(tags=["auth"])
 private = APIRouter(tags=["auth"])
 
+# Sign-ins per minute per client address (the TCP peer, or what a configured proxy says:
+# api.hardening.client_address) ...
 _login_limit = limit("login", lambda r: r.app.state.settings.login_per_minute)
+_ACCOUNT = "login-account"
+
+
+def _sign_in(request: Request, session: SessionDep, username: str, password: str) -> Role:
+    """... and failed sign-ins per minute per account, whatever addresses they come from:
+    guessing one account's password from many addresses is refused too (429, even for the
+    right password, so the refusal says nothing about it). Unknown names count alike."""
+    limiter: RateLimit = request.app.state.rate_limit
+    account = username.strip().lower()[:64]
+    per_minute = request.app.state.settings.login_per_minute
+    limiter.check(
+        _ACCOUNT, account, per_minute, what="failed sign-ins for this account", field="username"
+    )
+    try:
+        return authenticate_password(session, username, password)
+    except Unauthorized:
+        limiter.record(_ACCOUNT, account)
+        raise
 
 
 class Token(BaseModel):
@@ -40,28 +62,31 @@ def token(
     request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
     """Exchange a username and password for a bearer token valid for a few minutes."""
-    role = authenticate_password(session, form.username, form.password)
+    role = _sign_in(request, session, form.username, form.password)
     value, ttl = issue_token(request.app.state.settings, form.username, role)
     return Token(access_token=value, expires_in=ttl)
 
 
-_LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>gridwork · sign in
-</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:24rem;margin:4rem auto}}
-label{{display:block;margin:.6rem 0}}input{{width:100%;padding:.3rem}}.err{{color:#b00}}</style>
-</head><body><h1>gridwork</h1><p class="err">{error}</p>
-<form method="post" action="/login"><label>Username <input name="username" autocomplete="username"
-required maxlength="64"></label><label>Password <input name="password" type="password"
-autocomplete="current-password" required maxlength="256"></label>
-<button type="submit">Sign in</button></form></body></html>"""
-
-
-def login_page(error: str = "") -> HTMLResponse:
-    return HTMLResponse(_LOGIN.format(error=escape(error)), status_code=401 if error else 200)
+def login_page(
+    request: Request, error: str = "", *, next_path: str = "/", status_code: int = 200
+) -> HTMLResponse:
+    """The sign-in form in the frame, in the browser's language; ``next`` survives a retry."""
+    ctx = context(request, None)
+    return render(
+        request,
+        None,
+        "login.html",
+        title=ctx._("Sign in"),
+        status_code=status_code,
+        values={"error": error, "next": local_path(next_path)},
+    )
 
 
 @public.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_form() -> HTMLResponse:
-    return login_page()
+def login_form(
+    request: Request, next: Annotated[str, Query(max_length=2000)] = "/"
+) -> HTMLResponse:
+    return login_page(request, next_path=next)
 
 
 @public.post("/login", include_in_schema=False, dependencies=[Depends(_login_limit)])
@@ -70,15 +95,27 @@ def login(
     session: SessionDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Any:
-    """The browser's way in: the token goes into an HttpOnly, SameSite=Strict cookie."""
+    """The browser's way in: the token goes into an HttpOnly, SameSite=Strict cookie, and
+    the browser goes back to the page that sent it here."""
+    ctx = context(request, None)
     try:
-        role = authenticate_password(session, username, password)
-    except Exception:
-        return login_page("Wrong username or password.")
+        role = _sign_in(request, session, username, password)
+    except Unauthorized:
+        return login_page(
+            request, ctx._("Wrong username or password."), next_path=next, status_code=401
+        )
+    except TooManyRequests:
+        return login_page(
+            request,
+            ctx._("Too many attempts: wait a minute, then try again."),
+            next_path=next,
+            status_code=429,
+        )
     settings = request.app.state.settings
     value, ttl = issue_token(settings, username, role)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(local_path(next), status_code=303)
     response.set_cookie(
         COOKIE,
         value,

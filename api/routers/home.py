@@ -1,60 +1,53 @@
-"""The home page and the hierarchy map: what a newcomer opens first (after signing in)."""
+"""The start page (each role's home), the language switch and the hierarchy map."""
 
 from __future__ import annotations
 
-from html import escape
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
-from api.security import HUMAN_ROLES, Principal, optional_principal, require
+from api.pages.frame import PageContext, context, language_cookie, local_path, render
+from api.pages.i18n import LOCALES
+from api.security import Principal, optional_principal, require
 from data.district.hierarchy import read_level
-from data.policy import Action
+from data.policy import Action, may
 from maps.hierarchy import hierarchy_map
 
 public = APIRouter(include_in_schema=False)
 private = APIRouter(include_in_schema=False)
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>gridwork</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
-table{{border-collapse:collapse}}
-td,th{{padding:.2rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
-footer{{margin-top:2rem;color:#555;font-size:.9em}}</style></head><body>
-<h1>gridwork</h1>
-<p>District → street (街道) → community (社区) → grid (网格).</p>
-{body}
-<footer>Map data © OpenStreetMap contributors, available under the
-<a href="https://www.openstreetmap.org/copyright">Open Database License (ODbL) 1.0</a>.</footer>
-</body></html>"""
 
-_SIGNED_OUT = """<p><a href="/login">Sign in</a> to see the maps and data of your area.
-Accounts are created by an administrator with <code>gridwork user add</code>.</p>
-<p><a href="/docs">API documentation</a></p>"""
+@dataclass
+class Card:
+    """One box on a role's home: a title, perhaps a number, and where to go from it."""
 
-_SIGNED_IN = """<p>Signed in as <b>{name}</b> ({role}).
-<form method="post" action="/logout" style="display:inline"><button>Sign out</button></form></p>
-<ul>
-<li><a href="/maps/hierarchy">Map of the hierarchy</a> —
-communities by households, roads, facilities</li>
-<li>Coordinators' maps: <a href="/maps/grids">grids against the household band</a> ·
-<a href="/maps/workload">workload per worker</a> ·
-<a href="/maps/incidents?days=30">incidents, last 30 days</a> ·
-<a href="/maps/coverage">facility coverage (walking)</a></li>
-<li><a href="/viewer">Vector-tile viewer</a> (MapLibre) and
-<a href="/ogc/">OGC API – Features and Tiles</a> for QGIS and GDAL (district-wide accounts)</li>
-<li><a href="/checks">Topology checks</a> (JSON) · <a href="/checks?format=geojson">GeoJSON</a></li>
-<li>Layers (GeoJSON): <a href="/streets">streets</a> · <a href="/communities">communities</a> ·
-<a href="/grids">grids</a> · <a href="/roads">roads</a> · <a href="/facilities">facilities</a></li>
-<li><a href="/docs">API documentation</a></li>
-</ul>
-<h2>Communities in your area</h2>
-<table><tr><th>code</th><th>name</th><th>households</th><th>census population</th></tr>
-{rows}</table>"""
+    title: str
+    number: int | None = None
+    text: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _cards(ctx: PageContext, principal: Principal) -> list[Card]:
+    """Today's work for the caller's role; each workspace adds its card here."""
+    cards: list[Card] = []
+    if may(principal.role, Action.view_district):
+        cards.append(
+            Card(
+                ctx._("Maps of your area"),
+                links=[
+                    ("/maps/hierarchy", ctx._("District map")),
+                    ("/maps/grids", ctx._("Grids and households")),
+                    ("/maps/workload", ctx._("Workload")),
+                    ("/maps/incidents", ctx._("Incidents map")),
+                    ("/maps/coverage", ctx._("Coverage")),
+                ],
+            )
+        )
+    return cards
 
 
 @public.get("/", response_class=HTMLResponse)
@@ -63,22 +56,45 @@ def home(
     session: SessionDep,
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> HTMLResponse:
-    """Public, but shows data only to a signed-in user, and only of their area."""
-    if principal is None or principal.role not in HUMAN_ROLES:
-        return HTMLResponse(_PAGE.format(body=_SIGNED_OUT))
+    """Public, but shows data only to a signed-in member of staff, and only of their area."""
+    if principal is None or not may(principal.role, Action.view_district):
+        ctx = context(request, None)
+        return render(request, None, "signed_out.html", title=ctx._("Welcome to gridwork"))
+    ctx = context(request, principal)
     communities = read_level(session.connection(), "communities", principal.scope)
-    rows = "".join(
-        f"<tr><td>{escape(str(r.code))}</td><td>{escape(str(r.name))}</td>"
-        f"<td>{int(r.households)}</td>"
-        f"<td>{'' if pd.isna(r.population) else int(r.population)}</td></tr>"
+    rows = [
+        {
+            "code": r.code,
+            "name": r.name,
+            "households": int(r.households),
+            "population": None if pd.isna(r.population) else int(r.population),
+        }
         for r in communities.itertuples()
+    ]
+    return render(
+        request,
+        principal,
+        "home.html",
+        title=ctx._("Today"),
+        values={"cards": _cards(ctx, principal), "communities": rows},
     )
-    body = _SIGNED_IN.format(name=escape(principal.name), role=principal.role.value, rows=rows)
-    return HTMLResponse(_PAGE.format(body=body))
+
+
+@public.get("/lang")
+def switch_language(
+    l: Annotated[str, Query(description="zh_CN or en")],  # noqa: E741 - the URL's own name
+    next: Annotated[str, Query(max_length=2000)] = "/",
+) -> RedirectResponse:
+    """Keep the user's choice of language and go back to the page they were on."""
+    response = RedirectResponse(local_path(next), status_code=303)
+    if l in LOCALES:
+        response.set_cookie(**language_cookie(l))
+    return response
 
 
 @private.get("/maps/hierarchy", response_class=HTMLResponse)
 def hierarchy(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(Action.view_district))],
 ) -> HTMLResponse:
@@ -88,7 +104,14 @@ def hierarchy(
         for n in ("streets", "communities", "grids", "roads", "facilities")
     }
     if all(layers[n].empty for n in ("streets", "communities", "grids")):
-        return HTMLResponse(_PAGE.format(body="<p>No area is assigned to you yet.</p>"))
+        ctx = context(request, principal)
+        return render(
+            request,
+            principal,
+            "error.html",
+            title=ctx._("District map"),
+            values={"status": 200, "detail": ctx._("No area is assigned to you yet.")},
+        )
     m = hierarchy_map(
         layers["streets"],
         layers["communities"],

@@ -10,7 +10,7 @@ from maps.base import external_urls
 
 
 def test_home_lists_the_communities_and_links_the_map(porto_client: TestClient) -> None:
-    page = porto_client.get("/").text
+    page = porto_client.get("/", headers={"Accept-Language": "en"}).text
     for name in ("Miragaia", "São Nicolau", "Sé", "Vitória"):
         assert name in page
     assert 'href="/maps/hierarchy"' in page

@@ -46,7 +46,7 @@ def test_every_route_refuses_anonymous_callers_except_the_allow_list(
 
 
 def test_public_home_page_shows_no_data_to_anonymous_callers(anonymous: TestClient) -> None:
-    page = anonymous.get("/").text
+    page = anonymous.get("/", headers={"Accept-Language": "en"}).text
     assert "Sign in" in page
     assert "Miragaia" not in page
 

@@ -1,0 +1,229 @@
+"""The frame every page lives in: one layout, navigation for the caller's role, language,
+local time, and HTML error pages for browsers.
+
+Pages are server-rendered Jinja2 templates (``api/pages/templates``) with gettext through
+Babel (:mod:`api.pages.i18n`). The navigation shows only what the caller's role may do, as
+decided by :mod:`data.policy` — a link is never offered that would answer 403. Workspaces add
+their entry to :data:`NAV`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, get_timezone_name
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.pages.i18n import COOKIE, LOCALES, SELF_NAMES, html_lang, negotiate, translations
+from api.principals import Principal
+from data.models import Role
+from data.policy import Action, may
+from data.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "mark, translate later"
+    """Mark a string for the catalog without translating it here (it is translated on use)."""
+    return message
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the navigation: shown to the roles that may perform ``action``."""
+
+    href: str
+    label: str  # a catalog message id
+    action: Action
+    roles: frozenset[Role] | None = None  # narrower than the action's roles, if set
+
+
+#: The navigation, in order. A workspace adds its entry here.
+NAV: list[NavItem] = [
+    NavItem("/", N_("Home"), Action.view_district),
+    NavItem("/maps/hierarchy", N_("District map"), Action.view_district),
+    NavItem("/maps/grids", N_("Grids and households"), Action.view_district),
+    NavItem("/maps/workload", N_("Workload"), Action.view_district),
+    NavItem("/maps/incidents", N_("Incidents map"), Action.view_district),
+    NavItem("/maps/coverage", N_("Coverage"), Action.view_district),
+]
+
+ROLE_NAMES = {
+    Role.admin: N_("Administrator"),
+    Role.planner: N_("Planner"),
+    Role.coordinator: N_("Coordinator"),
+    Role.grid_worker: N_("Grid worker"),
+    Role.care_staff: N_("Care staff"),
+    Role.device: N_("Device"),
+}
+
+
+@functools.cache
+def environment(locale: str) -> Environment:
+    """One Jinja2 environment per language, its gettext installed (thread-safe to share)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(default=True),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def gettext(locale: str, message: str, **values: Any) -> str:
+    """``message`` in ``locale``, with ``%(name)s`` values filled in."""
+    text = translations(locale).gettext(message)
+    return text % values if values else text
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What every page knows about its request: language, zone, the caller."""
+
+    locale: str
+    timezone: str
+    principal: Principal | None
+    path: str
+
+    def _(self, message: str, **values: Any) -> str:
+        return gettext(self.locale, message, **values)
+
+    def localtime(self, value: datetime | None, *, format: str = "medium") -> str:
+        """A time in the deployment's zone, in the page's language (naive times are UTC)."""
+        if value is None:
+            return "—"
+        zone = ZoneInfo(self.timezone)
+        return format_datetime(value, format=format, tzinfo=zone, locale=self.locale)
+
+    def zone_label(self) -> str:
+        """The zone as people say it, with its IANA name (e.g. 中国时间 (Asia/Shanghai))."""
+        zone = ZoneInfo(self.timezone)
+        return f"{get_timezone_name(zone, locale=self.locale)} ({self.timezone})"
+
+
+def context(request: Request, principal: Principal | None) -> PageContext:
+    settings: Settings = request.app.state.settings
+    return PageContext(
+        locale=negotiate(request, settings.locale),
+        timezone=settings.timezone,
+        principal=principal,
+        path=request.url.path,
+    )
+
+
+def nav_for(principal: Principal | None) -> list[NavItem]:
+    """The entries the caller's role may open (none when signed out)."""
+    if principal is None:
+        return []
+    return [
+        item
+        for item in NAV
+        if may(principal.role, item.action) and (item.roles is None or principal.role in item.roles)
+    ]
+
+
+def area_label(ctx: PageContext) -> str:
+    """The caller's area in a few words, for the header."""
+    p = ctx.principal
+    if p is None:
+        return ""
+    if p.scope.unrestricted:
+        return ctx._("the whole district")
+    grids = len(p.scope.grid_ids or ())
+    communities = len(p.scope.held_community_ids or ())
+    if not grids and not communities:
+        return ctx._("no area assigned yet")
+    return ctx._("%(c)s communities, %(g)s grids", c=communities, g=grids)
+
+
+def render(
+    request: Request,
+    principal: Principal | None,
+    template: str,
+    *,
+    title: str,
+    status_code: int = 200,
+    values: Mapping[str, Any] | None = None,
+) -> HTMLResponse:
+    """A whole page: ``template`` (extending ``base.html``) inside the frame."""
+    ctx = context(request, principal)
+    env = environment(ctx.locale)
+    here = quote(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))
+    page = env.get_template(template).render(
+        ctx=ctx,
+        title=title,
+        lang=html_lang(ctx.locale),
+        nav=nav_for(principal),
+        role_name=ctx._(ROLE_NAMES[principal.role]) if principal else "",
+        area=area_label(ctx),
+        languages=[(code, SELF_NAMES[code]) for code in LOCALES],
+        here=here,
+        **(values or {}),
+    )
+    return HTMLResponse(page, status_code=status_code)
+
+
+def wants_html(request: Request) -> bool:
+    """A browser navigating (it asks for HTML first), not an API client."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept.split(",")[0]
+
+
+def login_redirect_target(request: Request) -> str:
+    """``/login?next=…`` back to where the browser was going."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login?next=" + quote(target, safe="")
+
+
+def error_page(request: Request, status: int, detail: str) -> HTMLResponse:
+    """An error as a page in the frame, in the page's language, for browsers."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    ctx = context(request, principal)
+    titles = {
+        403: N_("Not allowed"),
+        404: N_("Not found"),
+        413: N_("Too large"),
+        422: N_("Something in the request needs fixing"),
+        429: N_("Too many requests"),
+        503: N_("Not available right now"),
+    }
+    fallback = N_("Something went wrong")
+    title = ctx._(titles.get(status, fallback))
+    return render(
+        request,
+        principal,
+        "error.html",
+        title=title,
+        status_code=status,
+        values={"status": status, "detail": detail},
+    )
+
+
+def language_cookie(locale: str) -> dict[str, Any]:
+    """The cookie that keeps the user's choice of language (a year; not a secret)."""
+    return {
+        "key": COOKIE,
+        "value": locale,
+        "max_age": 365 * 24 * 3600,
+        "httponly": True,
+        "samesite": "lax",
+    }
+
+
+def local_path(target: str) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target

@@ -1,0 +1,103 @@
+"""The frame every page lives in, as a browser sees it: sign-in redirects, language, the
+navigation of each role, and errors as pages (API clients keep problem+json)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.pages.catalog import extract, read
+from api.pages.frame import nav_for
+from api.principals import Principal
+from data.access.queries import AreaScope
+from data.models import Role
+from tests.api.conftest import STAFF
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_every_page_string_has_a_chinese_translation() -> None:
+    """A string added to a page without a zh_CN entry fails here (scripts/translate.py)."""
+    wanted = {str(m.id) for m in extract() if m.id}
+    translated = {str(m.id) for m in read("zh_CN") if m.id and m.string and not m.fuzzy}
+    assert wanted - translated == set()
+
+
+def test_a_signed_out_browser_is_sent_to_sign_in_and_an_api_client_gets_401(
+    anonymous: TestClient,
+) -> None:
+    r = anonymous.get("/maps/grids?x=1", headers=BROWSER, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login?next=%2Fmaps%2Fgrids%3Fx%3D1"
+    api = anonymous.get("/maps/grids", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_signing_in_from_the_form_returns_to_next(porto_app: FastAPI) -> None:
+    with TestClient(porto_app) as browser:
+        form = browser.get("/login?next=%2Fmaps%2Fworkload", headers=BROWSER)
+        assert 'name="next" value="/maps/workload"' in form.text
+        r = browser.post(
+            "/login",
+            data={
+                "username": STAFF["coordinator"].username,
+                "password": "correct horse battery staple",
+                "next": "/maps/workload",
+            },
+            headers=BROWSER,
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == "/maps/workload"
+        # Never an open redirect to another site.
+        r = browser.get("/lang?l=en&next=//evil.example/x", follow_redirects=False)
+        assert r.headers["location"] == "/"
+
+
+def test_the_page_language_follows_choice_then_browser_then_deployment(
+    porto_app: FastAPI, tokens: dict[str, dict[str, str]]
+) -> None:
+    with TestClient(porto_app, headers=tokens["coordinator"]) as c:
+        zh = c.get("/", headers={**BROWSER, "Accept-Language": "zh-CN,zh;q=0.9"})
+        assert '<html lang="zh-CN">' in zh.text
+        assert "今日工作" in zh.text and "退出登录" in zh.text
+        en = c.get("/", headers={**BROWSER, "Accept-Language": "en-GB,en;q=0.9"})
+        assert '<html lang="en">' in en.text and "Today" in en.text
+        # No preference the app has: the deployment's language (GRIDWORK_LOCALE, zh_CN).
+        fr = c.get("/", headers={**BROWSER, "Accept-Language": "fr-FR"})
+        assert "今日工作" in fr.text
+        # The user's choice wins over the browser's.
+        c.get("/lang?l=en&next=/", follow_redirects=False)
+        chosen = c.get("/", headers={**BROWSER, "Accept-Language": "zh-CN"})
+        assert "Today" in chosen.text
+        assert "Asia/Shanghai" in chosen.text  # times are said to be in the deployment's zone
+
+
+def test_no_role_is_offered_a_link_it_may_not_open(
+    porto_app: FastAPI, tokens: dict[str, dict[str, str]]
+) -> None:
+    """Every navigation entry shown to a role opens for that role (no 401/403)."""
+    for who in ("admin", "planner", "coordinator", "care_staff"):
+        role = STAFF[who].role
+        items = nav_for(Principal(who, role, None, AreaScope.everywhere(), "token"))
+        assert items, who
+        with TestClient(porto_app, headers=tokens[who]) as c:
+            for item in items:
+                r = c.get(item.href, headers=BROWSER, follow_redirects=False)
+                assert r.status_code not in (401, 403), (who, item.href, r.status_code)
+    device = Principal("watch", Role.device, None, AreaScope.everywhere(), "api_key")
+    assert nav_for(device) == []
+
+
+def test_a_browser_gets_errors_as_pages_in_its_language(
+    porto_app: FastAPI, tokens: dict[str, dict[str, str]]
+) -> None:
+    with TestClient(porto_app, headers=tokens["care_staff"]) as c:
+        page = c.get("/checks", headers={**BROWSER, "Accept-Language": "zh-CN"})
+        assert page.status_code == 403
+        assert page.headers["content-type"].startswith("text/html")
+        assert "无权访问" in page.text and "返回首页" in page.text
+        api = c.get("/checks")
+        assert api.status_code == 403
+        assert api.headers["content-type"].startswith("application/problem+json")
