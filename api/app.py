@@ -16,13 +16,15 @@ from sqlalchemy import Engine, text
 
 from api import care_tasks
 from api.errors import add_exception_handlers
-from api.hardening import BodyLimit, InputGuard, RateLimit, SecurityHeaders
+from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, RateLimit, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
 from api.principals import Principals
 from api.routers import (
+    admin,
     alerts,
     assign,
     auth,
+    basemap,
     checks,
     elders,
     grids,
@@ -35,7 +37,7 @@ from api.routers import (
 )
 from api.security import authenticated, document_security, preload_device_keys
 from data.changes import ChangeFeed
-from data.db import database_url, make_engine, migrate
+from data.db import app_database_url, database_url, make_engine, migrate
 from data.settings import Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "maps" / "static"
@@ -49,9 +51,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
         if own:
-            url = database_url(settings)
-            migrate(url)
-            app.state.engine = make_engine(url)
+            migrate(database_url(settings))  # as the owner of the tables
+            # ... and serve as the app's own role: no owner, no superuser (least privilege).
+            app.state.engine = make_engine(app_database_url(settings, start=False))
         # Caches of credentials and of the grid index are on only while this feed listens.
         changes = ChangeFeed.for_engine(app.state.engine)
         app.state.changes = app.state.principals.feed = changes
@@ -124,8 +126,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(elders.router, dependencies=private)
     app.include_router(alerts.router, dependencies=private)
     app.include_router(maps.router, dependencies=private)
+    app.include_router(basemap.router, dependencies=private)
     app.include_router(grids.router, dependencies=private)
     app.include_router(points.router, dependencies=private)
+    app.include_router(admin.router, dependencies=private)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
     app.state.ogc = create_ogc_app()
     app.mount("/ogc", DistrictWideOnly(app.state.ogc))
@@ -139,6 +143,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
+    # A cookie-signed-in POST/PUT/PATCH/DELETE from another site: 403 (CSRF).
+    app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origins)
     app.add_middleware(InputGuard)  # too-deep JSON and NUL characters, before any parsing
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

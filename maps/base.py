@@ -187,6 +187,24 @@ class _Background(MacroElement):
         self.colour = colour
 
 
+class _Basemap(MacroElement):
+    """The ground under the map (roads, names, buildings, outlines) from ``GET /basemap``,
+    drawn by ``static/frame/basemap.js`` below every other layer (served pages only)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            gridworkBasemap({{ this._parent.get_name() }}, {url: {{ this.url_js }}});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._name = "Basemap"
+        self.url_js = _js_string(url)
+
+
 # --------------------------------------------------------------------------- legend
 
 
@@ -346,6 +364,7 @@ def offline_map(
     tiles_attribution: str | None = None,
     background: str = DEFAULT_BACKGROUND,
     height: str = "100%",
+    basemap_url: str = "/basemap",
 ) -> OfflineMap:
     """A map of `area` that works without internet; gridwork's layers are its base map.
 
@@ -364,6 +383,11 @@ def offline_map(
         height=height,
     )
     _Background(background).add_to(m)
+    if asset_mode == "url":
+        # Served pages draw the ground from gridwork's own tables; a standalone file (inline)
+        # has no server to ask, and shows its layers on the plain background.
+        m.default_js.append(("gridwork_basemap", f"{m.static_url}/frame/basemap.js"))
+        _Basemap(basemap_url).add_to(m)
     if tiles_url is not None:
         if not tiles_attribution:
             raise ValueError("a tile layer needs its tiles_attribution")

@@ -65,7 +65,7 @@ def grid_band_map(
     def style(feature: dict[str, Any]) -> dict[str, Any]:
         return {
             "fillColor": feature["properties"]["_colour"],
-            "fillOpacity": 0.7,
+            "fillOpacity": 0.5,
             "color": "#ffffff",
             "weight": 1,
         }
@@ -132,7 +132,7 @@ def workload_map(
     def style(feature: dict[str, Any]) -> dict[str, Any]:
         return {
             "fillColor": feature["properties"]["_colour"],
-            "fillOpacity": 0.75,
+            "fillOpacity": 0.5,
             "color": "#ffffff",
             "weight": 1,
         }

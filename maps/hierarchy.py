@@ -206,7 +206,7 @@ def _community_style(
     def style(feature: dict[str, Any]) -> dict[str, Any]:
         return {
             "fillColor": colour(feature["properties"].get("households")),
-            "fillOpacity": 0.75,
+            "fillOpacity": 0.55,
             "color": "#ffffff",
             "weight": 1.5,
         }

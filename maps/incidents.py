@@ -53,7 +53,7 @@ def incident_map(
         def style(feature: dict[str, Any], column: str = colour_column) -> dict[str, Any]:
             return {
                 "fillColor": feature["properties"][column],
-                "fillOpacity": 0.75,
+                "fillOpacity": 0.5,
                 "color": "#737373",
                 "weight": 1,
             }

@@ -14,13 +14,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import text
 
-from tests import gridded as fixtures
 from tests.gridded import PASSWORD, Gridded, Live
 
 pytestmark = pytest.mark.browser
 
-gridded = fixtures.gridded
-live = fixtures.live
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -109,11 +106,11 @@ def _hover_a_grid(page: Page) -> str:
 
 
 @pytest.mark.parametrize("name", list(MAPS))
-def test_map_in_chromium(session: Session, gridded: Gridded, name: str) -> None:
+def test_map_in_chromium(session: Session, strips: Gridded, name: str) -> None:
     page = session.page
     page.goto(f"{session.live.url}{MAPS[name]}", wait_until="load")
     page.wait_for_selector("path.gw-grid")
-    assert page.locator("path.gw-grid").count() == gridded.grids
+    assert page.locator("path.gw-grid").count() == strips.grids
     assert page.locator(".leaflet-control-layers").count() == 1
     assert page.locator(".gridwork-legend").count() >= 1
     assert "OpenStreetMap" in page.locator(".leaflet-control-attribution").inner_text()
@@ -135,13 +132,13 @@ def _circle_fills(page: Page) -> list[str | None]:
 
 @pytest.mark.parametrize("path", ["/maps/coverage?kind=pharmacy&minutes=5", "/maps/hierarchy"])
 def test_facilities_are_filled_circles_in_their_kind_colour(
-    session: Session, gridded: Gridded, path: str
+    session: Session, strips: Gridded, path: str
 ) -> None:
     page = session.page
     page.goto(f"{session.live.url}{path}", wait_until="load")
     page.wait_for_selector("path.leaflet-interactive")
     fills = _circle_fills(page)
-    with gridded.engine.connect() as conn:
+    with strips.engine.connect() as conn:
         kind = "pharmacy" if "pharmacy" in path else None
         expected = conn.execute(
             text("SELECT count(*) FROM facility WHERE CAST(:k AS text) IS NULL OR kind = :k"),
@@ -151,7 +148,7 @@ def test_facilities_are_filled_circles_in_their_kind_colour(
     assert all(f and f != "none" and f.startswith("#") for f in fills), fills
 
 
-def test_vector_tile_viewer(session: Session, gridded: Gridded) -> None:
+def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     page = session.page
     page.goto(f"{session.live.url}/viewer", wait_until="load")
     # Polled from Python: wait_for_function evaluates strings with eval, which the page's
@@ -165,10 +162,10 @@ def test_vector_tile_viewer(session: Session, gridded: Gridded) -> None:
         "new Set(gwMap.queryRenderedFeatures({layers: ['grids-fill']})"
         ".map(f => f.properties.code)).size"
     )
-    assert drawn == gridded.grids
+    assert drawn == strips.grids
     facilities = page.evaluate("gwMap.queryRenderedFeatures({layers: ['facilities']}).length")
     assert facilities > 0
-    with gridded.engine.connect() as conn:
+    with strips.engine.connect() as conn:
         code, lon, lat = conn.execute(
             text(
                 "SELECT code, ST_X(p), ST_Y(p) FROM (SELECT code, ST_PointOnSurface(geom) p "
@@ -183,3 +180,27 @@ def test_vector_tile_viewer(session: Session, gridded: Gridded) -> None:
     assert code in page.locator(".gw-popup").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+
+
+def test_maps_show_the_ground_roads_names_and_buildings(session: Session, strips: Gridded) -> None:
+    """A grid on a map is somewhere people know: roads with their names under it."""
+    page = session.page
+    page.goto(f"{session.live.url}/maps/grids", wait_until="load")
+    page.wait_for_selector("path.gw-grid")
+    name = page.evaluate("Object.values(window).find(v => v instanceof L.Map) ? 1 : 0")
+    assert name == 1
+    # Zoom into the centre of the district, where Porto's streets are dense.
+    page.evaluate(
+        "(() => { const m = Object.values(window).find(v => v instanceof L.Map);"
+        " m.setView([41.1420, -8.6135], 17); })()"
+    )
+    deadline = time.monotonic() + 15
+    while page.locator(".gw-road-label").count() == 0:
+        assert time.monotonic() < deadline, "no road names drawn"
+        page.wait_for_timeout(200)
+    labels = page.locator(".gw-road-label").all_inner_texts()
+    assert any(label.startswith("Rua") for label in labels), labels
+    drawn = page.evaluate("document.querySelectorAll('.leaflet-gwBasemap-pane path').length")
+    assert drawn > 100  # buildings and roads
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "map-grids-basemap.png"))
