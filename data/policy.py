@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from data.models import Role
+
+if TYPE_CHECKING:
+    from data.access.queries import AreaScope
 
 
 class Action(enum.StrEnum):
@@ -41,6 +45,9 @@ class Action(enum.StrEnum):
     report_positions = "report_positions"  # a device sending its fixes
     read_audit = "read_audit"
     manage_accounts = "manage_accounts"
+    view_cases = "view_cases"  # the case list, map, page, dashboard (departments: their cases)
+    handle_cases = "handle_cases"  # accept, work, escalate, resolve, close, hand to a department
+    manage_categories = "manage_categories"  # the incident category catalogue, departments
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,19 @@ RULES: dict[Action, Rule] = {
     Action.report_positions: _rule("send positions (a watch's API key)", Role.device),
     Action.read_audit: _rule("read the audit log", Role.admin),
     Action.manage_accounts: _rule("manage users, scopes and keys", Role.admin),
+    Action.view_cases: _rule(
+        "see the cases of my area, their history and figures (departments: cases given to them)",
+        *STAFF,
+        Role.department,
+    ),
+    Action.handle_cases: _rule(
+        "accept, work on, escalate, resolve, close and reopen cases; hand them to a department",
+        Role.admin,
+        Role.coordinator,
+        Role.grid_worker,
+        Role.department,
+    ),
+    Action.manage_categories: _rule("manage incident categories and departments", Role.admin),
 }
 
 
@@ -152,3 +172,98 @@ LAYER_ROW_SQL = (
 HELD_COMMUNITY_SQL = (
     "(CAST(:held_community_ids AS int[]) IS NULL OR t.community_id = ANY(:held_community_ids))"
 )
+
+#: **Households are read by the worker of their grid**, as grid ids; bind :user_id and
+#: :grid_ids (the caller's area, ``AreaScope.sql_ids("grid")``; NULL: everywhere). For a grid
+#: worker these are the current grids whose worker record is linked to their account
+#: (``grid.worker_id`` → ``worker.user_id``, migration 0010) and lie in their area, plus the
+#: grids named in their own grid scope (a worker standing in for another). A community or
+#: street scope is their area for maps, never a licence to read its households. Every
+#: household route of a grid worker (lists, single rows, writes, uploads) goes through this
+#: set (``data.assignment.points.household_scope``); other roles use their area.
+WORKED_GRIDS_SQL = """
+SELECT g.id FROM grid g
+WHERE g.valid_to IS NULL
+  AND (CAST(:grid_ids AS int[]) IS NULL OR g.id = ANY(:grid_ids))
+  AND (EXISTS (SELECT 1 FROM worker w WHERE w.id = g.worker_id AND w.user_id = :user_id)
+       OR EXISTS (SELECT 1 FROM user_scope s WHERE s.user_id = :user_id
+                  AND s.level = 'grid' AND s.code = g.code))
+"""
+
+#: The roles whose household reads and writes are limited to :data:`WORKED_GRIDS_SQL`.
+WORKED_GRIDS_ROLES: frozenset[Role] = frozenset({Role.grid_worker})
+
+# --- elders: their home area decides; an open alert widens reading only ----------------------
+# An elder belongs to the area of their home grid (``elder.home_grid_id``: the grid of their
+# household, fixed at enrolment). Everything that *changes* an elder or what is kept about them
+# (their device and its key, consent, safe zone, forgetting them) is for staff of that area.
+# A lost elder must also be findable by the staff of the place where they are now, so an alert
+# widens *reading* (the elder's record, location and trail) and nothing else, and only while
+# both hold: an alert about the elder is not closed, and the elder's last fix (the one
+# ``GET /elders/{id}/location`` shows: the newest the device did not mark invalid, else the
+# newest) lies in one of the caller's grids (the grid stored with the fix). Once the elder
+# walks home, or someone closes the alert, the widening ends with the very next request.
+# Both predicates are over alias ``e`` (elder) and bind :grid_ids (NULL: everywhere).
+
+#: The elder's home grid is in the caller's area.
+ELDER_HOME_SQL = (
+    "(CAST(:grid_ids AS int[]) IS NULL OR e.home_grid_id = ANY(CAST(:grid_ids AS int[])))"
+)
+
+#: An alert about the elder is open (or acknowledged) and their newest fix is in the caller's
+#: grids: the only way an elder of another area becomes readable.
+ELDER_FOUND_HERE_SQL = (
+    "(EXISTS (SELECT 1 FROM alert a WHERE a.elder_id = e.id AND a.status <> 'closed') "
+    "AND (SELECT f.grid_id FROM ("
+    "(SELECT p.grid_id, 0 AS rank FROM position p WHERE p.elder_id = e.id AND p.valid "
+    "ORDER BY p.time DESC, p.id DESC LIMIT 1) UNION ALL "
+    "(SELECT p.grid_id, 1 AS rank FROM position p WHERE p.elder_id = e.id "
+    "ORDER BY p.time DESC, p.id DESC LIMIT 1)) f ORDER BY f.rank LIMIT 1) "
+    "= ANY(CAST(:grid_ids AS int[])))"
+)
+
+#: Who may read an elder (record, location, trail): home area, or found here during an alert.
+ELDER_READ_SQL = f"({ELDER_HOME_SQL} OR {ELDER_FOUND_HERE_SQL})"
+
+
+def elder_sql(action: Action) -> str:
+    """The SQL predicate (alias ``e``, binds :grid_ids) choosing the elders a caller may
+    ``action``: reading (:attr:`Action.locate_elders`) is widened by an open alert while the
+    elder is in the caller's area; every change (:attr:`Action.enrol_elders`: device and key,
+    consent, safe zone, forgetting) needs the elder's home area."""
+    if action is Action.locate_elders:
+        return ELDER_READ_SQL
+    if action is Action.enrol_elders:
+        return ELDER_HOME_SQL
+    raise ValueError(f"{action.value} is not an action on one elder")
+
+
+# --- authority over plans and grids, and which grids a caller may be told about ---------------
+
+
+def may_plan(scope: AreaScope, community_id: int) -> bool:
+    """Whether the caller may draft, read, change or publish a plan of this community, or
+    redraw one of its grids: the community itself must be held (a street or community
+    scope), never merely the context of a scoped grid."""
+    return scope.holds_community(community_id)
+
+
+def sees_grid(scope: AreaScope, grid_id: int, community_id: int) -> bool:
+    """Whether a grid (current or past) may be named to the caller, e.g. by ``/grids/on``:
+    one of their current grids, or any version of a grid of a community they hold. The same
+    withholding as ``/locate``: the answer for a grid elsewhere is the answer for no grid."""
+    if scope.unrestricted:
+        return True
+    return grid_id in (scope.grid_ids or frozenset()) or (
+        community_id in (scope.held_community_ids or frozenset())
+    )
+
+
+#: Facilities are rows assigned to a grid: the layer ``/facilities`` and ``GET
+#: /facilities/{id}`` answer by the same rule, :data:`ASSIGNED_ROW_SQL`.
+FACILITY_ROW_SQL = ASSIGNED_ROW_SQL
+
+#: Roads and buildings (no grid of their own) are visible where they touch one of the caller's
+#: grids, or a community the caller holds whole (which counts for a community without grids
+#: yet). The community around a scoped grid is context only and lends no rows:
+#: :data:`data.access.queries.WITHIN_AREA_SQL` is this rule.

@@ -15,10 +15,18 @@ incidents       every staff role (their area)    report: admin, coordinator, gri
 ==============  ===============================  ==========================================
 
 Planners and coordinators see households only as counts per grid
-(``GET /grids/{code}/summary``); devices get 403 everywhere here. Households are personal
-data: every answer that carries one (reads, and writes that echo it back) writes an audit row
-first, with the optional ``reason``. There is deliberately no district-wide household list:
-households are listed per grid (``GET /grids/{code}/households``).
+(``GET /grids/{code}/summary``); devices get 403 everywhere here. A grid worker's households
+are those of the grids they work (``data.policy.WORKED_GRIDS_SQL``), whatever wider area
+their account has for maps. Households and incidents (their texts) are personal data: every
+answer that carries one (reads, and writes that echo it back) writes an audit row first, with
+the optional ``reason``. There is deliberately no district-wide household list: households
+are listed per grid (``GET /grids/{code}/households``).
+
+A key (household code, facility or incident source id) stored outside the caller's area is
+answered exactly like one that does not exist, by every route: 404 "no … in your area" for
+reads, changes, deletes and creates, and the same words as an upload's reject (never an
+update). Keys may not contain ``/`` (they could never be addressed in a path) or control
+characters; uploads are held to the same limits as the JSON bodies, row by row.
 
 A point is assigned when it is written, with the same index and rule as ``gridwork assign``;
 writing a point outside one's own area is refused (403). Uploads (CSV with lon/lat columns,
@@ -35,13 +43,14 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.deps import LimitDep, OffsetDep, Reason, SessionDep
 from api.grid_index import GridIndexDep
 from api.security import Principal, audit_read, require
+from data.access.queries import AreaScope
 from data.assignment.points import (
     KINDS,
     Placement,
@@ -49,8 +58,11 @@ from data.assignment.points import (
     delete_point,
     existing_keys,
     get_point,
+    household_scope,
     insert_point,
+    keys_outside,
     list_points,
+    not_in_area,
     update_point,
 )
 from data.assignment.service import GridIndex, assign_keys
@@ -66,6 +78,9 @@ router = APIRouter(tags=["households, facilities, incidents"])
 
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+#: A row's own key: also no ``/``, which no path could carry back (GET/PATCH/DELETE).
+_KEY_PATTERN = r"^[^\x00-\x1f/]+$"
+Key = Annotated[str, Field(min_length=1, max_length=64, pattern=_KEY_PATTERN)]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 Lon = Annotated[float, Field(description="WGS-84 longitude")]
 Lat = Annotated[float, Field(description="WGS-84 latitude")]
@@ -83,7 +98,7 @@ class _Strict(BaseModel):
 
 
 class HouseholdCreate(_Strict):
-    code: Code
+    code: Key
     size: int = Field(default=1, ge=1, le=30)
     lives_alone: bool | None = None
     age_band: AgeBand | None = None
@@ -102,7 +117,7 @@ class HouseholdUpdate(_Strict):
 
 
 class FacilityCreate(_Strict):
-    source_id: Code
+    source_id: Key
     kind: Annotated[str, Field(min_length=1, max_length=64)]
     name: Text200 | None = None
     capacity: int | None = Field(default=None, ge=0, le=10_000_000)
@@ -119,7 +134,7 @@ class FacilityUpdate(_Strict):
 
 
 class IncidentCreate(_Strict):
-    source_id: Code | None = Field(default=None, description="generated when not given")
+    source_id: Key | None = Field(default=None, description="generated when not given")
     category: Annotated[str, Field(min_length=1, max_length=64)]
     status: IncidentStatus = IncidentStatus.open
     summary: Annotated[str, Field(max_length=4000)] | None = None
@@ -139,13 +154,19 @@ class IncidentUpdate(_Strict):
 # --- shared steps -----------------------------------------------------------------------------
 
 
-def _place(index: GridIndex, principal: Principal, lon: float, lat: float) -> Placement:
+def _scope(session: Session, principal: Principal, kind: PointKind) -> AreaScope:
+    """Where the caller reads and writes rows of ``kind`` (households: ``household_scope``)."""
+    if kind.table == "household":
+        return household_scope(session, principal.scope, principal.role, principal.user_id)
+    return principal.scope
+
+
+def _place(index: GridIndex, scope: AreaScope, lon: float, lat: float) -> Placement:
     """The point's assignment, refused when it lies outside the caller's area."""
     check_lonlat(np.array([lon]), np.array([lat]), field="lon/lat")
     placed = index.assign([lon], [lat])
     area = int(placed.area[0])
     grid_id = int(index.grid_id[area]) if area >= 0 else None
-    scope = principal.scope
     if not scope.unrestricted and (grid_id is None or grid_id not in (scope.grid_ids or ())):
         raise Forbidden(f"({lon}, {lat}) lies outside your area", field="lon/lat")
     distance = float(placed.distance_m[0])
@@ -168,10 +189,10 @@ def _fields(body: BaseModel, *, only_given: bool) -> dict[str, Any]:
     return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()}
 
 
-def _visible(session: Session, kind: PointKind, key: str, principal: Principal) -> dict[str, Any]:
-    row = get_point(session, kind, key, principal.scope)
+def _visible(session: Session, kind: PointKind, key: str, scope: AreaScope) -> dict[str, Any]:
+    row = get_point(session, kind, key, scope)
     if row is None:
-        raise NotFound(f"no {kind.table} '{key}' in your area", field=kind.key)
+        raise NotFound(not_in_area(kind, key), field=kind.key)
     return row
 
 
@@ -183,10 +204,14 @@ def _audit(
     keys: list[Any],
     reason: str | None,
 ) -> None:
-    if kind.table == "household":
+    if kind.table in _PERSONAL:
         audit_read(
-            session, request, principal, subject_type="household", subject_ids=keys, reason=reason
+            session, request, principal, subject_type=kind.table, subject_ids=keys, reason=reason
         )
+
+
+#: Tables whose rows are personal data: households, and incidents (their texts tell of people).
+_PERSONAL = frozenset({"household", "incident"})
 
 
 def _create(
@@ -200,7 +225,8 @@ def _create(
 ) -> dict[str, Any]:
     location = _location(body)
     assert location is not None  # required fields of every *Create model
-    placement = _place(index, principal, *location)
+    scope = _scope(session, principal, kind)
+    placement = _place(index, scope, *location)
     insert_point(
         session,
         kind,
@@ -209,9 +235,10 @@ def _create(
         lon=location[0],
         lat=location[1],
         placement=placement,
+        scope=scope,
     )
     _audit(session, request, principal, kind, [key], None)
-    return _visible(session, kind, key, principal)
+    return _visible(session, kind, key, scope)
 
 
 def _update(
@@ -223,14 +250,15 @@ def _update(
     key: str,
     body: BaseModel,
 ) -> dict[str, Any]:
-    _visible(session, kind, key, principal)
+    scope = _scope(session, principal, kind)
+    _visible(session, kind, key, scope)
     location = _location(body)
-    placement = _place(index, principal, *location) if location else None
+    placement = _place(index, scope, *location) if location else None
     update_point(
         session, kind, key, _fields(body, only_given=True), location=location, placement=placement
     )
     _audit(session, request, principal, kind, [key], None)
-    return _visible(session, kind, key, principal)
+    return _visible(session, kind, key, scope)
 
 
 # --- households ---------------------------------------------------------------------------
@@ -261,7 +289,7 @@ def read_household(
     code: str,
     reason: Reason = None,
 ) -> dict[str, Any]:
-    row = _visible(session, HOUSEHOLDS, code, principal)
+    row = _visible(session, HOUSEHOLDS, code, _scope(session, principal, HOUSEHOLDS))
     _audit(session, request, principal, HOUSEHOLDS, [code], reason)
     return row
 
@@ -287,7 +315,7 @@ def remove_household(
     principal: Annotated[Principal, _who(Action.edit_households)],
     code: str,
 ) -> None:
-    _visible(session, HOUSEHOLDS, code, principal)
+    _visible(session, HOUSEHOLDS, code, _scope(session, principal, HOUSEHOLDS))
     delete_point(session, HOUSEHOLDS, code)
     _audit(session, request, principal, HOUSEHOLDS, [code], None)
 
@@ -302,9 +330,10 @@ def grid_households(
     limit: LimitDep = 500,
     offset: OffsetDep = 0,
 ) -> dict[str, Any]:
-    grid = find_grid(session, code, principal.scope)
+    scope = _scope(session, principal, HOUSEHOLDS)
+    grid = find_grid(session, code, scope)
     rows, total = list_points(
-        session, HOUSEHOLDS, principal.scope, grid_id=grid.id, limit=limit, offset=offset
+        session, HOUSEHOLDS, scope, grid_id=grid.id, limit=limit, offset=offset
     )
     _audit(session, request, principal, HOUSEHOLDS, [r["code"] for r in rows], reason)
     return {"grid": grid.code, "total": total, "households": rows}
@@ -334,7 +363,7 @@ def read_facility(
     principal: Annotated[Principal, _who(Action.view_district)],
     source_id: str,
 ) -> dict[str, Any]:
-    return _visible(session, FACILITIES, source_id, principal)
+    return _visible(session, FACILITIES, source_id, principal.scope)
 
 
 @router.patch("/facilities/{source_id}", summary="Change a facility; a move reassigns it")
@@ -357,7 +386,7 @@ def remove_facility(
     principal: Annotated[Principal, _who(Action.edit_facilities)],
     source_id: str,
 ) -> None:
-    _visible(session, FACILITIES, source_id, principal)
+    _visible(session, FACILITIES, source_id, principal.scope)
     delete_point(session, FACILITIES, source_id)
 
 
@@ -380,14 +409,16 @@ def create_incident(
     return _create(request, session, principal, index, INCIDENTS, key, body)
 
 
-@router.get("/incidents", summary="Incidents of my area, by status and grid")
+@router.get("/incidents", summary="Incidents of my area, by status and grid (audited)")
 def list_incidents(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, _who(Action.view_district)],
     status_: Annotated[IncidentStatus | None, Query(alias="status")] = None,
     grid: Annotated[str | None, Query(max_length=64)] = None,
     limit: LimitDep = 100,
     offset: OffsetDep = 0,
+    reason: Reason = None,
 ) -> dict[str, Any]:
     grid_id = find_grid(session, grid, principal.scope).id if grid else None
     rows, total = list_points(
@@ -399,16 +430,21 @@ def list_incidents(
         limit=limit,
         offset=offset,
     )
+    _audit(session, request, principal, INCIDENTS, [r["source_id"] for r in rows], reason)
     return {"total": total, "incidents": rows}
 
 
-@router.get("/incidents/{source_id}", summary="One incident with its grid")
+@router.get("/incidents/{source_id}", summary="One incident with its grid (audited)")
 def read_incident(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, _who(Action.view_district)],
     source_id: str,
+    reason: Reason = None,
 ) -> dict[str, Any]:
-    return _visible(session, INCIDENTS, source_id, principal)
+    row = _visible(session, INCIDENTS, source_id, principal.scope)
+    _audit(session, request, principal, INCIDENTS, [source_id], reason)
+    return row
 
 
 @router.patch("/incidents/{source_id}", summary="Change an incident (status, place …)")
@@ -431,7 +467,7 @@ def remove_incident(
     principal: Annotated[Principal, _who(Action.delete_incidents)],
     source_id: str,
 ) -> None:
-    _visible(session, INCIDENTS, source_id, principal)
+    _visible(session, INCIDENTS, source_id, principal.scope)
     delete_point(session, INCIDENTS, source_id)
 
 
@@ -474,20 +510,28 @@ def _upload(
     key = kind.key
     if key not in frame.columns:
         raise InvalidInput(f"the file has no '{key}' column", field="file")
-    rejects: list[RowReject] = list(result.rejects)
-    rows = frame["_row"].to_numpy() if "_row" in frame.columns else np.arange(1, len(frame) + 1)
-    if len(frame):
-        xy = np.column_stack([frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()])
-        placed = index.assign(xy[:, 0], xy[:, 1])
-        if not principal.scope.unrestricted:
-            allowed = principal.scope.grid_ids or frozenset()
-            grid_ids = np.append(index.grid_id, -1)[placed.area]
-            outside = np.flatnonzero([int(g) not in allowed for g in grid_ids])
-            rejects += [
-                RowReject(int(rows[i]), "the point lies outside your area", str(frame[key].iloc[i]))
-                for i in outside
-            ]
-            frame = frame.drop(index=frame.index[outside])
+    if "_row" not in frame.columns:
+        frame = frame.assign(_row=np.arange(1, len(frame) + 1))
+    scope = _scope(session, principal, kind)
+    rejects: list[RowReject] = list(result.rejects) + _limit_rejects(kind, frame)
+    if len(frame) and not scope.unrestricted:
+        placed = index.assign(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
+        allowed = scope.grid_ids or frozenset()
+        grid_ids = np.append(index.grid_id, -1)[placed.area]
+        rejects += [
+            RowReject(int(row), "the point lies outside your area", str(k))
+            for row, k, g in zip(frame["_row"], frame[key], grid_ids, strict=True)
+            if int(g) not in allowed
+        ]
+        # A key stored outside the area is answered like a missing one, and never updated.
+        elsewhere = keys_outside(session, kind, [str(k) for k in frame[key]], scope)
+        rejects += [
+            RowReject(int(row), not_in_area(kind, str(k)), str(k))
+            for row, k in zip(frame["_row"], frame[key], strict=True)
+            if str(k) in elsewhere
+        ]
+    bad = {r.row for r in rejects}
+    frame = frame[~frame["_row"].isin(bad)]
     rejects.sort(key=lambda r: r.row)
     if rejects and not allow_rejects:
         raise ImportRejected(Path(upload.filename or "upload").name, rejects)
@@ -524,6 +568,59 @@ def _upload(
         "rows": lines,
         "rejects": [{"row": r.row, kind.key: r.source_id, "reason": r.reason} for r in rejects],
     }
+
+
+def _field_check(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    """The JSON body's rule for one field (type, range, length, pattern), for file rows."""
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if info.metadata:
+        annotation = Annotated[(annotation, *info.metadata)]
+    return TypeAdapter(annotation)
+
+
+#: Per kind: the upload frame's column → (the JSON field it is held to, its rule).
+_UPLOAD_LIMITS: dict[str, dict[str, tuple[str, TypeAdapter[Any]]]] = {
+    "households": {
+        "code": ("code", _field_check(HouseholdCreate, "code")),
+        "size": ("size", _field_check(HouseholdCreate, "size")),
+        "building_source_id": ("building", _field_check(HouseholdCreate, "building")),
+    },
+    "facilities": {
+        "source_id": ("source_id", _field_check(FacilityCreate, "source_id")),
+        "kind": ("kind", _field_check(FacilityCreate, "kind")),
+        "name": ("name", _field_check(FacilityCreate, "name")),
+        "capacity": ("capacity", _field_check(FacilityCreate, "capacity")),
+    },
+    "incidents": {
+        "source_id": ("source_id", _field_check(IncidentCreate, "source_id")),
+        "category": ("category", _field_check(IncidentCreate, "category")),
+        "summary": ("summary", _field_check(IncidentCreate, "summary")),
+    },
+}
+
+
+def _limit_rejects(kind: PointKind, frame: Any) -> list[RowReject]:
+    """One reject per value a JSON body could not carry either, naming row, field and limit."""
+    rejects: list[RowReject] = []
+    for column, (field, check) in _UPLOAD_LIMITS[kind.name].items():
+        if column not in frame.columns:
+            continue
+        for row, value, k in zip(frame["_row"], frame[column], frame[kind.key], strict=True):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue
+            try:
+                check.validate_python(value)
+            except ValidationError as exc:
+                rejects.append(RowReject(int(row), f"{field}: {_limit_text(exc)}", str(k)))
+    return rejects
+
+
+def _limit_text(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    if error["type"] == "string_pattern_mismatch":
+        return "may not contain '/' or control characters"
+    return str(error["msg"])
 
 
 def _assignments(session: Session, kind: PointKind, keys: list[str]) -> dict[str, dict[str, Any]]:

@@ -2,12 +2,16 @@
 
 Area scope is applied in every statement: a scoped caller sees the rows whose stored grid is
 one of the grids of their area (``AreaScope.grid_ids``); rows outside every grid are visible
-only to unrestricted callers. A row out of scope is reported exactly like a missing one.
+only to unrestricted callers. A row out of scope is reported exactly like a missing one:
+reading, changing, deleting, creating (a key taken elsewhere) and uploading (a row whose key
+is stored elsewhere) all answer :func:`not_in_area`, so no route tells a key outside the
+caller's area from one that does not exist. Households of a grid worker are further limited
+to the grids they work (:func:`household_scope`, the rule of ``data.policy``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +19,9 @@ from sqlalchemy import text
 
 from data.access.queries import AreaScope
 from data.assignment.service import Db
-from geo.errors import Conflict, InvalidInput
+from data.models import Role
+from data.policy import ASSIGNED_ROW_SQL, WORKED_GRIDS_ROLES, WORKED_GRIDS_SQL
+from geo.errors import Conflict, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,41 @@ def _select(kind: PointKind) -> str:
 
 
 def _scope_sql(scope: AreaScope, params: dict[str, Any]) -> str:
-    if scope.unrestricted:
-        return "TRUE"
-    params["scope_grids"] = scope.sql_ids("grid")
-    return "t.grid_id = ANY(:scope_grids)"
+    params["grid_ids"] = scope.sql_ids("grid")
+    return ASSIGNED_ROW_SQL
+
+
+def household_scope(db: Db, scope: AreaScope, role: Role, user_id: int | None) -> AreaScope:
+    """The area in which the caller reads and writes households: for a grid worker only the
+    grids they work (``data.policy.WORKED_GRIDS_SQL``), whatever wider area their account has
+    for maps; for every other role their area."""
+    if role not in WORKED_GRIDS_ROLES:
+        return scope
+    ids = db.execute(
+        text(WORKED_GRIDS_SQL), {"user_id": user_id, "grid_ids": scope.sql_ids("grid")}
+    ).scalars()
+    return replace(scope, grid_ids=frozenset(int(i) for i in ids))
+
+
+def not_in_area(kind: PointKind, key: str) -> str:
+    """The one answer for a key that is missing *or* stored outside the caller's area."""
+    return f"no {kind.table} '{key}' in your area"
+
+
+def keys_outside(db: Db, kind: PointKind, keys: list[str], scope: AreaScope) -> set[str]:
+    """The keys among ``keys`` that are stored, but outside the caller's area."""
+    if scope.unrestricted or not keys:
+        return set()
+    params: dict[str, Any] = {"keys": keys}
+    where = _scope_sql(scope, params)
+    rows = db.execute(
+        text(
+            f"SELECT t.{kind.key} FROM {kind.table} t "  # noqa: S608 - constants
+            f"WHERE t.{kind.key} = ANY(:keys) AND NOT {where}"
+        ),
+        params,
+    ).scalars()
+    return {str(k) for k in rows}
 
 
 def _row(kind: PointKind, r: Any) -> dict[str, Any]:
@@ -217,8 +254,11 @@ def insert_point(
     lon: float,
     lat: float,
     placement: Placement,
+    scope: AreaScope,
 ) -> None:
-    """Insert one row with its assignment already decided (no second write)."""
+    """Insert one row with its assignment already decided (no second write). A key already
+    stored in the caller's area is a conflict; one stored elsewhere answers like any key
+    outside the area (404), not "already exists", which would confirm it."""
     values = _checked_values(kind, values)
     _check_building(db, kind, values)
     exists = db.execute(
@@ -226,6 +266,8 @@ def insert_point(
         {"key": key},
     ).first()
     if exists is not None:
+        if keys_outside(db, kind, [key], scope):
+            raise NotFound(not_in_area(kind, key), field=kind.key)
         raise Conflict(f"{kind.key} '{key}' already exists", field=kind.key)
     params: dict[str, Any] = {
         "key": key,

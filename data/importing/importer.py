@@ -19,9 +19,10 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import text
+from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Session
 
+from data.models import Base
 from geo.errors import ImportRejected, InvalidInput, RowReject
 
 
@@ -343,6 +344,11 @@ def upsert(
     if target.key not in frame.columns:
         raise InvalidInput(f"the data has no '{target.key}' column", field="id_field")
     report = ImportReport(kind=kind, source=source, rejects=list(prior_rejects or []))
+    too_big = _column_limits(target, frame)
+    if too_big:  # the database would refuse the whole COPY with one line and no row number
+        report.rejects += too_big
+        too_big_rows = {r.row for r in too_big}
+        frame = frame[~frame["_row"].isin(too_big_rows)] if "_row" in frame.columns else frame
     _stage(session, target, frame, progress)
     report.rejects += _orphans(session, target)
     report.rejects.sort(key=lambda r: r.row)
@@ -381,6 +387,38 @@ def upsert(
     report.updated = len(result) - report.inserted
     session.execute(text("DROP TABLE _stage"))
     return report
+
+
+_INT4_MAX = 2**31 - 1
+
+
+def _column_limits(target: LayerTarget, frame: gpd.GeoDataFrame) -> list[RowReject]:
+    """A value longer or larger than its table column holds is a reject naming the row, the
+    column and the limit (a NUL is refused by the readers)."""
+    table = Base.metadata.tables[target.table]
+    rows = frame["_row"].to_numpy() if "_row" in frame.columns else range(1, len(frame) + 1)
+    keys = frame[target.key] if target.key in frame.columns else [None] * len(frame)
+    rejects: list[RowReject] = []
+    for column in target.columns:
+        if column.target not in frame.columns or column.target not in table.c:
+            continue
+        sql_type = table.c[column.target].type
+        length = sql_type.length if isinstance(sql_type, String) else None
+        whole = isinstance(sql_type, Integer) and column.sql_type == "bigint"
+        if length is None and not whole:
+            continue
+        for row, key, raw in zip(rows, keys, frame[column.target], strict=True):
+            value = _value(raw)
+            if value is None:
+                continue
+            if length is not None and isinstance(value, str) and len(value) > length:
+                why = f"{column.target}: longer than {length} characters ({len(value)})"
+            elif whole and isinstance(value, int) and not -_INT4_MAX - 1 <= value <= _INT4_MAX:
+                why = f"{column.target}: {value} is larger than {_INT4_MAX:,}"
+            else:
+                continue
+            rejects.append(RowReject(int(row), why, None if key is None else str(key)[:64]))
+    return rejects
 
 
 def _uses_only(expr: str, present: set[str]) -> bool:

@@ -62,6 +62,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
+import mmap
 import re
 import warnings
 from collections.abc import Callable, Hashable
@@ -470,12 +472,15 @@ def _finish(raw: _Raw, kind: str, *, id_field: str | None, crs: pyproj.CRS | Non
     if not raw.normalised:
         frame = _drop_sensitive(frame, notes, raw.source)
         frame[SOURCE_ID_COLUMN], id_column = _source_ids(frame, raw, id_field)
+    as_read = frame
     ids = dict(zip(frame[ROW_COLUMN], frame[SOURCE_ID_COLUMN], strict=True))
     rejects = [replace(r, source_id=r.source_id or ids.get(r.row)) for r in raw.rejects]
     if not raw.normalised:
         frame, more = _normalise(frame, kind, notes, id_column=id_column)
         rejects += more
     rejects += _id_rejects(frame)
+    if not raw.normalised:
+        rejects += _nul_rejects(as_read, derived_id=SOURCE_ID_COLUMN not in raw.frame.columns)
     bad_rows = {r.row for r in rejects}
 
     frame = _to_wgs84(frame, source_crs)
@@ -600,7 +605,91 @@ def _read_ogr(path: Path, kind: str, *, layer: str | None, progress: Progress | 
     crs = None if frame.crs is None else pyproj.CRS.from_user_input(frame.crs)
     frame[ROW_COLUMN] = np.arange(1, len(frame) + 1, dtype=np.int64)
     fid = str(info.get("fid_column") or "") or None
-    return _Raw(frame, crs, source, layer=chosen, fid=fid, notes=notes, has_geometry=has_geometry)
+    rejects = _geojson_nul_rejects(path) if path.suffix.casefold() in _JSON_SUFFIXES else []
+    return _Raw(
+        frame,
+        crs,
+        source,
+        layer=chosen,
+        fid=fid,
+        rejects=rejects,
+        notes=notes,
+        has_geometry=has_geometry,
+    )
+
+
+_JSON_SUFFIXES: Final = (".geojson", ".json", ".geojsonl", ".geojsons")
+_NUL_REASON: Final = "contains a NUL character (U+0000), which cannot be stored; remove it"
+
+
+def _nul_rejects(frame: gpd.GeoDataFrame, *, derived_id: bool) -> list[RowReject]:
+    """A NUL in any text cell is a reject naming the row and the column: PostgreSQL cannot
+    store it, and cutting the value there would change it silently."""
+    rejects: list[RowReject] = []
+    skip = {frame.geometry.name, ROW_COLUMN} | ({SOURCE_ID_COLUMN} if derived_id else set())
+    ids = dict(zip(frame[ROW_COLUMN], frame[SOURCE_ID_COLUMN], strict=True))
+    for column in frame.columns:
+        if column in skip or pd.api.types.is_numeric_dtype(frame[column].dtype):
+            continue
+        for value, row in zip(frame[column], frame[ROW_COLUMN], strict=True):
+            if isinstance(value, str) and "\x00" in value:
+                sid = ids.get(row)
+                rejects.append(
+                    RowReject(
+                        int(row),
+                        f"{column}: {_NUL_REASON}",
+                        None if sid is None else str(sid).replace("\x00", "\\0"),
+                    )
+                )
+    return rejects
+
+
+def _geojson_nul_rejects(path: Path) -> list[RowReject]:
+    """GDAL cuts a GeoJSON string at a NUL (``"RC-N\\u0000J"`` is read as ``"RC-N"``), so
+    the file itself is searched: each feature whose id or a property holds a NUL is a reject
+    naming the feature (its row) and the property. Files without one are not parsed again."""
+    with path.open("rb") as handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file
+            return []
+        with data:
+            if data.find(b"\\u0000") < 0 and data.find(b"\x00") < 0:
+                return []
+            text = data[:].decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text, strict=False)
+    except ValueError:
+        return []  # not JSON GDAL understands either; it says so itself
+    if isinstance(document, dict) and document.get("type") == "FeatureCollection":
+        features = document.get("features") or []
+    elif isinstance(document, dict) and document.get("type") == "Feature":
+        features = [document]
+    else:
+        return []
+    rejects: list[RowReject] = []
+    for row, feature in enumerate(features, start=1):
+        if not isinstance(feature, dict):
+            continue
+        fields: list[tuple[str, Any]] = [("id", feature.get("id"))]
+        properties = feature.get("properties")
+        if isinstance(properties, dict):
+            fields += list(properties.items())
+        for name, value in fields:
+            if "\x00" in str(name) or _holds_nul(value):
+                label = str(name).replace("\x00", "\\0")
+                rejects.append(RowReject(row, f"{label}: {_NUL_REASON}"))
+    return rejects
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _first_line(exc: Exception) -> str:

@@ -111,6 +111,11 @@ class Worker(Base):
     community_id: Mapped[int | None] = mapped_column(
         ForeignKey("community.id", ondelete="SET NULL"), comment="the worker's area"
     )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"),
+        unique=True,
+        comment="the account this worker signs in with (migration 0010)",
+    )
 
 
 class Grid(Base):

@@ -1,0 +1,34 @@
+"""Which account a grid worker signs in with (``worker.user_id``, migration 0010).
+
+The link is what makes a grid worker's households theirs: a grid worker reads and writes the
+households of the grids whose worker record is linked to their account (``data.policy``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from data.access.queries import Db, find_user
+from geo.errors import InvalidInput, NotFound
+
+
+def link_worker_account(db: Db, worker_code: str, username: str | None) -> None:
+    """Link the worker ``worker_code`` to the account ``username`` (None: unlink). An account
+    is linked to at most one worker record; linking it elsewhere moves the link."""
+    user_id = None
+    if username is not None:
+        user = find_user(db, username)
+        if user is None:
+            raise NotFound(f"no user '{username}'", field="username")
+        user_id = user.id
+    found = db.execute(
+        text("SELECT id FROM worker WHERE code = :c FOR UPDATE"), {"c": worker_code}
+    ).first()
+    if found is None:
+        raise InvalidInput(f"no worker with code '{worker_code}'", field="worker")
+    if user_id is not None:
+        db.execute(
+            text("UPDATE worker SET user_id = NULL WHERE user_id = :u AND id <> :w"),
+            {"u": user_id, "w": found[0]},
+        )
+    db.execute(text("UPDATE worker SET user_id = :u WHERE id = :w"), {"u": user_id, "w": found[0]})
