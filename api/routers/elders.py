@@ -1,9 +1,12 @@
 """Elders: enrollment with consent, safe zones, and locating one elder (always with a reason).
 
-Care staff and admins enrol; care staff and grid workers locate, each within their area (see
-``data.care.queries`` for what "area" means for an elder). Every read of an elder or of a
-position writes an audit row first; reading a position needs a ``reason``. No route returns
-the positions of several elders (only ``/alerts`` lists several elders, one fix each).
+Care staff and admins enrol; care staff and grid workers locate. Where is decided by
+``data.policy.elder_sql``: every change (device and key, consent, safe zone, forgetting)
+needs the elder's home area; an open alert widens *reading* to the staff of the grid the
+elder is in now, for as long as they are there. Every read of an elder or of a position, and
+every change, writes an audit row (who, what, why) in the same transaction; reading a
+position needs a ``reason``. No route returns the positions of several elders (only
+``/alerts`` lists several elders, one fix each).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from data.care import service as care
 from data.models.care import DeviceDatum
 from data.policy import Action
 from geo.care.datum import from_wgs84
-from geo.errors import NotFound
+from geo.care.safezone import HomeCheck
+from geo.errors import InvalidInput, NotFound
 from maps.trail import trail_map
 
 router = APIRouter(prefix="/elders", tags=["elders"])
@@ -38,6 +42,10 @@ Reason = Annotated[
         max_length=500,
         description="why the elder's location is read (kept in the audit log)",
     ),
+]
+Why = Annotated[
+    str | None,
+    Query(min_length=3, max_length=500, description="why (kept in the audit log)"),
 ]
 Hours = Annotated[float, Query(gt=0, le=24 * 7, description="how far back, in hours")]
 GEOJSON = "application/geo+json"
@@ -105,6 +113,17 @@ def enrol(request: Request, session: SessionDep, principal: Enroller, body: Elde
         epsg=care_epsg(request, session),
         buffer_m=body.home_buffer_m,
     )
+    _audit_change(
+        session,
+        request,
+        principal,
+        enrolled.elder_id,
+        what=f"enrolled with a device (datum {body.device.datum.value}), "
+        + ("consent recorded" if body.consent is not None else "no consent yet")
+        + f", safe zone home grid + {body.home_buffer_m:g} m",
+        subject_type="elder",
+        why=None,
+    )
     return EnrolledOut(
         id=enrolled.elder_id,
         device_id=enrolled.device_code,
@@ -139,19 +158,60 @@ def list_elders(
 def get_elder(
     request: Request, session: SessionDep, principal: Locator, elder_id: int
 ) -> dict[str, Any]:
-    elder = q.elder_record(session, elder_id, principal.scope)
+    """``reports`` tells a broken watch from a quiet one: when the device was last heard
+    from (a fix, a keep-alive or a refused report), the battery its last keep-alive gave,
+    how many reports were answered but not stored as a fix, and the last refused one with
+    its reason."""
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
     audit_read(
         session, request, principal, subject_type="elder", subject_ids=[elder_id], reason=None
     )
     return elder
 
 
+def _audit_change(
+    session: SessionDep,
+    request: Request,
+    principal: Principal,
+    elder_id: int,
+    *,
+    what: str,
+    subject_type: str,
+    why: str | None,
+) -> None:
+    """One audit row for a change to an elder's device, consent or zone: who (the caller),
+    what (the route, ``subject_type`` and ``what``, which holds no personal data: no codes,
+    names or coordinates) and why (the caller's ``reason``, when given)."""
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type=subject_type,
+        subject_ids=[elder_id],
+        reason=what if why is None else f"{what}; why: {why}",
+    )
+
+
 @router.post("/{elder_id}/consent", status_code=201, summary="Record consent")
 def add_consent(
-    session: SessionDep, principal: Enroller, elder_id: int, body: ConsentIn
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    body: ConsentIn,
+    reason: Why = None,
 ) -> dict[str, Any]:
-    q.elder_record(session, elder_id, principal.scope)
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     consent_id = care.record_consent(session, elder_id, body.record(), by=principal.name)
+    _audit_change(
+        session,
+        request,
+        principal,
+        elder_id,
+        what=f"consent {consent_id} recorded, given on {body.given_on.isoformat()}",
+        subject_type="elder_consent",
+        why=reason,
+    )
     return {"consent_id": consent_id, "consent": True}
 
 
@@ -169,7 +229,7 @@ def forget_elder(
     """The elder leaves the programme or asks to be forgotten: everything gridwork kept about
     them goes at once, their devices' keys with it. The audit log keeps who did it, when and
     why, with the elder's id only."""
-    q.elder_record(session, elder_id, principal.scope)
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     deleted = q.delete_elder(session, elder_id)
     audit_read(
         session, request, principal, subject_type="elder", subject_ids=[elder_id], reason=reason
@@ -188,33 +248,73 @@ class DeviceKeyOut(BaseModel):
     summary="A new key for the elder's device, or a new device: the old key stops at once",
 )
 def replace_device(
-    session: SessionDep, principal: Enroller, elder_id: int, body: DeviceIn
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    body: DeviceIn,
+    reason: Why = None,
 ) -> DeviceKeyOut:
     """The same ``device_id`` re-issues the key (leaked, or the watch was reset); another
-    ``device_id`` replaces the watch. Either way the previous key is revoked."""
-    q.elder_record(session, elder_id, principal.scope)
+    ``device_id`` replaces the watch. Either way the previous key is revoked (audited)."""
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     key = care.replace_device(session, elder_id, device_code=body.device_id, datum=body.datum)
+    same = elder["device_id"] == body.device_id
+    what = "new key for the same device" if same else "device replaced by another device"
+    _audit_change(
+        session,
+        request,
+        principal,
+        elder_id,
+        what=f"{what} (datum {body.datum.value}); the previous key revoked",
+        subject_type="elder_device",
+        why=reason,
+    )
     return DeviceKeyOut(device_id=body.device_id, api_key=key, ingest_url=INGEST_URL)
 
 
 @router.delete("/{elder_id}/device", summary="Deactivate the elder's device: its key stops at once")
-def deactivate_device(session: SessionDep, principal: Enroller, elder_id: int) -> dict[str, Any]:
-    q.elder_record(session, elder_id, principal.scope)
-    return {"deactivated": care.deactivate_devices(session, elder_id)}
+def deactivate_device(
+    request: Request, session: SessionDep, principal: Enroller, elder_id: int, reason: Why = None
+) -> dict[str, Any]:
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    deactivated = care.deactivate_devices(session, elder_id)
+    _audit_change(
+        session,
+        request,
+        principal,
+        elder_id,
+        what=f"{len(deactivated)} device(s) deactivated, their keys revoked",
+        subject_type="elder_device",
+        why=reason,
+    )
+    return {"deactivated": deactivated}
 
 
 @router.delete("/{elder_id}/consent", summary="Withdraw consent: ingest is refused from now on")
 def withdraw_consent(
+    request: Request,
     session: SessionDep,
     principal: Enroller,
     elder_id: int,
     delete_positions: Annotated[
         bool, Query(description="also delete every stored position now")
     ] = False,
+    reason: Why = None,
 ) -> dict[str, Any]:
-    q.elder_record(session, elder_id, principal.scope)
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     withdrawn = q.withdraw_consent(session, elder_id, by=principal.name)
     deleted = q.delete_positions_of(session, elder_id) if delete_positions else 0
+    kept = f"{deleted} stored position(s) deleted" if delete_positions else "positions kept"
+    _audit_change(
+        session,
+        request,
+        principal,
+        elder_id,
+        what=f"consent withdrawn ({withdrawn} active consent(s)); {kept}",
+        subject_type="elder_consent",
+        why=reason,
+    )
     return {"withdrawn": withdrawn, "consent": False, "positions_deleted": deleted}
 
 
@@ -260,18 +360,53 @@ ZoneIn = Annotated[HomeGridZone | CircleZone | PolygonZone, Field(discriminator=
 
 @router.put("/{elder_id}/zone", summary="Set the safe zone: home grid + buffer, circle or polygon")
 def set_zone(
-    request: Request, session: SessionDep, principal: Enroller, elder_id: int, body: ZoneIn
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    body: ZoneIn,
+    force: Annotated[
+        bool,
+        Query(description="accept a zone that does not contain the home (needs a reason)"),
+    ] = False,
+    reason: Why = None,
 ) -> dict[str, Any]:
-    q.elder_record(session, elder_id, principal.scope)
+    """A zone must contain the elder's home (else 422 naming the field: ``lon/lat``,
+    ``geometry``) and fit in a 50 km circle; ``force=true`` with a ``reason`` accepts one
+    away from home. Every change is audited, forced ones saying how far the home lies out."""
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    if force and reason is None:
+        raise InvalidInput("force=true needs a reason (kept in the audit log)", field="reason")
     epsg = care_epsg(request, session)
+    check: HomeCheck
     if isinstance(body, HomeGridZone):
-        care.home_zone(session, elder_id, epsg=epsg, buffer_m=body.buffer_m)
+        check = care.home_zone(session, elder_id, epsg=epsg, buffer_m=body.buffer_m, force=force)
+        what = f"safe zone set: home grid + {body.buffer_m:g} m"
     elif isinstance(body, CircleZone):
-        care.circle_zone(
-            session, elder_id, lon=body.lon, lat=body.lat, radius_m=body.radius_m, epsg=epsg
+        check = care.circle_zone(
+            session,
+            elder_id,
+            lon=body.lon,
+            lat=body.lat,
+            radius_m=body.radius_m,
+            epsg=epsg,
+            force=force,
         )
+        what = f"safe zone set: circle of {body.radius_m:g} m"
     else:
-        care.polygon_zone(session, elder_id, body.geometry.model_dump(), epsg=epsg)
+        check = care.polygon_zone(
+            session, elder_id, body.geometry.model_dump(), epsg=epsg, force=force
+        )
+        what = f"safe zone set: {body.geometry.type}"
+    if check.contains_home:
+        what += ", containing the home"
+    elif check.home_outside_m is None:
+        what += ", FORCED: the home household is gone"
+    else:
+        what += f", FORCED: the home lies {check.home_outside_m:,.0f} m outside it"
+    _audit_change(
+        session, request, principal, elder_id, what=what, subject_type="elder_zone", why=reason
+    )
     zone = q.zone_and_home(session, elder_id)
     return {"kind": zone["kind"], "zone": zone["zone"]}
 
@@ -286,9 +421,11 @@ def location(
 
     Facilities are ranked by walking distance along the stored roads (``walking_m``, up to
     3 km; ``null`` beyond) with the straight line beside it (``straight_line_m``); without
-    roads only the straight line is known (``facility_distance`` says which).
+    roads only the straight line is known (``facility_distance`` says which). Only those
+    within ``facilities_within_m`` (5 km) in a straight line are listed; with none,
+    ``facilities_note`` says "none within 5 km".
     """
-    elder = q.elder_record(session, elder_id, principal.scope)
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
     audit_read(
         session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
     )
@@ -312,6 +449,7 @@ def location(
         "age_s": round(float(fix["age_s"]), 1),
         "accuracy_m": fix["accuracy_m"],
         "battery": fix["battery"],
+        "valid": fix["valid"],
         "wgs84": {"lon": fix["lon"], "lat": fix["lat"]},
         "device_datum": {
             "datum": datum,
@@ -345,6 +483,12 @@ def location(
             for f in facilities
         ],
         "facility_distance": ranked_by,
+        "facilities_within_m": care.FACILITY_RADIUS_M,
+        **(
+            {}
+            if facilities
+            else {"facilities_note": f"none within {care.FACILITY_RADIUS_M / 1000:g} km"}
+        ),
     }
 
 
@@ -356,7 +500,7 @@ def _trail(
     hours: float,
     reason: str,
 ) -> list[dict[str, Any]]:
-    q.elder_record(session, elder_id, principal.scope)
+    q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
     audit_read(
         session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
     )

@@ -1,8 +1,8 @@
 """Elders, consent, devices, positions, safe zones and alerts: every SQL statement of elder care.
 
-Area scope: an elder belongs to the area of their home grid. Staff see an elder whose home
-grid is in their area, and also, while an alert about them is not closed, an elder who is
-*now* in their area (the worker of the grid where a lost elder was found must be able to act).
+Area scope: an elder belongs to the area of their home grid; who may read or change one is
+``data.policy.elder_sql`` (changes need the home area; an alert that is not closed widens
+*reading* to staff of the grid holding the elder's newest fix, for as long as it is there).
 Alerts are visible where either their current grid or the elder's home grid is.
 
 The grid of a point follows ``geo.assignment.index``:
@@ -25,24 +25,21 @@ from sqlalchemy.orm import Session
 
 from data.access.queries import AreaScope
 from data.models.care import AlertStatus, DeviceDatum, ZoneKind
+from data.policy import Action, elder_sql
 from geo.care.safezone import SafeZone, ZoneState
-from geo.errors import Conflict, InvalidGeometry, InvalidInput, NotFound
+from geo.errors import Conflict, Forbidden, InvalidGeometry, InvalidInput, NotFound
 
 Db = Session | Connection
 
-# The grid covering a point (an SQL expression over ``:pt``-like expressions), lowest code wins.
-_GRID_AT = (
-    "(SELECT g.id FROM grid g WHERE g.valid_to IS NULL AND ST_Covers(g.geom, {pt}) "
-    'ORDER BY g.code COLLATE "C" LIMIT 1)'
-)
-
 
 def grid_at(point_sql: str) -> str:
-    return _GRID_AT.format(pt=point_sql)
+    """The current grid covering a point: the covering rule, once (migration 0011)."""
+    return f"grid_covering({point_sql})"
 
 
 def _scope_params(scope: AreaScope) -> dict[str, Any]:
-    return {"unrestricted": scope.unrestricted, "grid_ids": scope.sql_ids("grid") or []}
+    # grid_ids is NULL for an unrestricted caller, as data.policy's predicates read it.
+    return {"unrestricted": scope.unrestricted, "grid_ids": scope.sql_ids("grid")}
 
 
 # --------------------------------------------------------------------------- enrollment
@@ -198,6 +195,18 @@ def grid_metric(db: Db, grid_id: int, epsg: int) -> BaseGeometry:
     return geom
 
 
+def home_metric(db: Db, elder_id: int, epsg: int) -> tuple[float, float] | None:
+    """The elder's home household point in the metric CRS, or None if it is gone."""
+    row = db.execute(
+        text(
+            "SELECT ST_X(t.g), ST_Y(t.g) FROM elder e JOIN household h ON h.id = e.household_id "
+            "CROSS JOIN LATERAL (SELECT ST_Transform(h.geom, :epsg) AS g) t WHERE e.id = :e"
+        ),
+        {"e": elder_id, "epsg": epsg},
+    ).first()
+    return None if row is None else (float(row[0]), float(row[1]))
+
+
 def save_zone(
     db: Db,
     elder_id: int,
@@ -262,22 +271,106 @@ def withdraw_consent(db: Db, elder_id: int, *, by: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def reporting_status(db: Db, device_ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
-    """Per device: (may it still report: active, key live; does its wearer consent), read
-    now, not at the transaction's start. A device deleted meanwhile is absent."""
+@dataclass(frozen=True)
+class ReportingStatus:
+    """Whether a device may report now, read under the zone lock."""
+
+    live: bool  # active, and its key not revoked
+    consent: bool  # its wearer has an active consent
+    consent_since: datetime | None  # fixes from before this were never consented to
+
+
+def reporting_status(db: Db, device_ids: Sequence[int]) -> dict[int, ReportingStatus]:
+    """Per device: may it still report, does its wearer consent and since when, read now,
+    not at the transaction's start. A device deleted meanwhile is absent.
+
+    "Since when": the start (UTC) of the day the oldest active consent was given; but if a
+    consent was withdrawn after that, the moment the active one was recorded, so that
+    nothing from the time between the withdrawal and the new consent is kept."""
     rows = db.execute(
         text(
             """
-            SELECT d.id, d.active AND k.revoked_at IS NULL,
-                   EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = d.elder_id
-                           AND c.withdrawn_at IS NULL)
+            SELECT d.id, d.active AND k.revoked_at IS NULL, a.n > 0,
+                   CASE WHEN w.withdrawn > a.given THEN greatest(a.given, a.recorded)
+                        ELSE a.given END
             FROM device d JOIN api_key k ON k.id = d.api_key_id
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS n, min(c.given_on)::timestamp AT TIME ZONE 'UTC' AS given,
+                       min(c.recorded_at) AS recorded
+                FROM consent c WHERE c.elder_id = d.elder_id AND c.withdrawn_at IS NULL) a
+            CROSS JOIN LATERAL (
+                SELECT max(c.withdrawn_at) AS withdrawn FROM consent c
+                WHERE c.elder_id = d.elder_id AND c.withdrawn_at IS NOT NULL) w
             WHERE d.id = ANY(CAST(:ids AS int[]))
             """
         ),
         {"ids": list(device_ids)},
     ).all()
-    return {int(r[0]): (bool(r[1]), bool(r[2])) for r in rows}
+    return {int(r[0]): ReportingStatus(bool(r[1]), bool(r[2]), r[3]) for r in rows}
+
+
+@dataclass(frozen=True)
+class DeviceReports:
+    """What one batch leaves on a device besides its stored fixes (see migration 0008)."""
+
+    device_id: int
+    heard_at: datetime  # receipt of its newest report not stored as a fix
+    not_stored: int
+    battery: float | None = None  # from its newest keep-alive, if it said
+    charging: bool | None = None
+    refused_at: datetime | None = None
+    refused_reason: str | None = None
+
+
+def record_device_reports(db: Db, reports: Sequence[DeviceReports]) -> None:
+    """Keep-alives and refused reports of a batch, one statement for all devices."""
+    if not reports:
+        return
+    rows = sorted(reports, key=lambda r: r.device_id)
+    db.execute(
+        text(
+            """
+            UPDATE device d SET
+                last_heard_at = greatest(d.last_heard_at, v.heard),
+                not_stored = d.not_stored + v.n,
+                last_battery = coalesce(v.battery, d.last_battery),
+                last_charging = coalesce(v.charging, d.last_charging),
+                last_refused_at = coalesce(v.refused_at, d.last_refused_at),
+                last_refused_reason = CASE WHEN v.refused_at IS NULL
+                                           THEN d.last_refused_reason ELSE v.reason END
+            FROM unnest(CAST(:d AS int[]), CAST(:h AS timestamptz[]), CAST(:n AS int[]),
+                        CAST(:b AS float8[]), CAST(:c AS bool[]),
+                        CAST(:ra AS timestamptz[]), CAST(:rr AS text[]))
+                 AS v(device_id, heard, n, battery, charging, refused_at, reason)
+            WHERE d.id = v.device_id
+            """
+        ),
+        {
+            "d": [r.device_id for r in rows],
+            "h": [r.heard_at for r in rows],
+            "n": [r.not_stored for r in rows],
+            "b": [r.battery for r in rows],
+            "c": [r.charging for r in rows],
+            "ra": [r.refused_at for r in rows],
+            "rr": [None if r.refused_reason is None else r.refused_reason[:300] for r in rows],
+        },
+    )
+
+
+def last_heard(db: Db, elder_ids: Sequence[int]) -> dict[int, tuple[datetime, float | None]]:
+    """Per elder, the newest keep-alive or refused report of their devices and the battery
+    the newest keep-alive gave; elders whose devices never sent one are absent."""
+    rows = db.execute(
+        text(
+            """
+            SELECT DISTINCT ON (elder_id) elder_id, last_heard_at, last_battery FROM device
+            WHERE elder_id = ANY(CAST(:e AS int[])) AND last_heard_at IS NOT NULL
+            ORDER BY elder_id, last_heard_at DESC
+            """
+        ),
+        {"e": sorted(set(elder_ids))},
+    ).all()
+    return {int(r[0]): (r[1], r[2]) for r in rows}
 
 
 def delete_positions_of(db: Db, elder_id: int) -> int:
@@ -286,8 +379,9 @@ def delete_positions_of(db: Db, elder_id: int) -> int:
 
 
 def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
-    """The elder and everything kept about them: devices and their keys, consents, zone,
-    positions, alerts. What was deleted, counted, for the answer."""
+    """The elder and everything kept about them: devices and their keys (the current ones and
+    those replaced earlier, which ``retire_devices`` renamed ``device:<code>:retired:<id>``),
+    consents, zone, positions, alerts. What was deleted, counted, for the answer."""
     _lock_for_ingest(db, elder_id)
     counts = db.execute(
         text(
@@ -297,8 +391,21 @@ def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
         ),
         {"e": elder_id},
     ).one()
+    # A replaced key is named exactly after its device and its own id, and no device refers
+    # to it any more; matching the whole name (not a LIKE pattern) cannot reach another
+    # device's key, whatever characters device codes hold.
     db.execute(
-        text("DELETE FROM api_key WHERE id IN (SELECT api_key_id FROM device WHERE elder_id = :e)"),
+        text(
+            """
+            DELETE FROM api_key k USING device d
+            WHERE d.elder_id = :e AND (
+                k.id = d.api_key_id
+                OR (k.revoked_at IS NOT NULL
+                    AND k.name = 'device:' || d.device_code || ':retired:' || k.id
+                    AND NOT EXISTS (SELECT 1 FROM device o WHERE o.api_key_id = k.id
+                                    AND o.elder_id <> :e)))
+            """
+        ),
         {"e": elder_id},
     )
     db.execute(text("DELETE FROM elder WHERE id = :e"), {"e": elder_id})  # the rest cascades
@@ -307,13 +414,32 @@ def delete_elder(db: Db, elder_id: int) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- elders, scoped
 
-_ELDER_VISIBLE = """(:unrestricted OR e.home_grid_id = ANY(CAST(:grid_ids AS int[])) OR EXISTS (
-    SELECT 1 FROM alert a WHERE a.elder_id = e.id AND a.status <> 'closed'
-    AND a.grid_id = ANY(CAST(:grid_ids AS int[]))))"""
+
+def _refusal(db: Db, elder_id: int, scope: AreaScope, to: Action) -> Exception:
+    """Why ``elder_id`` is not the caller's to ``to``: a change refused to someone who may
+    read the elder (found in their area during an alert) is a 403 saying so; otherwise the
+    same 404 as a missing elder."""
+    if to is not Action.locate_elders:
+        readable = db.execute(
+            text(
+                f"SELECT 1 FROM elder e WHERE e.id = :id AND {elder_sql(Action.locate_elders)}"  # noqa: S608
+            ),
+            {"id": elder_id, **_scope_params(scope)},
+        ).first()
+        if readable is not None:
+            return Forbidden(
+                f"elder {elder_id} lives outside your area: an open alert lets you locate them "
+                "while they are in your area, but only staff of their home area may change "
+                "their device, consent or safe zone, or forget them",
+                field="elder_id",
+            )
+    return NotFound(f"no elder {elder_id} in your area", field="elder_id")
 
 
-def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
-    """One elder as staff see it; outside the caller's area, the same 404 as a missing one."""
+def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict[str, Any]:
+    """One elder as staff see it, if the caller may ``to`` them (``data.policy.elder_sql``:
+    reading is widened by an open alert, changes need the home area); otherwise the same 404
+    as a missing elder, or a 403 to a caller who may read but not change."""
     row = (
         db.execute(
             text(
@@ -321,16 +447,22 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
                 SELECT e.id, e.display_name, e.emergency_contact, h.code AS household_code,
                        g.code AS home_grid_code, d.device_code AS device_id,
                        d.datum::text AS datum, coalesce(d.active, false) AS device_active,
+                       d.last_heard_at, d.last_battery, d.last_charging, d.not_stored,
+                       d.last_refused_at, d.last_refused_reason,
+                       (SELECT max(p.received_at) FROM position p WHERE p.elder_id = e.id)
+                           AS last_fix_received_at,
                        e.created_at,
                        EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                                AND c.withdrawn_at IS NULL) AS consent
                 FROM elder e
                 LEFT JOIN household h ON h.id = e.household_id
                 LEFT JOIN grid g ON g.id = e.home_grid_id
-                LEFT JOIN LATERAL (SELECT device_code, datum, active FROM device
+                LEFT JOIN LATERAL (SELECT device_code, datum, active, last_heard_at,
+                                          last_battery, last_charging, not_stored,
+                                          last_refused_at, last_refused_reason FROM device
                                    WHERE elder_id = e.id ORDER BY active DESC, id DESC
                                    LIMIT 1) d ON true
-                WHERE e.id = :id AND {_ELDER_VISIBLE}
+                WHERE e.id = :id AND {elder_sql(to)}
                 """  # noqa: S608
             ),
             {"id": elder_id, **_scope_params(scope)},
@@ -339,12 +471,40 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise NotFound(f"no elder {elder_id} in your area", field="elder_id")
-    return {**row, "created_at": row["created_at"].isoformat()}
+        raise _refusal(db, elder_id, scope, to)
+    out = dict(row)
+    status = {k: out.pop(k) for k in _DEVICE_STATUS}
+    heard = [t for t in (status["last_heard_at"], status["last_fix_received_at"]) if t]
+    out["reports"] = {
+        "last_heard_at": max(heard).isoformat() if heard else None,
+        "last_fix_received_at": _iso(status["last_fix_received_at"]),
+        "keepalive_battery": status["last_battery"],
+        "keepalive_charging": status["last_charging"],
+        "not_stored": status["not_stored"] or 0,
+        "last_refused": None
+        if status["last_refused_at"] is None
+        else {"at": status["last_refused_at"].isoformat(), "reason": status["last_refused_reason"]},
+    }
+    return {**out, "created_at": row["created_at"].isoformat()}
+
+
+_DEVICE_STATUS = (
+    "last_heard_at",
+    "last_battery",
+    "last_charging",
+    "not_stored",
+    "last_refused_at",
+    "last_refused_reason",
+    "last_fix_received_at",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def list_elders(db: Db, scope: AreaScope, *, limit: int, offset: int) -> list[dict[str, Any]]:
-    """Elders of the caller's area, without any position."""
+    """Elders the caller may read (home area, or found there during an alert), no positions."""
     rows = (
         db.execute(
             text(
@@ -353,7 +513,8 @@ def list_elders(db: Db, scope: AreaScope, *, limit: int, offset: int) -> list[di
                        EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                                AND c.withdrawn_at IS NULL) AS consent
                 FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
-                WHERE {_ELDER_VISIBLE} ORDER BY e.id LIMIT :limit OFFSET :offset
+                WHERE {elder_sql(Action.locate_elders)}
+                ORDER BY e.id LIMIT :limit OFFSET :offset
                 """  # noqa: S608
             ),
             {"limit": limit, "offset": offset, **_scope_params(scope)},
@@ -419,6 +580,7 @@ class PositionRow:
     charging: bool | None
     alarm: str | None
     attributes: dict[str, str]
+    valid: bool = True
 
 
 @dataclass(frozen=True)
@@ -448,6 +610,7 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("charging", "bool"),
     ("alarm", "text"),
     ("attributes", "jsonb"),
+    ("valid", "bool"),
 )
 
 
@@ -466,10 +629,11 @@ def insert_positions(db: Db, rows: Sequence[PositionRow], *, epsg: int) -> list[
         text(
             f"""
             INSERT INTO position (device_id, elder_id, time, geom, raw_lon, raw_lat, grid_id,
-                accuracy_m, speed_mps, bearing, altitude, battery, charging, alarm, attributes)
+                accuracy_m, speed_mps, bearing, altitude, battery, charging, alarm, attributes,
+                valid)
             SELECT v.device_id, v.elder_id, v.time, {point}, v.raw_lon, v.raw_lat,
                 {grid_at(point)}, v.accuracy_m, v.speed_mps, v.bearing, v.altitude, v.battery,
-                v.charging, v.alarm, v.attributes
+                v.charging, v.alarm, v.attributes, v.valid
             FROM unnest({arrays}) AS v({names})
             ON CONFLICT (device_id, time) DO NOTHING
             RETURNING id, device_id, elder_id, time, grid_id,
@@ -889,24 +1053,34 @@ def finish_webhook(
 
 
 def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
-    """The newest fix by fix time (a late fix never hides it) with its grid, community, street."""
+    """The newest fix by fix time (a late fix never hides it) with its grid, community,
+    street; a fix the device marked invalid only when there is no valid one."""
     row = (
         db.execute(
             text(
                 f"""
+                WITH newest AS (
+                    SELECT id FROM (
+                        (SELECT id, 0 AS rank FROM position WHERE elder_id = :e AND valid
+                         ORDER BY time DESC, id DESC LIMIT 1)
+                        UNION ALL
+                        (SELECT id, 1 AS rank FROM position WHERE elder_id = :e
+                         ORDER BY time DESC, id DESC LIMIT 1)
+                    ) AS candidates ORDER BY rank LIMIT 1
+                )
                 SELECT p.id, p.time, p.received_at, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
-                       p.raw_lon, p.raw_lat, p.accuracy_m, p.battery, p.speed_mps,
+                       p.raw_lon, p.raw_lat, p.accuracy_m, p.battery, p.speed_mps, p.valid,
                        d.datum::text AS datum, extract(epoch FROM now() - p.time) AS age_s,
                        g.code AS grid_code, c.code AS community_code,
                        c.name AS community_name, s.code AS street_code, s.name AS street_name,
                        w.code AS worker_code, w.display_name AS worker_name,
                        w.phone AS worker_phone
-                FROM position p JOIN device d ON d.id = p.device_id
+                FROM newest n JOIN position p ON p.id = n.id
+                JOIN device d ON d.id = p.device_id
                 LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
                 LEFT JOIN community c ON c.id = g.community_id
                 LEFT JOIN street s ON s.id = c.street_id
                 LEFT JOIN worker w ON w.id = g.worker_id
-                WHERE p.elder_id = :e ORDER BY p.time DESC, p.id DESC LIMIT 1
                 """  # noqa: S608
             ),
             {"e": elder_id},
@@ -917,8 +1091,11 @@ def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def nearest_facilities(db: Db, lon: float, lat: float, *, count: int) -> list[dict[str, Any]]:
-    """The ``count`` nearest facilities by straight-line (geodesic) distance."""
+def nearest_facilities(
+    db: Db, lon: float, lat: float, *, count: int, within_m: float
+) -> list[dict[str, Any]]:
+    """The ``count`` nearest facilities by straight-line (geodesic) distance, none farther
+    than ``within_m``."""
     rows = (
         db.execute(
             text(
@@ -929,11 +1106,13 @@ def nearest_facilities(db: Db, lon: float, lat: float, *, count: int) -> list[di
                 SELECT n.id, n.source_id, n.kind, n.name, ST_X(n.geom) AS lon,
                        ST_Y(n.geom) AS lat,
                        ST_Distance(n.geom::geography, pt.g::geography) AS straight_line_m
-                FROM near n, pt ORDER BY straight_line_m, n.id LIMIT :count
+                FROM near n, pt
+                WHERE ST_DWithin(n.geom::geography, pt.g::geography, :within)
+                ORDER BY straight_line_m, n.id LIMIT :count
                 """
             ),
             # Degrees are not square away from the equator: rank a wider set by metres.
-            {"lon": lon, "lat": lat, "count": count, "wide": count * 4},
+            {"lon": lon, "lat": lat, "count": count, "wide": count * 4, "within": within_m},
         )
         .mappings()
         .all()

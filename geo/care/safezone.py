@@ -103,6 +103,74 @@ class SafeZone:
         return -boundary_distance if self.geometry.covers(point) else boundary_distance
 
 
+MAX_ZONE_RADIUS_M = 50_000.0
+"""A zone fits in a circle of this radius (the largest circle zone accepted): a zone wider
+than that, e.g. the whole world, would never raise an exit alert."""
+
+
+@dataclass(frozen=True)
+class HomeCheck:
+    """How a new safe zone stands to the elder's home, for the audit log."""
+
+    contains_home: bool
+    home_outside_m: float | None  # metres from the home to the zone's edge when outside
+    forced: bool
+
+
+def check_zone_for_home(
+    zone: SafeZone,
+    home: XY | None,
+    *,
+    force: bool = False,
+    field: str,
+    max_radius_m: float = MAX_ZONE_RADIUS_M,
+) -> HomeCheck:
+    """Refuse a safe zone that cannot be what staff meant, naming ``field`` (what was sent).
+
+    A zone must contain the home (``home``, metric, None if the household is gone), because a
+    zone drawn with lon and lat swapped, or around the wrong place, would raise an exit alert
+    on every fix, or none when it matters; ``force`` accepts it anyway (an elder spending the
+    day at a care centre), and the caller audits that. Whatever ``force`` says, the zone must
+    be finite and fit in a circle of ``max_radius_m``.
+    """
+    geometry = zone.geometry
+    bounds = geometry.bounds
+    if geometry.is_empty or not all(math.isfinite(v) for v in bounds):
+        raise InvalidGeometry(
+            "the zone lies where the district's metric CRS cannot measure it; "
+            "give WGS-84 lon, lat near the elder's home",
+            field=field,
+        )
+    radius = float(shapely.minimum_bounding_radius(geometry))
+    if zone.radius_m is not None:
+        radius = zone.radius_m
+    if not math.isfinite(radius) or radius > max_radius_m * (1 + 1e-6):
+        raise InvalidGeometry(
+            f"the zone is {radius / 1000:,.1f} km across from its centre; a safe zone must "
+            f"fit in a {max_radius_m / 1000:g} km circle",
+            field=field,
+        )
+    if home is None:
+        if force:
+            return HomeCheck(contains_home=False, home_outside_m=None, forced=True)
+        raise InvalidInput(
+            "the elder's home household is gone, so the zone cannot be checked against it; "
+            "give force=true (audited) to set it anyway",
+            field="force",
+        )
+    outside = zone.signed_distance(*home)
+    if outside <= 0:
+        return HomeCheck(contains_home=True, home_outside_m=None, forced=force)
+    if not force:
+        raise InvalidGeometry(
+            f"the zone does not contain the elder's home (it lies {outside:,.0f} m outside "
+            "the zone): check that coordinates are lon, lat in WGS-84, or give force=true "
+            "(audited) for a zone away from home",
+            field=field,
+        )
+    return HomeCheck(contains_home=False, home_outside_m=outside, forced=True)
+
+
 @dataclass(frozen=True)
 class MetricFix:
     """The parts of a fix the zone logic needs, its position projected to metres."""
