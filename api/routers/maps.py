@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, network_cache
 from api.ogc import district_wide
-from api.security import CurrentPrincipal, Principal, require
+from api.security import Principal, require
 from data.coverage.service import coverage, facility_kinds
 from data.district.maps import (
     MAX_DAYS,
@@ -126,7 +126,7 @@ def coverage_numbers(
 
 
 @router.get("/viewer", response_class=HTMLResponse, summary="Vector-tile viewer (MapLibre)")
-def viewer(request: Request, session: SessionDep, principal: CurrentPrincipal) -> HTMLResponse:
+def viewer(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
     """Grids, roads and facilities from the /ogc vector tiles, drawn by the vendored MapLibre.
 
     District-wide like the tiles it reads: an admin or a district-wide key.

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi.routing import APIRoute
-
 from api.app import create_app
 from data.policy import RULES, Action, role_table
 from data.settings import Settings
+from tests.policy.routes import action_of, walk
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,19 +25,6 @@ def test_every_action_has_a_rule_and_every_rule_a_role() -> None:
     assert all(rule.roles for rule in RULES.values())
 
 
-def _actions(route: APIRoute) -> set[Action]:
-    found = set()
-    for dep in route.dependant.dependencies:
-        stack = [dep]
-        while stack:
-            d = stack.pop()
-            action = getattr(d.call, "gridwork_action", None)
-            if action is not None:
-                found.add(action)
-            stack.extend(d.dependencies)
-    return found
-
-
 # Routes that are open on purpose, or where any signed-in caller acts on their own account.
 OPEN = {
     "/health",
@@ -47,6 +33,7 @@ OPEN = {
     "/logout",
     "/",
     "/me",
+    "/lang",
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
@@ -56,9 +43,11 @@ OPEN = {
 def test_every_private_route_asks_the_policy(tmp_path: Path) -> None:
     """A route added without ``require(Action…)`` fails here, not in a penetration test."""
     app = create_app(Settings(state_dir=tmp_path))
+    routes = list(walk(app.routes))
+    assert len(routes) > 50, "the walk found too few routes to mean anything"
     missing = [
-        f"{sorted(r.methods or ())} {r.path}"
-        for r in app.routes
-        if isinstance(r, APIRoute) and r.path not in OPEN and not _actions(r)
+        f"{sorted(r.methods or ())} {path}"
+        for path, r in routes
+        if path not in OPEN and action_of(r) is None
     ]
     assert not missing, f"routes that do not name a policy action: {missing}"
