@@ -72,6 +72,10 @@ class GridChange(BaseModel):
 @router.patch(
     "/grids/{code}",
     summary="Change a grid's shape or worker; affected points are reassigned at once",
+    description="A planning act: the caller must hold the grid's community (street or "
+    "community scope). The new shape must lie inside the community and overlap no other grid "
+    "(crumbs under 0.5 m² are trimmed); otherwise 422 names each place, its area in m² and a "
+    "lon/lat point of it.",
 )
 def change_grid(
     request: Request, session: SessionDep, principal: Planner, code: str, body: GridChange
@@ -81,6 +85,7 @@ def change_grid(
     results = update_grid(
         session,
         grid,
+        scope=principal.scope,
         geometry=polygon,
         worker_code=body.worker_code,
         settings=request.app.state.settings,

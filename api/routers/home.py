@@ -44,6 +44,7 @@ def _cards(ctx: PageContext, principal: Principal) -> list[Card]:
                     ("/maps/workload", ctx._("Workload")),
                     ("/maps/incidents", ctx._("Incidents map")),
                     ("/maps/coverage", ctx._("Coverage")),
+                    ("/viewer", ctx._("Vector-tile viewer")),
                 ],
             )
         )

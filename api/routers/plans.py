@@ -15,8 +15,8 @@ from api.schemas import StrictModel
 from api.security import Principal, require
 from data.access.queries import AreaScope
 from data.planning import service as planning
-from data.policy import Action
-from geo.errors import InvalidInput, NotFound
+from data.policy import Action, may_plan
+from geo.errors import Forbidden, InvalidInput, NotFound
 from maps.plans import compare_page, plan_map
 
 router = APIRouter(tags=["planning"])
@@ -48,17 +48,25 @@ class PublishRequest(StrictModel):
 
 
 def _check_community(session: SessionDep, scope: AreaScope, code: str) -> None:
-    """A community outside the caller's area does not exist for them (404, not 403)."""
+    """A community outside the caller's area does not exist for them (404, not 403); one
+    they see only around a scoped grid is not theirs to plan (403, ``data.policy.may_plan``)."""
     ids = scope.sql_ids("community")
     community_id = planning.community_id_of(session, code)
     if community_id is None or (ids is not None and community_id not in ids):
         raise NotFound(f"no community '{code}'", field="community")
+    if not may_plan(scope, community_id):
+        raise Forbidden(
+            f"planning community '{code}' needs the community in your area (a street or "
+            "community scope); a grid scope is not enough",
+            field="community",
+        )
 
 
 def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
+    """Plans belong to communities: one of a community the caller does not hold (a grid
+    scope only sees its community for context) answers 404, as ``GET /plans`` leaves it out."""
     plan = planning.get_plan(session, plan_id)
-    ids = principal.scope.sql_ids("community")
-    if ids is not None and plan.community_id not in ids:
+    if not may_plan(principal.scope, plan.community_id):
         raise NotFound(f"no plan {plan_id}", field="plan")
     return plan
 
@@ -90,12 +98,7 @@ def list_plans(
     principal: Viewer,
     community: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    plans = planning.list_plans(session, community)
-    ids = principal.scope.sql_ids("community")
-    if ids is not None:
-        allowed = planning.community_codes(session, ids)
-        plans = [p for p in plans if p["community"] in allowed]
-    return {"plans": plans}
+    return {"plans": planning.list_plans(session, community, scope=principal.scope)}
 
 
 @router.get("/plans/compare", summary="Two plans' metrics side by side")
@@ -171,9 +174,9 @@ def grid_on(
     lat: Annotated[float, Query(ge=-90, le=90)],
     on: Annotated[date, Query(alias="date")],
 ) -> dict[str, Any]:
-    found = planning.grid_on(session, lon, lat, on)
+    found = planning.grid_on(session, lon, lat, on, scope=principal.scope)
     if found is None:
-        raise NotFound(f"no grid covered ({lon}, {lat}) on {on}", field="lon/lat")
+        raise NotFound(f"no grid of your area covered ({lon}, {lat}) on {on}", field="lon/lat")
     return found
 
 
@@ -193,7 +196,7 @@ def oversize(
         session,
         min_households=lo,
         max_households=hi,
-        community_ids=principal.scope.sql_ids("community"),
+        community_ids=principal.scope.sql_ids("held_community"),
     )
     return {"min": lo, "max": hi, "communities": rows}
 

@@ -22,12 +22,17 @@ from geo.errors import Conflict, InvalidInput, NotFound
 Db = Session | Connection
 
 
-# Non-personal layers (roads, buildings, facilities) over alias ``t`` are visible where they
-# touch a community or grid of the caller's area; bind :community_ids and :grid_ids.
+# Non-personal layers without a grid of their own (roads, buildings) over alias ``t`` are
+# visible where they touch one of the caller's grids, or a community whose current grids are
+# all the caller's (a community held whole, with or without grids yet). The community around
+# a scoped grid is context only and lends no rows (``data.policy``); bind :community_ids and
+# :grid_ids.
 WITHIN_AREA_SQL = (
-    "(EXISTS (SELECT 1 FROM community a WHERE a.id = ANY(:community_ids) "
-    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM grid a "
-    "WHERE a.id = ANY(:grid_ids) AND ST_Intersects(a.geom, t.geom)))"
+    "(EXISTS (SELECT 1 FROM grid a WHERE a.id = ANY(:grid_ids) "
+    "AND ST_Intersects(a.geom, t.geom)) OR EXISTS (SELECT 1 FROM community a "
+    "WHERE a.id = ANY(:community_ids) AND NOT EXISTS (SELECT 1 FROM grid g "
+    "WHERE g.community_id = a.id AND g.valid_to IS NULL AND g.id <> ALL(:grid_ids)) "
+    "AND ST_Intersects(a.geom, t.geom)))"
 )
 
 
@@ -238,7 +243,7 @@ def live_device_keys(db: Db, *, limit: int) -> dict[str, ApiKeyRecord]:
     """Digest → record of the newest live device keys, at most ``limit`` of them."""
     rows = db.execute(
         text(
-            "SELECT digest, name, role::text, user_id FROM api_key "
+            "SELECT digest, name, role::text, user_id FROM api_key "  # noqa: S608 - constants
             "WHERE role = 'device' AND revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS + " "
             "ORDER BY id DESC LIMIT :n"
         ),
@@ -252,7 +257,7 @@ def find_api_keys(db: Db, keys: Sequence[str]) -> dict[str, ApiKeyRecord]:
     by_digest = {key_digest(k): k for k in keys}
     rows = db.execute(
         text(
-            "SELECT digest, name, role::text, user_id FROM api_key "
+            "SELECT digest, name, role::text, user_id FROM api_key "  # noqa: S608 - constants
             "WHERE digest = ANY(:d) AND revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS
         ),
         {"d": list(by_digest)},
@@ -316,8 +321,9 @@ def list_api_keys(db: Db) -> list[dict[str, Any]]:
     rows = (
         db.execute(
             text(
-                "SELECT api_key.name, api_key.prefix, api_key.role::text AS role, "
-                "u.username AS user, api_key.created_at, api_key.revoked_at, "
+                "SELECT api_key.name, api_key.prefix"
+                ", api_key.role::text AS role, "
+                "u.username AS owner, api_key.created_at, api_key.revoked_at, "
                 "(api_key.revoked_at IS NULL AND " + _KEY_OWNER_ALLOWS + ") AS live "
                 "FROM api_key LEFT JOIN app_user u ON u.id = api_key.user_id "
                 "ORDER BY api_key.name"
@@ -368,8 +374,7 @@ def _other_active_admins(db: Db, username: str) -> int:
     return int(
         db.execute(
             text(
-                "SELECT count(*) FROM app_user WHERE role = 'admin' AND active "
-                "AND username <> :u"
+                "SELECT count(*) FROM app_user WHERE role = 'admin' AND active AND username <> :u"
             ),
             {"u": username},
         ).scalar_one()
@@ -379,8 +384,7 @@ def _other_active_admins(db: Db, username: str) -> int:
 def _refuse_last_admin(db: Db, user: UserRecord, what: str) -> None:
     if user.role == Role.admin and user.active and _other_active_admins(db, user.username) == 0:
         raise Conflict(
-            f"cannot {what} '{user.username}': the last active admin "
-            "(make another admin first)",
+            f"cannot {what} '{user.username}': the last active admin (make another admin first)",
             field="username",
         )
 
@@ -393,9 +397,7 @@ def set_user_active(db: Db, username: str, active: bool) -> None:
         raise NotFound(f"no user '{username}'", field="username")
     if not active:
         _refuse_last_admin(db, user, "disable")
-    db.execute(
-        text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id}
-    )
+    db.execute(text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id})
 
 
 def remove_user(db: Db, username: str) -> int:

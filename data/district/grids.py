@@ -18,15 +18,19 @@ from sqlalchemy import text
 
 from data.access.queries import AreaScope
 from data.assignment.service import Db, TableResult, load_grid_index, reassign_near
+from data.crs import metric_epsg, require_epsg
+from data.policy import may_plan
 from data.settings import Settings
+from geo.district.topology import check_grid_shape
 from geo.district.validate import validate_geometries
-from geo.errors import InvalidInput, NotFound, PayloadTooLarge
+from geo.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 
 
 @dataclass(frozen=True)
 class GridRef:
     id: int
     code: str
+    community_id: int
 
 
 def find_grid(db: Db, code: str, scope: AreaScope) -> GridRef:
@@ -38,14 +42,14 @@ def find_grid(db: Db, code: str, scope: AreaScope) -> GridRef:
         params["ids"] = scope.sql_ids("grid")
     row = db.execute(
         text(
-            "SELECT g.id, g.code FROM grid g "  # noqa: S608
+            "SELECT g.id, g.code, g.community_id FROM grid g "  # noqa: S608
             f"WHERE g.code = :code AND g.valid_to IS NULL AND {where}"
         ),
         params,
     ).first()
     if row is None:
         raise NotFound(f"no grid '{code}' in your area", field="code")
-    return GridRef(int(row[0]), str(row[1]))
+    return GridRef(int(row[0]), str(row[1]), int(row[2]))
 
 
 def grid_summary(db: Db, grid: GridRef) -> dict[str, Any]:
@@ -174,12 +178,31 @@ def update_grid(
     db: Db,
     grid: GridRef,
     *,
+    scope: AreaScope,
     geometry: shapely.Polygon | None,
     worker_code: str | None,
     settings: Settings | None,
 ) -> list[TableResult]:
     """Change a grid's shape and/or worker; with a new shape, reassign every point that the
-    old or the new shape can affect, in the caller's transaction."""
+    old or the new shape can affect, in the caller's transaction.
+
+    Either change is a planning act (``data.policy.may_plan``): the caller must hold the
+    grid's community, not just the grid. The new shape must lie inside the community (and so
+    inside the caller's area) and overlap no other current grid; crumbs under half a square
+    metre are trimmed (``geo.district.topology.check_grid_shape``), anything more is refused
+    with 422 naming the place, its area and a point of it."""
+    if not may_plan(scope, grid.community_id):
+        raise Forbidden(
+            f"changing grid {grid.code} is planning its community, and your area does not "
+            "hold that community (a street or community scope is needed, not a grid scope)",
+            field="code",
+        )
+    # One grid edit (or plan publication) of a community at a time: the neighbours read
+    # below stay as they are until this transaction ends.
+    community = db.execute(
+        text("SELECT code, ST_AsBinary(geom) FROM community WHERE id = :c FOR UPDATE"),
+        {"c": grid.community_id},
+    ).one()
     if worker_code is not None:
         worker = db.execute(
             text("SELECT id FROM worker WHERE code = :c"), {"c": worker_code}
@@ -191,6 +214,7 @@ def update_grid(
         )
     if geometry is None:
         return []
+    geometry = _fitted_shape(db, grid, str(community[0]), bytes(community[1]), geometry, settings)
     old = db.execute(
         text(
             "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
@@ -206,6 +230,42 @@ def update_grid(
     bounds = (min(old[0], minx), min(old[1], miny), max(old[2], maxx), max(old[3], maxy))
     index = load_grid_index(db, settings=settings)
     return reassign_near(db, bounds, index=index)
+
+
+def _fitted_shape(
+    db: Db,
+    grid: GridRef,
+    community_code: str,
+    community_wkb: bytes,
+    geometry: shapely.Polygon,
+    settings: Settings | None,
+) -> shapely.Polygon:
+    """The shape to store, or InvalidInput (422) saying where it leaves its community or
+    overlaps another grid. Every other current grid near it counts, whatever its community."""
+    neighbours = {
+        str(code): shapely.from_wkb(bytes(wkb))
+        for code, wkb in db.execute(
+            text(
+                "SELECT code, ST_AsBinary(geom) FROM grid WHERE valid_to IS NULL AND id <> :id "
+                "AND geom && ST_SetSRID(ST_GeomFromWKB(:wkb), 4326)"
+            ),
+            {"id": grid.id, "wkb": shapely.to_wkb(geometry)},
+        ).all()
+    }
+    epsg = require_epsg(metric_epsg(db, settings.metric_epsg if settings else None))
+    verdict = check_grid_shape(
+        geometry,
+        shapely.from_wkb(community_wkb),
+        neighbours,
+        code=grid.code,
+        community_code=community_code,
+        epsg=epsg,
+    )
+    if verdict.shape is None:
+        raise InvalidInput(verdict.describe(), field="geometry")
+    if not isinstance(verdict.shape, shapely.Polygon):
+        raise InvalidInput(f"grid {grid.code} would not be one polygon", field="geometry")
+    return verdict.shape
 
 
 def polygon_from_geojson(value: dict[str, Any]) -> shapely.Polygon:

@@ -8,6 +8,7 @@ import geopandas as gpd
 from sqlalchemy import Connection, text
 
 from data.access.queries import WITHIN_AREA_SQL, AreaScope
+from data.policy import FACILITY_ROW_SQL
 
 # Every statement ends in its own top-level WHERE, so a scope filter is appended with AND and
 # can never attach itself to a subquery or a join condition.
@@ -42,7 +43,7 @@ _SCOPE = {
     "grids": "t.id = ANY(:grid_ids)",
     "buildings": WITHIN_AREA_SQL,
     "roads": WITHIN_AREA_SQL,
-    "facilities": WITHIN_AREA_SQL,
+    "facilities": FACILITY_ROW_SQL,  # as GET /facilities/{id}: its grid is the caller's
 }
 
 

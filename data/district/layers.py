@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from data.access.queries import WITHIN_AREA_SQL, AreaScope
+from data.policy import FACILITY_ROW_SQL
 from geo.errors import NotFound
 
 
@@ -83,7 +84,8 @@ LAYERS: dict[str, LayerSpec] = {
             "name": "t.name",
             "capacity": "t.capacity",
         },
-        scope=WITHIN_AREA_SQL,
+        # The rule of ``GET /facilities/{id}``: the facility's grid is one of the caller's.
+        scope=FACILITY_ROW_SQL,
     ),
 }
 

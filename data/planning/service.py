@@ -23,8 +23,10 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from data.access.queries import AreaScope
 from data.assignment.service import reassign
 from data.crs import metric_epsg
+from data.policy import HELD_COMMUNITY_SQL, sees_grid
 from data.settings import Settings
 from geo.district.tiling import fit_to_parent
 from geo.errors import Conflict, InvalidInput, NotFound
@@ -601,17 +603,23 @@ def plan_summary(db: Db, plan_id: int) -> dict[str, Any]:
     }
 
 
-def list_plans(db: Db, community_code: str | None) -> list[dict[str, Any]]:
+def list_plans(
+    db: Db, community_code: str | None, *, scope: AreaScope | None = None
+) -> list[dict[str, Any]]:
+    """Plans (of one community), only those of communities the caller holds
+    (``data.policy.HELD_COMMUNITY_SQL``, the rule of a single plan too)."""
+    held = None if scope is None else scope.sql_ids("held_community")
     rows = (
         db.execute(
             text(
-                "SELECT p.id, c.code AS community, p.status::text AS status, p.author, "
-                "p.created_at, p.metrics->'n_grids' AS grids, "
-                "p.metrics->'in_band_share' AS in_band "
-                "FROM plan p JOIN community c ON c.id = p.community_id "
-                "WHERE CAST(:c AS text) IS NULL OR c.code = :c ORDER BY p.id"
+                "SELECT t.id, c.code AS community, t.status::text AS status, t.author, "  # noqa: S608
+                "t.created_at, t.metrics->'n_grids' AS grids, "
+                "t.metrics->'in_band_share' AS in_band "
+                "FROM plan t JOIN community c ON c.id = t.community_id "
+                "WHERE (CAST(:c AS text) IS NULL OR c.code = :c) "
+                f"AND {HELD_COMMUNITY_SQL} ORDER BY t.id"
             ),
-            {"c": community_code},
+            {"c": community_code, "held_community_ids": held},
         )
         .mappings()
         .all()
@@ -676,17 +684,23 @@ def compare(db: Db, a: int, b: int) -> dict[str, Any]:
     return {"a": a, "b": b, "rows": rows}
 
 
-def grid_on(db: Db, lon: float, lat: float, on: date) -> dict[str, Any] | None:
-    """Which grid held this point on day ``on`` (lowest code on a shared edge)."""
+def grid_on(
+    db: Db, lon: float, lat: float, on: date, *, scope: AreaScope | None = None
+) -> dict[str, Any] | None:
+    """Which grid held this point on day ``on`` (lowest code on a shared edge); None when
+    none did, or when that grid is withheld from the caller (``data.policy.sees_grid``): as
+    ``/locate``, the winner is found first and then withheld, never replaced by another."""
     row = db.execute(
         text(
-            "SELECT g.code, c.code, g.valid_from, g.valid_to FROM grid g "
+            "SELECT g.code, c.code, g.valid_from, g.valid_to, g.id, g.community_id FROM grid g "
             "JOIN community c ON c.id = g.community_id "
             "WHERE g.id = grid_covering(ST_SetSRID(ST_MakePoint(:x, :y), 4326), :d)"
         ),
         {"d": on, "x": lon, "y": lat},
     ).first()
     if row is None:
+        return None
+    if scope is not None and not sees_grid(scope, int(row[4]), int(row[5])):
         return None
     return {
         "grid": row[0],

@@ -12,7 +12,7 @@ Sibling pairs come from an STRtree, so a level of ~800 grids is checked in well 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
@@ -407,3 +407,161 @@ def _sliver_children(
         )
         for i in np.flatnonzero(flagged)
     ]
+
+
+# --- checking one redrawn grid ----------------------------------------------------------------
+
+GRID_EDIT_TOLERANCE_M2 = 0.5
+"""Parts of a redrawn grid up to this area outside its community or over a neighbour are
+trimmed, not refused: a shape drawn along the community's own boundary by hand never sits on
+it exactly. Anything larger is refused with where it is."""
+
+_EQUAL_AREA = Transformer.from_crs(4326, "+proj=cea +datum=WGS84 +units=m", always_xy=True)
+"""Lambert's cylindrical equal-area projection: true areas anywhere on Earth, so a shape on
+the other side of the world (or spanning it) is measured as truly as one next door."""
+
+
+@dataclass(frozen=True)
+class GridShapeCheck:
+    """The verdict on a grid's new shape.
+
+    ``shape`` is what to store (lon/lat): the drawn shape, clipped to its community and clear
+    of its neighbours when only crumbs below the tolerance stuck out; None when ``issues``
+    refuse it. ``trimmed_m2`` is the area the clipping took away.
+    """
+
+    shape: BaseGeometry | None
+    issues: tuple[TopologyIssue, ...]
+    trimmed_m2: float
+
+    def describe(self) -> str:
+        """The issues in one sentence each, with area and a lon/lat point of each place."""
+        return "; ".join(
+            f"{i.detail} around ({i.location.x:.6f}, {i.location.y:.6f})" for i in self.issues
+        )
+
+
+def check_grid_shape(
+    shape: BaseGeometry,
+    community: BaseGeometry,
+    neighbours: Mapping[str, BaseGeometry],
+    *,
+    code: str,
+    community_code: str,
+    epsg: int,
+    tolerance_m2: float = GRID_EDIT_TOLERANCE_M2,
+) -> GridShapeCheck:
+    """Check a grid's new shape (WGS-84 lon/lat, as stored) against its community and the
+    other current grids near it (``neighbours``, code → shape).
+
+    The shape must lie inside ``community`` and overlap none of ``neighbours``. Each piece
+    sticking out or overlapping by more than ``tolerance_m2`` (true area, wherever it is)
+    and wider than a few
+    millimetres is an issue naming the grids, its area and a point of it. Smaller pieces are
+    clipped away in lon/lat itself, so shared edges stay exactly the stored ones and even a
+    needle-thin spike cannot reach a point. What is kept must be one polygon, valid also in
+    the deployment's metric ``epsg`` (where assignment measures).
+    """
+    tol = _Tolerance(tolerance_m2, tolerance_m2, 0.0)  # every piece is noise or real
+    issues: list[TopologyIssue] = []
+    if not shapely.covers(community, shape):
+        issues += _measured_issues(
+            shapely.difference(shape, community),
+            "outside_parent",
+            (code, community_code),
+            tol,
+            lambda area: (
+                f"grid {code} reaches {area:.2f} m² outside its community {community_code}"
+            ),
+        )
+    crossing: list[BaseGeometry] = []
+    for other, geom in sorted(neighbours.items()):
+        if not shapely.relate_pattern(shape, geom, "T********"):
+            continue
+        crossing.append(geom)
+        issues += _measured_issues(
+            shapely.intersection(shape, geom),
+            "overlap",
+            (code, other),
+            tol,
+            _overlap_says(code, other),
+        )
+    if issues:
+        return GridShapeCheck(None, tuple(issues), 0.0)
+    if shapely.covers(community, shape) and not crossing:
+        return _valid_in_metres(shape, code, epsg, 0.0)
+
+    clipped = shapely.intersection(shape, community)
+    if crossing:
+        clipped = shapely.difference(clipped, shapely.union_all(crossing))
+    parts = sorted(_pieces(shapely.make_valid(clipped)), key=lambda p: -_geodesic(p)[0])
+    if not parts:
+        raise InvalidInput(f"grid {code}: nothing is left inside its community", field="geometry")
+    stray = _measured_issues(
+        shapely.GeometryCollection(parts[1:]),
+        "invalid",
+        (code,),
+        tol,
+        lambda area: (
+            f"grid {code} would fall apart: clipped to community {community_code} "
+            f"and clear of its neighbours it leaves a separate part of {area:.2f} m²"
+        ),
+    )
+    if stray:
+        return GridShapeCheck(None, tuple(stray[:1]), 0.0)
+    kept = parts[0]
+    trimmed = max(0.0, _geodesic(shape)[0] - _geodesic(kept)[0])
+    return _valid_in_metres(kept, code, epsg, trimmed)
+
+
+def _geodesic(geom: BaseGeometry) -> tuple[float, float]:
+    """Area (m², true) and perimeter (m, near enough for the noise rule) of a lon/lat shape."""
+    projected = shapely.transform(
+        geom, lambda xy: np.column_stack(_EQUAL_AREA.transform(xy[:, 0], xy[:, 1]))
+    )
+    return float(projected.area), float(projected.length)
+
+
+def _overlap_says(code: str, other: str) -> Callable[[float], str]:
+    return lambda area: f"grid {code} overlaps grid {other} by {area:.2f} m²"
+
+
+def _measured_issues(
+    geom: BaseGeometry,
+    kind: IssueKind,
+    codes: tuple[str, ...],
+    tol: _Tolerance,
+    says: Callable[[float], str],
+) -> list[TopologyIssue]:
+    out: list[TopologyIssue] = []
+    for piece in _pieces(geom):
+        area, perimeter = _geodesic(piece)
+        finite = math.isfinite(area) and math.isfinite(perimeter)
+        if finite and tol.classify(area, _polsby_popper(area, perimeter)) == "noise":
+            continue
+        out.append(TopologyIssue(kind, "grid", codes, area, _location(piece), says(area)))
+    return out
+
+
+def _valid_in_metres(
+    shape: BaseGeometry, code: str, epsg: int, trimmed_m2: float
+) -> GridShapeCheck:
+    """Assignment measures in metres: a shape valid in lon/lat but not once projected (two
+    vertices a hair apart cross) is refused here rather than breaking every later check."""
+    to_metric = Transformer.from_crs(4326, epsg, always_xy=True)
+    shape_m = shapely.transform(
+        shape, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1]))
+    )
+    if shapely.is_valid(shape_m):
+        return GridShapeCheck(shape, (), trimmed_m2)
+    reason = str(shapely.is_valid_reason(shape_m)).split("[")[0]
+    issue = TopologyIssue(
+        "invalid",
+        "grid",
+        (code,),
+        _geodesic(shape)[0],
+        _location(shape),
+        f"grid {code} is not a valid polygon once projected to metres ({reason}); "
+        "remove vertices closer than a millimetre",
+    )
+    return GridShapeCheck(None, (issue,), 0.0)

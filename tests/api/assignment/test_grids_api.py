@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import shapely
+import shapely.ops
 from fastapi.testclient import TestClient
+from pyproj import Transformer
 from sqlalchemy import Engine, text
 
 from data.assignment.service import assignment_mismatches
@@ -83,6 +85,8 @@ def test_out_of_band_refuses_a_bad_band(admin: TestClient) -> None:
 def test_new_grid_shape_reassigns_affected_points_in_the_same_request(
     admin: TestClient, gridded_engine: Engine
 ) -> None:
+    """Move the boundary between G01 and G02: G02 gives up a strip along G01, G01 takes it.
+    (Growing G01 over G02 in one step is refused: grids must not overlap.)"""
     with gridded_engine.connect() as conn:
         g1, g2 = (
             shapely.from_wkb(
@@ -93,25 +97,50 @@ def test_new_grid_shape_reassigns_affected_points_in_the_same_request(
             for code in ("131208-G01", "131208-G02")
         )
     before = _counts(gridded_engine)
-    grown = shapely.union(g1, g2)
-    assert grown.geom_type == "Polygon", "G01 and G02 must be neighbours"
-    r = admin.patch("/grids/131208-G01", json={"geometry": shapely.geometry.mapping(grown)})
+    # Cut in metres on a millimetre grid, as plans are, so the shapes stay valid in metres.
+    to_m = Transformer.from_crs(4326, 32629, always_xy=True)
+    to_ll = Transformer.from_crs(32629, 4326, always_xy=True)
+    m1, m2 = (shapely.ops.transform(to_m.transform, g) for g in (g1, g2))
+    strip_m = shapely.intersection(m2, m1.buffer(50), grid_size=0.001)
+    g2_less, g1_more, strip = (
+        shapely.ops.transform(to_ll.transform, g)
+        for g in (
+            shapely.difference(m2, strip_m, grid_size=0.001),
+            shapely.union(m1, strip_m, grid_size=0.001),
+            strip_m,
+        )
+    )
+    assert g2_less.geom_type == g1_more.geom_type == "Polygon", "G01 and G02 must be neighbours"
+    swallow = admin.patch("/grids/131208-G01", json={"geometry": shapely.geometry.mapping(g1_more)})
+    assert swallow.status_code == 422 and "131208-G02" in swallow.json()["detail"]
+    with gridded_engine.connect() as conn:
+        in_strip = conn.execute(
+            text(
+                "SELECT count(*) FROM household h JOIN grid g ON g.id = h.grid_id "
+                "WHERE g.code = '131208-G02' AND ST_Covers(ST_GeomFromWKB(:s, 4326), h.geom)"
+            ),
+            {"s": shapely.to_wkb(strip)},
+        ).scalar_one()
+    assert in_strip > 0
+    shrink = admin.patch("/grids/131208-G02", json={"geometry": shapely.geometry.mapping(g2_less)})
+    assert shrink.status_code == 200, shrink.text
+    r = admin.patch("/grids/131208-G01", json={"geometry": shapely.geometry.mapping(g1_more)})
     try:
         assert r.status_code == 200, r.text
-        assert r.json()["reassigned"]["household"] == before["131208-G02"]
+        assert r.json()["reassigned"]["household"] > 0
         after = _counts(gridded_engine)
-        assert after["131208-G02"] == 0
-        assert after["131208-G01"] == before["131208-G01"] + before["131208-G02"]
+        assert after["131208-G01"] == before["131208-G01"] + in_strip
+        assert after["131208-G02"] == before["131208-G02"] - in_strip
         with gridded_engine.connect() as conn:
             assert assignment_mismatches(conn) == []
-        located = admin.get(
-            "/locate",
-            params={"lon": g2.representative_point().x, "lat": g2.representative_point().y},
-        ).json()
+        inside = strip.representative_point()
+        located = admin.get("/locate", params={"lon": inside.x, "lat": inside.y}).json()
         assert located["grid"] == "131208-G01", "the cached index follows the new shape"
     finally:
         back = admin.patch("/grids/131208-G01", json={"geometry": shapely.geometry.mapping(g1)})
-        assert back.status_code == 200
+        assert back.status_code == 200, back.text
+        back = admin.patch("/grids/131208-G02", json={"geometry": shapely.geometry.mapping(g2)})
+        assert back.status_code == 200, back.text
     assert _counts(gridded_engine) == before
 
 
