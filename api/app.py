@@ -25,6 +25,7 @@ from api.routers import (
     assign,
     auth,
     basemap,
+    cases,  # incidents as cases (issue 18)
     checks,
     elders,
     grids,
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(grids.router, dependencies=private)
     app.include_router(points.router, dependencies=private)
     app.include_router(admin.router, dependencies=private)
+    app.include_router(cases.router, dependencies=private)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
     app.state.ogc = create_ogc_app()
     app.mount("/ogc", DistrictWideOnly(app.state.ogc))

@@ -19,6 +19,8 @@ from data.settings import Settings
 from geo.errors import GridworkError, ImportRejected, InvalidInput
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from data.importing.readers import Kind
 
 app = typer.Typer(
@@ -114,6 +116,8 @@ def import_layer(
     ] = False,
 ) -> None:
     """Import a file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV lon/lat, OSM PBF)."""
+    from sqlalchemy.exc import DBAPIError
+
     from data.importing.loading import import_file
 
     settings = _settings()
@@ -127,17 +131,23 @@ def import_layer(
         transient=True,
     ) as bar:
         task = bar.add_task(f"importing {file.name}", total=None)
-        report = import_file(
-            engine,
-            cast("Kind", kind),  # read_layer refuses an unknown kind by name
-            file,
-            layer=layer,
-            id_field=id_field,
-            crs=crs,
-            allow_rejects=allow_rejects,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            settings=settings,
-        )
+        try:
+            report = import_file(
+                engine,
+                cast("Kind", kind),  # read_layer refuses an unknown kind by name
+                file,
+                layer=layer,
+                id_field=id_field,
+                crs=crs,
+                allow_rejects=allow_rejects,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                settings=settings,
+            )
+        except DBAPIError as exc:  # one line, not a traceback; nothing was written
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            raise InvalidInput(
+                f"{file.name}: the database refused it, nothing written ({first})", field="file"
+            ) from None
     for r in report.rejects:
         err.print(f"[yellow]rejected[/] {file}: {r}")
     out.print(
@@ -161,6 +171,14 @@ def derive_households(
             row.community, str(row.buildings), str(row.households), "yes" if row.scaled else "no"
         )
     out.print(table)
+
+
+@app.command("policy")
+def policy_table() -> None:
+    """Print who may do what (data/policy.py) as the README's Markdown table."""
+    from data.policy import role_table
+
+    print(role_table())
 
 
 @app.command("check")
@@ -225,7 +243,11 @@ def serve(
     from api.app import create_app
 
     out.print(f"gridwork serving at [bold]http://{host}:{port}/[/]")
-    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from loopback; gridwork reads
+    # it itself, from GRIDWORK_TRUSTED_PROXIES only (api.hardening.client_address).
+    uvicorn.run(
+        create_app(_settings()), host=host, port=port, log_level="info", proxy_headers=False
+    )
 
 
 def _demo_admin(engine: Engine, settings: Settings) -> None:
@@ -372,6 +394,113 @@ def key_add(
     with transaction(_engine(_settings())) as session:
         key = create_api_key(session, name, role, user)
     out.print(key)
+
+
+def _audit_cli(session: Session, command: str, kind: str, name: str) -> None:
+    """An audit row for an account or key change made at the command line."""
+    import getpass
+
+    from data.access.queries import write_audit
+
+    write_audit(
+        session,
+        actor=f"cli:{getpass.getuser()}"[:128],
+        role="admin",
+        method="CLI",
+        route=f"gridwork {command}",
+        subject_type=kind,
+        subject_ids=[name[:64]],
+        reason=None,
+    )
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every account: name, role, whether it is active."""
+    from data.access.queries import list_users
+    from data.db import transaction
+
+    with transaction(_engine(_settings())) as session:
+        users = list_users(session)
+    table = Table("user", "role", "active", "created")
+    for u in users:
+        table.add_row(u["username"], u["role"], "yes" if u["active"] else "no", u["created_at"])
+    out.print(table)
+
+
+def _set_active(username: str, active: bool) -> None:
+    from data.access.queries import set_user_active
+    from data.db import transaction
+
+    with transaction(_engine(_settings())) as session:
+        set_user_active(session, username, active)
+        _audit_cli(session, f"user {'enable' if active else 'disable'}", "user", username)
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a user: their tokens, cookies and API keys are refused from the next request."""
+    _set_active(username, False)
+    out.print(f"{username} is disabled (and so are their API keys)")
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a disabled user again (their keys that were not revoked work again)."""
+    _set_active(username, True)
+    out.print(f"{username} is enabled")
+
+
+@user_app.command("remove")
+def user_remove(
+    username: str,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a user with their areas and API keys (the audit log keeps their name)."""
+    from data.access.queries import remove_user
+    from data.db import transaction
+
+    if not yes:
+        typer.confirm(f"remove user {username} and their API keys?", abort=True)
+    with transaction(_engine(_settings())) as session:
+        keys = remove_user(session, username)
+        _audit_cli(session, "user remove", "user", username)
+    out.print(f"{username} removed, with {keys} API key(s)")
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """Every API key (never the key itself): prefix, role, owner, created, revoked, live."""
+    from data.access.queries import list_api_keys
+    from data.db import transaction
+
+    with transaction(_engine(_settings())) as session:
+        keys = list_api_keys(session)
+    table = Table("name", "prefix", "role", "user", "created", "revoked", "live")
+    for k in keys:
+        table.add_row(
+            k["name"],
+            k["prefix"],
+            k["role"],
+            k["owner"] or "-",
+            k["created_at"],
+            k["revoked_at"] or "-",
+            "yes" if k["live"] else "no",
+        )
+    out.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(name: str) -> None:
+    """Revoke an API key: it is refused from its next request, in every API process."""
+    from data.access.queries import revoke_api_key
+    from data.db import transaction
+
+    with transaction(_engine(_settings())) as session:
+        newly = revoke_api_key(session, name)
+        if newly:
+            _audit_cli(session, "key revoke", "api_key", name)
+    out.print(f"key {name} revoked" if newly else f"key {name} was already revoked")
 
 
 @app.command("backup")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qsl
+from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from fastapi import Request
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
@@ -194,26 +197,87 @@ class SecurityHeaders:
 class RateLimit:
     """A sliding one-minute window per (bucket, client); in memory, per process."""
 
+    MAX_KEYS = 100_000  # past this many (bucket, client) pairs, idle ones are forgotten
+
     def __init__(self) -> None:
         self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
+    def _window(self, bucket: str, client: str, now: float) -> deque[float]:
+        if len(self._hits) > self.MAX_KEYS:  # a flood of new names or addresses
+            for k in [k for k, q in self._hits.items() if not q or now - q[-1] > 60]:
+                del self._hits[k]
+        q = self._hits[(bucket, client)]
+        while q and now - q[0] > 60:
+            q.popleft()
+        return q
+
+    @staticmethod
+    def _refuse(q: deque[float], now: float, what: str, field: str) -> None:
+        retry = int(60 - (now - q[0])) + 1
+        raise TooManyRequests(f"too many {what}; retry in {retry} s", field=field)
+
     def hit(self, bucket: str, client: str, per_minute: int) -> None:
         now = time.monotonic()
         with self._lock:
-            q = self._hits[(bucket, client)]
-            while q and now - q[0] > 60:
-                q.popleft()
+            q = self._window(bucket, client, now)
             if len(q) >= per_minute:
-                retry = int(60 - (now - q[0])) + 1
-                raise TooManyRequests(
-                    f"too many {bucket} requests; retry in {retry} s", field=bucket
-                )
+                self._refuse(q, now, f"{bucket} requests", bucket)
             q.append(now)
+
+    def check(self, bucket: str, client: str, per_minute: int, *, what: str, field: str) -> None:
+        """Refuse (429) if ``client`` already used up ``bucket``, without counting this call:
+        for limits on failures only (:meth:`record`), such as wrong passwords per account."""
+        now = time.monotonic()
+        with self._lock:
+            q = self._window(bucket, client, now)
+            if len(q) >= per_minute:
+                self._refuse(q, now, what, field)
+
+    def record(self, bucket: str, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._window(bucket, client, now).append(now)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(spec: str) -> tuple[Network, ...]:
+    """``GRIDWORK_TRUSTED_PROXIES`` parsed: comma-separated addresses or CIDR networks."""
+    return tuple(
+        ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()
+    )
+
+
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the TCP peer, unless the peer is one of the configured proxies
+    (``GRIDWORK_TRUSTED_PROXIES``, none by default). Then ``X-Forwarded-For`` is read from the
+    right, past every trusted proxy: the first address no trusted proxy vouches for is the
+    client (anything to its left was written by the client itself)."""
+    peer = request.client.host if request.client else "unknown"
+    networks = trusted_networks(request.app.state.settings.trusted_proxies)
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [
+        hop.strip()
+        for value in request.headers.getlist("x-forwarded-for")
+        for hop in value.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 def caller_or_address(request: Request) -> str:
@@ -244,3 +308,85 @@ def limit(
 ingest_limit = limit(
     "ingest", lambda r: r.app.state.settings.ingest_per_minute, key=caller_or_address
 )
+
+
+# --- cross-site request forgery ---------------------------------------------------------
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_SAME_ORIGIN = frozenset({"same-origin", "none"})  # "none": typed or bookmarked by the user
+COOKIE = "gridwork_token"  # the session cookie's name (api.security.COOKIE is this one)
+
+
+def _cookie_signed_in(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """Would :func:`api.security.identify` take this request's credential from the cookie?
+    (A bearer token or an API key wins over the cookie; a browser never adds those itself.)"""
+    if headers.get(b"authorization", b"").strip().lower().startswith(b"bearer "):
+        return False
+    if headers.get(b"x-api-key"):
+        return False
+    query = scope.get("query_string", b"")
+    if scope.get("path", "").startswith("/ingest/") and b"key=" in query:
+        return False
+    cookie = headers.get(b"cookie")
+    return cookie is not None and bool(cookie_parser(cookie.decode("latin-1")).get(COOKIE))
+
+
+def cross_site_refusal(
+    headers: dict[bytes, bytes], allowed_origins: Sequence[str]
+) -> tuple[str, str] | None:
+    """Why a cookie-signed-in unsafe request must be refused as cross-site, or None.
+
+    The browser's ``Sec-Fetch-Site`` decides when it is sent (every current browser does; a
+    page cannot forge it): only ``same-origin`` passes, so another port of the same host or a
+    sibling subdomain (``same-site``) is refused too. Older browsers send ``Origin`` on every
+    cross-origin POST: it must be this server's own (its ``Host``) or one of
+    ``GRIDWORK_CORS_ORIGINS``. A request with neither header did not come from a browser page.
+    """
+    origin = headers.get(b"origin", b"").decode("latin-1").strip()
+    if origin and origin in allowed_origins:
+        return None
+    site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+    if site:
+        if site in _SAME_ORIGIN:
+            return None
+        return "Sec-Fetch-Site", f"Sec-Fetch-Site is '{site[:32]}'"
+    if not origin:
+        return None
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
+    if netloc and netloc == host:
+        return None
+    return "Origin", f"Origin '{origin[:100]}' is not this site ('{host[:100]}')"
+
+
+class CrossSiteGuard:
+    """Refuse (403) every unsafe request (POST, PUT, PATCH, DELETE) signed in by the cookie
+    that a browser sent from another site: the defence against cross-site request forgery
+    beyond ``SameSite=Strict``, which lets another port of the same host or a sibling
+    subdomain through. Bearer tokens and API keys are never added by a browser on its own, so
+    requests carrying them are not checked."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: Sequence[str] = ()) -> None:
+        self.app = app
+        self.allowed_origins = tuple(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        refusal = None
+        if _cookie_signed_in(scope, headers):
+            refusal = cross_site_refusal(headers, self.allowed_origins)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        field, why = refusal
+        response = problem(
+            403,
+            "Forbidden",
+            f"cross-site request refused: {why}, and the request is signed in by the "
+            "session cookie; send it from this site's own pages, or with a bearer token",
+            field=field,
+        )
+        await response(scope, receive, send)

@@ -12,15 +12,21 @@ that an interrupted backup never leaves a file that looks complete.
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import hashlib
 import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
+from data.access.queries import AuditSpan, audit_span, write_audit
+from data.changes import CHANNEL, RESTORED
 from data.cluster import find_bindir
-from data.db import database_url
+from data.db import database_url, migrate
 from data.settings import Settings
 from geo.errors import InvalidInput, Unavailable
 
@@ -78,13 +84,20 @@ def backup(settings: Settings, path: Path | None = None) -> Path:
     return target
 
 
-def restore(settings: Settings, path: Path) -> None:
-    """Replace the database's contents with the archive at ``path``, all or nothing.
+def restore(settings: Settings, path: Path) -> str:
+    """Replace the database's contents with the archive at ``path``, all or nothing; the
+    audit entry it wrote (also returned).
 
     ``pg_restore --clean --if-exists`` drops each object of the archive before recreating it,
     in one transaction: if anything fails, the database is left as it was. Objects that are
-    not in the archive (say, a table from a newer release) are left alone. The next start
-    migrates the restored schema to the current release.
+    not in the archive (say, a table from a newer release) are left alone. The restored schema
+    is then migrated to the current release (so an older archive gets, for instance, the app
+    role's rights).
+
+    Restoring an older archive replaces the audit log with the archive's: the rows written
+    since are gone. So a restore writes an audit entry saying which archive was restored and
+    which period of audit rows it replaced, and tells every running server (``NOTIFY``
+    ``gridwork_change, 'restore'``), which drops its caches and pooled connections.
     """
     source = path.expanduser().resolve()
     if not source.is_file():
@@ -95,8 +108,67 @@ def restore(settings: Settings, path: Path) -> None:
                 f"{source} is not a gridwork backup (pg_dump custom format)", field="file"
             )
     url = database_url(settings)
+    replaced = _audit_span(url)
     _run(
         "pg_restore",
         ["--clean", "--if-exists", "--single-transaction", "--no-owner", str(source)],
         url,
     )
+    migrate(url)
+    return _record_restore(url, source, replaced)
+
+
+def _audit_span(url: str) -> AuditSpan | None:
+    """What the audit log holds now (None: no database or no log yet, e.g. a new server)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return audit_span(conn)
+    except Exception:  # nothing to replace
+        return None
+    finally:
+        engine.dispose()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _record_restore(url: str, source: Path, replaced: AuditSpan | None) -> str:
+    """The restore's own audit entry, and the NOTIFY that tells every server, at one commit."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            restored = audit_span(conn)
+            said = (
+                f"restored {source} (sha256 {_sha256(source)[:16]}); it replaced "
+                f"{replaced.describe() if replaced else 'a database without an audit log'}; "
+                f"the archive's log holds {restored.describe()}"
+            )
+            if replaced and replaced.last and (not restored.last or replaced.last > restored.last):
+                since = restored.last.isoformat() if restored.last else "the beginning"
+                said += (
+                    f"; the audit rows written after {since} up to "
+                    f"{replaced.last.isoformat()} are no longer in the log"
+                )
+            user = "unknown"
+            with contextlib.suppress(Exception):
+                user = getpass.getuser()
+            write_audit(
+                conn,
+                actor=f"cli:{user}"[:128],
+                role="admin",
+                method="RESTORE",
+                route="gridwork restore",
+                subject_type="backup",
+                subject_ids=[source.name[:64]],
+                reason=said,
+            )
+            conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (CHANNEL, RESTORED))
+    finally:
+        engine.dispose()
+    return said

@@ -12,6 +12,9 @@ only as good as its invalidation, so:
 * while the listener is not connected (at start, or after the database went away) the feed
   is not :attr:`~ChangeFeed.live` and callers must not cache at all: a notification may have
   been missed. Reconnecting bumps the generation, dropping whatever was cached before.
+* ``gridwork restore`` sends ``NOTIFY gridwork_change, 'restore'`` once the database was
+  replaced: besides the bump, the watched engines' pooled connections are closed (their
+  prepared statements describe the tables the restore dropped).
 
 A cache entry is valid only under the generation it was read in (see :meth:`ChangeFeed.valid`).
 """
@@ -32,6 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 log = logging.getLogger(__name__)
 
 CHANNEL = "gridwork_change"
+# The payload :func:`data.backup.restore` sends once the database was replaced under the
+# running servers: their caches go, and so do their pooled connections, whose prepared
+# statements describe tables that no longer exist ("cached plan must not change result type").
+RESTORED = "restore"
 WATCHED = ("app_user", "user_scope", "api_key", "grid", "worker", "community", "street")
 
 # A statement that writes one of the watched tables (ORM and hand-written SQL alike, also
@@ -122,6 +129,18 @@ class ChangeFeed:
             event.remove(engine, name, hook)
         self._hooks.clear()
 
+    def _restored(self) -> None:
+        """The database was restored from a backup: every pooled connection of the watched
+        engines is closed (connections in use are closed when they are given back)."""
+        engines = {id(engine): engine for engine, _, _ in self._hooks}
+        for engine in engines.values():
+            try:
+                engine.dispose()
+            except Exception:  # the listener must keep listening
+                log.exception("closing the pooled connections after a restore failed")
+        log.warning("the database was restored from a backup: caches and connections dropped")
+        self.bump()
+
     # --- the listener thread ------------------------------------------------------------
 
     def start(self, *, wait_s: float = 5.0) -> None:
@@ -160,8 +179,10 @@ class ChangeFeed:
                     self._warm()
                     self._connected.set()
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
+                        for note in conn.notifies(timeout=0.5):
                             self.bump()
+                            if note.payload == RESTORED:
+                                self._restored()
                         if conn.closed:
                             break
             except psycopg.Error as exc:

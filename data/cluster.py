@@ -25,6 +25,9 @@ from psycopg import sql
 from geo.errors import Unavailable
 
 SUPERUSER = "gridwork"
+# What the API server connects as: no superuser, owns nothing; its rights on each database are
+# granted by migration 0009 (INSERT and SELECT only on the audit log).
+APP_ROLE = "gridwork_app"
 POSTGIS_PACKAGE = "postgresql-{major}-postgis-3"
 PGROUTING_PACKAGE = "postgresql-{major}-pgrouting"
 _RUN_AS = "postgres"
@@ -115,6 +118,36 @@ class LocalCluster:
     def port(self) -> int | None:
         f = self.home / "port"
         return int(f.read_text()) if f.exists() else None
+
+    @property
+    def app_password(self) -> str:
+        """The app role's password, made once (mode 600) next to the superuser's."""
+        path = self.home / "app-password"
+        for _ in range(50):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                password = path.read_text().strip()
+                if password:
+                    return password
+                time.sleep(0.02)  # another process is writing it
+                continue
+            password = secrets.token_urlsafe(24)
+            with os.fdopen(fd, "w") as f:
+                f.write(password)
+            return password
+        raise Unavailable(f"{path} is empty: delete it and run 'gridwork db up' again")
+
+    def app_url(self, database: str | None = None) -> str:
+        """The URL the API server uses: the app's own role (see :meth:`ensure_app_role`)."""
+        return (
+            f"postgresql+psycopg://{APP_ROLE}:{self.app_password}@127.0.0.1:{self.port}/"
+            f"{database or self.database}"
+        )
+
+    def ensure_app_role(self) -> None:
+        """Create the app's login role, or give it back its password and its limits."""
+        ensure_app_role(self.url("postgres"), self.app_password)
 
     def url(self, database: str | None = None) -> str:
         return (
@@ -253,6 +286,7 @@ class LocalCluster:
         self.init()
         self.start()
         ensure_database(self.url(), self.database)
+        self.ensure_app_role()
         return self.url()
 
 
@@ -279,6 +313,27 @@ def ensure_database(url: str, database: str, *, wait_s: float = 30.0) -> None:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     ensure_extensions(_libpq_url(url).rsplit("/", 1)[0] + "/" + database)
+
+
+def ensure_app_role(url: str, password: str, role: str = APP_ROLE) -> None:
+    """Make ``role`` a login role with ``password`` and nothing more: no superuser, no
+    CREATEDB, CREATEROLE, replication or RLS bypass. Connects with ``url`` (a superuser's, or
+    a role with CREATEROLE). Its rights in each database come from the migrations."""
+    limits = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
+    with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
+        for verb in ("CREATE", "ALTER"):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if verb == "CREATE" and exists:
+                continue
+            try:
+                conn.execute(
+                    sql.SQL("{} ROLE {} {} PASSWORD {}").format(
+                        sql.SQL(verb), sql.Identifier(role), limits, sql.Literal(password)
+                    )
+                )
+                return
+            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                continue  # made meanwhile by another process: set its password instead
 
 
 def drop_database(url: str, database: str) -> None:

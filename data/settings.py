@@ -130,7 +130,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Asia/Urumqi)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Asia/Urumqi)"
+            ) from exc
         return value
 
     @field_validator("database_url", "app_database_url")

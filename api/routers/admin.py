@@ -1,0 +1,94 @@
+"""Managing accounts and API keys over HTTP (admins only): the same acts as ``gridwork user
+disable|enable|remove`` and ``gridwork key list|revoke``.
+
+Each change is audited (who, when, which account or key) and takes effect on the very next
+request in every API process: the ``app_user`` and ``api_key`` triggers send the change feed's
+NOTIFY (:mod:`data.changes`), which ends every cached credential. A key bound to a user never
+acts above that user's current role and dies with the user (:mod:`data.access.queries`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from api.deps import SessionDep
+from api.security import Principal, require
+from data.access import queries
+from data.policy import Action
+from geo.errors import Conflict
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+Admin = Annotated[Principal, Depends(require(Action.manage_accounts))]
+UserName = Annotated[str, Path(min_length=1, max_length=64)]
+KeyName = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+def _audit(
+    session: SessionDep, request: Request, principal: Principal, kind: str, name: str
+) -> None:
+    queries.write_audit(
+        session,
+        actor=principal.name,
+        role=principal.role.value,
+        method=request.method,
+        route=request.url.path[:255],
+        subject_type=kind,
+        subject_ids=[name[:64]],
+        reason=None,
+    )
+
+
+def _not_myself(principal: Principal, username: str, what: str) -> None:
+    if principal.user_id is not None and principal.name == username:
+        raise Conflict(f"you cannot {what} your own account", field="username")
+
+
+@router.get("/users", summary="Every account: name, role, active")
+def users(session: SessionDep, _: Admin) -> dict[str, Any]:
+    return {"users": queries.list_users(session)}
+
+
+@router.post("/users/{username}/disable", summary="Disable an account and all its keys")
+def disable_user(
+    username: UserName, request: Request, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    _not_myself(principal, username, "disable")
+    queries.set_user_active(session, username, False)
+    _audit(session, request, principal, "user", username)
+    return {"username": username, "active": False}
+
+
+@router.post("/users/{username}/enable", summary="Enable a disabled account again")
+def enable_user(
+    username: UserName, request: Request, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    queries.set_user_active(session, username, True)
+    _audit(session, request, principal, "user", username)
+    return {"username": username, "active": True}
+
+
+@router.delete("/users/{username}", summary="Remove an account, its areas and its keys")
+def remove_user(
+    username: UserName, request: Request, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    _not_myself(principal, username, "remove")
+    keys = queries.remove_user(session, username)
+    _audit(session, request, principal, "user", username)
+    return {"username": username, "removed": True, "keys_removed": keys}
+
+
+@router.get("/keys", summary="Every API key (never the key itself): role, owner, live")
+def keys(session: SessionDep, _: Admin) -> dict[str, Any]:
+    return {"keys": queries.list_api_keys(session)}
+
+
+@router.delete("/keys/{name}", summary="Revoke an API key; it fails from its next request")
+def revoke_key(
+    name: KeyName, request: Request, session: SessionDep, principal: Admin
+) -> dict[str, Any]:
+    newly = queries.revoke_api_key(session, name)
+    _audit(session, request, principal, "api_key", name)
+    return {"name": name, "revoked": True, "already_revoked": not newly}

@@ -1,0 +1,169 @@
+"""The API's own database role cannot erase the audit log, however it tries (issue 13, row 15).
+
+The API server connects as ``gridwork_app``: no superuser, owns nothing, INSERT and SELECT
+only on ``audit_log``. These tests connect exactly as the server does and try what an
+attacker with the server's credentials would: disable the append-only trigger, delete,
+update, truncate, drop, take ownership, switch triggers off for the session, grant itself
+more. Every attempt fails and the audit rows stay. Then the whole app runs as that role.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.security import hash_password
+from data.access.queries import create_user
+from data.cluster import APP_ROLE, LocalCluster
+from data.db import make_engine, transaction
+from data.models import Role
+from data.settings import Settings
+from tests.api.conftest import PASSWORD, make_settings
+from tests.conftest import own_database
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def as_app(settings: Settings, owner_url: str) -> str:
+    """The URL of ``owner_url``'s database as the API server would connect to it."""
+    database = owner_url.rsplit("/", 1)[1]
+    if settings.database_url:
+        assert settings.app_database_url, (
+            "with DATABASE_URL set, set GRIDWORK_APP_DATABASE_URL too (README: the app's role)"
+        )
+        return settings.app_database_url.rsplit("/", 1)[0] + "/" + database
+    cluster = LocalCluster(settings.state_path, settings.database_name)
+    cluster.ensure_app_role()
+    return cluster.app_url(database)
+
+
+@pytest.fixture(scope="module")
+def owner_url(server_url: str) -> str:
+    return own_database(server_url, "gridwork_test_privilege")
+
+
+@pytest.fixture(scope="module")
+def app_url(settings: Settings, owner_url: str) -> str:
+    return as_app(settings, owner_url)
+
+
+def _audit_rows(owner_url: str) -> int:
+    with psycopg.connect(_libpq(owner_url)) as conn:
+        return conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]  # type: ignore[index]
+
+
+# PostgreSQL answers a grant by a role without the grant option with a warning, not an error:
+# nothing is granted, which the DELETE after it shows.
+GRANT_TO_ITSELF = f"GRANT DELETE, TRUNCATE ON audit_log TO {APP_ROLE}"
+ERASURES = [
+    "ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_delete",
+    "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+    "DELETE FROM audit_log",
+    "UPDATE audit_log SET actor = 'nobody'",
+    "TRUNCATE audit_log",
+    "DROP TABLE audit_log",
+    "DROP TRIGGER audit_log_no_update_delete ON audit_log",
+    "ALTER TABLE audit_log RENAME TO audit_log_old",
+    f"ALTER TABLE audit_log OWNER TO {APP_ROLE}",
+    "SET session_replication_role = replica",  # would silence every trigger of the session
+    GRANT_TO_ITSELF,
+    f"ALTER ROLE {APP_ROLE} SUPERUSER",
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$",
+    "ALTER TABLE app_user DISABLE TRIGGER ALL",  # the change feed's triggers, likewise
+]
+
+
+@pytest.mark.parametrize("attempt", ERASURES)
+def test_the_app_role_cannot_erase_or_unprotect_the_audit_log(
+    owner_url: str, app_url: str, attempt: str
+) -> None:
+    with psycopg.connect(_libpq(owner_url)) as conn:
+        conn.execute(
+            "INSERT INTO audit_log (actor, role, method, route, subject_type, subject_ids) "
+            "VALUES ('t-admin', 'admin', 'GET', '/households/H1', 'household', '{H1}')"
+        )
+    before = _audit_rows(owner_url)
+    with psycopg.connect(_libpq(app_url)) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (APP_ROLE,)
+        if attempt == GRANT_TO_ITSELF:
+            conn.execute(attempt)
+        else:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(attempt)
+            conn.rollback()
+        # And then, as if the attempt had worked, the erasure itself:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute("DELETE FROM audit_log")
+    assert _audit_rows(owner_url) == before
+    with psycopg.connect(_libpq(owner_url)) as conn:
+        enabled = conn.execute(
+            "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_log_no_update_delete'"
+        ).fetchone()
+    assert enabled == ("O",)  # still on
+
+
+def test_the_app_role_is_no_superuser_and_owns_nothing(app_url: str) -> None:
+    with psycopg.connect(_libpq(app_url)) as conn:
+        row = conn.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+            "WHERE rolname = current_user"
+        ).fetchone()
+        assert row == (False, False, False, False)
+        owned = conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE pg_get_userbyid(c.relowner) = current_user AND n.nspname NOT LIKE 'pg_%'"
+        ).fetchall()
+        assert owned == []
+        # What it does need: add to the log and read it.
+        conn.execute(
+            "INSERT INTO audit_log (actor, role, method, route, subject_type, subject_ids) "
+            "VALUES ('t-app', 'admin', 'GET', '/audit', 'audit', '{}')"
+        )
+        assert conn.execute("SELECT count(*) FROM audit_log WHERE actor = 't-app'").fetchone()
+        privileges = conn.execute(
+            "SELECT p FROM unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE',"
+            "'REFERENCES','TRIGGER']) p WHERE has_table_privilege('audit_log', p)"
+        ).fetchall()
+        assert sorted(p for (p,) in privileges) == ["INSERT", "SELECT"]
+
+
+@pytest.fixture(scope="module")
+def app_engine(settings: Settings, porto_url: str) -> Iterator[Engine]:
+    engine = make_engine(as_app(settings, porto_url))
+    yield engine
+    engine.dispose()
+
+
+def test_the_whole_api_works_as_the_app_role(app_engine: Engine, porto_url: str) -> None:
+    """Signing in, an audited read of households, a write, the audit log, an admin act,
+    the change feed and the OGC views: all as ``gridwork_app``, none as the owner."""
+    with app_engine.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == APP_ROLE
+        household = conn.execute(text("SELECT code FROM household LIMIT 1")).scalar_one()
+        admin_name = f"t-privilege-{os.getpid()}"
+    with transaction(app_engine) as session:  # as the app role, like the first admin's sign-up
+        create_user(session, admin_name, hash_password(PASSWORD), Role.admin)
+    app = create_app(make_settings(porto_url), engine=app_engine)
+    with TestClient(app) as client:
+        assert app.state.changes.live  # LISTEN works for the app role
+        r = client.post("/token", data={"username": admin_name, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = client.get(f"/households/{household}", headers=admin)
+        assert r.status_code == 200, r.text
+        r = client.get("/audit", headers=admin, params={"actor": admin_name})
+        assert r.status_code == 200, r.text
+        assert any(e["route"] == f"/households/{household}" for e in r.json()["entries"])
+        r = client.get("/admin/keys", headers=admin)
+        assert r.status_code == 200, r.text
+        r = client.get("/ogc/collections", headers=admin)
+        assert r.status_code == 200, r.text
