@@ -352,6 +352,21 @@ def user_role(username: str, role: Role) -> None:
     out.print(f"{username} is now {role.value}")
 
 
+@user_app.command("worker")
+def user_worker(
+    username: str,
+    worker: Annotated[str, typer.Argument(help="the worker's code, as imported with the grids")],
+) -> None:
+    """Say which worker record a grid worker signs in as: they then read and edit the
+    households of that worker's grids (and of no other)."""
+    from data.db import transaction
+    from data.district.workers import link_worker_account
+
+    with transaction(_engine(_settings())) as session:
+        link_worker_account(session, worker, username)
+    out.print(f"{username} signs in as worker {worker}")
+
+
 @user_app.command("scope")
 def user_scope(username: str, scope: Annotated[list[str], typer.Argument()]) -> None:
     """Give a user one or more areas (LEVEL:CODE)."""
