@@ -14,7 +14,11 @@ The check wraps the whole sub-app, its OpenAPI document and docs included.
 tipg is used as a library, not as its app: its factories give the routes, but its HTML
 templates load Bootstrap, jQuery and Leaflet from CDNs, so every template is replaced by
 one plain page of our own; its bbox and tile parameters are replaced by checked ones (a
-bbox with min > max, a tile outside the matrix: 422 naming the parameter); and because
+bbox with min > max, a tile outside the matrix: 422 naming the parameter); every other
+parameter that tipg writes into SQL (datetime, CQL2 filters, ids, offset, limit, simplify,
+filters by value) is checked by :mod:`api.ogc_guard` before tipg sees the request, and what
+only PostgreSQL can refuse in a filter (``code = 1``) comes back as a 422 naming ``filter``,
+never a 500; and because
 asyncpg pools belong to one event loop, the pool is made per loop on first use (tests run
 several loops over one app; uvicorn runs one).
 """
@@ -26,17 +30,19 @@ import datetime as dt
 import functools
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import jinja2
 import morecantile
+from cql2 import Expr
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from morecantile import Tile
 from sqlalchemy import Engine
+from starlette.datastructures import QueryParams
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 from tipg import dependencies as tipg_deps
@@ -51,6 +57,7 @@ from tipg.settings import DatabaseSettings
 
 from api.deps import parse_bbox
 from api.errors import add_exception_handlers, problem, status_for
+from api.ogc_guard import bbox_literals_as_polygons, check_request, parse_filter
 from api.security import Principal, optional_principal
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
@@ -124,6 +131,47 @@ async def tile_params(
     return Tile(x, y, z)
 
 
+async def filter_query(
+    query: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json"] | None,
+        Query(alias="filter-lang", description="cql2-text or cql2-json (guessed if absent)"),
+    ] = None,
+) -> Expr | None:
+    """tipg's filter, parsed in the language ``filter-lang`` declares (tipg guesses it) and
+    refused with 422 naming ``filter`` if it does not parse or calls what CQL2 does not have;
+    ``BBOX(…)`` literals become polygons in EPSG:4326 (see
+    :func:`api.ogc_guard.bbox_literals_as_polygons`)."""
+    if query is None:
+        return None
+    return Expr(bbox_literals_as_polygons(parse_filter(query, filter_lang)))
+
+
+# Only what PostgreSQL sees can refuse these in a filter: 22 (data exceptions: invalid text
+# for an integer, out of range, a bad LIKE escape), and type errors (operator or function does
+# not exist for these types, datatype mismatch, cannot coerce, unknown type).
+_FILTER_SQLSTATES = ("42883", "42804", "42725", "42704", "42846", "42P18", "42P08")
+
+
+async def _filter_refused_by_database(request: Request, exc: Exception) -> JSONResponse:
+    """A filter PostgreSQL cannot evaluate is the caller's to fix: 422 naming ``filter``.
+    Any other database error, or one on a request without a filter, stays a server fault."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    if "filter" in request.query_params and (
+        sqlstate.startswith("22") or sqlstate in _FILTER_SQLSTATES
+    ):
+        reason = " ".join(str(exc).split())[:300]
+        return problem(
+            422, "InvalidInput", f"filter: the database cannot evaluate it: {reason}",
+            field="filter",
+        )  # fmt: skip
+    raise exc
+
+
+async def _no_time_column(_: Request, exc: Exception) -> JSONResponse:
+    return problem(400, "NotApplicable", f"datetime: {exc}", field="datetime")
+
+
 # tipg's parameter parsers are plain functions, so FastAPI runs each in the thread pool: a
 # tile paid eight thread hops (~8 ms of its ~16) before its query. They do no I/O, so they
 # run in the event loop instead.
@@ -137,7 +185,6 @@ _PURE_DEPENDENCIES = (
     tipg_deps.ids_query,
     tipg_deps.datetime_query,
     tipg_deps.properties_query,
-    tipg_deps.filter_query,
     tipg_deps.sortby_query,
 )
 
@@ -203,10 +250,29 @@ async def _refresh_catalog(app: FastAPI) -> None:
                 datetime_extent=False,
             ),
         )
+    collections = [c for c in found if c.id.startswith(f"{SCHEMA}.")]
+    for collection in collections:
+        _clamp_to_tile_matrix_set(collection)
     app.state.collection_catalog = {
-        "collections": {c.id: c for c in found if c.id.startswith(f"{SCHEMA}.")},
+        "collections": {c.id: c for c in collections},
         "last_updated": now,
     }
+
+
+def _problem_for(exc: GridworkError) -> JSONResponse:
+    extra = {"field": exc.field} if exc.field else {}
+    return problem(status_for(exc), type(exc).__name__, str(exc), **extra)
+
+
+def _clamp_to_tile_matrix_set(collection: Any) -> None:
+    """Keep each geometry column's extent inside WebMercatorQuad's: an empty layer's extent
+    is the whole globe (±90°), which tipg's tileset page cannot place in the matrix (a 500)."""
+    west, south, east, north = morecantile.tms.get(TMS_ID).bbox
+    columns = [*collection.table_columns, *collection.properties, collection.geometry_column]
+    for column in columns:
+        if column is not None and column.is_geometry and column.bounds:
+            w, s, e, n = column.bounds[:4]
+            column.bounds = [max(w, west), max(s, south), min(e, east), min(n, north)]
 
 
 def district_wide(principal: Principal | None) -> Principal:
@@ -235,11 +301,19 @@ class DistrictWideOnly:
         try:
             district_wide(await optional_principal(request))
         except GridworkError as exc:
-            response = problem(status_for(exc), type(exc).__name__, str(exc))
-            await response(scope, receive, send)
+            await _problem_for(exc)(scope, receive, send)
             return
         await self.app.state.pool.ready(request.app.state.engine)
         await _refresh_catalog(self.app)
+        try:
+            check_request(
+                _route_path(scope),
+                QueryParams(scope.get("query_string", b"")),
+                self.app.state.collection_catalog["collections"],
+            )
+        except GridworkError as exc:
+            await _problem_for(exc)(scope, receive, send)
+            return
         # url_for inside the sub-app must find its own routes (/api, /api.html), not the
         # outer app's, which Starlette would otherwise search first.
         scope["router"] = self.app.router
@@ -247,6 +321,14 @@ class DistrictWideOnly:
         # builds base_url from app_root_path, the outermost root, unless told otherwise.
         scope["app_root_path"] = scope.get("root_path", "")
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path inside the OGC app (``/collections/…``), whether or not the mount stripped
+    its prefix."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def create_ogc_app() -> FastAPI:
@@ -272,6 +354,7 @@ def create_ogc_app() -> FastAPI:
     _update_openapi(app)
     app.dependency_overrides[tipg_bbox_query] = bbox_query
     app.dependency_overrides[TileParams] = tile_params
+    app.dependency_overrides[tipg_deps.filter_query] = filter_query
     for dependency in _PURE_DEPENDENCIES:
         app.dependency_overrides[dependency] = _in_loop(dependency)
     add_exception_handlers(app)
@@ -283,6 +366,8 @@ def create_ogc_app() -> FastAPI:
             if code < 500 and issubclass(cls, tipg_errors.TiPgError)
         },
     )
+    app.add_exception_handler(tipg_errors.MissingDatetimeColumn, _no_time_column)
+    app.add_exception_handler(asyncpg.PostgresError, _filter_refused_by_database)
 
     @app.get("/api.html", include_in_schema=False, name="swagger_ui_html")
     async def swagger_ui_html(request: Request) -> HTMLResponse:
