@@ -1177,3 +1177,161 @@ def purge_positions(db: Db, *, before: datetime) -> int:
         {"before": before},
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- console reads
+# (the care staff's pages, api/routers/care_pages.py)
+
+
+def elders_at_a_glance(
+    db: Db, scope: AreaScope, *, search: str | None, limit: int, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Elders the caller may read, with their state (no positions): when their device was
+    last heard from, the newest fix's time and battery, inside or outside the safe zone,
+    open alerts. ``search`` matches the name (case-insensitive, anywhere in it)."""
+    rows = (
+        db.execute(
+            text(
+                f"""
+                SELECT e.id, e.display_name, g.code AS home_grid_code,
+                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                               AND c.withdrawn_at IS NULL) AS consent,
+                       s.outside, s.no_fix,
+                       greatest(d.heard, p.received_at) AS last_heard_at,
+                       p.time AS last_fix_time, coalesce(p.battery, d.battery) AS battery,
+                       (SELECT count(*) FROM alert a WHERE a.elder_id = e.id
+                        AND a.status <> 'closed') AS open_alerts,
+                       EXISTS (SELECT 1 FROM safe_zone z WHERE z.elder_id = e.id) AS has_zone
+                FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
+                LEFT JOIN zone_state s ON s.elder_id = e.id
+                LEFT JOIN LATERAL (SELECT max(last_heard_at) AS heard,
+                                          (array_agg(last_battery ORDER BY last_heard_at
+                                                     DESC NULLS LAST))[1] AS battery
+                                   FROM device WHERE elder_id = e.id) d ON true
+                LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
+                                   WHERE elder_id = e.id ORDER BY time DESC, id DESC
+                                   LIMIT 1) p ON true
+                WHERE {elder_sql(Action.locate_elders)}
+                  AND (CAST(:search AS text) IS NULL
+                       OR e.display_name ILIKE '%' || CAST(:search AS text) || '%')
+                ORDER BY open_alerts DESC, e.display_name, e.id LIMIT :limit OFFSET :offset
+                """  # noqa: S608
+            ),
+            {"search": search or None, "limit": limit, "offset": offset, **_scope_params(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def consents_of(db: Db, elder_id: int) -> list[dict[str, Any]]:
+    """The consent records of one elder, newest first (withdrawn ones too)."""
+    rows = (
+        db.execute(
+            text(
+                "SELECT id, given_by, given_on, scope, recorded_by, recorded_at, withdrawn_at, "
+                "withdrawn_by FROM consent WHERE elder_id = :e ORDER BY recorded_at DESC, id DESC"
+            ),
+            {"e": elder_id},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def alerts_of_elder(db: Db, elder_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+    """One elder's alerts, newest first, without positions (the caller may read the elder)."""
+    rows = (
+        db.execute(
+            text(
+                _ALERT_SELECT
+                + " AND a.elder_id = :e ORDER BY a.raised_at DESC, a.id DESC LIMIT :limit"
+            ),
+            {"e": elder_id, "limit": limit, **_scope_params(AreaScope.everywhere())},
+        )
+        .mappings()
+        .all()
+    )
+    return [_alert_out(r, with_position=False) for r in rows]
+
+
+def alerts_after(
+    db: Db, scope: AreaScope, *, after_id: int, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Alerts of the caller's area newer than ``after_id`` (oldest first), without positions:
+    what a live inbox has not shown yet."""
+    rows = (
+        db.execute(
+            text(_ALERT_SELECT + " AND a.id > :after ORDER BY a.id LIMIT :limit"),
+            {"after": after_id, "limit": limit, **_scope_params(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    return [_alert_out(r, with_position=False) for r in rows]
+
+
+def newest_alert_id(db: Db) -> int:
+    return int(db.execute(text("SELECT coalesce(max(id), 0) FROM alert")).scalar_one())
+
+
+def search_households(
+    db: Db, scope: AreaScope, query: str, *, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Households of the caller's area whose code or building's id contains ``query``, or
+    that lie within about 60 m of a road whose name contains it (an address, as people say it);
+    with their grid and the nearest road's name. No resident data."""
+    rows = (
+        db.execute(
+            text(
+                f"""
+                WITH hit AS (
+                    SELECT h.id FROM household h LEFT JOIN building b ON b.id = h.building_id
+                    WHERE h.code ILIKE '%' || :q || '%' OR b.source_id ILIKE '%' || :q || '%'
+                    UNION
+                    -- about 60 m (0.0008°), on the spatial index
+                    SELECT h.id FROM road_segment r JOIN household h
+                         ON ST_DWithin(h.geom, r.geom, 0.0008)
+                    WHERE r.name ILIKE '%' || :q || '%'
+                )
+                SELECT h.id, h.code, h.size, h.lives_alone, g.code AS grid_code,
+                       b.source_id AS building,
+                       (SELECT r.name FROM road_segment r WHERE r.name IS NOT NULL
+                        ORDER BY r.geom <-> h.geom LIMIT 1) AS road
+                FROM hit JOIN household h ON h.id = hit.id
+                JOIN grid g ON g.id = coalesce(
+                    (SELECT id FROM grid WHERE id = h.grid_id AND valid_to IS NULL),
+                    {grid_at("h.geom")})
+                LEFT JOIN building b ON b.id = h.building_id
+                WHERE (:unrestricted OR g.id = ANY(CAST(:grid_ids AS int[])))
+                ORDER BY h.code LIMIT :limit
+                """  # noqa: S608
+            ),
+            {"q": query, "limit": limit, **_scope_params(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+def console_counts(db: Db, scope: AreaScope) -> dict[str, int]:
+    """For a home page: the elders the caller may read, and the alerts of their area not yet
+    closed (open, and acknowledged)."""
+    params = _scope_params(scope)
+    elders = db.execute(
+        text(f"SELECT count(*) FROM elder e WHERE {elder_sql(Action.locate_elders)}"),  # noqa: S608
+        params,
+    ).scalar_one()
+    alerts = db.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE a.status = 'open'), count(*) FROM alert a "
+            "WHERE a.status <> 'closed' AND (:unrestricted "
+            "OR a.grid_id = ANY(CAST(:grid_ids AS int[])) "
+            "OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))"
+        ),
+        params,
+    ).one()
+    return {"elders": int(elders), "open_alerts": int(alerts[0]), "unclosed_alerts": int(alerts[1])}

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,13 +36,17 @@ from data.db import transaction
 from data.models import Role
 from data.models.care import DeviceDatum, ZoneKind
 from geo.care.datum import to_wgs84
-from geo.care.osmand import Fix
+from geo.care.osmand import DEFAULT_MAX_FUTURE_SKEW, Fix, KeepAlive, Report
 from geo.care.safezone import (
+    DEFAULT_BATTERY_HYSTERESIS_PCT,
     DEFAULT_HOME_BUFFER_M,
+    DEFAULT_LOW_BATTERY_PCT,
+    HomeCheck,
     MetricFix,
     SafeZone,
     ZoneEvent,
     ZoneState,
+    check_zone_for_home,
     evaluate,
 )
 from geo.coverage.walk import network_distances, reachable
@@ -176,22 +180,54 @@ def _to_metric(epsg: int) -> Transformer:
     return Transformer.from_crs(4326, epsg, always_xy=True)
 
 
-def home_zone(session: Session, elder_id: int, *, epsg: int, buffer_m: float) -> None:
+# Every new zone must contain the elder's home unless ``force`` (geo.care.safezone
+# .check_zone_for_home); the HomeCheck returned says how it stood, for the audit log.
+
+
+def _checked(
+    session: Session, elder_id: int, zone: SafeZone, *, epsg: int, force: bool, field: str
+) -> HomeCheck:
+    home = q.home_metric(session, elder_id, epsg)
+    return check_zone_for_home(zone, home, force=force, field=field)
+
+
+def home_zone(
+    session: Session, elder_id: int, *, epsg: int, buffer_m: float, force: bool = False
+) -> HomeCheck:
     grid_id = q.home_grid_id(session, elder_id)
     if grid_id is None:
         raise InvalidInput("the elder's home lies in no grid", field="kind")
     zone = SafeZone.around_grid(q.grid_metric(session, grid_id, epsg), buffer_m=buffer_m)
+    check = _checked(session, elder_id, zone, epsg=epsg, force=force, field="buffer_m")
     q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
+    return check
 
 
 def circle_zone(
-    session: Session, elder_id: int, *, lon: float, lat: float, radius_m: float, epsg: int
-) -> None:
+    session: Session,
+    elder_id: int,
+    *,
+    lon: float,
+    lat: float,
+    radius_m: float,
+    epsg: int,
+    force: bool = False,
+) -> HomeCheck:
     x, y = _to_metric(epsg).transform(lon, lat)
-    q.save_zone(session, elder_id, SafeZone.circle(x, y, radius_m), kind=ZoneKind.circle, epsg=epsg)
+    zone = SafeZone.circle(x, y, radius_m)
+    check = _checked(session, elder_id, zone, epsg=epsg, force=force, field="lon/lat")
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.circle, epsg=epsg)
+    return check
 
 
-def polygon_zone(session: Session, elder_id: int, geojson: Mapping[str, Any], *, epsg: int) -> None:
+def polygon_zone(
+    session: Session,
+    elder_id: int,
+    geojson: Mapping[str, Any],
+    *,
+    epsg: int,
+    force: bool = False,
+) -> HomeCheck:
     """A hand-drawn zone (GeoJSON Polygon or MultiPolygon, WGS-84), checked before it is used."""
     try:
         geom = shapely.from_geojson(json.dumps(geojson))
@@ -215,13 +251,19 @@ def polygon_zone(session: Session, elder_id: int, geojson: Mapping[str, Any], *,
     metric = shapely.transform(geom, lambda xy: np.column_stack(_to_metric(epsg).transform(*xy.T)))
     if not isinstance(metric, Polygon | MultiPolygon):  # pragma: no cover - transform keeps type
         raise InvalidGeometry("projecting the zone did not give a polygon", field="geometry")
-    q.save_zone(session, elder_id, SafeZone(geometry=metric), kind=ZoneKind.polygon, epsg=epsg)
+    zone = SafeZone(geometry=metric)
+    check = _checked(session, elder_id, zone, epsg=epsg, force=force, field="geometry")
+    q.save_zone(session, elder_id, zone, kind=ZoneKind.polygon, epsg=epsg)
+    return check
 
 
 # --------------------------------------------------------------------------- facilities near
 
 WALK_SEARCH_M = 3000.0
 """How far along roads the walk from an elder to a facility is followed (about 40 minutes)."""
+FACILITY_RADIUS_M = 5000.0
+"""Facilities farther than this from a fix are not listed: a fix abroad once listed the
+district's facilities 10,000 km away, which helps no one find an elder."""
 
 
 def nearest_facilities(
@@ -232,16 +274,18 @@ def nearest_facilities(
     epsg: int,
     count: int,
     network: NetworkCache | None,
+    within_m: float = FACILITY_RADIUS_M,
 ) -> tuple[list[dict[str, Any]], str]:
     """The ``count`` facilities nearest to a WGS-84 point, by walking distance along the
-    stored roads when there are any (``walking_m``), else by straight line only.
+    stored roads when there are any (``walking_m``), else by straight line only; none
+    farther than ``within_m`` in a straight line (so possibly none at all).
 
     Candidates are the ``4 × count`` nearest in a straight line; each keeps its
     ``straight_line_m``. A facility with no walk within ``WALK_SEARCH_M`` gets
     ``walking_m = None`` and goes last. Returns the facilities and ``"walking"`` or
     ``"straight_line"``, the distance they are ranked by.
     """
-    candidates = q.nearest_facilities(session, lon, lat, count=count * 4)
+    candidates = q.nearest_facilities(session, lon, lat, count=count * 4, within_m=within_m)
     if network is None or not candidates:
         return candidates[:count], "straight_line"
     try:
@@ -274,17 +318,20 @@ class IngestResult:
     stored: int
     duplicates: int
     alerts: int
+    not_stored: int = 0  # answered, but not stored as a fix (keep-alives, refused reports)
+    notes: tuple[str, ...] = ()  # why, per report not stored or changed: "code: text"
 
 
 @dataclass(frozen=True)
 class IngestRequest:
-    """The fixes of one HTTP request, sent with the key named ``key_name``."""
+    """The reports of one HTTP request (fixes and keep-alives), sent with the key named
+    ``key_name``."""
 
     key_name: str
-    fixes: Sequence[Fix]
+    fixes: Sequence[Report]
 
 
-def check_extras(fix: Fix, *, index: int | None = None) -> None:
+def check_extras(fix: Report, *, index: int | None = None) -> None:
     """Bounds on the free-form parts of a fix, so a device cannot store a novel per report."""
     if fix.alarm is not None and len(fix.alarm) > MAX_ALARM:
         raise InvalidInput(f"at most {MAX_ALARM} characters", field="alarm", index=index)
@@ -308,7 +355,7 @@ def ingest(
     session: Session,
     *,
     key_name: str,
-    fixes: Sequence[Fix],
+    fixes: Sequence[Report],
     epsg: int,
     now: datetime,
     retention: timedelta,
@@ -332,6 +379,10 @@ def ingest(
     return result
 
 
+MAX_FUTURE_SKEW = DEFAULT_MAX_FUTURE_SKEW
+"""A fix more than this after its time of receipt comes from a clock that is ahead."""
+
+
 def ingest_many(
     session: Session,
     requests: Sequence[IngestRequest],
@@ -343,9 +394,26 @@ def ingest_many(
 ) -> list[IngestResult | GridworkError]:
     """Several requests in one transaction (group commit), each refused or stored on its own.
 
-    A refused request stores nothing and gets its error back; the others are stored with
-    one INSERT, one zone lock and one commit between them. A fix sent twice in the same
-    batch counts as stored for the first request and as a duplicate for the second.
+    A refused request (a device the key may not report for, no consent, a revoked key)
+    stores nothing and gets its error back. Otherwise every report is answered, because
+    Traccar Client 10 and the legacy Android client resend their oldest report until it
+    is answered 2xx, and a refusal they cannot cure would silence the watch for good:
+
+    * a keep-alive (no position) stores no fix; it counts as heard from, its battery is kept
+      on the device, and its alarm or low battery raise their alerts;
+    * a fix older than the retention period, or from before the wearer's consent
+      (``q.reporting_status``), is not stored (it would be purged at once, or was never
+      consented to);
+    * a fix from a clock more than ``MAX_FUTURE_SKEW`` ahead is stored at the time of
+      receipt (the request's fast fixes moved back together, so that the newest lands on the
+      time of receipt and their spacing stays), with the device's time in ``device_time``;
+    * a fix the device marks invalid is stored but does not move the zone state.
+
+    Each of these is counted on the device with the reason (``/elders/{id}``) and named in
+    the answer's notes. The others are stored with one INSERT, one zone lock and one commit
+    between all requests; a fix sent twice in the same batch counts as stored for the first
+    request and as a duplicate for the second. The extra bookkeeping is one statement per
+    batch, and only when a batch has such reports.
     """
     links = q.devices_for_keys(
         session, [(r.key_name, f.device_id) for r in requests for f in r.fixes]
@@ -354,7 +422,7 @@ def ingest_many(
     accepted: list[tuple[int, IngestRequest]] = []
     for i, request in enumerate(requests):
         try:
-            _admit(request, links, oldest=now - retention, retention=retention)
+            _admit(request, links)
         except GridworkError as exc:
             results.append(exc)
             continue
@@ -377,40 +445,151 @@ def ingest_many(
         else:
             results[i] = now_refused
     accepted = still
-    fixes: list[Fix] = []
-    fix_links: list[q.DeviceLink] = []
-    owner: list[int] = []
-    for i, request in accepted:
-        fixes += request.fixes
-        fix_links += [links[(request.key_name, f.device_id)] for f in request.fixes]
-        owner += [i] * len(request.fixes)
+    sorted_out = _sort_reports(accepted, links, status, now=now, retention=retention)
     # One datum conversion for the whole batch: per request it cost more than the insert.
-    rows = _position_rows(fixes, fix_links)
+    rows = _position_rows(sorted_out.fixes, sorted_out.fix_links)
     first_row: dict[tuple[int, datetime], int] = {}
-    for row, i in zip(rows, owner, strict=True):
+    for row, i in zip(rows, sorted_out.owner, strict=True):
         first_row.setdefault((row.device_id, row.time), i)
     # Insert in key order: concurrent batches then take unique-index locks in the same
     # order and cannot deadlock on a fix that both of them carry.
     rows = sorted(rows, key=lambda r: (r.device_id, r.time))
     stored = q.insert_positions(session, rows, epsg=epsg)
-    alerts = _evaluate(session, stored, rows, contexts, webhook_url=webhook_url)
+    raised_by = _evaluate(
+        session,
+        stored,
+        rows,
+        first_row,
+        sorted_out.keepalives,
+        contexts,
+        webhook_url=webhook_url,
+    )
+    q.record_device_reports(session, sorted_out.device_reports(now))
     stored_by = Counter(first_row[(p.device_id, p.time)] for p in stored)
-    alerts_by = Counter(first_row[key] for key in alerts)
-    for i, request in accepted:
+    alerts_by = Counter(raised_by)
+    for i, _request in accepted:
         n = stored_by[i]
-        results[i] = IngestResult(n, len(request.fixes) - n, alerts_by[i])
+        results[i] = IngestResult(
+            n,
+            sorted_out.storable[i] - n,
+            alerts_by[i],
+            sorted_out.not_stored[i],
+            tuple(sorted_out.notes[i]),
+        )
     return [r for r in results if r is not None]
 
 
-def _admit(
-    request: IngestRequest,
+@dataclass
+class _Sorted:
+    """The reports of a batch's accepted requests, sorted into what is done with them."""
+
+    fixes: list[Fix] = field(default_factory=list)
+    fix_links: list[q.DeviceLink] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)  # the request of each fix
+    storable: Counter[int] = field(default_factory=Counter)  # fixes to store per request
+    keepalives: list[tuple[int, q.DeviceLink, KeepAlive]] = field(default_factory=list)
+    not_stored: Counter[int] = field(default_factory=Counter)
+    notes: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # per device: reports not stored, newest keep-alive, newest refusal (time, reason)
+    skipped: Counter[int] = field(default_factory=Counter)
+    newest_keepalive: dict[int, KeepAlive] = field(default_factory=dict)
+    refusal: dict[int, str] = field(default_factory=dict)
+
+    def device_reports(self, now: datetime) -> list[q.DeviceReports]:
+        out = []
+        for device_id in sorted(set(self.skipped) | set(self.refusal)):
+            keepalive = self.newest_keepalive.get(device_id)
+            out.append(
+                q.DeviceReports(
+                    device_id=device_id,
+                    heard_at=now,
+                    not_stored=self.skipped[device_id],
+                    battery=None if keepalive is None else keepalive.battery,
+                    charging=None if keepalive is None else keepalive.charging,
+                    refused_at=now if device_id in self.refusal else None,
+                    refused_reason=self.refusal.get(device_id),
+                )
+            )
+        return out
+
+
+def _sort_reports(
+    accepted: Sequence[tuple[int, IngestRequest]],
     links: Mapping[tuple[str, str], q.DeviceLink],
+    status: Mapping[int, q.ReportingStatus],
     *,
-    oldest: datetime,
+    now: datetime,
     retention: timedelta,
-) -> None:
-    """Refuse a request whose key may not report for a device, or that is too old to keep.
-    (Consent and the key's validity are read under the zone lock: :func:`_refused_now`.)"""
+) -> _Sorted:
+    out = _Sorted()
+    oldest = now - retention
+    for i, request in accepted:
+        many = len(request.fixes) > 1
+        # A fast clock is fast for every fix of the request: move them back together.
+        fast = [
+            f.time for f in request.fixes if isinstance(f, Fix) and f.time > now + MAX_FUTURE_SKEW
+        ]
+        shift = max(fast) - now if fast else timedelta(0)
+        for j, report in enumerate(request.fixes):
+            link = links[(request.key_name, report.device_id)]
+            where = f"reports[{j}] " if many else ""
+            note: str | None = None
+            if isinstance(report, KeepAlive):
+                note = "no_position: a keep-alive; last heard and battery kept, no fix stored"
+                # One from before the retention period says nothing of now: heard, no more.
+                if report.time >= oldest:
+                    out.keepalives.append((i, link, report))
+                    newest = out.newest_keepalive.get(link.id)
+                    if newest is None or report.time >= newest.time:
+                        out.newest_keepalive[link.id] = report
+            elif report.time < oldest:
+                note = (
+                    f"too_old: {report.time.isoformat()} is older than the retention period "
+                    f"({retention.days} days); not stored"
+                )
+            elif (since := status[link.id].consent_since) is not None and report.time < since:
+                note = (
+                    f"before_consent: {report.time.isoformat()} is before the wearer's consent "
+                    f"(from {since.isoformat(timespec='seconds')}); not stored"
+                )
+            else:
+                if report.time > now + MAX_FUTURE_SKEW:
+                    moved = report.time - shift
+                    note = (
+                        f"clock_ahead: device time {report.time.isoformat()} is "
+                        f"{_duration(report.time - now)} after its receipt; stored at "
+                        f"{moved.isoformat()}, the device's time kept as device_time"
+                    )
+                    attributes = {**report.attributes, "device_time": report.time.isoformat()}
+                    report = replace(report, time=moved, attributes=attributes)
+                    out.refusal[link.id] = where + note
+                    out.notes[i].append(where + note)
+                    note = None
+                out.fixes.append(report)
+                out.fix_links.append(link)
+                out.owner.append(i)
+                out.storable[i] += 1
+                continue
+            out.not_stored[i] += 1
+            out.skipped[link.id] += 1
+            out.notes[i].append(where + note)
+            if not isinstance(report, KeepAlive):
+                out.refusal[link.id] = where + note
+    return out
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"
+
+
+def _admit(request: IngestRequest, links: Mapping[tuple[str, str], q.DeviceLink]) -> None:
+    """Refuse a request whose key may not report for a device. (Consent and the key's
+    validity are read under the zone lock: :func:`_refused_now`.)"""
     codes = sorted({f.device_id for f in request.fixes})
     unknown = [c for c in codes if (request.key_name, c) not in links]
     if unknown:
@@ -418,27 +597,19 @@ def _admit(
             f"this key may not report for device {_names(unknown)}; nothing was stored",
             field="id",
         )
-    for i, fix in enumerate(request.fixes):
-        if fix.time < oldest:
-            raise InvalidInput(
-                f"{fix.time.isoformat()} is older than the retention period "
-                f"({retention.days} days); it would be purged at once",
-                field="timestamp",
-                index=i if len(request.fixes) > 1 else None,
-            )
 
 
 def _refused_now(
     request: IngestRequest,
     links: Mapping[tuple[str, str], q.DeviceLink],
-    status: Mapping[int, tuple[bool, bool]],
+    status: Mapping[int, q.ReportingStatus],
 ) -> GridworkError | None:
     """Why a request is refused once its elders' zones are locked (no consent, a key revoked
     meanwhile), if it is."""
     ids = {f.device_id: links[(request.key_name, f.device_id)].id for f in request.fixes}
-    if not all(status.get(i, (False, False))[0] for i in ids.values()):
+    if not all(i in status and status[i].live for i in ids.values()):
         return Unauthorized("the API key is not valid")
-    withdrawn = sorted(code for code, i in ids.items() if not status[i][1])
+    withdrawn = sorted(code for code, i in ids.items() if not status[i].consent)
     return _no_consent(withdrawn) if withdrawn else None
 
 
@@ -457,6 +628,8 @@ def _names(codes: Sequence[str]) -> str:
 def _position_rows(fixes: Sequence[Fix], links: Sequence[q.DeviceLink]) -> list[q.PositionRow]:
     """Every fix in WGS-84, converted per datum in one vectorised call each; ``links[i]`` is
     the device of ``fixes[i]``."""
+    if not fixes:
+        return []
     lon = np.array([f.lon for f in fixes], dtype=np.float64)
     lat = np.array([f.lat for f in fixes], dtype=np.float64)
     datum = np.array([link.datum.value for link in links])
@@ -484,6 +657,7 @@ def _position_rows(fixes: Sequence[Fix], links: Sequence[q.DeviceLink]) -> list[
                 charging=fix.charging,
                 alarm=fix.alarm,
                 attributes=dict(fix.attributes),
+                valid=fix.valid,
             )
         )
     return rows
@@ -493,21 +667,33 @@ def _evaluate(
     session: Session,
     stored: Sequence[q.StoredPosition],
     rows: Sequence[q.PositionRow],
+    owners: Mapping[tuple[int, datetime], int],
+    keepalives: Sequence[tuple[int, q.DeviceLink, KeepAlive]],
     contexts: Mapping[int, q.ZoneContext],
     *,
     webhook_url: str | None,
-) -> list[tuple[int, datetime]]:
-    """Advance each elder's zone state (``contexts``, locked) by their new fixes in time
-    order; raise the alerts. Returns the (device, time) of the fix behind each alert."""
-    if not stored:
+) -> list[int]:
+    """Advance each elder's zone state (``contexts``, locked) by their new fixes and
+    keep-alives in time order; raise the alerts. Returns the request (``owners`` of the
+    fixes, the first member of each keep-alive) behind each alert.
+
+    A valid fix goes through :func:`geo.care.safezone.evaluate`. A keep-alive, or a fix the
+    device marked invalid, says nothing sure of where the elder is: it leaves the zone
+    state alone, but its alarm (``sos``) and a low battery are raised as a fix's would be,
+    because neither depends on the position (and a missed SOS costs more than a repeated
+    one)."""
+    if not stored and not keepalives:
         return []
     extra: dict[tuple[int, datetime], q.PositionRow] = {}
     for r in rows:
         extra.setdefault((r.device_id, r.time), r)
-    by_elder: dict[int, list[q.StoredPosition]] = defaultdict(list)
+    by_elder: dict[int, list[tuple[datetime, int, q.StoredPosition | tuple[int, KeepAlive]]]]
+    by_elder = defaultdict(list)
     for p in stored:
-        by_elder[p.elder_id].append(p)
-    raised: list[tuple[int, datetime]] = []
+        by_elder[p.elder_id].append((p.time, p.id, p))
+    for n, (i, link, keepalive) in enumerate(keepalives):
+        by_elder[link.elder_id].append((keepalive.time, n, (i, keepalive)))
+    raised: list[int] = []
     alerts: list[q.NewAlert] = []
     changed: dict[int, ZoneState] = {}
     for elder_id in sorted(by_elder):
@@ -515,23 +701,63 @@ def _evaluate(
         if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
             continue
         state = ctx.state
-        for p in sorted(by_elder[elder_id], key=lambda p: (p.time, p.id)):
-            row = extra[(p.device_id, p.time)]
-            metric = MetricFix(x=p.x, y=p.y, time=p.time, battery=row.battery, alarm=row.alarm)
-            late = state.last_fix_time is not None and p.time < state.last_fix_time
-            # The fix's own time is "now" for it: staleness is the periodic task's business.
-            new_state, events = evaluate(state, metric, p.time, ctx.zone)
-            if not late:
-                state = new_state
+        last_ref: tuple[int, int | None] | bool | None = False
+        for _, _, item in sorted(by_elder[elder_id], key=lambda t: (t[0], t[1])):
+            if isinstance(item, q.StoredPosition):
+                row = extra[(item.device_id, item.time)]
+                owner = owners[(item.device_id, item.time)]
+                if row.valid:
+                    metric = MetricFix(
+                        x=item.x, y=item.y, time=item.time, battery=row.battery, alarm=row.alarm
+                    )
+                    late = state.last_fix_time is not None and item.time < state.last_fix_time
+                    # The fix's own time is "now" for it: staleness is the periodic task's.
+                    new_state, events = evaluate(state, metric, item.time, ctx.zone)
+                    if not late:
+                        state = new_state
+                else:
+                    state, events = _signal(state, item.time, row.battery, row.alarm)
+                for event in events:
+                    if event.kind != "no_fix":
+                        alerts.append(_alert(ctx, event, item.id, item.grid_id))
+                        raised.append(owner)
+                continue
+            owner, keepalive = item
+            state, events = _signal(state, keepalive.time, keepalive.battery, keepalive.alarm)
+            if events and last_ref is False:  # where the elder was last seen, for routing
+                last_ref = q.last_position_ref(session, elder_id)
+            position_id, grid_id = last_ref if isinstance(last_ref, tuple) else (None, None)
             for event in events:
-                if event.kind != "no_fix":
-                    alerts.append(_alert(ctx, event, p.id, p.grid_id))
-                    raised.append((p.device_id, p.time))
+                alerts.append(_alert(ctx, event, position_id, grid_id))
+                raised.append(owner)
         if state != ctx.state:
             changed[elder_id] = state
     raise_alerts(session, alerts, webhook_url)
     q.save_zone_states(session, changed)
     return raised
+
+
+def _signal(
+    state: ZoneState, time: datetime, battery: float | None, alarm: str | None
+) -> tuple[ZoneState, list[ZoneEvent]]:
+    """A report that says nothing sure of the position: its alarm and battery only, with
+    the rules of :func:`geo.care.safezone.evaluate` (once per alarm, battery hysteresis)."""
+    alarm = alarm.strip() if alarm and alarm.strip() else None
+    events: list[ZoneEvent] = []
+    if state.last_fix_time is not None and time < state.last_fix_time:
+        if alarm is not None:
+            events.append(ZoneEvent("sos", time, None, detail=alarm))
+        return state, events
+    if alarm is not None and alarm != state.alarm:
+        events.append(ZoneEvent("sos", time, None, detail=alarm))
+    low = state.low_battery
+    if battery is not None:
+        if not low and battery < DEFAULT_LOW_BATTERY_PCT:
+            low = True
+            events.append(ZoneEvent("low_battery", time, None, detail=f"{battery:g}%"))
+        elif low and battery > DEFAULT_LOW_BATTERY_PCT + DEFAULT_BATTERY_HYSTERESIS_PCT:
+            low = False
+    return replace(state, low_battery=low, alarm=alarm), events
 
 
 def _alert(
@@ -570,16 +796,40 @@ def raise_silent(
     no_fix_minutes: float,
     webhook_url: str | None = None,
 ) -> int:
-    """One ``no_fix`` alert per consenting elder silent for ``no_fix_minutes`` (once a spell)."""
+    """One ``no_fix`` alert per consenting elder without a fix for ``no_fix_minutes`` (once
+    a spell). Its detail tells a watch that is alive but has no GPS fix (a keep-alive or
+    another report heard within the period: indoors, say) from one that is silent."""
     cutoff = now - timedelta(minutes=no_fix_minutes)
     alerts: list[q.NewAlert] = []
-    for ctx in q.silent_zones(session, cutoff=cutoff, epsg=epsg):
+    contexts = q.silent_zones(session, cutoff=cutoff, epsg=epsg)
+    heard = q.last_heard(session, [ctx.elder_id for ctx in contexts]) if contexts else {}
+    for ctx in contexts:
         state, events = evaluate(ctx.state, None, now, ctx.zone, no_fix_minutes=no_fix_minutes)
         ref = q.last_position_ref(session, ctx.elder_id)
         position_id, grid_id = ref if ref is not None else (None, None)
-        alerts += [_alert(ctx, event, position_id, grid_id) for event in events]
+        detail = silence_detail(ctx.state.last_fix_time, heard.get(ctx.elder_id), cutoff)
+        alerts += [
+            _alert(ctx, replace(event, detail=detail), position_id, grid_id) for event in events
+        ]
         q.save_zone_state(session, ctx.elder_id, state)
     return len(raise_alerts(session, alerts, webhook_url))
+
+
+def silence_detail(
+    last_fix: datetime | None, heard: tuple[datetime, float | None] | None, cutoff: datetime
+) -> str:
+    """``watch alive, no GPS fix …`` when the device was heard from after its last fix and
+    since ``cutoff``; else ``watch silent …``."""
+    since = "never" if last_fix is None else last_fix.isoformat(timespec="minutes")
+    if heard is not None and heard[0] >= cutoff and (last_fix is None or heard[0] > last_fix):
+        battery = "" if heard[1] is None else f", battery {heard[1]:g}%"
+        return (
+            f"watch alive, no GPS fix since {since}; last heard "
+            f"{heard[0].isoformat(timespec='minutes')}{battery}"
+        )
+    times = [t for t in (last_fix, None if heard is None else heard[0]) if t is not None]
+    latest = max(times).isoformat(timespec="minutes") if times else "never"
+    return f"watch silent: no fix since {since}, nothing heard since {latest}"
 
 
 def purge(engine: Engine, *, now: datetime, retention: timedelta) -> int:

@@ -114,6 +114,18 @@ class Device(Base):
     )
     datum: Mapped[DeviceDatum] = mapped_column(Enum(DeviceDatum, name="device_datum"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # What staff need to tell a broken watch from a quiet one (migration 0008): reports
+    # answered but not stored as a fix leave their trace here, not in ``position``.
+    last_heard_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="receipt of the newest keep-alive or refused report"
+    )
+    last_battery: Mapped[float | None] = mapped_column(Float, comment="from the newest keep-alive")
+    last_charging: Mapped[bool | None] = mapped_column(Boolean)
+    not_stored: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), comment="reports answered, not stored"
+    )
+    last_refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_refused_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class Position(Base):
@@ -149,6 +161,12 @@ class Position(Base):
     )
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
+    )
+    valid: Mapped[bool] = mapped_column(
+        Boolean,
+        default=True,
+        server_default=text("true"),
+        comment="false: the device marked it invalid; it does not move the zone state",
     )
 
 
