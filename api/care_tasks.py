@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
+from api import plan_clock
 from data.care import service as care
 from data.crs import metric_epsg
 from data.db import transaction
+from data.incidents import service as incidents
 from data.settings import Settings
 
 log = logging.getLogger("gridwork.care")
@@ -34,15 +36,19 @@ def run_once(app: FastAPI, *, purge_now: bool) -> dict[str, int]:
         with transaction(engine) as session:
             epsg = metric_epsg(session, settings.metric_epsg)
         app.state.care_epsg = epsg
-    return care.tick(
+    now = datetime.now(UTC)
+    done = care.tick(
         engine,
-        now=datetime.now(UTC),
+        now=now,
         epsg=epsg,
         no_fix_minutes=settings.no_fix_minutes,
         retention=timedelta(days=settings.position_retention_days),
         webhook_url=settings.alert_webhook_url,
         purge_now=purge_now,
     )
+    done["cases_escalated"] = incidents.sweep(engine, now=now)  # deadlines passed (issue 18)
+    done["plans_switched"] = len(plan_clock.switch_due(app))  # effective dates come (issue 16)
+    return done
 
 
 async def care_loop(app: FastAPI, period_s: float) -> None:

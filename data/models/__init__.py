@@ -45,6 +45,15 @@ from data.models.district import (
     Street,
     Worker,
 )
+from data.models.incidents import (
+    CaseEvent,
+    CaseLevel,
+    CaseNotice,
+    CaseStatus,
+    Department,
+    IncidentCase,
+    IncidentCategory,
+)
 from data.models.planning import Plan, PlanGrid, PlanStatus, PlanUnit, PlanUnitEdge
 
 __all__ = [
@@ -60,9 +69,14 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Building",
+    "CaseEvent",
+    "CaseLevel",
+    "CaseNotice",
+    "CaseStatus",
     "Community",
     "CommunityKind",
     "Consent",
+    "Department",
     "DeploymentSetting",
     "Device",
     "DeviceDatum",
@@ -72,6 +86,8 @@ __all__ = [
     "Grid",
     "Household",
     "Incident",
+    "IncidentCase",
+    "IncidentCategory",
     "IncidentStatus",
     "Plan",
     "PlanGrid",

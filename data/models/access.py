@@ -42,6 +42,7 @@ class Role(enum.StrEnum):
     grid_worker = "grid_worker"
     care_staff = "care_staff"
     device = "device"
+    department = "department"  # a 职能部门 (migration 0012)
 
 
 class ScopeLevel(enum.StrEnum):

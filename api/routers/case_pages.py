@@ -1,0 +1,362 @@
+"""The case pages: the list and map, one case with its history and actions, the report form
+(phone-friendly), the grid worker's "my cases", and the figures of a grid, community or street.
+
+Thin: the same use cases as ``api.routers.cases`` (``data.incidents``); forms post and
+redirect (303); errors become pages in the frame.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.deps import SessionDep
+from api.pages.frame import N_, context, render
+from api.security import Principal, audit_read, require
+from data.incidents import queries as q
+from data.incidents import service
+from data.models import Role
+from data.policy import Action, may
+from geo.errors import InvalidInput
+from geo.incidents.rules import MOVES, OPEN, STATUSES
+
+router = APIRouter(prefix="/app/incidents", include_in_schema=False)
+
+Viewing = Annotated[Principal, Depends(require(Action.view_cases))]
+Handling = Annotated[Principal, Depends(require(Action.handle_cases))]
+Reporting = Annotated[Principal, Depends(require(Action.report_incidents))]
+
+STATUS_NAMES = {
+    "new": N_("New"),
+    "accepted": N_("Accepted"),
+    "in_progress": N_("In progress"),
+    "resolved": N_("Resolved"),
+    "closed": N_("Closed"),
+}
+LEVEL_NAMES = {
+    "grid": N_("Grid"),
+    "community": N_("Community"),
+    "street": N_("Street"),
+    "district": N_("District"),
+}
+ACTION_NAMES = {
+    "accept": N_("Accept"),
+    "start": N_("Start work"),
+    "resolve": N_("Mark resolved"),
+    "close": N_("Close"),
+    "reopen": N_("Reopen"),
+    "escalate": N_("Send up a level"),
+    "handoff": N_("Hand to a department"),
+    "return": N_("Give back from the department"),
+}
+EVENT_NAMES = {
+    "reported": N_("Reported"),
+    "accept": N_("Accepted"),
+    "start": N_("Work started"),
+    "resolve": N_("Resolved"),
+    "close": N_("Closed"),
+    "reopen": N_("Reopened"),
+    "escalated": N_("Sent up a level"),
+    "to_department": N_("Handed to a department"),
+    "from_department": N_("Given back by the department"),
+}
+DUE_SOON = timedelta(hours=24)
+
+
+def _viewer(session: SessionDep, principal: Principal) -> q.Viewer:
+    return service.viewer(
+        session,
+        principal.scope,
+        principal.user_id,
+        principal.name,
+        department_account=principal.role is Role.department,
+    )
+
+
+def _names(ctx: Any) -> dict[str, Any]:
+    return {
+        "status_names": {k: ctx._(v) for k, v in STATUS_NAMES.items()},
+        "level_names": {k: ctx._(v) for k, v in LEVEL_NAMES.items()},
+        "action_names": {k: ctx._(v) for k, v in ACTION_NAMES.items()},
+        "event_names": {k: ctx._(v) for k, v in EVENT_NAMES.items()},
+    }
+
+
+def _category_name(ctx: Any, row: dict[str, Any]) -> str:
+    return str(row["category_name"] if ctx.locale.startswith("zh") else row["category_name_en"])
+
+
+def _decorate(ctx: Any, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    for r in rows:
+        r["category_label"] = _category_name(ctx, r)
+        r["overdue"] = r["status"] in OPEN and r["due_at"] <= now
+        r["due_soon"] = r["status"] in OPEN and now < r["due_at"] <= now + DUE_SOON
+    return rows
+
+
+def _day(value: str | None, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput("a date like 2026-12-31", field=field) from exc
+
+
+def _start_of(day: date, zone: str) -> datetime:
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+@router.get("", response_class=HTMLResponse)
+def case_list(
+    request: Request,
+    session: SessionDep,
+    principal: Viewing,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    grid: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
+    due: Annotated[str | None, Query(max_length=16)] = None,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    zone = request.app.state.settings.timezone
+    now = datetime.now(UTC)
+    if status and status not in (*STATUSES, "open"):
+        raise InvalidInput(f"unknown status '{status}'", field="status")
+    start, end = _day(since, "since"), _day(until, "until")
+    rows = q.list_cases(
+        session,
+        _viewer(session, principal),
+        category=category or None,
+        status=list(OPEN) if status == "open" else ([status] if status else None),
+        grid=grid or None,
+        since=_start_of(start, zone) if start else None,
+        until=_start_of(end + timedelta(days=1), zone) if end else None,
+        overdue_at=now if due == "overdue" else None,
+        due_before=now + DUE_SOON if due == "soon" else None,
+        limit=500,
+    )
+    rows = _decorate(ctx, rows, now)
+    points = [
+        {
+            "id": r["id"],
+            "lon": r["lon"],
+            "lat": r["lat"],
+            "label": f"#{r['id']} {r['category_label']}",
+            "overdue": r["overdue"],
+            "open": r["status"] in OPEN,
+        }
+        for r in rows
+    ]
+    return render(
+        request,
+        principal,
+        "incidents/list.html",
+        title=ctx._("Cases"),
+        values={
+            "rows": rows,
+            "points_json": json.dumps(points),
+            "centre": q.area_centre(session, principal.scope),
+            "categories": q.categories(session),
+            "filters": {
+                "category": category or "",
+                "status": status or "",
+                "grid": grid or "",
+                "since": since or "",
+                "until": until or "",
+                "due": due or "",
+            },
+            "statuses": STATUSES,
+            "may_report": may(principal.role, Action.report_incidents),
+            **_names(ctx),
+        },
+    )
+
+
+@router.get("/mine", response_class=HTMLResponse)
+def my_cases(request: Request, session: SessionDep, principal: Handling) -> HTMLResponse:
+    ctx = context(request, principal)
+    viewer = _viewer(session, principal)
+    now = datetime.now(UTC)
+    if principal.role is Role.department:
+        rows = q.list_cases(session, viewer, status=list(OPEN), department_id=viewer.dept_id)
+    else:
+        rows = q.list_cases(session, viewer, status=list(OPEN), assignee_id=principal.user_id)
+        waiting = q.list_cases(session, viewer, status=["new"])
+        seen = {r["id"] for r in rows}
+        rows += [r for r in waiting if r["id"] not in seen and r["assignee"] is None]
+    levels = q.scope_levels(session, principal.user_id)
+    notices = q.notices(
+        session, viewer, levels | ({"district"} if principal.scope.unrestricted else set())
+    )
+    for n in notices:
+        n["category_label"] = _category_name(ctx, n)
+    return render(
+        request,
+        principal,
+        "incidents/mine.html",
+        title=ctx._("My cases"),
+        values={"rows": _decorate(ctx, rows, now), "notices": notices, **_names(ctx)},
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+def report_form(request: Request, session: SessionDep, principal: Reporting) -> HTMLResponse:
+    ctx = context(request, principal)
+    cats = q.categories(session)
+    for c in cats:
+        c["label"] = c["name"] if ctx.locale.startswith("zh") else c["name_en"]
+    return render(
+        request,
+        principal,
+        "incidents/new.html",
+        title=ctx._("Report an incident"),
+        values={"categories": cats, "centre": q.area_centre(session, principal.scope)},
+    )
+
+
+@router.post("/new")
+def report(
+    request: Request,
+    session: SessionDep,
+    principal: Reporting,
+    category: Annotated[str, Form(max_length=64)],
+    description: Annotated[str, Form(max_length=4000)],
+    lon: Annotated[str, Form(max_length=32)] = "",
+    lat: Annotated[str, Form(max_length=32)] = "",
+    reporter_name: Annotated[str, Form(max_length=200)] = "",
+    reporter_contact: Annotated[str, Form(max_length=200)] = "",
+) -> RedirectResponse:
+    try:
+        x, y = float(lon), float(lat)
+    except ValueError as exc:
+        raise InvalidInput("pick the place on the map or use your location", field="lon") from exc
+    case_id = service.report(
+        session,
+        actor=principal.name,
+        category=category,
+        lon=x,
+        lat=y,
+        description=description,
+        reporter_name=reporter_name or None,
+        reporter_contact=reporter_contact or None,
+        now=datetime.now(UTC),
+        scope=principal.scope,
+    )
+    return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)
+
+
+@router.get("/figures", response_class=HTMLResponse)
+def figures_page(
+    request: Request,
+    session: SessionDep,
+    principal: Viewing,
+    level: Annotated[str, Query(pattern="^(grid|community|street|department)$")] = "community",
+    code: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    zone = request.app.state.settings.timezone
+    today = datetime.now(ZoneInfo(zone)).date()
+    start = _day(since, "since") or today - timedelta(days=30)
+    end = _day(until, "until") or today
+    viewer = _viewer(session, principal)
+    areas = sorted({r[level] for r in q.list_cases(session, viewer, limit=10_000) if r.get(level)})
+    shown = [code] if code else areas
+    rows = [
+        q.figures(
+            session,
+            viewer,
+            level,
+            c,
+            _start_of(start, zone),
+            _start_of(end + timedelta(days=1), zone),
+        )
+        for c in shown[:200]
+    ]
+    return render(
+        request,
+        principal,
+        "incidents/figures.html",
+        title=ctx._("Case figures"),
+        values={
+            "rows": rows,
+            "level": level,
+            "code": code or "",
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            **_names(ctx),
+        },
+    )
+
+
+@router.get("/{case_id}", response_class=HTMLResponse)
+def case_page(
+    request: Request, session: SessionDep, principal: Viewing, case_id: int
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    row = q.case(session, case_id, _viewer(session, principal))
+    _decorate(ctx, [row], datetime.now(UTC))
+    handler = may(principal.role, Action.handle_cases)
+    reporter = None
+    if handler and (row["reporter_name"] or row["reporter_contact"]):
+        reporter = {"name": row["reporter_name"], "contact": row["reporter_contact"]}
+        audit_read(
+            session,
+            request,
+            principal,
+            subject_type="case_reporter",
+            subject_ids=[case_id],
+            reason="case page",
+        )
+    moves = [a for a, (start, _, _) in MOVES.items() if row["status"] in start]
+    return render(
+        request,
+        principal,
+        "incidents/case.html",
+        title=ctx._("Case %(id)s", id=case_id),
+        values={
+            "case": row,
+            "history": q.history(session, case_id),
+            "reporter": reporter,
+            "handler": handler,
+            "moves": moves,
+            "note_needed": [a for a, (_, _, need) in MOVES.items() if need],
+            "can_escalate": row["status"] in OPEN and row["level"] != "district",
+            "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
+            "can_return": row["department"] is not None,
+            "departments": q.departments(session),
+            **_names(ctx),
+        },
+    )
+
+
+@router.post("/{case_id}/act")
+def act(
+    session: SessionDep,
+    principal: Handling,
+    case_id: int,
+    action: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=2000)] = "",
+    department: Annotated[str, Form(max_length=64)] = "",
+) -> RedirectResponse:
+    viewer = _viewer(session, principal)
+    now = datetime.now(UTC)
+    if action == "escalate":
+        service.escalate(session, viewer, case_id, note, now)
+    elif action == "handoff":
+        service.hand_to_department(session, viewer, case_id, department or None, note, now)
+    elif action == "return":
+        service.return_from_department(session, viewer, case_id, note, now)
+        if principal.role is Role.department:
+            return RedirectResponse("/app/incidents/mine", status_code=303)
+    else:
+        service.act(session, viewer, case_id, action, note, now)
+    return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)

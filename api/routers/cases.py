@@ -1,0 +1,284 @@
+"""Incidents as cases over JSON: the catalogue, departments, reports, the flow, notices,
+figures. Thin: every rule is in ``data.incidents.service`` and ``geo.incidents.rules``.
+
+A case is seen by the staff of its grid's area and by the department it is with. The
+reporter's contact is personal data: it is given only to those who may handle cases, and
+each read that returns one is audited.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
+
+from api.deps import LimitDep, OffsetDep, SessionDep
+from api.schemas import StrictModel
+from api.security import Principal, audit_read, require
+from data.incidents import queries as q
+from data.incidents import service
+from data.models import Role
+from data.policy import Action, may
+from geo.errors import InvalidInput
+from geo.incidents.rules import LEVELS, MOVES, STATUSES
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+Viewing = Annotated[Principal, Depends(require(Action.view_cases))]
+Handling = Annotated[Principal, Depends(require(Action.handle_cases))]
+Reporting = Annotated[Principal, Depends(require(Action.report_incidents))]
+Managing = Annotated[Principal, Depends(require(Action.manage_categories))]
+
+
+Move = enum.StrEnum("Move", {m: m for m in MOVES})  # type: ignore[misc]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CategoryIn(StrictModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=200, description="中文名称")
+    name_en: str = Field(min_length=1, max_length=200)
+    first_level: str = Field("grid", pattern="^(grid|community|street|district)$")
+    department: str | None = Field(None, max_length=64)
+    hours_grid: int = Field(ge=1, le=24 * 365)
+    hours_community: int = Field(ge=1, le=24 * 365)
+    hours_street: int = Field(ge=1, le=24 * 365)
+    hours_district: int = Field(ge=1, le=24 * 365)
+    active: bool = True
+
+
+class DepartmentIn(StrictModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str = Field(min_length=1, max_length=200)
+    account: str | None = Field(None, max_length=64, description="a `department` account")
+
+
+class ReportIn(StrictModel):
+    category: str = Field(max_length=64)
+    lon: float
+    lat: float
+    description: str = Field(max_length=4000)
+    reporter_name: str | None = Field(None, max_length=200)
+    reporter_contact: str | None = Field(None, max_length=200)
+
+
+class NoteIn(StrictModel):
+    note: str | None = Field(None, max_length=2000)
+
+
+class ReasonIn(StrictModel):
+    reason: str = Field(max_length=2000)
+
+
+class HandOffIn(StrictModel):
+    department: str | None = Field(None, max_length=64)
+    note: str | None = Field(None, max_length=2000)
+
+
+def _viewer(session: SessionDep, principal: Principal) -> q.Viewer:
+    return service.viewer(
+        session,
+        principal.scope,
+        principal.user_id,
+        principal.name,
+        department_account=principal.role is Role.department,
+    )
+
+
+def _with_history(
+    request: Request, session: SessionDep, principal: Principal, row: dict[str, Any]
+) -> dict[str, Any]:
+    """The case as answered: its history, and the reporter only for handlers (audited)."""
+    out = {k: v for k, v in row.items() if not k.endswith("_id") and not k.startswith("reporter")}
+    out["history"] = q.history(session, row["id"])
+    if may(principal.role, Action.handle_cases) and (
+        row["reporter_name"] or row["reporter_contact"]
+    ):
+        out["reporter"] = {"name": row["reporter_name"], "contact": row["reporter_contact"]}
+        audit_read(
+            session,
+            request,
+            principal,
+            subject_type="case_reporter",
+            subject_ids=[row["id"]],
+            reason="case page",
+        )
+    return out
+
+
+@router.get("/categories", summary="The category catalogue")
+def list_categories(session: SessionDep, principal: Viewing) -> dict[str, Any]:
+    return {"categories": q.categories(session)}
+
+
+@router.put("/categories/{code}", summary="Add or change a category (admins)")
+def put_category(
+    session: SessionDep, principal: Managing, code: str, body: CategoryIn
+) -> dict[str, Any]:
+    if body.code != code:
+        raise InvalidInput("must equal the code in the path", field="code")
+    return q.save_category(session, body.model_dump())
+
+
+@router.get("/departments", summary="Departments (职能部门)")
+def list_departments(session: SessionDep, principal: Viewing) -> dict[str, Any]:
+    return {"departments": q.departments(session)}
+
+
+@router.put("/departments/{code}", summary="Add or change a department (admins)")
+def put_department(
+    session: SessionDep, principal: Managing, code: str, body: DepartmentIn
+) -> dict[str, Any]:
+    if body.code != code:
+        raise InvalidInput("must equal the code in the path", field="code")
+    return q.save_department(session, body.code, body.name, body.name_en, body.account)
+
+
+@router.post("", status_code=201, summary="Report an incident: stored as a case and routed")
+def report(
+    request: Request, session: SessionDep, principal: Reporting, body: ReportIn
+) -> dict[str, Any]:
+    case_id = service.report(
+        session,
+        actor=principal.name,
+        category=body.category,
+        lon=body.lon,
+        lat=body.lat,
+        description=body.description,
+        reporter_name=body.reporter_name,
+        reporter_contact=body.reporter_contact,
+        now=now(),
+        scope=principal.scope,
+    )
+    viewer = _viewer(session, principal)
+    return _with_history(request, session, principal, q.case(session, case_id, viewer))
+
+
+@router.get("", summary="Cases of my area, the most urgent first")
+def list_cases(
+    session: SessionDep,
+    principal: Viewing,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[list[str] | None, Query(description=", ".join(STATUSES))] = None,
+    grid: Annotated[str | None, Query(max_length=64)] = None,
+    community: Annotated[str | None, Query(max_length=64)] = None,
+    street: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    overdue: bool = False,
+    due_within_hours: Annotated[float | None, Query(gt=0, le=24 * 365)] = None,
+    mine: bool = False,
+    limit: LimitDep = 200,
+    offset: OffsetDep = 0,
+) -> dict[str, Any]:
+    for s in status or []:
+        if s not in STATUSES:
+            raise InvalidInput(f"unknown status '{s}'", field="status")
+    viewer = _viewer(session, principal)
+    t = now()
+    rows = q.list_cases(
+        session,
+        viewer,
+        category=category,
+        status=status,
+        grid=grid,
+        community=community,
+        street=street,
+        since=since,
+        until=until,
+        overdue_at=t if overdue else None,
+        due_before=None if due_within_hours is None else t + timedelta(hours=due_within_hours),
+        assignee_id=principal.user_id if mine else None,
+        limit=limit,
+        offset=offset,
+    )
+    return {"cases": rows}
+
+
+@router.get("/notices", summary="Unread notices of cases routed or escalated to me")
+def my_notices(session: SessionDep, principal: Viewing) -> dict[str, Any]:
+    viewer = _viewer(session, principal)
+    levels = _levels(session, principal)
+    return {"notices": q.notices(session, viewer, levels)}
+
+
+def _levels(session: SessionDep, principal: Principal) -> set[str]:
+    levels = q.scope_levels(session, principal.user_id)
+    if principal.scope.unrestricted:
+        levels |= set(LEVELS)
+    return levels
+
+
+@router.post("/notices/{notice_id}/read", summary="Mark a notice read")
+def read_notice(session: SessionDep, principal: Viewing, notice_id: int) -> dict[str, Any]:
+    q.mark_read(session, notice_id, _viewer(session, principal), _levels(session, principal), now())
+    return {"read": notice_id}
+
+
+@router.get("/figures", summary="Figures of a grid, community, street or department")
+def figures(
+    session: SessionDep,
+    principal: Viewing,
+    level: Annotated[str, Query(pattern="^(grid|community|street|department)$")],
+    code: Annotated[str, Query(max_length=64)],
+    since: datetime,
+    until: datetime,
+) -> dict[str, Any]:
+    return q.figures(session, _viewer(session, principal), level, code, since, until)
+
+
+@router.get("/{case_id}", summary="One case with its history")
+def get_case(
+    request: Request, session: SessionDep, principal: Viewing, case_id: int
+) -> dict[str, Any]:
+    row = q.case(session, case_id, _viewer(session, principal))
+    return _with_history(request, session, principal, row)
+
+
+@router.post("/{case_id}/escalate", summary="Send the case one level up, saying why")
+def escalate(
+    request: Request, session: SessionDep, principal: Handling, case_id: int, body: ReasonIn
+) -> dict[str, Any]:
+    row = service.escalate(session, _viewer(session, principal), case_id, body.reason, now())
+    return _with_history(request, session, principal, row)
+
+
+@router.post("/{case_id}/handoff", summary="Hand an open case to a department")
+def hand_off(
+    request: Request, session: SessionDep, principal: Handling, case_id: int, body: HandOffIn
+) -> dict[str, Any]:
+    row = service.hand_to_department(
+        session, _viewer(session, principal), case_id, body.department, body.note, now()
+    )
+    return _with_history(request, session, principal, row)
+
+
+@router.post("/{case_id}/return", summary="The department gives the case back, saying what it did")
+def give_back(
+    request: Request, session: SessionDep, principal: Handling, case_id: int, body: NoteIn
+) -> dict[str, Any]:
+    row = service.return_from_department(
+        session, _viewer(session, principal), case_id, body.note, now()
+    )
+    return _with_history(request, session, principal, row)
+
+
+@router.post("/{case_id}/{action}", summary="accept, start, resolve, close or reopen")
+def act(
+    request: Request,
+    session: SessionDep,
+    principal: Handling,
+    case_id: int,
+    action: Move,
+    body: NoteIn | None = None,
+) -> dict[str, Any]:
+    note = body.note if body else None
+    row = service.act(session, _viewer(session, principal), case_id, action.value, note, now())
+    return _with_history(request, session, principal, row)

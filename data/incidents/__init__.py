@@ -1,0 +1,1 @@
+"""Incidents as cases: the catalogue, departments, reports, the flow, the sweep, figures."""

@@ -1,0 +1,548 @@
+"""SQL for cases: the catalogue, departments, rows seen by a caller, history, notices, figures.
+
+Who sees a case: staff, when the incident's grid is in their area
+(``data.policy.ASSIGNED_ROW_SQL`` over alias ``t``); a department's account, while the case is
+with that department (``:dept_id``), and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from data.access.queries import AreaScope, Db
+from data.policy import ASSIGNED_ROW_SQL
+from geo.errors import Conflict, InvalidInput, NotFound
+from geo.incidents.rules import Deadlines
+
+#: A case the caller may see (aliases: ``t`` incident, ``c`` case); binds :grid_ids, :dept_id.
+CASE_SEEN_SQL = (
+    f"((NOT CAST(:dept_account AS boolean) AND {ASSIGNED_ROW_SQL}) "
+    "OR (c.department_id IS NOT NULL AND c.department_id = :dept_id))"
+)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: area, account and department (if the account is one)."""
+
+    scope: AreaScope
+    user_id: int | None
+    dept_id: int | None
+    name: str
+    department_account: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "grid_ids": self.scope.sql_ids("grid"),
+            "dept_id": self.dept_id,
+            "dept_account": self.department_account,
+        }
+
+
+# --- catalogue and departments ---------------------------------------------------------------
+
+CATEGORY_COLUMNS = (
+    "k.id, k.code, k.name, k.name_en, k.first_level::text AS first_level, "
+    "d.code AS department, k.hours_grid, k.hours_community, k.hours_street, "
+    "k.hours_district, k.active"
+)
+
+
+def categories(db: Db, *, active_only: bool = True) -> list[dict[str, Any]]:
+    rows = db.execute(
+        text(
+            f"SELECT {CATEGORY_COLUMNS} FROM incident_category k "  # noqa: S608
+            "LEFT JOIN department d ON d.id = k.department_id "
+            + ("WHERE k.active " if active_only else "")
+            + "ORDER BY k.code"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def category(db: Db, code: str, *, field: str = "category") -> dict[str, Any]:
+    row = (
+        db.execute(
+            text(
+                f"SELECT {CATEGORY_COLUMNS} FROM incident_category k "  # noqa: S608
+                "LEFT JOIN department d ON d.id = k.department_id WHERE k.code = :c"
+            ),
+            {"c": code},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or not row["active"]:
+        raise InvalidInput(f"unknown category '{code}'", field=field)
+    return dict(row)
+
+
+def deadlines(row: dict[str, Any]) -> Deadlines:
+    return Deadlines(
+        row["hours_grid"], row["hours_community"], row["hours_street"], row["hours_district"]
+    )
+
+
+def department_id(db: Db, code: str | None, *, field: str = "department") -> int | None:
+    if code is None:
+        return None
+    found = db.execute(text("SELECT id FROM department WHERE code = :c"), {"c": code}).scalar()
+    if found is None:
+        raise InvalidInput(f"unknown department '{code}'", field=field)
+    return int(found)
+
+
+def save_category(db: Db, values: dict[str, Any]) -> dict[str, Any]:
+    """Insert or change a category by code (admins)."""
+    dept = department_id(db, values.get("department"))
+    db.execute(
+        text(
+            "INSERT INTO incident_category (code, name, name_en, first_level, department_id, "
+            "hours_grid, hours_community, hours_street, hours_district, active) VALUES "
+            "(:code, :name, :name_en, CAST(:first_level AS case_level), :dept, :hours_grid, "
+            ":hours_community, :hours_street, :hours_district, :active) "
+            "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, name_en = EXCLUDED.name_en, "
+            "first_level = EXCLUDED.first_level, department_id = EXCLUDED.department_id, "
+            "hours_grid = EXCLUDED.hours_grid, hours_community = EXCLUDED.hours_community, "
+            "hours_street = EXCLUDED.hours_street, hours_district = EXCLUDED.hours_district, "
+            "active = EXCLUDED.active"
+        ),
+        values | {"dept": dept},
+    )
+    return category(db, values["code"]) if values["active"] else values
+
+
+def departments(db: Db) -> list[dict[str, Any]]:
+    rows = db.execute(
+        text(
+            "SELECT d.id, d.code, d.name, d.name_en, u.username AS account FROM department d "
+            "LEFT JOIN app_user u ON u.id = d.user_id ORDER BY d.code"
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def save_department(
+    db: Db, code: str, name: str, name_en: str, account: str | None
+) -> dict[str, Any]:
+    user_id = None
+    if account is not None:
+        row = db.execute(
+            text("SELECT id, role::text FROM app_user WHERE username = :u"), {"u": account}
+        ).first()
+        if row is None:
+            raise InvalidInput(f"no account '{account}'", field="account")
+        if row[1] != "department":
+            raise InvalidInput(f"'{account}' is not a department account", field="account")
+        user_id = row[0]
+    taken = db.execute(
+        text("SELECT code FROM department WHERE user_id = :u AND code <> :c"),
+        {"u": user_id, "c": code},
+    ).scalar()
+    if user_id is not None and taken is not None:
+        raise Conflict(f"'{account}' already signs in for department {taken}", field="account")
+    db.execute(
+        text(
+            "INSERT INTO department (code, name, name_en, user_id) VALUES (:c, :n, :e, :u) "
+            "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, name_en = EXCLUDED.name_en, "
+            "user_id = EXCLUDED.user_id"
+        ),
+        {"c": code, "n": name, "e": name_en, "u": user_id},
+    )
+    return {"code": code, "name": name, "name_en": name_en, "account": account}
+
+
+def department_of_user(db: Db, user_id: int | None) -> int | None:
+    if user_id is None:
+        return None
+    found = db.execute(
+        text("SELECT id FROM department WHERE user_id = :u"), {"u": user_id}
+    ).scalar()
+    return None if found is None else int(found)
+
+
+def scope_levels(db: Db, user_id: int | None) -> set[str]:
+    """The levels an account holds (its scopes'), for notices meant for a level's staff."""
+    if user_id is None:
+        return set()
+    rows = db.execute(
+        text("SELECT DISTINCT level::text FROM user_scope WHERE user_id = :u"), {"u": user_id}
+    ).scalars()
+    return set(rows)
+
+
+# --- placing a report ------------------------------------------------------------------------
+
+
+def place(db: Db, lon: float, lat: float) -> dict[str, Any] | None:
+    """The grid covering a point, with its community, street and the worker's account."""
+    row = (
+        db.execute(
+            text(
+                "SELECT g.id AS grid_id, g.code AS grid, g.community_id, m.street_id, "
+                "w.user_id AS worker_user_id FROM grid g "
+                "JOIN community m ON m.id = g.community_id "
+                "LEFT JOIN worker w ON w.id = g.worker_id "
+                "WHERE g.id = grid_covering(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
+            ),
+            {"lon": lon, "lat": lat},
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
+
+
+# --- reading cases ---------------------------------------------------------------------------
+
+CASE_COLUMNS = """
+    c.id, k.code AS category, k.name AS category_name, k.name_en AS category_name_en,
+    c.status::text AS status, c.level::text AS level, c.top_level::text AS top_level,
+    g.code AS grid, m.code AS community, s.code AS street, u.username AS assignee,
+    d.code AS department, c.description, c.source, c.opened_at, c.due_at, c.resolved_at,
+    c.resolved_in_time, c.closed_at, c.escalations,
+    ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat
+"""
+
+CASE_FROM = """
+    FROM incident_case c
+    JOIN incident t ON t.id = c.id
+    JOIN incident_category k ON k.id = c.category_id
+    LEFT JOIN grid g ON g.id = t.grid_id
+    LEFT JOIN community m ON m.id = c.community_id
+    LEFT JOIN street s ON s.id = c.street_id
+    LEFT JOIN app_user u ON u.id = c.assignee_id
+    LEFT JOIN department d ON d.id = c.department_id
+"""
+
+
+def case(db: Db, case_id: int, viewer: Viewer, *, lock: bool = False) -> dict[str, Any]:
+    """One case the viewer may see, or NotFound (the same answer as a case elsewhere)."""
+    row = (
+        db.execute(
+            text(
+                f"SELECT {CASE_COLUMNS}, c.reporter_name, c.reporter_contact, "
+                f"c.category_id, c.community_id, c.street_id, t.grid_id, c.assignee_id, "
+                f"c.department_id AS department_id {CASE_FROM} "
+                f"WHERE c.id = :id AND {CASE_SEEN_SQL}" + (" FOR UPDATE OF c" if lock else "")
+            ),
+            {"id": case_id} | viewer.params(),
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no case {case_id} in your area", field="case_id")
+    return dict(row)
+
+
+def list_cases(
+    db: Db,
+    viewer: Viewer,
+    *,
+    category: str | None = None,
+    status: list[str] | None = None,
+    grid: str | None = None,
+    community: str | None = None,
+    street: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    overdue_at: datetime | None = None,
+    due_before: datetime | None = None,
+    assignee_id: int | None = None,
+    department_id: int | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    where = [CASE_SEEN_SQL]
+    params: dict[str, Any] = viewer.params() | {"limit": limit, "offset": offset}
+    if category:
+        where.append("k.code = :category")
+        params["category"] = category
+    if status:
+        where.append("c.status::text = ANY(:status)")
+        params["status"] = status
+    for name, value in (("grid", grid), ("community", community), ("street", street)):
+        if value:
+            alias = {"grid": "g", "community": "m", "street": "s"}[name]
+            where.append(f"{alias}.code = :{name}")
+            params[name] = value
+    if since is not None:
+        where.append("c.opened_at >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("c.opened_at < :until")
+        params["until"] = until
+    if overdue_at is not None:
+        where.append("c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :over")
+        params["over"] = overdue_at
+    if due_before is not None:
+        where.append("c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :due")
+        params["due"] = due_before
+    if assignee_id is not None:
+        where.append("c.assignee_id = :assignee")
+        params["assignee"] = assignee_id
+    if department_id is not None:
+        where.append("c.department_id = :dept_only")
+        params["dept_only"] = department_id
+    rows = db.execute(
+        text(
+            f"SELECT {CASE_COLUMNS} {CASE_FROM} WHERE {' AND '.join(where)} "
+            "ORDER BY (c.status IN ('resolved', 'closed')), c.due_at, c.id "
+            "LIMIT :limit OFFSET :offset"
+        ),
+        params,
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def history(db: Db, case_id: int) -> list[dict[str, Any]]:
+    rows = db.execute(
+        text(
+            "SELECT at, actor, kind, from_status::text AS from_status, to_status::text AS "
+            "to_status, from_level::text AS from_level, to_level::text AS to_level, note "
+            "FROM case_event WHERE case_id = :id ORDER BY at, id"
+        ),
+        {"id": case_id},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def add_event(
+    db: Db,
+    case_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    from_level: str | None = None,
+    to_level: str | None = None,
+    note: str | None = None,
+) -> None:
+    db.execute(
+        text(
+            "INSERT INTO case_event (case_id, at, actor, kind, from_status, to_status, "
+            "from_level, to_level, note) VALUES (:id, :at, :actor, :kind, "
+            "CAST(:fs AS case_status), CAST(:ts AS case_status), CAST(:fl AS case_level), "
+            "CAST(:tl AS case_level), :note)"
+        ),
+        {
+            "id": case_id,
+            "at": at,
+            "actor": actor,
+            "kind": kind,
+            "fs": from_status,
+            "ts": to_status,
+            "fl": from_level,
+            "tl": to_level,
+            "note": note,
+        },
+    )
+
+
+def add_notice(
+    db: Db,
+    case_id: int,
+    *,
+    at: datetime,
+    level: str,
+    kind: str,
+    user_id: int | None = None,
+    department_id: int | None = None,
+) -> None:
+    """A notice to the case's staff at ``level`` (its grid, community or street), to one
+    account, or to a department."""
+    db.execute(
+        text(
+            "INSERT INTO case_notice (case_id, at, level, grid_id, community_id, street_id, "
+            "user_id, department_id, kind) SELECT c.id, :at, CAST(:level AS case_level), "
+            "t.grid_id, c.community_id, c.street_id, :user_id, :dept, :kind "
+            "FROM incident_case c JOIN incident t ON t.id = c.id WHERE c.id = :id"
+        ),
+        {
+            "id": case_id,
+            "at": at,
+            "level": level,
+            "kind": kind,
+            "user_id": user_id,
+            "dept": department_id,
+        },
+    )
+
+
+INCIDENT_STATUS_SQL = (
+    "CASE WHEN CAST(:status AS text) IN ('new', 'accepted') THEN 'open' "
+    "WHEN CAST(:status AS text) = 'in_progress' THEN 'in_progress' ELSE 'closed' END"
+)
+
+
+def set_incident_status(db: Db, case_id: int, status: str, at: datetime) -> None:
+    """Keep the incident's own status (open / in progress / closed) in step with its case."""
+    db.execute(
+        text(
+            f"UPDATE incident SET status = CAST({INCIDENT_STATUS_SQL} AS incident_status), "  # noqa: S608
+            f"closed_at = CASE WHEN {INCIDENT_STATUS_SQL} = 'closed' THEN :at END WHERE id = :id"
+        ),
+        {"id": case_id, "status": status, "at": at},
+    )
+
+
+# --- notices ---------------------------------------------------------------------------------
+
+
+def notices(db: Db, viewer: Viewer, levels: set[str], *, limit: int = 50) -> list[dict[str, Any]]:
+    """Unread notices for the viewer: to their account, their department, or the staff of
+    a level they hold, about a case they see."""
+    rows = db.execute(
+        text(
+            "SELECT n.id, n.case_id, n.at, n.level::text AS level, n.kind, k.code AS category, "  # noqa: S608
+            "k.name AS category_name, k.name_en AS category_name_en, c.status::text AS status "
+            f"FROM case_notice n JOIN incident_case c ON c.id = n.case_id "
+            "JOIN incident t ON t.id = c.id JOIN incident_category k ON k.id = c.category_id "
+            f"WHERE n.read_at IS NULL AND {CASE_SEEN_SQL} AND ("
+            "n.user_id = :me OR (n.department_id IS NOT NULL AND n.department_id = :dept_id) "
+            "OR (n.user_id IS NULL AND n.department_id IS NULL "
+            "AND n.level::text = ANY(:levels))) ORDER BY n.at DESC, n.id DESC LIMIT :limit"
+        ),
+        viewer.params() | {"me": viewer.user_id, "levels": sorted(levels), "limit": limit},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def mark_read(db: Db, notice_id: int, viewer: Viewer, levels: set[str], at: datetime) -> None:
+    mine = {n["id"] for n in notices(db, viewer, levels, limit=10_000)}
+    if notice_id not in mine:
+        raise NotFound(f"no unread notice {notice_id} for you", field="notice_id")
+    db.execute(
+        text("UPDATE case_notice SET read_at = :at WHERE id = :id"), {"id": notice_id, "at": at}
+    )
+
+
+# --- the deadline sweep ----------------------------------------------------------------------
+
+NEXT_LEVEL_SQL = (
+    "CASE c.level WHEN 'grid' THEN 'community' WHEN 'community' THEN 'street' "
+    "ELSE 'district' END::case_level"
+)
+HOURS_SQL = (
+    "CASE u.to_level WHEN 'community' THEN k.hours_community WHEN 'street' THEN k.hours_street "
+    "ELSE k.hours_district END"
+)
+
+SWEEP_SQL = f"""
+WITH due AS (
+    SELECT c.id, c.level AS from_level, c.status AS from_status, {NEXT_LEVEL_SQL} AS to_level
+    FROM incident_case c
+    WHERE c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :now
+      AND c.level <> 'district'
+    ORDER BY c.due_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE incident_case c
+    SET level = u.to_level, top_level = GREATEST(c.top_level, u.to_level), status = 'new',
+        assignee_id = NULL, escalations = c.escalations + 1,
+        due_at = :now + make_interval(hours => {HOURS_SQL})
+    FROM due u, incident_category k
+    WHERE c.id = u.id AND k.id = c.category_id
+    RETURNING c.id, c.community_id, c.street_id, u.from_level, u.to_level, u.from_status
+), events AS (
+    INSERT INTO case_event (case_id, at, actor, kind, from_status, to_status, from_level,
+                            to_level, note)
+    SELECT id, :now, 'system', 'escalated', from_status, 'new', from_level, to_level,
+           'deadline passed'
+    FROM moved
+), opened AS (
+    UPDATE incident i SET status = 'open', closed_at = NULL FROM moved WHERE i.id = moved.id
+), told AS (
+    INSERT INTO case_notice (case_id, at, level, grid_id, community_id, street_id, kind)
+    SELECT m.id, :now, m.to_level, i.grid_id, m.community_id, m.street_id, 'escalated'
+    FROM moved m JOIN incident i ON i.id = m.id
+)
+SELECT id, to_level::text FROM moved
+"""  # noqa: S608
+
+
+def sweep(db: Db, now: datetime, *, limit: int = 200_000) -> list[tuple[int, str]]:
+    """Escalate every open case whose deadline passed by one level, in one statement."""
+    return [
+        (int(r[0]), str(r[1])) for r in db.execute(text(SWEEP_SQL), {"now": now, "limit": limit})
+    ]
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+AREA_SQL = {
+    "grid": "t.grid_id IN (SELECT id FROM grid WHERE code = :code)",
+    "community": "c.community_id = (SELECT id FROM community WHERE code = :code)",
+    "street": "c.street_id = (SELECT id FROM street WHERE code = :code)",
+    "department": "c.department_id = (SELECT id FROM department WHERE code = :code)",
+}
+
+
+def figures(
+    db: Db, viewer: Viewer, level: str, code: str, since: datetime, until: datetime
+) -> dict[str, Any]:
+    """Opened and closed in [since, until); of the cases resolved then: median hours to
+    resolve, share within the deadline, share settled at grid level (never escalated)."""
+    if level not in AREA_SQL:
+        raise InvalidInput(f"unknown area level '{level}'", field="level")
+    area = AREA_SQL[level]
+    row = (
+        db.execute(
+            text(
+                f"""
+                SELECT
+                  count(*) FILTER (WHERE c.opened_at >= :since AND c.opened_at < :until)
+                    AS opened,
+                  count(*) FILTER (WHERE c.closed_at >= :since AND c.closed_at < :until)
+                    AS closed,
+                  count(*) FILTER (WHERE r.ok) AS resolved,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY
+                    extract(epoch FROM c.resolved_at - c.opened_at) / 3600.0)
+                    FILTER (WHERE r.ok) AS median_hours,
+                  avg(CASE WHEN c.resolved_in_time THEN 1.0 ELSE 0.0 END) FILTER (WHERE r.ok)
+                    AS in_time,
+                  avg(CASE WHEN c.top_level = 'grid' THEN 1.0 ELSE 0.0 END) FILTER (WHERE r.ok)
+                    AS at_grid
+                FROM incident_case c JOIN incident t ON t.id = c.id,
+                LATERAL (SELECT c.resolved_at >= :since AND c.resolved_at < :until AS ok) r
+                WHERE {area} AND {CASE_SEEN_SQL}
+                """  # noqa: S608
+            ),
+            viewer.params() | {"code": code, "since": since, "until": until},
+        )
+        .mappings()
+        .one()
+    )
+    out = dict(row)
+    for key in ("median_hours", "in_time", "at_grid"):
+        out[key] = None if out[key] is None else float(out[key])
+    out["escalated"] = None if out["at_grid"] is None else 1.0 - out["at_grid"]
+    return out | {"level": level, "code": code, "since": since, "until": until}
+
+
+def area_centre(db: Db, scope: AreaScope) -> tuple[float, float] | None:
+    """The middle of the caller's current grids (lon, lat), where a report map opens."""
+    row = db.execute(
+        text(
+            # a point inside the caller's grids; district-wide, the middle of their extent
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT CASE WHEN CAST(:grid_ids AS int[]) IS NULL "
+            "THEN ST_Centroid(ST_Extent(geom)::geometry) "
+            "ELSE ST_PointOnSurface(ST_Union(geom)) END AS c FROM grid WHERE valid_to IS NULL "
+            "AND (CAST(:grid_ids AS int[]) IS NULL OR id = ANY(:grid_ids))) s"
+        ),
+        {"grid_ids": scope.sql_ids("grid")},
+    ).first()
+    if row is None or row[0] is None:
+        return None
+    return float(row[0]), float(row[1])

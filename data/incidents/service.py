@@ -1,0 +1,286 @@
+"""Use cases of the case flow: report (routed), move, escalate, hand to a department and back,
+the deadline sweep. Each takes the caller's session (one transaction) and the time ``now``
+(the tests' clock); every change writes its history entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from data.access.queries import Db
+from data.db import transaction
+from data.incidents import queries as q
+from data.incidents.queries import Viewer
+from geo.errors import Conflict, Forbidden, InvalidInput
+from geo.incidents import rules
+
+DESCRIPTION_MAX = 4000
+
+
+def viewer(
+    db: Db, scope: Any, user_id: int | None, name: str, *, department_account: bool = False
+) -> Viewer:
+    """Who asks; a department's account sees only the cases that are with its department."""
+    return Viewer(scope, user_id, q.department_of_user(db, user_id), name, department_account)
+
+
+def _text(value: str | None, field: str, *, required: bool, limit: int) -> str | None:
+    text_ = (value or "").strip()
+    if required and not text_:
+        raise InvalidInput("required", field=field)
+    if len(text_) > limit:
+        raise InvalidInput(f"at most {limit} characters", field=field)
+    if "\x00" in text_:
+        raise InvalidInput("NUL characters are not allowed", field=field)
+    return text_ or None
+
+
+def check_point(lon: Any, lat: Any, *, lon_field: str = "lon", lat_field: str = "lat") -> None:
+    for value, field, bound in ((lon, lon_field, 180.0), (lat, lat_field, 90.0)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise InvalidInput("a number is required", field=field)
+        if not math.isfinite(value) or abs(value) > bound:
+            raise InvalidInput(f"must be between -{bound:g} and {bound:g}", field=field)
+
+
+def report(
+    db: Db,
+    *,
+    actor: str,
+    category: str,
+    lon: float,
+    lat: float,
+    description: str | None,
+    now: datetime,
+    scope: Any = None,
+    reporter_name: str | None = None,
+    reporter_contact: str | None = None,
+    source: str = "app",
+    client: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> int:
+    """Store a report as an incident and its case, routed: to the worker of its grid when its
+    category starts at grid level, else to the staff of the category's first level. A point
+    outside every grid, or (for staff) outside the caller's area, is refused; nothing stored."""
+    f = {"category": "category", "lon": "lon", "lat": "lat", "description": "description"}
+    f |= fields or {}
+    kind = q.category(db, category, field=f["category"])
+    check_point(lon, lat, lon_field=f["lon"], lat_field=f["lat"])
+    body = _text(description, f["description"], required=True, limit=DESCRIPTION_MAX)
+    name = _text(reporter_name, "reporter_name", required=False, limit=200)
+    contact = _text(reporter_contact, "reporter_contact", required=False, limit=200)
+    where = q.place(db, lon, lat)
+    if where is None:
+        raise InvalidInput("the point is outside every grid", field=f["lon"])
+    if scope is not None and not scope.unrestricted and where["grid_id"] not in scope.grid_ids:
+        raise Forbidden("the point is outside your area", field=f["lon"])
+    level = kind["first_level"]
+    assignee = where["worker_user_id"] if level == "grid" else None
+    due = q.deadlines(kind).due(level, now)
+    incident_id = int(
+        db.execute(
+            text(
+                "INSERT INTO incident (category, status, summary, reported_at, geom, grid_id, "
+                "snapped, assign_distance_m) VALUES (:cat, 'open', :summary, :now, "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid, false, 0) RETURNING id"
+            ),
+            {
+                "cat": kind["code"],
+                "summary": (body or "")[:500],
+                "now": now,
+                "lon": lon,
+                "lat": lat,
+                "grid": where["grid_id"],
+            },
+        ).scalar_one()
+    )
+    db.execute(
+        text(
+            "INSERT INTO incident_case (id, category_id, status, level, top_level, community_id, "
+            "street_id, assignee_id, description, reporter_name, reporter_contact, source, "
+            "client, opened_at, due_at) VALUES (:id, :cat, 'new', CAST(:level AS case_level), "
+            "CAST(:level AS case_level), :community, :street, :assignee, :body, :name, "
+            ":contact, :source, :client, :now, :due)"
+        ),
+        {
+            "id": incident_id,
+            "cat": kind["id"],
+            "level": level,
+            "community": where["community_id"],
+            "street": where["street_id"],
+            "assignee": assignee,
+            "body": body,
+            "name": name,
+            "contact": contact,
+            "source": source,
+            "client": client,
+            "now": now,
+            "due": due,
+        },
+    )
+    q.add_event(
+        db,
+        incident_id,
+        at=now,
+        actor=actor,
+        kind="reported",
+        to_status="new",
+        to_level=level,
+        note=f"{source}" + (f" ({client})" if client else ""),
+    )
+    q.add_notice(db, incident_id, at=now, level=level, kind="new", user_id=assignee)
+    return incident_id
+
+
+def act(
+    db: Db, who: Viewer, case_id: int, action: str, note: str | None, now: datetime
+) -> dict[str, Any]:
+    """Accept, start, resolve, close or reopen a case the caller sees."""
+    row = q.case(db, case_id, who, lock=True)
+    clean = rules.clean_note(note, required=rules.note_required(action))
+    to = rules.move(row["status"], action)
+    sets = ["status = CAST(:to AS case_status)"]
+    params: dict[str, Any] = {"id": case_id, "to": to, "now": now}
+    if action == "accept" or (action == "start" and row["assignee_id"] is None):
+        sets.append("assignee_id = :me")
+        params["me"] = who.user_id
+    if to == "resolved":
+        sets += [
+            "resolved_at = :now",
+            "resolved_in_time = (:now <= due_at AND NOT EXISTS ("
+            "SELECT 1 FROM case_event e WHERE e.case_id = incident_case.id "
+            "AND e.kind = 'escalated' AND e.actor = 'system'))",
+        ]
+    if to == "closed":
+        sets.append("closed_at = :now")
+    if action == "reopen":
+        kind = q.category(db, row["category"])
+        sets += [
+            "resolved_at = NULL",
+            "resolved_in_time = NULL",
+            "closed_at = NULL",
+            "due_at = :due",
+        ]
+        params["due"] = q.deadlines(kind).due(row["level"], now)
+    db.execute(
+        text(f"UPDATE incident_case SET {', '.join(sets)} WHERE id = :id"),  # noqa: S608
+        params,
+    )
+    q.set_incident_status(db, case_id, to, now)
+    q.add_event(
+        db,
+        case_id,
+        at=now,
+        actor=who.name,
+        kind=action,
+        from_status=row["status"],
+        to_status=to,
+        note=clean,
+    )
+    if action == "reopen":
+        q.add_notice(
+            db, case_id, at=now, level=row["level"], kind="reopened", user_id=row["assignee_id"]
+        )
+    return q.case(db, case_id, who)
+
+
+def escalate(
+    db: Db, who: Viewer, case_id: int, reason: str | None, now: datetime
+) -> dict[str, Any]:
+    """A handler sends the case one level up, saying why; the next level's staff are told."""
+    row = q.case(db, case_id, who, lock=True)
+    clean = rules.clean_note(reason, required=True, field="reason")
+    up = rules.escalation(row["status"], row["level"])
+    kind = q.category(db, row["category"])
+    db.execute(
+        text(
+            "UPDATE incident_case SET level = CAST(:up AS case_level), "
+            "top_level = GREATEST(top_level, CAST(:up AS case_level)), status = 'new', "
+            "assignee_id = NULL, escalations = escalations + 1, due_at = :due WHERE id = :id"
+        ),
+        {"id": case_id, "up": up, "due": q.deadlines(kind).due(up, now)},
+    )
+    q.set_incident_status(db, case_id, "new", now)
+    q.add_event(
+        db,
+        case_id,
+        at=now,
+        actor=who.name,
+        kind="escalated",
+        from_status=row["status"],
+        to_status="new",
+        from_level=row["level"],
+        to_level=up,
+        note=clean,
+    )
+    q.add_notice(db, case_id, at=now, level=up, kind="escalated")
+    return q.case(db, case_id, who)
+
+
+def hand_to_department(
+    db: Db, who: Viewer, case_id: int, department: str | None, note: str | None, now: datetime
+) -> dict[str, Any]:
+    """Give an open case to a department (the category's, unless another is named)."""
+    row = q.case(db, case_id, who, lock=True)
+    if row["status"] not in rules.OPEN:
+        raise Conflict(f"a {row['status']} case is not handed over", field="department")
+    if department is None:
+        kind = q.category(db, row["category"])
+        department = kind["department"]
+        if department is None:
+            raise InvalidInput("this category has no department; name one", field="department")
+    dept = q.department_id(db, department)
+    if row["department_id"] == dept:
+        raise Conflict(f"the case is already with {department}", field="department")
+    clean = rules.clean_note(note, required=False)
+    db.execute(
+        text("UPDATE incident_case SET department_id = :d WHERE id = :id"),
+        {"id": case_id, "d": dept},
+    )
+    q.add_event(
+        db,
+        case_id,
+        at=now,
+        actor=who.name,
+        kind="to_department",
+        note=f"{department}" + (f": {clean}" if clean else ""),
+    )
+    q.add_notice(db, case_id, at=now, level=row["level"], kind="to_department", department_id=dept)
+    return q.case(db, case_id, who)
+
+
+def return_from_department(
+    db: Db, who: Viewer, case_id: int, note: str | None, now: datetime
+) -> dict[str, Any]:
+    """The department gives the case back to the level that holds it, saying what it did."""
+    row = q.case(db, case_id, who, lock=True)
+    if row["department_id"] is None:
+        raise Conflict("the case is not with a department", field="department")
+    clean = rules.clean_note(note, required=True)
+    db.execute(
+        text("UPDATE incident_case SET department_id = NULL WHERE id = :id"), {"id": case_id}
+    )
+    q.add_event(
+        db,
+        case_id,
+        at=now,
+        actor=who.name,
+        kind="from_department",
+        note=f"{row['department']}: {clean}",
+    )
+    q.add_notice(
+        db, case_id, at=now, level=row["level"], kind="from_department", user_id=row["assignee_id"]
+    )
+    if who.department_account:  # no longer theirs to see: answer with what they gave back
+        return row | {"department": None, "department_id": None}
+    return q.case(db, case_id, who)
+
+
+def sweep(engine: Engine, *, now: datetime) -> int:
+    """Escalate every open case whose deadline has passed by one level (the periodic task)."""
+    with transaction(engine) as session:
+        return len(q.sweep(session, now))

@@ -1,0 +1,1 @@
+"""Incidents as cases: the state machine, deadlines and escalation, as pure rules."""
