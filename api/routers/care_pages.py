@@ -1,0 +1,819 @@
+"""The care staff's console in the browser: elders, enrolment, locating, safe zones, alerts.
+
+Pages in the frame (``api/pages/templates/care/``), on the same rules as the API
+(``api/routers/elders.py``, ``alerts.py``): who may read or change an elder is
+``data.policy.elder_sql`` (through ``data.care.queries.elder_record(..., to=...)``), every read
+of an elder or of a position writes an audit row, and a position is never shown without a
+reason — the locate page asks for one, once per visit, before it shows anything. The alerts
+inbox is live: ``/app/alerts/stream`` sends each new alert of the caller's area as a
+server-sent event (it polls the alert table every half second).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+import anyio.to_thread
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from markupsafe import Markup
+from sqlalchemy import Engine
+
+from api.deps import SessionDep, care_epsg, network_cache
+from api.pages.frame import N_, PageContext, context, render
+from api.security import Principal, audit_read, require
+from data.access.queries import write_audit
+from data.care import queries as q
+from data.care import service as care
+from data.care.routes import routes_to
+from data.models.care import AlertStatus, DeviceDatum
+from data.policy import Action, may
+from geo.care.datum import from_wgs84
+from geo.errors import Conflict, GridworkError, InvalidInput, NotFound
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+
+Enroller = Annotated[Principal, Depends(require(Action.enrol_elders))]
+Locator = Annotated[Principal, Depends(require(Action.locate_elders))]
+Staff = Annotated[Principal, Depends(require(Action.handle_alerts))]
+
+#: Why someone reads an elder's position: asked once per visit of the locate page.
+REASONS: dict[str, str] = {
+    "missing": N_("Searching for a missing person"),
+    "alert": N_("Checking an alert"),
+    "family": N_("Family request"),
+    "welfare": N_("Welfare check"),
+    "other": N_("Other (say why below)"),
+}
+ALERT_KINDS: dict[str, str] = {
+    "left_zone": N_("Left the safe zone"),
+    "returned": N_("Back in the safe zone"),
+    "no_fix": N_("No position for a while"),
+    "low_battery": N_("Battery low"),
+    "sos": N_("SOS button pressed"),
+}
+STATUSES: dict[str, str] = {
+    "open": N_("Open"),
+    "acknowledged": N_("Someone is on it"),
+    "closed": N_("Closed"),
+}
+FACILITY_KINDS: dict[str, str] = {
+    "clinic": N_("Clinic"),
+    "hospital": N_("Hospital"),
+    "pharmacy": N_("Pharmacy"),
+    "school": N_("School"),
+    "police": N_("Police"),
+    "community_centre": N_("Community centre"),
+}
+NEAREST = 5
+TRAIL_HOURS = 6.0
+STREAM_POLL_S = 0.5
+STREAM_LIFETIME_S = 300.0  # the browser's EventSource reconnects by itself (Last-Event-ID)
+STREAM_KEEPALIVE_S = 15.0
+
+
+def _since(ctx: PageContext, value: datetime | None) -> str:
+    """How long ago, in words a worker reads at a glance."""
+    if value is None:
+        return "—"
+    seconds = max(0.0, (datetime.now(UTC) - value).total_seconds())
+    if seconds < 90:
+        return ctx._("just now")
+    if seconds < 90 * 60:
+        return ctx._("%(n)s min ago", n=round(seconds / 60))
+    if seconds < 36 * 3600:
+        return ctx._("%(n)s h ago", n=round(seconds / 3600))
+    return ctx._("%(n)s days ago", n=round(seconds / 86400))
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+# --------------------------------------------------------------------------- elders
+
+
+@router.get("/elders", response_class=HTMLResponse)
+def elders_page(
+    request: Request,
+    session: SessionDep,
+    principal: Locator,
+    search: Annotated[str | None, Query(max_length=100, alias="q")] = None,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    elders = q.elders_at_a_glance(session, principal.scope, search=search, limit=500)
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=[e["id"] for e in elders],
+        reason=None,
+    )
+    rows = [
+        {
+            **e,
+            "heard": _since(ctx, e["last_heard_at"]),
+            "heard_at": ctx.localtime(e["last_heard_at"]),
+            "fix_age": _since(ctx, e["last_fix_time"]),
+            "fix_at": ctx.localtime(e["last_fix_time"]),
+            "battery_pct": None if e["battery"] is None else round(float(e["battery"])),
+        }
+        for e in elders
+    ]
+    return render(
+        request,
+        principal,
+        "care/elders.html",
+        title=ctx._("Elders"),
+        values={
+            "elders": rows,
+            "search": search or "",
+            "may_enrol": may(principal.role, Action.enrol_elders),
+        },
+    )
+
+
+@router.get("/elders/households")
+def household_search(
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    search: Annotated[str, Query(min_length=2, max_length=100, alias="q")],
+) -> JSONResponse:
+    """Households of my area by household code, building id or road name (for enrolment)."""
+    found = q.search_households(session, principal.scope, search)
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="household",
+        subject_ids=[h["id"] for h in found],
+        reason="finding an elder's home household to enrol them",
+    )
+    return JSONResponse({"households": [{k: v for k, v in h.items() if k != "id"} for h in found]})
+
+
+def _enrol_values(ctx: PageContext, **extra: Any) -> dict[str, Any]:
+    return {
+        "datums": [
+            ("wgs84", ctx._("WGS-84 (GPS as is)")),
+            ("gcj02", ctx._("GCJ-02 (China's map offset, 'Mars coordinates')")),
+            ("bd09", ctx._("BD-09 (Baidu's offset)")),
+        ],
+        "today": date.today().isoformat(),
+        "form": {},
+        **extra,
+    }
+
+
+@router.get("/elders/new", response_class=HTMLResponse)
+def enrol_form(request: Request, principal: Enroller) -> HTMLResponse:
+    ctx = context(request, principal)
+    return render(
+        request,
+        principal,
+        "care/enrol.html",
+        title=ctx._("Enrol an elder"),
+        values=_enrol_values(ctx),
+    )
+
+
+def _qr_svg(data: str) -> Markup:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    svg = image.to_string(encoding="unicode")
+    return Markup(svg)  # noqa: S704 - made by qrcode from our own URL, no user markup
+
+
+@router.post("/elders/new", response_class=HTMLResponse)
+def enrol_submit(
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    display_name: Annotated[str, Form(min_length=1, max_length=200)],
+    household_code: Annotated[str, Form(max_length=64)],
+    device_id: Annotated[str, Form(min_length=1, max_length=100)],
+    datum: Annotated[DeviceDatum, Form()],
+    emergency_contact: Annotated[str, Form(max_length=200)] = "",
+    consent_given_by: Annotated[str, Form(max_length=200)] = "",
+    consent_given_on: Annotated[str, Form(max_length=10)] = "",
+    consent_scope: Annotated[str, Form(max_length=2000)] = "",
+    home_buffer_m: Annotated[float, Form(ge=0, le=5000)] = 200.0,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    form = {
+        "display_name": display_name,
+        "household_code": household_code,
+        "device_id": device_id,
+        "datum": datum.value,
+        "emergency_contact": emergency_contact,
+        "consent_given_by": consent_given_by,
+        "consent_given_on": consent_given_on,
+        "consent_scope": consent_scope,
+        "home_buffer_m": home_buffer_m,
+    }
+    try:
+        if not household_code.strip():
+            raise InvalidInput(
+                ctx._("Find and choose the home household first."), field="household_code"
+            )
+        if not all(0x21 <= ord(c) <= 0x7E for c in device_id):
+            raise InvalidInput(
+                ctx._("The device id may hold only letters, digits and signs, no spaces."),
+                field="device_id",
+            )
+        consent = None
+        if consent_given_by.strip() or consent_scope.strip():
+            if not (consent_given_by.strip() and consent_scope.strip() and consent_given_on):
+                raise InvalidInput(
+                    ctx._("A consent record needs who gave it, when and what they agreed to."),
+                    field="consent",
+                )
+            try:
+                given_on = date.fromisoformat(consent_given_on)
+            except ValueError:
+                raise InvalidInput(
+                    ctx._("The consent date is not a date."), field="consent_given_on"
+                ) from None
+            consent = care.ConsentRecord(consent_given_by.strip(), given_on, consent_scope.strip())
+        enrolled = care.enrol(
+            session,
+            display_name=display_name.strip(),
+            household_code=household_code.strip(),
+            emergency_contact=emergency_contact.strip() or None,
+            device_code=device_id,
+            datum=datum,
+            consent=consent,
+            by=principal.name,
+            scope=principal.scope,
+            epsg=care_epsg(request, session),
+            buffer_m=home_buffer_m,
+        )
+    except GridworkError as exc:
+        session.rollback()
+        return render(
+            request,
+            principal,
+            "care/enrol.html",
+            title=ctx._("Enrol an elder"),
+            status_code=409 if isinstance(exc, Conflict) else 422,
+            values=_enrol_values(ctx, form=form, error=str(exc), error_field=exc.field),
+        )
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=[enrolled.elder_id],
+        reason=f"enrolled with a device (datum {datum.value}), "
+        + ("consent recorded" if consent is not None else "no consent yet")
+        + f", safe zone home grid + {home_buffer_m:g} m (from the console)",
+    )
+    base = str(request.base_url).rstrip("/")
+    server_url = f"{base}/ingest/osmand?key={enrolled.api_key}"
+    osmand_url = (
+        f"{server_url}&id={enrolled.device_code}"
+        "&lat={0}&lon={1}&timestamp={2}&hdop={3}&altitude={4}&speed={5}"
+    )
+    return render(
+        request,
+        principal,
+        "care/enrolled.html",
+        title=ctx._("Enrolled: set up the watch now"),
+        values={
+            "elder_id": enrolled.elder_id,
+            "name": display_name.strip(),
+            "device_id": enrolled.device_code,
+            "api_key": enrolled.api_key,
+            "server_url": server_url,
+            "osmand_url": osmand_url,
+            "qr": _qr_svg(server_url),
+            "home_grid": enrolled.home_grid_code,
+            "consent": consent is not None,
+        },
+    )
+
+
+@router.get("/elders/{elder_id}", response_class=HTMLResponse)
+def elder_page(
+    request: Request, session: SessionDep, principal: Locator, elder_id: int
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
+    audit_read(
+        session, request, principal, subject_type="elder", subject_ids=[elder_id], reason=None
+    )
+    zone = q.zone_and_home(session, elder_id)
+    reports = elder["reports"]
+    alerts = q.alerts_of_elder(session, elder_id)
+    return render(
+        request,
+        principal,
+        "care/elder.html",
+        title=elder["display_name"],
+        values={
+            "elder": elder,
+            "heard": _since(ctx, _parse_time(reports["last_heard_at"])),
+            "heard_at": ctx.localtime(_parse_time(reports["last_heard_at"])),
+            "refused_at": ctx.localtime(_parse_time((reports["last_refused"] or {}).get("at"))),
+            "consents": q.consents_of(session, elder_id),
+            "zone": {
+                "kind": zone["kind"],
+                "buffer_m": zone["buffer_m"],
+                "radius_m": zone["radius_m"],
+            },
+            "zone_json": {"zone": zone["zone"]},
+            "alerts": [
+                {
+                    **a,
+                    "kind_label": ctx._(ALERT_KINDS.get(a["kind"], a["kind"])),
+                    "status_label": ctx._(STATUSES[a["status"]]),
+                    "when": ctx.localtime(_parse_time(a["event_time"])),
+                }
+                for a in alerts
+            ],
+            "may_enrol": may(principal.role, Action.enrol_elders)
+            and elder_may_change(session, principal, elder_id),
+            "datum_label": {"wgs84": "WGS-84", "gcj02": "GCJ-02", "bd09": "BD-09"}.get(
+                elder["datum"] or "", "—"
+            ),
+        },
+    )
+
+
+def elder_may_change(session: SessionDep, principal: Principal, elder_id: int) -> bool:
+    try:
+        q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    except GridworkError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- locate
+
+
+@router.get("/elders/{elder_id}/locate", response_class=HTMLResponse)
+def locate_page(
+    request: Request,
+    session: SessionDep,
+    principal: Locator,
+    elder_id: int,
+    why: Annotated[str | None, Query(max_length=20)] = None,
+    note: Annotated[str, Query(max_length=400)] = "",
+    alert: Annotated[int | None, Query()] = None,
+    hours: Annotated[float, Query(gt=0, le=24 * 7)] = TRAIL_HOURS,
+) -> HTMLResponse:
+    """Asks why first (nothing of the elder's position is read before); then the last fix
+    with its accuracy, grid and worker, the nearest facilities with the walking route, the
+    trail of the last hours with a time slider, and the alert's own position if one led
+    here."""
+    ctx = context(request, principal)
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
+    if why is not None and why not in REASONS:
+        raise InvalidInput("choose one of the reasons listed", field="why")
+    if why == "other" and len(note.strip()) < 3:
+        raise InvalidInput("say why in a few words", field="note")
+    if why is None:
+        return render(
+            request,
+            principal,
+            "care/reason.html",
+            title=ctx._("Why do you need %(name)s's position?", name=elder["display_name"]),
+            values={
+                "reasons": [(k, ctx._(v)) for k, v in REASONS.items()],
+                "chosen": "alert" if alert is not None else "missing",
+                "alert": alert,
+                "hours": hours,
+                "elder_id": elder_id,
+            },
+        )
+    reason = REASONS[why] + (f": {note.strip()}" if note.strip() else "")
+    if alert is not None:
+        reason += f" (alert {alert})"
+    audit_read(
+        session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
+    )
+    alert_row = None
+    if alert is not None:
+        alert_row = q.alert_record(session, alert, principal.scope, with_position=True)
+        if alert_row["elder_id"] != elder_id:
+            raise NotFound(f"no alert {alert} about elder {elder_id}", field="alert")
+    fix = q.last_fix(session, elder_id)
+    zone = q.zone_and_home(session, elder_id)
+    epsg = care_epsg(request, session)
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    if alert_row is not None and alert_row["fix_time"] is not None:
+        alert_time = datetime.fromisoformat(alert_row["fix_time"])
+        since = min(since, alert_time - timedelta(hours=1))
+    trail = q.trail(session, elder_id, since=since, limit=5000)
+    facilities: list[dict[str, Any]] = []
+    ranked_by = "straight_line"
+    if fix is not None:
+        network = network_cache(request)
+        facilities, ranked_by = care.nearest_facilities(
+            session, lon=fix["lon"], lat=fix["lat"], epsg=epsg, count=NEAREST, network=network
+        )
+        routes = routes_to(
+            session, network, epsg=epsg, lon=fix["lon"], lat=fix["lat"], facilities=facilities
+        )
+        for f, route in zip(facilities, routes, strict=True):
+            f["route"] = route
+    data = {
+        "fix": None
+        if fix is None
+        else {
+            "lon": fix["lon"],
+            "lat": fix["lat"],
+            "accuracy_m": fix["accuracy_m"],
+            "when": ctx.localtime(fix["time"]),
+        },
+        "alert": None
+        if alert_row is None or alert_row["lon"] is None
+        else {
+            "lon": alert_row["lon"],
+            "lat": alert_row["lat"],
+            "when": ctx.localtime(_parse_time(alert_row["fix_time"])),
+            "t": _parse_time(alert_row["fix_time"]).timestamp() * 1000,  # type: ignore[union-attr]
+            "kind": ctx._(ALERT_KINDS.get(alert_row["kind"], alert_row["kind"])),
+        },
+        "zone": zone["zone"],
+        "home": None if zone["home_lon"] is None else [zone["home_lon"], zone["home_lat"]],
+        "facilities": [
+            {
+                "name": f["name"] or ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
+                "kind": f["kind"],
+                "lon": f["lon"],
+                "lat": f["lat"],
+                "route": f.get("route"),
+            }
+            for f in facilities
+        ],
+        "trail": [
+            {
+                "lon": t["lon"],
+                "lat": t["lat"],
+                "t": t["time"].timestamp() * 1000,
+                "when": ctx.localtime(t["time"]),
+                "accuracy_m": t["accuracy_m"],
+            }
+            for t in trail
+        ],
+        "labels": {
+            "fix": ctx._("Last position"),
+            "accuracy": ctx._("may be off by up to %(m)s m"),
+            "alert": ctx._("Position at the alert"),
+            "home": ctx._("Home"),
+            "zone": ctx._("Safe zone"),
+            "route": ctx._("Walking route"),
+        },
+    }
+    shown = None
+    if fix is not None:
+        lon_d, lat_d = from_wgs84(fix["lon"], fix["lat"], fix["datum"])
+        shown = {"datum": fix["datum"], "lon": lon_d, "lat": lat_d}
+    return render(
+        request,
+        principal,
+        "care/locate.html",
+        title=ctx._("Where is %(name)s", name=elder["display_name"]),
+        values={
+            "elder": elder,
+            "reason": reason,
+            "fix": fix,
+            "shown": shown,
+            "fix_when": None if fix is None else ctx.localtime(fix["time"]),
+            "fix_age": None if fix is None else _since(ctx, fix["time"]),
+            "facilities": [
+                {
+                    **f,
+                    "label": f["name"] or ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
+                    "kind_label": ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
+                }
+                for f in facilities
+            ],
+            "ranked_by": ranked_by,
+            "alert": alert_row,
+            "alert_kind": None
+            if alert_row is None
+            else ctx._(ALERT_KINDS.get(alert_row["kind"], alert_row["kind"])),
+            "alert_when": None
+            if alert_row is None
+            else ctx.localtime(_parse_time(alert_row["fix_time"] or alert_row["event_time"])),
+            "hours": hours,
+            "data": data,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- safe zone
+
+
+@router.get("/elders/{elder_id}/zone", response_class=HTMLResponse)
+def zone_page(
+    request: Request, session: SessionDep, principal: Enroller, elder_id: int
+) -> HTMLResponse:
+    return _zone_editor(request, session, principal, elder_id)
+
+
+def _zone_editor(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    elder_id: int,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    form: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    elder = q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder_zone",
+        subject_ids=[elder_id],
+        reason="opened the safe zone editor (shows the home)",
+    )
+    zone = q.zone_and_home(session, elder_id)
+    return render(
+        request,
+        principal,
+        "care/zone.html",
+        title=ctx._("Safe zone of %(name)s", name=elder["display_name"]),
+        status_code=status_code,
+        values={
+            "elder": elder,
+            "zone": zone,
+            "error": error,
+            "form": form
+            or {
+                "kind": zone["kind"] or "home_grid",
+                "buffer_m": zone["buffer_m"] or 200,
+                "radius_m": zone["radius_m"] or 300,
+            },
+            "data": {
+                "zone": zone["zone"],
+                "home": None if zone["home_lon"] is None else [zone["home_lon"], zone["home_lat"]],
+                "labels": {"home": ctx._("Home"), "zone": ctx._("Safe zone now")},
+            },
+        },
+    )
+
+
+@router.post("/elders/{elder_id}/zone", response_model=None)
+def zone_submit(
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    kind: Annotated[str, Form(max_length=20)],
+    buffer_m: Annotated[float, Form(ge=0, le=5000)] = 200.0,
+    radius_m: Annotated[float, Form(ge=0, le=50_000)] = 300.0,
+    lon: Annotated[str, Form(max_length=40)] = "",
+    lat: Annotated[str, Form(max_length=40)] = "",
+    geometry: Annotated[str, Form(max_length=100_000)] = "",
+) -> HTMLResponse | RedirectResponse:
+    ctx = context(request, principal)
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    form = {
+        "kind": kind,
+        "buffer_m": buffer_m,
+        "radius_m": radius_m,
+        "lon": lon,
+        "lat": lat,
+        "geometry": geometry,
+    }
+    epsg = care_epsg(request, session)
+    try:
+        if kind == "home_grid":
+            care.home_zone(session, elder_id, epsg=epsg, buffer_m=buffer_m)
+            what = f"safe zone set: home grid + {buffer_m:g} m"
+        elif kind == "circle":
+            if not lon or not lat:
+                raise InvalidInput(
+                    ctx._("Click on the map where the circle's centre is."), field="lon/lat"
+                )
+            if radius_m <= 20:
+                raise InvalidInput(ctx._("The circle must be wider than 20 m."), field="radius_m")
+            care.circle_zone(
+                session, elder_id, lon=float(lon), lat=float(lat), radius_m=radius_m, epsg=epsg
+            )
+            what = f"safe zone set: circle of {radius_m:g} m"
+        elif kind == "polygon":
+            try:
+                shape = json.loads(geometry)
+            except ValueError:
+                shape = None
+            if not isinstance(shape, dict) or shape.get("type") != "Polygon":
+                raise InvalidInput(
+                    ctx._("Click at least three corners on the map."), field="geometry"
+                )
+            care.polygon_zone(session, elder_id, shape, epsg=epsg)
+            what = "safe zone set: Polygon"
+        else:
+            raise InvalidInput("kind must be home_grid, circle or polygon", field="kind")
+    except InvalidInput as exc:
+        session.rollback()
+        message = str(exc)
+        if "does not contain the elder's home" in message:
+            message = (
+                ctx._("This zone does not contain the elder's home: draw it around the home.")
+                + f" ({message})"
+            )
+        return _zone_editor(
+            request, session, principal, elder_id, error=message, status_code=422, form=form
+        )
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder_zone",
+        subject_ids=[elder_id],
+        reason=what + ", containing the home (from the console)",
+    )
+    return RedirectResponse(f"/app/elders/{elder_id}?zone=saved", status_code=303)
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _alert_view(ctx: PageContext, a: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": a["id"],
+        "kind": a["kind"],
+        "kind_label": ctx._(ALERT_KINDS.get(a["kind"], a["kind"])),
+        "status": a["status"],
+        "status_label": ctx._(STATUSES[a["status"]]),
+        "when": ctx.localtime(_parse_time(a["event_time"])),
+        "elder_id": a["elder_id"],
+        "elder_name": a["elder_name"],
+        "grid_code": a["grid_code"],
+        "home_grid_code": a["home_grid_code"],
+        "detail": a["detail"],
+        "acknowledged_by": a["acknowledged_by"],
+        "recipients": [
+            {"name": r["name"], "phone": r["phone"], "code": r["worker_code"]}
+            for r in a["recipients"]
+        ],
+    }
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTMLResponse:
+    ctx = context(request, principal)
+    open_ = q.list_alerts(
+        session, principal.scope, status=AlertStatus.open, limit=200, offset=0, with_position=False
+    )
+    acked = q.list_alerts(
+        session,
+        principal.scope,
+        status=AlertStatus.acknowledged,
+        limit=200,
+        offset=0,
+        with_position=False,
+    )
+    closed = q.list_alerts(
+        session, principal.scope, status=AlertStatus.closed, limit=20, offset=0, with_position=False
+    )
+    shown = open_ + acked + closed
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=sorted({a["elder_id"] for a in shown}),
+        reason=None,
+    )
+    return render(
+        request,
+        principal,
+        "care/alerts.html",
+        title=ctx._("Alerts"),
+        values={
+            "data": {
+                "alerts": [_alert_view(ctx, a) for a in shown],
+                "after": q.newest_alert_id(session),
+                "loud": ["left_zone", "sos"],
+                "labels": {
+                    "locate": ctx._("Where is the elder now"),
+                    "ack": ctx._("I'm on it"),
+                    "close": ctx._("Close"),
+                    "note": ctx._("Note (what was done)"),
+                    "grid": ctx._("Grid"),
+                    "home_grid": ctx._("Home grid"),
+                    "routed": ctx._("Sent to"),
+                    "call": ctx._("Call"),
+                    "new": ctx._("New"),
+                    "none": ctx._("No alerts. New ones appear here by themselves."),
+                    "live": ctx._("Live: new alerts appear without reloading."),
+                    "offline": ctx._("Connection lost; reconnecting…"),
+                    "by": ctx._("by"),
+                },
+            }
+        },
+    )
+
+
+def _note(value: str) -> str:
+    return " ".join(value.split())[:300]
+
+
+@router.post("/alerts/{alert_id}/{action}")
+def alert_action(
+    request: Request,
+    session: SessionDep,
+    principal: Staff,
+    alert_id: int,
+    action: str,
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> RedirectResponse:
+    """Acknowledge or close, with a note kept in the audit log beside who and when."""
+    to = {"ack": AlertStatus.acknowledged, "close": AlertStatus.closed}.get(action)
+    if to is None:
+        raise NotFound(f"no action {action!r}: ack or close", field="action")
+    alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
+    reason = f"alert {alert_id} {to.value}"
+    if note.strip():
+        reason += f"; note: {_note(note)}"
+    audit_read(
+        session,
+        request,
+        principal,
+        subject_type="elder",
+        subject_ids=[alert["elder_id"]],
+        reason=reason,
+    )
+    return RedirectResponse("/app/alerts", status_code=303)
+
+
+def _poll(engine: Engine, principal: Principal, after: int, route: str) -> list[dict[str, Any]]:
+    with engine.begin() as conn:
+        if q.newest_alert_id(conn) <= after:
+            return []
+        alerts = q.alerts_after(conn, principal.scope, after_id=after)
+        if alerts:
+            write_audit(
+                conn,
+                actor=principal.name,
+                role=principal.role.value,
+                method="GET",
+                route=route,
+                subject_type="elder",
+                subject_ids=sorted({a["elder_id"] for a in alerts}),
+                reason=None,
+            )
+        return alerts
+
+
+@router.get("/alerts/stream")
+async def alert_stream(
+    request: Request,
+    principal: Staff,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """New alerts of my area as server-sent events (``event: alert``, JSON data as the
+    inbox shows them), from ``after`` (or the browser's Last-Event-ID) on."""
+    engine: Engine = request.app.state.engine
+    ctx = context(request, principal)
+    start = after
+    if last_event_id is not None and last_event_id.isdigit():
+        start = int(last_event_id)
+    route = request.url.path
+
+    async def events() -> AsyncIterator[str]:
+        last = start
+        if last is None:
+            last = await anyio.to_thread.run_sync(_newest, engine)
+        yield "retry: 2000\n\n"
+        ends = time.monotonic() + STREAM_LIFETIME_S
+        quiet_since = time.monotonic()
+        while time.monotonic() < ends and not await request.is_disconnected():
+            alerts = await anyio.to_thread.run_sync(_poll, engine, principal, last, route)
+            for a in alerts:
+                last = a["id"]
+                body = json.dumps(_alert_view(ctx, a), ensure_ascii=False)
+                yield f"id: {a['id']}\nevent: alert\ndata: {body}\n\n"
+                quiet_since = time.monotonic()
+            if time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
+                yield ": still here\n\n"
+                quiet_since = time.monotonic()
+            await anyio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+    )
+
+
+def _newest(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return q.newest_alert_id(conn)

@@ -1,0 +1,272 @@
+"""The care staff's console in a real headless Chromium, cut off from the internet (issue 17).
+
+Care staff enrol an elder from the form (finding the household by search), the watch reports
+as Traccar Client would (GCJ-02), the elder steps out of the safe zone and the alert arrives
+in the open inbox without a reload, with a beep and a notification; the locate page opened
+from the alert asks why, then draws the walking route to the nearest facility; the alert is
+acknowledged and closed with notes. Then the grid worker, on a 390 px phone, sees it routed
+to them. The audit log holds each read of the position with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from sqlalchemy import Engine, text
+
+from geo.care.datum import from_wgs84
+from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.care.conftest import (  # noqa: F401 - fixtures used by name
+    HOME_CODE,
+    PASSWORD,
+    STAFF,
+    District,
+    care,
+    care_engine,
+    care_url,
+    district,
+)
+
+pytestmark = pytest.mark.browser
+
+FAR_EAST = 0.03  # degrees: ~2.3 km east of home, well outside home grid + 200 m
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run scripts/setup.sh"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def care_live(care_url: str) -> Iterator[str]:  # noqa: F811
+    """The app on uvicorn over the synthetic district, in its own process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {
+        **os.environ,
+        "GRIDWORK_LIVE_DATABASE_URL": care_url,
+        "GRIDWORK_LIVE_SECRET": secrets.token_urlsafe(48),
+    }
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+         "--timeout-graceful-shutdown", "2"],
+        cwd=root, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the live server exited"
+            assert time.monotonic() < deadline, "the live server did not start in 60 s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+class Person:
+    """A signed-in browser context that refuses (and records) requests off this machine."""
+
+    def __init__(self, browser: Browser, url: str, username: str, width: int, height: int):
+        self.context: BrowserContext = browser.new_context(
+            viewport={"width": width, "height": height}, locale="zh-CN"
+        )
+        self.context.grant_permissions(["notifications"], origin=url)
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page: Page = self.context.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        r = self.context.request.post(
+            f"{url}/login", form={"username": username, "password": PASSWORD}, max_redirects=0
+        )
+        assert r.status == 303, r.text()
+        self.url = url
+
+    def _route(self, route: Route) -> None:
+        if route.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"care-{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.outside == [], f"requests left the machine: {self.outside}"
+        assert self.errors == [], f"JavaScript errors: {self.errors}"
+
+
+def _wait(page: Page, script: str, what: str, within_s: float = 10.0) -> None:
+    """Poll from Python (the pages' CSP forbids the eval behind wait_for_function)."""
+    deadline = time.monotonic() + within_s
+    while not page.evaluate(script):
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(100)
+
+
+def _report(server_url: str, device: str, lon: float, lat: float, when: datetime) -> None:
+    """One report as Traccar Client sends it: GET on the server URL, in the watch's datum."""
+    params = {
+        "id": device,
+        "lat": f"{lat:.7f}",
+        "lon": f"{lon:.7f}",
+        "timestamp": str(int(when.timestamp())),
+        "accuracy": "25",
+        "batt": "64",
+    }
+    r = httpx.get(f"{server_url}&{urlencode(params)}", timeout=10)  # the key stays in the URL
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+
+
+def test_care_console_finds_a_lost_elder(
+    browser: Browser,
+    care_live: str,
+    care: Engine,  # noqa: F811 - no elder left from another test
+    district: District,  # noqa: F811
+) -> None:
+    staff = Person(browser, care_live, STAFF["care_staff"].username, 1280, 900)
+    page = staff.page
+
+    # Enrol from the form, finding the home household by searching part of its code.
+    page.goto(f"{care_live}/app/elders/new")
+    page.fill("#display_name", "王秀英")
+    page.fill("#emergency_contact", "女儿 13900000000")
+    page.fill("#gw-hh-q", HOME_CODE[:6])
+    page.click("#gw-hh-find")
+    page.click(f"button.gw-hh[data-code='{HOME_CODE}']")
+    assert HOME_CODE in page.inner_text("#gw-hh-chosen")
+    page.fill("#device_id", "watch-console-1")
+    page.select_option("#datum", "gcj02")
+    page.fill("#consent_given_by", "本人及女儿")
+    page.fill("#consent_given_on", str(date.today() - timedelta(days=1)))
+    page.fill("#consent_scope", "走失时定位，通知网格员")
+    page.click("#gw-enrol button[type=submit]")
+    page.wait_for_selector("#gw-api-key")
+    server_url = page.inner_text("#gw-server-url")
+    assert server_url.startswith(f"{care_live}/ingest/osmand?key=")
+    assert page.inner_text("#gw-device-id") == "watch-console-1"
+    assert page.locator(".gw-qr svg path").count() == 1
+    staff.shot("enrolled")
+
+    # The inbox is open and live before the elder walks off.
+    page.goto(f"{care_live}/app/alerts")
+    _wait(page, "window.gwLive === true", "the inbox never connected its live stream")
+    page.click("#gw-loud")  # the user's gesture that lets the page beep
+    page.evaluate("window.gwSameVisit = 1")
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    home = from_wgs84(district.home_lon, district.home_lat, "gcj02")
+    away = from_wgs84(district.home_lon + FAR_EAST, district.home_lat, "gcj02")
+    _report(server_url, "watch-console-1", *home, now - timedelta(minutes=10))
+    sent = time.monotonic()
+    _report(server_url, "watch-console-1", *away, now - timedelta(minutes=2))
+    _report(server_url, "watch-console-1", away[0] + 1e-4, away[1], now - timedelta(minutes=1))
+
+    page.wait_for_selector("#gw-inbox li.gw-left_zone", timeout=10_000)
+    arrived_s = time.monotonic() - sent
+    assert page.evaluate("window.gwSameVisit") == 1, "the page was reloaded"
+    assert page.evaluate("window.gwBeeps") >= 2  # the button's test beep and the alert's
+    with care.connect() as conn:
+        alert_id = conn.execute(text("SELECT id FROM alert WHERE kind = 'left_zone'")).scalar_one()
+    assert page.evaluate("window.gwNotified") == [alert_id]
+    assert arrived_s < 5, arrived_s
+    staff.shot("inbox-live")
+
+    # The locate page, from the alert: why first, then the route to the nearest facility.
+    page.click(f"#alert-{alert_id} a.gw-locate")
+    page.wait_for_selector("input[name=why][value=alert]:checked")
+    page.fill("#note", "家属来电")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_selector("#gw-map")
+    assert staff.errors == [], staff.errors
+    page.wait_for_selector("path.gw-route", state="attached", timeout=10_000)
+    _wait(page, "window.gwReady === true", "the locate map never finished")
+    route_d = page.get_attribute("path.gw-route", "d") or ""
+    assert route_d.count("L") >= 2, route_d  # a line along roads, not a dot
+    assert page.locator("path.gw-accuracy").count() == 1
+    assert page.locator("path.gw-alert-pos").count() == 1
+    assert page.locator("a.gw-call[href^='tel:']").count() == 1
+    assert page.locator(".leaflet-gwBasemap-pane path").count() > 10  # the ground under it
+    slider_time = page.inner_text("#gw-slider-time")
+    assert slider_time and "UTC" not in slider_time
+    staff.shot("locate")
+    with care.connect() as conn:
+        reasons = (
+            conn.execute(
+                text(
+                    "SELECT reason FROM audit_log WHERE subject_type = 'position' "
+                    "AND route LIKE '/app/elders/%/locate'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert reasons == [f"Checking an alert: 家属来电 (alert {alert_id})"]
+
+    # Acknowledge, then close, each with a note.
+    page.goto(f"{care_live}/app/alerts")
+    page.fill(f"#alert-{alert_id} form[action$='/ack'] input[name=note]", "网格员已出发")
+    page.click(f"#alert-{alert_id} form[action$='/ack'] button")
+    page.wait_for_selector(f"#alert-{alert_id}.gw-status-acknowledged")
+    page.fill(f"#alert-{alert_id} form[action$='/close'] input[name=note]", "已找到，送回家")
+    page.click(f"#alert-{alert_id} form[action$='/close'] button")
+    page.wait_for_selector(f"#alert-{alert_id}.gw-status-closed")
+    with care.connect() as conn:
+        status = conn.execute(
+            text("SELECT status::text FROM alert WHERE id = :a"), {"a": alert_id}
+        ).scalar_one()
+        notes = (
+            conn.execute(text("SELECT reason FROM audit_log WHERE reason LIKE '%note:%'"))
+            .scalars()
+            .all()
+        )
+    assert status == "closed"
+    assert notes == [
+        f"alert {alert_id} acknowledged; note: 网格员已出发",
+        f"alert {alert_id} closed; note: 已找到，送回家",
+    ]
+    staff.close()
+
+    # The home grid's worker, on a phone, sees the alert routed to them.
+    worker = Person(browser, care_live, STAFF["home_worker"].username, 390, 844)
+    worker.page.goto(f"{care_live}/app/alerts")
+    item = worker.page.wait_for_selector(f"#alert-{alert_id}")
+    assert item is not None and "王秀英" in item.inner_text()
+    assert district.worker_of("S01-C01-G05")  # the grid has a worker, who is listed
+    assert worker.page.locator(f"#alert-{alert_id} .gw-routed").count() == 1
+    assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
+    worker.shot("worker-390")
+    worker.close()
