@@ -7,13 +7,15 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 
+from api import plan_clock
 from api.deps import SessionDep
 from api.schemas import StrictModel
 from api.security import Principal, require
 from data.access.queries import AreaScope
+from data.planning import exports, workspace
 from data.planning import service as planning
 from data.policy import Action, may_plan
 from geo.errors import Forbidden, InvalidInput, NotFound
@@ -33,9 +35,20 @@ class SplitRequest(StrictModel):
 
 
 class MoveRequest(StrictModel):
-    units: list[int] = Field(min_length=1, max_length=500)
+    units: list[int] = Field(min_length=1, max_length=2000)
     to_grid: str = Field(min_length=1, max_length=64)
     force: bool = False
+    check_only: bool = Field(default=False, description="answer the reasons, change nothing")
+
+
+class ResplitRequest(StrictModel):
+    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+
+
+class WorkersRequest(StrictModel):
+    workers: dict[str, int | None] = Field(
+        description="grid code → worker id (null: none yet)", max_length=500
+    )
 
 
 class LockRequest(StrictModel):
@@ -130,16 +143,19 @@ def move_units(
     request: Request, session: SessionDep, principal: Planner, plan_id: int, body: MoveRequest
 ) -> JSONResponse:
     _plan_in_scope(session, principal, plan_id)
-    outcome = planning.move(
+    outcome = workspace.move(
         session,
         plan_id,
         units_to_move=body.units,
         to_grid=body.to_grid,
         force=body.force,
+        check_only=body.check_only,
+        author=principal.name,
         settings=request.app.state.settings,
     )
     content = {"moved": outcome.moved, "problems": list(outcome.problems)}
-    return JSONResponse(content, status_code=200 if outcome.moved else 409)
+    ok = outcome.moved or (body.check_only and not outcome.problems)
+    return JSONResponse(content, status_code=200 if ok else 409)
 
 
 @router.post("/plans/{plan_id}/locks", summary="Lock or unlock grids of a draft")
@@ -147,7 +163,7 @@ def lock(
     session: SessionDep, principal: Planner, plan_id: int, body: LockRequest
 ) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
-    planning.lock_grids(session, plan_id, body.grids, locked=body.locked)
+    workspace.lock(session, plan_id, body.grids, locked=body.locked, author=principal.name)
     return planning.plan_summary(session, plan_id)
 
 
@@ -160,9 +176,104 @@ def publish(
     body: PublishRequest | None = None,
 ) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
-    effective = (body.effective if body else None) or date.today()
+    today = plan_clock.today(request.app)
+    effective = (body.effective if body else None) or today
     return planning.publish(
-        session, plan_id, effective=effective, settings=request.app.state.settings
+        session,
+        plan_id,
+        effective=effective,
+        settings=request.app.state.settings,
+        today=today,
+        author=principal.name,
+    )
+
+
+@router.post("/plans/{plan_id}/withdraw", summary="Take back a plan whose date has not come")
+def withdraw(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    planning.withdraw(session, plan_id)
+    return planning.plan_summary(session, plan_id)
+
+
+@router.get("/plans/{plan_id}/units", summary="A plan's units and unit graph as GeoJSON")
+def get_units(session: SessionDep, principal: Planner, plan_id: int) -> JSONResponse:
+    _plan_in_scope(session, principal, plan_id)
+    return JSONResponse(
+        workspace.units_geojson(session, plan_id), media_type="application/geo+json"
+    )
+
+
+@router.get("/plans/{plan_id}/steps", summary="A draft's edits, for undo and redo")
+def get_steps(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return workspace.steps(session, plan_id)
+
+
+@router.post("/plans/{plan_id}/undo", summary="Take back the latest edit")
+def undo(request: Request, session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return workspace.undo(
+        session, plan_id, author=principal.name, settings=request.app.state.settings
+    )
+
+
+@router.post("/plans/{plan_id}/redo", summary="Apply again the edit taken back last")
+def redo(request: Request, session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return workspace.redo(
+        session, plan_id, author=principal.name, settings=request.app.state.settings
+    )
+
+
+@router.post("/plans/{plan_id}/resplit", summary="Re-cut the unlocked grids; locked ones stay")
+def resplit(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    plan_id: int,
+    body: ResplitRequest | None = None,
+) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    moved = workspace.resplit(
+        session,
+        plan_id,
+        seed=(body.seed if body else 1),
+        author=principal.name,
+        settings=request.app.state.settings,
+    )
+    return {**planning.plan_summary(session, plan_id), "moved_units": moved}
+
+
+@router.get("/plans/{plan_id}/lineage", summary="Old grids → the new grids a plan opened")
+def get_lineage(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return {"lineage": workspace.lineage(session, plan_id)}
+
+
+@router.get("/plans/{plan_id}/workers", summary="The new grids' workers, with suggestions")
+def get_workers(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    return {"grids": workspace.worker_step(session, plan_id)}
+
+
+@router.post("/plans/{plan_id}/workers", summary="Confirm the new grids' workers")
+def put_workers(
+    session: SessionDep, principal: Planner, plan_id: int, body: WorkersRequest
+) -> dict[str, Any]:
+    _plan_in_scope(session, principal, plan_id)
+    workspace.confirm_workers(session, plan_id, body.workers)
+    return {"grids": workspace.worker_step(session, plan_id)}
+
+
+@router.get("/plans/{plan_id}/export.{fmt}", summary="A plan as GeoPackage, GeoJSON or CSV")
+def export(session: SessionDep, principal: Planner, plan_id: int, fmt: str) -> Response:
+    _plan_in_scope(session, principal, plan_id)
+    if fmt not in exports.FORMATS:
+        raise InvalidInput(f"must be one of {', '.join(exports.FORMATS)}", field="format")
+    body, media = exports.export(session, plan_id, fmt)
+    name = f"plan-{plan_id}.{fmt}"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
 
 

@@ -9,12 +9,14 @@ refused when the community has changed since.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -56,6 +58,13 @@ class Plan(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     issues: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    effective: Mapped[date | None] = mapped_column(
+        Date, comment="the day the plan's grids become current (published plans)"
+    )
+    switched_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="when the switch to the plan's grids ran; NULL: not yet"
+    )
+    published_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class PlanGrid(Base):
@@ -67,6 +76,9 @@ class PlanGrid(Base):
     households: Mapped[int] = mapped_column(Integer)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_code: Mapped[str | None] = mapped_column(
+        String(64), comment="the grid code given at the switch (never an old shape's code)"
+    )
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     geom: Mapped[object] = mapped_column(
         Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=False
@@ -106,3 +118,40 @@ class PlanUnitEdge(Base):
     length_m: Mapped[float] = mapped_column(Float)
     road_m: Mapped[float] = mapped_column(Float)
     kind: Mapped[int] = mapped_column(SmallInteger)
+
+
+class PlanStep(Base):
+    """One edit of a draft (moves, locks, a re-split): what changed, by whom, and whether it is
+    in force (``done``), taken back (``undone``, may be redone) or dropped by a later edit."""
+
+    __tablename__ = "plan_step"
+    __table_args__ = (
+        CheckConstraint("state IN ('done', 'undone', 'dropped')", name="plan_step_state"),
+    )
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(200), server_default="")
+    changes: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
+    locks: Mapped[list[Any]] = mapped_column(JSONB, server_default="[]")
+    author: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    state: Mapped[str] = mapped_column(String(8), server_default="done")
+    state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    state_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class GridLineage(Base):
+    """An old grid a plan closed and a new grid it opened, with the area they share."""
+
+    __tablename__ = "grid_lineage"
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id", ondelete="CASCADE"))
+    old_grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grid.id", ondelete="CASCADE"), primary_key=True
+    )
+    new_grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grid.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    shared_m2: Mapped[float] = mapped_column(Float)

@@ -96,7 +96,7 @@ def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float
     roads = _frame(
         db,
         "SELECT r.id, r.geom FROM road_segment r JOIN community c ON c.id = :c "
-        "AND ST_Intersects(r.geom, c.geom)",
+        "AND ST_Intersects(r.geom, c.geom) ORDER BY r.source_id, r.id",
         params,
         epsg,
     )
@@ -105,7 +105,8 @@ def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float
     buildings = _frame(
         db,
         "SELECT b.id AS building_id, coalesce(b.households, 0) AS households, b.geom "
-        "FROM building b JOIN community c ON c.id = :c AND ST_Intersects(c.geom, b.geom)",
+        "FROM building b JOIN community c ON c.id = :c AND ST_Intersects(c.geom, b.geom) "
+        "ORDER BY b.source_id, b.id",
         params,
         epsg,
     )
@@ -123,7 +124,10 @@ def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float
         "JOIN community c ON c.id = :c "
         "AND ST_DWithin(c.geom::geography, h.geom::geography, :snap) "
         "WHERE NOT EXISTS (SELECT 1 FROM community o WHERE ST_Covers(o.geom, h.geom)) "
-        "AND c.id = (SELECT o.id FROM community o ORDER BY o.geom <-> h.geom LIMIT 1)",
+        "AND c.id = (SELECT o.id FROM community o ORDER BY o.geom <-> h.geom, o.code LIMIT 1) "
+        # Row order is the heap's, which differs between two loads of the same data (and
+        # after any UPDATE): the split must see its inputs in an order of their own.
+        "ORDER BY 2, 1",
         {**params, "epsg": epsg, "snap": snap_m},
         epsg,
     )
@@ -451,8 +455,22 @@ def lock_grids(db: Db, plan_id: int, codes: list[str], *, locked: bool) -> None:
     )
 
 
-def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dict[str, Any]:
-    """Make the plan's grids the community's current grids from ``effective`` on."""
+def publish(
+    db: Db,
+    plan_id: int,
+    *,
+    effective: date,
+    settings: Settings,
+    today: date | None = None,
+    author: str = "",
+) -> dict[str, Any]:
+    """Make the plan's grids the community's current grids from ``effective`` on.
+
+    An effective date after ``today`` only schedules the switch: the current grids, the
+    assignments, workers and maps stay as they are until :func:`switch_due` runs on or after
+    that date (the periodic task, or the first start-up after it).
+    """
+    today = today or date.today()
     plan = get_plan(db, plan_id)
     _require_draft(plan)
     db.execute(text("SELECT id FROM community WHERE id = :c FOR UPDATE"), {"c": plan.community_id})
@@ -460,6 +478,19 @@ def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dic
         raise Conflict(
             f"community {plan.community_code} changed since plan {plan_id} was "
             "drafted; draft a new plan",
+            field="plan",
+        )
+    waiting = db.execute(
+        text(
+            "SELECT id, effective FROM plan WHERE community_id = :c AND status = 'published' "
+            "AND switched_at IS NULL"
+        ),
+        {"c": plan.community_id},
+    ).first()
+    if waiting is not None:
+        raise Conflict(
+            f"plan {waiting[0]} of community {plan.community_code} already takes effect on "
+            f"{waiting[1]}; wait for it or withdraw it first",
             field="plan",
         )
     latest = db.execute(
@@ -470,8 +501,82 @@ def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dic
         raise InvalidInput(
             f"effective date {effective} is before the current grids' {latest}", field="effective"
         )
-    # The new grid inherits the worker of the old grid it overlaps most (a worker keeps
-    # their streets); grids without a predecessor start without a worker.
+    _fitted_grids(db, plan, _epsg(db, settings))  # refuse now what could not switch later
+    db.execute(
+        text(
+            "UPDATE plan SET status = 'published', published_at = now(), effective = :d, "
+            "published_by = :a WHERE id = :p"
+        ),
+        {"p": plan_id, "d": effective, "a": author or None},
+    )
+    if effective > today:
+        return {
+            "plan": plan_id,
+            "community": plan.community_code,
+            "effective": effective.isoformat(),
+            "scheduled": True,
+            "grids_closed": 0,
+            "grids_created": 0,
+            "reassigned": {},
+        }
+    return _switch(db, plan, effective=effective, settings=settings, actor=author or "gridwork")
+
+
+def withdraw(db: Db, plan_id: int) -> None:
+    """Take back a published plan whose date has not come: it becomes a draft again."""
+    plan = get_plan(db, plan_id)
+    switched = db.execute(
+        text("SELECT switched_at FROM plan WHERE id = :p FOR UPDATE"), {"p": plan_id}
+    ).scalar()
+    if plan.status != "published" or switched is not None:
+        raise Conflict(f"plan {plan_id} is not waiting for its date", field="plan")
+    db.execute(
+        text(
+            "UPDATE plan SET status = 'draft', published_at = NULL, effective = NULL, "
+            "published_by = NULL WHERE id = :p"
+        ),
+        {"p": plan_id},
+    )
+
+
+def switch_due(db: Db, *, today: date, settings: Settings) -> list[dict[str, Any]]:
+    """Switch every published plan whose effective date has come (each once, audited).
+
+    Safe to run from several processes at once: the plan row is locked (``SKIP LOCKED``)
+    and ``switched_at`` is set in the same transaction as the grids change.
+    """
+    due = (
+        db.execute(
+            text(
+                "SELECT id FROM plan WHERE status = 'published' AND switched_at IS NULL "
+                "AND effective <= :d ORDER BY effective, id FOR UPDATE SKIP LOCKED"
+            ),
+            {"d": today},
+        )
+        .scalars()
+        .all()
+    )
+    done = []
+    for plan_id in due:
+        plan = get_plan(db, int(plan_id))
+        effective = db.execute(
+            text("SELECT effective FROM plan WHERE id = :p"), {"p": plan.id}
+        ).scalar_one()
+        done.append(
+            _switch(db, plan, effective=effective, settings=settings, actor="gridwork (scheduled)")
+        )
+    return done
+
+
+def _switch(
+    db: Db, plan: StoredPlan, *, effective: date, settings: Settings, actor: str
+) -> dict[str, Any]:
+    """Close the community's current grids on ``effective``, open the plan's, reassign all."""
+    from data.access.queries import write_audit
+
+    plan_id = plan.id
+    epsg = _epsg(db, settings)
+    fitted = _fitted_grids(db, plan, epsg)
     closed = (
         db.execute(
             text(
@@ -483,8 +588,13 @@ def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dic
         .scalars()
         .all()
     )
-    created = [
-        int(
+    codes = _published_codes(db, plan, fitted, list(closed), epsg)
+    # The new grid inherits the worker of the old grid it overlaps most (a worker keeps
+    # their streets) until the planner confirms the workers; grids without a predecessor
+    # start without one (flagged on the plan's page).
+    created = []
+    for code, geom in fitted.items():
+        new_id = int(
             db.execute(
                 text(
                     "INSERT INTO grid (code, community_id, worker_id, valid_from, plan_id, geom) "
@@ -494,7 +604,7 @@ def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dic
                     "RETURNING id"
                 ),
                 {
-                    "code": code,
+                    "code": codes[code],
                     "c": plan.community_id,
                     "closed": list(closed),
                     "d": effective,
@@ -503,27 +613,105 @@ def publish(db: Db, plan_id: int, *, effective: date, settings: Settings) -> dic
                 },
             ).scalar_one()
         )
-        for code, geom in _fitted_grids(db, plan, _epsg(db, settings)).items()
-    ]
+        created.append(new_id)
+        db.execute(
+            text("UPDATE plan_grid SET published_code = :n WHERE plan_id = :p AND code = :c"),
+            {"n": codes[code], "p": plan_id, "c": code},
+        )
+    if closed and created:
+        db.execute(
+            text(
+                "INSERT INTO grid_lineage (plan_id, old_grid_id, new_grid_id, shared_m2) "
+                "SELECT :p, o.id, n.id, ST_Area(ST_Transform(ST_Intersection(o.geom, n.geom), "
+                ":epsg)) FROM grid o JOIN grid n ON n.id = ANY(:new) "
+                "AND ST_Intersects(o.geom, n.geom) WHERE o.id = ANY(:old) "
+                "AND ST_Area(ST_Transform(ST_Intersection(o.geom, n.geom), :epsg)) >= 1"
+            ),
+            {"p": plan_id, "new": created, "old": list(closed), "epsg": epsg},
+        )
     db.execute(
         text(
-            "UPDATE plan SET status = 'superseded' WHERE community_id = :c AND status = 'published'"
+            "UPDATE plan SET status = 'superseded' WHERE community_id = :c "
+            "AND status = 'published' AND id <> :p"
         ),
-        {"c": plan.community_id},
+        {"c": plan.community_id, "p": plan_id},
     )
     db.execute(
-        text("UPDATE plan SET status = 'published', published_at = now() WHERE id = :p"),
-        {"p": plan_id},
+        text(
+            "UPDATE plan SET status = 'published', switched_at = now(), "
+            "published_at = coalesce(published_at, now()), effective = :d WHERE id = :p"
+        ),
+        {"p": plan_id, "d": effective},
     )
     results = reassign(db, settings=settings)
+    write_audit(
+        db,
+        actor=actor,
+        role="system" if actor.startswith("gridwork") else "planner",
+        method="SWITCH",
+        route=f"/plans/{plan_id}/publish",
+        subject_type="plan",
+        subject_ids=[plan_id],
+        reason=f"grids of community {plan.community_code} switched on {effective}: "
+        f"{len(closed)} closed, {len(created)} opened",
+    )
     return {
         "plan": plan_id,
         "community": plan.community_code,
         "effective": effective.isoformat(),
+        "scheduled": False,
         "grids_closed": len(closed),
         "grids_created": len(created),
         "reassigned": {r.table: r.changed for r in results},
     }
+
+
+def _published_codes(
+    db: Db, plan: StoredPlan, fitted: dict[str, BaseGeometry], closed: list[int], epsg: int
+) -> dict[str, str]:
+    """The code each new grid gets: an old grid's code only for the same shape (within a
+    square metre), the planned code if no grid ever had it, else the next number unused."""
+    old = db.execute(
+        text("SELECT code, ST_AsBinary(geom) FROM grid WHERE id = ANY(:ids) ORDER BY code"),
+        {"ids": closed},
+    ).all()
+    used = set(db.execute(text("SELECT DISTINCT code FROM grid")).scalars().all())
+    prefix = f"{plan.community_code}-G"
+    numbers = [
+        int(c[len(prefix) :]) for c in used if c.startswith(prefix) and c[len(prefix) :].isdigit()
+    ]
+    next_n = max(numbers, default=0) + 1
+    to_metric = Transformer.from_crs(4326, epsg, always_xy=True)
+
+    def metric(geom: BaseGeometry) -> BaseGeometry:
+        return shapely.transform(
+            geom, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1]))
+        )
+
+    old_shapes = [(str(c), metric(shapely.from_wkb(bytes(w)))) for c, w in old]
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for code, geom in fitted.items():
+        shape = metric(geom)
+        same = next(
+            (
+                c
+                for c, o in old_shapes
+                if c not in taken and shape.symmetric_difference(o).area < 1.0
+            ),
+            None,
+        )
+        if same is not None:
+            out[code] = same
+        elif code not in used and code not in taken:
+            out[code] = code
+        else:
+            while f"{prefix}{next_n:02d}" in used or f"{prefix}{next_n:02d}" in taken:
+                next_n += 1
+            out[code] = f"{prefix}{next_n:02d}"
+            next_n += 1
+        taken.add(out[code])
+    return out
 
 
 def _fitted_grids(db: Db, plan: StoredPlan, epsg: int) -> dict[str, BaseGeometry]:
@@ -568,16 +756,16 @@ def plan_summary(db: Db, plan_id: int) -> dict[str, Any]:
     plan = get_plan(db, plan_id)
     row = db.execute(
         text(
-            "SELECT metrics, issues, seconds, created_at, published_at, params "
-            "FROM plan WHERE id = :p"
+            "SELECT metrics, issues, seconds, created_at, published_at, params, effective, "
+            "switched_at, published_by FROM plan WHERE id = :p"
         ),
         {"p": plan_id},
     ).one()
     grids = (
         db.execute(
             text(
-                "SELECT code, households, locked, flagged, metrics FROM plan_grid "
-                "WHERE plan_id = :p ORDER BY code"
+                "SELECT code, households, locked, flagged, metrics, published_code "
+                "FROM plan_grid WHERE plan_id = :p ORDER BY code"
             ),
             {"p": plan_id},
         )
@@ -598,6 +786,10 @@ def plan_summary(db: Db, plan_id: int) -> dict[str, Any]:
         "created_at": row[3].isoformat(),
         "published_at": row[4].isoformat() if row[4] else None,
         "params": row[5],
+        "effective": row[6].isoformat() if row[6] else None,
+        "switched_at": row[7].isoformat() if row[7] else None,
+        "published_by": row[8],
+        "scheduled": plan.status == "published" and row[7] is None,
         "stale": community_version(db, plan.community_id) != plan.version,
         "grids": [dict(g) for g in grids],
     }
@@ -614,7 +806,8 @@ def list_plans(
             text(
                 "SELECT t.id, c.code AS community, t.status::text AS status, t.author, "  # noqa: S608
                 "t.created_at, t.metrics->'n_grids' AS grids, "
-                "t.metrics->'in_band_share' AS in_band "
+                "t.metrics->'in_band_share' AS in_band, t.effective, t.switched_at, "
+                "t.seed, t.min_households, t.max_households "
                 "FROM plan t JOIN community c ON c.id = t.community_id "
                 "WHERE (CAST(:c AS text) IS NULL OR c.code = :c) "
                 f"AND {HELD_COMMUNITY_SQL} ORDER BY t.id"
@@ -624,7 +817,15 @@ def list_plans(
         .mappings()
         .all()
     )
-    return [{**r, "created_at": r["created_at"].isoformat()} for r in rows]
+    return [
+        {
+            **r,
+            "created_at": r["created_at"].isoformat(),
+            "effective": r["effective"].isoformat() if r["effective"] else None,
+            "switched_at": r["switched_at"].isoformat() if r["switched_at"] else None,
+        }
+        for r in rows
+    ]
 
 
 def plan_grids(db: Db, plan_id: int) -> gpd.GeoDataFrame:
@@ -760,4 +961,6 @@ __all__ = [
     "plan_grids",
     "plan_summary",
     "publish",
+    "switch_due",
+    "withdraw",
 ]

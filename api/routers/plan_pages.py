@@ -1,0 +1,376 @@
+"""The planner's workspace in the browser (issue 16): oversized communities and drafts, the
+Districtr-style editor of a draft, comparing plans with today's grids, publishing with a date,
+the published plan's lineage and workers, and a print layout.
+
+The editor's map talks to the JSON API of ``api/routers/plans.py`` with ``fetch()`` (same
+origin, the sign-in cookie); these routes only render pages and take the page's forms. Who may
+open a plan is the API's rule: the caller must hold the plan's community
+(``data.policy.may_plan``); anything else answers 404.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import text
+
+from api import plan_clock
+from api.deps import SessionDep
+from api.pages.frame import N_, context, render
+from api.security import Principal, require
+from data.planning import service as planning
+from data.planning import workspace
+from data.policy import Action, may_plan
+from geo.errors import Forbidden, InvalidInput, NotFound
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+
+Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
+
+#: The metrics a planner reads, in plain words, with what each means on hover.
+METRICS: list[tuple[str, str, str]] = [
+    ("n_grids", N_("Grids"), N_("How many grids the plan makes.")),
+    (
+        "in_band_share",
+        N_("Grids within the household range"),
+        N_("Share of grids whose household count is inside the allowed range."),
+    ),
+    ("households_min", N_("Fewest households in a grid"), N_("The smallest grid.")),
+    ("households_median", N_("Typical households per grid"), N_("The middle grid (median).")),
+    ("households_max", N_("Most households in a grid"), N_("The largest grid.")),
+    (
+        "contiguous_share",
+        N_("Grids in one piece"),
+        N_("Share of grids a worker can walk around without leaving the grid."),
+    ),
+    (
+        "polsby_popper_mean",
+        N_("Compactness"),
+        N_(
+            "Polsby-Popper score, 0 to 1: how close to a round shape the grids are. "
+            "Long or ragged grids score low and mean longer walks."
+        ),
+    ),
+    (
+        "reock_mean",
+        N_("Roundness"),
+        N_("Reock score, 0 to 1: how much of the smallest circle around a grid it fills."),
+    ),
+    (
+        "road_share",
+        N_("Boundaries along roads"),
+        N_("Share of grid boundaries that run along a road, easy to recognise on the ground."),
+    ),
+    (
+        "shared_buildings",
+        N_("Buildings split between grids"),
+        N_("Buildings whose entrances belong to two grids; fewer is better."),
+    ),
+    ("cut_blocks", N_("Blocks cut"), N_("Blocks between roads that a boundary crosses.")),
+]
+
+STATUS = {
+    "draft": N_("Draft"),
+    "published": N_("Published"),
+    "superseded": N_("Replaced"),
+    "scheduled": N_("Waiting for its date"),
+}
+
+#: Words the editor's script shows (translated once per page).
+JS_WORDS = [
+    N_("households"),
+    N_("Moved %(n)s unit(s) into %(grid)s."),
+    N_("Refused:"),
+    N_("Choose the grid to paint into first."),
+    N_("Nothing to undo."),
+    N_("Nothing to redo."),
+    N_("Undone:"),
+    N_("Redone:"),
+    N_("under the range"),
+    N_("over the range"),
+    N_("within the range"),
+    N_("locked"),
+    N_("Re-split done: %(n)s unit(s) moved."),
+    N_("Working…"),
+    N_("Checking…"),
+    N_("Would be refused:"),
+    N_("Can be moved."),
+]
+
+
+def _plan(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
+    plan = planning.get_plan(session, plan_id)
+    if not may_plan(principal.scope, plan.community_id):
+        raise NotFound(f"no plan {plan_id}", field="plan")
+    return plan
+
+
+def _status(p: dict[str, Any]) -> str:
+    if p["status"] == "published" and not p.get("switched_at"):
+        return "scheduled"
+    return str(p["status"])
+
+
+def _metric_rows(ctx: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for key, label, hint in METRICS:
+        value = metrics.get(key)
+        shown = "—"
+        if isinstance(value, float) and key.endswith(("share", "mean")):
+            shown = f"{value * 100:.0f} %" if key.endswith("share") else f"{value:.2f}"
+        elif isinstance(value, int | float):
+            shown = f"{value:g}"
+        rows.append({"key": key, "label": ctx._(label), "hint": ctx._(hint), "value": shown})
+    return rows
+
+
+@router.get("/plans", response_class=HTMLResponse)
+def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTMLResponse:
+    ctx = context(request, principal)
+    settings = request.app.state.settings
+    held = principal.scope.sql_ids("held_community")
+    oversize = planning.oversize_report(
+        session,
+        min_households=settings.household_min,
+        max_households=settings.household_max,
+        community_ids=held,
+    )
+    communities = session.execute(
+        text(
+            "SELECT code, name FROM community WHERE CAST(:ids AS int[]) IS NULL "
+            "OR id = ANY(:ids) ORDER BY code"
+        ),
+        {"ids": held},
+    ).all()
+    plans = planning.list_plans(session, None, scope=principal.scope)
+    for p in plans:
+        p["state"] = _status(p)
+        p["state_label"] = ctx._(STATUS[p["state"]])
+    return render(
+        request,
+        principal,
+        "planning/list.html",
+        title=ctx._("Grid plans"),
+        values={
+            "oversize": oversize,
+            "communities": communities,
+            "plans": list(reversed(plans)),
+            "band": (settings.household_min, settings.household_max),
+        },
+    )
+
+
+@router.post("/plans")
+def start_split(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    community: Annotated[str, Form(min_length=1, max_length=64)],
+    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 1,
+) -> RedirectResponse:
+    settings = request.app.state.settings
+    community_id = planning.community_id_of(session, community)
+    ids = principal.scope.sql_ids("community")
+    if community_id is None or (ids is not None and community_id not in ids):
+        raise NotFound(f"no community '{community}'", field="community")
+    if not may_plan(principal.scope, community_id):
+        raise Forbidden(
+            f"planning community '{community}' needs it in your area", field="community"
+        )
+    plan_id = planning.draft_plan(
+        session,
+        community,
+        min_households=settings.household_min,
+        max_households=settings.household_max,
+        seed=seed,
+        author=principal.name,
+        settings=settings,
+    )
+    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+
+
+@router.get("/plans/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    a: int,
+    b: Annotated[int | None, Query()] = None,
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    left = _plan(session, principal, a)
+    right = _plan(session, principal, b) if b is not None else None
+    if right is not None and right.community_id != left.community_id:
+        raise InvalidInput("both plans must be of the same community", field="b")
+    sa = planning.plan_summary(session, a)
+    sb = planning.plan_summary(session, b) if b is not None else None
+    rows = []
+    for (_key, label, hint), ra, rb in zip(
+        METRICS,
+        _metric_rows(ctx, sa["metrics"]),
+        _metric_rows(ctx, sb["metrics"] if sb else {}),
+        strict=True,
+    ):
+        rows.append(
+            {"label": ctx._(label), "hint": ctx._(hint), "a": ra["value"], "b": rb["value"]}
+        )
+    others = [
+        p
+        for p in planning.list_plans(session, left.community_code, scope=principal.scope)
+        if p["id"] != a
+    ]
+    return render(
+        request,
+        principal,
+        "planning/compare.html",
+        title=ctx._("Compare plans"),
+        values={"a": sa, "b": sb, "rows": rows, "others": others},
+    )
+
+
+@router.get("/plans/current.geojson")
+def current_grids(
+    session: SessionDep, principal: Planner, community: Annotated[str, Query(max_length=64)]
+) -> JSONResponse:
+    """Today's grids of a community the caller holds, with households, for the compare map."""
+    community_id = planning.community_id_of(session, community)
+    if community_id is None or not may_plan(principal.scope, community_id):
+        raise NotFound(f"no community '{community}'", field="community")
+    rows = session.execute(
+        text(
+            "SELECT g.code, ST_AsGeoJSON(g.geom, 7), (SELECT count(*) FROM household h "
+            "WHERE h.grid_id = g.id) FROM grid g WHERE g.community_id = :c "
+            "AND g.valid_to IS NULL ORDER BY g.code"
+        ),
+        {"c": community_id},
+    ).all()
+    return JSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": json.loads(geom),
+                    "properties": {"code": code, "households": int(n)},
+                }
+                for code, geom, n in rows
+            ],
+        },
+        media_type="application/geo+json",
+    )
+
+
+@router.get("/plans/{plan_id}", response_class=HTMLResponse)
+def plan_page(
+    request: Request, session: SessionDep, principal: Planner, plan_id: int
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    plan = _plan(session, principal, plan_id)
+    summary = planning.plan_summary(session, plan_id)
+    summary["state"] = _status(summary)
+    today = plan_clock.today(request.app)
+    values: dict[str, Any] = {
+        "plan": summary,
+        "state_label": ctx._(STATUS[summary["state"]]),
+        "metrics": _metric_rows(ctx, summary["metrics"]),
+        "history": workspace.steps(session, plan_id)["steps"],
+        "others": [
+            p
+            for p in planning.list_plans(session, plan.community_code, scope=principal.scope)
+            if p["id"] != plan_id
+        ],
+        "words": json.dumps({w: ctx._(w) for w in JS_WORDS}, ensure_ascii=False),
+        "default_effective": (today + timedelta(days=30)).isoformat(),
+        "today": today.isoformat(),
+        "lineage": workspace.lineage(session, plan_id) if summary["switched_at"] else [],
+        "workers": workspace.worker_step(session, plan_id) if summary["switched_at"] else [],
+        "all_workers": session.execute(
+            text("SELECT id, display_name FROM worker ORDER BY display_name, id")
+        ).all()
+        if summary["switched_at"]
+        else [],
+    }
+    template = "planning/editor.html" if plan.status == "draft" else "planning/published.html"
+    title = ctx._("Plan %(id)s · community %(c)s", id=plan_id, c=plan.community_code)
+    return render(request, principal, template, title=title, values=values)
+
+
+@router.post("/plans/{plan_id}/publish")
+def publish_form(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    plan_id: int,
+    effective: Annotated[date, Form()],
+) -> RedirectResponse:
+    _plan(session, principal, plan_id)
+    planning.publish(
+        session,
+        plan_id,
+        effective=effective,
+        settings=request.app.state.settings,
+        today=plan_clock.today(request.app),
+        author=principal.name,
+    )
+    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+
+
+@router.post("/plans/{plan_id}/withdraw")
+def withdraw_form(session: SessionDep, principal: Planner, plan_id: int) -> RedirectResponse:
+    _plan(session, principal, plan_id)
+    planning.withdraw(session, plan_id)
+    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+
+
+@router.post("/plans/{plan_id}/workers")
+async def workers_form(
+    request: Request, session: SessionDep, principal: Planner, plan_id: int
+) -> RedirectResponse:
+    _plan(session, principal, plan_id)
+    form = await request.form()
+    choice: dict[str, int | None] = {}
+    for key, value in form.multi_items():
+        if key.startswith("worker:") and isinstance(value, str):
+            if value and not value.isdigit():
+                raise InvalidInput("must be a worker", field=key)
+            choice[key[len("worker:") :]] = int(value) if value else None
+    workspace.confirm_workers(session, plan_id, choice)
+    return RedirectResponse(f"/app/plans/{plan_id}#workers", status_code=303)
+
+
+@router.get("/plans/{plan_id}/print", response_class=HTMLResponse)
+def print_page(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    plan_id: int,
+    paper: Annotated[str, Query(pattern="^(A4|A3)$")] = "A4",
+) -> HTMLResponse:
+    ctx = context(request, principal)
+    _plan(session, principal, plan_id)
+    summary = planning.plan_summary(session, plan_id)
+    workers: dict[str, str] = dict(
+        session.execute(
+            text(
+                "SELECT n.code, w.display_name FROM grid n JOIN worker w ON w.id = n.worker_id "
+                "WHERE n.plan_id = :p AND n.valid_to IS NULL"
+            ),
+            {"p": plan_id},
+        ).all()
+    )
+    return render(
+        request,
+        principal,
+        "planning/print.html",
+        title=ctx._("Grid plan %(id)s · community %(c)s", id=plan_id, c=summary["community"]),
+        values={
+            "plan": summary,
+            "workers": workers,
+            "paper": paper,
+            "printed": plan_clock.today(request.app).isoformat(),
+        },
+    )

@@ -1,0 +1,184 @@
+/* The draft editor (Districtr manner): units coloured by grid; pick a grid, then click or brush
+ * units into it. Counts change live while brushing; the server checks the band and contiguity
+ * and refuses with its reasons. Undo/redo, locks and re-split are kept with the plan. */
+(function () {
+  "use strict";
+  var root = document.getElementById("workspace");
+  if (!root) return;
+  var planId = root.dataset.plan, lo = +root.dataset.min, hi = +root.dataset.max;
+  var words = JSON.parse(root.dataset.words || "{}");
+  function t(w, vals) {
+    var s = words[w] || w;
+    Object.keys(vals || {}).forEach(function (k) { s = s.replace("%(" + k + ")s", vals[k]); });
+    return s;
+  }
+  var map = window.gridworkBaseMap(document.getElementById("planmap"));
+  var msg = document.getElementById("message"), target = document.getElementById("target");
+  var brush = document.getElementById("brush"), table = document.querySelector("#grids tbody");
+  var unitLayer = null, outlineLayer = null, byUnit = {}, layerOf = {}, colours = {};
+  var locked = {}, stroke = {}, painting = false, busy = false, first = true;
+
+  function say(text, cls) { msg.textContent = text; msg.className = "message " + (cls || ""); }
+
+  function api(method, path, body) {
+    return fetch("/plans/" + planId + path, {
+      method: method, credentials: "same-origin",
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); });
+  }
+
+  function gridOf(u) { return stroke[u] !== undefined ? stroke[u] : byUnit[u].grid; }
+
+  function counts() {
+    var c = {};
+    Object.keys(colours).forEach(function (g) { c[g] = 0; });
+    Object.keys(byUnit).forEach(function (u) { var g = gridOf(u); c[g] = (c[g] || 0) + byUnit[u].households; });
+    return c;
+  }
+
+  function styleOf(u) {
+    var g = gridOf(u), pending = stroke[u] !== undefined;
+    return { color: pending ? "#000" : "#555", weight: pending ? 2 : 0.4, fillColor: colours[g] || "#999",
+      fillOpacity: pending ? 0.75 : (locked[g] ? 0.25 : 0.5) };
+  }
+
+  function renderTable() {
+    var c = counts();
+    table.innerHTML = "";
+    Object.keys(colours).sort().forEach(function (g) {
+      var n = c[g] || 0, band = window.gridworkBandClass(n, lo, hi);
+      var word = band === "under" ? t("under the range") : band === "over" ? t("over the range") : t("within the range");
+      var tr = document.createElement("tr");
+      tr.dataset.grid = g;
+      if (target.value === g) tr.className = "target";
+      tr.innerHTML = '<td><span class="swatch" style="background:' + colours[g] + '"></span></td>' +
+        '<td><button type="button" class="pick">' + g + '</button></td>' +
+        '<td class="' + band + '" title="' + word + '"><span class="count">' + n + '</span> <small>' + word + '</small></td>' +
+        '<td><input type="checkbox" class="lock" aria-label="' + t("locked") + ' ' + g + '"' + (locked[g] ? " checked" : "") + '></td>';
+      table.appendChild(tr);
+    });
+  }
+
+  function fillTargets() {
+    var keep = target.value;
+    target.innerHTML = '<option value="">—</option>';
+    Object.keys(colours).sort().forEach(function (g) {
+      var o = document.createElement("option"); o.value = g; o.textContent = g; target.appendChild(o);
+    });
+    if (colours[keep]) target.value = keep;
+  }
+
+  function restyle() { Object.keys(layerOf).forEach(function (u) { layerOf[u].setStyle(styleOf(u)); }); renderTable(); }
+
+  function fmt(key, v) {
+    if (typeof v !== "number") return "—";
+    if (/share$/.test(key)) return Math.round(v * 100) + " %";
+    if (/mean$/.test(key)) return v.toFixed(2);
+    return String(v);
+  }
+
+  function load() {
+    return Promise.all([
+      api("GET", "/units"), api("GET", "/grids"), api("GET", ""), api("GET", "/steps")
+    ]).then(function (res) {
+      var units = res[0].body, grids = res[1].body, plan = res[2].body, steps = res[3].body;
+      byUnit = {}; layerOf = {}; stroke = {}; locked = {};
+      grids.features.forEach(function (f) { if (f.properties.locked) locked[f.properties.code] = true; });
+      colours = window.gridworkPlanColours(grids.features.map(function (f) { return f.properties.code; }));
+      units.features.forEach(function (f) { byUnit[f.properties.unit] = f.properties; });
+      if (unitLayer) map.removeLayer(unitLayer);
+      if (outlineLayer) map.removeLayer(outlineLayer);
+      unitLayer = L.geoJSON(units, {
+        style: function (f) { return styleOf(f.properties.unit); },
+        onEachFeature: function (f, l) {
+          var u = f.properties.unit;
+          layerOf[u] = l;
+          l.on("click", function () { if (!brush.checked) submit([u]); });
+          l.on("mouseover", function () { if (painting) paint(u); });
+          l.on("mousedown", function () { if (brush.checked) { painting = true; paint(u); } });
+        }
+      }).addTo(map);
+      outlineLayer = L.geoJSON(grids, { interactive: false, style: { color: "#111", weight: 2.5, fill: false } }).addTo(map);
+      if (first && unitLayer.getBounds().isValid()) { map.fitBounds(unitLayer.getBounds()); first = false; }
+      fillTargets(); renderTable();
+      document.querySelectorAll("[data-metric]").forEach(function (td) {
+        td.textContent = fmt(td.dataset.metric, plan.metrics[td.dataset.metric]);
+      });
+      document.getElementById("undo").disabled = !steps.can_undo;
+      document.getElementById("redo").disabled = !steps.can_redo;
+      var hist = document.getElementById("history");
+      hist.innerHTML = "";
+      steps.steps.forEach(function (s) {
+        var li = document.createElement("li"); li.className = "step-" + s.state;
+        li.textContent = s.summary + " · " + s.author + " · " + s.at.slice(0, 16).replace("T", " ");
+        hist.appendChild(li);
+      });
+    });
+  }
+
+  function paint(u) {
+    if (!target.value || byUnit[u].grid === target.value) return;
+    stroke[u] = target.value;
+    layerOf[u].setStyle(styleOf(u));
+    renderTable();
+  }
+
+  function submit(units) {
+    if (!target.value) { say(t("Choose the grid to paint into first."), "problem"); stroke = {}; restyle(); return; }
+    units = units.filter(function (u) { return byUnit[u].grid !== target.value; });
+    if (!units.length || busy) { stroke = {}; restyle(); return; }
+    busy = true; say(t("Working…"));
+    var to = target.value;
+    api("POST", "/moves", { units: units.map(Number), to_grid: to }).then(function (r) {
+      busy = false;
+      if (r.status === 200) { say(t("Moved %(n)s unit(s) into %(grid)s.", { n: units.length, grid: to }), "ok"); return load(); }
+      var reasons = r.body.problems || [r.body.detail || r.body.title || ""];
+      say(t("Refused:") + " " + reasons.join("; "), "problem");
+      stroke = {}; restyle();
+    });
+  }
+
+  map.on("mouseup", function () {
+    if (!painting) return;
+    painting = false;
+    submit(Object.keys(stroke));
+  });
+  document.addEventListener("mouseup", function () { if (painting) { painting = false; submit(Object.keys(stroke)); } });
+  brush.addEventListener("change", function () {
+    if (brush.checked) map.dragging.disable(); else map.dragging.enable();
+  });
+  target.addEventListener("change", renderTable);
+  table.addEventListener("click", function (e) {
+    var tr = e.target.closest("tr");
+    if (!tr) return;
+    if (e.target.classList.contains("pick")) { target.value = tr.dataset.grid; renderTable(); }
+  });
+  table.addEventListener("change", function (e) {
+    if (!e.target.classList.contains("lock")) return;
+    var g = e.target.closest("tr").dataset.grid;
+    api("POST", "/locks", { grids: [g], locked: e.target.checked }).then(function (r) {
+      if (r.status !== 200) say(t("Refused:") + " " + (r.body.detail || ""), "problem");
+      load();
+    });
+  });
+  function step(path, ok) {
+    say(t("Working…"));
+    api("POST", path).then(function (r) {
+      if (r.status === 200) say(t(ok) + " " + (r.body.summary || ""), "ok");
+      else say(t(path === "/undo" ? "Nothing to undo." : "Nothing to redo."), "problem");
+      load();
+    });
+  }
+  document.getElementById("undo").addEventListener("click", function () { step("/undo", "Undone:"); });
+  document.getElementById("redo").addEventListener("click", function () { step("/redo", "Redone:"); });
+  document.getElementById("resplit").addEventListener("click", function () {
+    say(t("Working…"));
+    api("POST", "/resplit", { seed: +document.getElementById("seed").value || 0 }).then(function (r) {
+      if (r.status === 200) say(t("Re-split done: %(n)s unit(s) moved.", { n: r.body.moved_units }), "ok");
+      else say(t("Refused:") + " " + (r.body.detail || ""), "problem");
+      load();
+    });
+  });
+  load();
+})();
