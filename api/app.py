@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, text
 
-from api import care_tasks
+from api import care_tasks, plan_clock
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, RateLimit, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
@@ -25,7 +25,9 @@ from api.routers import (
     assign,
     auth,
     basemap,
-    cases,  # incidents as cases (issue 18)
+    care_pages,  # the care staff's console (issue 17)
+    case_pages,  # incidents as cases (issue 18)
+    cases,
     checks,
     elders,
     grids,
@@ -33,6 +35,7 @@ from api.routers import (
     ingest,
     layers,
     maps,
+    plan_pages,  # the planner's workspace (issue 16)
     plans,
     points,
 )
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         changes.on_live = lambda: preload_device_keys(app)
         await anyio.to_thread.run_sync(changes.start)
         await anyio.to_thread.run_sync(ingest.warm_up, app)
+        await anyio.to_thread.run_sync(plan_clock.switch_at_start, app)  # dates passed (16)
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
         # What start-up allocated (libraries, the migrations' modules) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise show up as
@@ -132,6 +136,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(points.router, dependencies=private)
     app.include_router(admin.router, dependencies=private)
     app.include_router(cases.router, dependencies=private)
+    app.include_router(plan_pages.router, dependencies=private)  # issue 16
+    app.include_router(care_pages.router, dependencies=private)
+    app.include_router(case_pages.router, dependencies=private)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
     app.state.ogc = create_ogc_app()
     app.mount("/ogc", DistrictWideOnly(app.state.ogc))

@@ -55,6 +55,12 @@ NAV: list[NavItem] = [
     NavItem("/maps/workload", N_("Workload"), Action.view_district),
     NavItem("/maps/incidents", N_("Incidents map"), Action.view_district),
     NavItem("/maps/coverage", N_("Coverage"), Action.view_district),
+    NavItem("/app/elders", N_("Elders"), Action.locate_elders),
+    NavItem("/app/alerts", N_("Alerts"), Action.handle_alerts),
+    NavItem("/viewer", N_("Vector-tile viewer"), Action.view_district, frozenset({Role.admin})),
+    NavItem("/app/incidents", N_("Cases"), Action.view_cases),
+    NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases),
+    NavItem("/app/plans", N_("Grid plans"), Action.plan_grids),
 ]
 
 ROLE_NAMES = {
@@ -64,6 +70,7 @@ ROLE_NAMES = {
     Role.grid_worker: N_("Grid worker"),
     Role.care_staff: N_("Care staff"),
     Role.device: N_("Device"),
+    Role.department: N_("Department"),
 }
 
 

@@ -12,8 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import SessionDep
 from api.pages.frame import PageContext, context, language_cookie, local_path, render
 from api.pages.i18n import LOCALES
+from api.pages.map_page import framed_map
 from api.security import Principal, optional_principal, require
+from data.care import queries as care_queries
 from data.district.hierarchy import read_level
+from data.models import Role
 from data.policy import Action, may
 from maps.hierarchy import hierarchy_map
 
@@ -48,7 +51,57 @@ def _cards(ctx: PageContext, principal: Principal) -> list[Card]:
                 ],
             )
         )
+    if may(principal.role, Action.handle_cases) and principal.role is not Role.admin:
+        cards.append(  # issue 18: the cases routed to me (grid workers, departments)
+            Card(
+                ctx._("My incidents"),
+                text=ctx._("Cases waiting for you, deadlines first."),
+                links=[
+                    ("/app/incidents/mine", ctx._("My cases")),
+                    ("/app/incidents/new", ctx._("Report an incident")),
+                ],
+            )
+        )
+    if may(principal.role, Action.view_cases) and principal.role in (Role.coordinator, Role.admin):
+        cards.append(  # issue 18: the open cases of my area
+            Card(
+                ctx._("Open incidents"),
+                text=ctx._("Cases not yet resolved in your area; overdue ones in red."),
+                links=[
+                    ("/app/incidents?status=open", ctx._("Open cases")),
+                    ("/app/incidents?due=overdue", ctx._("Overdue")),
+                    ("/app/incidents/figures", ctx._("Case figures")),
+                ],
+            )
+        )
+    if may(principal.role, Action.plan_grids):
+        cards.append(  # issue 16: oversized communities and drafts
+            Card(
+                ctx._("Grid plans"),
+                text=ctx._("Communities whose grids are outside the household range, and drafts."),
+                links=[("/app/plans", ctx._("Oversized communities and drafts"))],
+            )
+        )
     return cards
+
+
+def _care_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> list[Card]:
+    """Issue 17: care staff see their elders and open alerts; grid workers their alerts."""
+    if not may(principal.role, Action.handle_alerts):
+        return []
+    counts = care_queries.console_counts(session, principal.scope)
+    alerts = Card(
+        ctx._("Open alerts") if principal.role is not Role.grid_worker else ctx._("My alerts"),
+        number=counts["open_alerts"],
+        text=ctx._("Elders who left their safe zone, pressed SOS or went quiet."),
+        links=[("/app/alerts", ctx._("Alerts inbox"))],
+    )
+    if principal.role is Role.grid_worker:
+        return [alerts]
+    links = [("/app/elders", ctx._("Elders"))]
+    if may(principal.role, Action.enrol_elders):
+        links.append(("/app/elders/new", ctx._("Enrol an elder")))
+    return [alerts, Card(ctx._("Elders in your care"), number=counts["elders"], links=links)]
 
 
 @public.get("/", response_class=HTMLResponse)
@@ -77,7 +130,10 @@ def home(
         principal,
         "home.html",
         title=ctx._("Today"),
-        values={"cards": _cards(ctx, principal), "communities": rows},
+        values={
+            "cards": _cards(ctx, principal) + _care_cards(ctx, principal, session),
+            "communities": rows,
+        },
     )
 
 
@@ -121,4 +177,9 @@ def hierarchy(
         facilities=layers["facilities"],
         asset_mode="url",
     )
-    return HTMLResponse(m.get_root().render())
+    return framed_map(
+        request,
+        principal,
+        m.get_root().render(),
+        title=context(request, principal)._("District map"),
+    )
