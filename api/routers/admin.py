@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 
 from api.deps import SessionDep
+from api.schemas.access import ApiKeys, KeyRevoked, UserActive, UserRemoved, Users
 from api.security import Principal, require
 from data.access import queries
 from data.policy import Action
@@ -46,12 +47,16 @@ def _not_myself(principal: Principal, username: str, what: str) -> None:
         raise Conflict(f"you cannot {what} your own account", field="username")
 
 
-@router.get("/users", summary="Every account: name, role, active")
+@router.get("/users", response_model=Users, summary="Every account: name, role, active")
 def users(session: SessionDep, _: Admin) -> dict[str, Any]:
     return {"users": queries.list_users(session)}
 
 
-@router.post("/users/{username}/disable", summary="Disable an account and all its keys")
+@router.post(
+    "/users/{username}/disable",
+    response_model=UserActive,
+    summary="Disable an account and all its keys",
+)
 def disable_user(
     username: UserName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
@@ -61,7 +66,9 @@ def disable_user(
     return {"username": username, "active": False}
 
 
-@router.post("/users/{username}/enable", summary="Enable a disabled account again")
+@router.post(
+    "/users/{username}/enable", response_model=UserActive, summary="Enable a disabled account again"
+)
 def enable_user(
     username: UserName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
@@ -70,7 +77,11 @@ def enable_user(
     return {"username": username, "active": True}
 
 
-@router.delete("/users/{username}", summary="Remove an account, its areas and its keys")
+@router.delete(
+    "/users/{username}",
+    response_model=UserRemoved,
+    summary="Remove an account, its areas and its keys",
+)
 def remove_user(
     username: UserName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
@@ -80,12 +91,20 @@ def remove_user(
     return {"username": username, "removed": True, "keys_removed": keys}
 
 
-@router.get("/keys", summary="Every API key (never the key itself): role, owner, live")
+@router.get(
+    "/keys",
+    response_model=ApiKeys,
+    summary="Every API key (never the key itself): role, owner, live",
+)
 def keys(session: SessionDep, _: Admin) -> dict[str, Any]:
     return {"keys": queries.list_api_keys(session)}
 
 
-@router.delete("/keys/{name}", summary="Revoke an API key; it fails from its next request")
+@router.delete(
+    "/keys/{name}",
+    response_model=KeyRevoked,
+    summary="Revoke an API key; it fails from its next request",
+)
 def revoke_key(
     name: KeyName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import LimitDep, OffsetDep, SessionDep
+from api.schemas.alerts import Alert, Alerts
 from api.security import Principal, audit_read, require
 from data.care import queries as q
 from data.models.care import AlertStatus
@@ -20,10 +21,18 @@ from data.policy import Action
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
+# ``response_model_exclude_unset``: an alert's position (lon, lat, fix_time) is in the answer
+# only when asked for with a reason; otherwise the keys are absent, not null.
+
 Staff = Annotated[Principal, Depends(require(Action.handle_alerts))]
 
 
-@router.get("", summary="Alerts of my area, newest first")
+@router.get(
+    "",
+    response_model=Alerts,
+    response_model_exclude_unset=True,
+    summary="Alerts of my area, newest first",
+)
 def list_alerts(
     request: Request,
     session: SessionDep,
@@ -72,13 +81,23 @@ def _move(
     return alert
 
 
-@router.post("/{alert_id}/ack", summary="Acknowledge: someone is on it")
+@router.post(
+    "/{alert_id}/ack",
+    response_model=Alert,
+    response_model_exclude_unset=True,
+    summary="Acknowledge: someone is on it",
+)
 def acknowledge(
     request: Request, session: SessionDep, principal: Staff, alert_id: int
 ) -> dict[str, Any]:
     return _move(request, session, principal, alert_id, AlertStatus.acknowledged)
 
 
-@router.post("/{alert_id}/close", summary="Close: the elder is safe, or it was a false alarm")
+@router.post(
+    "/{alert_id}/close",
+    response_model=Alert,
+    response_model_exclude_unset=True,
+    summary="Close: the elder is safe, or it was a false alarm",
+)
 def close(request: Request, session: SessionDep, principal: Staff, alert_id: int) -> dict[str, Any]:
     return _move(request, session, principal, alert_id, AlertStatus.closed)

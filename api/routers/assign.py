@@ -16,54 +16,24 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.grid_index import GridIndexDep
+from api.schemas.assignment import (
+    MAX_BATCH,
+    AssignedPoint,
+    AssignRequest,
+    AssignResponse,
+    Located,
+)
 from api.security import Principal, require
 from data.assignment.service import GridIndex
 from data.policy import Action
 from geo.errors import InvalidInput, NotFound
-from geo.point_input import WGS84, check_lonlat, to_lonlat
+from geo.point_input import check_lonlat, to_lonlat
 
 router = APIRouter(tags=["assignment"])
 
-MAX_BATCH = 10_000
-
 Human = Annotated[Principal, Depends(require(Action.view_district))]
-
-
-class AssignRequest(BaseModel):
-    """Points as ``[x, y]`` pairs: ``[lon, lat]`` for WGS-84, easting/northing otherwise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    points: list[tuple[float, float]] = Field(
-        description=f"up to {MAX_BATCH:,} [x, y] pairs, x first (lon, lat for WGS-84)"
-    )
-    crs: int = Field(default=WGS84, description="EPSG code of the points (default 4326)")
-
-
-class AssignedPoint(BaseModel):
-    index: int
-    grid: str | None
-    community: str | None
-    street: str | None
-    worker: str | None
-    snapped: bool
-    distance_m: float | None = Field(
-        description="0 inside a grid; metres to the grid it was snapped to, or to the nearest "
-        "grid when unassigned"
-    )
-    withheld: bool = Field(description="true when the grid lies outside the caller's area")
-
-
-class AssignResponse(BaseModel):
-    crs: int
-    count: int
-    assigned: int
-    snapped: int
-    unassigned: int
-    results: list[AssignedPoint]
 
 
 def _visible(principal: Principal, index: GridIndex, area: np.ndarray) -> np.ndarray:
@@ -122,28 +92,6 @@ def assign(body: AssignRequest, principal: Human, index: GridIndexDep) -> Assign
         snapped=sum(1 for r in results if r.snapped),
         unassigned=int((shown < 0).sum()),
         results=results,
-    )
-
-
-class Worker(BaseModel):
-    code: str | None
-    name: str | None
-    phone: str | None
-
-
-class Named(BaseModel):
-    code: str | None
-    name: str | None
-
-
-class Located(BaseModel):
-    grid: str
-    community: Named
-    street: Named
-    worker: Worker | None
-    inside: bool = Field(description="false when the point was snapped from outside")
-    edge_distance_m: float = Field(
-        description="inside: metres to the grid's edge; snapped: metres outside the edge"
     )
 
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel
 
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.hardening import RateLimit, limit
 from api.pages.frame import context, local_path, render
+from api.schemas.access import AuditLog, Me, Token
 from api.security import (
     COOKIE,
     CurrentPrincipal,
@@ -49,12 +49,6 @@ def _sign_in(request: Request, session: SessionDep, username: str, password: str
     except Unauthorized:
         limiter.record(_ACCOUNT, account)
         raise
-
-
-class Token(BaseModel):
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    expires_in: int
 
 
 @public.post("/token", response_model=Token, dependencies=[Depends(_login_limit)])
@@ -135,7 +129,7 @@ def logout() -> RedirectResponse:
     return response
 
 
-@private.get("/me", summary="Who I am, my role and my area")
+@private.get("/me", response_model=Me, summary="Who I am, my role and my area")
 def me(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
     scopes = scopes_of(session, principal.user_id) if principal.user_id else []
     return {
@@ -148,6 +142,7 @@ def me(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
 
 @private.get(
     "/audit",
+    response_model=AuditLog,
     summary="The audit log of personal-data reads (admins only)",
     dependencies=[Depends(require(Action.read_audit))],
 )

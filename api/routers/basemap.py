@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import SessionDep, parse_bbox
+from api.schemas.geojson import Basemap
 from api.security import Principal, require
 from data.district.basemap import basemap as read_basemap
 from data.policy import Action
@@ -14,7 +15,11 @@ from data.policy import Action
 router = APIRouter(tags=["maps"])
 
 
-@router.get("/basemap", summary="Roads, buildings and area outlines for one viewport")
+@router.get(
+    "/basemap",
+    response_model=Basemap,
+    summary="Roads, buildings and area outlines for one viewport",
+)
 def basemap(
     session: SessionDep,
     response: Response,

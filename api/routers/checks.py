@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 
 from api.deps import Reason, SessionDep
+from api.schemas.checks import CheckReport
+from api.schemas.geojson import FeatureCollection
 from api.security import Principal, audit_read, require
 from data.district.checks import run_checks
 from data.policy import Action, may
@@ -41,6 +43,7 @@ _PERSONAL = ("key", "lon", "lat")  # what names or locates a household in a mism
 
 @router.get(
     "/checks",
+    response_model=CheckReport | FeatureCollection,
     summary="Overlaps, gaps, overhangs and slivers in the hierarchy; stored assignment vs "
     "ST_Covers (household identifiers audited)",
 )

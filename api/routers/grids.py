@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep
+from api.schemas.grids import GridChange, GridChanged, GridSummary, OutOfBand
 from api.security import Principal, require
 from data.district.grids import (
     find_grid,
@@ -32,6 +32,7 @@ Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
 
 @router.get(
     "/grids/out-of-band",
+    response_model=OutOfBand,
     summary="Grids and communities whose households fall outside the band",
 )
 def grids_out_of_band(
@@ -53,6 +54,7 @@ def grids_out_of_band(
 
 @router.get(
     "/grids/{code}/summary",
+    response_model=GridSummary,
     summary="Households, residents, facilities by kind and open incidents of one grid",
 )
 def summary(session: SessionDep, principal: Human, code: str) -> dict[str, Any]:
@@ -60,17 +62,9 @@ def summary(session: SessionDep, principal: Human, code: str) -> dict[str, Any]:
     return grid_summary(session, find_grid(session, code, principal.scope))
 
 
-class GridChange(BaseModel):
-    """A new shape (GeoJSON Polygon, lon/lat) and/or a new responsible worker."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON Polygon")
-    worker_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-
-
 @router.patch(
     "/grids/{code}",
+    response_model=GridChanged,
     summary="Change a grid's shape or worker; affected points are reassigned at once",
     description="A planning act: the caller must hold the grid's community (street or "
     "community scope). The new shape must lie inside the community and overlap no other grid "

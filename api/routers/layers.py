@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
+from api.schemas.geojson import LayerPage
 from api.security import Principal, require
 from data.district.layers import feature_page
 from data.policy import Action
@@ -15,6 +16,12 @@ from data.policy import Action
 router = APIRouter(tags=["layers"])
 
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON labelled as GeoJSON, so the OpenAPI document files the page's shape under it."""
+
+    media_type = GEOJSON
 
 
 def _collection(
@@ -39,7 +46,8 @@ def _collection(
     if offset + len(page.features) < page.number_matched:
         nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
         body["links"].append({"rel": "next", "href": str(nxt), "type": GEOJSON})
-    return JSONResponse(body, media_type=GEOJSON)
+    # Returned as is (a Response skips the response model): ``LayerPage`` documents it.
+    return GeoJSONResponse(body)
 
 
 def _register(layer: str, summary: str) -> None:
@@ -59,8 +67,8 @@ def _register(layer: str, summary: str) -> None:
         endpoint,
         methods=["GET"],
         summary=summary,
-        response_class=JSONResponse,
-        responses={200: {"content": {GEOJSON: {}}}},
+        response_model=LayerPage,
+        response_class=GeoJSONResponse,
     )
 
 

@@ -37,18 +37,32 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.deps import LimitDep, OffsetDep, Reason, SessionDep
 from api.grid_index import GridIndexDep
+from api.schemas.points import (
+    Facility,
+    FacilityCreate,
+    FacilityUpdate,
+    GridHouseholds,
+    Household,
+    HouseholdCreate,
+    HouseholdsUploaded,
+    HouseholdUpdate,
+    Incident,
+    IncidentCreate,
+    Incidents,
+    IncidentUpdate,
+    SourcesUploaded,
+)
 from api.security import Principal, audit_read, require
 from data.access.queries import AreaScope
 from data.assignment.points import (
@@ -69,7 +83,7 @@ from data.assignment.service import GridIndex, assign_keys
 from data.district.grids import find_grid
 from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
-from data.models import AgeBand, IncidentStatus
+from data.models import IncidentStatus
 from data.policy import Action
 from geo.errors import Forbidden, GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
 from geo.point_input import check_lonlat
@@ -77,78 +91,12 @@ from geo.point_input import check_lonlat
 router = APIRouter(tags=["households, facilities, incidents"])
 
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
-#: A row's own key: also no ``/``, which no path could carry back (GET/PATCH/DELETE).
-_KEY_PATTERN = r"^[^\x00-\x1f/]+$"
-Key = Annotated[str, Field(min_length=1, max_length=64, pattern=_KEY_PATTERN)]
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
-Lon = Annotated[float, Field(description="WGS-84 longitude")]
-Lat = Annotated[float, Field(description="WGS-84 latitude")]
-
 _UPLOAD_SUFFIXES = (".csv", ".geojson", ".json")
 _MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 def _who(action: Action) -> Any:
     return Depends(require(action))
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HouseholdCreate(_Strict):
-    code: Key
-    size: int = Field(default=1, ge=1, le=30)
-    lives_alone: bool | None = None
-    age_band: AgeBand | None = None
-    building: Code | None = Field(default=None, description="source id of the building")
-    lon: Lon
-    lat: Lat
-
-
-class HouseholdUpdate(_Strict):
-    size: int | None = Field(default=None, ge=1, le=30)
-    lives_alone: bool | None = None
-    age_band: AgeBand | None = None
-    building: Code | None = None
-    lon: Lon | None = None
-    lat: Lat | None = None
-
-
-class FacilityCreate(_Strict):
-    source_id: Key
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
-    name: Text200 | None = None
-    capacity: int | None = Field(default=None, ge=0, le=10_000_000)
-    lon: Lon
-    lat: Lat
-
-
-class FacilityUpdate(_Strict):
-    kind: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    name: Text200 | None = None
-    capacity: int | None = Field(default=None, ge=0, le=10_000_000)
-    lon: Lon | None = None
-    lat: Lat | None = None
-
-
-class IncidentCreate(_Strict):
-    source_id: Key | None = Field(default=None, description="generated when not given")
-    category: Annotated[str, Field(min_length=1, max_length=64)]
-    status: IncidentStatus = IncidentStatus.open
-    summary: Annotated[str, Field(max_length=4000)] | None = None
-    reported_at: datetime | None = None
-    lon: Lon
-    lat: Lat
-
-
-class IncidentUpdate(_Strict):
-    category: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    status: IncidentStatus | None = None
-    summary: Annotated[str, Field(max_length=4000)] | None = None
-    lon: Lon | None = None
-    lat: Lat | None = None
 
 
 # --- shared steps -----------------------------------------------------------------------------
@@ -268,6 +216,7 @@ HOUSEHOLDS = KINDS["households"]
 
 @router.post(
     "/households",
+    response_model=Household,
     status_code=status.HTTP_201_CREATED,
     summary="Register a household at a point; it is assigned to its grid",
 )
@@ -281,7 +230,9 @@ def create_household(
     return _create(request, session, principal, index, HOUSEHOLDS, body.code, body)
 
 
-@router.get("/households/{code}", summary="One household with its grid (audited)")
+@router.get(
+    "/households/{code}", response_model=Household, summary="One household with its grid (audited)"
+)
 def read_household(
     request: Request,
     session: SessionDep,
@@ -294,7 +245,11 @@ def read_household(
     return row
 
 
-@router.patch("/households/{code}", summary="Change a household; a move reassigns it")
+@router.patch(
+    "/households/{code}",
+    response_model=Household,
+    summary="Change a household; a move reassigns it",
+)
 def change_household(
     request: Request,
     session: SessionDep,
@@ -320,7 +275,11 @@ def remove_household(
     _audit(session, request, principal, HOUSEHOLDS, [code], None)
 
 
-@router.get("/grids/{code}/households", summary="The households of one grid (audited)")
+@router.get(
+    "/grids/{code}/households",
+    response_model=GridHouseholds,
+    summary="The households of one grid (audited)",
+)
 def grid_households(
     request: Request,
     session: SessionDep,
@@ -345,7 +304,10 @@ FACILITIES = KINDS["facilities"]
 
 
 @router.post(
-    "/facilities", status_code=status.HTTP_201_CREATED, summary="Add a facility at a point"
+    "/facilities",
+    response_model=Facility,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a facility at a point",
 )
 def create_facility(
     request: Request,
@@ -357,7 +319,9 @@ def create_facility(
     return _create(request, session, principal, index, FACILITIES, body.source_id, body)
 
 
-@router.get("/facilities/{source_id}", summary="One facility with its grid")
+@router.get(
+    "/facilities/{source_id}", response_model=Facility, summary="One facility with its grid"
+)
 def read_facility(
     session: SessionDep,
     principal: Annotated[Principal, _who(Action.view_district)],
@@ -366,7 +330,11 @@ def read_facility(
     return _visible(session, FACILITIES, source_id, principal.scope)
 
 
-@router.patch("/facilities/{source_id}", summary="Change a facility; a move reassigns it")
+@router.patch(
+    "/facilities/{source_id}",
+    response_model=Facility,
+    summary="Change a facility; a move reassigns it",
+)
 def change_facility(
     request: Request,
     session: SessionDep,
@@ -396,7 +364,10 @@ INCIDENTS = KINDS["incidents"]
 
 
 @router.post(
-    "/incidents", status_code=status.HTTP_201_CREATED, summary="Report an incident at a point"
+    "/incidents",
+    response_model=Incident,
+    status_code=status.HTTP_201_CREATED,
+    summary="Report an incident at a point",
 )
 def create_incident(
     request: Request,
@@ -409,7 +380,11 @@ def create_incident(
     return _create(request, session, principal, index, INCIDENTS, key, body)
 
 
-@router.get("/incidents", summary="Incidents of my area, by status and grid (audited)")
+@router.get(
+    "/incidents",
+    response_model=Incidents,
+    summary="Incidents of my area, by status and grid (audited)",
+)
 def list_incidents(
     request: Request,
     session: SessionDep,
@@ -434,7 +409,11 @@ def list_incidents(
     return {"total": total, "incidents": rows}
 
 
-@router.get("/incidents/{source_id}", summary="One incident with its grid (audited)")
+@router.get(
+    "/incidents/{source_id}",
+    response_model=Incident,
+    summary="One incident with its grid (audited)",
+)
 def read_incident(
     request: Request,
     session: SessionDep,
@@ -447,7 +426,11 @@ def read_incident(
     return row
 
 
-@router.patch("/incidents/{source_id}", summary="Change an incident (status, place …)")
+@router.patch(
+    "/incidents/{source_id}",
+    response_model=Incident,
+    summary="Change an incident (status, place …)",
+)
 def change_incident(
     request: Request,
     session: SessionDep,
@@ -648,7 +631,11 @@ FileCrs = Annotated[
 ]
 
 
-@router.post("/households/upload", summary="Bulk upload of households (CSV or GeoJSON)")
+@router.post(
+    "/households/upload",
+    response_model=HouseholdsUploaded,
+    summary="Bulk upload of households (CSV or GeoJSON)",
+)
 def upload_households(
     request: Request,
     session: SessionDep,
@@ -664,7 +651,11 @@ def upload_households(
     )
 
 
-@router.post("/facilities/upload", summary="Bulk upload of facilities (CSV or GeoJSON)")
+@router.post(
+    "/facilities/upload",
+    response_model=SourcesUploaded,
+    summary="Bulk upload of facilities (CSV or GeoJSON)",
+)
 def upload_facilities(
     request: Request,
     session: SessionDep,
@@ -680,7 +671,11 @@ def upload_facilities(
     )
 
 
-@router.post("/incidents/upload", summary="Bulk upload of incidents (CSV or GeoJSON)")
+@router.post(
+    "/incidents/upload",
+    response_model=SourcesUploaded,
+    summary="Bulk upload of incidents (CSV or GeoJSON)",
+)
 def upload_incidents(
     request: Request,
     session: SessionDep,

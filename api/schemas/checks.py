@@ -1,0 +1,40 @@
+"""``GET /checks``: the topology of the hierarchy and the stored assignments PostGIS
+disagrees with (``?format=geojson``: the topology issues as a FeatureCollection)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from api.schemas import Answer
+
+
+class TopologyIssue(Answer):
+    level: str = Field(description="street, community or grid")
+    kind: str = Field(description="overlap, gap, overhang or sliver")
+    codes: list[str] = Field(description="the areas involved")
+    area_m2: float
+    detail: str
+    lon: float = Field(description="a point of the issue, WGS-84")
+    lat: float
+
+
+class Mismatch(Answer):
+    """A household, facility or incident whose stored grid ``ST_Covers`` disagrees with.
+    For a caller who may not read households, a household's ``key``, ``lon`` and ``lat``
+    are null."""
+
+    table: str = Field(description="household, facility or incident")
+    key: str | None
+    stored: str | None = Field(description="the grid it is filed in")
+    expected: str | None = Field(description="the grid that covers it")
+    reason: str
+    lon: float | None
+    lat: float | None
+
+
+class CheckReport(Answer):
+    ok: bool = Field(description="false when either part found anything")
+    count: int = Field(description="topology issues")
+    issues: list[TopologyIssue]
+    ungridded: list[str] = Field(description="communities with no grid yet")
+    assignment_mismatches: list[Mismatch]
