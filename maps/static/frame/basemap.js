@@ -110,7 +110,8 @@
     }
 
     map.on("moveend", function () { clearTimeout(timer); timer = setTimeout(refresh, 120); });
-    refresh();
+    // A map made without a view yet (pages that fit it to their data later) asks once it has one.
+    map.whenReady(refresh);
     return group;
   };
 

@@ -13,6 +13,7 @@
     return s;
   }
   var map = window.gridworkBaseMap(document.getElementById("planmap"));
+  window.gwPlanMap = map;  // for the browser tests and the console: the editor's Leaflet map
   var msg = document.getElementById("message"), target = document.getElementById("target");
   var brush = document.getElementById("brush"), table = document.querySelector("#grids tbody");
   var unitLayer = null, outlineLayer = null, byUnit = {}, layerOf = {}, colours = {};

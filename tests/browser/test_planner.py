@@ -1,0 +1,139 @@
+"""The planner's workspace in a real Chromium, as a community-scoped planner uses it: the
+oversize list, a split, moving a unit into the neighbouring grid with the counts changing,
+undo and redo; nothing leaves 127.0.0.1 and no JavaScript fails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import shapely
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.gridded import PASSWORD, Live
+
+pytestmark = pytest.mark.browser
+
+PLANNER = "g-planner"  # scoped to community 131208 in the strips template (tests/gridded.py)
+
+
+@pytest.fixture(scope="module")
+def page(live: Live) -> Iterator[tuple[Page, list[str]]]:
+    problems: list[str] = []
+
+    def route(r: Route) -> None:
+        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            r.continue_()
+        else:
+            problems.append(f"left the machine: {r.request.url}")
+            r.abort()
+
+    with sync_playwright() as p:
+        browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 860}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
+        context.route("**/*", route)
+        pg = context.new_page()
+        pg.on("pageerror", lambda e: problems.append(f"js: {e}"))
+        pg.goto(f"{live.url}/login?next=%2Fapp%2Fplans")
+        pg.fill("#username", PLANNER)
+        pg.fill("#password", PASSWORD)
+        pg.click("button[type=submit]")
+        try:
+            pg.wait_for_url(f"{live.url}/app/plans", timeout=15000)
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "planner-login-failed.png"))
+            raise AssertionError(f"sign-in did not reach /app/plans: {pg.url}") from None
+        yield pg, problems
+        browser.close()
+
+
+def _counts(page: Page) -> dict[str, int]:
+    rows = page.eval_on_selector_all(
+        "#grids tbody tr", "rs => rs.map(r => [r.dataset.grid, r.cells[2].innerText])"
+    )
+    return {g: int(n.split()[0].replace(",", "")) for g, n in rows}
+
+
+def _wait(page: Page, check: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(check):
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        page.wait_for_timeout(150)
+
+
+def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
+    page: tuple[Page, list[str]], live: Live
+) -> None:
+    pg, problems = page
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "planner-list.png"), full_page=True)
+    pg.select_option("form.stack [name=community]", "131208")
+    pg.locator("form.stack button[type=submit]").first.click()
+    pg.wait_for_url(f"{live.url}/app/plans/*")
+    try:
+        _wait(pg, "document.querySelectorAll('#grids tbody tr').length >= 2")
+    except AssertionError:
+        pid = pg.get_attribute("#workspace", "data-plan")
+        statuses = pg.evaluate(
+            f"Promise.all(['/units', '/grids', '', '/steps'].map(p => fetch('/plans/{pid}' + p)"
+            ".then(r => r.status + ' ' + p)))"
+        )
+        raise AssertionError(f"the editor did not load: {problems} {statuses}") from None
+    finally:
+        pg.screenshot(path=str(ARTIFACTS / "planner-editor-opened.png"))
+    before = _counts(pg)
+    plan_id = pg.get_attribute("#workspace", "data-plan")
+    units = pg.evaluate(f"fetch('/plans/{plan_id}/units').then(r => r.json())")
+    grid_of = {f["properties"]["unit"]: f["properties"]["grid"] for f in units["features"]}
+    shape = {f["properties"]["unit"]: f["geometry"] for f in units["features"]}
+    households = {f["properties"]["unit"]: f["properties"]["households"] for f in units["features"]}
+    border = [
+        (a, grid_of[a], grid_of[b])
+        for u, v in units["edges"]
+        for a, b in ((u, v), (v, u))
+        if grid_of[a] != grid_of[b]
+    ]
+
+    def click_unit(unit: int, target: str) -> str:
+        """Pick ``target`` as the grid to paint into and click ``unit`` on the map."""
+        point = shapely.geometry.shape(shape[unit]).representative_point()
+        pg.select_option("#target", target)
+        pg.evaluate("document.getElementById('message').className = 'message'")
+        pg.evaluate(f"gwPlanMap.setView([{point.y}, {point.x}], 19)")
+        pg.wait_for_timeout(400)
+        x, y = pg.evaluate(
+            f"(() => {{ const p = gwPlanMap.latLngToContainerPoint([{point.y}, {point.x}]);"
+            " const b = document.getElementById('planmap').getBoundingClientRect();"
+            " return [p.x + b.left, p.y + b.top]; })()"
+        )
+        pg.mouse.click(x, y)
+        _wait(pg, "/ok|problem/.test(document.getElementById('message').className)")
+        return pg.get_attribute("#message", "class") or ""
+
+    # Every grid is full (180 of 150-180): a unit with households refused, with its reason.
+    unit, _, target = next(b for b in border if households[b[0]] > 0)
+    assert "problem" in click_unit(unit, target)
+    assert "180" in pg.inner_text("#message") and _counts(pg) == before
+    pg.screenshot(path=str(ARTIFACTS / "planner-refused.png"))
+    # An empty unit moves; undo and redo replay it, kept in the plan's history.
+    empty = [b for b in border if households[b[0]] == 0]
+    moved = False
+    for unit, _source, target in empty[:6]:
+        if "ok" in click_unit(unit, target):
+            moved = True
+            break
+    assert moved, "no empty border unit could move"
+    steps = "document.querySelectorAll('#history li:not(.muted)').length"
+    _wait(pg, f"{steps} >= 1")
+    pg.click("#undo")
+    _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 1")
+    pg.click("#redo")
+    _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 0")
+    assert _counts(pg) == before
+    pg.screenshot(path=str(ARTIFACTS / "planner-editor.png"))
+    assert problems == []
