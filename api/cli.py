@@ -277,13 +277,72 @@ def _demo_admin(engine: Engine, settings: Settings) -> None:
     out.print(path.read_text().strip())
 
 
+def _demo_accounts(engine: Engine, settings: Settings) -> None:
+    """One sign-in per role (random passwords, kept in the state folder, mode 600), each
+    scoped to a real area of the demo: the first community, and the grid worker to the grids
+    of the first fictional worker, linked to that worker record."""
+    import secrets
+
+    from sqlalchemy import text
+
+    from api.security import hash_password
+    from data.access.queries import add_scope, create_user, find_user
+    from data.db import transaction
+    from data.district.workers import link_worker_account
+
+    path = settings.state_path / "demo-accounts.txt"
+    with engine.connect() as conn:
+        community = conn.execute(text("SELECT code FROM community ORDER BY code LIMIT 1")).scalar()
+        worker = conn.execute(
+            text(
+                "SELECT w.code, array_agg(g.code ORDER BY g.code) FROM worker w JOIN grid g "
+                "ON g.worker_id = w.id AND g.valid_to IS NULL GROUP BY w.code ORDER BY w.code "
+                "LIMIT 1"
+            )
+        ).first()
+    area = [(ScopeLevel.community, str(community))] if community else []
+    people: list[tuple[str, Role, list[tuple[ScopeLevel, str]]]] = [
+        ("demo-planner", Role.planner, []),
+        ("demo-coordinator", Role.coordinator, area),
+        ("demo-care", Role.care_staff, area),
+    ]
+    if worker is not None:
+        people.append(("demo-worker", Role.grid_worker, [(ScopeLevel.grid, g) for g in worker[1]]))
+    lines = []
+    if path.exists():
+        lines = path.read_text().splitlines()
+    known = {line.split(":", 1)[0] for line in lines}
+    with transaction(engine) as session:
+        for username, role, scopes in people:
+            if find_user(session, username) is not None and username in known:
+                continue
+            password = secrets.token_urlsafe(12)
+            if find_user(session, username) is None:
+                create_user(session, username, hash_password(password), role)
+                for level, code in scopes:
+                    add_scope(session, username, level, code)
+            else:
+                session.execute(
+                    text("UPDATE app_user SET password_hash = :h WHERE username = :u"),
+                    {"h": hash_password(password), "u": username},
+                )
+            if role is Role.grid_worker and worker is not None:
+                link_worker_account(session, worker[0], username)
+            lines.append(f"{username}: {password}  ({role.value})")
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
+    out.print(f"one sign-in per role (passwords kept in {path}, readable by you only):")
+    out.print(path.read_text().strip())
+
+
 @app.command("demo")
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     port: int = 8000,
 ) -> None:
     """Load the Porto sample (idempotent), derive households, check it, then serve."""
-    from data.importing.loading import load_porto, plan_ungridded
+    from data.importing.loading import load_porto, plan_ungridded, staff_the_grids
 
     settings = _settings()
     engine = _engine(settings)
@@ -291,7 +350,10 @@ def demo(
         out.print(line)
     for line in plan_ungridded(engine, settings=settings, author="demo"):
         out.print(line)
+    for line in staff_the_grids(engine):
+        out.print(line)
     _demo_admin(engine, settings)
+    _demo_accounts(engine, settings)
     if serve_after:
         serve(port=port)
 

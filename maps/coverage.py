@@ -66,6 +66,7 @@ def coverage_map(
     asset_mode: AssetMode,
     static_url: str = "/static",
     tolerance_m: float = DEFAULT_TOLERANCE_M,
+    show_straight_line: bool = False,
 ) -> OfflineMap:
     """The coverage of one facility kind over ``areas``.
 
@@ -108,6 +109,7 @@ def coverage_map(
         columns=[
             "code",
             "name",
+            "name_local",
             "worker_name",
             "households",
             "covered_households",
@@ -120,6 +122,7 @@ def coverage_map(
         labels=[
             ("code", what),
             ("name", "名称 name"),
+            ("name_local", "本地名称 local name"),
             ("worker_name", "网格员 worker"),
             ("households", "户数 households"),
             ("covered_households", "可步行到达 covered"),
@@ -168,7 +171,7 @@ def coverage_map(
                 "fill": False,
                 "interactive": False,
             },
-            show=False,
+            show=show_straight_line,
         ).add_to(m)
 
     if not facilities.empty:

@@ -13,17 +13,89 @@ from data.coverage.service import NetworkCache, coverage
 from data.district.maps import grid_layers, incident_counts, worker_load
 from data.settings import Settings
 from maps._common import message_page
-from maps.base import AssetMode
+from maps.base import AssetMode, OfflineMap
 from maps.coverage import coverage_map
 from maps.grids import grid_band_map, workload_map
 from maps.incidents import incident_map
 
 MapKind = Literal["grids", "workload", "incidents", "coverage"]
 
-NO_GRIDS = (
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's "mark for the catalog" convention
+    """Mark a message for the page catalog; the served page translates it."""
+    return message
+
+
+NO_GRIDS = N_(
     "This area has no grids yet: a planner cuts its communities into grids first. "
     "The coverage and incident maps already work per community."
 )
+NO_AREA = N_("No area is assigned to you yet.")
+
+
+class NoMap(Exception):
+    """Why a map cannot be drawn (no grids yet, no area): a page says so instead."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__(message)
+        self.title = title
+        self.message = message
+
+
+def build(
+    conn: Connection,
+    kind: MapKind,
+    *,
+    scope: AreaScope,
+    settings: Settings,
+    cache: NetworkCache,
+    asset_mode: AssetMode,
+    facility: str | None = None,
+    minutes: float = 10.0,
+    days: int = 30,
+    straight_line: bool = False,
+) -> OfflineMap:
+    """One map from the store; :class:`NoMap` when there is nothing to draw."""
+    if kind in ("grids", "workload"):
+        layers = grid_layers(conn, scope)
+        if layers.grids.empty:
+            raise NoMap("Grids" if kind == "grids" else "Workload", NO_GRIDS)
+        if kind == "grids":
+            return grid_band_map(
+                layers.grids,
+                layers.communities,
+                household_min=settings.household_min,
+                household_max=settings.household_max,
+                asset_mode=asset_mode,
+            )
+        return workload_map(
+            layers.grids,
+            worker_load(layers.grids),
+            layers.communities,
+            household_min=settings.household_min,
+            household_max=settings.household_max,
+            asset_mode=asset_mode,
+        )
+    if kind == "incidents":
+        counts = incident_counts(conn, scope, days=days)
+        if counts.areas.empty:
+            raise NoMap("Incidents", NO_AREA)
+        return incident_map(counts.areas, days=days, level=counts.level, asset_mode=asset_mode)
+    if facility is None:
+        raise ValueError("a coverage map needs a facility kind")
+    report = coverage(conn, cache, kind=facility, minutes=minutes, scope=scope)
+    return coverage_map(
+        report.areas,
+        report.covered,
+        report.crow_flies,
+        report.facilities,
+        kind=facility,
+        minutes=minutes,
+        speed_kmh=report.speed_kmh,
+        level=report.level,
+        asset_mode=asset_mode,
+        show_straight_line=straight_line,
+    )
 
 
 def render(
@@ -37,47 +109,23 @@ def render(
     facility: str | None = None,
     minutes: float = 10.0,
     days: int = 30,
+    straight_line: bool = False,
 ) -> str:
     """The whole HTML page of one map, or a page saying why there is none."""
-    if kind in ("grids", "workload"):
-        layers = grid_layers(conn, scope)
-        if layers.grids.empty:
-            title = "Grids" if kind == "grids" else "Workload"
-            return message_page(title, NO_GRIDS)
-        if kind == "grids":
-            m = grid_band_map(
-                layers.grids,
-                layers.communities,
-                household_min=settings.household_min,
-                household_max=settings.household_max,
-                asset_mode=asset_mode,
-            )
-        else:
-            m = workload_map(
-                layers.grids,
-                worker_load(layers.grids),
-                layers.communities,
-                asset_mode=asset_mode,
-            )
-    elif kind == "incidents":
-        counts = incident_counts(conn, scope, days=days)
-        if counts.areas.empty:
-            return message_page("Incidents", "No area is assigned to you yet.")
-        m = incident_map(counts.areas, days=days, level=counts.level, asset_mode=asset_mode)
-    else:
-        if facility is None:
-            raise ValueError("a coverage map needs a facility kind")
-        report = coverage(conn, cache, kind=facility, minutes=minutes, scope=scope)
-        m = coverage_map(
-            report.areas,
-            report.covered,
-            report.crow_flies,
-            report.facilities,
-            kind=facility,
-            minutes=minutes,
-            speed_kmh=report.speed_kmh,
-            level=report.level,
+    try:
+        m = build(
+            conn,
+            kind,
+            scope=scope,
+            settings=settings,
+            cache=cache,
             asset_mode=asset_mode,
+            facility=facility,
+            minutes=minutes,
+            days=days,
+            straight_line=straight_line,
         )
+    except NoMap as why:
+        return message_page(why.title, why.message)
     page: str = m.get_root().render()
     return page

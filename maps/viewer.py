@@ -103,12 +103,18 @@ _PAGE = """<!doctype html>
 <title>gridwork – vector tiles</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="__GW_STATIC__/maplibre/maplibre-gl.css">
-<style>html,body,#map{margin:0;height:100%}
-.gw-key{position:absolute;top:8px;left:8px;background:rgba(255,255,255,.92);padding:6px 8px;
-border-radius:4px;font:12px/1.4 sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
+<style>
+.gw-viewer{position:relative;height:calc(100vh - 16rem);min-height:20rem;
+border:1px solid #d5dbe3;border-radius:6px;overflow:hidden}
+#map{position:absolute;inset:0;margin:0}
+.gw-key{display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;align-items:center;margin-top:.5rem;
+font-size:.85rem}
 .gw-key i{display:inline-block;width:12px;height:10px;margin-right:4px;border:1px solid #777}
-</style></head><body><div id="map"></div>
-<div class="gw-key"><b>网格 grids (vector tiles)</b><div id="gw-key"></div></div>
+.gw-key i.line{height:0;border:0;border-top:3px solid}
+.gw-key i.circle{width:10px;height:10px;border-radius:50%;border-color:#333}
+.gw-key b{flex-basis:100%;margin-top:.3rem}
+</style></head><body><div class="gw-viewer"><div id="map"></div></div>
+<div class="gw-key gridwork-legend" id="gw-key" role="group" aria-label="legend"></div>
 <script type="module">
 import * as maplibregl from "__GW_STATIC__/maplibre/maplibre-gl.mjs";
 const style = __GW_STYLE__;
@@ -117,11 +123,15 @@ for (const source of Object.values(style.sources)) {
 }
 const key = __GW_KEY__;
 const box = document.getElementById("gw-key");
-for (const [label, colour] of key) {
-  const row = document.createElement("div");
-  const swatch = document.createElement("i");
-  swatch.style.background = colour;
-  row.appendChild(swatch);
+for (const [label, colour, symbol] of key) {
+  const row = document.createElement(symbol === "title" ? "b" : "div");
+  if (symbol !== "title") {
+    const swatch = document.createElement("i");
+    swatch.className = symbol;
+    if (symbol === "line") swatch.style.borderTopColor = colour;
+    else swatch.style.background = colour;
+    row.appendChild(swatch);
+  }
   row.appendChild(document.createTextNode(label));
   box.appendChild(row);
 }
@@ -157,15 +167,29 @@ def viewer_page(
     household_min: int,
     household_max: int,
     static_url: str = "/static",
+    kind_names: dict[str, str] | None = None,
 ) -> str:
-    """The viewer's HTML; ``bounds`` (west, south, east, north) is where it opens."""
+    """The viewer's HTML; ``bounds`` (west, south, east, north) is where it opens.
+
+    The legend is HTML beside the map (the style has no glyphs, so MapLibre draws no text):
+    grids by households against the band, the lines, and every facility kind's colour.
+    """
     style = viewer_style(kinds=kinds, household_min=household_min, household_max=household_max)
+    names = kind_names or {}
     key = [
-        [f"< {household_min}", BELOW],
-        [f"{household_min}–{household_max}", WITHIN],
-        [f"> {household_max}", ABOVE],
-        ["无住户 none", NO_DATA_COLOUR],
+        ["网格户数 households per grid", "", "title"],
+        [f"< {household_min} 低于标准 under the band", BELOW, "fill"],
+        [f"{household_min}–{household_max} 标准内 in the band", WITHIN, "fill"],
+        [f"> {household_max} 超出标准 over the band", ABOVE, "fill"],
+        ["无住户 no households", NO_DATA_COLOUR, "fill"],
+        ["线 lines", "", "title"],
+        ["网格边界 grid boundary", "#d94801", "line"],
+        ["道路 road", "#8c8c8c", "line"],
     ]
+    if kinds:
+        key.append(["设施 facilities", "", "title"])
+        for kind, colour in categorical_colours(list(kinds)).items():
+            key.append([names.get(kind, kind), colour, "circle"])
     west, south, east, north = bounds
 
     def js(value: Any) -> str:

@@ -6,26 +6,30 @@ Each map is assembled from ``data`` and drawn by :func:`maps.pages.render`, whic
 
 from __future__ import annotations
 
-from html import escape
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import text
 
 from api.deps import SessionDep, network_cache
-from api.ogc import district_wide
+from api.pages.frame import N_, PageContext, context, render
+from api.pages.map_page import framed_map
 from api.security import Principal, require
 from data.coverage.service import coverage, facility_kinds
-from data.district.maps import (
-    MAX_DAYS,
-    district_bounds,
-)
+from data.district.maps import MAX_DAYS, district_bounds, grid_layers, worker_load
 from data.policy import Action
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
-from maps._common import message_page
-from maps.pages import MapKind, render
+from maps.grids import (
+    LOAD_IN_BAND,
+    LOAD_OVER,
+    LOAD_OVER_2X,
+    LOAD_OVER_20,
+    LOAD_UNDER,
+    load_class,
+)
+from maps.pages import NO_AREA, NO_GRIDS, MapKind, NoMap, build
 from maps.viewer import viewer_page
 
 router = APIRouter(tags=["maps"])
@@ -40,34 +44,192 @@ MinutesQuery = Annotated[
 DaysQuery = Annotated[int, Query(ge=1, le=MAX_DAYS, description="look back this many days")]
 
 
+#: Facility kinds (OSM ``amenity`` values) in words people use; others show as stored.
+KIND_NAMES = {
+    "pharmacy": N_("Pharmacy"),
+    "clinic": N_("Clinic"),
+    "doctors": N_("Doctor's practice"),
+    "dentist": N_("Dentist"),
+    "hospital": N_("Hospital"),
+    "school": N_("School"),
+    "kindergarten": N_("Kindergarten"),
+    "childcare": N_("Childcare"),
+    "college": N_("College"),
+    "university": N_("University"),
+    "library": N_("Library"),
+    "community_centre": N_("Community centre"),
+    "social_facility": N_("Social care facility"),
+    "nursing_home": N_("Nursing home"),
+    "police": N_("Police"),
+    "fire_station": N_("Fire station"),
+    "post_office": N_("Post office"),
+    "townhall": N_("Town hall"),
+    "marketplace": N_("Market"),
+    "bank": N_("Bank"),
+    "bus_station": N_("Bus station"),
+    "toilets": N_("Public toilets"),
+    "cafe": N_("Café"),
+    "restaurant": N_("Restaurant"),
+    "fast_food": N_("Fast food"),
+    "bar": N_("Bar"),
+    "pub": N_("Pub"),
+    "parking": N_("Parking"),
+    "fuel": N_("Fuel station"),
+    "atm": N_("Cash machine"),
+    "bench": N_("Bench"),
+    "drinking_water": N_("Drinking water"),
+    "recycling": N_("Recycling"),
+    "waste_basket": N_("Waste basket"),
+    "bicycle_parking": N_("Bicycle parking"),
+    "theatre": N_("Theatre"),
+    "cinema": N_("Cinema"),
+    "arts_centre": N_("Arts centre"),
+}
+
+LOAD_NAMES = {
+    LOAD_UNDER: N_("Under the band"),
+    LOAD_IN_BAND: N_("In the band"),
+    LOAD_OVER: N_("Over by up to 20 %"),
+    LOAD_OVER_20: N_("Over by more than 20 %"),
+    LOAD_OVER_2X: N_("Over twice the band"),
+}
+
+TITLES: dict[MapKind, str] = {
+    "grids": N_("Grids and households"),
+    "workload": N_("Workload"),
+    "incidents": N_("Incidents map"),
+    "coverage": N_("Coverage"),
+}
+INTROS: dict[MapKind, str] = {
+    "grids": N_(
+        "Each grid coloured by its households against the band a grid should hold "
+        "(%(low)s–%(high)s). Hover a grid for its worker."
+    ),
+    "workload": N_(
+        "Each grid coloured by the load of the worker who answers for it: all their grids' "
+        "households against the band (%(low)s–%(high)s). Hover a grid for the worker's grids."
+    ),
+    "incidents": N_("Incidents reported in the last %(days)s days, per grid: open and closed."),
+    "coverage": N_(
+        "Who can walk to a facility of one kind in so many minutes, at an unhurried 4.5 km/h "
+        "along the roads."
+    ),
+}
+
+
 def _page(
-    request: Request, session: SessionDep, principal: Principal, kind: MapKind, **kw: Any
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    kind: MapKind,
+    *,
+    values: dict[str, Any] | None = None,
+    template: str = "maps/map.html",
+    **kw: Any,
 ) -> HTMLResponse:
-    html = render(
-        session.connection(),
-        kind,
-        scope=principal.scope,
-        settings=request.app.state.settings,
-        cache=network_cache(request),
-        asset_mode="url",
-        **kw,
+    """One map inside the frame, or the reason there is none."""
+    ctx = context(request, principal)
+    settings: Settings = request.app.state.settings
+    title = ctx._(TITLES[kind])
+    intro = ctx._(
+        INTROS[kind],
+        low=settings.household_min,
+        high=settings.household_max,
+        days=kw.get("days", 30),
     )
-    return HTMLResponse(html)
+    page_values = {"intro": intro, **(values or {})}
+    try:
+        m = build(
+            session.connection(),
+            kind,
+            scope=principal.scope,
+            settings=settings,
+            cache=network_cache(request),
+            asset_mode="url",
+            **kw,
+        )
+    except NoMap as why:
+        message = ctx._(NO_GRIDS) if why.message == NO_GRIDS else ctx._(NO_AREA)
+        return render(
+            request, principal, template, title=title, values={**page_values, "message": message}
+        )
+    return framed_map(
+        request,
+        principal,
+        m.get_root().render(),
+        title=title,
+        template=template,
+        values=page_values,
+    )
 
 
-@router.get("/maps/grids", response_class=HTMLResponse, summary="Grids against the band")
+@router.get(
+    "/maps/grids",
+    response_class=HTMLResponse,
+    summary="Grids against the band",
+)
 def grids_map(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
     """Grids coloured by households against household_min–household_max, with the worker."""
     return _page(request, session, principal, "grids")
 
 
-@router.get("/maps/workload", response_class=HTMLResponse, summary="Households per worker")
+@router.get(
+    "/maps/workload",
+    response_class=HTMLResponse,
+    summary="Households per worker",
+)
 def workload(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
-    """Each grid coloured by its worker's load (households and grids of all their grids)."""
-    return _page(request, session, principal, "workload")
+    """Each grid coloured by its worker's load against the band; every worker's grids listed."""
+    settings: Settings = request.app.state.settings
+    ctx = context(request, principal)
+    grids = grid_layers(session.connection(), principal.scope).grids
+    workers = []
+    if not grids.empty:
+        load = worker_load(grids)
+        codes_of: dict[str, list[str]] = {}
+        for code, worker in zip(grids["code"], grids["worker_code"], strict=True):
+            if isinstance(worker, str) and worker:
+                codes_of.setdefault(worker, []).append(str(code))
+        for row in load.to_dict("records"):
+            if not row["worker_code"]:
+                continue
+            households = int(row["households"])
+            colour, _label = load_class(
+                households, low=settings.household_min, high=settings.household_max
+            )
+            label = ctx._(LOAD_NAMES[colour])
+            workers.append(
+                {
+                    "name": row["worker_name"] or row["worker_code"],
+                    "code": row["worker_code"],
+                    "households": households,
+                    "grids": sorted(codes_of.get(str(row["worker_code"]), [])),
+                    "colour": colour,
+                    "band": label,
+                }
+            )
+        unstaffed = sorted(
+            str(c)
+            for c, w in zip(grids["code"], grids["worker_code"], strict=True)
+            if not (isinstance(w, str) and w)
+        )
+    else:
+        unstaffed = []
+    return _page(
+        request,
+        session,
+        principal,
+        "workload",
+        template="maps/workload.html",
+        values={"workers": workers, "unstaffed": unstaffed},
+    )
 
 
-@router.get("/maps/incidents", response_class=HTMLResponse, summary="Incidents per grid")
+@router.get(
+    "/maps/incidents",
+    response_class=HTMLResponse,
+    summary="Incidents per grid",
+)
 def incidents(
     request: Request, session: SessionDep, principal: HumanDep, days: DaysQuery = 30
 ) -> HTMLResponse:
@@ -75,30 +237,64 @@ def incidents(
     return _page(request, session, principal, "incidents", days=days)
 
 
-@router.get("/maps/coverage", response_class=HTMLResponse, summary="Facility coverage map")
+def kind_label(ctx: PageContext, kind: str) -> str:
+    """A facility kind in the page's language ("药店 (pharmacy)"), or as stored."""
+    name = KIND_NAMES.get(kind)
+    return f"{ctx._(name)} ({kind})" if name else kind
+
+
+@router.get(
+    "/maps/coverage",
+    response_class=HTMLResponse,
+    summary="Facility coverage map",
+)
 def coverage_page(
     request: Request,
     session: SessionDep,
     principal: HumanDep,
     kind: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     minutes: MinutesQuery = 10.0,
+    straight: Annotated[
+        bool, Query(description="also draw straight-line circles of the same radius")
+    ] = False,
 ) -> HTMLResponse:
-    """Walking coverage of a facility kind; without ``kind``, a page to choose one."""
+    """Walking coverage of a facility kind, with the controls to change it; without ``kind``,
+    only the controls (the first walk on a new road graph takes a few seconds)."""
+    ctx = context(request, principal)
+    conn = session.connection()
+    counts: dict[str, int] = dict(
+        conn.execute(text("SELECT kind, count(*) FROM facility GROUP BY kind")).tuples().all()
+    )
+    kinds = [
+        {"value": k, "label": f"{kind_label(ctx, k)} · {counts.get(k, 0)}"}
+        for k in sorted(counts, key=lambda k: (k not in KIND_NAMES, kind_label(ctx, k)))
+    ]
+    values = {
+        "kinds": kinds,
+        "kind": kind,
+        "minutes": f"{minutes:g}",
+        "straight": straight,
+        "max_minutes": f"{MAX_MINUTES:g}",
+    }
     if kind is None:
-        kinds = facility_kinds(session.connection())
-        links = "".join(
-            f'<li><a href="/maps/coverage?kind={quote(k)}&amp;minutes={minutes:g}">'
-            f"{escape(k)}</a></li>"
-            for k in kinds
+        return render(
+            request,
+            principal,
+            "maps/coverage.html",
+            title=ctx._("Coverage"),
+            values={**values, "intro": ctx._(INTROS["coverage"]), "choose": True},
         )
-        body = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<title>Facility coverage</title></head><body><h1>Facility coverage</h1>"
-            f"<p>Choose a kind of facility ({minutes:g} minutes' walk):</p><ul>{links}</ul>"
-            "<p><a href='/'>Back</a></p></body></html>"
-        )
-        return HTMLResponse(body)
-    return _page(request, session, principal, "coverage", facility=kind, minutes=minutes)
+    return _page(
+        request,
+        session,
+        principal,
+        "coverage",
+        template="maps/coverage.html",
+        values=values,
+        facility=kind,
+        minutes=minutes,
+        straight_line=straight,
+    )
 
 
 @router.get("/coverage", summary="Facility coverage per grid (JSON)")
@@ -126,22 +322,33 @@ def coverage_numbers(
 
 
 @router.get("/viewer", response_class=HTMLResponse, summary="Vector-tile viewer (MapLibre)")
-def viewer(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
+def viewer(request: Request, session: SessionDep, principal: HumanDep) -> Response:
     """Grids, roads and facilities from the /ogc vector tiles, drawn by the vendored MapLibre.
 
-    District-wide like the tiles it reads: an admin or a district-wide key.
+    The tiles cover the whole district, so they are for an admin or a district-wide key; a
+    member of staff with an area is sent to the grids map of their area (Leaflet over the
+    basemap), which shows the same grids, roads and facilities and nothing outside it.
     """
-    district_wide(principal)
+    if not principal.scope.unrestricted:
+        return RedirectResponse("/maps/grids", status_code=303)
+    ctx = context(request, principal)
     conn = session.connection()
     bounds = district_bounds(conn)
+    title = ctx._("Vector-tile viewer")
     if bounds is None:
-        return HTMLResponse(message_page("Vector tiles", "Nothing is stored yet."))
-    settings: Settings = request.app.state.settings
-    return HTMLResponse(
-        viewer_page(
-            bounds,
-            kinds=facility_kinds(conn),
-            household_min=settings.household_min,
-            household_max=settings.household_max,
+        return render(
+            request,
+            principal,
+            "maps/map.html",
+            title=title,
+            values={"message": ctx._("Nothing is stored yet.")},
         )
+    settings: Settings = request.app.state.settings
+    document = viewer_page(
+        bounds,
+        kinds=facility_kinds(conn),
+        household_min=settings.household_min,
+        household_max=settings.household_max,
+        kind_names={k: kind_label(ctx, k) for k in facility_kinds(conn)},
     )
+    return framed_map(request, principal, document, title=title)

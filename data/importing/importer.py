@@ -134,6 +134,7 @@ TARGETS: dict[str, LayerTarget] = {
             Column("source_id", "text"),
             Column("kind", "text"),
             Column("name", "text"),
+            Column("name_local", "text"),
             Column("capacity", "bigint"),
         ),
     ),
@@ -214,6 +215,7 @@ _INSERT: dict[str, dict[str, str]] = {
         "source_id": "s.source_id",
         "kind": "s.kind",
         "name": "s.name",
+        "name_local": "s.name_local",
         "capacity": "s.capacity",
     },
     "households": {

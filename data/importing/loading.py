@@ -255,3 +255,40 @@ def plan_ungridded(engine: Engine, *, settings: Settings, author: str) -> Iterat
             f"{metrics['in_band_share']:.0%} in band, households "
             f"{metrics['households_min']}-{metrics['households_max']}"
         )
+
+
+#: Fictional grid workers' names for the demo (no real person): family + given name.
+_DEMO_FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+_DEMO_GIVEN = ("敏", "静", "伟", "芳", "磊", "洋", "丽", "军", "霞", "杰", "婷", "强", "燕", "涛")
+
+
+def staff_the_grids(engine: Engine) -> Iterator[str]:
+    """Give every current grid without a worker a fictional worker of its community (demo).
+
+    Worker codes are ``DW-<grid code>``; a second run finds every grid staffed and changes
+    nothing.
+    """
+    with transaction(engine) as session:
+        grids = session.execute(
+            text(
+                "SELECT g.id, g.code, g.community_id FROM grid g "
+                "WHERE g.valid_to IS NULL AND g.worker_id IS NULL ORDER BY g.code"
+            )
+        ).all()
+        for n, (grid_id, code, community_id) in enumerate(grids):
+            name = (
+                _DEMO_FAMILY[n % len(_DEMO_FAMILY)]
+                + _DEMO_GIVEN[(n // len(_DEMO_FAMILY) + n) % len(_DEMO_GIVEN)]
+            )
+            worker_id = session.execute(
+                text(
+                    "INSERT INTO worker (code, display_name, community_id) VALUES (:c, :n, :m) "
+                    "ON CONFLICT (code) DO UPDATE SET display_name = EXCLUDED.display_name "
+                    "RETURNING id"
+                ),
+                {"c": f"DW-{code}", "n": name, "m": community_id},
+            ).scalar_one()
+            session.execute(
+                text("UPDATE grid SET worker_id = :w WHERE id = :g"), {"w": worker_id, "g": grid_id}
+            )
+    yield f"grid workers: {len(grids)} grids given a (fictional) worker"

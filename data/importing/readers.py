@@ -382,6 +382,7 @@ FIELDS: Final[dict[str, tuple[Field, ...]]] = {
             _text,
         ),
         _NAME,
+        _NAME_LOCAL,
         Field("capacity", ("capacity", "容量"), _count),
     ),
     "households": (
@@ -888,7 +889,7 @@ _OSM_DTYPES: Final[dict[str, Any]] = {ROW_COLUMN: np.int64, "levels": float}
 _OSM_COLUMNS: Final = {
     "roads": ("name", "road_class", "oneway"),
     "buildings": ("name", "building_type", "levels"),
-    "facilities": ("kind", "name", "capacity"),
+    "facilities": ("kind", "name", "name_local", "capacity"),
 }
 
 
@@ -964,6 +965,7 @@ def _osm_facilities(path: str, rows: _OsmRows) -> None:
         values = {
             "kind": _osm_tag(tags, "amenity"),
             "name": _osm_tag(tags, "name"),
+            "name_local": _osm_tag(tags, "name:zh"),
             "capacity": _lenient(_count)(tags.get("capacity")),
         }
         if isinstance(obj, osmium.osm.Node):

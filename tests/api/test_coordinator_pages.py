@@ -1,0 +1,180 @@
+"""The coordinators' workspace in the frame: every map with navigation and a way back,
+coverage controls on the page, workload classes tied to the band, each worker's grids, the
+viewer's legend, and a scoped user's viewer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from maps.grids import (
+    LOAD_IN_BAND,
+    LOAD_OVER,
+    LOAD_OVER_2X,
+    LOAD_OVER_20,
+    LOAD_UNDER,
+    load_class,
+)
+from tests.gridded import Gridded, login
+
+EN = {"Accept-Language": "en"}
+ZH = {"Accept-Language": "zh-CN"}
+
+
+@pytest.mark.parametrize(
+    ("households", "colour"),
+    [
+        (149, LOAD_UNDER),
+        (150, LOAD_IN_BAND),
+        (180, LOAD_IN_BAND),
+        (181, LOAD_OVER),
+        (216, LOAD_OVER),
+        (217, LOAD_OVER_20),
+        (360, LOAD_OVER_20),
+        (361, LOAD_OVER_2X),
+        (567, LOAD_OVER_2X),
+    ],
+)
+def test_workload_classes_are_tied_to_the_band(households: int, colour: str) -> None:
+    assert load_class(households, low=150, high=180)[0] == colour
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/maps/hierarchy",
+        "/maps/grids",
+        "/maps/workload",
+        "/maps/incidents",
+        "/maps/coverage",
+        "/maps/coverage?kind=pharmacy&minutes=5",
+        "/viewer",
+    ],
+)
+def test_every_map_page_is_in_the_frame(strips_client: TestClient, path: str) -> None:
+    r = strips_client.get(path, headers=EN)
+    assert r.status_code == 200, r.text
+    page = r.text
+    assert '<nav class="main"' in page
+    assert re.search(r"<h1>[^<]+</h1>", page)
+    assert "<title>" in page and "· gridwork</title>" in page
+    assert 'href="/"' in page  # a way back
+    assert "user-scalable=no" not in page  # people may zoom
+
+
+def test_workload_lists_each_workers_grids_and_separates_overload(
+    strips_client: TestClient, strips: Gridded
+) -> None:
+    page = strips_client.get("/maps/workload", headers=EN).text
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"n\">(\d+)</td>(.*?)</tr>", page, re.S)
+    assert rows, page[-3000:]
+    by_name = {name: (int(h), rest) for name, h, rest in rows}
+    # W001 answers for two grids of ~170 households: over by more than 20 %, and both
+    # of their grids are listed; every other worker (one grid each) is in the band.
+    households, rest = by_name["网格员 W001"]
+    assert households > 216
+    assert "Over by more than 20 %" in rest
+    assert len(re.findall(r"1312\d\d-G\d\d", rest)) == 2
+    names = {
+        LOAD_UNDER: "Under the band",
+        LOAD_IN_BAND: "In the band",
+        LOAD_OVER: "Over by up to 20 %",
+        LOAD_OVER_20: "Over by more than 20 %",
+        LOAD_OVER_2X: "Over twice the band",
+    }
+    for h, r in by_name.values():
+        assert names[load_class(h, low=150, high=180)[0]] in r
+    assert any("In the band" in r for _, r in by_name.values())
+    listed = set(re.findall(r"1312\d\d-G\d\d", "".join(r for _, _, r in rows)))
+    assert listed == set(strips.grid_codes)
+    # The map's own colours follow the same classes, not quantiles.
+    assert LOAD_OVER_20 in page and LOAD_IN_BAND in page
+
+
+def test_coverage_controls_on_the_page(strips_client: TestClient) -> None:
+    page = strips_client.get(
+        "/maps/coverage", params={"kind": "pharmacy", "minutes": 7}, headers=ZH
+    ).text
+    assert re.search(r'<option value="pharmacy" selected>药店 \(pharmacy\) · \d+</option>', page)
+    assert 'name="minutes" min="1" max="120" step="1" value="7"' in page
+    assert re.search(r'name="straight" value="true"\s*>', page)  # unchecked by default
+    assert 'role="status"' in page  # the sign shown while the first walk is worked out
+    straight = strips_client.get(
+        "/maps/coverage",
+        params={"kind": "pharmacy", "minutes": 7, "straight": "true"},
+        headers=ZH,
+    ).text
+    assert re.search(r'name="straight" value="true" checked>', straight)
+    # The straight-line layer is on the map from the start only when asked for.
+    on = re.compile(r"geo_json_\w+\.addTo\(map_\w+\)")
+    assert len(on.findall(straight)) == len(on.findall(page)) + 1
+
+
+def test_bad_minutes_on_the_coverage_page_name_the_field(strips_client: TestClient) -> None:
+    r = strips_client.get("/maps/coverage", params={"kind": "pharmacy", "minutes": 500})
+    assert r.status_code == 422
+    assert "minutes" in r.text
+
+
+def test_viewer_legend_names_every_facility_kind(
+    strips_client: TestClient, strips: Gridded
+) -> None:
+    page = strips_client.get("/viewer", headers=ZH).text
+    with strips.engine.connect() as conn:
+        kinds = conn.execute(text("SELECT DISTINCT kind FROM facility")).scalars().all()
+    assert kinds
+    key = page[page.index("const key = ") : page.index("const box")]
+    for kind in kinds:
+        assert kind in key
+    assert "药店 (pharmacy)" in key
+    assert "道路 road" in key
+
+
+def test_a_scoped_coordinator_is_sent_to_their_area_not_refused(strips_app) -> None:
+    with TestClient(strips_app) as client:
+        headers = login(client, "g-coordinator")
+        r = client.get("/viewer", headers=headers)  # follows the redirect
+        assert r.status_code == 200
+        assert str(r.url).endswith("/maps/grids")
+        codes = set(re.findall(r'"code": "(1312\d\d-G\d\d)"', r.text))
+        assert codes and all(c.startswith("131208-") for c in codes)
+
+
+def test_coverage_tooltips_show_a_stored_local_name() -> None:
+    import geopandas as gpd
+    import shapely
+
+    from maps.coverage import coverage_map
+
+    cell = shapely.box(-8.62, 41.14, -8.61, 41.15)
+    areas = gpd.GeoDataFrame(
+        {
+            "code": ["131208"],
+            "name": ["Miragaia"],
+            "name_local": ["米拉盖亚"],
+            "households": [100],
+            "covered_households": [40],
+            "household_share": [0.4],
+            "area_share": [0.3],
+            "uncovered": [False],
+        },
+        geometry=[cell],
+        crs=4326,
+    )
+    covered = gpd.GeoSeries([cell], crs=4326)
+    facilities = gpd.GeoDataFrame(
+        {"kind": ["clinic"], "name": ["C"]}, geometry=[cell.centroid], crs=4326
+    )
+    page = (
+        coverage_map(
+            areas, covered, cell, facilities, kind="clinic", minutes=5, speed_kmh=4.5,
+            level="communities", asset_mode="url",
+        )
+        .get_root()
+        .render()
+    )  # fmt: skip
+    assert '"name_local": "\\u7c73\\u62c9\\u76d6\\u4e9a"' in page  # 米拉盖亚, JSON-escaped
+    assert "本地名称 local name" in page
