@@ -1,5 +1,5 @@
 # The two commands a new user runs: `make demo` and `make test`. Both set up what is missing.
-.PHONY: setup demo test lint bench db-up db-down clean
+.PHONY: setup demo test lint bench megacity db-up db-down clean
 
 PY := .venv/bin/python
 GRIDWORK := .venv/bin/gridwork
@@ -21,6 +21,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench.assign
+
+# The megacity of issue 19 under .gridwork/megacity/ (not part of `make test`); SCALE=0.1 for a tenth.
+SCALE ?= 1
+megacity: setup
+	$(PY) -m bench.megacity generate --scale $(SCALE)
 
 db-up: setup
 	$(GRIDWORK) db up

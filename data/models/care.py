@@ -226,7 +226,10 @@ class Alert(Base):
         DateTime(timezone=True), server_default=text("clock_timestamp()")
     )
     position_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("position.id", ondelete="SET NULL")
+        # Indexed (migration 0015): the retention purge clears this for every fix it deletes.
+        BigInteger,
+        ForeignKey("position.id", ondelete="SET NULL"),
+        index=True,
     )
     grid_id: Mapped[int | None] = mapped_column(
         ForeignKey("grid.id", ondelete="SET NULL"), comment="where the elder is now"

@@ -130,7 +130,10 @@ class Grid(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
-    community_id: Mapped[int] = mapped_column(ForeignKey("community.id", ondelete="CASCADE"))
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("community.id", ondelete="CASCADE"),
+        index=True,  # migration 0015
+    )
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("worker.id", ondelete="SET NULL"))
     source_id: Mapped[str | None] = mapped_column(String(128))
     valid_from: Mapped[date] = mapped_column(Date, server_default=func.current_date())
@@ -205,6 +208,7 @@ class Facility(_Assigned, Base):
     source_id: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    name_local: Mapped[str | None] = mapped_column(String(200))  # OSM name:zh
     capacity: Mapped[int | None] = mapped_column(Integer)
     geom: Mapped[object] = _geom("POINT")
 

@@ -24,6 +24,11 @@ every boundary, settles all its points with one array lookup; only points in cel
 boundary crosses are tested, against the few areas touching their cell, with
 ``shapely.intersects_xy`` on prepared polygons (exactly ``covers`` for a point). No point
 geometries are created except for the few points that need a nearest-area search.
+
+The cells are sized by the areas' median extent (about 128 per area, up to 8 M cells) and
+classified without a geometry test (:class:`_CellGrid`), so at 60,000 grids a cell still holds
+about two candidates and the build grows with the boundaries' length (``python -m
+bench.megacity``).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ DEFAULT_SNAP_M = 20.0
 _UNASSIGNED = -1
 _MIXED = -2  # a cell crossed by a boundary: its points need a real test
 _CELLS_PER_AREA = 128  # cells over a typical area's bbox; 64 → 256 trades build for speed
-_MAX_CELLS = 250_000  # bounds build time and memory when a few areas lie far apart
+_MAX_CELLS = 8_000_000  # bounds memory (~0.2 GB) when areas lie far apart
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,9 @@ class AreaIndex:
         self._code_of_rank = np.append(codes_arr[self._rank_to_input], [None]).astype(object)
         self._area_of_rank = np.append(self._rank_to_input, [_UNASSIGNED]).astype(np.intp)
         shapely.prepare(self._areas)
-        self._cells = _CellGrid(self._areas, shapely.STRtree(self._areas))
-        self._edges, self._edge_rank = _edge_tree(self._areas)
+        self._segments = _Segments.of(self._areas)
+        self._cells = _CellGrid(self._areas, self._segments)
+        self._edges: shapely.STRtree | None = None
 
     @classmethod
     def from_geodataframe(cls, frame: gpd.GeoDataFrame, *, code_column: str = "code") -> AreaIndex:
@@ -180,10 +186,12 @@ class AreaIndex:
         self, xs: NDArray[np.float64], ys: NDArray[np.float64]
     ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Nearest area (lowest rank among exact ties) and its distance, per point."""
+        if self._edges is None:
+            self._edges = _edge_tree(self._segments)
         (point_i, edge_i), dist = self._edges.query_nearest(
             shapely.points(xs, ys), return_distance=True, all_matches=True
         )
-        rank_i = self._edge_rank[edge_i]
+        rank_i = self._segments.rank[edge_i]
         order = np.lexsort((rank_i, point_i))
         point_i, rank_i, dist = point_i[order], rank_i[order], dist[order]
         first = np.ones(len(point_i), dtype=bool)
@@ -198,13 +206,23 @@ class AreaIndex:
 class _CellGrid:
     """Square cells over the areas' extent, each either owned by one area, empty, or mixed.
 
-    A cell is *owned* only if exactly one area intersects it and that area contains it
-    properly (no boundary inside or on it); *empty* if no area intersects it. Cells are
-    classified grown by a margin larger than any rounding in ``floor((x - x0) / size)``, so a
-    point is always inside the grown cell it is binned to and the shortcut is exact.
+    A cell is *mixed* if a boundary may pass through it: every boundary segment is cut into
+    pieces no longer than a cell and marks the cells its piece's box (grown by twice the margin
+    below) reaches, with the piece's area as a candidate. Any other cell has no boundary in
+    it, so all its points lie in the same areas: it is *owned* by the lowest of them, or
+    *empty*. Which areas contain such a cell is read along the row of cell centres: the
+    boundary crossings of each area on that line, in x order, pair up into the spans inside
+    the area (even-odd, over every ring of every part). A mixed cell's candidates are the areas
+    whose boundary marked it and the areas that contain its centre, so an overlap that wholly
+    contains a mixed cell is still tested. No cell is tested with GEOS, so building grows with
+    the number of cells and boundary pieces, not with cells × areas nearby.
+
+    Cells are classified grown by a margin larger than any rounding in
+    ``floor((x - x0) / size)``, so a point is always inside the grown cell it is binned to and
+    the shortcut is exact.
     """
 
-    def __init__(self, areas: NDArray[np.object_], tree: shapely.STRtree) -> None:
+    def __init__(self, areas: NDArray[np.object_], segments: _Segments) -> None:
         self.areas = areas
         bounds = shapely.bounds(areas)
         self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
@@ -217,25 +235,89 @@ class _CellGrid:
         self.size = size if size > 0 else 1.0
         self.nx = int(width // self.size) + 1
         self.ny = int(height // self.size) + 1
-        ix, iy = np.divmod(np.arange(self.nx * self.ny), self.ny)
         magnitude = float(np.abs(bounds).max()) + width + height
-        grow = 1e-3 * self.size + 64 * float(np.spacing(magnitude))
-        cells = shapely.box(
-            self.x0 + ix * self.size - grow,
-            self.y0 + iy * self.size - grow,
-            self.x0 + (ix + 1) * self.size + grow,
-            self.y0 + (iy + 1) * self.size + grow,
-        )
-        cell_i, rank_i = tree.query(cells, predicate="intersects")
-        order = np.lexsort((rank_i, cell_i))  # per cell, candidates in rank (= code) order
-        cell_i, self.candidates = cell_i[order], rank_i[order].astype(np.intp)
-        count = np.bincount(cell_i, minlength=len(cells))
+        self.grow = 1e-3 * self.size + 64 * float(np.spacing(magnitude))
+        n_cells = self.nx * self.ny
+        n_ranks = len(areas)
+        marked = self._marked(segments)  # cell * n_ranks + rank, unique
+        inside = self._inside(segments)
+        touched = np.zeros(n_cells, dtype=bool)
+        touched[marked // n_ranks] = True
+        owner = np.full(n_cells, _UNASSIGNED, dtype=np.intp)
+        in_cell, in_rank = inside // n_ranks, inside % n_ranks
+        clear = ~touched[in_cell]
+        # ``inside`` is sorted by cell, then rank: a cell's first entry is its lowest area.
+        first = np.ones(len(in_cell), dtype=bool)
+        first[1:] = in_cell[1:] != in_cell[:-1]
+        owner[in_cell[first & clear]] = in_rank[first & clear]
+        owner[touched] = _MIXED
+        # Sorted: per cell, its candidates in rank (= code) order.
+        pairs = _sorted_unique(np.concatenate([marked, inside[~clear]]))
+        cell_i = pairs // n_ranks
+        self.candidates = (pairs % n_ranks).astype(np.intp)
+        count = np.bincount(cell_i, minlength=n_cells)
         self.start = np.concatenate([[0], np.cumsum(count)]).astype(np.intp)
-        self.owner = np.where(count == 0, _UNASSIGNED, _MIXED).astype(np.intp)
-        single = np.flatnonzero(count == 1)
-        only = self.candidates[self.start[single]]
-        inside = shapely.contains_properly(areas[only], cells[single])
-        self.owner[single[inside]] = only[inside]
+        self.owner = owner
+
+    def _marked(self, seg: _Segments) -> NDArray[np.int64]:
+        """(cell, rank) keys of the cells each boundary piece may pass through, grown."""
+        d = seg.end - seg.start
+        pieces = np.maximum(1, np.ceil(np.hypot(d[:, 0], d[:, 1]) / self.size)).astype(np.intp)
+        of = np.repeat(np.arange(len(pieces)), pieces)
+        j = np.arange(len(of)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        t0 = (j / pieces[of])[:, None]
+        t1 = ((j + 1) / pieces[of])[:, None]
+        a = seg.start[of] + t0 * d[of]
+        b = np.where(j[:, None] + 1 == pieces[of][:, None], seg.end[of], seg.start[of] + t1 * d[of])
+        margin = 2 * self.grow
+        lo = np.floor((np.minimum(a, b) - margin - (self.x0, self.y0)) / self.size)
+        hi = np.floor((np.maximum(a, b) + margin - (self.x0, self.y0)) / self.size)
+        top = np.array([self.nx - 1, self.ny - 1])
+        lo = np.clip(lo, 0, top).astype(np.int64)
+        hi = np.clip(hi, 0, top).astype(np.int64)
+        rank = seg.rank[of].astype(np.int64)
+        keys = []
+        span = int((hi - lo).max(initial=0))
+        for dx in range(span + 1):
+            for dy in range(span + 1):
+                ok = (lo[:, 0] + dx <= hi[:, 0]) & (lo[:, 1] + dy <= hi[:, 1])
+                cell = (lo[ok, 0] + dx) * self.ny + (lo[ok, 1] + dy)
+                keys.append(cell * len(self.areas) + rank[ok])
+        return _sorted_unique(np.concatenate(keys))
+
+    def _inside(self, seg: _Segments) -> NDArray[np.int64]:
+        """(cell, rank) keys, sorted, of the cells whose centre lies inside the area."""
+        n_ranks = len(self.areas)
+        ya, yb = seg.start[:, 1], seg.end[:, 1]
+        lo = np.floor((np.minimum(ya, yb) - self.y0) / self.size - 0.5).astype(np.int64)
+        hi = np.floor((np.maximum(ya, yb) - self.y0) / self.size - 0.5).astype(np.int64) + 1
+        lo, hi = np.clip(lo, 0, self.ny - 1), np.clip(hi, 0, self.ny - 1)
+        rows = hi - lo + 1
+        of = np.repeat(np.arange(len(rows)), rows)
+        row = np.repeat(lo, rows) + (np.arange(len(of)) - np.repeat(np.cumsum(rows) - rows, rows))
+        yc = self.y0 + (row + 0.5) * self.size
+        # Half-open: a segment crosses the line y = yc iff exactly one end is at or below it.
+        cross = (ya[of] <= yc) != (yb[of] <= yc)
+        of, row, yc = of[cross], row[cross], yc[cross]
+        s, e = seg.start[of], seg.end[of]
+        x = s[:, 0] + (yc - s[:, 1]) * (e[:, 0] - s[:, 0]) / (e[:, 1] - s[:, 1])
+        rank = seg.rank[of].astype(np.int64)
+        order = np.lexsort((x, rank, row))
+        row, rank, x = row[order], rank[order], x[order]
+        # Each area crosses each line an even number of times: entries 0-1, 2-3 … are spans.
+        row, rank, x_in, x_out = row[0::2], rank[0::2], x[0::2], x[1::2]
+        first = np.ceil((x_in - self.x0) / self.size - 0.5).astype(np.int64) - 1
+        last = np.floor((x_out - self.x0) / self.size - 0.5).astype(np.int64) + 1
+        first, last = np.clip(first, 0, self.nx - 1), np.clip(last, 0, self.nx - 1)
+        cells = np.maximum(last - first + 1, 0)
+        of = np.repeat(np.arange(len(cells)), cells)
+        ix = np.repeat(first, cells) + (
+            np.arange(len(of)) - np.repeat(np.cumsum(cells) - cells, cells)
+        )
+        xc = self.x0 + (ix + 0.5) * self.size
+        ok = (x_in[of] < xc) & (xc < x_out[of])
+        keys = (ix[ok] * self.ny + row[of][ok]) * n_ranks + rank[of][ok]
+        return _sorted_unique(keys)
 
     def covering_rank(self, xs: NDArray[np.float64], ys: NDArray[np.float64]) -> NDArray[np.intp]:
         """Rank of the lowest-code area covering each point, -1 where none does."""
@@ -246,6 +328,9 @@ class _CellGrid:
         rank = np.where(inside, self.owner[cell], _UNASSIGNED)
         mixed = np.flatnonzero(rank == _MIXED)
         rank[mixed] = _UNASSIGNED
+        # In cell order, so that neighbouring tests touch the same few prepared polygons (at
+        # 60,000 grids, testing in input order is bound by memory, not by GEOS).
+        mixed = mixed[np.argsort(cell[mixed], kind="stable")]
         # One (point, candidate area) pair per area touching the point's cell, in rank order.
         first = self.start[cell[mixed]]
         count = self.start[cell[mixed] + 1] - first
@@ -276,24 +361,45 @@ class _CellGrid:
         return _UNASSIGNED
 
 
-def _edge_tree(areas: NDArray[np.object_]) -> tuple[shapely.STRtree, NDArray[np.intp]]:
-    """Every boundary segment as its own 2-point line, indexed, with the rank of its area.
+def _sorted_unique(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``np.unique`` by sorting (numpy 2's hashing ``unique`` is several times slower here)."""
+    keys = np.sort(keys)
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    return keys[keep]
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Every boundary segment of the areas (each ring's own direction) and its area's rank."""
+
+    start: NDArray[np.float64]
+    end: NDArray[np.float64]
+    rank: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, areas: NDArray[np.object_]) -> _Segments:
+        parts, part_rank = shapely.get_parts(areas, return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
+        same_ring = coord_ring[1:] == coord_ring[:-1]
+        rank = part_rank[ring_part[coord_ring[:-1][same_ring]]].astype(np.intp)
+        return cls(coords[:-1][same_ring], coords[1:][same_ring], rank)
+
+
+def _edge_tree(segments: _Segments) -> shapely.STRtree:
+    """Every boundary segment as its own 2-point line, indexed (rank: ``segments.rank``).
 
     Why not query the polygons: GEOS measures a point against a whole polygon by walking all
     its segments, which made nearest-area search cost more than assigning a million points.
     A tree of single segments prunes to a handful. The numbers are bitwise the same: polygon
     distance is the minimum of the same point-to-segment computation over the same segments,
     each kept in its ring's own direction (a shared edge appears once per neighbour, which is
-    how exact ties between neighbours are found).
+    how exact ties between neighbours are found). Built on the first point outside every
+    area: at 60,000 grids it is most of the index's build, and ``/locate`` never needs it.
     """
-    parts, part_rank = shapely.get_parts(areas, return_index=True)
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, coord_ring = shapely.get_coordinates(rings, return_index=True)
-    same_ring = coord_ring[1:] == coord_ring[:-1]
-    start, end = coords[:-1][same_ring], coords[1:][same_ring]
-    segments = np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
-    rank = part_rank[ring_part[coord_ring[:-1][same_ring]]].astype(np.intp)
-    return shapely.STRtree(segments), rank
+    lines = shapely.linestrings(np.stack([segments.start, segments.end], axis=1))
+    return shapely.STRtree(np.asarray(lines, dtype=object))
 
 
 def _require_metres(crs: CRS | None, *, field: str) -> None:

@@ -1,0 +1,127 @@
+"""The statements that run often at city size find their rows through an index (migration 0015).
+
+Real PostGIS, enough rows that the planner chooses honestly (sequential scans stay enabled):
+20,000 alerts, each pointing at a fix, and 6,000 grids in 300 communities. Each test fails on
+a schema without the index, where the same plan is a sequential scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+
+from data.care.queries import purge_positions
+from data.db import make_engine
+from tests.conftest import own_database
+
+ALERTS = 20_000
+COMMUNITIES, GRIDS_EACH = 300, 20
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def big(server_url: str) -> Iterator[Engine]:
+    """A database of its own, filled by ``generate_series`` and analysed."""
+    engine = make_engine(own_database(server_url, "gridwork_test_indexes"))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_key (name, prefix, digest, role) "
+                "VALUES ('watch', 'idx', 'x', 'device')"
+            )
+        )
+        conn.execute(text("INSERT INTO elder (display_name, enrolled_by) VALUES ('E', 'test')"))
+        conn.execute(
+            text(
+                "INSERT INTO device (device_code, elder_id, api_key_id, datum) "
+                "SELECT 'w1', e.id, k.id, 'wgs84' FROM elder e, api_key k"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO position (device_id, elder_id, time, geom, raw_lon, raw_lat) "
+                "SELECT d.id, d.elder_id, :t0 + make_interval(mins => i), "
+                "ST_SetSRID(ST_MakePoint(84.87, 45.6), 4326), 84.87, 45.6 "
+                "FROM device d, generate_series(1, :n) i"
+            ),
+            {"t0": T0, "n": ALERTS},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO alert (elder_id, kind, status, event_time, position_id) "
+                "SELECT p.elder_id, 'left_zone', 'closed', p.time, p.id FROM position p"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO community (code, name, kind, geom) "
+                "SELECT 'C' || c, 'C' || c, 'community', ST_MakeEnvelope("
+                "84 + c * 0.01, 45, 84.01 + c * 0.01, 45.01, 4326) "
+                "FROM generate_series(1, :n) c"
+            ),
+            {"n": COMMUNITIES},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO grid (code, community_id, geom) "
+                "SELECT c.code || '-' || g, c.id, ST_MakeEnvelope("
+                "84 + c.id * 0.01, 45 + g * 0.0005, 84.01 + c.id * 0.01, 45.0005 + g * 0.0005, "
+                "4326) FROM community c, generate_series(0, :n - 1) g"
+            ),
+            {"n": GRIDS_EACH},
+        )
+        conn.execute(text("ANALYZE position, alert, community, grid"))
+    yield engine
+    engine.dispose()
+
+
+def _plan(engine: Engine, sql: str, params: dict[str, object]) -> str:
+    with engine.connect() as conn:
+        rows = conn.execute(text("EXPLAIN " + sql), params).scalars().all()
+    return "\n".join(rows)
+
+
+def test_the_purge_finds_the_alerts_of_each_deleted_fix_by_index(big: Engine) -> None:
+    # What PostgreSQL runs for every fix the purge deletes (``ON DELETE SET NULL``), in the
+    # form its referential-integrity trigger uses.
+    with big.connect() as conn:
+        some = conn.execute(text("SELECT max(id) FROM position")).scalar_one()
+    plan = _plan(
+        big, "UPDATE ONLY alert SET position_id = NULL WHERE :p = position_id", {"p": some}
+    )
+    assert "ix_alert_position_id" in plan, plan
+    assert "Seq Scan on alert" not in plan, plan
+
+
+def test_a_purge_keeps_the_alerts_and_drops_their_reference(big: Engine) -> None:
+    with big.begin() as conn:
+        gone = purge_positions(conn, before=T0 + timedelta(minutes=101))
+        assert gone == 100
+        cleared, kept = conn.execute(
+            text("SELECT count(*) FILTER (WHERE position_id IS NULL), count(*) FROM alert")
+        ).one()
+        conn.rollback()
+    assert (cleared, kept) == (100, ALERTS)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # data/planning/workspace.py: a unit's grid today (one lookup per unit of a plan)
+        "SELECT g.code FROM grid g WHERE g.community_id = :c AND g.valid_to IS NULL "
+        "ORDER BY g.code",
+        # data/planning/service.py: when the community's current grids began
+        "SELECT max(valid_from) FROM grid WHERE community_id = :c AND valid_to IS NULL",
+        # data/planning/service.py: the switch closes the community's current grids
+        "UPDATE grid SET valid_to = current_date WHERE community_id = :c AND valid_to IS NULL",
+    ],
+)
+def test_a_communitys_grids_are_read_by_index(big: Engine, sql: str) -> None:
+    with big.connect() as conn:
+        c = conn.execute(text("SELECT id FROM community WHERE code = 'C150'")).scalar_one()
+    plan = _plan(big, sql, {"c": c})
+    assert "ix_grid_community_id" in plan, plan
+    assert "Seq Scan on grid" not in plan, plan
