@@ -40,7 +40,6 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, text
 
-from api.routers.maps import render
 from bench.coverage import DISTRICT, split_in_two
 from data.access.queries import AreaScope, create_api_key
 from data.cluster import LocalCluster, ensure_database
@@ -50,6 +49,7 @@ from data.district.maps import grid_layers
 from data.importing.loading import import_file
 from data.models import Role
 from data.settings import Settings
+from maps.pages import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "gridwork_bench_maps"

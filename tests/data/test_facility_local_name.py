@@ -33,7 +33,7 @@ def test_facility_name_zh_is_kept_as_name_local(clean_engine: Engine, tmp_path: 
     report = import_file(clean_engine, "facilities", path)
     assert report.inserted == 2
     with clean_engine.connect() as conn:
-        rows = dict(
+        rows: dict[str, str | None] = dict(
             conn.execute(text("SELECT source_id, name_local FROM facility ORDER BY 1")).all()
         )
     assert rows == {"n1": "药店", "n2": None}
