@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.case_viewer import case_viewer
 from api.deps import SessionDep
 from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
@@ -66,16 +67,6 @@ EVENT_NAMES = {
     "from_department": N_("Given back by the department"),
 }
 DUE_SOON = timedelta(hours=24)
-
-
-def _viewer(session: SessionDep, principal: Principal) -> q.Viewer:
-    return service.viewer(
-        session,
-        principal.scope,
-        principal.user_id,
-        principal.name,
-        department_account=principal.role is Role.department,
-    )
 
 
 def _names(ctx: Any) -> dict[str, Any]:
@@ -132,7 +123,7 @@ def case_list(
     start, end = _day(since, "since"), _day(until, "until")
     rows = q.list_cases(
         session,
-        _viewer(session, principal),
+        case_viewer(session, principal),
         category=category or None,
         status=list(OPEN) if status == "open" else ([status] if status else None),
         grid=grid or None,
@@ -182,7 +173,7 @@ def case_list(
 @router.get("/mine", response_class=HTMLResponse)
 def my_cases(request: Request, session: SessionDep, principal: Handling) -> HTMLResponse:
     ctx = context(request, principal)
-    viewer = _viewer(session, principal)
+    viewer = case_viewer(session, principal)
     now = datetime.now(UTC)
     if principal.role is Role.department:
         rows = q.list_cases(session, viewer, status=list(OPEN), department_id=viewer.dept_id)
@@ -267,7 +258,7 @@ def figures_page(
     today = datetime.now(ZoneInfo(zone)).date()
     start = _day(since, "since") or today - timedelta(days=30)
     end = _day(until, "until") or today
-    viewer = _viewer(session, principal)
+    viewer = case_viewer(session, principal)
     areas = sorted({r[level] for r in q.list_cases(session, viewer, limit=10_000) if r.get(level)})
     shown = [code] if code else areas
     rows = [
@@ -302,7 +293,7 @@ def case_page(
     request: Request, session: SessionDep, principal: Viewing, case_id: int
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    row = q.case(session, case_id, _viewer(session, principal))
+    row = q.case(session, case_id, case_viewer(session, principal))
     _decorate(ctx, [row], datetime.now(UTC))
     handler = may(principal.role, Action.handle_cases)
     reporter = None
@@ -347,7 +338,7 @@ def act(
     note: Annotated[str, Form(max_length=2000)] = "",
     department: Annotated[str, Form(max_length=64)] = "",
 ) -> RedirectResponse:
-    viewer = _viewer(session, principal)
+    viewer = case_viewer(session, principal)
     now = datetime.now(UTC)
     if action == "escalate":
         service.escalate(session, viewer, case_id, note, now)

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
+from api.case_viewer import case_viewer as _viewer
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas import StrictModel
 from api.security import Principal, audit_read, require
 from data.incidents import queries as q
 from data.incidents import service
-from data.models import Role
 from data.policy import Action, may
 from geo.errors import InvalidInput
 from geo.incidents.rules import LEVELS, MOVES, STATUSES
@@ -80,16 +80,6 @@ class ReasonIn(StrictModel):
 class HandOffIn(StrictModel):
     department: str | None = Field(None, max_length=64)
     note: str | None = Field(None, max_length=2000)
-
-
-def _viewer(session: SessionDep, principal: Principal) -> q.Viewer:
-    return service.viewer(
-        session,
-        principal.scope,
-        principal.user_id,
-        principal.name,
-        department_account=principal.role is Role.department,
-    )
 
 
 def _with_history(

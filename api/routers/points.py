@@ -631,61 +631,40 @@ FileCrs = Annotated[
 ]
 
 
-@router.post(
-    "/households/upload",
-    response_model=HouseholdsUploaded,
-    summary="Bulk upload of households (CSV or GeoJSON)",
+def _register_upload(kind: PointKind, action: Action, answer: type[BaseModel], doc: str) -> None:
+    """``POST /{kind}/upload``, open to the roles ``action`` admits, answered as ``answer``."""
+
+    def endpoint(
+        request: Request,
+        session: SessionDep,
+        *,
+        principal: Principal = _who(action),
+        index: GridIndexDep,
+        file: Upload,
+        allow_rejects: AllowRejects = False,
+        crs: FileCrs = None,
+    ) -> dict[str, Any]:
+        return _upload(
+            request, session, principal, index, kind, file, allow_rejects=allow_rejects, crs=crs
+        )
+
+    endpoint.__name__ = endpoint.__qualname__ = f"upload_{kind.name}"
+    endpoint.__doc__ = doc
+    router.post(
+        f"/{kind.name}/upload",
+        response_model=answer,
+        summary=f"Bulk upload of {kind.name} (CSV or GeoJSON)",
+    )(endpoint)
+
+
+_ROWS_AND_GRIDS = (
+    "All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."
 )
-def upload_households(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_households)],
-    index: GridIndexDep,
-    file: Upload,
-    allow_rejects: AllowRejects = False,
-    crs: FileCrs = None,
-) -> dict[str, Any]:
-    """All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."""
-    return _upload(
-        request, session, principal, index, HOUSEHOLDS, file, allow_rejects=allow_rejects, crs=crs
-    )
-
-
-@router.post(
-    "/facilities/upload",
-    response_model=SourcesUploaded,
-    summary="Bulk upload of facilities (CSV or GeoJSON)",
+_register_upload(HOUSEHOLDS, Action.edit_households, HouseholdsUploaded, _ROWS_AND_GRIDS)
+_register_upload(FACILITIES, Action.edit_facilities, SourcesUploaded, _ROWS_AND_GRIDS)
+_register_upload(
+    INCIDENTS,
+    Action.upload_incidents,
+    SourcesUploaded,
+    "All-or-nothing unless ``allow_rejects``; a row without a location is a reject.",
 )
-def upload_facilities(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_facilities)],
-    index: GridIndexDep,
-    file: Upload,
-    allow_rejects: AllowRejects = False,
-    crs: FileCrs = None,
-) -> dict[str, Any]:
-    """All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."""
-    return _upload(
-        request, session, principal, index, FACILITIES, file, allow_rejects=allow_rejects, crs=crs
-    )
-
-
-@router.post(
-    "/incidents/upload",
-    response_model=SourcesUploaded,
-    summary="Bulk upload of incidents (CSV or GeoJSON)",
-)
-def upload_incidents(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.upload_incidents)],
-    index: GridIndexDep,
-    file: Upload,
-    allow_rejects: AllowRejects = False,
-    crs: FileCrs = None,
-) -> dict[str, Any]:
-    """All-or-nothing unless ``allow_rejects``; a row without a location is a reject."""
-    return _upload(
-        request, session, principal, index, INCIDENTS, file, allow_rejects=allow_rejects, crs=crs
-    )

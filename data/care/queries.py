@@ -499,30 +499,29 @@ _DEVICE_STATUS = (
 )
 
 
+def _dicts(db: Db, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row the query answers, as a dict of its columns."""
+    return [dict(r) for r in db.execute(text(sql), params).mappings()]
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
 def list_elders(db: Db, scope: AreaScope, *, limit: int, offset: int) -> list[dict[str, Any]]:
     """Elders the caller may read (home area, or found there during an alert), no positions."""
-    rows = (
-        db.execute(
-            text(
-                f"""
-                SELECT e.id, e.display_name, g.code AS home_grid_code,
-                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
-                               AND c.withdrawn_at IS NULL) AS consent
-                FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
-                WHERE {elder_sql(Action.locate_elders)}
-                ORDER BY e.id LIMIT :limit OFFSET :offset
-                """  # noqa: S608
-            ),
-            {"limit": limit, "offset": offset, **_scope_params(scope)},
-        )
-        .mappings()
-        .all()
+    return _dicts(
+        db,
+        f"""
+        SELECT e.id, e.display_name, g.code AS home_grid_code,
+               EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                       AND c.withdrawn_at IS NULL) AS consent
+        FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
+        WHERE {elder_sql(Action.locate_elders)}
+        ORDER BY e.id LIMIT :limit OFFSET :offset
+        """,  # noqa: S608
+        {"limit": limit, "offset": offset, **_scope_params(scope)},
     )
-    return [dict(r) for r in rows]
 
 
 # --------------------------------------------------------------------------- ingest
@@ -1096,48 +1095,36 @@ def nearest_facilities(
 ) -> list[dict[str, Any]]:
     """The ``count`` nearest facilities by straight-line (geodesic) distance, none farther
     than ``within_m``."""
-    rows = (
-        db.execute(
-            text(
-                """
-                WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
-                near AS (SELECT f.id, f.source_id, f.kind, f.name, f.geom FROM facility f, pt
-                         ORDER BY f.geom <-> pt.g LIMIT :wide)
-                SELECT n.id, n.source_id, n.kind, n.name, ST_X(n.geom) AS lon,
-                       ST_Y(n.geom) AS lat,
-                       ST_Distance(n.geom::geography, pt.g::geography) AS straight_line_m
-                FROM near n, pt
-                WHERE ST_DWithin(n.geom::geography, pt.g::geography, :within)
-                ORDER BY straight_line_m, n.id LIMIT :count
-                """
-            ),
-            # Degrees are not square away from the equator: rank a wider set by metres.
-            {"lon": lon, "lat": lat, "count": count, "wide": count * 4, "within": within_m},
-        )
-        .mappings()
-        .all()
+    return _dicts(
+        db,
+        """
+        WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+        near AS (SELECT f.id, f.source_id, f.kind, f.name, f.geom FROM facility f, pt
+                 ORDER BY f.geom <-> pt.g LIMIT :wide)
+        SELECT n.id, n.source_id, n.kind, n.name, ST_X(n.geom) AS lon,
+               ST_Y(n.geom) AS lat,
+               ST_Distance(n.geom::geography, pt.g::geography) AS straight_line_m
+        FROM near n, pt
+        WHERE ST_DWithin(n.geom::geography, pt.g::geography, :within)
+        ORDER BY straight_line_m, n.id LIMIT :count
+        """,
+        # Degrees are not square away from the equator: rank a wider set by metres.
+        {"lon": lon, "lat": lat, "count": count, "wide": count * 4, "within": within_m},
     )
-    return [dict(r) for r in rows]
 
 
 def trail(db: Db, elder_id: int, *, since: datetime, limit: int) -> list[dict[str, Any]]:
-    rows = (
-        db.execute(
-            text(
-                """
-                SELECT p.time, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.accuracy_m,
-                       p.battery, p.speed_mps, g.code AS grid_code
-                FROM position p LEFT JOIN grid g ON g.id = p.grid_id
-                WHERE p.elder_id = :e AND p.time >= :since
-                ORDER BY p.time, p.id LIMIT :limit
-                """
-            ),
-            {"e": elder_id, "since": since, "limit": limit},
-        )
-        .mappings()
-        .all()
+    return _dicts(
+        db,
+        """
+        SELECT p.time, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, p.accuracy_m,
+               p.battery, p.speed_mps, g.code AS grid_code
+        FROM position p LEFT JOIN grid g ON g.id = p.grid_id
+        WHERE p.elder_id = :e AND p.time >= :since
+        ORDER BY p.time, p.id LIMIT :limit
+        """,
+        {"e": elder_id, "since": since, "limit": limit},
     )
-    return [dict(r) for r in rows]
 
 
 def zone_and_home(db: Db, elder_id: int) -> dict[str, Any]:
@@ -1189,56 +1176,44 @@ def elders_at_a_glance(
     """Elders the caller may read, with their state (no positions): when their device was
     last heard from, the newest fix's time and battery, inside or outside the safe zone,
     open alerts. ``search`` matches the name (case-insensitive, anywhere in it)."""
-    rows = (
-        db.execute(
-            text(
-                f"""
-                SELECT e.id, e.display_name, g.code AS home_grid_code,
-                       EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
-                               AND c.withdrawn_at IS NULL) AS consent,
-                       s.outside, s.no_fix,
-                       greatest(d.heard, p.received_at) AS last_heard_at,
-                       p.time AS last_fix_time, coalesce(p.battery, d.battery) AS battery,
-                       (SELECT count(*) FROM alert a WHERE a.elder_id = e.id
-                        AND a.status <> 'closed') AS open_alerts,
-                       EXISTS (SELECT 1 FROM safe_zone z WHERE z.elder_id = e.id) AS has_zone
-                FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
-                LEFT JOIN zone_state s ON s.elder_id = e.id
-                LEFT JOIN LATERAL (SELECT max(last_heard_at) AS heard,
-                                          (array_agg(last_battery ORDER BY last_heard_at
-                                                     DESC NULLS LAST))[1] AS battery
-                                   FROM device WHERE elder_id = e.id) d ON true
-                LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
-                                   WHERE elder_id = e.id ORDER BY time DESC, id DESC
-                                   LIMIT 1) p ON true
-                WHERE {elder_sql(Action.locate_elders)}
-                  AND (CAST(:search AS text) IS NULL
-                       OR e.display_name ILIKE '%' || CAST(:search AS text) || '%')
-                ORDER BY open_alerts DESC, e.display_name, e.id LIMIT :limit OFFSET :offset
-                """  # noqa: S608
-            ),
-            {"search": search or None, "limit": limit, "offset": offset, **_scope_params(scope)},
-        )
-        .mappings()
-        .all()
+    return _dicts(
+        db,
+        f"""
+        SELECT e.id, e.display_name, g.code AS home_grid_code,
+               EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
+                       AND c.withdrawn_at IS NULL) AS consent,
+               s.outside, s.no_fix,
+               greatest(d.heard, p.received_at) AS last_heard_at,
+               p.time AS last_fix_time, coalesce(p.battery, d.battery) AS battery,
+               (SELECT count(*) FROM alert a WHERE a.elder_id = e.id
+                AND a.status <> 'closed') AS open_alerts,
+               EXISTS (SELECT 1 FROM safe_zone z WHERE z.elder_id = e.id) AS has_zone
+        FROM elder e LEFT JOIN grid g ON g.id = e.home_grid_id
+        LEFT JOIN zone_state s ON s.elder_id = e.id
+        LEFT JOIN LATERAL (SELECT max(last_heard_at) AS heard,
+                                  (array_agg(last_battery ORDER BY last_heard_at
+                                             DESC NULLS LAST))[1] AS battery
+                           FROM device WHERE elder_id = e.id) d ON true
+        LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
+                           WHERE elder_id = e.id ORDER BY time DESC, id DESC
+                           LIMIT 1) p ON true
+        WHERE {elder_sql(Action.locate_elders)}
+          AND (CAST(:search AS text) IS NULL
+               OR e.display_name ILIKE '%' || CAST(:search AS text) || '%')
+        ORDER BY open_alerts DESC, e.display_name, e.id LIMIT :limit OFFSET :offset
+        """,  # noqa: S608
+        {"search": search or None, "limit": limit, "offset": offset, **_scope_params(scope)},
     )
-    return [dict(r) for r in rows]
 
 
 def consents_of(db: Db, elder_id: int) -> list[dict[str, Any]]:
     """The consent records of one elder, newest first (withdrawn ones too)."""
-    rows = (
-        db.execute(
-            text(
-                "SELECT id, given_by, given_on, scope, recorded_by, recorded_at, withdrawn_at, "
-                "withdrawn_by FROM consent WHERE elder_id = :e ORDER BY recorded_at DESC, id DESC"
-            ),
-            {"e": elder_id},
-        )
-        .mappings()
-        .all()
+    return _dicts(
+        db,
+        "SELECT id, given_by, given_on, scope, recorded_by, recorded_at, withdrawn_at, "
+        "withdrawn_by FROM consent WHERE elder_id = :e ORDER BY recorded_at DESC, id DESC",
+        {"e": elder_id},
     )
-    return [dict(r) for r in rows]
 
 
 def alerts_of_elder(db: Db, elder_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -1283,38 +1258,32 @@ def search_households(
     """Households of the caller's area whose code or building's id contains ``query``, or
     that lie within about 60 m of a road whose name contains it (an address, as people say it);
     with their grid and the nearest road's name. No resident data."""
-    rows = (
-        db.execute(
-            text(
-                f"""
-                WITH hit AS (
-                    SELECT h.id FROM household h LEFT JOIN building b ON b.id = h.building_id
-                    WHERE h.code ILIKE '%' || :q || '%' OR b.source_id ILIKE '%' || :q || '%'
-                    UNION
-                    -- about 60 m (0.0008°), on the spatial index
-                    SELECT h.id FROM road_segment r JOIN household h
-                         ON ST_DWithin(h.geom, r.geom, 0.0008)
-                    WHERE r.name ILIKE '%' || :q || '%'
-                )
-                SELECT h.id, h.code, h.size, h.lives_alone, g.code AS grid_code,
-                       b.source_id AS building,
-                       (SELECT r.name FROM road_segment r WHERE r.name IS NOT NULL
-                        ORDER BY r.geom <-> h.geom LIMIT 1) AS road
-                FROM hit JOIN household h ON h.id = hit.id
-                JOIN grid g ON g.id = coalesce(
-                    (SELECT id FROM grid WHERE id = h.grid_id AND valid_to IS NULL),
-                    {grid_at("h.geom")})
-                LEFT JOIN building b ON b.id = h.building_id
-                WHERE (:unrestricted OR g.id = ANY(CAST(:grid_ids AS int[])))
-                ORDER BY h.code LIMIT :limit
-                """  # noqa: S608
-            ),
-            {"q": query, "limit": limit, **_scope_params(scope)},
+    return _dicts(
+        db,
+        f"""
+        WITH hit AS (
+            SELECT h.id FROM household h LEFT JOIN building b ON b.id = h.building_id
+            WHERE h.code ILIKE '%' || :q || '%' OR b.source_id ILIKE '%' || :q || '%'
+            UNION
+            -- about 60 m (0.0008°), on the spatial index
+            SELECT h.id FROM road_segment r JOIN household h
+                 ON ST_DWithin(h.geom, r.geom, 0.0008)
+            WHERE r.name ILIKE '%' || :q || '%'
         )
-        .mappings()
-        .all()
+        SELECT h.id, h.code, h.size, h.lives_alone, g.code AS grid_code,
+               b.source_id AS building,
+               (SELECT r.name FROM road_segment r WHERE r.name IS NOT NULL
+                ORDER BY r.geom <-> h.geom LIMIT 1) AS road
+        FROM hit JOIN household h ON h.id = hit.id
+        JOIN grid g ON g.id = coalesce(
+            (SELECT id FROM grid WHERE id = h.grid_id AND valid_to IS NULL),
+            {grid_at("h.geom")})
+        LEFT JOIN building b ON b.id = h.building_id
+        WHERE (:unrestricted OR g.id = ANY(CAST(:grid_ids AS int[])))
+        ORDER BY h.code LIMIT :limit
+        """,  # noqa: S608
+        {"q": query, "limit": limit, **_scope_params(scope)},
     )
-    return [dict(r) for r in rows]
 
 
 def console_counts(db: Db, scope: AreaScope) -> dict[str, int]:

@@ -30,7 +30,7 @@ from data.policy import HELD_COMMUNITY_SQL, sees_grid
 from data.settings import Settings
 from geo.district.tiling import fit_to_parent
 from geo.errors import Conflict, InvalidInput, NotFound
-from geo.planning.metrics import PlanMetrics, move_unit, plan_metrics
+from geo.planning.metrics import PlanMetrics, plan_metrics
 from geo.planning.split import split_community
 from geo.planning.units import EDGE_KINDS, UnitGraph, Units, build_units
 
@@ -391,34 +391,6 @@ def _require_draft(plan: StoredPlan) -> None:
 class MoveOutcome:
     moved: bool
     problems: tuple[str, ...]
-
-
-def move(
-    db: Db, plan_id: int, *, units_to_move: list[int], to_grid: str, force: bool, settings: Settings
-) -> MoveOutcome:
-    """Move units to a neighbouring grid; refused with every reason unless forced."""
-    plan = get_plan(db, plan_id)
-    _require_draft(plan)
-    units, assignment, locked_units = load_units(db, plan_id, epsg=_epsg(db, settings))
-    locked_grids = _locked_grids(db, plan_id)
-    result = move_unit(
-        units,
-        assignment,
-        units_to_move,
-        to_grid,
-        min_households=plan.min_households,
-        max_households=plan.max_households,
-        locked_units=locked_units,
-        locked_grids=locked_grids,
-        force=force,
-    )
-    if result.moved:
-        db.execute(
-            text("UPDATE plan_unit SET grid_code = :g WHERE plan_id = :p AND unit = ANY(:u)"),
-            {"g": to_grid, "p": plan_id, "u": units_to_move},
-        )
-        _remeasure(db, plan, units, result.assignment, locked_grids)
-    return MoveOutcome(result.moved, result.problems)
 
 
 def _remeasure(
@@ -956,7 +928,6 @@ __all__ = [
     "grid_on",
     "list_plans",
     "lock_grids",
-    "move",
     "oversize_report",
     "plan_grids",
     "plan_summary",

@@ -303,49 +303,41 @@ def resplit(db: Db, plan_id: int, *, seed: int, author: str, settings: Settings)
 
 
 def undo(db: Db, plan_id: int, *, author: str, settings: Settings) -> dict[str, Any]:
-    _require_draft(get_plan(db, plan_id))
-    row = db.execute(
-        text(
-            "SELECT seq, changes, locks, summary FROM plan_step WHERE plan_id = :p "
-            "AND state = 'done' ORDER BY seq DESC LIMIT 1 FOR UPDATE"
-        ),
-        {"p": plan_id},
-    ).first()
-    if row is None:
-        raise Conflict("nothing to undo", field="plan")
-    _apply(db, plan_id, row[1], row[2], forward=False)
-    _remeasure_plan(db, plan_id, settings)
-    db.execute(
-        text(
-            "UPDATE plan_step SET state = 'undone', state_at = now(), state_by = :a "
-            "WHERE plan_id = :p AND seq = :s"
-        ),
-        {"p": plan_id, "s": row[0], "a": author},
-    )
-    return {"undone": int(row[0]), "summary": row[3]}
+    """Apply the latest ``done`` step backwards and mark it ``undone``."""
+    return _replay(db, plan_id, forward=False, author=author, settings=settings)
 
 
 def redo(db: Db, plan_id: int, *, author: str, settings: Settings) -> dict[str, Any]:
+    """Apply the earliest ``undone`` step again and mark it ``done``."""
+    return _replay(db, plan_id, forward=True, author=author, settings=settings)
+
+
+def _replay(
+    db: Db, plan_id: int, *, forward: bool, author: str, settings: Settings
+) -> dict[str, Any]:
     _require_draft(get_plan(db, plan_id))
+    before, after, order, answer = (
+        ("undone", "done", "seq", "redone") if forward else ("done", "undone", "seq DESC", "undone")
+    )
     row = db.execute(
         text(
-            "SELECT seq, changes, locks, summary FROM plan_step WHERE plan_id = :p "
-            "AND state = 'undone' ORDER BY seq LIMIT 1 FOR UPDATE"
+            "SELECT seq, changes, locks, summary FROM plan_step WHERE plan_id = :p "  # noqa: S608
+            f"AND state = :state ORDER BY {order} LIMIT 1 FOR UPDATE"
         ),
-        {"p": plan_id},
+        {"p": plan_id, "state": before},
     ).first()
     if row is None:
-        raise Conflict("nothing to redo", field="plan")
-    _apply(db, plan_id, row[1], row[2], forward=True)
+        raise Conflict(f"nothing to {'redo' if forward else 'undo'}", field="plan")
+    _apply(db, plan_id, row[1], row[2], forward=forward)
     _remeasure_plan(db, plan_id, settings)
     db.execute(
         text(
-            "UPDATE plan_step SET state = 'done', state_at = now(), state_by = :a "
+            "UPDATE plan_step SET state = :state, state_at = now(), state_by = :a "
             "WHERE plan_id = :p AND seq = :s"
         ),
-        {"p": plan_id, "s": row[0], "a": author},
+        {"p": plan_id, "s": row[0], "a": author, "state": after},
     )
-    return {"redone": int(row[0]), "summary": row[3]}
+    return {answer: int(row[0]), "summary": row[3]}
 
 
 # --- after publishing: lineage and workers ---------------------------------------------------

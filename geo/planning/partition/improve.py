@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 from geo.planning.partition.band import Search
 from geo.planning.partition.tree import depths, lca, subtree_sizes
@@ -116,24 +117,15 @@ class PlanState:
 
     def repair(self) -> None:
         """Pair re-splits of out-of-band grids until none is left or nothing helps."""
-        part = self.part
-        for _ in range(part.budget.repair_rounds):
-            bad = [g for g in range(len(self.members)) if part.deviation(self.w[g]) > 0]
-            if not bad:
-                return
-            progress = False
-            for g in bad:
-                if part.deviation(self.w[g]) == 0:
-                    continue
-                for h in self.neighbours(g):
-                    if self.resplit(g, h, repair=True):
-                        progress = True
-                        break
-            if not progress:
-                return
+        self._rounds(lambda g: any(self.resplit(g, h, repair=True) for h in self.neighbours(g)))
 
     def chain_repair(self) -> None:
         """Pass surpluses and deficits along chains of grids (see the module docstring)."""
+        self._rounds(self._chain)
+
+    def _rounds(self, fix: Callable[[int], bool]) -> None:
+        """Call ``fix`` on each grid still out of its band, round after round, until every
+        grid is in band, a round changes nothing, or the budget's rounds are spent."""
         part = self.part
         for _ in range(part.budget.repair_rounds):
             bad = [g for g in range(len(self.members)) if part.deviation(self.w[g]) > 0]
@@ -141,7 +133,7 @@ class PlanState:
                 return
             progress = False
             for g in bad:
-                if part.deviation(self.w[g]) > 0 and self._chain(g):
+                if part.deviation(self.w[g]) > 0 and fix(g):
                     progress = True
             if not progress:
                 return
@@ -462,20 +454,7 @@ class PlanState:
         return moved
 
     def _connected_without(self, g: int, u: int) -> bool:
-        p = self.p
-        rest = self.members[g] - {u}
-        if not rest:
-            return False
-        start = min(rest)
-        seen = {start}
-        stack = [start]
-        while stack:
-            a = stack.pop()
-            for b, _ in p.nbrs[a]:
-                if b in rest and b not in seen:
-                    seen.add(b)
-                    stack.append(b)
-        return len(seen) == len(rest)
+        return _connected(self.members[g] - {u}, self.p.nbrs)
 
 
 # --- tree helpers ----------------------------------------------------------------------------
