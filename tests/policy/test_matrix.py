@@ -11,7 +11,8 @@ route names its :class:`~data.policy.Action` (``require(action).gridwork_action`
   403 for writing a point outside one's area, a withheld/absent entry for lists and
   ``/assign``, a 422 reject for bulk uploads (the row untouched);
 * allowed and inside → 2xx (a few body-only exemptions, listed in ``BODY_EXEMPT``);
-* ``/ogc`` and ``/viewer`` are district-wide only: scoped callers get 403.
+* ``/ogc`` is district-wide only: scoped callers get 403 (``/viewer`` sends them to their
+  area's grid map instead).
 
 "Inside" for a plan, and for any ``plan_grids`` act (redrawing a grid, drafting a plan),
 means holding the community (street or community scope), not one grid of it (``data.policy``
@@ -56,7 +57,9 @@ CASE_CATEGORY = "street_light"  # seeded (migration 0012), first level: grid
 AREAS = ("in", "out")
 OPEN = {"/health", "/token"}  # answer without credentials on purpose
 SELF = {"/me"}  # any signed-in caller, about their own account
-DISTRICT_WIDE = {"/viewer"}
+# /viewer draws the district-wide tiles for unrestricted callers and sends scoped staff to
+# their area's grid map (303 → /maps/grids), so it is asked like a list of their area.
+DISTRICT_WIDE: set[str] = set()
 OGC_VIEWS = (
     "streets",
     "communities",
@@ -71,6 +74,11 @@ CONSENT = {"given_by": "the elder", "given_on": "2026-01-05", "scope": "locate w
 BODY_EXEMPT: dict[tuple[str, str], set[int]] = {
     # A valid move needs units on a shared edge with a neighbouring grid of the draft.
     ("POST", "/plans/{plan_id}/moves"): {409, 422},
+    # The plan's own state decides these: a fresh draft has nothing to redo, is not waiting
+    # for a date to withdraw, and has no new grids whose workers to confirm.
+    ("POST", "/plans/{plan_id}/redo"): {409},
+    ("POST", "/plans/{plan_id}/withdraw"): {409},
+    ("POST", "/plans/{plan_id}/workers"): {409, 422},
 }
 
 
@@ -424,6 +432,8 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
     if path == "/basemap":  # roads and outlines, "no personal data, the same for all staff"
         bbox = f"{p.lon - 0.002},{p.lat - 0.002},{p.lon + 0.002},{p.lat + 0.002}"
         return Ask(method, path, params={"bbox": bbox, "zoom": 16}, kind="list")
+    if path == "/viewer":  # unrestricted: the tiles; scoped: sent on to their grid map
+        return Ask(method, path, kind="list")
     if path == "/audit":
         return Ask(method, path, kind="list")
     if path in ("/admin/users", "/admin/keys"):
@@ -445,7 +455,7 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
     if path.startswith("/plans/{plan_id}"):
         own = who.role == Role.admin or (who.scope == "community" and area == "in")
         plan = w.plan(area) if fresh and own and path.endswith("/publish") else s[("plan", area)]
-        url = path.replace("{plan_id}", str(plan))
+        url = path.replace("{plan_id}", str(plan)).replace("{fmt}", "geojson")
         body: Any = None
         if path.endswith("/moves"):
             body = {"units": [0], "to_grid": s[("plan_grid", area)]}
@@ -453,6 +463,8 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
             body = {"grids": [s[("plan_grid", area)]], "locked": True}
         elif path.endswith("/publish"):
             body = {}
+        elif path.endswith("/workers") and method == "POST":
+            body = {"workers": {s[("plan_grid", area)]: None}}
         return Ask(method, url, json=body, target="plan")
     if path == "/grids/on":
         return Ask(method, path, params={"lon": p.lon, "lat": p.lat, "date": today},
