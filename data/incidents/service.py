@@ -226,6 +226,13 @@ def hand_to_department(
 ) -> dict[str, Any]:
     """Give an open case to a department (the category's, unless another is named)."""
     row = q.case(db, case_id, who, lock=True)
+    if who.department_account:
+        # A department gives a case back (POST …/return) with what it did; passing it on to
+        # another department is the area's handlers' decision, not the department's.
+        raise Forbidden(
+            "a department returns the case to its area's handlers, who may hand it on",
+            field="department",
+        )
     if row["status"] not in rules.OPEN:
         raise Conflict(f"a {row['status']} case is not handed over", field="department")
     if department is None:

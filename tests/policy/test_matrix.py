@@ -646,12 +646,9 @@ def _ask_case(w: World, method: str, path: str, who: Who, area: str, fresh: bool
             # staff hand a case to the department; a department tries to pass its case on
             body = {"department": OTHER_DEPT if mine else DEPT, "note": "matrix test"}
             if mine and area == "in":
-                # Departments give a case back (/return), they do not pass it on: the case
-                # pages offer them no hand-over, and this route refuses it, because the case
-                # would no longer be theirs (service.hand_to_department re-reads it as the
-                # caller): 404 and the request rolls back. Asserted as that, the case still
-                # with its department; see the report (policy says handle_cases, which
-                # names hand-over, includes departments).
+                # Departments give a case back (/return), they do not pass it on: the area's
+                # handlers decide where it goes next (service.hand_to_department: 403, the
+                # case still with its department).
                 return Ask(method, url, json=body, kind="pass_on", target="case", marker=case)
         elif path.endswith("/return"):
             body = {"note": "matrix test done"}
@@ -778,7 +775,7 @@ def judge(w: World, expect: str, a: Ask, r: Any, route: tuple[str, str]) -> str 
             ).scalar()
         if now != DEPT:
             return f"{code}; the case went from {DEPT} to {now}"
-        return None if code == 404 else f"{code} {r.text[:160]}"
+        return None if code == 403 else f"{code} {r.text[:160]}"
     if expect == "reject" and a.untouched is None:  # a new row outside what is mine
         return None if code == 422 else f"{code} {r.text[:160]}"
     if expect == "reject":
