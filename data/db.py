@@ -92,7 +92,9 @@ def clone_database(server_url: str, template: str, name: str) -> str:
 
     For tests and benchmarks: ``CREATE DATABASE … TEMPLATE`` copies the template's files
     (about 0.1 s for the Porto sample), where migrating and loading again takes seconds.
-    PostgreSQL refuses while anyone is connected to ``template``: dispose its engines first."""
+    PostgreSQL refuses while anyone is connected to ``template``: dispose its engines first.
+    The copy gets the template's grants on the database itself (``GRANT CONNECT ON DATABASE``,
+    made by migration 0009), which PostgreSQL does not copy."""
     drop_database(server_url, name)
     libpq = server_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(libpq.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
@@ -101,6 +103,23 @@ def clone_database(server_url: str, template: str, name: str) -> str:
                 sql.Identifier(name), sql.Identifier(template)
             )
         )
+        grants = conn.execute(
+            "SELECT a.privilege_type, a.grantee = 0, r.rolname FROM pg_database d "
+            "CROSS JOIN LATERAL aclexplode(d.datacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee "
+            "WHERE d.datname = %s",
+            (template,),
+        ).fetchall()
+        if grants:  # else the default rights, as the copy has
+            database = sql.Identifier(name)
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+            for privilege, public, role in grants:
+                conn.execute(
+                    sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                        sql.SQL(privilege),  # CREATE, CONNECT or TEMPORARY, from the catalog
+                        database,
+                        sql.SQL("PUBLIC") if public else sql.Identifier(role),
+                    )
+                )
     return f"{server_url.rsplit('/', 1)[0]}/{name}"
 
 

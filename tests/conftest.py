@@ -1,8 +1,16 @@
 """Shared fixtures: a real PostGIS for storage and API tests, never a mock.
 
 The database comes from ``DATABASE_URL`` when set, else from gridwork's own private cluster
-(the same one ``make demo`` uses), in separate ``*_test`` databases. These fixtures never
-skip: a missing PostGIS is an error, so CI cannot pass by skipping storage tests.
+(the same one ``make demo`` uses), in separate ``gridwork_test_*`` databases, each a copy of
+a template built once per session (``gridwork_tmpl_*``: migrated, Porto loaded …). These
+fixtures never skip: a missing PostGIS is an error, so CI cannot pass by skipping storage
+tests.
+
+Databases, accounts, apps and signed-in clients all come from one factory, tests/factory.py
+(also as the ``factory`` fixture). The Porto fixtures (``porto_url``, ``porto_engine``) are
+here, the apps over Porto in tests/api/conftest.py, over Porto with Voronoi grids in
+tests/api/assignment/conftest.py, over Porto cut in strips (``strips`` …, ``live``) in
+tests/gridded.py, and over the synthetic district in tests/care/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from data.cluster import LocalCluster, drop_database
-from data.db import fresh_database, make_engine
+from data.db import make_engine
 from data.settings import Settings
+from tests import factory
+from tests.factory import Factory
+from tests.gridded import live, strips, strips_app, strips_client  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
@@ -35,38 +46,36 @@ def _server_url(settings: Settings) -> str:
     return cluster.url()
 
 
-_OWN: dict[str, str] = {}  # this session's databases → their server, dropped at the end
-
-
-def own_database(server_url: str, base: str) -> str:
-    """A fresh, migrated database for this test session only (``base`` + the pid).
+def own_database(server_url: str, base: str, kind: str = "migrated") -> str:
+    """A migrated database for this test session only (``base`` + the pid), a copy of the
+    session's template of ``kind`` (tests/factory.py): ``migrated`` (empty), ``porto``,
+    ``porto_grids`` or ``porto_strips``.
 
     Two suites on one machine (two checkouts, CI beside a developer) never drop each
     other's databases; this session's are dropped when it ends, and those of a session
     that died are dropped by the next one on the private cluster."""
-    name = f"{base}_{os.getpid()}"
-    _OWN[name] = server_url
-    return fresh_database(server_url, name)
+    return factory.database(server_url, base, kind)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    for name, url in _OWN.items():
+    for name, url in factory.OWN.items():
         with contextlib.suppress(psycopg.Error):
             drop_database(url, name)
 
 
-def _drop_orphans(server_url: str) -> None:
-    """Drop test databases of sessions no longer running, and those of the names used before
-    they carried a pid (private cluster only: on a shared server another machine's pid
-    means nothing here)."""
+ORPHANS = "^gridwork_(test|tmpl)[a-z_]*(_[0-9]+)?$"  # test databases and their templates
+
+
+def _drop_orphans(server_url: str, pattern: str = ORPHANS) -> None:
+    """Drop test databases and templates of sessions no longer running, and those of the
+    names used before they carried a pid (private cluster only: on a shared server another
+    machine's pid means nothing here)."""
     # The maintenance database: on a cluster just made, gridwork's own does not exist yet.
     admin = server_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
     with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
         names = [
             r[0]
-            for r in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname ~ '^gridwork_test[a-z_]*(_[0-9]+)?$'"
-            )
+            for r in conn.execute("SELECT datname FROM pg_database WHERE datname ~ %s", (pattern,))
         ]
     for name in names:
         pid = name.rsplit("_", 1)[1]
@@ -118,6 +127,12 @@ def server_url(settings: Settings) -> str:
     return _server_url(settings)
 
 
+@pytest.fixture(scope="session", name="factory")
+def factory_fixture(server_url: str) -> Factory:
+    """Databases copied from templates, accounts, apps and signed-in clients (tests/factory.py)."""
+    return Factory(server_url)
+
+
 @pytest.fixture(scope="session")
 def db_url(server_url: str) -> str:
     """A scratch database, migrated; tests that write use ``clean_engine``."""
@@ -148,15 +163,7 @@ def clean_engine(engine: Engine) -> Engine:
 @pytest.fixture(scope="session")
 def porto_url(server_url: str) -> str:
     """A database holding the Porto sample as ``make demo`` loads it; tests only read it."""
-    from data.importing.loading import load_porto
-
-    url = own_database(server_url, "gridwork_test_porto")
-    eng = make_engine(url)
-    try:
-        list(load_porto(eng, settings=Settings(database_url=url)))
-    finally:
-        eng.dispose()
-    return url
+    return own_database(server_url, "gridwork_test_porto", "porto")
 
 
 @pytest.fixture(scope="session")

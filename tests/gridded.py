@@ -3,8 +3,14 @@
 The Porto demo has no grids yet. These fixtures load it into a scratch database and cut each
 community into vertical strips holding equal numbers of households (about 170 each, inside
 the 150–180 band), one worker per grid except one who holds two, households assigned by
-ST_Covers, and a handful of incidents of known age and status. Import them into a test
-module with ``from tests.gridded import *``-style explicit names.
+ST_Covers, and a handful of incidents of known age and status.
+
+The cut, the staff and an integration's key are made once per session into the
+``porto_strips`` template (tests/factory.py); the fixtures ``strips`` (a :class:`Gridded` copy
+of it per test module), ``strips_app``, ``strips_client`` (an admin's) and ``live`` (the app
+on uvicorn, once per session, over a copy of its own) are offered to every test by
+tests/conftest.py. The names ``gridded``, ``gridded_app`` and ``gridded_client`` that
+modules used to import from here still work when imported, as aliases of those.
 """
 
 from __future__ import annotations
@@ -28,17 +34,30 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from api.app import create_app
-from api.security import hash_password
-from data.access.queries import add_scope, create_api_key, create_user
 from data.db import make_engine, transaction
-from data.importing.loading import load_porto
 from data.models import Role, ScopeLevel
 from data.settings import Settings
-from tests.conftest import own_database
+from tests.factory import (
+    PASSWORD,
+    Account,
+    add_accounts,
+    add_key,
+    app_settings,
+    database,
+    make_app,
+    template,
+)
+from tests.factory import sign_in as login
 
-PASSWORD = "correct horse battery staple"
+__all__ = ["PASSWORD", "Gridded", "Live", "login"]
+
 STRIPS = 5
+STAFF = (
+    Account("g-admin", Role.admin),
+    Account("g-coordinator", Role.coordinator, ((ScopeLevel.community, "131208"),)),
+    Account("g-planner", Role.planner, ((ScopeLevel.community, "131208"),)),
+    Account("g-device-owner", Role.planner),
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +70,8 @@ class Gridded:
     integration_key: str  # an admin-role API key, as an integration would hold
 
 
-def _cut_into_grids(engine: Engine) -> None:
+def cut_into_grids(engine: Engine) -> None:
+    """Grids, workers, household assignment and incidents over the Porto sample."""
     with transaction(engine) as session:
         communities = session.execute(
             text("SELECT id, code, ST_AsBinary(geom) FROM community ORDER BY code")
@@ -120,19 +140,31 @@ def _cut_into_grids(engine: Engine) -> None:
             )
 
 
-@pytest.fixture(scope="session")
-def gridded(server_url: str) -> Iterator[Gridded]:
-    """A database of this test session's own (runs in parallel do not collide), dropped after."""
-    url = own_database(server_url, "gridwork_test_gridded")
+_cut_into_grids = cut_into_grids
+
+_INTEGRATION_KEYS: dict[str, str] = {}  # template database → the key stored in it
+
+
+def build_template(engine: Engine, url: str) -> None:
+    """The ``porto_strips`` template (tests/factory.py), over a copy of Porto: the grids, the
+    staff and an integration's admin-role API key, shared by every copy of it."""
+    cut_into_grids(engine)
+    add_accounts(engine, STAFF)
+    _INTEGRATION_KEYS[url.rsplit("/", 1)[1]] = add_key(engine, "g-qgis", Role.admin)
+
+
+def strips_database(server_url: str, base: str) -> tuple[str, str]:
+    """A copy of the strips template: its URL and the integration's key."""
+    url = database(server_url, base, "porto_strips")
+    return url, _INTEGRATION_KEYS[template(server_url, "porto_strips")]
+
+
+@pytest.fixture(scope="module")
+def strips(server_url: str) -> Iterator[Gridded]:
+    """A copy of the strips template for this module (its tests may write)."""
+    url, key = strips_database(server_url, "gridwork_test_gridded")
     engine = make_engine(url)
-    list(load_porto(engine, settings=Settings(database_url=url)))
-    _cut_into_grids(engine)
     with transaction(engine) as session:
-        create_user(session, "g-admin", hash_password(PASSWORD), Role.admin)
-        create_user(session, "g-coordinator", hash_password(PASSWORD), Role.coordinator)
-        add_scope(session, "g-coordinator", ScopeLevel.community, "131208")
-        create_user(session, "g-device-owner", hash_password(PASSWORD), Role.planner)
-        key = create_api_key(session, "g-qgis", Role.admin)
         codes = tuple(session.execute(text("SELECT code FROM grid ORDER BY code")).scalars())
     coordinator = sum(1 for c in codes if c.startswith("131208-"))
     yield Gridded(url, engine, len(codes), codes, coordinator, key)
@@ -140,24 +172,18 @@ def gridded(server_url: str) -> Iterator[Gridded]:
 
 
 def gridded_settings(url: str) -> Settings:
-    return Settings(database_url=url, secret_key=secrets.token_urlsafe(48), login_per_minute=10_000)
+    return app_settings(url)
 
 
-@pytest.fixture(scope="session")
-def gridded_app(gridded: Gridded) -> FastAPI:
-    return create_app(gridded_settings(gridded.url), engine=gridded.engine)
+@pytest.fixture(scope="module")
+def strips_app(strips: Gridded) -> FastAPI:
+    return make_app(strips.engine)
 
 
-def login(client: TestClient, username: str) -> dict[str, str]:
-    r = client.post("/token", data={"username": username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-@pytest.fixture(scope="session")
-def gridded_client(gridded_app: FastAPI) -> Iterator[TestClient]:
+@pytest.fixture(scope="module")
+def strips_client(strips_app: FastAPI) -> Iterator[TestClient]:
     """An admin's client over the gridded Porto."""
-    with TestClient(gridded_app) as client:
+    with TestClient(strips_app) as client:
         client.headers.update(login(client, "g-admin"))
         yield client
 
@@ -169,13 +195,16 @@ class Live:
 
 
 @pytest.fixture(scope="session")
-def live(gridded: Gridded) -> Iterator[Live]:
-    """The app on uvicorn at 127.0.0.1:<free port>, in its own process, for the session."""
+def live(server_url: str) -> Iterator[Live]:
+    """The app on uvicorn at 127.0.0.1:<free port>, in its own process, for the session
+    (one start-up, not one per module), over a copy of the strips template of its own: the
+    same grids, staff and integration key as every module's ``strips``, which only reads."""
+    url, _ = strips_database(server_url, "gridwork_test_live")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     secret = secrets.token_urlsafe(48)
-    env = {**os.environ, "GRIDWORK_LIVE_DATABASE_URL": gridded.url, "GRIDWORK_LIVE_SECRET": secret}
+    env = {**os.environ, "GRIDWORK_LIVE_DATABASE_URL": url, "GRIDWORK_LIVE_SECRET": secret}
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
@@ -201,3 +230,22 @@ def live(gridded: Gridded) -> Iterator[Live]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# The names modules imported before the fixtures above were offered everywhere; "gridded_app"
+# there meant these strips, while tests/api/assignment's means the Voronoi grids.
+
+
+@pytest.fixture(scope="module")
+def gridded(strips: Gridded) -> Gridded:
+    return strips
+
+
+@pytest.fixture(scope="module")
+def gridded_app(strips_app: FastAPI) -> FastAPI:
+    return strips_app
+
+
+@pytest.fixture(scope="module")
+def gridded_client(strips_client: TestClient) -> TestClient:
+    return strips_client

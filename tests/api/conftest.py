@@ -1,68 +1,50 @@
-"""Apps over the Porto database with a user of every role, built from explicit settings."""
+"""Apps over the Porto database with a user of every role, built from explicit settings.
+
+Built with the one factory (tests/factory.py); the names here are kept for the tests that use
+them: ``STAFF``, ``PASSWORD``, ``make_settings``, ``bearer`` and the fixtures below.
+"""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.security import hash_password
-from data.access.queries import add_scope, create_api_key, create_user
-from data.db import transaction
 from data.models import Role, ScopeLevel
 from data.settings import Settings
+from tests.factory import PASSWORD, Account, add_accounts, add_key, app_settings, make_app, sign_in
 
-PASSWORD = "correct horse battery staple"
+__all__ = ["PASSWORD", "STAFF", "Staff", "bearer", "make_settings"]
 
-
-@dataclass(frozen=True)
-class Staff:
-    username: str
-    role: Role
-    scopes: tuple[tuple[ScopeLevel, str], ...]
-
+Staff = Account
 
 STAFF = {
-    "admin": Staff("t-admin", Role.admin, ()),
-    "planner": Staff("t-planner", Role.planner, ((ScopeLevel.street, "PORTO-CH"),)),
-    "coordinator": Staff("t-coordinator", Role.coordinator, ((ScopeLevel.community, "131208"),)),
-    "grid_worker": Staff("t-worker", Role.grid_worker, ()),
-    "care_staff": Staff("t-care", Role.care_staff, ((ScopeLevel.community, "131213"),)),
-    "nobody": Staff("t-nobody", Role.coordinator, ()),
+    "admin": Account("t-admin", Role.admin),
+    "planner": Account("t-planner", Role.planner, ((ScopeLevel.street, "PORTO-CH"),)),
+    "coordinator": Account("t-coordinator", Role.coordinator, ((ScopeLevel.community, "131208"),)),
+    "grid_worker": Account("t-worker", Role.grid_worker),
+    "care_staff": Account("t-care", Role.care_staff, ((ScopeLevel.community, "131213"),)),
+    "nobody": Account("t-nobody", Role.coordinator),
 }
 
 
 def make_settings(url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": url,
-        "secret_key": secrets.token_urlsafe(48),
-        "login_per_minute": 10_000,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    return app_settings(url, **overrides)
 
 
 @pytest.fixture(scope="session")
 def porto_staff(porto_engine: Engine) -> dict[str, str]:
     """Users of every role in the Porto database; returns the device's API key too."""
-    with transaction(porto_engine) as session:
-        for staff in STAFF.values():
-            create_user(session, staff.username, hash_password(PASSWORD), staff.role)
-            for level, code in staff.scopes:
-                add_scope(session, staff.username, level, code)
-        key = create_api_key(session, "t-watch-1", Role.device)
-    return {"device_key": key}
+    add_accounts(porto_engine, STAFF.values())
+    return {"device_key": add_key(porto_engine, "t-watch-1", Role.device)}
 
 
 @pytest.fixture(scope="session")
-def porto_app(porto_engine: Engine, porto_url: str, porto_staff: dict[str, str]) -> FastAPI:
-    return create_app(make_settings(porto_url), engine=porto_engine)
+def porto_app(porto_engine: Engine, porto_staff: dict[str, str]) -> FastAPI:
+    return make_app(porto_engine)
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +54,7 @@ def anonymous(porto_app: FastAPI) -> Iterator[TestClient]:
 
 
 def bearer(client: TestClient, who: str) -> dict[str, str]:
-    r = client.post("/token", data={"username": STAFF[who].username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return sign_in(client, STAFF[who].username)
 
 
 @pytest.fixture(scope="session")

@@ -17,68 +17,62 @@ from owslib.ogcapi.features import Features
 from sqlalchemy import text
 
 from maps.base import assert_offline
-from tests import gridded as fixtures
 from tests.gridded import Gridded, Live, login
-
-gridded = fixtures.gridded
-gridded_app = fixtures.gridded_app
-gridded_client = fixtures.gridded_client
-live = fixtures.live
 
 GRIDS = "/ogc/collections/ogc.grids"
 LAYERS = {"ogc.streets", "ogc.communities", "ogc.grids", "ogc.roads", "ogc.facilities"}
 
 
-def test_ogc_refuses_anyone_not_district_wide(gridded_app, gridded: Gridded) -> None:
+def test_ogc_refuses_anyone_not_district_wide(strips_app, strips: Gridded) -> None:
     paths = ["/ogc/", "/ogc/api", "/ogc/api.html", "/ogc/conformance", "/ogc/collections",
              f"{GRIDS}/items", f"{GRIDS}/items/1", f"{GRIDS}/tiles/WebMercatorQuad/14/7800/6134",
              "/ogc/static-docs/swagger-ui.css", "/ogc/no/such/path"]  # fmt: skip
-    with TestClient(gridded_app) as client:
+    with TestClient(strips_app) as client:
         coordinator = login(client, "g-coordinator")
         for path in paths:
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers={"X-API-Key": "gw_forged"}).status_code == 401
             assert client.get(path, headers=coordinator).status_code == 403, path
-        key = {"X-API-Key": gridded.integration_key}
+        key = {"X-API-Key": strips.integration_key}
         assert client.get("/ogc/collections", headers=key).status_code == 200
 
 
-def test_landing_conformance_and_collections(gridded_client: TestClient) -> None:
-    landing = gridded_client.get("/ogc/").json()
+def test_landing_conformance_and_collections(strips_client: TestClient) -> None:
+    landing = strips_client.get("/ogc/").json()
     rels = {link["rel"]: link["href"] for link in landing["links"]}
     assert rels["service-desc"].endswith("/ogc/api")
     assert rels["conformance"].endswith("/ogc/conformance")
-    api = gridded_client.get("/ogc/api").json()
+    api = strips_client.get("/ogc/api").json()
     assert api["openapi"].startswith("3.")
-    conformance = gridded_client.get("/ogc/conformance").json()["conformsTo"]
+    conformance = strips_client.get("/ogc/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conformance
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in conformance
-    ids = {c["id"] for c in gridded_client.get("/ogc/collections").json()["collections"]}
+    ids = {c["id"] for c in strips_client.get("/ogc/collections").json()["collections"]}
     assert ids == LAYERS  # never households, elders, positions or incidents
 
 
 def test_items_page_with_limit_and_filter_with_bbox(
-    gridded_client: TestClient, gridded: Gridded
+    strips_client: TestClient, strips: Gridded
 ) -> None:
-    first = gridded_client.get(f"{GRIDS}/items", params={"limit": 4}).json()
-    assert first["numberMatched"] == gridded.grids
+    first = strips_client.get(f"{GRIDS}/items", params={"limit": 4}).json()
+    assert first["numberMatched"] == strips.grids
     assert len(first["features"]) == 4
     nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
     assert "/ogc/" in nxt
-    second = gridded_client.get(nxt.replace("http://testserver", "")).json()
+    second = strips_client.get(nxt.replace("http://testserver", "")).json()
     seen = {f["properties"]["code"] for f in first["features"] + second["features"]}
     assert len(seen) == 8
-    with gridded.engine.connect() as conn:
+    with strips.engine.connect() as conn:
         inside = conn.execute(
             text(
                 "SELECT count(*) FROM grid WHERE valid_to IS NULL AND geom && "
                 "ST_MakeEnvelope(-8.62, 41.14, -8.61, 41.15, 4326)"
             )
         ).scalar_one()
-    boxed = gridded_client.get(
+    boxed = strips_client.get(
         f"{GRIDS}/items", params={"bbox": "-8.62,41.14,-8.61,41.15", "limit": 1000}
     ).json()
-    assert boxed["numberMatched"] == inside < gridded.grids
+    assert boxed["numberMatched"] == inside < strips.grids
 
 
 @pytest.mark.parametrize(
@@ -92,16 +86,16 @@ def test_items_page_with_limit_and_filter_with_bbox(
         (f"{GRIDS}/tiles/WebMercatorQuad/31/0/0", "z"),
     ],
 )
-def test_bad_input_names_the_parameter(gridded_client: TestClient, path: str, field: str) -> None:
-    r = gridded_client.get(path)
+def test_bad_input_names_the_parameter(strips_client: TestClient, path: str, field: str) -> None:
+    r = strips_client.get(path)
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith(f"{field}:")
 
 
 def test_a_tile_decodes_and_holds_the_grids_it_covers(
-    gridded_client: TestClient, gridded: Gridded
+    strips_client: TestClient, strips: Gridded
 ) -> None:
-    with gridded.engine.connect() as conn:
+    with strips.engine.connect() as conn:
         lon, lat = conn.execute(
             text(
                 "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Collect(geom)) c FROM grid) g"
@@ -109,12 +103,12 @@ def test_a_tile_decodes_and_holds_the_grids_it_covers(
         ).one()
     z = 15
     x, y = (lambda t: (t.x, t.y))(morecantile.tms.get("WebMercatorQuad").tile(lon, lat, z))
-    r = gridded_client.get(f"{GRIDS}/tiles/WebMercatorQuad/{z}/{x}/{y}")
+    r = strips_client.get(f"{GRIDS}/tiles/WebMercatorQuad/{z}/{x}/{y}")
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     tile = mapbox_vector_tile.decode(r.content)
     codes = {f["properties"]["code"] for f in tile["default"]["features"]}
-    with gridded.engine.connect() as conn:
+    with strips.engine.connect() as conn:
         expected = set(
             conn.execute(
                 text(
@@ -129,9 +123,9 @@ def test_a_tile_decodes_and_holds_the_grids_it_covers(
     assert all(h > 0 for h in households)
 
 
-def test_html_pages_are_offline(gridded_client: TestClient) -> None:
+def test_html_pages_are_offline(strips_client: TestClient) -> None:
     for path in ("/ogc/", "/ogc/collections", f"{GRIDS}/items?limit=2", "/ogc/api.html"):
-        page = gridded_client.get(path, headers={"Accept": "text/html"}).text
+        page = strips_client.get(path, headers={"Accept": "text/html"}).text
         assert_offline(page, allow=["http://testserver/", "http://www.opengis.net/"])
 
 
@@ -143,20 +137,20 @@ def live_url(live: Live) -> str:
     return live.url
 
 
-def test_owslib_reads_the_grids(live_url: str, gridded: Gridded) -> None:
-    api = Features(f"{live_url}/ogc/", headers={"X-API-Key": gridded.integration_key})
+def test_owslib_reads_the_grids(live_url: str, strips: Gridded) -> None:
+    api = Features(f"{live_url}/ogc/", headers={"X-API-Key": strips.integration_key})
     assert "ogc.grids" in {c["id"] for c in api.collections()["collections"]}
     items = api.collection_items("ogc.grids", limit=1000)
-    assert len(items["features"]) == items["numberMatched"] == gridded.grids
-    assert {f["properties"]["code"] for f in items["features"]} == set(gridded.grid_codes)
+    assert len(items["features"]) == items["numberMatched"] == strips.grids
+    assert {f["properties"]["code"] for f in items["features"]} == set(strips.grid_codes)
 
 
-def test_gdal_oapif_reads_the_grids(live_url: str, gridded: Gridded, tmp_path: Path) -> None:
+def test_gdal_oapif_reads_the_grids(live_url: str, strips: Gridded, tmp_path: Path) -> None:
     # GDAL 3.12's OAPIF driver sends its own Accept header and then ignores
     # GDAL_HTTP_HEADERS; a header file (or GDAL_HTTP_AUTH=BEARER) is what reaches us:
     # `GDAL_HTTP_HEADER_FILE=key.txt ogrinfo OAPIF:http://host/ogc/`, set in-process here.
     header_file = tmp_path / "gridwork-key.txt"
-    header_file.write_text(f"X-API-Key: {gridded.integration_key}\n")
+    header_file.write_text(f"X-API-Key: {strips.integration_key}\n")
     pyogrio.set_gdal_config_options(
         {"GDAL_HTTP_HEADER_FILE": str(header_file), "OAPIF_PAGE_SIZE": "7"}
     )  # 7 a page: GDAL has to follow 'next' links
@@ -166,8 +160,8 @@ def test_gdal_oapif_reads_the_grids(live_url: str, gridded: Gridded, tmp_path: P
     finally:
         pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None, "OAPIF_PAGE_SIZE": None})
     assert layers == LAYERS
-    assert len(frame) == gridded.grids
-    assert set(frame["code"]) == set(gridded.grid_codes)
+    assert len(frame) == strips.grids
+    assert set(frame["code"]) == set(strips.grid_codes)
     assert frame.crs.to_epsg() == 4326
 
 

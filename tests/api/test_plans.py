@@ -11,11 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from data.db import make_engine, transaction
-from data.importing.loading import load_porto
-from data.settings import Settings
+from data.db import make_engine
 from tests.api.conftest import PASSWORD, STAFF, make_settings
-from tests.conftest import own_database
+from tests.factory import add_accounts, database, make_app, signed_in
 
 COMMUNITY = "131208"  # Miragaia, 899 estimated households
 
@@ -23,32 +21,18 @@ COMMUNITY = "131208"  # Miragaia, 899 estimated households
 @pytest.fixture(scope="module")
 def plans_engine(server_url: str) -> Iterator[Engine]:
     """A Porto database of this module's own: publishing changes grids for good."""
-    url = own_database(server_url, "gridwork_test_plans")
+    url = database(server_url, "gridwork_test_plans", "porto")
     engine = make_engine(url)
-    list(load_porto(engine, settings=Settings(database_url=url)))
-    from api.security import hash_password
-    from data.access.queries import add_scope, create_user
-
-    with transaction(engine) as session:
-        for who in ("planner", "coordinator"):
-            staff = STAFF[who]
-            create_user(session, staff.username, hash_password(PASSWORD), staff.role)
-            for level, code in staff.scopes:
-                add_scope(session, staff.username, level, code)
+    add_accounts(engine, [STAFF["planner"], STAFF["coordinator"]])
     yield engine
     engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def planner(plans_engine: Engine) -> Iterator[TestClient]:
-    url = plans_engine.url.render_as_string(hide_password=False)
     # No snapping: a neighbour's households 10 m away must not count into these grids.
-    app = create_app(make_settings(url, snap_tolerance_m=0.0), engine=plans_engine)
-    with TestClient(app) as client:
-        token = client.post(
-            "/token", data={"username": STAFF["planner"].username, "password": PASSWORD}
-        ).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+    app = make_app(plans_engine, snap_tolerance_m=0.0)
+    with signed_in(app, STAFF["planner"].username) as client:
         yield client
 
 
@@ -129,12 +113,36 @@ def test_a_move_that_breaks_the_band_is_refused_with_reasons_unless_forced(
 
 
 def test_locked_grid_refuses_moves(planner: TestClient) -> None:
+    """A unit of an unlocked grid, touching a locked one, may not be moved into it, even
+    forced; once unlocked the same forced move goes through (so the lock was the reason)."""
     plan = _draft(planner)
-    code = plan["grids"][0]["code"]
+    units = planner.get(f"/plans/{plan['id']}/units").json()
+    grid_of = {f["properties"]["unit"]: f["properties"]["grid"] for f in units["features"]}
+    unit, code = next(
+        (a, grid_of[b])
+        for u, v in units["edges"]
+        for a, b in ((u, v), (v, u))
+        if grid_of[a] != grid_of[b]
+    )
     assert planner.post(f"/plans/{plan['id']}/locks", json={"grids": [code]}).status_code == 200
-    r = planner.post(f"/plans/{plan['id']}/moves", json={"units": [0], "to_grid": code})
+    move = {"units": [unit], "to_grid": code, "force": True}
+    r = planner.post(f"/plans/{plan['id']}/moves", json=move)
     assert r.status_code == 409
-    assert any("locked" in p or "already" in p for p in r.json()["problems"])
+    assert f"grid {code} is locked" in r.json()["problems"]
+    assert not any("already" in p for p in r.json()["problems"])
+    assert _grid_of_unit(planner, plan["id"], unit) == grid_of[unit]  # nothing moved
+
+    unlock = {"grids": [code], "locked": False}
+    assert planner.post(f"/plans/{plan['id']}/locks", json=unlock).status_code == 200
+    r = planner.post(f"/plans/{plan['id']}/moves", json=move)
+    assert r.status_code == 200, r.text
+    assert r.json()["moved"] is True
+    assert _grid_of_unit(planner, plan["id"], unit) == code
+
+
+def _grid_of_unit(client: TestClient, plan_id: int, unit: int) -> str:
+    features = client.get(f"/plans/{plan_id}/units").json()["features"]
+    return next(str(f["properties"]["grid"]) for f in features if f["properties"]["unit"] == unit)
 
 
 def test_compare_two_plans(planner: TestClient) -> None:

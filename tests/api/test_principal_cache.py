@@ -17,12 +17,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.security import hash_password
-from data.access.queries import create_api_key, create_user, set_role
+from data.access.queries import create_api_key, set_role
 from data.db import make_engine, transaction
 from data.models import Role
-from tests.api.conftest import PASSWORD, make_settings
+from tests.api.conftest import make_settings
 from tests.conftest import statements_on
+from tests.factory import Account, add_accounts, make_app, sign_in
 
 Counter = Callable[[], int]
 # Checks of presented keys, not the preload of device keys that other apps on this engine
@@ -31,8 +31,8 @@ KEY_CHECKS = "FROM api_key WHERE digest"  # data.access.queries.find_api_keys
 
 
 @pytest.fixture(scope="module")
-def app(porto_engine: Engine, porto_url: str) -> FastAPI:
-    return create_app(make_settings(porto_url), engine=porto_engine)
+def app(porto_engine: Engine) -> FastAPI:
+    return make_app(porto_engine)
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,8 @@ def other_process(porto_url: str) -> Iterator[Engine]:
 
 def new_admin(engine: Engine, client: TestClient) -> tuple[str, dict[str, str]]:
     name = f"t-cache-{secrets.token_hex(4)}"
-    with transaction(engine) as session:
-        create_user(session, name, hash_password(PASSWORD), Role.admin)
-    r = client.post("/token", data={"username": name, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return name, {"Authorization": f"Bearer {r.json()['access_token']}"}
+    add_accounts(engine, [Account(name, Role.admin)])
+    return name, sign_in(client, name)
 
 
 def eventually(check: Callable[[], bool], seconds: float = 3.0) -> float:

@@ -8,7 +8,6 @@ test that asks for ``care``.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -24,16 +23,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.security import hash_password
-from data.access.queries import add_scope, create_user
 from data.db import make_engine, transaction
 from data.importing.loading import import_file
 from data.models import Role, ScopeLevel
 from data.settings import Settings
 from geo.assignment.index import AreaIndex
-from tests.conftest import own_database
+from tests.factory import PASSWORD, Account, add_accounts, app_settings, database, sign_in
 
-PASSWORD = "correct horse battery staple"
+__all__ = ["PASSWORD"]
 EPSG = 32645  # UTM 45N, the district's metric CRS
 HOME_GRID = "S01-C01-G05"
 OTHER_STREET_COMMUNITY = "S03-C17"
@@ -65,19 +62,21 @@ def district(synthetic_district_path: Path) -> District:
     return District(grids, index, float(home.x), float(home.y))
 
 
-STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
-    "admin": ("c-admin", Role.admin, ()),
-    "care_staff": ("c-care", Role.care_staff, ((ScopeLevel.street, "S01"),)),
-    "far_care": ("c-far-care", Role.care_staff, ((ScopeLevel.community, OTHER_STREET_COMMUNITY),)),
-    "home_worker": ("c-home-worker", Role.grid_worker, ((ScopeLevel.grid, HOME_GRID),)),
-    "planner": ("c-planner", Role.planner, ((ScopeLevel.street, "S01"),)),
+STAFF: dict[str, Account] = {
+    "admin": Account("c-admin", Role.admin),
+    "care_staff": Account("c-care", Role.care_staff, ((ScopeLevel.street, "S01"),)),
+    "far_care": Account(
+        "c-far-care", Role.care_staff, ((ScopeLevel.community, OTHER_STREET_COMMUNITY),)
+    ),
+    "home_worker": Account("c-home-worker", Role.grid_worker, ((ScopeLevel.grid, HOME_GRID),)),
+    "planner": Account("c-planner", Role.planner, ((ScopeLevel.street, "S01"),)),
 }
 
 
 @pytest.fixture(scope="session")
 def care_url(server_url: str, synthetic_district_path: Path, district: District) -> str:
     """A database per test session (named by pid), so parallel runs never drop each other's."""
-    url = own_database(server_url, "gridwork_test_care")
+    url = database(server_url, "gridwork_test_care")
     engine = make_engine(url)
     try:
         for kind in ("streets", "communities", "workers", "grids", "facilities", "roads"):
@@ -90,10 +89,7 @@ def care_url(server_url: str, synthetic_district_path: Path, district: District)
                 ),
                 {"c": HOME_CODE, "x": district.home_lon, "y": district.home_lat},
             )
-            for username, role, scopes in STAFF.values():
-                create_user(session, username, hash_password(PASSWORD), role)
-                for level, code in scopes:
-                    add_scope(session, username, level, code)
+        add_accounts(engine, STAFF.values())
     finally:
         engine.dispose()
     return url
@@ -107,15 +103,10 @@ def care_engine(care_url: str) -> Iterator[Engine]:
 
 
 def care_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": url,
-        "secret_key": secrets.token_urlsafe(48),
-        "login_per_minute": 10_000,
-        "ingest_per_minute": 100_000,
-        "care_tick_seconds": 0,
-    }
+    """:func:`tests.factory.app_settings`, devices not rate-limited, no background ticks."""
+    values: dict[str, Any] = {"ingest_per_minute": 100_000, "care_tick_seconds": 0}
     values.update(overrides)
-    return Settings(**values)
+    return app_settings(url, **values)
 
 
 @pytest.fixture(scope="session")
@@ -131,12 +122,7 @@ def client(care_app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def staff(client: TestClient) -> dict[str, dict[str, str]]:
-    headers = {}
-    for who, (username, _, _) in STAFF.items():
-        r = client.post("/token", data={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        headers[who] = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    return headers
+    return {who: sign_in(client, account.username) for who, account in STAFF.items()}
 
 
 ELDER_TABLES = "webhook_outbox, alert_recipient, alert, position, zone_state, safe_zone, device, "

@@ -79,8 +79,14 @@ def write_grid_files(folder: Path, grids: gpd.GeoDataFrame) -> tuple[Path, Path]
 
 def load_gridded_porto(engine: Engine, url: str, folder: Path) -> gpd.GeoDataFrame:
     """The Porto demo plus test grids and workers; returns the grids as written."""
+    list(load_porto(engine, settings=Settings(database_url=url)))
+    return add_porto_grids(engine, url, folder)
+
+
+def add_porto_grids(engine: Engine, url: str, folder: Path) -> gpd.GeoDataFrame:
+    """Test grids and workers over a database holding the Porto demo (the ``porto_grids``
+    template of tests/factory.py); returns the grids as written."""
     settings = Settings(database_url=url)
-    list(load_porto(engine, settings=settings))
     grids = porto_grids()
     workers, path = write_grid_files(folder, grids)
     import_file(engine, "workers", workers, settings=settings)

@@ -22,12 +22,12 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from bench.copy_load import insert_points
 from data.assignment.service import (
     GridIndex,
     GridIndexCache,
     assignment_mismatches,
     grids_version,
-    insert_points,
     load_grid_index,
     reassign,
 )
@@ -35,14 +35,16 @@ from data.db import make_engine, transaction
 from data.importing.loading import import_file
 from data.settings import Settings
 from tests.conftest import own_database
-from tests.data.porto_grids import load_gridded_porto, write_grid_files
+from tests.data.porto_grids import write_grid_files
 
 # PostGIS's answer for a batch of points: the lowest code among the grids covering each.
 _POSTGIS = text(
     """
     SELECT p.i, (SELECT g.code FROM grid g WHERE g.valid_to IS NULL
                  AND ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4326))
-                 ORDER BY g.code COLLATE "C" LIMIT 1)
+                 ORDER BY g.code COLLATE "C" LIMIT 1),
+           (SELECT code FROM grid
+            WHERE id = grid_covering(ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)))
     FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS p(x, y, i)
     ORDER BY p.i
     """
@@ -50,17 +52,19 @@ _POSTGIS = text(
 
 
 @pytest.fixture(scope="module")
-def porto(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """Porto with test grids, in its own database (the shared Porto one stays grid-free)."""
-    url = own_database(server_url, "gridwork_test_assign")
-    engine = make_engine(url)
-    load_gridded_porto(engine, url, tmp_path_factory.mktemp("porto-grids"))
+def porto(server_url: str) -> Iterator[Engine]:
+    """Porto with test grids, in its own database (the shared Porto one stays grid-free): a
+    copy of the session's ``porto_grids`` template (tests/factory.py)."""
+    engine = make_engine(own_database(server_url, "gridwork_test_assign", "porto_grids"))
     yield engine
     engine.dispose()
 
 
 def _postgis_codes(conn: Any, xs: np.ndarray, ys: np.ndarray) -> list[str | None]:
+    """The rule spelled out in SQL, checked equal to ``grid_covering()`` that every SQL path
+    uses (migration 0011), so the index compared with it is compared with both."""
     rows = conn.execute(_POSTGIS, {"xs": xs.tolist(), "ys": ys.tolist()}).all()
+    assert [r[2] for r in rows] == [r[1] for r in rows], "grid_covering() differs from the rule"
     return [r[1] for r in rows]
 
 

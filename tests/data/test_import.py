@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from data.importing.loading import import_file
-from geo.errors import ImportRejected
+from geo.errors import CRSError, ImportRejected
 
 
 def _count(engine: Engine, table: str) -> int:
@@ -132,8 +132,12 @@ def test_unknown_parent_is_a_reject(clean_engine: Engine, tmp_path: Path) -> Non
 def test_file_without_crs_is_refused_unless_crs_given(clean_engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_text("id,x,y,kind\n1,530000,4554000,school\n")
-    with pytest.raises(Exception, match=r"CRS|crs"):
+    with pytest.raises(
+        CRSError, match=r"columns .x./.y., which may be projected metres; pass crs="
+    ) as err:
         import_file(clean_engine, "facilities", path)
+    assert err.value.field == "crs"
+    assert _count(clean_engine, "facility") == 0
     import_file(clean_engine, "facilities", path, crs=32629)
     with clean_engine.connect() as conn:
         lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM facility")).one()

@@ -15,36 +15,27 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.security import hash_password
-from data.access.queries import add_scope, create_api_key, create_user
-from data.db import make_engine, transaction
+from data.db import make_engine
 from data.models import Role, ScopeLevel
-from tests.api.conftest import PASSWORD, make_settings
-from tests.conftest import own_database
-from tests.data.porto_grids import load_gridded_porto
+from tests.factory import Account, add_accounts, add_key, database, make_app, sign_in
 
-STAFF: dict[str, tuple[str, Role, tuple[tuple[ScopeLevel, str], ...]]] = {
-    "admin": ("g-admin", Role.admin, ()),
-    "planner": ("g-planner", Role.planner, ((ScopeLevel.street, "PORTO-CH"),)),
-    "coordinator": ("g-coordinator", Role.coordinator, ((ScopeLevel.community, "131208"),)),
-    "grid_worker": ("g-worker", Role.grid_worker, ((ScopeLevel.grid, "131208-G01"),)),
-    "care_staff": ("g-care", Role.care_staff, ((ScopeLevel.community, "131213"),)),
-    "nobody": ("g-nobody", Role.coordinator, ()),
+STAFF: dict[str, Account] = {
+    "admin": Account("g-admin", Role.admin),
+    "planner": Account("g-planner", Role.planner, ((ScopeLevel.street, "PORTO-CH"),)),
+    "coordinator": Account("g-coordinator", Role.coordinator, ((ScopeLevel.community, "131208"),)),
+    "grid_worker": Account("g-worker", Role.grid_worker, ((ScopeLevel.grid, "131208-G01"),)),
+    "care_staff": Account("g-care", Role.care_staff, ((ScopeLevel.community, "131213"),)),
+    "nobody": Account("g-nobody", Role.coordinator),
 }
 
 
 @pytest.fixture(scope="session")
-def gridded_url(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = own_database(server_url, "gridwork_test_assign_api")
+def gridded_url(server_url: str) -> str:
+    """A copy of the ``porto_grids`` template (tests/factory.py) with the staff above."""
+    url = database(server_url, "gridwork_test_assign_api", "porto_grids")
     engine = make_engine(url)
     try:
-        load_gridded_porto(engine, url, tmp_path_factory.mktemp("api-grids"))
-        with transaction(engine) as session:
-            for username, role, scopes in STAFF.values():
-                create_user(session, username, hash_password(PASSWORD), role)
-                for level, code in scopes:
-                    add_scope(session, username, level, code)
+        add_accounts(engine, STAFF.values())
     finally:
         engine.dispose()
     return url
@@ -59,13 +50,12 @@ def gridded_engine(gridded_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def device_key(gridded_engine: Engine) -> str:
-    with transaction(gridded_engine) as session:
-        return create_api_key(session, "g-watch", Role.device)
+    return add_key(gridded_engine, "g-watch", Role.device)
 
 
 @pytest.fixture(scope="session")
-def gridded_app(gridded_engine: Engine, gridded_url: str) -> FastAPI:
-    return create_app(make_settings(gridded_url), engine=gridded_engine)
+def gridded_app(gridded_engine: Engine) -> FastAPI:
+    return make_app(gridded_engine)
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +67,7 @@ def anon(gridded_app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def auth(anon: TestClient, device_key: str) -> dict[str, dict[str, str]]:
     """Request headers per role name."""
-    headers = {}
-    for who, (username, _, _) in STAFF.items():
-        r = anon.post("/token", data={"username": username, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        headers[who] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    headers = {who: sign_in(anon, account.username) for who, account in STAFF.items()}
     headers["device"] = {"X-API-Key": device_key}
     return headers
 

@@ -12,11 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from api.security import hash_password
-from data.access.queries import add_scope, create_user
 from data.db import transaction
 from data.models import Role, ScopeLevel
-from tests.api.conftest import PASSWORD
+from tests.factory import Account, add_accounts, sign_in
 
 STORED = "131215-G05"  # where the corrupted household is filed, far from where it lies
 
@@ -60,16 +58,12 @@ def corrupted(gridded_engine: Engine) -> Iterator[Corrupted]:
 @pytest.fixture(scope="module")
 def area_planners(anon: TestClient, gridded_engine: Engine) -> dict[str, dict[str, str]]:
     """Headers of planners scoped to one parish each, keyed by the parish code."""
-    with transaction(gridded_engine) as session:
-        for parish in ("131208", "131214", "131215"):
-            create_user(session, f"g-planner-{parish}", hash_password(PASSWORD), Role.planner)
-            add_scope(session, f"g-planner-{parish}", ScopeLevel.community, parish)
-    headers = {}
-    for parish in ("131208", "131214", "131215"):
-        r = anon.post("/token", data={"username": f"g-planner-{parish}", "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        headers[parish] = {"Authorization": f"Bearer {r.json()['access_token']}"}
-    return headers
+    parishes = ("131208", "131214", "131215")
+    add_accounts(
+        gridded_engine,
+        [Account(f"g-planner-{p}", Role.planner, ((ScopeLevel.community, p),)) for p in parishes],
+    )
+    return {p: sign_in(anon, f"g-planner-{p}") for p in parishes}
 
 
 def _household_audits(engine: Engine, actor: str) -> list[Any]:
