@@ -21,6 +21,7 @@ from geo.errors import GridworkError, ImportRejected, InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from data.importing.loading import DemoElder
     from data.importing.readers import Kind
 
 app = typer.Typer(
@@ -336,17 +337,71 @@ def _demo_accounts(engine: Engine, settings: Settings) -> None:
     out.print(path.read_text().strip())
 
 
+SAMPLES = ("porto", "synthetic-district")
+#: The metric CRS each sample is measured in (stored on its first import).
+_SAMPLE_EPSG = {"porto": 32629, "synthetic-district": 32645}
+
+
+def _demo_world(engine: Engine, settings: Settings, *, sample: str) -> list[DemoElder]:
+    """Fictional elders with watches (keys kept mode 600) and a dozen cases; idempotent."""
+    from datetime import UTC, datetime
+
+    from api.demo import read_keys, write_keys
+    from data.importing.loading import enrol_demo_elders, report_demo_incidents
+
+    keys_path = settings.state_path / "demo-devices.txt"
+    elders = enrol_demo_elders(
+        engine,
+        settings=settings,
+        keys=read_keys(keys_path),
+        gcj02=sample == "synthetic-district",
+    )
+    write_keys(keys_path, elders)
+    out.print(
+        f"elders: {len(elders)} fictional elders enrolled by demo-care, with consent, a watch "
+        f"and a safe zone (watch keys in {keys_path})"
+    )
+    for line in report_demo_incidents(engine, now=datetime.now(UTC)):
+        out.print(line)
+    return elders
+
+
 @app.command("demo")
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     port: int = 8000,
+    sample: Annotated[
+        str, typer.Option(help="porto (the OSM sample) or synthetic-district (Karamay, larger)")
+    ] = "porto",
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay/--no-replay", help="simulated watches walk and report while it serves"
+        ),
+    ] = True,
 ) -> None:
-    """Load the Porto sample (idempotent), derive households, check it, then serve."""
-    from data.importing.loading import load_porto, plan_ungridded, staff_the_grids
+    """Load a sample (idempotent), staff it, add demo people, elders and cases, then serve."""
+    from data.crs import metric_epsg
+    from data.importing.loading import load_porto, load_sample, plan_ungridded, staff_the_grids
 
+    if sample not in SAMPLES:
+        raise InvalidInput(f"'{sample}' is not one of {', '.join(SAMPLES)}", field="sample")
     settings = _settings()
     engine = _engine(settings)
-    for line in load_porto(engine, settings=settings):
+    with engine.connect() as conn:
+        epsg = metric_epsg(conn, settings.metric_epsg)
+    if epsg is not None and not settings.metric_epsg and epsg != _SAMPLE_EPSG[sample]:
+        raise InvalidInput(
+            f"this database holds another district (measured in EPSG:{epsg}); load "
+            f"'{sample}' into its own one (another GRIDWORK_STATE_DIR or DATABASE_URL)",
+            field="sample",
+        )
+    lines = (
+        load_porto(engine, settings=settings)
+        if sample == "porto"
+        else load_sample(engine, settings=settings)
+    )
+    for line in lines:
         out.print(line)
     for line in plan_ungridded(engine, settings=settings, author="demo"):
         out.print(line)
@@ -354,7 +409,18 @@ def demo(
         out.print(line)
     _demo_admin(engine, settings)
     _demo_accounts(engine, settings)
+    elders = _demo_world(engine, settings, sample=sample)
     if serve_after:
+        if replay:
+            from api.demo import prepare, start
+
+            watches = prepare(engine, settings, elders)
+            if watches is not None:
+                start(watches, port)
+                out.print(
+                    f"{len(watches.watches)} simulated watches report every 10 s; "
+                    f"{elders[0].device_code} wanders out of its safe zone and back"
+                )
         serve(port=port)
 
 

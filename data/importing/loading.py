@@ -5,10 +5,12 @@ Each runs in one transaction, so a failure anywhere leaves the database as it wa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -22,6 +24,7 @@ from data.district.checks import run_checks
 from data.district.hierarchy import attach_buildings_to_communities, district_outline, read_level
 from data.importing.importer import TARGETS, ImportReport, upsert
 from data.importing.readers import Kind, Progress, read_layer
+from data.models import Role
 from data.settings import Settings
 from geo.district.households import estimate_households, place_households, scale_to_population
 
@@ -292,3 +295,264 @@ def staff_the_grids(engine: Engine) -> Iterator[str]:
                 text("UPDATE grid SET worker_id = :w WHERE id = :g"), {"w": worker_id, "g": grid_id}
             )
     yield f"grid workers: {len(grids)} grids given a (fictional) worker"
+
+
+# --------------------------------------------------------------------------- the demo world
+
+SYNTHETIC_DISTRICT = (
+    Path(__file__).resolve().parent.parent
+    / "samples"
+    / "synthetic-district"
+    / "synthetic-district.gpkg"
+)
+#: The order the synthetic district's layers import in: each level needs its parent, grids
+#: name their worker, buildings hold the households.
+SAMPLE_LAYERS: tuple[Kind, ...] = (
+    "streets",
+    "communities",
+    "workers",
+    "grids",
+    "roads",
+    "buildings",
+    "facilities",
+    "households",
+)
+
+
+def load_sample(
+    engine: Engine,
+    *,
+    settings: Settings,
+    path: Path = SYNTHETIC_DISTRICT,
+    layers: tuple[Kind, ...] = SAMPLE_LAYERS,
+) -> Iterator[str]:
+    """The synthetic district (or another file with the same layers), layer by layer in the
+    order that works; idempotent (rows are upserted by their codes)."""
+    for kind in layers:
+        report = import_file(engine, kind, path, layer=kind, settings=settings)
+        yield (
+            f"{kind}: {report.inserted} new, {report.updated} updated, "
+            f"{len(report.rejects)} rejected"
+        )
+    checks = run_checks(engine, settings=settings)
+    yield f"topology checks: {len(checks.issues)} issue(s)"
+
+
+@dataclass(frozen=True)
+class DemoElder:
+    """A fictional elder of the demo and their watch; ``key`` is the watch's API key."""
+
+    elder_id: int
+    device_code: str
+    datum: str
+    key: str
+    wanders: bool  # the one whose walks leave the safe zone
+    home_lon: float
+    home_lat: float
+
+
+DEMO_DEVICE = "DEMO-WATCH-{}"
+DEMO_CLIENT = "gridwork demo"
+#: The wanderer's safe zone: a circle this wide around home, so that a walk leaves it in a
+#: few minutes of the demo rather than an hour.
+DEMO_WANDER_RADIUS_M = 150.0
+_DEMO_ELDER_NAMES = ("王奶奶", "李爷爷", "张奶奶", "刘爷爷", "陈奶奶")
+
+
+def _demo_user(session: Session, username: str) -> tuple[int, Role, Any] | None:
+    from data.access.queries import find_user, resolve_scope
+
+    user = find_user(session, username)
+    if user is None:
+        return None
+    return user.id, user.role, resolve_scope(session, user.role, user.id)
+
+
+def enrol_demo_elders(
+    engine: Engine,
+    *,
+    settings: Settings,
+    keys: Mapping[str, str],
+    count: int = 4,
+    care_user: str = "demo-care",
+    gcj02: bool = False,
+) -> list[DemoElder]:
+    """``count`` fictional elders in the area of ``care_user``, each enrolled through the
+    care service with a (fictional, marked demo) consent, a watch with its key and a safe
+    zone around home (the first elder's a 150 m circle: the one who wanders off).
+
+    A second run finds the watches enrolled and reuses them: with the key in ``keys`` when
+    it is still live, else a new key for the same watch (keys are stored only as digests).
+    With ``gcj02`` the second watch reports in GCJ-02 (in China only).
+    """
+    from data.access.queries import find_api_keys, write_audit
+    from data.care import queries as care_q
+    from data.care import service as care
+    from data.models.care import DeviceDatum
+
+    out: list[DemoElder] = []
+    with transaction(engine) as session:
+        user = _demo_user(session, care_user)
+        epsg = metric_epsg(session, settings.metric_epsg)
+        if user is None or epsg is None:
+            return []
+        _, role, scope = user
+        grid_ids = scope.sql_ids("grid")
+        homes = session.execute(
+            text(
+                "SELECT code, lon, lat FROM (SELECT DISTINCT ON (h.grid_id) h.code, g.code AS g, "
+                "ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat FROM household h "
+                "JOIN grid g ON g.id = h.grid_id AND g.valid_to IS NULL "
+                "WHERE (CAST(:ids AS int[]) IS NULL OR h.grid_id = ANY(:ids)) "
+                "ORDER BY h.grid_id, h.lives_alone DESC, h.code) s ORDER BY g LIMIT :n"
+            ),
+            {"ids": grid_ids, "n": count},
+        ).all()
+        live = find_api_keys(session, list(keys.values()))
+        for n, (household, lon, lat) in enumerate(homes, start=1):
+            code = DEMO_DEVICE.format(n)
+            datum = DeviceDatum.gcj02 if gcj02 and n == 2 else DeviceDatum.wgs84
+            elder_id = care_q.device_owner(session, code)
+            key = keys.get(code)
+            if elder_id is None:
+                enrolled = care.enrol(
+                    session,
+                    display_name=f"（演示）{_DEMO_ELDER_NAMES[(n - 1) % 5]} {n} — demo, fictional",
+                    household_code=household,
+                    emergency_contact="demo: fictional, no real contact",
+                    device_code=code,
+                    datum=datum,
+                    consent=care.ConsentRecord(
+                        given_by=f"DEMO: fictional guardian of demo elder {n} (not a real person)",
+                        given_on=date.today() - timedelta(days=30 + n),
+                        scope="DEMO (fictional): locate when lost; alert the grid worker",
+                    ),
+                    by=care_user,
+                    scope=scope,
+                    epsg=epsg,
+                )
+                elder_id, key = enrolled.elder_id, enrolled.api_key
+                if n == 1:
+                    care.circle_zone(
+                        session,
+                        elder_id,
+                        lon=float(lon),
+                        lat=float(lat),
+                        radius_m=DEMO_WANDER_RADIUS_M,
+                        epsg=epsg,
+                    )
+                write_audit(
+                    session,
+                    actor=care_user,
+                    role=role.value,
+                    method="CLI",
+                    route="gridwork demo",
+                    subject_type="elder",
+                    subject_ids=[elder_id],
+                    reason="demo: enrolled a fictional elder with a watch, consent recorded",
+                )
+            elif key is None or key not in live:
+                key = care.replace_device(session, elder_id, device_code=code, datum=datum)
+            datum_now = session.execute(
+                text("SELECT datum::text FROM device WHERE device_code = :c"), {"c": code}
+            ).scalar_one()
+            out.append(
+                DemoElder(elder_id, code, str(datum_now), key, n == 1, float(lon), float(lat))
+            )
+    return out
+
+
+#: The demo's cases: category, what was seen, and where the case is taken to.
+DEMO_CASES: tuple[tuple[str, str, str], ...] = (
+    ("street_light", "路灯不亮 / street light out at the corner", "new"),
+    ("leaking_pipe", "人行道下漏水 / water seeping from under the pavement", "accepted"),
+    ("rubbish", "垃圾堆在路边 / rubbish bags left at the kerb", "resolved"),
+    ("elder_visit", "独居老人需要探访 / an elder living alone asked for a visit", "accepted"),
+    ("fire_access", "消防通道被车辆堵住 / a van parked across the fire lane", "in_progress"),
+    ("dispute", "邻里噪音纠纷 / neighbours in dispute over noise", "new"),
+    ("road_damage", "路面坑洞 / a pothole in the road", "overdue"),
+    ("street_light", "路灯闪烁 / street light flickering", "closed"),
+    ("rubbish", "建筑垃圾 / building rubble dumped", "department"),
+    ("leaking_pipe", "消火栓漏水 / hydrant dripping", "escalated"),
+    ("elder_visit", "老人多日未出门 / an elder not seen for days", "new"),
+    ("road_damage", "井盖松动 / a loose manhole cover", "accepted"),
+)
+
+
+def report_demo_incidents(engine: Engine, *, now: datetime) -> Iterator[str]:
+    """A dozen fictional cases reported through the case flow (data.incidents.service) at
+    points inside the demo coordinator's grids, taken to various states: some accepted or
+    in progress, one resolved, one closed, one overdue (reported days ago, so the sweep
+    escalates it), one escalated by hand, one with a department. Skipped when the demo's
+    cases exist already."""
+    from data.incidents import service as cases
+
+    with transaction(engine) as session:
+        have = session.execute(
+            text("SELECT count(*) FROM incident_case WHERE client = :c"), {"c": DEMO_CLIENT}
+        ).scalar_one()
+        if have:
+            yield f"incidents: {have} demo cases kept"
+            return
+        coordinator = _demo_user(session, "demo-coordinator")
+        worker = _demo_user(session, "demo-worker")
+        if coordinator is None:
+            yield "incidents: no demo-coordinator, no demo cases"
+            return
+        worker_grids = set(worker[2].sql_ids("grid") or ()) if worker else set()
+        grids = session.execute(
+            text(
+                "SELECT id FROM grid WHERE valid_to IS NULL "
+                "AND (CAST(:ids AS int[]) IS NULL OR id = ANY(:ids)) ORDER BY code"
+            ),
+            {"ids": coordinator[2].sql_ids("grid")},
+        ).scalars()
+        ordered = sorted(grids, key=lambda g: (g not in worker_grids, 0))
+        if not ordered:
+            yield "incidents: the demo area has no grids, no demo cases"
+            return
+        states: Counter[str] = Counter()
+        for i, (category, what, state) in enumerate(DEMO_CASES):
+            grid_id = ordered[i % len(ordered)]
+            lon, lat = session.execute(
+                text(
+                    "SELECT ST_X(p), ST_Y(p) FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, 1, "
+                    ":seed))).geom AS p FROM grid WHERE id = :g) s"
+                ),
+                {"g": grid_id, "seed": i + 1},
+            ).one()
+            mine = worker is not None and grid_id in worker_grids
+            who_id, _, who_scope = worker if mine and worker else coordinator
+            name = "demo-worker" if mine else "demo-coordinator"
+            opened = now - (
+                timedelta(days=10) if state == "overdue" else timedelta(minutes=30 + 5 * i)
+            )
+            case_id = cases.report(
+                session,
+                actor=name,
+                category=category,
+                lon=float(lon),
+                lat=float(lat),
+                description=f"（演示）{what} — demo, fictional",
+                now=opened,
+                scope=who_scope,
+                client=DEMO_CLIENT,
+            )
+            viewer = cases.viewer(session, who_scope, who_id, name)
+            later = opened + timedelta(minutes=5)
+            steps = {
+                "accepted": ["accept"],
+                "in_progress": ["accept", "start"],
+                "resolved": ["accept", "resolve"],
+                "closed": ["accept", "resolve", "close"],
+            }.get(state, [])
+            for n, action in enumerate(steps):
+                note = "demo: done" if action == "resolve" else None
+                cases.act(session, viewer, case_id, action, note, later + timedelta(minutes=n))
+            if state == "escalated":
+                cases.escalate(session, viewer, case_id, "demo: needs the community", later)
+            if state == "department":
+                cases.hand_to_department(session, viewer, case_id, None, "demo", later)
+            states[state] += 1
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    yield f"incidents: {len(DEMO_CASES)} demo cases reported ({shown})"
