@@ -325,8 +325,12 @@ def test_matches_reference_on_random_rectangle_tilings(
     )
     points = np.vstack([on_edges, lattice, scattered])
     xs, ys = points[:, 0], points[:, 1]
-    result = AreaIndex(areas, codes).assign_points(xs, ys, snap_m=snap_m)
-    assert _actual(result) == _reference(areas, codes, xs, ys, snap_m)
+    index = AreaIndex(areas, codes)
+    expected = _reference(areas, codes, xs, ys, snap_m)
+    assert _actual(index.assign_points(xs, ys, snap_m=snap_m)) == expected
+    # One point at a time (``/locate``): the covering area alone, the same rule.
+    one = [index.covering_area(float(x), float(y)) for x, y in zip(xs, ys, strict=True)]
+    assert one == [-1 if snapped else area for area, _, snapped, _, _ in expected]
 
 
 def _voronoi_tiling(seed: int, n: int) -> tuple[list[Polygon], list[str]]:
