@@ -564,3 +564,33 @@ def test_facilities_are_listed_only_within_five_km(
     away = client.get(path, params={"reason": "test"}, headers=staff["care_staff"]).json()
     assert away["facilities"] == []
     assert away["facilities_note"] == "none within 5 km"
+
+
+def test_after_a_withdrawal_and_a_new_consent_fixes_from_the_gap_are_not_stored(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """Consent given again covers what comes after it, not the time it was withdrawn: a
+    watch that buffered fixes while consent was withdrawn must not deliver them later."""
+    elder = enrol(client, staff["care_staff"], "watch-reconsent")
+    key, lon, lat = elder["api_key"], district.home_lon, district.home_lat
+    first = clients.traccar10(client, key, "watch-reconsent", NOW, lat=lat, lon=lon)
+    assert first.json()["stored"] == 1
+    gone = client.delete(f"/elders/{elder['id']}/consent", headers=staff["care_staff"])
+    assert gone.status_code == 200, gone.text
+    in_the_gap = datetime.now(UTC).replace(microsecond=0)
+    refused = clients.traccar10(client, key, "watch-reconsent", in_the_gap, lat=lat, lon=lon)
+    assert refused.status_code == 403  # no consent now: a retry cannot cure it
+    again = client.post(
+        f"/elders/{elder['id']}/consent",
+        json={**CONSENT, "given_on": str(date.today())},
+        headers=staff["care_staff"],
+    )
+    assert again.status_code == 201, again.text
+    # The buffered fix from the gap arrives after the new consent: answered, not stored.
+    late = clients.traccar10(client, key, "watch-reconsent", in_the_gap, lat=lat, lon=lon)
+    assert late.status_code == 200
+    assert late.json()["stored"] == 0 and _codes(late.json()) == ["before_consent"]
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    fresh = clients.traccar10(client, key, "watch-reconsent", now, lat=lat, lon=lon)
+    assert fresh.json()["stored"] == 1
+    assert [p["time"] for p in _positions(care, "watch-reconsent")] == [NOW, now]
