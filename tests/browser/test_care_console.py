@@ -219,7 +219,9 @@ def test_care_console_finds_a_lost_elder(
     assert page.locator("path.gw-accuracy").count() == 1
     assert page.locator("path.gw-alert-pos").count() == 1
     assert page.locator("a.gw-call[href^='tel:']").count() == 1
-    assert page.locator(".leaflet-gwBasemap-pane path").count() > 10  # the ground under it
+    # The ground under it: the basemap arrives by its own request, after the page's layers.
+    page.wait_for_selector(".leaflet-gwBasemap-pane path", timeout=20_000)
+    assert page.locator(".leaflet-gwBasemap-pane path").count() > 10
     slider_time = page.inner_text("#gw-slider-time")
     assert slider_time and "UTC" not in slider_time
     staff.shot("locate")
