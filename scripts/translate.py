@@ -14,20 +14,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.pages.catalog import fill  # noqa: E402
+from api.pages.catalog import fill
 
 
 def main(paths: list[str]) -> int:
     translated: dict[str, str] = {}
     for path in paths:
         spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-        assert spec and spec.loader
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         translated.update(module.ZH)
     missing = fill("zh_CN", translated)
     for message in missing:
-        print(f"untranslated: {message!r}")  # noqa: T201
+        print(f"untranslated: {message!r}")
     return 1 if missing else 0
 
 
