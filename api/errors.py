@@ -11,11 +11,13 @@ import math
 import time
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.pages.frame import error_page, login_redirect_target, wants_html
+from api.pages.frame import context, error_page, login_redirect_target, wants_html
 from geo.errors import (
     Conflict,
     Forbidden,
@@ -121,7 +123,21 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     return problem(503, "Unavailable", "the database is not reachable; try again shortly")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (an unknown URL, a wrong method): a page in the frame for a
+    browser, FastAPI's usual JSON for API clients."""
+    assert isinstance(exc, StarletteHTTPException)
+    if wants_html(request) and exc.status_code >= 400:
+        detail = str(exc.detail)
+        if exc.status_code == 404:
+            ctx = context(request, getattr(request.state, "principal", None))
+            detail = ctx._("There is no page at this address.")
+        return error_page(request, exc.status_code, detail)
+    return await http_exception_handler(request, exc)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(GridworkError, _gridwork_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)

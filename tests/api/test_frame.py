@@ -101,3 +101,15 @@ def test_a_browser_gets_errors_as_pages_in_its_language(
         api = c.get("/checks")
         assert api.status_code == 403
         assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_client(
+    porto_app: FastAPI, tokens: dict[str, dict[str, str]]
+) -> None:
+    with TestClient(porto_app, headers=tokens["coordinator"]) as c:
+        page = c.get("/no/such/page", headers={**BROWSER, "Accept-Language": "zh-CN"})
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert "此地址没有页面" in page.text and "返回首页" in page.text  # and a way back
+        api = c.get("/no/such/page")
+        assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
