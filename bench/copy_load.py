@@ -16,14 +16,14 @@ from numpy.typing import NDArray
 from sqlalchemy import text
 
 from data.assignment.service import (
-    _PG_HEADER,
-    _PG_TRAILER,
+    PG_COPY_HEADER,
+    PG_COPY_TRAILER,
     ROW_KEY,
     Db,
     GridIndex,
     Placed,
-    _raw,
     assigned_grid_ids,
+    raw_connection,
 )
 from geo.errors import InvalidInput
 
@@ -102,12 +102,12 @@ def _binary_copy_rows(columns: Sequence[Column]) -> bytes:
 def copy_rows(db: Db, sql: str, columns: Sequence[Column], chunk: int = 100_000) -> None:
     """Stream ``columns`` into a ``COPY … FROM STDIN (FORMAT BINARY)`` statement."""
     n = len(columns[0][1])
-    with _raw(db).cursor() as cur, cur.copy(sql) as copy:
-        copy.write(_PG_HEADER)
+    with raw_connection(db).cursor() as cur, cur.copy(sql) as copy:
+        copy.write(PG_COPY_HEADER)
         for start in range(0, n, chunk):
             part = slice(start, start + chunk)
             copy.write(_binary_copy_rows([(c[0], *(v[part] for v in c[1:])) for c in columns]))
-        copy.write(_PG_TRAILER)
+        copy.write(PG_COPY_TRAILER)
 
 
 BULK_ROWS = 100_000

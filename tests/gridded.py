@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,21 +195,23 @@ class Live:
     secret: str
 
 
-@pytest.fixture(scope="session")
-def live(server_url: str) -> Iterator[Live]:
-    """The app on uvicorn at 127.0.0.1:<free port>, in its own process, for the session
-    (one start-up, not one per module), over a copy of the strips template of its own: the
-    same grids, staff and integration key as every module's ``strips``, which only reads."""
-    url, _ = strips_database(server_url, "gridwork_test_live")
+@contextmanager
+def live_server(database_url: str, *extra_args: str) -> Iterator[Live]:
+    """The app on uvicorn at 127.0.0.1:<free port> over ``database_url``, in its own
+    process (GDAL's reader holds the GIL, so a thread could not answer it); stopped after."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     secret = secrets.token_urlsafe(48)
-    env = {**os.environ, "GRIDWORK_LIVE_DATABASE_URL": url, "GRIDWORK_LIVE_SECRET": secret}
+    env = {
+        **os.environ,
+        "GRIDWORK_LIVE_DATABASE_URL": database_url,
+        "GRIDWORK_LIVE_SECRET": secret,
+    }
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args],
         cwd=root, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -230,6 +233,16 @@ def live(server_url: str) -> Iterator[Live]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="session")
+def live(server_url: str) -> Iterator[Live]:
+    """The app on uvicorn for the session (one start-up, not one per module), over a copy of
+    the strips template of its own: the same grids, staff and integration key as every
+    module's ``strips``, which only reads."""
+    url, _ = strips_database(server_url, "gridwork_test_live")
+    with live_server(url) as server:
+        yield server
 
 
 # The names modules imported before the fixtures above were offered everywhere; "gridded_app"

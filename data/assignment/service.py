@@ -306,8 +306,8 @@ class GridIndexCache:
 
 # --- reading and writing points in bulk ---------------------------------------------------
 
-_PG_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_PG_TRAILER = b"\xff\xff"
+PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+PG_COPY_TRAILER = b"\xff\xff"
 
 # id, lon, lat, grid (-1: none), snapped, distance (NaN: none) — fixed width, so numpy parses it
 _READ_DTYPE = np.dtype(
@@ -354,7 +354,7 @@ class StoredPoints:
     distance: NDArray[np.float64]  # NaN: none
 
 
-def _raw(db: Db) -> Any:
+def raw_connection(db: Db) -> Any:
     conn = db.connection() if isinstance(db, Session) else db
     raw = conn.connection.driver_connection
     assert raw is not None, "a live psycopg connection is needed for COPY"
@@ -371,12 +371,12 @@ def read_points(db: Db, table: str, *, where: str = "TRUE", params: Any = None) 
         f"FROM {table} WHERE {where}) TO STDOUT (FORMAT BINARY)"
     )
     buffer = bytearray()
-    with _raw(db).cursor() as cur, cur.copy(sql, params) as copy:
+    with raw_connection(db).cursor() as cur, cur.copy(sql, params) as copy:
         for chunk in copy:
             buffer += chunk
-    if len(buffer) < len(_PG_HEADER) + 2 or not buffer.startswith(_PG_HEADER[:11]):
+    if len(buffer) < len(PG_COPY_HEADER) + 2 or not buffer.startswith(PG_COPY_HEADER[:11]):
         raise RuntimeError("unexpected COPY BINARY stream")
-    body = memoryview(buffer)[len(_PG_HEADER) : len(buffer) - 2]
+    body = memoryview(buffer)[len(PG_COPY_HEADER) : len(buffer) - 2]
     rows = np.frombuffer(body, dtype=_READ_DTYPE)
     return StoredPoints(
         id=rows["id"].astype(np.int64),
@@ -389,12 +389,12 @@ def read_points(db: Db, table: str, *, where: str = "TRUE", params: Any = None) 
 
 
 def _copy_binary(db: Db, sql: str, rows: NDArray[Any]) -> None:
-    with _raw(db).cursor() as cur, cur.copy(sql) as copy:
-        copy.write(_PG_HEADER)
+    with raw_connection(db).cursor() as cur, cur.copy(sql) as copy:
+        copy.write(PG_COPY_HEADER)
         step = 1 << 18
         for start in range(0, len(rows), step):
             copy.write(rows[start : start + step].tobytes())
-        copy.write(_PG_TRAILER)
+        copy.write(PG_COPY_TRAILER)
 
 
 def _fixed_rows(dtype: np.dtype[Any], n: int, **values: Any) -> NDArray[Any]:

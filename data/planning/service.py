@@ -55,12 +55,6 @@ def community_id_of(db: Db, code: str) -> int | None:
     return None if found is None else int(found)
 
 
-def community_codes(db: Db, ids: list[int]) -> set[str]:
-    return set(
-        db.execute(text("SELECT code FROM community WHERE id = ANY(:ids)"), {"ids": ids}).scalars()
-    )
-
-
 def community_version(db: Db, community_id: int) -> str:
     """A fingerprint of what a plan depends on: outline, buildings, households, current grids."""
     return str(
@@ -403,28 +397,6 @@ def _remeasure(
         str(c) for c, r in metrics.grids.iterrows() if not (r["in_band"] and r["contiguous"])
     )
     _store_metrics(db, plan.id, metrics, flagged, locked)
-
-
-def lock_grids(db: Db, plan_id: int, codes: list[str], *, locked: bool) -> None:
-    """Freeze grids (and their units) so later moves and re-splits leave them as they are."""
-    plan = get_plan(db, plan_id)
-    _require_draft(plan)
-    known = set(
-        db.execute(text("SELECT code FROM plan_grid WHERE plan_id = :p"), {"p": plan_id})
-        .scalars()
-        .all()
-    )
-    unknown = [c for c in codes if c not in known]
-    if unknown:
-        raise InvalidInput(f"no grid {unknown[0]!r} in plan {plan_id}", field="grids")
-    db.execute(
-        text("UPDATE plan_grid SET locked = :l WHERE plan_id = :p AND code = ANY(:c)"),
-        {"l": locked, "p": plan_id, "c": codes},
-    )
-    db.execute(
-        text("UPDATE plan_unit SET locked = :l WHERE plan_id = :p AND grid_code = ANY(:c)"),
-        {"l": locked, "p": plan_id, "c": codes},
-    )
 
 
 def publish(
@@ -927,7 +899,6 @@ __all__ = [
     "draft_plan",
     "grid_on",
     "list_plans",
-    "lock_grids",
     "oversize_report",
     "plan_grids",
     "plan_summary",

@@ -10,11 +10,6 @@ to them. The audit log holds each read of the position with its reason.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +33,7 @@ from tests.care.conftest import (  # noqa: F401 - fixtures used by name
     care_url,
     district,
 )
+from tests.gridded import live_server
 
 pytestmark = pytest.mark.browser
 
@@ -56,40 +52,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def care_live(care_url: str) -> Iterator[str]:  # noqa: F811
     """The app on uvicorn over the synthetic district, in its own process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {
-        **os.environ,
-        "GRIDWORK_LIVE_DATABASE_URL": care_url,
-        "GRIDWORK_LIVE_SECRET": secrets.token_urlsafe(48),
-    }
-    root = Path(__file__).resolve().parents[2]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--timeout-graceful-shutdown", "2"],
-        cwd=root, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the live server exited"
-            assert time.monotonic() < deadline, "the live server did not start in 60 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with live_server(care_url, "--timeout-graceful-shutdown", "2") as server:
+        yield server.url
 
 
 class Person:

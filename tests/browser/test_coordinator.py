@@ -7,24 +7,18 @@ screenshot in both languages in ``artifacts/``.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from data.models import Role, ScopeLevel
 from tests.factory import Account, add_accounts
-from tests.gridded import PASSWORD, Gridded, Live
+from tests.gridded import PASSWORD, Gridded, Live, live_server
 
 pytestmark = pytest.mark.browser
 
@@ -59,37 +53,10 @@ def people(strips: Gridded) -> Gridded:
 
 @pytest.fixture(scope="module")
 def live(people: Gridded) -> Iterator[Live]:
-    """The app on uvicorn over this module's strips (with the accounts above), in its own
-    process: the session's shared live server reads a copy without them."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    secret = secrets.token_urlsafe(48)
-    env = {**os.environ, "GRIDWORK_LIVE_DATABASE_URL": people.url, "GRIDWORK_LIVE_SECRET": secret}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[2], env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the live server exited"
-            assert time.monotonic() < deadline, "the live server did not start in 60 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Live(url, secret)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    """The app over this module's strips (with the accounts above): the session's shared
+    live server reads a copy without them."""
+    with live_server(people.url) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
