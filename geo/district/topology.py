@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -102,8 +102,9 @@ def check_level(
         parent_geoms = shapely.make_valid(np.asarray(parents.geometry.values, dtype=object))
         parent_idx = _parent_index(children, parent_col, parent_codes)
         issues += _overlaps(geoms, codes, parent_idx, child_level, tol)
-        issues += _gaps(geoms, parent_idx, parent_geoms, parent_codes, child_level, tol)
-        issues += _outside(geoms, codes, parent_idx, parent_geoms, parent_codes, child_level, tol)
+        parent = _Parents(parent_idx, parent_geoms, parent_codes)
+        issues += _gaps(geoms, parent, child_level, tol)
+        issues += _outside(geoms, codes, parent, child_level, tol)
 
     issues += _sliver_children(geoms, codes, child_level, tol)
     order = {"invalid": 0, "overlap": 1, "gap": 2, "outside_parent": 3, "sliver": 4}
@@ -336,41 +337,36 @@ def _overlaps(
     return issues
 
 
-def _gaps(
-    geoms: np.ndarray,
-    parent_idx: np.ndarray,
-    parent_geoms: np.ndarray,
-    parent_codes: np.ndarray,
-    level: str,
-    tol: _Tolerance,
-) -> list[TopologyIssue]:
+class _Parents(NamedTuple):
+    """The level above, lined up with the children: ``idx[i]`` is child i's parent's row."""
+
+    idx: np.ndarray
+    geoms: np.ndarray
+    codes: np.ndarray
+
+
+def _gaps(geoms: np.ndarray, parents: _Parents, level: str, tol: _Tolerance) -> list[TopologyIssue]:
     """Parts of each parent that none of its children cover (a parent with no child is one gap)."""
     issues: list[TopologyIssue] = []
-    for p, parent in enumerate(parent_geoms):
-        union = shapely.union_all(geoms[parent_idx == p])
+    for p, parent in enumerate(parents.geoms):
+        union = shapely.union_all(geoms[parents.idx == p])
         issues += _issues_for(
-            shapely.difference(parent, union), "gap", level, (str(parent_codes[p]),), tol
+            shapely.difference(parent, union), "gap", level, (str(parents.codes[p]),), tol
         )
     return issues
 
 
 def _outside(
-    geoms: np.ndarray,
-    codes: np.ndarray,
-    parent_idx: np.ndarray,
-    parent_geoms: np.ndarray,
-    parent_codes: np.ndarray,
-    level: str,
-    tol: _Tolerance,
+    geoms: np.ndarray, codes: np.ndarray, parents: _Parents, level: str, tol: _Tolerance
 ) -> list[TopologyIssue]:
     """Parts of a child outside its own parent: households there would be served twice or by
     the wrong community. Children fully covered by their parent skip the overlay."""
-    mine = parent_geoms[parent_idx]
+    mine = parents.geoms[parents.idx]
     sticks_out = ~shapely.covers(mine, geoms)
     issues: list[TopologyIssue] = []
     for i in np.flatnonzero(sticks_out):
         rest = shapely.difference(geoms[i], mine[i])
-        pair = (str(codes[i]), str(parent_codes[parent_idx[i]]))
+        pair = (str(codes[i]), str(parents.codes[parents.idx[i]]))
         issues += _issues_for(rest, "outside_parent", level, pair, tol)
     return issues
 

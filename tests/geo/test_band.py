@@ -28,3 +28,12 @@ def test_band_answers_match_brute_force(lo: int, hi: int) -> None:
         assert _miss(total, band.best_k(total), lo, hi) == best, total
         slack = max((min(total - k * lo, k * hi - total) / k for k in fits), default=-1.0)
         assert band.slack(total) == pytest.approx(slack), total
+
+
+def test_best_k_prefers_the_count_whose_grids_sit_nearest_the_middle() -> None:
+    """1,850 households fit the 150–180 band as 11 grids (~168) or 12 (~154): a planner wants
+    the 11, nearest the 165 middle, not simply the most (or fewest) grids that fit."""
+    band = Band(150, 180)
+    assert band.divisible(1850)
+    assert band.best_k(1850) == 11
+    assert band.best_k(2000) == 12  # 12 × ~167 beats 11 × ~182 (out) and 13 × ~154
