@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import threading
-from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from collections.abc import Iterator
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from api.state import app_state
 from data.coverage.service import NetworkCache
 from data.crs import metric_epsg, require_epsg
-from data.settings import Settings
 from geo.errors import InvalidInput
-
-T = TypeVar("T")
 
 
 def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+    return app_state(request).engine
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
@@ -82,30 +77,9 @@ Reason = Annotated[
 ]
 
 
-def on_this_loop(app: FastAPI, name: str, make: Callable[[], T]) -> T:
-    """The app's ``name`` made for the running event loop (and made again on another one).
-
-    Loop-bound objects (queues, semaphores, batchers) cannot be made at import or in
-    ``create_app``: tests run one app on several loops, and each uvicorn worker its own."""
-    loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, T] | None = getattr(app.state, name, None)
-    if held is None or held[0] is not loop:
-        held = (loop, make())
-        setattr(app.state, name, held)
-    return held[1]
-
-
-_cache_lock = threading.Lock()
-
-
 def network_cache(request: Request) -> NetworkCache:
-    """One road-graph cache per app, made on first use."""
-    state = request.app.state
-    with _cache_lock:
-        if not hasattr(state, "network_cache"):
-            state.network_cache = NetworkCache()
-    cache: NetworkCache = state.network_cache
-    return cache
+    """The app's road-graph cache."""
+    return app_state(request).network_cache
 
 
 def care_epsg(request: Request, session: Session) -> int:
@@ -115,9 +89,7 @@ def care_epsg(request: Request, session: Session) -> int:
 
 def app_epsg(app: FastAPI, session: Session) -> int:
     """:func:`care_epsg` for code that holds the app rather than a request (start-up)."""
-    epsg: int | None = getattr(app.state, "care_epsg", None)
-    if epsg is None:
-        settings: Settings = app.state.settings
-        epsg = require_epsg(metric_epsg(session, settings.metric_epsg))
-        app.state.care_epsg = epsg
-    return epsg
+    state = app_state(app)
+    if state.care_epsg is None:
+        state.care_epsg = require_epsg(metric_epsg(session, state.settings.metric_epsg))
+    return state.care_epsg

@@ -10,40 +10,26 @@ Without a live feed every request reads the token, as before.
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from data.assignment.service import GridIndex, GridIndexCache
-from data.changes import ChangeFeed
-
-_lock = threading.Lock()
-
-
-def grid_index_cache(app: FastAPI) -> GridIndexCache:
-    cache: GridIndexCache | None = getattr(app.state, "grid_index", None)
-    if cache is None:
-        with _lock:
-            cache = getattr(app.state, "grid_index", None)
-            if cache is None:
-                cache = GridIndexCache(app.state.settings)
-                app.state.grid_index = cache
-    return cache
+from api.state import app_state
+from data.assignment.service import GridIndex
 
 
 async def current_grid_index(request: Request) -> GridIndex:
-    app = request.app
-    cache = grid_index_cache(app)
-    feed: ChangeFeed | None = app.state.changes
+    state = app_state(request)
+    cache = state.grid_index
+    feed = state.changes
     generation = feed.generation if feed is not None and feed.live else None
     if generation is not None and (index := cache.checked(generation)) is not None:
         return index
 
     def read() -> GridIndex:
-        with Session(app.state.engine) as session:
+        with Session(state.engine) as session:
             return cache.get(session, generation=generation)
 
     return await anyio.to_thread.run_sync(read)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
@@ -17,7 +14,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
-from geo.errors import TooManyRequests
+from api.state import app_state
 
 _CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -194,52 +191,6 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class RateLimit:
-    """A sliding one-minute window per (bucket, client); in memory, per process."""
-
-    MAX_KEYS = 100_000  # past this many (bucket, client) pairs, idle ones are forgotten
-
-    def __init__(self) -> None:
-        self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _window(self, bucket: str, client: str, now: float) -> deque[float]:
-        if len(self._hits) > self.MAX_KEYS:  # a flood of new names or addresses
-            for k in [k for k, q in self._hits.items() if not q or now - q[-1] > 60]:
-                del self._hits[k]
-        q = self._hits[(bucket, client)]
-        while q and now - q[0] > 60:
-            q.popleft()
-        return q
-
-    @staticmethod
-    def _refuse(q: deque[float], now: float, what: str, field: str) -> None:
-        retry = int(60 - (now - q[0])) + 1
-        raise TooManyRequests(f"too many {what}; retry in {retry} s", field=field)
-
-    def hit(self, bucket: str, client: str, per_minute: int) -> None:
-        now = time.monotonic()
-        with self._lock:
-            q = self._window(bucket, client, now)
-            if len(q) >= per_minute:
-                self._refuse(q, now, f"{bucket} requests", bucket)
-            q.append(now)
-
-    def check(self, bucket: str, client: str, per_minute: int, *, what: str, field: str) -> None:
-        """Refuse (429) if ``client`` already used up ``bucket``, without counting this call:
-        for limits on failures only (:meth:`record`), such as wrong passwords per account."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._window(bucket, client, now)
-            if len(q) >= per_minute:
-                self._refuse(q, now, what, field)
-
-    def record(self, bucket: str, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._window(bucket, client, now).append(now)
-
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -265,7 +216,7 @@ def client_address(request: Request) -> str:
     right, past every trusted proxy: the first address no trusted proxy vouches for is the
     client (anything to its left was written by the client itself)."""
     peer = request.client.host if request.client else "unknown"
-    networks = trusted_networks(request.app.state.settings.trusted_proxies)
+    networks = trusted_networks(app_state(request).settings.trusted_proxies)
     if not networks or not _trusted(peer, networks):
         return peer
     hops = [
@@ -297,8 +248,7 @@ def limit(
     ``async`` so that counting a call costs no hop to the thread pool."""
 
     async def check(request: Request) -> None:
-        limiter: RateLimit = request.app.state.rate_limit
-        limiter.hit(bucket, key(request), per_minute(request))
+        app_state(request).rate_limit.hit(bucket, key(request), per_minute(request))
 
     return check
 
@@ -306,7 +256,7 @@ def limit(
 # For device ingest routes: ``dependencies=[Depends(ingest_limit)]`` after authentication,
 # per device key: wearables behind one carrier NAT share an address, not a key.
 ingest_limit = limit(
-    "ingest", lambda r: r.app.state.settings.ingest_per_minute, key=caller_or_address
+    "ingest", lambda r: app_state(r).settings.ingest_per_minute, key=caller_or_address
 )
 
 

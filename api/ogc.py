@@ -59,6 +59,7 @@ from api.deps import parse_bbox
 from api.errors import add_exception_handlers, problem, status_for
 from api.ogc_guard import bbox_literals_as_polygons, check_request, parse_filter
 from api.security import Principal, optional_principal
+from api.state import app_state
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -303,7 +304,7 @@ class DistrictWideOnly:
         except GridworkError as exc:
             await _problem_for(exc)(scope, receive, send)
             return
-        await self.app.state.pool.ready(request.app.state.engine)
+        await self.app.state.pool.ready(app_state(request).engine)
         await _refresh_catalog(self.app)
         try:
             check_request(

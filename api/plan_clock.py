@@ -1,6 +1,6 @@
 """The planners' clock: which day it is where the deployment is, and the scheduled switch.
 
-Tests set ``app.state.clock`` (a callable returning an aware ``datetime``) to move time; a
+Tests set ``app_state(app).clock`` (a callable returning an aware ``datetime``) to move time; a
 plan published with a future effective date switches on the first tick of the periodic task
 on or after that day, and at start-up (a server down across the date switches when it is
 back).
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
+from api.state import app_state
 from data.db import transaction
 from data.planning import service as planning
 
@@ -22,19 +23,20 @@ log = logging.getLogger("gridwork.planning")
 
 
 def now(app: FastAPI) -> datetime:
-    clock = getattr(app.state, "clock", None)
+    clock = app_state(app).clock
     return clock() if clock is not None else datetime.now(UTC)
 
 
 def today(app: FastAPI) -> date:
     """Today in the deployment's zone: an effective date starts at local midnight."""
-    return now(app).astimezone(ZoneInfo(app.state.settings.timezone)).date()
+    return now(app).astimezone(ZoneInfo(app_state(app).settings.timezone)).date()
 
 
 def switch_due(app: FastAPI) -> list[dict[str, Any]]:
     """Switch the plans whose effective date has come (each in its own transaction)."""
-    with transaction(app.state.engine) as session:
-        done = planning.switch_due(session, today=today(app), settings=app.state.settings)
+    state = app_state(app)
+    with transaction(state.engine) as session:
+        done = planning.switch_due(session, today=today(app), settings=state.settings)
     for d in done:
         log.info("plan %s switched: %s", d["plan"], d)
     return done

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas.alerts import Alert, Alerts
-from api.security import Principal, audit_read, require
+from api.security import Principal, audit_subjects, require
 from data.care import queries as q
 from data.models.care import AlertStatus
 from data.policy import Action
@@ -55,13 +55,13 @@ def list_alerts(
         offset=offset,
         with_position=reason is not None,
     )
-    audit_read(
+    audit_subjects(
         session,
         request,
         principal,
-        subject_type="position" if reason is not None else "elder",
-        subject_ids=sorted({a["elder_id"] for a in alerts}),
-        reason=reason,
+        "position" if reason is not None else "elder",
+        sorted({a["elder_id"] for a in alerts}),
+        reason,
     )
     return {"alerts": alerts}
 
@@ -70,13 +70,8 @@ def _move(
     request: Request, session: SessionDep, principal: Principal, alert_id: int, to: AlertStatus
 ) -> dict[str, Any]:
     alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
-    audit_read(
-        session,
-        request,
-        principal,
-        subject_type="elder",
-        subject_ids=[alert["elder_id"]],
-        reason=f"alert {alert_id} {to.value}",
+    audit_subjects(
+        session, request, principal, "elder", [alert["elder_id"]], f"alert {alert_id} {to.value}"
     )
     return alert
 

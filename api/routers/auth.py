@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import LimitDep, OffsetDep, SessionDep
-from api.hardening import RateLimit, limit
+from api.hardening import limit
 from api.pages.frame import context, local_path, render
 from api.schemas.access import AuditLog, Me, Token
 from api.security import (
@@ -20,6 +20,7 @@ from api.security import (
     issue_token,
     require,
 )
+from api.state import app_state
 from data.access.queries import read_audit, scopes_of
 from data.models import Role
 from data.policy import Action
@@ -30,7 +31,7 @@ private = APIRouter(tags=["auth"])
 
 # Sign-ins per minute per client address (the TCP peer, or what a configured proxy says:
 # api.hardening.client_address) ...
-_login_limit = limit("login", lambda r: r.app.state.settings.login_per_minute)
+_login_limit = limit("login", lambda r: app_state(r).settings.login_per_minute)
 _ACCOUNT = "login-account"
 
 
@@ -38,9 +39,10 @@ def _sign_in(request: Request, session: SessionDep, username: str, password: str
     """... and failed sign-ins per minute per account, whatever addresses they come from:
     guessing one account's password from many addresses is refused too (429, even for the
     right password, so the refusal says nothing about it). Unknown names count alike."""
-    limiter: RateLimit = request.app.state.rate_limit
+    state = app_state(request)
+    limiter = state.rate_limit
     account = username.strip().lower()[:64]
-    per_minute = request.app.state.settings.login_per_minute
+    per_minute = state.settings.login_per_minute
     limiter.check(
         _ACCOUNT, account, per_minute, what="failed sign-ins for this account", field="username"
     )
@@ -57,7 +59,7 @@ def token(
 ) -> Token:
     """Exchange a username and password for a bearer token valid for a few minutes."""
     role = _sign_in(request, session, form.username, form.password)
-    value, ttl = issue_token(request.app.state.settings, form.username, role)
+    value, ttl = issue_token(app_state(request).settings, form.username, role)
     return Token(access_token=value, expires_in=ttl)
 
 
@@ -107,7 +109,7 @@ def login(
             next_path=next,
             status_code=429,
         )
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     value, ttl = issue_token(settings, username, role)
     response = RedirectResponse(local_path(next), status_code=303)
     response.set_cookie(

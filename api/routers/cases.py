@@ -18,7 +18,19 @@ from pydantic import Field
 from api.case_viewer import case_viewer as _viewer
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas import StrictModel
+from api.schemas.cases import (
+    Case,
+    Cases,
+    Categories,
+    Category,
+    Department,
+    Departments,
+    Figures,
+    NoticeRead,
+    Notices,
+)
 from api.security import Principal, audit_read, require
+from api.state import app_state
 from data.incidents import queries as q
 from data.incidents import service
 from data.policy import Action, may
@@ -32,6 +44,9 @@ Handling = Annotated[Principal, Depends(require(Action.handle_cases))]
 Reporting = Annotated[Principal, Depends(require(Action.report_incidents))]
 Managing = Annotated[Principal, Depends(require(Action.manage_categories))]
 
+
+# A case as answered: the reporter is there only for handlers, absent (not null) otherwise.
+_CASE: dict[str, Any] = {"response_model": Case, "response_model_exclude_unset": True}
 
 Move = enum.StrEnum("Move", {m: m for m in MOVES})  # type: ignore[misc]
 
@@ -103,12 +118,17 @@ def _with_history(
     return out
 
 
-@router.get("/categories", summary="The category catalogue")
+@router.get("/categories", response_model=Categories, summary="The category catalogue")
 def list_categories(session: SessionDep, principal: Viewing) -> dict[str, Any]:
     return {"categories": q.categories(session)}
 
 
-@router.put("/categories/{code}", summary="Add or change a category (admins)")
+@router.put(
+    "/categories/{code}",
+    response_model=Category,
+    response_model_exclude_unset=True,
+    summary="Add or change a category (admins)",
+)
 def put_category(
     session: SessionDep, principal: Managing, code: str, body: CategoryIn
 ) -> dict[str, Any]:
@@ -117,12 +137,17 @@ def put_category(
     return q.save_category(session, body.model_dump())
 
 
-@router.get("/departments", summary="Departments (职能部门)")
+@router.get("/departments", response_model=Departments, summary="Departments (职能部门)")
 def list_departments(session: SessionDep, principal: Viewing) -> dict[str, Any]:
     return {"departments": q.departments(session)}
 
 
-@router.put("/departments/{code}", summary="Add or change a department (admins)")
+@router.put(
+    "/departments/{code}",
+    response_model=Department,
+    response_model_exclude_unset=True,
+    summary="Add or change a department (admins)",
+)
 def put_department(
     session: SessionDep, principal: Managing, code: str, body: DepartmentIn
 ) -> dict[str, Any]:
@@ -131,7 +156,12 @@ def put_department(
     return q.save_department(session, body.code, body.name, body.name_en, body.account)
 
 
-@router.post("", status_code=201, summary="Report an incident: stored as a case and routed")
+@router.post(
+    "",
+    status_code=201,
+    **_CASE,
+    summary="Report an incident: stored as a case and routed",
+)
 def report(
     request: Request, session: SessionDep, principal: Reporting, body: ReportIn
 ) -> dict[str, Any]:
@@ -151,7 +181,7 @@ def report(
     return _with_history(request, session, principal, q.case(session, case_id, viewer))
 
 
-@router.get("", summary="Cases of my area, the most urgent first")
+@router.get("", response_model=Cases, summary="Cases of my area, the most urgent first")
 def list_cases(
     session: SessionDep,
     principal: Viewing,
@@ -192,7 +222,11 @@ def list_cases(
     return {"cases": rows}
 
 
-@router.get("/notices", summary="Unread notices of cases routed or escalated to me")
+@router.get(
+    "/notices",
+    response_model=Notices,
+    summary="Unread notices of cases routed or escalated to me",
+)
 def my_notices(session: SessionDep, principal: Viewing) -> dict[str, Any]:
     viewer = _viewer(session, principal)
     levels = _levels(session, principal)
@@ -206,13 +240,17 @@ def _levels(session: SessionDep, principal: Principal) -> set[str]:
     return levels
 
 
-@router.post("/notices/{notice_id}/read", summary="Mark a notice read")
+@router.post("/notices/{notice_id}/read", response_model=NoticeRead, summary="Mark a notice read")
 def read_notice(session: SessionDep, principal: Viewing, notice_id: int) -> dict[str, Any]:
     q.mark_read(session, notice_id, _viewer(session, principal), _levels(session, principal), now())
     return {"read": notice_id}
 
 
-@router.get("/figures", summary="Figures of a grid, community, street or department")
+@router.get(
+    "/figures",
+    response_model=Figures,
+    summary="Figures of a grid, community, street or department",
+)
 def figures(
     session: SessionDep,
     principal: Viewing,
@@ -224,7 +262,7 @@ def figures(
     return q.figures(session, _viewer(session, principal), level, code, since, until)
 
 
-@router.get("/{case_id}", summary="One case with its history")
+@router.get("/{case_id}", **_CASE, summary="One case with its history")
 def get_case(
     request: Request, session: SessionDep, principal: Viewing, case_id: int
 ) -> dict[str, Any]:
@@ -232,25 +270,38 @@ def get_case(
     return _with_history(request, session, principal, row)
 
 
-@router.post("/{case_id}/escalate", summary="Send the case one level up, saying why")
+@router.post("/{case_id}/escalate", **_CASE, summary="Send the case one level up, saying why")
 def escalate(
     request: Request, session: SessionDep, principal: Handling, case_id: int, body: ReasonIn
 ) -> dict[str, Any]:
-    row = service.escalate(session, _viewer(session, principal), case_id, body.reason, now())
-    return _with_history(request, session, principal, row)
-
-
-@router.post("/{case_id}/handoff", summary="Hand an open case to a department")
-def hand_off(
-    request: Request, session: SessionDep, principal: Handling, case_id: int, body: HandOffIn
-) -> dict[str, Any]:
-    row = service.hand_to_department(
-        session, _viewer(session, principal), case_id, body.department, body.note, now()
+    hook = app_state(request).settings.case_webhook_url
+    row = service.escalate(
+        session, _viewer(session, principal), case_id, body.reason, now(), webhook_url=hook
     )
     return _with_history(request, session, principal, row)
 
 
-@router.post("/{case_id}/return", summary="The department gives the case back, saying what it did")
+@router.post("/{case_id}/handoff", **_CASE, summary="Hand an open case to a department")
+def hand_off(
+    request: Request, session: SessionDep, principal: Handling, case_id: int, body: HandOffIn
+) -> dict[str, Any]:
+    row = service.hand_to_department(
+        session,
+        _viewer(session, principal),
+        case_id,
+        body.department,
+        body.note,
+        now(),
+        webhook_url=app_state(request).settings.case_webhook_url,
+    )
+    return _with_history(request, session, principal, row)
+
+
+@router.post(
+    "/{case_id}/return",
+    **_CASE,
+    summary="The department gives the case back, saying what it did",
+)
 def give_back(
     request: Request, session: SessionDep, principal: Handling, case_id: int, body: NoteIn
 ) -> dict[str, Any]:
@@ -260,7 +311,7 @@ def give_back(
     return _with_history(request, session, principal, row)
 
 
-@router.post("/{case_id}/{action}", summary="accept, start, resolve, close or reopen")
+@router.post("/{case_id}/{action}", **_CASE, summary="accept, start, resolve, close or reopen")
 def act(
     request: Request,
     session: SessionDep,

@@ -33,6 +33,7 @@ from api.deps import Reason, SessionDep
 from api.schemas.checks import CheckReport
 from api.schemas.geojson import FeatureCollection
 from api.security import Principal, audit_read, require
+from api.state import app_state
 from data.district.checks import run_checks
 from data.policy import Action, may
 
@@ -55,7 +56,7 @@ def checks(
     reason: Reason = None,
 ) -> dict[str, Any]:
     report = run_checks(
-        request.app.state.engine, settings=request.app.state.settings, scope=principal.scope
+        app_state(request).engine, settings=app_state(request).settings, scope=principal.scope
     )
     if format == "geojson":
         return report.geojson

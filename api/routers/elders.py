@@ -11,20 +11,38 @@ position needs a ``reason``. No route returns the positions of several elders (o
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import geopandas as gpd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import Point, shape
 
 from api.deps import LimitDep, OffsetDep, SessionDep, care_epsg, network_cache
-from api.security import Principal, audit_read, require
+from api.schemas.elders import (
+    CircleZone,
+    ConsentIn,
+    ConsentRecorded,
+    Deactivated,
+    DeviceIn,
+    DeviceKey,
+    Elder,
+    ElderIn,
+    Elders,
+    Enrolled,
+    Forgotten,
+    HomeGridZone,
+    Location,
+    Trail,
+    Withdrawn,
+    Zone,
+    ZoneIn,
+)
+from api.schemas.geojson import GeoJSONResponse
+from api.security import Principal, audit_read, audit_subjects, require
 from data.care import queries as q
 from data.care import service as care
-from data.models.care import DeviceDatum
 from data.policy import Action
 from geo.care.datum import from_wgs84
 from geo.care.safezone import HomeCheck
@@ -54,52 +72,8 @@ MAX_TRAIL = 5000
 INGEST_URL = "/ingest/osmand?key=<api_key>&id=<device_id>&lat=…&lon=…&timestamp=…"
 
 
-class ConsentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    given_by: str = Field(min_length=1, max_length=200, description="the elder or a guardian")
-    given_on: date
-    scope: str = Field(
-        min_length=1, max_length=2000, description="what was agreed, e.g. 'locate when lost'"
-    )
-
-    def record(self) -> care.ConsentRecord:
-        return care.ConsentRecord(self.given_by, self.given_on, self.scope)
-
-
-class DeviceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    device_id: str = Field(
-        min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$", description="the OsmAnd id"
-    )
-    datum: DeviceDatum = Field(description="what the device reports in: wgs84, gcj02 or bd09")
-
-
-class ElderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    display_name: str = Field(min_length=1, max_length=200)
-    household_code: str = Field(min_length=1, max_length=64, description="the home household")
-    emergency_contact: str | None = Field(default=None, max_length=200)
-    device: DeviceIn
-    consent: ConsentIn | None = Field(
-        default=None, description="without it the device's fixes are refused (403)"
-    )
-    home_buffer_m: float = Field(default=200.0, ge=0, le=5000)
-
-
-class EnrolledOut(BaseModel):
-    id: int
-    device_id: str
-    api_key: str = Field(description="the device's key, shown once")
-    home_grid_code: str
-    consent: bool
-    ingest_url: str
-
-
 @router.post("", status_code=201, summary="Enrol an elder with a device (and consent)")
-def enrol(request: Request, session: SessionDep, principal: Enroller, body: ElderIn) -> EnrolledOut:
+def enrol(request: Request, session: SessionDep, principal: Enroller, body: ElderIn) -> Enrolled:
     enrolled = care.enrol(
         session,
         display_name=body.display_name,
@@ -124,7 +98,7 @@ def enrol(request: Request, session: SessionDep, principal: Enroller, body: Elde
         subject_type="elder",
         why=None,
     )
-    return EnrolledOut(
+    return Enrolled(
         id=enrolled.elder_id,
         device_id=enrolled.device_code,
         api_key=enrolled.api_key,
@@ -134,7 +108,7 @@ def enrol(request: Request, session: SessionDep, principal: Enroller, body: Elde
     )
 
 
-@router.get("", summary="Elders of my area (no positions)")
+@router.get("", response_model=Elders, summary="Elders of my area (no positions)")
 def list_elders(
     request: Request,
     session: SessionDep,
@@ -143,18 +117,11 @@ def list_elders(
     offset: OffsetDep = 0,
 ) -> dict[str, Any]:
     elders = q.list_elders(session, principal.scope, limit=limit, offset=offset)
-    audit_read(
-        session,
-        request,
-        principal,
-        subject_type="elder",
-        subject_ids=[e["id"] for e in elders],
-        reason=None,
-    )
+    audit_subjects(session, request, principal, "elder", [e["id"] for e in elders], None)
     return {"elders": elders}
 
 
-@router.get("/{elder_id}", summary="One elder (no position)")
+@router.get("/{elder_id}", response_model=Elder, summary="One elder (no position)")
 def get_elder(
     request: Request, session: SessionDep, principal: Locator, elder_id: int
 ) -> dict[str, Any]:
@@ -182,17 +149,22 @@ def _audit_change(
     """One audit row for a change to an elder's device, consent or zone: who (the caller),
     what (the route, ``subject_type`` and ``what``, which holds no personal data: no codes,
     names or coordinates) and why (the caller's ``reason``, when given)."""
-    audit_read(
+    audit_subjects(
         session,
         request,
         principal,
-        subject_type=subject_type,
-        subject_ids=[elder_id],
-        reason=what if why is None else f"{what}; why: {why}",
+        subject_type,
+        [elder_id],
+        what if why is None else f"{what}; why: {why}",
     )
 
 
-@router.post("/{elder_id}/consent", status_code=201, summary="Record consent")
+@router.post(
+    "/{elder_id}/consent",
+    status_code=201,
+    response_model=ConsentRecorded,
+    summary="Record consent",
+)
 def add_consent(
     request: Request,
     session: SessionDep,
@@ -215,7 +187,11 @@ def add_consent(
     return {"consent_id": consent_id, "consent": True}
 
 
-@router.delete("/{elder_id}", summary="Forget an elder: the record, devices, positions, alerts")
+@router.delete(
+    "/{elder_id}",
+    response_model=Forgotten,
+    summary="Forget an elder: the record, devices, positions, alerts",
+)
 def forget_elder(
     request: Request,
     session: SessionDep,
@@ -237,12 +213,6 @@ def forget_elder(
     return {"deleted": deleted}
 
 
-class DeviceKeyOut(BaseModel):
-    device_id: str
-    api_key: str = Field(description="the device's new key, shown once")
-    ingest_url: str
-
-
 @router.put(
     "/{elder_id}/device",
     summary="A new key for the elder's device, or a new device: the old key stops at once",
@@ -254,7 +224,7 @@ def replace_device(
     elder_id: int,
     body: DeviceIn,
     reason: Why = None,
-) -> DeviceKeyOut:
+) -> DeviceKey:
     """The same ``device_id`` re-issues the key (leaked, or the watch was reset); another
     ``device_id`` replaces the watch. Either way the previous key is revoked (audited)."""
     elder = q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
@@ -270,10 +240,14 @@ def replace_device(
         subject_type="elder_device",
         why=reason,
     )
-    return DeviceKeyOut(device_id=body.device_id, api_key=key, ingest_url=INGEST_URL)
+    return DeviceKey(device_id=body.device_id, api_key=key, ingest_url=INGEST_URL)
 
 
-@router.delete("/{elder_id}/device", summary="Deactivate the elder's device: its key stops at once")
+@router.delete(
+    "/{elder_id}/device",
+    response_model=Deactivated,
+    summary="Deactivate the elder's device: its key stops at once",
+)
 def deactivate_device(
     request: Request, session: SessionDep, principal: Enroller, elder_id: int, reason: Why = None
 ) -> dict[str, Any]:
@@ -291,7 +265,11 @@ def deactivate_device(
     return {"deactivated": deactivated}
 
 
-@router.delete("/{elder_id}/consent", summary="Withdraw consent: ingest is refused from now on")
+@router.delete(
+    "/{elder_id}/consent",
+    response_model=Withdrawn,
+    summary="Withdraw consent: ingest is refused from now on",
+)
 def withdraw_consent(
     request: Request,
     session: SessionDep,
@@ -318,47 +296,11 @@ def withdraw_consent(
     return {"withdrawn": withdrawn, "consent": False, "positions_deleted": deleted}
 
 
-class HomeGridZone(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["home_grid"]
-    buffer_m: float = Field(default=200.0, ge=0, le=5000)
-
-
-class CircleZone(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["circle"]
-    lon: float = Field(ge=-180, le=180)
-    lat: float = Field(ge=-90, le=90)
-    radius_m: float = Field(gt=20, le=50_000)
-
-
-class PolygonGeometry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["Polygon"]
-    coordinates: list[list[tuple[float, float]]] = Field(min_length=1, max_length=100)
-
-
-class MultiPolygonGeometry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["MultiPolygon"]
-    coordinates: list[list[list[tuple[float, float]]]] = Field(min_length=1, max_length=100)
-
-
-class PolygonZone(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["polygon"]
-    geometry: PolygonGeometry | MultiPolygonGeometry = Field(discriminator="type")
-
-
-ZoneIn = Annotated[HomeGridZone | CircleZone | PolygonZone, Field(discriminator="kind")]
-
-
-@router.put("/{elder_id}/zone", summary="Set the safe zone: home grid + buffer, circle or polygon")
+@router.put(
+    "/{elder_id}/zone",
+    response_model=Zone,
+    summary="Set the safe zone: home grid + buffer, circle or polygon",
+)
 def set_zone(
     request: Request,
     session: SessionDep,
@@ -411,7 +353,12 @@ def set_zone(
     return {"kind": zone["kind"], "zone": zone["zone"]}
 
 
-@router.get("/{elder_id}/location", summary="Where the elder is: last fix, grid, worker")
+@router.get(
+    "/{elder_id}/location",
+    response_model=Location,
+    response_model_exclude_unset=True,  # facilities_note only when none is listed
+    summary="Where the elder is: last fix, grid, worker",
+)
 def location(
     request: Request, session: SessionDep, principal: Locator, elder_id: int, reason: Reason
 ) -> dict[str, Any]:
@@ -495,11 +442,13 @@ def location(
 def _trail(
     request: Request,
     session: SessionDep,
-    principal: Principal,
+    principal: Locator,
     elder_id: int,
-    hours: float,
-    reason: str,
+    reason: Reason,
+    hours: Hours = 6,
 ) -> list[dict[str, Any]]:
+    """The fixes of the last ``hours``, read once the caller may locate the elder and the read
+    is audited with its reason: what the trail and its map both stand on."""
     q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
     audit_read(
         session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
@@ -508,21 +457,16 @@ def _trail(
     return q.trail(session, elder_id, since=since, limit=MAX_TRAIL)
 
 
+TrailFixes = Annotated[list[dict[str, Any]], Depends(_trail)]
+
+
 @router.get(
     "/{elder_id}/trail",
     summary="The elder's fixes of the last hours as GeoJSON",
-    response_class=JSONResponse,
-    responses={200: {"content": {GEOJSON: {}}}},
+    response_model=Trail,
+    response_class=GeoJSONResponse,  # answered as is: the model documents the shape
 )
-def trail(
-    request: Request,
-    session: SessionDep,
-    principal: Locator,
-    elder_id: int,
-    reason: Reason,
-    hours: Hours = 6,
-) -> JSONResponse:
-    fixes = _trail(request, session, principal, elder_id, hours, reason)
+def trail(fixes: TrailFixes, hours: Hours = 6) -> JSONResponse:
     features: list[dict[str, Any]] = []
     if len(fixes) > 1:
         features.append(
@@ -564,15 +508,7 @@ def trail(
     summary="The trail on an offline map, with the home and the safe zone",
     response_class=HTMLResponse,
 )
-def trail_page(
-    request: Request,
-    session: SessionDep,
-    principal: Locator,
-    elder_id: int,
-    reason: Reason,
-    hours: Hours = 6,
-) -> HTMLResponse:
-    fixes = _trail(request, session, principal, elder_id, hours, reason)
+def trail_page(session: SessionDep, elder_id: int, fixes: TrailFixes) -> HTMLResponse:
     extra = q.zone_and_home(session, elder_id)
     frame = gpd.GeoDataFrame(
         {

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import SessionDep
 from api.schemas.grids import GridChange, GridChanged, GridSummary, OutOfBand
 from api.security import Principal, require
+from api.state import app_state
 from data.district.grids import (
     find_grid,
     grid_summary,
@@ -48,7 +49,7 @@ def grids_out_of_band(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    bounds = parse_band(band, request.app.state.settings)
+    bounds = parse_band(band, app_state(request).settings)
     return out_of_band(session, principal.scope, bounds)
 
 
@@ -82,7 +83,7 @@ def change_grid(
         scope=principal.scope,
         geometry=polygon,
         worker_code=body.worker_code,
-        settings=request.app.state.settings,
+        settings=app_state(request).settings,
     )
     return {
         "grid": grid.code,

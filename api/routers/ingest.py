@@ -23,19 +23,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from api.deps import app_epsg, on_this_loop
+from api.deps import app_epsg
 from api.direct_route import DirectRoute
 from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
+from api.schemas import Answer, StrictModel
 from api.security import Principal, require
+from api.state import app_state
 from data.care import queries as care_queries
 from data.care import service as care
 from data.policy import Action
-from data.settings import Settings
 from geo.care.osmand import Report, read_report, reports_from_json
 from geo.errors import Forbidden, GridworkError, InvalidInput
 
@@ -56,7 +57,7 @@ MAX_PARAMETERS = 64
 MAX_BATCH = 1000
 
 
-class IngestAnswer(BaseModel):
+class IngestAnswer(Answer):
     stored: int = Field(description="fixes stored by this request")
     duplicates: int = Field(description="repeated fixes (same device and time), dropped")
     not_stored: int = Field(
@@ -89,7 +90,7 @@ def _key_name(principal: Principal) -> str:
 def warm_up(app: FastAPI) -> None:
     """Before the first device reports: the metric CRS and the safe zones in metres."""
     try:
-        with Session(app.state.engine) as session:
+        with Session(app_state(app).engine) as session:
             care_queries.warm_zones(session, epsg=app_epsg(app, session))
     except GridworkError:  # no district data yet: nothing to warm
         return
@@ -99,14 +100,15 @@ def warm_up(app: FastAPI) -> None:
 
 def _queue(app: FastAPI) -> IngestQueue:
     """The app's group-commit queue on the running event loop."""
-    return on_this_loop(app, "ingest_queue", lambda: _new_queue(app))
+    return app_state(app).ingest_queue.get(lambda: _new_queue(app))
 
 
 def _new_queue(app: FastAPI) -> IngestQueue:
-    settings: Settings = app.state.settings
+    state = app_state(app)
+    settings = state.settings
 
     def store(requests: Sequence[care.IngestRequest]) -> list[care.IngestResult | GridworkError]:
-        with Session(app.state.engine) as session, session.begin():
+        with Session(state.engine) as session, session.begin():
             return care.ingest_many(
                 session,
                 requests,
@@ -289,10 +291,8 @@ for _method in ("GET", "POST"):
     )
 
 
-class BatchFix(BaseModel):
+class BatchFix(StrictModel):
     """One fix of a batch: the OsmAnd parameters as JSON values."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, max_length=128)
     deviceid: str | None = Field(default=None, max_length=128)
@@ -331,9 +331,7 @@ class BatchFix(BaseModel):
         return out
 
 
-class Batch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Batch(StrictModel):
     fixes: list[BatchFix] = Field(min_length=1, max_length=MAX_BATCH)
 
 

@@ -13,7 +13,25 @@ from pydantic import Field
 from api import plan_clock
 from api.deps import SessionDep
 from api.schemas import StrictModel
+from api.schemas.geojson import FeatureCollection, GeoJSONResponse
+from api.schemas.plans import (
+    Comparison,
+    GridOn,
+    Lineage,
+    Moved,
+    Oversize,
+    Plan,
+    Plans,
+    Published,
+    Redone,
+    Resplit,
+    Steps,
+    Undone,
+    UnitGraph,
+    WorkerStep,
+)
 from api.security import Principal, require
+from api.state import app_state
 from data.access.queries import AreaScope
 from data.planning import exports, workspace
 from data.planning import service as planning
@@ -84,7 +102,12 @@ def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> p
     return plan
 
 
-@router.post("/plans", status_code=201, summary="Split a community into grids (a draft plan)")
+@router.post(
+    "/plans",
+    status_code=201,
+    response_model=Plan,
+    summary="Split a community into grids (a draft plan)",
+)
 def create_plan(
     request: Request, session: SessionDep, principal: Planner, body: SplitRequest
 ) -> dict[str, Any]:
@@ -100,12 +123,12 @@ def create_plan(
         max_households=body.max,
         seed=body.seed,
         author=principal.name,
-        settings=request.app.state.settings,
+        settings=app_state(request).settings,
     )
     return planning.plan_summary(session, plan_id)
 
 
-@router.get("/plans", summary="Plans, optionally of one community")
+@router.get("/plans", response_model=Plans, summary="Plans, optionally of one community")
 def list_plans(
     session: SessionDep,
     principal: Viewer,
@@ -114,21 +137,39 @@ def list_plans(
     return {"plans": planning.list_plans(session, community, scope=principal.scope)}
 
 
-@router.get("/plans/compare", summary="Two plans' metrics side by side")
+@router.get("/plans/compare", response_model=Comparison, summary="Two plans' metrics side by side")
 def compare(session: SessionDep, principal: Viewer, a: int, b: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, a)
     _plan_in_scope(session, principal, b)
     return planning.compare(session, a, b)
 
 
-@router.get("/plans/{plan_id}", summary="A plan: parameters, metrics, issues, grids")
+@router.get(
+    "/plans/{plan_id}",
+    response_model=Plan,
+    summary="A plan: parameters, metrics, issues, grids",
+)
 def get_plan(session: SessionDep, principal: Viewer, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return planning.plan_summary(session, plan_id)
 
 
+_FEATURE_COLLECTION = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+# The GeoJSON routes answer a Response as is (no second pass through a model): the model
+# documents the shape.
 @router.get(
-    "/plans/{plan_id}/grids", summary="A plan's grids as GeoJSON", response_class=JSONResponse
+    "/plans/{plan_id}/grids",
+    summary="A plan's grids as GeoJSON",
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
 )
 def get_plan_grids(session: SessionDep, principal: Viewer, plan_id: int) -> JSONResponse:
     _plan_in_scope(session, principal, plan_id)
@@ -138,7 +179,12 @@ def get_plan_grids(session: SessionDep, principal: Viewer, plan_id: int) -> JSON
     )
 
 
-@router.post("/plans/{plan_id}/moves", summary="Move units to a neighbouring grid")
+@router.post(
+    "/plans/{plan_id}/moves",
+    response_model=Moved,
+    responses={409: {"model": Moved, "description": "not moved: the rules it breaks"}},
+    summary="Move units to a neighbouring grid",
+)
 def move_units(
     request: Request, session: SessionDep, principal: Planner, plan_id: int, body: MoveRequest
 ) -> JSONResponse:
@@ -151,14 +197,16 @@ def move_units(
         force=body.force,
         check_only=body.check_only,
         author=principal.name,
-        settings=request.app.state.settings,
+        settings=app_state(request).settings,
     )
     content = {"moved": outcome.moved, "problems": list(outcome.problems)}
     ok = outcome.moved or (body.check_only and not outcome.problems)
     return JSONResponse(content, status_code=200 if ok else 409)
 
 
-@router.post("/plans/{plan_id}/locks", summary="Lock or unlock grids of a draft")
+@router.post(
+    "/plans/{plan_id}/locks", response_model=Plan, summary="Lock or unlock grids of a draft"
+)
 def lock(
     session: SessionDep, principal: Planner, plan_id: int, body: LockRequest
 ) -> dict[str, Any]:
@@ -167,7 +215,11 @@ def lock(
     return planning.plan_summary(session, plan_id)
 
 
-@router.post("/plans/{plan_id}/publish", summary="Make the plan's grids current; reassign all")
+@router.post(
+    "/plans/{plan_id}/publish",
+    response_model=Published,
+    summary="Make the plan's grids current; reassign all",
+)
 def publish(
     request: Request,
     session: SessionDep,
@@ -182,20 +234,29 @@ def publish(
         session,
         plan_id,
         effective=effective,
-        settings=request.app.state.settings,
+        settings=app_state(request).settings,
         today=today,
         author=principal.name,
     )
 
 
-@router.post("/plans/{plan_id}/withdraw", summary="Take back a plan whose date has not come")
+@router.post(
+    "/plans/{plan_id}/withdraw",
+    response_model=Plan,
+    summary="Take back a plan whose date has not come",
+)
 def withdraw(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     planning.withdraw(session, plan_id)
     return planning.plan_summary(session, plan_id)
 
 
-@router.get("/plans/{plan_id}/units", summary="A plan's units and unit graph as GeoJSON")
+@router.get(
+    "/plans/{plan_id}/units",
+    response_model=UnitGraph,
+    response_class=GeoJSONResponse,
+    summary="A plan's units and unit graph as GeoJSON",
+)
 def get_units(session: SessionDep, principal: Planner, plan_id: int) -> JSONResponse:
     _plan_in_scope(session, principal, plan_id)
     return JSONResponse(
@@ -203,29 +264,39 @@ def get_units(session: SessionDep, principal: Planner, plan_id: int) -> JSONResp
     )
 
 
-@router.get("/plans/{plan_id}/steps", summary="A draft's edits, for undo and redo")
+@router.get(
+    "/plans/{plan_id}/steps", response_model=Steps, summary="A draft's edits, for undo and redo"
+)
 def get_steps(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return workspace.steps(session, plan_id)
 
 
-@router.post("/plans/{plan_id}/undo", summary="Take back the latest edit")
+@router.post("/plans/{plan_id}/undo", response_model=Undone, summary="Take back the latest edit")
 def undo(request: Request, session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return workspace.undo(
-        session, plan_id, author=principal.name, settings=request.app.state.settings
+        session, plan_id, author=principal.name, settings=app_state(request).settings
     )
 
 
-@router.post("/plans/{plan_id}/redo", summary="Apply again the edit taken back last")
+@router.post(
+    "/plans/{plan_id}/redo",
+    response_model=Redone,
+    summary="Apply again the edit taken back last",
+)
 def redo(request: Request, session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return workspace.redo(
-        session, plan_id, author=principal.name, settings=request.app.state.settings
+        session, plan_id, author=principal.name, settings=app_state(request).settings
     )
 
 
-@router.post("/plans/{plan_id}/resplit", summary="Re-cut the unlocked grids; locked ones stay")
+@router.post(
+    "/plans/{plan_id}/resplit",
+    response_model=Resplit,
+    summary="Re-cut the unlocked grids; locked ones stay",
+)
 def resplit(
     request: Request,
     session: SessionDep,
@@ -239,24 +310,36 @@ def resplit(
         plan_id,
         seed=(body.seed if body else 1),
         author=principal.name,
-        settings=request.app.state.settings,
+        settings=app_state(request).settings,
     )
     return {**planning.plan_summary(session, plan_id), "moved_units": moved}
 
 
-@router.get("/plans/{plan_id}/lineage", summary="Old grids → the new grids a plan opened")
+@router.get(
+    "/plans/{plan_id}/lineage",
+    response_model=Lineage,
+    summary="Old grids → the new grids a plan opened",
+)
 def get_lineage(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return {"lineage": workspace.lineage(session, plan_id)}
 
 
-@router.get("/plans/{plan_id}/workers", summary="The new grids' workers, with suggestions")
+@router.get(
+    "/plans/{plan_id}/workers",
+    response_model=WorkerStep,
+    summary="The new grids' workers, with suggestions",
+)
 def get_workers(session: SessionDep, principal: Planner, plan_id: int) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
     return {"grids": workspace.worker_step(session, plan_id)}
 
 
-@router.post("/plans/{plan_id}/workers", summary="Confirm the new grids' workers")
+@router.post(
+    "/plans/{plan_id}/workers",
+    response_model=WorkerStep,
+    summary="Confirm the new grids' workers",
+)
 def put_workers(
     session: SessionDep, principal: Planner, plan_id: int, body: WorkersRequest
 ) -> dict[str, Any]:
@@ -265,7 +348,21 @@ def put_workers(
     return {"grids": workspace.worker_step(session, plan_id)}
 
 
-@router.get("/plans/{plan_id}/export.{fmt}", summary="A plan as GeoPackage, GeoJSON or CSV")
+@router.get(
+    "/plans/{plan_id}/export.{fmt}",
+    summary="A plan as GeoPackage, GeoJSON or CSV",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the file, as an attachment",
+            "content": {
+                "application/geopackage+sqlite3": {},
+                "application/geo+json": {"schema": _FEATURE_COLLECTION},
+                "text/csv": {},
+            },
+        }
+    },
+)
 def export(session: SessionDep, principal: Planner, plan_id: int, fmt: str) -> Response:
     _plan_in_scope(session, principal, plan_id)
     if fmt not in exports.FORMATS:
@@ -277,7 +374,7 @@ def export(session: SessionDep, principal: Planner, plan_id: int, fmt: str) -> R
     )
 
 
-@router.get("/grids/on", summary="Which grid held a point on a given day")
+@router.get("/grids/on", response_model=GridOn, summary="Which grid held a point on a given day")
 def grid_on(
     session: SessionDep,
     principal: Viewer,
@@ -291,7 +388,11 @@ def grid_on(
     return found
 
 
-@router.get("/communities/oversize", summary="Communities and grids outside the household band")
+@router.get(
+    "/communities/oversize",
+    response_model=Oversize,
+    summary="Communities and grids outside the household band",
+)
 def oversize(
     request: Request,
     session: SessionDep,
@@ -299,7 +400,7 @@ def oversize(
     min: Annotated[int | None, Query(gt=0)] = None,
     max: Annotated[int | None, Query(gt=0)] = None,
 ) -> dict[str, Any]:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     lo, hi = min or settings.household_min, max or settings.household_max
     if lo > hi:
         raise InvalidInput(f"min {lo} is greater than max {hi}", field="min")

@@ -162,7 +162,7 @@ def _audit(
 _PERSONAL = frozenset({"household", "incident"})
 
 
-def _create(
+def _write(
     request: Request,
     session: Session,
     principal: Principal,
@@ -170,41 +170,37 @@ def _create(
     kind: PointKind,
     key: str,
     body: BaseModel,
+    *,
+    create: bool,
 ) -> dict[str, Any]:
-    location = _location(body)
-    assert location is not None  # required fields of every *Create model
+    """Store a new row (``create``) or the fields sent for an existing one, assigned to its
+    grid where a location is given, and answer the stored row (audited, it echoes it back)."""
     scope = _scope(session, principal, kind)
-    placement = _place(index, scope, *location)
-    insert_point(
-        session,
-        kind,
-        key,
-        _fields(body, only_given=False),
-        lon=location[0],
-        lat=location[1],
-        placement=placement,
-        scope=scope,
-    )
-    _audit(session, request, principal, kind, [key], None)
-    return _visible(session, kind, key, scope)
-
-
-def _update(
-    request: Request,
-    session: Session,
-    principal: Principal,
-    index: GridIndex,
-    kind: PointKind,
-    key: str,
-    body: BaseModel,
-) -> dict[str, Any]:
-    scope = _scope(session, principal, kind)
-    _visible(session, kind, key, scope)
-    location = _location(body)
-    placement = _place(index, scope, *location) if location else None
-    update_point(
-        session, kind, key, _fields(body, only_given=True), location=location, placement=placement
-    )
+    if create:
+        location = _location(body)
+        assert location is not None  # required fields of every *Create model
+        insert_point(
+            session,
+            kind,
+            key,
+            _fields(body, only_given=False),
+            lon=location[0],
+            lat=location[1],
+            placement=_place(index, scope, *location),
+            scope=scope,
+        )
+    else:
+        _visible(session, kind, key, scope)
+        location = _location(body)
+        placement = _place(index, scope, *location) if location else None
+        update_point(
+            session,
+            kind,
+            key,
+            _fields(body, only_given=True),
+            location=location,
+            placement=placement,
+        )
     _audit(session, request, principal, kind, [key], None)
     return _visible(session, kind, key, scope)
 
@@ -227,7 +223,7 @@ def create_household(
     index: GridIndexDep,
     body: HouseholdCreate,
 ) -> dict[str, Any]:
-    return _create(request, session, principal, index, HOUSEHOLDS, body.code, body)
+    return _write(request, session, principal, index, HOUSEHOLDS, body.code, body, create=True)
 
 
 @router.get(
@@ -258,7 +254,7 @@ def change_household(
     code: str,
     body: HouseholdUpdate,
 ) -> dict[str, Any]:
-    return _update(request, session, principal, index, HOUSEHOLDS, code, body)
+    return _write(request, session, principal, index, HOUSEHOLDS, code, body, create=False)
 
 
 @router.delete(
@@ -316,7 +312,7 @@ def create_facility(
     index: GridIndexDep,
     body: FacilityCreate,
 ) -> dict[str, Any]:
-    return _create(request, session, principal, index, FACILITIES, body.source_id, body)
+    return _write(request, session, principal, index, FACILITIES, body.source_id, body, create=True)
 
 
 @router.get(
@@ -343,7 +339,7 @@ def change_facility(
     source_id: str,
     body: FacilityUpdate,
 ) -> dict[str, Any]:
-    return _update(request, session, principal, index, FACILITIES, source_id, body)
+    return _write(request, session, principal, index, FACILITIES, source_id, body, create=False)
 
 
 @router.delete(
@@ -377,7 +373,7 @@ def create_incident(
     body: IncidentCreate,
 ) -> dict[str, Any]:
     key = body.source_id or f"api-{uuid.uuid4().hex[:16]}"
-    return _create(request, session, principal, index, INCIDENTS, key, body)
+    return _write(request, session, principal, index, INCIDENTS, key, body, create=True)
 
 
 @router.get(
@@ -439,7 +435,7 @@ def change_incident(
     source_id: str,
     body: IncidentUpdate,
 ) -> dict[str, Any]:
-    return _update(request, session, principal, index, INCIDENTS, source_id, body)
+    return _write(request, session, principal, index, INCIDENTS, source_id, body, create=False)
 
 
 @router.delete(

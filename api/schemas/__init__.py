@@ -10,14 +10,17 @@ rules for the routers that use these modules.
 Per resource: :mod:`api.schemas.assignment` (``/assign``, ``/locate``),
 :mod:`api.schemas.access` (sign-in, ``/me``, ``/audit``, ``/admin``), :mod:`api.schemas.checks`,
 :mod:`api.schemas.grids`, :mod:`api.schemas.points` (households, facilities, incidents),
-:mod:`api.schemas.alerts`, and :mod:`api.schemas.geojson` (layers and the basemap).
+:mod:`api.schemas.alerts`, :mod:`api.schemas.cases`, :mod:`api.schemas.elders`,
+:mod:`api.schemas.plans`, :mod:`api.schemas.coverage`, and :mod:`api.schemas.geojson` (layers,
+the basemap and every GeoJSON answer).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from geo.limits import DEFAULT_MAX_VERTICES, check_geometry_size
 
@@ -45,4 +48,12 @@ GeoJSONGeometry = Annotated[dict[str, Any], AfterValidator(_bounded_geometry)]
 #: A timestamp as the API has always written it: ISO 8601 from Python's ``isoformat()``.
 Timestamp = Annotated[
     str, Field(description="ISO 8601 with offset", json_schema_extra={"format": "date-time"})
+]
+
+#: :data:`Timestamp` for a route whose rows hold ``datetime`` values: written with
+#: ``isoformat()`` as before (pydantic alone would write UTC as ``Z``).
+Moment = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    Field(description="ISO 8601 with offset"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
 from api.schemas import Answer
@@ -67,3 +68,9 @@ class BasemapLayers(Answer):
 class Basemap(Answer):
     zoom: int
     layers: BasemapLayers
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON labelled as GeoJSON, so the OpenAPI document files the answer's shape under it."""
+
+    media_type = "application/geo+json"

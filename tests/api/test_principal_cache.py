@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from api.state import app_state
 from data.access.queries import create_api_key, set_role
 from data.db import make_engine, transaction
 from data.models import Role
@@ -114,12 +115,14 @@ def test_a_change_made_while_the_feed_was_down_is_not_missed(
     admin must not survive it (no caching while down, and everything dropped on reconnect)."""
     name, headers = new_admin(porto_engine, client)
     assert client.get("/audit", headers=headers).status_code == 200
-    feed = app.state.changes
+    feed = app_state(app).changes
+    assert feed is not None
     with other_process.begin() as conn:
         killed = conn.execute(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE query = 'LISTEN gridwork_change' AND pid <> pg_backend_pid()"
+                "WHERE query LIKE 'LISTEN gridwork_%' AND datname = current_database() "
+                "AND pid <> pg_backend_pid()"
             )
         ).scalar_one()
     assert killed >= 1
@@ -194,19 +197,22 @@ def test_device_keys_are_known_again_once_the_feed_reconnects(
     remembers the device keys again before the wearables' next reports."""
     with transaction(porto_engine) as session:
         key = create_api_key(session, f"t-rewarm-{secrets.token_hex(3)}", Role.device)
-    feed = app.state.changes
+    feed = app_state(app).changes
+    assert feed is not None
     generation = feed.generation
     with other_process.begin() as conn:
         conn.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query = 'LISTEN gridwork_change' AND pid <> pg_backend_pid()"
+                "WHERE query LIKE 'LISTEN gridwork_%' AND datname = current_database() "
+                "AND pid <> pg_backend_pid()"
             )
         )
     eventually(lambda: feed.live and feed.generation > generation + 1)
     # Nobody has sent this key since it was made: only the preload that follows the
     # reconnect can put it in the cache (watched there, not through a request whose timing
     # against a further reconnect of a busy CI machine would decide the outcome).
-    eventually(lambda: app.state.principals.get("api_key", key) is not None)
-    assert app.state.principals.get("api_key", key).role == Role.device
+    eventually(lambda: app_state(app).principals.get("api_key", key) is not None)
+    remembered = app_state(app).principals.get("api_key", key)
+    assert remembered is not None and remembered.role == Role.device
     assert client.get("/me", headers={"X-API-Key": key}).json()["role"] == "device"

@@ -33,6 +33,7 @@ from schemathesis.checks import not_a_server_error
 from sqlalchemy import create_engine
 
 from api.app import create_app
+from api.state import app_state
 from data.db import make_engine
 from data.models import Role
 from tests.api.conftest import make_settings
@@ -46,7 +47,7 @@ OGC_LAYERS = ["ogc.streets", "ogc.communities", "ogc.grids", "ogc.roads", "ogc.f
 
 def _ogc_document() -> dict[str, Any]:
     """What /ogc/api serves, mounted at /ogc, with ``collectionId`` one of the layers."""
-    document = copy.deepcopy(_OFFLINE_APP.state.ogc.openapi())
+    document = copy.deepcopy(app_state(_OFFLINE_APP).ogc.openapi())
     document["servers"] = [{"url": "/ogc"}]
     for operation in (op for path in document["paths"].values() for op in path.values()):
         for parameter in operation.get("parameters", []):

@@ -28,6 +28,9 @@ from tests.care.conftest import (
 from tests.conftest import statements_on
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+WITHDRAWN_AT_US = (
+    "SELECT (extract(epoch FROM withdrawn_at) * 1e6)::bigint FROM consent WHERE elder_id = :e"
+)
 
 
 def _positions(engine: Engine) -> int:
@@ -57,6 +60,26 @@ def test_without_consent_ingest_is_403_and_nothing_is_stored(
     assert (
         client.get(f"/elders/{elder['id']}", headers=staff["care_staff"]).json()["consent"] is False
     )
+
+
+def test_withdrawing_one_elders_consent_leaves_every_other_elder_reporting(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """A withdrawal is the elder's own: a neighbour's watch keeps reporting, and withdrawing
+    twice changes nothing the second time (the first withdrawal's time stays on record)."""
+    lon, lat = district.home_lon, district.home_lat
+    leaving = enrol(client, staff["care_staff"], "watch-wd-1")
+    staying = enrol(client, staff["care_staff"], "watch-wd-2")
+    gone = client.delete(f"/elders/{leaving['id']}/consent", headers=staff["care_staff"])
+    assert gone.json()["withdrawn"] == 1
+    first_time = count(care, WITHDRAWN_AT_US, e=leaving["id"])
+    again = client.delete(f"/elders/{leaving['id']}/consent", headers=staff["care_staff"])
+    assert again.json()["withdrawn"] == 0
+    assert count(care, WITHDRAWN_AT_US, e=leaving["id"]) == first_time
+
+    assert osmand(client, leaving["api_key"], "watch-wd-1", lon, lat, NOW).status_code == 403
+    assert osmand(client, staying["api_key"], "watch-wd-2", lon, lat, NOW).status_code == 200
+    assert client.get(f"/elders/{staying['id']}", headers=staff["care_staff"]).json()["consent"]
 
 
 def test_a_repeated_fix_is_dropped_and_a_late_one_does_not_replace_the_last(

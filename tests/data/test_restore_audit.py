@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app as cli
 from api.security import hash_password
+from api.state import app_state
 from data.access.queries import create_api_key, create_user
 from data.db import make_engine, transaction
 from data.importing.loading import load_porto
@@ -141,7 +142,9 @@ def test_a_restore_writes_what_it_replaced_into_the_audit_log(scenario: Scenario
     assert f"up to {scenario.read_after_backup_at} are no longer in the log" in reason
     assert not any(e["at"] == scenario.read_after_backup_at for e in entries)
     # ... and the restored log is still append-only.
-    owner = make_engine(scenario.app.state.settings.database_url)
+    url = app_state(scenario.app).settings.database_url
+    assert url is not None
+    owner = make_engine(url)
     try:
         with pytest.raises(Exception, match="append-only"), owner.begin() as conn:
             conn.execute(text("DELETE FROM audit_log"))
