@@ -1,4 +1,4 @@
-"""A minimal HTTP/1.1 keep-alive client for the benchmarks (loopback, GET only)."""
+"""A minimal HTTP/1.1 keep-alive client for the benchmarks (loopback, GET and JSON POST)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,19 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def get(self, target: str) -> int:
+        return await self.send(f"GET {target} HTTP/1.1\r\n{self.head}".encode())
+
+    async def post_json(self, target: str, body: bytes) -> int:
+        head = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{self.head}"
+        return await self.send(f"POST {target} HTTP/1.1\r\n{head}".encode() + body)
+
+    async def send(self, request: bytes) -> int:
+        """Write one whole request, read its answer; the status."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         try:
-            self.writer.write(f"GET {target} HTTP/1.1\r\n{self.head}".encode())
+            self.writer.write(request)
             await self.writer.drain()
             status_line = await self.reader.readline()
             if not status_line:

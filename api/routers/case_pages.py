@@ -12,18 +12,22 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.case_viewer import case_viewer
 from api.deps import SessionDep
+from api.errors import status_for
+from api.pages.forms import field_errors
 from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
+from api.state import app_state
+from api.uploads import PhotoDep
+from data.incidents import duplicates, photos, service
 from data.incidents import queries as q
-from data.incidents import service
 from data.models import Role
 from data.policy import Action, may
-from geo.errors import InvalidInput
+from geo.errors import GridworkError, InvalidInput
 from geo.incidents.rules import MOVES, OPEN, STATUSES
 
 router = APIRouter(prefix="/app/incidents", include_in_schema=False)
@@ -65,8 +69,14 @@ EVENT_NAMES = {
     "escalated": N_("Sent up a level"),
     "to_department": N_("Handed to a department"),
     "from_department": N_("Given back by the department"),
+    "photo": N_("Photo added"),
+    "duplicate_of": N_("Linked as a duplicate of"),
+    "duplicate_linked": N_("Linked as its duplicate"),
 }
 DUE_SOON = timedelta(hours=24)
+QUEUE = "/app/incidents/queue"
+#: What a department does from its queue (closing and reopening are the area's handlers').
+QUEUE_MOVES = ("accept", "start", "resolve")
 
 
 def _names(ctx: Any) -> dict[str, Any]:
@@ -116,7 +126,7 @@ def case_list(
     due: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    zone = request.app.state.settings.timezone
+    zone = app_state(request).settings.timezone
     now = datetime.now(UTC)
     if status and status not in (*STATUSES, "open"):
         raise InvalidInput(f"unknown status '{status}'", field="status")
@@ -171,34 +181,99 @@ def case_list(
 
 
 @router.get("/mine", response_class=HTMLResponse)
-def my_cases(request: Request, session: SessionDep, principal: Handling) -> HTMLResponse:
+def my_cases(request: Request, session: SessionDep, principal: Handling) -> Response:
+    if principal.role is Role.department:  # its cases are its queue
+        return RedirectResponse(QUEUE, status_code=303)
     ctx = context(request, principal)
     viewer = case_viewer(session, principal)
     now = datetime.now(UTC)
-    if principal.role is Role.department:
-        rows = q.list_cases(session, viewer, status=list(OPEN), department_id=viewer.dept_id)
-    else:
-        rows = q.list_cases(session, viewer, status=list(OPEN), assignee_id=principal.user_id)
-        waiting = q.list_cases(session, viewer, status=["new"])
-        seen = {r["id"] for r in rows}
-        rows += [r for r in waiting if r["id"] not in seen and r["assignee"] is None]
+    rows = q.list_cases(session, viewer, status=list(OPEN), assignee_id=principal.user_id)
+    waiting = q.list_cases(session, viewer, status=["new"])
+    seen = {r["id"] for r in rows}
+    rows += [r for r in waiting if r["id"] not in seen and r["assignee"] is None]
+    return render(
+        request,
+        principal,
+        "incidents/mine.html",
+        title=ctx._("My cases"),
+        values={
+            "rows": _decorate(ctx, rows, now),
+            "notices": _notices(session, ctx, principal, viewer),
+            **_names(ctx),
+        },
+    )
+
+
+def _notices(
+    session: SessionDep, ctx: Any, principal: Principal, viewer: q.Viewer
+) -> list[dict[str, Any]]:
+    """Unread notices for the caller (a department's: the cases handed to it)."""
     levels = q.scope_levels(session, principal.user_id)
     notices = q.notices(
         session, viewer, levels | ({"district"} if principal.scope.unrestricted else set())
     )
     for n in notices:
         n["category_label"] = _category_name(ctx, n)
+    return notices
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def department_queue(request: Request, session: SessionDep, principal: Handling) -> Response:
+    """A department's (职能部门) queue: the cases handed to it, deadlines first, overdue in
+    red, each with its moves and "give back" at hand, on a phone as on a desk."""
+    if principal.role is not Role.department:
+        return RedirectResponse("/app/incidents/mine", status_code=303)
+    ctx = context(request, principal)
+    viewer = case_viewer(session, principal)
+    now = datetime.now(UTC)
+    rows = _decorate(
+        ctx,
+        q.list_cases(
+            session,
+            viewer,
+            status=[*OPEN, "resolved"],  # resolved here: still to be given back
+            department_id=viewer.dept_id,
+            limit=500,
+        ),
+        now,
+    )
+    for r in rows:
+        r["moves"] = [a for a in QUEUE_MOVES if r["status"] in MOVES[a][0]]
     return render(
         request,
         principal,
-        "incidents/mine.html",
-        title=ctx._("My cases"),
-        values={"rows": _decorate(ctx, rows, now), "notices": notices, **_names(ctx)},
+        "incidents/queue.html",
+        title=ctx._("Department queue"),
+        values={
+            "rows": rows,
+            "overdue": sum(1 for r in rows if r["overdue"]),
+            "notices": _notices(session, ctx, principal, viewer),
+            "note_needed": [a for a, (_, _, need) in MOVES.items() if need] + ["return"],
+            **_names(ctx),
+        },
     )
 
 
 @router.get("/new", response_class=HTMLResponse)
 def report_form(request: Request, session: SessionDep, principal: Reporting) -> HTMLResponse:
+    return _report_page(request, session, principal)
+
+
+#: The report form's fields, and where a use case's name for one shows (the place: by lon).
+REPORT_FIELDS = ("category", "lon", "description", "reporter_name", "reporter_contact", "photo")
+REPORT_ALIASES = {"lat": "lon", "duplicate_of": "lon"}
+
+
+def _report_page(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The report form; sent back refused, with the message beside its field and the values."""
     ctx = context(request, principal)
     cats = q.categories(session)
     for c in cats:
@@ -208,7 +283,13 @@ def report_form(request: Request, session: SessionDep, principal: Reporting) -> 
         principal,
         "incidents/new.html",
         title=ctx._("Report an incident"),
-        values={"categories": cats, "centre": q.area_centre(session, principal.scope)},
+        status_code=status_code,
+        values={
+            "categories": cats,
+            "centre": q.area_centre(session, principal.scope),
+            "form": form or {},
+            "errors": errors or {},
+        },
     )
 
 
@@ -217,29 +298,60 @@ def report(
     request: Request,
     session: SessionDep,
     principal: Reporting,
-    category: Annotated[str, Form(max_length=64)],
-    description: Annotated[str, Form(max_length=4000)],
+    photo: PhotoDep,
+    category: Annotated[str, Form(max_length=64)] = "",
+    description: Annotated[str, Form(max_length=4000)] = "",
     lon: Annotated[str, Form(max_length=32)] = "",
     lat: Annotated[str, Form(max_length=32)] = "",
     reporter_name: Annotated[str, Form(max_length=200)] = "",
     reporter_contact: Annotated[str, Form(max_length=200)] = "",
-) -> RedirectResponse:
+    duplicate_of: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    """Store the report and open its case; refused, the form again with the reason beside
+    the field and what was typed kept (nothing stored)."""
+    sent = {"category": category, "description": description, "lon": lon, "lat": lat}
+    sent |= {"reporter_name": reporter_name, "reporter_contact": reporter_contact}
+    ctx = context(request, principal)
     try:
-        x, y = float(lon), float(lat)
-    except ValueError as exc:
-        raise InvalidInput("pick the place on the map or use your location", field="lon") from exc
-    case_id = service.report(
-        session,
-        actor=principal.name,
-        category=category,
-        lon=x,
-        lat=y,
-        description=description,
-        reporter_name=reporter_name or None,
-        reporter_contact=reporter_contact or None,
-        now=datetime.now(UTC),
-        scope=principal.scope,
-    )
+        if not category:
+            raise InvalidInput(ctx._("Choose a category."), field="category")
+        try:
+            x, y = float(lon), float(lat)
+        except ValueError as exc:
+            raise InvalidInput(
+                ctx._("Pick the place on the map or use your location."), field="lon"
+            ) from exc
+        if duplicate_of and not duplicate_of.isdigit():
+            raise InvalidInput("a case number", field="duplicate_of")
+        limit = app_state(request).settings.photo_max_bytes
+        clean = None if photo is None else photos.clean(photo, max_bytes=limit)  # before storing
+        case_id = service.report(
+            session,
+            actor=principal.name,
+            category=category,
+            lon=x,
+            lat=y,
+            description=description,
+            reporter_name=reporter_name or None,
+            reporter_contact=reporter_contact or None,
+            now=datetime.now(UTC),
+            scope=principal.scope,
+        )
+        now = datetime.now(UTC)
+        if clean is not None or duplicate_of:
+            viewer = case_viewer(session, principal)
+            if clean is not None:
+                photos.add(session, viewer, case_id, clean, now)
+            if duplicate_of:  # the reporter says it repeats a case offered nearby
+                duplicates.link(session, viewer, case_id, int(duplicate_of), now)
+    except GridworkError as exc:
+        errors = field_errors(exc, REPORT_FIELDS, aliases=REPORT_ALIASES)
+        if not errors:
+            raise
+        session.rollback()  # nothing of the refused report is kept
+        return _report_page(
+            request, session, principal, form=sent, errors=errors, status_code=status_for(exc)
+        )
     return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)
 
 
@@ -254,7 +366,7 @@ def figures_page(
     until: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    zone = request.app.state.settings.timezone
+    zone = app_state(request).settings.timezone
     today = datetime.now(ZoneInfo(zone)).date()
     start = _day(since, "since") or today - timedelta(days=30)
     end = _day(until, "until") or today
@@ -293,7 +405,8 @@ def case_page(
     request: Request, session: SessionDep, principal: Viewing, case_id: int
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    row = q.case(session, case_id, case_viewer(session, principal))
+    viewer = case_viewer(session, principal)
+    row = q.case(session, case_id, viewer)
     _decorate(ctx, [row], datetime.now(UTC))
     handler = may(principal.role, Action.handle_cases)
     reporter = None
@@ -324,6 +437,10 @@ def case_page(
             "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
             "can_return": row["department"] is not None,
             "departments": q.departments(session),
+            "photos": photos.listing(session, viewer, case_id),
+            "links": duplicates.for_case(
+                session, viewer, case_id, metric_override=app_state(request).settings.metric_epsg
+            ),
             **_names(ctx),
         },
     )
@@ -331,23 +448,52 @@ def case_page(
 
 @router.post("/{case_id}/act")
 def act(
+    request: Request,
     session: SessionDep,
     principal: Handling,
     case_id: int,
     action: Annotated[str, Form(max_length=32)],
     note: Annotated[str, Form(max_length=2000)] = "",
     department: Annotated[str, Form(max_length=64)] = "",
+    back: Annotated[str, Form(max_length=16)] = "",
 ) -> RedirectResponse:
     viewer = case_viewer(session, principal)
     now = datetime.now(UTC)
+    hook = app_state(request).settings.case_webhook_url
     if action == "escalate":
-        service.escalate(session, viewer, case_id, note, now)
+        service.escalate(session, viewer, case_id, note, now, webhook_url=hook)
     elif action == "handoff":
-        service.hand_to_department(session, viewer, case_id, department or None, note, now)
+        to = department or None
+        service.hand_to_department(session, viewer, case_id, to, note, now, webhook_url=hook)
     elif action == "return":
         service.return_from_department(session, viewer, case_id, note, now)
         if principal.role is Role.department:
-            return RedirectResponse("/app/incidents/mine", status_code=303)
+            return RedirectResponse(QUEUE, status_code=303)
     else:
         service.act(session, viewer, case_id, action, note, now)
+    if back == "queue":  # a department acting from its queue stays there
+        return RedirectResponse(QUEUE, status_code=303)
+    return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)
+
+
+@router.post("/{case_id}/photos")
+def add_photo(
+    request: Request, principal: Handling, photo: PhotoDep, session: SessionDep, case_id: int
+) -> RedirectResponse:
+    if photo is None:
+        raise InvalidInput("choose a photo", field="photo")
+    clean = photos.clean(photo, max_bytes=app_state(request).settings.photo_max_bytes)
+    photos.add(session, case_viewer(session, principal), case_id, clean, datetime.now(UTC))
+    return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)
+
+
+@router.post("/{case_id}/link")
+def link_duplicate(
+    session: SessionDep,
+    principal: Handling,
+    case_id: int,
+    duplicate_of: Annotated[int, Form()],
+) -> RedirectResponse:
+    viewer = case_viewer(session, principal)
+    duplicates.link(session, viewer, case_id, duplicate_of, datetime.now(UTC))
     return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)

@@ -189,9 +189,16 @@ def act(
 
 
 def escalate(
-    db: Db, who: Viewer, case_id: int, reason: str | None, now: datetime
+    db: Db,
+    who: Viewer,
+    case_id: int,
+    reason: str | None,
+    now: datetime,
+    *,
+    webhook_url: str | None = None,
 ) -> dict[str, Any]:
-    """A handler sends the case one level up, saying why; the next level's staff are told."""
+    """A handler sends the case one level up, saying why; the next level's staff are told
+    (a notice, and the webhook if one is set)."""
     row = q.case(db, case_id, who, lock=True)
     clean = rules.clean_note(reason, required=True, field="reason")
     up = rules.escalation(row["status"], row["level"])
@@ -218,13 +225,22 @@ def escalate(
         note=clean,
     )
     q.add_notice(db, case_id, at=now, level=up, kind="escalated")
+    q.queue_case_hook(db, case_id, "escalated", row["level"], clean, url=webhook_url, now=now)
     return q.case(db, case_id, who)
 
 
 def hand_to_department(
-    db: Db, who: Viewer, case_id: int, department: str | None, note: str | None, now: datetime
+    db: Db,
+    who: Viewer,
+    case_id: int,
+    department: str | None,
+    note: str | None,
+    now: datetime,
+    *,
+    webhook_url: str | None = None,
 ) -> dict[str, Any]:
-    """Give an open case to a department (the category's, unless another is named)."""
+    """Give an open case to a department (the category's, unless another is named); the
+    department is told (a notice, and the webhook if one is set)."""
     row = q.case(db, case_id, who, lock=True)
     if who.department_account:
         # A department gives a case back (POST …/return) with what it did; passing it on to
@@ -257,6 +273,7 @@ def hand_to_department(
         note=f"{department}" + (f": {clean}" if clean else ""),
     )
     q.add_notice(db, case_id, at=now, level=row["level"], kind="to_department", department_id=dept)
+    q.queue_case_hook(db, case_id, "to_department", row["level"], clean, url=webhook_url, now=now)
     return q.case(db, case_id, who)
 
 
@@ -287,7 +304,19 @@ def return_from_department(
     return q.case(db, case_id, who)
 
 
-def sweep(engine: Engine, *, now: datetime) -> int:
-    """Escalate every open case whose deadline has passed by one level (the periodic task)."""
-    with transaction(engine) as session:
-        return len(q.sweep(session, now))
+SWEEP_BATCH = 20_000
+
+
+def sweep(
+    engine: Engine, *, now: datetime, webhook_url: str | None = None, batch: int = SWEEP_BATCH
+) -> int:
+    """Escalate every open case whose deadline has passed by one level (the periodic task),
+    ``batch`` cases per transaction (each with its history, notices and webhooks), so that a
+    backlog never holds its row locks against the handlers for long."""
+    done = 0
+    while True:
+        with transaction(engine) as session:
+            moved = len(q.sweep(session, now, hook_url=webhook_url, limit=batch))
+        done += moved
+        if moved < batch:
+            return done

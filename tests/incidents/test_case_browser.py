@@ -136,3 +136,23 @@ def test_the_coordinator_list_and_figures(browser: Browser, live_url: str) -> No
     assert width <= 390, f"the list is {width} px wide on a 390 px phone"
     page.screenshot(path=str(ARTIFACTS / "incidents-list-390.png"), full_page=True)
     assert outside == [] and errors == [], (outside, errors)
+
+
+def test_the_department_queue_on_a_phone(browser: Browser, live_url: str) -> None:
+    """The water department lands on its queue, fits a 390 px phone, and axe-core (vendored)
+    finds no serious or critical accessibility problem on it."""
+    page, outside, errors = _phone(browser, live_url, "c-water")
+    page.goto(f"{live_url}/", wait_until="networkidle")
+    assert page.url.endswith("/app/incidents/queue")
+    assert page.locator("nav.main a[aria-current=page]").count() == 1
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the queue is {width} px wide on a 390 px phone"
+    axe = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
+    page.add_script_tag(path=str(axe))
+    found = page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+        ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id))"
+    )
+    assert found == []
+    page.screenshot(path=str(ARTIFACTS / "incidents-queue-390.png"), full_page=True)
+    assert outside == [] and errors == [], (outside, errors)

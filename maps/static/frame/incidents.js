@@ -36,8 +36,13 @@
       document.getElementById("lon").value = lon.toFixed(7);
       if (marker) marker.setLatLng([lat, lon]); else marker = L.marker([lat, lon]).addTo(pmap);
       where.textContent = lat.toFixed(5) + ", " + lon.toFixed(5);
+      pick.dispatchEvent(new CustomEvent("gridwork:place", { bubbles: true, detail: { lat: lat, lon: lon } }));
     }
     pmap.on("click", function (e) { choose(e.latlng.lat, e.latlng.lng); });
+    // A refused report comes back with its place kept: show it.
+    var lat0 = parseFloat(document.getElementById("lat").value);
+    var lon0 = parseFloat(document.getElementById("lon").value);
+    if (isFinite(lat0) && isFinite(lon0)) choose(lat0, lon0);
     var button = document.getElementById("locate");
     button.addEventListener("click", function () {
       if (!navigator.geolocation) return;
