@@ -37,6 +37,11 @@ OPEN = {
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
+    # Open311 GeoReport v2: open by the standard (the request routes name their actions)
+    "/open311/v2/discovery.{fmt}",
+    "/open311/v2/services.{fmt}",
+    "/open311/v2/services/{service_code}.{fmt}",
+    "/open311/v2/tokens/{token}.{fmt}",
 }
 
 
