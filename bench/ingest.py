@@ -41,7 +41,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -131,9 +131,11 @@ def _free_port() -> int:
 
 
 def start_server(
-    url: str, port: int, workers: int, batch_max: int = 500
+    url: str, port: int, workers: int, batch_max: int = 500, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
+    """``env``: more settings for the server (``GRIDWORK_…``), as ``bench.inbox`` gives."""
     env = {
+        **(env or {}),
         **os.environ,
         "GRIDWORK_INGEST_BATCH_MAX": str(batch_max),
         "DATABASE_URL": url,
@@ -183,6 +185,7 @@ class Outcome:
     seconds: float
     round_seconds: list[float]
     restart_seconds: float | None  # how long PostGIS was down, when it was restarted
+    exit_answered: dict[str, float] = field(default_factory=dict)  # device → wall-clock answer
 
 
 @dataclass(frozen=True)
@@ -214,11 +217,14 @@ async def run_load(
     exit_share: float,
     restart: Callable[[], float] | None = None,
     retry_s: float = 0.2,
+    leaves: Callable[[int, int], bool] | None = None,
 ) -> Outcome:
     """Every round, every device sends one fix at the same moment; ``concurrency``
     connections carry them. A fix answered 503 or cut by a dropped connection is sent again
     after ``retry_s`` (Traccar Client keeps unsent fixes and retries); other answers are
-    final. With ``restart``, PostGIS is restarted in the middle round."""
+    final. With ``restart``, PostGIS is restarted in the middle round. ``leaves(i, round)``:
+    whether device ``i`` steps out in that round (default: the first ``exit_share`` of them,
+    in the last round)."""
     rng = np.random.default_rng(20261126)
     start_fix = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=rounds + 60)
     outcome = Outcome([], {}, set(), {}, [], 0, 0.0, [], None)
@@ -283,6 +289,7 @@ async def run_load(
                 outcome.acked.add((item.device.code, item.epoch))
                 if item.leave:
                     outcome.exit_sent[item.device.code] = sent_wall
+                    outcome.exit_answered[item.device.code] = time.time()
                     outcome.exit_latency.append(elapsed)
             finished()
 
@@ -297,7 +304,10 @@ async def run_load(
             round_began = time.perf_counter()
             pending = len(devices)
             for i, device in enumerate(devices):
-                leave = i < n_exit and round_no == rounds - 1
+                if leaves is None:
+                    leave = i < n_exit and round_no == rounds - 1
+                else:
+                    leave = leaves(i, round_no)
                 queue.put_nowait(make(device, round_no, leave))
             if restart is not None and round_no == rounds // 2:
                 restarter = asyncio.create_task(asyncio.to_thread(restart))

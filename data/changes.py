@@ -17,10 +17,17 @@ only as good as its invalidation, so:
   prepared statements describe the tables the restore dropped).
 
 A cache entry is valid only under the generation it was read in (see :meth:`ChangeFeed.valid`).
+
+The same listener hears ``NOTIFY gridwork_alert``, sent in the transaction that raises alerts
+(:func:`notify_alerts`): it rings :attr:`ChangeFeed.alerts`, a :class:`Bell` that wakes the
+open alerts inboxes at once instead of each polling the alert table (``bench/inbox.py``). It
+rings too whenever the listener connects or loses its connection, since a notification may
+have been missed: an inbox looks at the table then, and polls while the feed is not live.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -29,8 +36,9 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,8 @@ CHANNEL = "gridwork_change"
 # running servers: their caches go, and so do their pooled connections, whose prepared
 # statements describe tables that no longer exist ("cached plan must not change result type").
 RESTORED = "restore"
+# Sent when alerts are raised (no payload: an inbox reads what is new in its own area).
+ALERTS = "gridwork_alert"
 WATCHED = ("app_user", "user_scope", "api_key", "grid", "worker", "community", "street")
 
 # A statement that writes one of the watched tables (ORM and hand-written SQL alike, also
@@ -51,8 +61,55 @@ _WRITES_WATCHED = re.compile(
 _FLAG = "gridwork_wrote_watched"
 
 
+def notify_alerts(db: Session | Connection) -> None:
+    """Wake every inbox of every API process once this transaction commits (PostgreSQL
+    delivers at commit, and folds repeats within a transaction into one)."""
+    db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": ALERTS})
+
+
+class Bell:
+    """Wakes the coroutines waiting for news, from the listener thread, on whatever event
+    loop each waits in (each uvicorn worker has its own feed; tests run apps on several)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rings = 0
+        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    @property
+    def rings(self) -> int:
+        """How often it rang: take it *before* looking, then :meth:`wait` for a change."""
+        return self._rings
+
+    def ring(self) -> None:
+        with self._lock:
+            self._rings += 1
+            waiting = list(self._waiting)
+        for loop, woken in waiting:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(woken.set)
+
+    async def wait(self, seen: int, timeout_s: float) -> bool:
+        """Until it rang after ``seen`` (True at once if it already has), or ``timeout_s``."""
+        woken = asyncio.Event()
+        entry = (asyncio.get_running_loop(), woken)
+        with self._lock:
+            if self._rings != seen:
+                return True
+            self._waiting.add(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, timeout_s)):
+                    await woken.wait()
+        finally:
+            with self._lock:
+                self._waiting.discard(entry)
+        return self._rings != seen
+
+
 class ChangeFeed:
-    """A listener thread on ``gridwork_change`` and the generation it keeps."""
+    """A listener thread on ``gridwork_change`` and the generation it keeps (and on
+    ``gridwork_alert``, ringing :attr:`alerts`)."""
 
     def __init__(self, url: str, *, retry_s: float = 1.0, first_retry_s: float = 0.05) -> None:
         self._url = url
@@ -71,6 +128,7 @@ class ChangeFeed:
         # Called in the listener thread each time it is live again (and first), before
         # start() returns: to warm what the reconnect's bump just emptied.
         self.on_live: Callable[[], object] | None = None
+        self.alerts = Bell()
 
     @classmethod
     def for_engine(cls, engine: Engine) -> ChangeFeed:
@@ -172,14 +230,19 @@ class ChangeFeed:
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {ALERTS}")
                     # Anything cached before this point may predate a missed notification.
                     self.bump()
                     self._live = True
+                    self.alerts.ring()  # and an alert may have been raised meanwhile
                     delay = self._first_retry_s
                     self._warm()
                     self._connected.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
+                            if note.channel == ALERTS:
+                                self.alerts.ring()
+                                continue
                             self.bump()
                             if note.payload == RESTORED:
                                 self._restored()
@@ -196,5 +259,6 @@ class ChangeFeed:
                 if self._live:
                     self._live = False
                     self.bump()
+                    self.alerts.ring()  # inboxes poll until the feed is back
             self._stop.wait(delay)
             delay = min(delay * 2, self._retry_s)

@@ -6,7 +6,9 @@ Pages in the frame (``api/pages/templates/care/``), on the same rules as the API
 of an elder or of a position writes an audit row, and a position is never shown without a
 reason — the locate page asks for one, once per visit, before it shows anything. The alerts
 inbox is live: ``/app/alerts/stream`` sends each new alert of the caller's area as a
-server-sent event (it polls the alert table every half second).
+server-sent event, looking at the alert table when the change feed's bell rings (``NOTIFY
+gridwork_alert`` at the commit that raised it), and every half second while the feed is not
+listening or ``GRIDWORK_ALERT_STREAM_WAKE=poll`` (``bench/inbox.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -21,14 +23,19 @@ import anyio.to_thread
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Depends, Form, Header, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from markupsafe import Markup
 from sqlalchemy import Engine
 
 from api.deps import SessionDep, care_epsg, network_cache
+from api.pages.forms import field_errors
 from api.pages.frame import N_, PageContext, context, render
-from api.security import Principal, audit_read, require
+from api.schemas.elders import HouseholdsFound
+from api.security import Principal, audit_read, audit_subjects, require
+from api.state import app_state
+from api.uploads import ScanDep
 from data.access.queries import write_audit
+from data.care import consent_scan
 from data.care import queries as q
 from data.care import service as care
 from data.care.routes import routes_to
@@ -108,14 +115,7 @@ def elders_page(
 ) -> HTMLResponse:
     ctx = context(request, principal)
     elders = q.elders_at_a_glance(session, principal.scope, search=search, limit=500)
-    audit_read(
-        session,
-        request,
-        principal,
-        subject_type="elder",
-        subject_ids=[e["id"] for e in elders],
-        reason=None,
-    )
+    audit_subjects(session, request, principal, "elder", [e["id"] for e in elders], None)
     rows = [
         {
             **e,
@@ -140,24 +140,24 @@ def elders_page(
     )
 
 
-@router.get("/elders/households")
+@router.get("/elders/households", response_model=HouseholdsFound)
 def household_search(
     request: Request,
     session: SessionDep,
     principal: Enroller,
     search: Annotated[str, Query(min_length=2, max_length=100, alias="q")],
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Households of my area by household code, building id or road name (for enrolment)."""
     found = q.search_households(session, principal.scope, search)
-    audit_read(
+    audit_subjects(
         session,
         request,
         principal,
-        subject_type="household",
-        subject_ids=[h["id"] for h in found],
-        reason="finding an elder's home household to enrol them",
+        "household",
+        [h["id"] for h in found],
+        "finding an elder's home household to enrol them",
     )
-    return JSONResponse({"households": [{k: v for k, v in h.items() if k != "id"} for h in found]})
+    return {"households": [{k: v for k, v in h.items() if k != "id"} for h in found]}
 
 
 def _enrol_values(ctx: PageContext, **extra: Any) -> dict[str, Any]:
@@ -169,8 +169,22 @@ def _enrol_values(ctx: PageContext, **extra: Any) -> dict[str, Any]:
         ],
         "today": date.today().isoformat(),
         "form": {},
+        "errors": {},
         **extra,
     }
+
+
+ENROL_FIELDS = (
+    "display_name",
+    "emergency_contact",
+    "household_code",
+    "home_buffer_m",
+    "device_id",
+    "datum",
+    "consent_given_by",
+    "consent_given_on",
+    "consent_scope",
+)
 
 
 @router.get("/elders/new", response_class=HTMLResponse)
@@ -197,14 +211,16 @@ def enrol_submit(
     session: SessionDep,
     principal: Enroller,
     display_name: Annotated[str, Form(min_length=1, max_length=200)],
-    household_code: Annotated[str, Form(max_length=64)],
     device_id: Annotated[str, Form(min_length=1, max_length=100)],
     datum: Annotated[DeviceDatum, Form()],
+    # Not required here: none chosen is said beside the household search (the form again).
+    household_code: Annotated[str, Form(max_length=64)] = "",
     emergency_contact: Annotated[str, Form(max_length=200)] = "",
     consent_given_by: Annotated[str, Form(max_length=200)] = "",
     consent_given_on: Annotated[str, Form(max_length=10)] = "",
     consent_scope: Annotated[str, Form(max_length=2000)] = "",
     home_buffer_m: Annotated[float, Form(ge=0, le=5000)] = 200.0,
+    scan: ScanDep = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
     form = {
@@ -242,6 +258,12 @@ def enrol_submit(
                     ctx._("The consent date is not a date."), field="consent_given_on"
                 ) from None
             consent = care.ConsentRecord(consent_given_by.strip(), given_on, consent_scope.strip())
+        scanned = None if scan is None else consent_scan.clean(scan)
+        if scanned is not None and consent is None:
+            raise InvalidInput(
+                ctx._("A scanned form belongs to a consent record: fill it in too."),
+                field="scan",
+            )
         enrolled = care.enrol(
             session,
             display_name=display_name.strip(),
@@ -255,15 +277,23 @@ def enrol_submit(
             epsg=care_epsg(request, session),
             buffer_m=home_buffer_m,
         )
+        if scanned is not None:
+            consent_id = q.consents_of(session, enrolled.elder_id)[0]["id"]
+            consent_scan.store(
+                session, enrolled.elder_id, consent_id, scanned, scope=principal.scope,
+                by=principal.name,
+            )  # fmt: skip
     except GridworkError as exc:
         session.rollback()
+        # The reason beside its field (a consent record's, beside who gave it); else above.
+        errors = field_errors(exc, ENROL_FIELDS, aliases={"consent": "consent_given_by"})
         return render(
             request,
             principal,
             "care/enrol.html",
             title=ctx._("Enrol an elder"),
             status_code=409 if isinstance(exc, Conflict) else 422,
-            values=_enrol_values(ctx, form=form, error=str(exc), error_field=exc.field),
+            values=_enrol_values(ctx, form=form, error=None if errors else str(exc), errors=errors),
         )
     audit_read(
         session,
@@ -273,6 +303,7 @@ def enrol_submit(
         subject_ids=[enrolled.elder_id],
         reason=f"enrolled with a device (datum {datum.value}), "
         + ("consent recorded" if consent is not None else "no consent yet")
+        + (f" with a scanned form ({scanned.content_type})" if scanned is not None else "")
         + f", safe zone home grid + {home_buffer_m:g} m (from the console)",
     )
     base = str(request.base_url).rstrip("/")
@@ -312,6 +343,7 @@ def elder_page(
     zone = q.zone_and_home(session, elder_id)
     reports = elder["reports"]
     alerts = q.alerts_of_elder(session, elder_id)
+    consents = q.consents_of(session, elder_id)
     return render(
         request,
         principal,
@@ -322,7 +354,11 @@ def elder_page(
             "heard": _since(ctx, _parse_time(reports["last_heard_at"])),
             "heard_at": ctx.localtime(_parse_time(reports["last_heard_at"])),
             "refused_at": ctx.localtime(_parse_time((reports["last_refused"] or {}).get("at"))),
-            "consents": q.consents_of(session, elder_id),
+            "consents": consents,
+            # Only who may change the elder reads the signed form (the link would be refused).
+            "scanned": consent_scan.scanned(session, [c["id"] for c in consents])
+            if may(principal.role, Action.enrol_elders)
+            else set(),
             "zone": {
                 "kind": zone["kind"],
                 "buffer_m": zone["buffer_m"],
@@ -393,9 +429,12 @@ def locate_page(
                 "elder_id": elder_id,
             },
         )
+    # Stored in English (the audit log's language, whatever the page's); shown in the page's.
     reason = REASONS[why] + (f": {note.strip()}" if note.strip() else "")
+    shown_reason = ctx._(REASONS[why]) + (f": {note.strip()}" if note.strip() else "")
     if alert is not None:
         reason += f" (alert {alert})"
+        shown_reason += " " + ctx._("(alert %(id)s)", id=alert)
     audit_read(
         session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
     )
@@ -484,7 +523,7 @@ def locate_page(
         title=ctx._("Where is %(name)s", name=elder["display_name"]),
         values={
             "elder": elder,
-            "reason": reason,
+            "reason": shown_reason,
             "fix": fix,
             "shown": shown,
             "fix_when": None if fix is None else ctx.localtime(fix["time"]),
@@ -533,13 +572,13 @@ def _zone_editor(
 ) -> HTMLResponse:
     ctx = context(request, principal)
     elder = q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
-    audit_read(
+    audit_subjects(
         session,
         request,
         principal,
-        subject_type="elder_zone",
-        subject_ids=[elder_id],
-        reason="opened the safe zone editor (shows the home)",
+        "elder_zone",
+        [elder_id],
+        "opened the safe zone editor (shows the home)",
     )
     zone = q.zone_and_home(session, elder_id)
     return render(
@@ -630,13 +669,13 @@ def zone_submit(
         return _zone_editor(
             request, session, principal, elder_id, error=message, status_code=422, form=form
         )
-    audit_read(
+    audit_subjects(
         session,
         request,
         principal,
-        subject_type="elder_zone",
-        subject_ids=[elder_id],
-        reason=what + ", containing the home (from the console)",
+        "elder_zone",
+        [elder_id],
+        what + ", containing the home (from the console)",
     )
     return RedirectResponse(f"/app/elders/{elder_id}?zone=saved", status_code=303)
 
@@ -683,13 +722,8 @@ def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTML
         session, principal.scope, status=AlertStatus.closed, limit=20, offset=0, with_position=False
     )
     shown = open_ + acked + closed
-    audit_read(
-        session,
-        request,
-        principal,
-        subject_type="elder",
-        subject_ids=sorted({a["elder_id"] for a in shown}),
-        reason=None,
+    audit_subjects(
+        session, request, principal, "elder", sorted({a["elder_id"] for a in shown}), None
     )
     return render(
         request,
@@ -742,14 +776,7 @@ def alert_action(
     reason = f"alert {alert_id} {to.value}"
     if note.strip():
         reason += f"; note: {_note(note)}"
-    audit_read(
-        session,
-        request,
-        principal,
-        subject_type="elder",
-        subject_ids=[alert["elder_id"]],
-        reason=reason,
-    )
+    audit_subjects(session, request, principal, "elder", [alert["elder_id"]], reason)
     return RedirectResponse("/app/alerts", status_code=303)
 
 
@@ -781,7 +808,9 @@ async def alert_stream(
 ) -> StreamingResponse:
     """New alerts of my area as server-sent events (``event: alert``, JSON data as the
     inbox shows them), from ``after`` (or the browser's Last-Event-ID) on."""
-    engine: Engine = request.app.state.engine
+    state = app_state(request)
+    engine: Engine = state.engine
+    notified = state.settings.alert_stream_wake == "notify"
     ctx = context(request, principal)
     start = after
     if last_event_id is not None and last_event_id.isdigit():
@@ -796,6 +825,8 @@ async def alert_stream(
         ends = time.monotonic() + STREAM_LIFETIME_S
         quiet_since = time.monotonic()
         while time.monotonic() < ends and not await request.is_disconnected():
+            feed = state.changes if notified else None
+            rung = None if feed is None or not feed.live else feed.alerts.rings
             alerts = await anyio.to_thread.run_sync(_poll, engine, principal, last, route)
             for a in alerts:
                 last = a["id"]
@@ -805,7 +836,12 @@ async def alert_stream(
             if time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
                 yield ": still here\n\n"
                 quiet_since = time.monotonic()
-            await anyio.sleep(STREAM_POLL_S)
+            if feed is None or rung is None:
+                # never past the stream's end: it closes on time, and the browser reconnects
+                await anyio.sleep(min(STREAM_POLL_S, max(0.0, ends - time.monotonic())))
+            else:  # until an alert is raised, or it is time to say "still here"
+                until = min(quiet_since + STREAM_KEEPALIVE_S + 0.05, ends)
+                await feed.alerts.wait(rung, until - time.monotonic())
 
     return StreamingResponse(
         events(),

@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import Engine, text
 
 from api.app import create_app
@@ -539,6 +540,16 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
         body = {"display_name": "new", "household_code": s[("home", area)],
                 "device": {"device_id": f"mx-new-{next(w.serial)}", "datum": "wgs84"}}  # fmt: skip
         return Ask(method, path, json=body, kind="create_row", target="elder")
+    if path == "/elders/{elder_id}/consents/{consent_id}/scan":
+        # a consent of its own (recorded by an admin), its scan put there first for a read
+        elder = w.elder(area) if fresh else s[("elder", area)]
+        made = w.ok("POST", f"/elders/{elder['id']}/consent", json=CONSENT)
+        url = path.replace("{elder_id}", str(elder["id"]))
+        url = url.replace("{consent_id}", str(made["consent_id"]))
+        if method == "GET":
+            w.ok("PUT", url, files=_scan())
+            return Ask(method, url, params=reason, target="elder")
+        return Ask(method, url, files=_scan(), target="elder")
     if path.startswith("/elders/{elder_id}"):
         elder = w.elder(area) if fresh else s[("elder", area)]
         url = path.replace("{elder_id}", str(elder["id"]))
@@ -561,6 +572,20 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
     if path == "/cases" or path.startswith("/cases/"):
         return _ask_case(w, method, path, who, area, fresh)
     raise AssertionError(f"no matrix kind for {method} {path}: add it to tests/policy/test_matrix")
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (20, 90, 20)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()  # a case photo (api.routers.case_photos)
+
+
+def _scan() -> Any:
+    """A scanned consent form (api.routers.consent_scans), as a fresh upload each time."""
+    return {"scan": ("consent.png", io.BytesIO(PNG), "image/png")}
 
 
 def _case_target(w: World, who: Who, area: str, fresh: bool, *, handed: bool = False) -> int:
@@ -637,6 +662,27 @@ def _ask_case(w: World, method: str, path: str, who: Who, area: str, fresh: bool
                   "until": (now + timedelta(days=1)).isoformat()}  # fmt: skip
         # the area's cases counted, or none of them (all zero)
         return Ask(method, path, params=params, kind="list", target="case", marker=_opened)
+    if route == ("GET", "/cases/duplicates"):
+        # asked at the target case's own place (0 m, same category): shown, or withheld
+        case = _case_target(w, who, area, False)
+        at = w.places[("out" if area == "in" else "in") if mine else area]
+        params = {"category": CASE_CATEGORY, "lon": str(at.lon), "lat": str(at.lat)}
+        return Ask(method, path, params=params, kind="list", target="case", marker=("id", case))
+    if path.startswith("/cases/{case_id}/photos"):
+        case = _case_target(w, who, area, fresh)
+        url = path.replace("{case_id}", str(case))
+        if "{photo_id}" in path:
+            if ("photo", str(case)) not in s:
+                made = w.ok("POST", f"/cases/{case}/photos", files={"photo": ("m.png", PNG)})
+                s[("photo", str(case))] = made["id"]
+            url = url.replace("{photo_id}", str(s[("photo", str(case))]))
+        files = {"photo": ("m.png", PNG, "image/png")} if method == "POST" else None
+        return Ask(method, url, files=files, target="case")
+    if path == "/cases/{case_id}/duplicate_of":
+        case = _case_target(w, who, area, fresh)
+        other = _case_target(w, who, area, fresh) if fresh else case  # refused before the body
+        body = {"duplicate_of": other}
+        return Ask(method, path.replace("{case_id}", str(case)), json=body, target="case")
     if path.startswith("/cases/{case_id}"):
         case = _case_target(w, who, area, fresh, handed=path.endswith("/return"))
         url = path.replace("{case_id}", str(case)).replace("{action}", "accept")

@@ -1,0 +1,158 @@
+"""The scanned consent form: type by content, size limit, images without metadata, kept in
+the database, read only by the care staff of the elder's area, every read audited."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Any
+
+from fastapi.testclient import TestClient
+from PIL import Image, PngImagePlugin
+from sqlalchemy import Engine, text
+
+from data.care.consent_scan import MAX_BYTES
+from tests.care.conftest import HOME_CODE, count, enrol
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def _jpeg_with_gps() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x8825] = {1: "N", 2: (44.0, 36.0, 0.0)}  # GPSInfo: where the photo was taken
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 200, 190)).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def _png_with_text() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "the guardian's name")
+    out = io.BytesIO()
+    Image.new("L", (40, 30), 255).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def _put(
+    client: TestClient, headers: dict[str, str], elder: dict[str, Any], data: bytes, name: str
+) -> Any:
+    consent_id = _consent_id(client, headers, elder)
+    return client.put(
+        f"/elders/{elder['id']}/consents/{consent_id}/scan",
+        files={"scan": (name, data, "application/pdf")},  # the declared type is not believed
+        headers=headers,
+    )
+
+
+def _consent_id(client: TestClient, headers: dict[str, str], elder: dict[str, Any]) -> int:
+    """The elder's consent (the one enrolment recorded)."""
+    with client.app.state.gridwork.engine.connect() as conn:  # type: ignore[attr-defined]
+        return int(
+            conn.execute(
+                text("SELECT max(id) FROM consent WHERE elder_id = :e"), {"e": elder["id"]}
+            ).scalar_one()
+        )
+
+
+def test_images_are_stored_without_metadata_and_the_type_is_read_from_the_content(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    headers = staff["care_staff"]
+    elder = enrol(client, headers, "watch-scan-1")
+    r = _put(client, headers, elder, _jpeg_with_gps(), "form.pdf")
+    assert r.status_code == 200, r.text
+    assert r.json()["content_type"] == "image/jpeg"
+    stored = client.get(r.json()["url"], headers=headers)
+    assert stored.status_code == 200
+    assert stored.headers["content-type"] == "image/jpeg"
+    assert stored.headers["content-disposition"].startswith("attachment")
+    image = Image.open(io.BytesIO(stored.content))
+    assert image.size == (64, 48)
+    assert not image.getexif() and "exif" not in image.info
+    assert b"PhoneMaker" not in stored.content
+
+    r = _put(client, headers, elder, _png_with_text(), "form.png")  # replaces the first
+    assert r.status_code == 200, r.text
+    stored = client.get(r.json()["url"], headers=headers)
+    assert stored.headers["content-type"] == "image/png"
+    assert "Author" not in Image.open(io.BytesIO(stored.content)).info
+    assert b"guardian" not in stored.content
+    assert count(care, "SELECT count(*) FROM consent_scan") == 1  # in the database: the backup
+
+
+def test_a_pdf_is_kept_and_anything_else_is_refused_naming_the_field(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    headers = staff["care_staff"]
+    elder = enrol(client, headers, "watch-scan-2")
+    r = _put(client, headers, elder, PDF, "form.pdf")
+    assert r.status_code == 200, r.text
+    assert client.get(r.json()["url"], headers=headers).content == PDF
+    refused = {
+        "an executable named .pdf": (b"MZ\x90\x00" + b"\x00" * 100, 422),
+        "a PDF that runs a script": (PDF.replace(b"/Catalog", b"/Catalog /OpenAction 2 0 R"), 422),
+        "a damaged JPEG": (b"\xff\xd8\xff\xe0" + b"\x00" * 50, 422),
+        "too big": (b"%PDF-" + b"0" * MAX_BYTES, 413),
+        "empty": (b"", 422),
+    }
+    for what, (data, status) in refused.items():
+        r = _put(client, headers, elder, data, "form.pdf")
+        assert r.status_code == status, (what, r.text)
+        assert "scan" in r.text, what
+    assert client.get(f"/elders/{elder['id']}/consents/1/scan", headers=headers).content == PDF
+
+
+def test_only_care_staff_of_the_area_read_it_and_each_read_is_audited(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-scan-3")
+    r = _put(client, staff["care_staff"], elder, PDF, "form.pdf")
+    url = r.json()["url"]
+    assert client.get(url, headers=staff["far_care"]).status_code == 404
+    assert client.get(url, headers=staff["home_worker"]).status_code == 403
+    assert client.get(url, headers=staff["planner"]).status_code == 403
+    before = count(care, "SELECT coalesce(max(id), 0) FROM audit_log")
+    why = {"reason": "checking the form"}
+    for _ in range(2):
+        assert client.get(url, params=why, headers=staff["care_staff"]).status_code == 200
+    with care.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT actor, subject_type, subject_ids, reason FROM audit_log "
+                "WHERE id > :b AND route LIKE '%/scan' ORDER BY id"
+            ),
+            {"b": before},
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("c-care", "elder_consent", [str(elder["id"])], "scanned consent form of consent "
+         f"{_consent_id(client, staff['care_staff'], elder)}; why: checking the form"),
+    ] * 2  # fmt: skip
+
+
+def test_the_enrolment_form_takes_the_scan(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    form = {
+        "display_name": "王秀英",
+        "household_code": HOME_CODE,
+        "device_id": "watch-scan-form",
+        "datum": "gcj02",
+        "consent_given_by": "本人及女儿",
+        "consent_given_on": str(date(2026, 1, 5)),
+        "consent_scope": "走失时定位",
+    }
+    files = {"scan": ("consent.jpg", _jpeg_with_gps(), "image/jpeg")}
+    r = client.post("/app/elders/new", data=form, files=files, headers=staff["care_staff"])
+    assert r.status_code == 200, r.text
+    assert count(care, "SELECT count(*) FROM consent_scan WHERE content_type = 'image/jpeg'") == 1
+    # Without a consent record, a scan is refused and nothing is enrolled.
+    no_consent = {k: v for k, v in form.items() if not k.startswith("consent")}
+    r = client.post(
+        "/app/elders/new",
+        data=no_consent | {"device_id": "watch-scan-none"},
+        files=files,
+        headers=staff["care_staff"],
+    )
+    assert r.status_code == 422
+    assert count(care, "SELECT count(*) FROM device WHERE device_code = 'watch-scan-none'") == 0
