@@ -17,6 +17,7 @@ import getpass
 import hashlib
 import os
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,13 +110,85 @@ def restore(settings: Settings, path: Path) -> str:
             )
     url = database_url(settings)
     replaced = _audit_span(url)
-    _run(
-        "pg_restore",
-        ["--clean", "--if-exists", "--single-transaction", "--no-owner", str(source)],
-        url,
-    )
+    _restore_archive(source, url)
     migrate(url)
     return _record_restore(url, source, replaced)
+
+
+def _restore_archive(source: Path, url: str) -> None:
+    """``pg_restore --clean --if-exists`` run as one transaction by ``psql``.
+
+    PostgreSQL 15's ``pg_restore --clean`` cannot clean a partitioned table (``position``,
+    migration 0019): it drops each partition's copy of the table's keys first, which
+    PostgreSQL refuses. So the partitioned tables that the archive holds too are dropped
+    first, in the same transaction, with their partitions; the archive's own drops of them
+    then find nothing, and it recreates them."""
+    uri, env = _libpq(url)
+    bindir = find_bindir()
+    listing = subprocess.run(
+        [str(bindir / "pg_restore"), "--list", str(source)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if listing.returncode != 0:
+        raise Unavailable(f"pg_restore failed: {listing.stderr.strip()}")
+    in_archive = {
+        parts[5]
+        for line in listing.stdout.splitlines()
+        if len(parts := line.split()) > 5 and parts[3:5] == ["TABLE", "public"]
+    }
+    first = "".join(
+        f'DROP TABLE IF EXISTS public."{name}" CASCADE;\n'
+        for name in sorted(in_archive & _partitioned_tables(url))
+    )
+    # Written out first (mode 700 folder: it holds personal data) and only then run: a
+    # script cut short by a failing pg_restore must never be committed as a restore.
+    with tempfile.TemporaryDirectory(prefix="gridwork-restore-") as folder:
+        script = Path(folder) / "restore.sql"
+        clean = ["--clean", "--if-exists", "--no-owner", f"--file={script}", str(source)]
+        written = subprocess.run(
+            [str(bindir / "pg_restore"), *clean],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if written.returncode != 0:
+            raise Unavailable(f"pg_restore failed: {_hidden(written.stderr, env)}")
+        once = ["--single-transaction", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
+        steps = [f"--command={first or 'SELECT 1'}", f"--file={script}"]
+        applied = subprocess.run(
+            [str(bindir / "psql"), f"--dbname={uri}", *once, *steps],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    if applied.returncode != 0:
+        raise Unavailable(f"restore failed: {_hidden(applied.stderr, env)}")
+
+
+def _hidden(message: str, env: dict[str, str]) -> str:
+    return message.strip().replace(env.get("PGPASSWORD", "\0"), "***")
+
+
+def _partitioned_tables(url: str) -> set[str]:
+    """The partitioned tables of the schema ``public`` (none: no database yet)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c "
+                "ON c.oid = p.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public'"
+            )
+            return {str(r[0]) for r in rows}
+    except Exception:  # nothing to drop
+        return set()
+    finally:
+        engine.dispose()
 
 
 def _audit_span(url: str) -> AuditSpan | None:

@@ -18,12 +18,16 @@ from datetime import date, datetime
 from typing import Any
 
 import shapely
+from psycopg.errors import LockNotAvailable
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from data import webhooks
 from data.access.queries import AreaScope
+from data.changes import notify_alerts
 from data.models.care import AlertStatus, DeviceDatum, ZoneKind
 from data.policy import Action, elder_sql
 from geo.care.safezone import SafeZone, ZoneState
@@ -801,16 +805,25 @@ def save_zone_states(db: Db, states: dict[int, ZoneState]) -> None:
     )
 
 
-def last_position_ref(db: Db, elder_id: int) -> tuple[int, int | None] | None:
-    """The newest fix of an elder (id, grid), for alerts raised without a fix (no_fix)."""
+@dataclass(frozen=True)
+class PositionRef:
+    """A stored fix as an alert names it: its key (id and time) and the grid it lay in."""
+
+    id: int
+    time: datetime
+    grid_id: int | None
+
+
+def last_position_ref(db: Db, elder_id: int) -> PositionRef | None:
+    """The newest fix of an elder, for alerts raised without a fix (no_fix)."""
     row = db.execute(
         text(
-            "SELECT id, grid_id FROM position WHERE elder_id = :e ORDER BY time DESC, id DESC "
-            "LIMIT 1"
+            "SELECT id, time, grid_id FROM position WHERE elder_id = :e "
+            "ORDER BY time DESC, id DESC LIMIT 1"
         ),
         {"e": elder_id},
     ).first()
-    return None if row is None else (int(row[0]), row[1])
+    return None if row is None else PositionRef(int(row[0]), row[1], row[2])
 
 
 # --------------------------------------------------------------------------- alerts
@@ -825,6 +838,7 @@ class NewAlert:
     grid_id: int | None  # where the elder is
     home_grid_id: int | None
     detail: str | None
+    position_time: datetime | None = None  # with position_id: the fix's key (migration 0019)
 
 
 def insert_alerts(db: Db, alerts: Sequence[NewAlert]) -> list[int]:
@@ -839,15 +853,15 @@ def insert_alerts(db: Db, alerts: Sequence[NewAlert]) -> list[int]:
             WITH v AS (
                 SELECT nextval(pg_get_serial_sequence('alert', 'id')) AS id, u.*
                 FROM unnest(CAST(:e AS int[]), CAST(:k AS alert_kind[]),
-                            CAST(:t AS timestamptz[]), CAST(:p AS int[]), CAST(:g AS int[]),
-                            CAST(:h AS int[]), CAST(:d AS text[]))
+                            CAST(:t AS timestamptz[]), CAST(:p AS bigint[]), CAST(:g AS int[]),
+                            CAST(:h AS int[]), CAST(:d AS text[]), CAST(:pt AS timestamptz[]))
                      WITH ORDINALITY AS u(elder_id, kind, event_time, position_id, grid_id,
-                                          home_grid_id, detail, ord)
+                                          home_grid_id, detail, position_time, ord)
             ), alerts AS (
                 INSERT INTO alert (id, elder_id, kind, status, event_time, position_id,
-                                   grid_id, home_grid_id, detail)
-                SELECT id, elder_id, kind, 'open', event_time, position_id, grid_id,
-                       home_grid_id, detail FROM v
+                                   position_time, grid_id, home_grid_id, detail)
+                SELECT id, elder_id, kind, 'open', event_time, position_id, position_time,
+                       grid_id, home_grid_id, detail FROM v
             ), recipients AS (
                 INSERT INTO alert_recipient (alert_id, worker_id, reason)
                 SELECT v.id, g.worker_id, r.reason
@@ -868,8 +882,10 @@ def insert_alerts(db: Db, alerts: Sequence[NewAlert]) -> list[int]:
             "g": [a.grid_id for a in alerts],
             "h": [a.home_grid_id for a in alerts],
             "d": [a.detail[:200] if a.detail else None for a in alerts],
+            "pt": [a.position_time for a in alerts],
         },
     ).all()
+    notify_alerts(db)  # the open inboxes look at once, at commit
     return [int(r[0]) for r in rows]
 
 
@@ -885,7 +901,7 @@ _ALERT_SELECT = """
                      WHERE r.alert_id = a.id), '[]'::json) AS recipients
     FROM alert a JOIN elder e ON e.id = a.elder_id
     LEFT JOIN grid g ON g.id = a.grid_id LEFT JOIN grid hg ON hg.id = a.home_grid_id
-    LEFT JOIN position p ON p.id = a.position_id
+    LEFT JOIN position p ON p.id = a.position_id AND p.time = a.position_time
     WHERE (:unrestricted OR a.grid_id = ANY(CAST(:grid_ids AS int[]))
            OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))
 """
@@ -1002,52 +1018,6 @@ def queue_webhook(db: Db, alert_id: int, url: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    url: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-def claim_webhooks(db: Db, *, lease_s: float, limit: int = 50) -> list[OutboxItem]:
-    """Due deliveries, leased for ``lease_s`` so a second task (or worker) does not repeat them."""
-    rows = db.execute(
-        text(
-            """
-            UPDATE webhook_outbox o SET next_attempt_at = now() + make_interval(secs => :lease)
-            WHERE o.id IN (SELECT id FROM webhook_outbox WHERE delivered_at IS NULL
-                           AND NOT failed AND next_attempt_at <= now()
-                           ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
-            RETURNING o.id, o.url, o.payload, o.attempts
-            """
-        ),
-        {"lease": lease_s, "limit": limit},
-    ).all()
-    return [OutboxItem(r[0], r[1], r[2], r[3]) for r in sorted(rows)]
-
-
-def finish_webhook(
-    db: Db, item_id: int, *, error: str | None, retry_in_s: float, give_up: bool
-) -> None:
-    if error is None:
-        db.execute(
-            text(
-                "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, "
-                "last_error = NULL WHERE id = :id"
-            ),
-            {"id": item_id},
-        )
-        return
-    db.execute(
-        text(
-            "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = :err, failed = :gu, "
-            "next_attempt_at = now() + make_interval(secs => :retry) WHERE id = :id"
-        ),
-        {"id": item_id, "err": error[:500], "gu": give_up, "retry": retry_in_s},
-    )
-
-
 # --------------------------------------------------------------------------- reads
 
 
@@ -1059,11 +1029,11 @@ def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
             text(
                 f"""
                 WITH newest AS (
-                    SELECT id FROM (
-                        (SELECT id, 0 AS rank FROM position WHERE elder_id = :e AND valid
+                    SELECT id, time FROM (
+                        (SELECT id, time, 0 AS rank FROM position WHERE elder_id = :e AND valid
                          ORDER BY time DESC, id DESC LIMIT 1)
                         UNION ALL
-                        (SELECT id, 1 AS rank FROM position WHERE elder_id = :e
+                        (SELECT id, time, 1 AS rank FROM position WHERE elder_id = :e
                          ORDER BY time DESC, id DESC LIMIT 1)
                     ) AS candidates ORDER BY rank LIMIT 1
                 )
@@ -1074,7 +1044,7 @@ def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
                        c.name AS community_name, s.code AS street_code, s.name AS street_name,
                        w.code AS worker_code, w.display_name AS worker_name,
                        w.phone AS worker_phone
-                FROM newest n JOIN position p ON p.id = n.id
+                FROM newest n JOIN position p ON p.id = n.id AND p.time = n.time
                 JOIN device d ON d.id = p.device_id
                 LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
                 LEFT JOIN community c ON c.id = g.community_id
@@ -1153,16 +1123,54 @@ def zone_and_home(db: Db, elder_id: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- retention
 
 
-def purge_positions(db: Db, *, before: datetime) -> int:
-    """Delete fixes older than ``before`` (by fix time), and webhook payloads that carry them."""
-    result = db.execute(text("DELETE FROM position WHERE time < :before"), {"before": before})
-    db.execute(
-        text(
-            "DELETE FROM webhook_outbox WHERE created_at < :before "
-            "AND (delivered_at IS NOT NULL OR failed)"
-        ),
-        {"before": before},
+def make_position_partitions(db: Db, *, first_day: date, last_day: date) -> int | None:
+    """The partitions of ``position`` for these UTC days and for every day that has rows in
+    the default partition (moved into theirs); how many were made, or None when a reader held
+    the table too long (nothing is lost: the fixes wait in the default partition). Migration
+    0019's function: the app's role may not create tables itself."""
+    return _if_locked(
+        db,
+        "SELECT make_position_partitions(:first, :last)",
+        {"first": first_day, "last": last_day},
     )
+
+
+def drop_position_partitions(db: Db, *, before: datetime) -> int | None:
+    """Drop the day partitions of ``position`` that end at or before ``before``; how many
+    fixes went, or None when the table's lock was not had within 2 s (the DELETE of
+    :func:`purge_positions` then takes those days). Alerts keep no reference into them."""
+    return _if_locked(db, "SELECT drop_position_partitions(:before)", {"before": before})
+
+
+def _if_locked(db: Db, sql: str, params: dict[str, Any]) -> int | None:
+    try:
+        with db.begin_nested():
+            return int(db.execute(text(sql), params).scalar_one())
+    except OperationalError as exc:
+        if isinstance(exc.orig, LockNotAvailable):
+            return None
+        raise
+
+
+def position_partitions(db: Db) -> list[str]:
+    """The partitions of ``position``, oldest first, the default one last."""
+    return list(
+        db.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'position'::regclass "
+                "ORDER BY c.relname = 'position_default', c.relname"
+            )
+        ).scalars()
+    )
+
+
+def purge_positions(db: Db, *, before: datetime) -> int:
+    """Delete fixes older than ``before`` (by fix time), and webhook payloads that carry them.
+    Partition pruning keeps the DELETE to the day straddling ``before`` and to the default
+    partition once :func:`drop_position_partitions` has taken the whole days."""
+    result = db.execute(text("DELETE FROM position WHERE time < :before"), {"before": before})
+    webhooks.purge(db, before=before)  # alerts' and cases' deliveries alike
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

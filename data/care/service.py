@@ -13,13 +13,10 @@ device's datum to WGS-84 and kept.
 from __future__ import annotations
 
 import json
-import logging
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -29,6 +26,7 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from data import webhooks
 from data.access.queries import AreaScope, create_api_key
 from data.care import queries as q
 from data.coverage.service import NetworkCache
@@ -59,14 +57,11 @@ from geo.errors import (
     Unauthorized,
 )
 
-log = logging.getLogger("gridwork.care")
-
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_VALUE = 256
 MAX_ALARM = 64
 MAX_ZONE_VERTICES = 10_000
-WEBHOOK_MAX_ATTEMPTS = 8
 
 
 # --------------------------------------------------------------------------- enrollment
@@ -701,7 +696,8 @@ def _evaluate(
         if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
             continue
         state = ctx.state
-        last_ref: tuple[int, int | None] | bool | None = False
+        last_ref: q.PositionRef | None = None
+        looked_up = False
         for _, _, item in sorted(by_elder[elder_id], key=lambda t: (t[0], t[1])):
             if isinstance(item, q.StoredPosition):
                 row = extra[(item.device_id, item.time)]
@@ -717,18 +713,18 @@ def _evaluate(
                         state = new_state
                 else:
                     state, events = _signal(state, item.time, row.battery, row.alarm)
+                ref = q.PositionRef(item.id, item.time, item.grid_id)
                 for event in events:
                     if event.kind != "no_fix":
-                        alerts.append(_alert(ctx, event, item.id, item.grid_id))
+                        alerts.append(_alert(ctx, event, ref))
                         raised.append(owner)
                 continue
             owner, keepalive = item
             state, events = _signal(state, keepalive.time, keepalive.battery, keepalive.alarm)
-            if events and last_ref is False:  # where the elder was last seen, for routing
-                last_ref = q.last_position_ref(session, elder_id)
-            position_id, grid_id = last_ref if isinstance(last_ref, tuple) else (None, None)
+            if events and not looked_up:  # where the elder was last seen, for routing
+                last_ref, looked_up = q.last_position_ref(session, elder_id), True
             for event in events:
-                alerts.append(_alert(ctx, event, position_id, grid_id))
+                alerts.append(_alert(ctx, event, last_ref))
                 raised.append(owner)
         if state != ctx.state:
             changed[elder_id] = state
@@ -760,15 +756,14 @@ def _signal(
     return replace(state, low_battery=low, alarm=alarm), events
 
 
-def _alert(
-    ctx: q.ZoneContext, event: ZoneEvent, position_id: int | None, grid_id: int | None
-) -> q.NewAlert:
+def _alert(ctx: q.ZoneContext, event: ZoneEvent, fix: q.PositionRef | None) -> q.NewAlert:
     return q.NewAlert(
         elder_id=ctx.elder_id,
         kind=event.kind,
         event_time=event.time,
-        position_id=position_id,
-        grid_id=grid_id,
+        position_id=None if fix is None else fix.id,
+        position_time=None if fix is None else fix.time,
+        grid_id=None if fix is None else fix.grid_id,
         home_grid_id=ctx.home_grid_id,
         detail=event.detail,
     )
@@ -806,11 +801,8 @@ def raise_silent(
     for ctx in contexts:
         state, events = evaluate(ctx.state, None, now, ctx.zone, no_fix_minutes=no_fix_minutes)
         ref = q.last_position_ref(session, ctx.elder_id)
-        position_id, grid_id = ref if ref is not None else (None, None)
         detail = silence_detail(ctx.state.last_fix_time, heard.get(ctx.elder_id), cutoff)
-        alerts += [
-            _alert(ctx, replace(event, detail=detail), position_id, grid_id) for event in events
-        ]
+        alerts += [_alert(ctx, replace(event, detail=detail), ref) for event in events]
         q.save_zone_state(session, ctx.elder_id, state)
     return len(raise_alerts(session, alerts, webhook_url))
 
@@ -832,57 +824,39 @@ def silence_detail(
     return f"watch silent: no fix since {since}, nothing heard since {latest}"
 
 
+PARTITIONS_AHEAD = 7
+"""Days of ``position`` partitions made ahead of today: a week without the periodic task
+before fixes land in the default partition (where they are still kept, and moved out)."""
+
+
+def make_partitions(engine: Engine, *, now: datetime) -> int | None:
+    """The partitions of ``position`` for today and the next ``PARTITIONS_AHEAD`` UTC days,
+    and for any day whose fixes wait in the default partition; how many were made (None: the
+    table was busy, try next time)."""
+    today = now.astimezone(UTC).date()
+    with transaction(engine) as session:
+        return q.make_position_partitions(
+            session, first_day=today, last_day=today + timedelta(days=PARTITIONS_AHEAD)
+        )
+
+
 def purge(engine: Engine, *, now: datetime, retention: timedelta) -> int:
-    """Delete positions older than the retention period; returns how many went."""
-    with transaction(engine) as session:
-        return q.purge_positions(session, before=now - retention)
+    """Delete positions older than the retention period; returns how many went.
 
-
-def deliver_webhooks(engine: Engine, *, timeout_s: float = 5.0) -> tuple[int, int]:
-    """POST due outbox items; a failure is retried later with exponential back-off.
-
-    Returns (delivered, failed attempts). The lease taken when claiming keeps a second
-    worker from posting the same alert while this one is at it.
+    Whole days older than the cut-off go by dropping their partition (migration 0019), in a
+    transaction of its own so the table's lock is held for the drop only; then the fixes
+    left before the cut-off (in the day straddling it, and in the default partition) are
+    deleted. The answer is the one a single DELETE gave: "older than" is strict either way.
     """
+    before = now - retention
     with transaction(engine) as session:
-        items = q.claim_webhooks(session, lease_s=max(60.0, 4 * timeout_s))
-    delivered = failed = 0
-    for item in items:
-        error = _post_json(item.url, item.payload, timeout_s=timeout_s)
-        attempts = item.attempts + 1
-        with transaction(engine) as session:
-            q.finish_webhook(
-                session,
-                item.id,
-                error=error,
-                retry_in_s=min(3600.0, 10.0 * 2 ** (attempts - 1)),
-                give_up=attempts >= WEBHOOK_MAX_ATTEMPTS,
-            )
-        if error is None:
-            delivered += 1
-        else:
-            failed += 1
-            log.warning("webhook for outbox %s failed (attempt %s): %s", item.id, attempts, error)
-    return delivered, failed
+        dropped = q.drop_position_partitions(session, before=before) or 0
+    with transaction(engine) as session:
+        return dropped + q.purge_positions(session, before=before)
 
 
-def _post_json(url: str, payload: Mapping[str, Any], *, timeout_s: float) -> str | None:
-    if not url.startswith(("http://", "https://")):
-        return f"refusing to post to a non-HTTP URL {url[:40]!r}"
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=json.dumps({"type": "gridwork.alert", "alert": payload}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None if 200 <= status < 300 else f"HTTP {status}"
+#: The one delivery loop of the outbox (alerts and cases alike), under the name care used.
+deliver_webhooks = webhooks.deliver
 
 
 def tick(
@@ -907,6 +881,7 @@ def tick(
                 webhook_url=webhook_url,
             )
     if purge_now:
+        make_partitions(engine, now=now)
         out["purged"] = purge(engine, now=now, retention=retention)
     out["delivered"] = deliver_webhooks(engine)[0]
     return out

@@ -2,7 +2,8 @@
 
 Only what finding a lost elder needs is kept: a display name (not an identity), the home
 household, an emergency contact, the device and the consent that allows gridwork to store
-its fixes. Positions are purged after the retention period (``Settings.position_retention_days``).
+its fixes. Positions are purged after the retention period (``Settings.position_retention_days``);
+their table is partitioned by day (migration 0019), so that the purge drops whole days.
 
 Nothing here relates elders to each other: there is no group, watch list or shared trail.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -129,18 +131,24 @@ class Device(Base):
 
 
 class Position(Base):
-    """One fix, in WGS-84 (converted) and as the device sent it (raw, in its datum)."""
+    """One fix, in WGS-84 (converted) and as the device sent it (raw, in its datum).
+
+    Partitioned by fix time, one partition per UTC day (``position_YYYYMMDD``) and a default
+    one; the key therefore holds ``time`` too. Partitions are made ahead and dropped by the
+    functions of migration 0019, which the app's role may call but not bypass.
+    """
 
     __tablename__ = "position"
     __table_args__ = (
         UniqueConstraint("device_id", "time", name="uq_position_device_time"),
         Index("ix_position_elder_time", "elder_id", "time"),
         Index("ix_position_time", "time"),
+        {"postgresql_partition_by": "RANGE (time)"},
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
     elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id", ondelete="CASCADE"))
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     geom: Mapped[object] = mapped_column(
         Geometry("POINT", srid=SRID, spatial_index=False), nullable=False
     )
@@ -214,7 +222,19 @@ class Alert(Base):
     """Something staff must hear about, routed to the workers of the current and home grids."""
 
     __tablename__ = "alert"
-    __table_args__ = (Index("ix_alert_status_raised", "status", "raised_at"),)
+    __table_args__ = (
+        Index("ix_alert_status_raised", "status", "raised_at"),
+        # The fix it was raised at is named by its whole key (migration 0019): an alert
+        # outlives its fix, and the purge or a withdrawal of consent empties both columns.
+        ForeignKeyConstraint(
+            ["position_id", "position_time"],
+            ["position.id", "position.time"],
+            name="fk_alert_position_id_position",
+            ondelete="SET NULL",
+            onupdate="CASCADE",
+        ),
+        CheckConstraint("(position_id IS NULL) = (position_time IS NULL)", name="position_ref"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id", ondelete="CASCADE"), index=True)
     kind: Mapped[AlertKind] = mapped_column(Enum(AlertKind, name="alert_kind"))
@@ -225,12 +245,10 @@ class Alert(Base):
     raised_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("clock_timestamp()")
     )
-    position_id: Mapped[int | None] = mapped_column(
-        # Indexed (migration 0015): the retention purge clears this for every fix it deletes.
-        BigInteger,
-        ForeignKey("position.id", ondelete="SET NULL"),
-        index=True,
-    )
+    # Indexed (migrations 0015, 0019): the retention purge clears these for every fix it
+    # deletes, and for every day of fixes it drops.
+    position_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    position_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     grid_id: Mapped[int | None] = mapped_column(
         ForeignKey("grid.id", ondelete="SET NULL"), comment="where the elder is now"
     )
@@ -256,11 +274,18 @@ class AlertRecipient(Base):
 
 
 class WebhookOutbox(Base):
-    """An alert waiting to be POSTed to the configured webhook; retried with back-off."""
+    """An alert or a case (``topic``, migration 0017) waiting to be POSTed to its webhook;
+    retried with back-off (``data.webhooks``)."""
 
     __tablename__ = "webhook_outbox"
     id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), index=True)
+    topic: Mapped[str] = mapped_column(String(16), server_default="alert")
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alert.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incident_case.id", ondelete="CASCADE"), index=True
+    )
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

@@ -51,8 +51,9 @@ def big(server_url: str) -> Iterator[Engine]:
         )
         conn.execute(
             text(
-                "INSERT INTO alert (elder_id, kind, status, event_time, position_id) "
-                "SELECT p.elder_id, 'left_zone', 'closed', p.time, p.id FROM position p"
+                "INSERT INTO alert (elder_id, kind, status, event_time, position_id, "
+                "position_time) SELECT p.elder_id, 'left_zone', 'closed', p.time, p.id, p.time "
+                "FROM position p"
             )
         )
         conn.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from api.security import hash_password
+from api.state import app_state
 from data.access.queries import create_user
 from data.cluster import APP_ROLE, LocalCluster
 from data.db import make_engine, transaction
@@ -154,7 +156,8 @@ def test_the_whole_api_works_as_the_app_role(app_engine: Engine, porto_url: str)
         create_user(session, admin_name, hash_password(PASSWORD), Role.admin)
     app = create_app(make_settings(porto_url), engine=app_engine)
     with TestClient(app) as client:
-        assert app.state.changes.live  # LISTEN works for the app role
+        feed = app_state(app).changes
+        assert feed is not None and feed.live  # LISTEN works for the app role
         r = client.post("/token", data={"username": admin_name, "password": PASSWORD})
         assert r.status_code == 200, r.text
         admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
@@ -167,3 +170,64 @@ def test_the_whole_api_works_as_the_app_role(app_engine: Engine, porto_url: str)
         assert r.status_code == 200, r.text
         r = client.get("/ogc/collections", headers=admin)
         assert r.status_code == 200, r.text
+
+
+PARTITION_FUNCTIONS = ("make_position_partitions", "drop_position_partitions")
+
+
+def test_the_app_role_makes_and_drops_position_partitions_and_nothing_more(
+    owner_url: str, app_url: str
+) -> None:
+    """Partitions of ``position`` are made and dropped through migration 0019's two
+    functions (``SECURITY DEFINER``, owned by the owner, with a fixed ``search_path``): the
+    app's role may call them, and still cannot make, detach, drop or empty a partition
+    itself, nor owns what the functions made."""
+    first = date(2001, 1, 1)  # far from any day another test stores fixes on
+    names = ["position_20010101", "position_20010102"]
+    with psycopg.connect(_libpq(app_url)) as conn:
+        made = conn.execute(
+            "SELECT make_position_partitions(%s, %s)", (first, first + timedelta(days=1))
+        ).fetchone()
+        assert made == (2,)
+        conn.commit()
+        for attempt in (
+            f"DROP TABLE {names[0]}",
+            f"ALTER TABLE position DETACH PARTITION {names[0]}",
+            "DELETE FROM audit_log WHERE actor = 'nobody'",
+            "TRUNCATE position",
+            "DROP TABLE position_default",
+            "CREATE TABLE position_20000101 PARTITION OF position "
+            "FOR VALUES FROM ('2000-01-01') TO ('2000-01-02')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(attempt)
+            conn.rollback()
+        owned = conn.execute(
+            "SELECT c.relname FROM pg_class c WHERE pg_get_userbyid(c.relowner) = current_user"
+        ).fetchall()
+        assert owned == []
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="days"):
+            conn.execute(
+                "SELECT make_position_partitions(%s, %s)", (first, first + timedelta(days=1000))
+            )
+        conn.rollback()
+        gone = conn.execute(
+            "SELECT drop_position_partitions(%s)", (datetime(2001, 1, 3, tzinfo=UTC),)
+        ).fetchone()
+        assert gone == (0,)  # fixes dropped: there were none
+        conn.commit()
+        left = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relname = ANY(%s)", (names,)
+        ).fetchone()
+        assert left == (0,)
+    with psycopg.connect(_libpq(owner_url)) as conn:
+        rows = conn.execute(
+            "SELECT proname, prosecdef, pg_get_userbyid(proowner), proconfig, "
+            "has_function_privilege('public', oid, 'EXECUTE') FROM pg_proc "
+            "WHERE proname = ANY(%s) ORDER BY proname",
+            (list(PARTITION_FUNCTIONS),),
+        ).fetchall()
+    assert [r[0] for r in rows] == sorted(PARTITION_FUNCTIONS)
+    for _name, definer, owner, config, public in rows:
+        assert definer and owner != APP_ROLE and not public
+        assert "search_path=pg_catalog, public, pg_temp" in config
