@@ -14,18 +14,25 @@ import json
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import Field
 from sqlalchemy import text
 
 from api import plan_clock
 from api.deps import SessionDep
-from api.pages.frame import N_, context, render
+from api.errors import status_for
+from api.pages.forms import field_errors
+from api.pages.frame import N_, PageContext, context, render
+from api.schemas import StrictModel
+from api.schemas.geojson import FeatureCollection, GeoJSONResponse
 from api.security import Principal, require
+from api.state import app_state
 from data.planning import service as planning
 from data.planning import workspace
 from data.policy import Action, may_plan
-from geo.errors import Forbidden, InvalidInput, NotFound
+from geo.errors import Forbidden, GridworkError, InvalidInput, NotFound
+from geo.planning.metrics import Problem, rectangle_ratio
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
@@ -102,6 +109,32 @@ JS_WORDS = [
 ]
 
 
+#: Why a move is refused, in the page's language: ``geo.planning.metrics.MOVE_PROBLEMS``
+#: marked for translation (a test keeps the two the same).
+REFUSALS: dict[str, str] = {
+    "units_locked": N_("unit(s) %(units)s are locked"),
+    "units_locked_more": N_("unit(s) %(units)s and %(more)s more are locked"),
+    "target_locked": N_("grid %(grid)s is locked"),
+    "sources_locked": N_("grid(s) %(grids)s are locked"),
+    "already_there": N_("already in grid %(grid)s"),
+    "not_touching": N_("grid %(grid)s would not be contiguous: the unit(s) do not touch it"),
+    "over": N_("grid %(grid)s would hold %(households)s households, over %(max)s"),
+    "empty": N_("grid %(grid)s would be left empty"),
+    "under": N_("grid %(grid)s would hold %(households)s households, under %(min)s"),
+    "parts": N_("grid %(grid)s would break into parts"),
+}
+
+
+def say_problems(ctx: PageContext, problems: tuple[str, ...]) -> list[str]:
+    """A move's reasons in the page's language (a reason without a code stays as it is)."""
+    return [
+        ctx._(REFUSALS[p.code], **p.values)
+        if isinstance(p, Problem) and p.code in REFUSALS
+        else str(p)
+        for p in problems
+    ]
+
+
 def _plan(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
     plan = planning.get_plan(session, plan_id)
     if not may_plan(principal.scope, plan.community_id):
@@ -115,23 +148,49 @@ def _status(p: dict[str, Any]) -> str:
     return str(p["status"])
 
 
+def _metric_value(ctx: Any, key: str, metrics: dict[str, Any]) -> str:
+    """A metric as shown: compactness also as the rectangle that scores the same, roads also
+    against the most that could lie on roads."""
+    value = metrics.get(key)
+    if not isinstance(value, int | float):
+        return "—"
+    if key in ("polsby_popper_mean", "reock_mean"):
+        score = {"polsby_popper" if key.startswith("polsby") else "reock": float(value)}
+        ratio = rectangle_ratio(**score)
+        shape = (
+            ctx._("rounder than a square")
+            if ratio == 0
+            else ctx._("like a rectangle %(r)s times as long as it is wide", r=f"{ratio:.1f}")
+        )
+        return f"{value:.2f} · {shape}"
+    if key == "road_share":
+        shown = f"{value * 100:.0f} %"
+        unavoidable = metrics.get("unavoidable_offroad_share")
+        if isinstance(unavoidable, int | float) and unavoidable > 0:
+            best = f"{(1 - unavoidable) * 100:.0f} %"
+            shown += " · " + ctx._("the most possible is about %(best)s", best=best)
+        return shown
+    if isinstance(value, float) and key.endswith(("share", "mean")):
+        return f"{value * 100:.0f} %" if key.endswith("share") else f"{value:.2f}"
+    return f"{value:g}"
+
+
 def _metric_rows(ctx: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for key, label, hint in METRICS:
-        value = metrics.get(key)
-        shown = "—"
-        if isinstance(value, float) and key.endswith(("share", "mean")):
-            shown = f"{value * 100:.0f} %" if key.endswith("share") else f"{value:.2f}"
-        elif isinstance(value, int | float):
-            shown = f"{value:g}"
-        rows.append({"key": key, "label": ctx._(label), "hint": ctx._(hint), "value": shown})
-    return rows
+    return [
+        {
+            "key": key,
+            "label": ctx._(label),
+            "hint": ctx._(hint),
+            "value": _metric_value(ctx, key, metrics),
+        }
+        for key, label, hint in METRICS
+    ]
 
 
 @router.get("/plans", response_class=HTMLResponse)
 def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTMLResponse:
     ctx = context(request, principal)
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     held = principal.scope.sql_ids("held_community")
     oversize = planning.oversize_report(
         session,
@@ -172,7 +231,7 @@ def start_split(
     community: Annotated[str, Form(min_length=1, max_length=64)],
     seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 1,
 ) -> RedirectResponse:
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     community_id = planning.community_id_of(session, community)
     ids = principal.scope.sql_ids("community")
     if community_id is None or (ids is not None and community_id not in ids):
@@ -232,10 +291,14 @@ def compare_page(
     )
 
 
-@router.get("/plans/current.geojson")
+@router.get(
+    "/plans/current.geojson",
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
+)
 def current_grids(
     session: SessionDep, principal: Planner, community: Annotated[str, Query(max_length=64)]
-) -> JSONResponse:
+) -> dict[str, Any]:
     """Today's grids of a community the caller holds, with households, for the compare map."""
     community_id = planning.community_id_of(session, community)
     if community_id is None or not may_plan(principal.scope, community_id):
@@ -248,26 +311,37 @@ def current_grids(
         ),
         {"c": community_id},
     ).all()
-    return JSONResponse(
-        {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "geometry": json.loads(geom),
-                    "properties": {"code": code, "households": int(n)},
-                }
-                for code, geom, n in rows
-            ],
-        },
-        media_type="application/geo+json",
-    )
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": json.loads(geom),
+                "properties": {"code": code, "households": int(n)},
+            }
+            for code, geom, n in rows
+        ],
+    }
 
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(
     request: Request, session: SessionDep, principal: Planner, plan_id: int
 ) -> HTMLResponse:
+    return _plan_view(request, session, principal, plan_id)
+
+
+def _plan_view(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    plan_id: int,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The plan's page; after a refused publish, with the reason beside the date."""
     ctx = context(request, principal)
     plan = _plan(session, principal, plan_id)
     summary = planning.plan_summary(session, plan_id)
@@ -294,9 +368,53 @@ def plan_page(
         if summary["switched_at"]
         else [],
     }
+    values |= {"form": form or {}, "errors": errors or {}}
     template = "planning/editor.html" if plan.status == "draft" else "planning/published.html"
     title = ctx._("Plan %(id)s · community %(c)s", id=plan_id, c=plan.community_code)
-    return render(request, principal, template, title=title, values=values)
+    return render(request, principal, template, title=title, values=values, status_code=status_code)
+
+
+@router.get("/plans/{plan_id}/metrics")
+def metrics_rows(
+    request: Request, session: SessionDep, principal: Planner, plan_id: int
+) -> list[dict[str, Any]]:
+    """The metrics panel's rows as the page shows them, for the editor to refresh after an
+    edit."""
+    _plan(session, principal, plan_id)
+    summary = planning.plan_summary(session, plan_id)
+    return _metric_rows(context(request, principal), summary["metrics"])
+
+
+class PageMove(StrictModel):
+    units: list[int] = Field(min_length=1, max_length=2000)
+    to_grid: str = Field(min_length=1, max_length=64)
+    check_only: bool = False
+
+
+@router.post("/plans/{plan_id}/moves")
+def move_from_page(
+    request: Request, session: SessionDep, principal: Planner, plan_id: int, body: PageMove
+) -> JSONResponse:
+    """The editor's moves and its checks while brushing: ``POST /plans/{id}/moves`` (never
+    forced), with the grids' new households and the reasons in the page's language."""
+    _plan(session, principal, plan_id)
+    outcome = workspace.move(
+        session,
+        plan_id,
+        units_to_move=body.units,
+        to_grid=body.to_grid,
+        force=False,
+        check_only=body.check_only,
+        author=principal.name,
+        settings=app_state(request).settings,
+    )
+    ok = outcome.moved or (body.check_only and not outcome.problems)
+    content = {
+        "moved": outcome.moved,
+        "households": outcome.households,
+        "problems": say_problems(context(request, principal), outcome.problems),
+    }
+    return JSONResponse(content, status_code=200 if ok else 409)
 
 
 @router.post("/plans/{plan_id}/publish")
@@ -305,18 +423,43 @@ def publish_form(
     session: SessionDep,
     principal: Planner,
     plan_id: int,
-    effective: Annotated[date, Form()],
-) -> RedirectResponse:
+    effective: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Publish from the editor; refused, the editor again with the reason beside the date."""
     _plan(session, principal, plan_id)
-    planning.publish(
-        session,
-        plan_id,
-        effective=effective,
-        settings=request.app.state.settings,
-        today=plan_clock.today(request.app),
-        author=principal.name,
-    )
+    try:
+        try:
+            day = date.fromisoformat(effective)
+        except ValueError:
+            message = context(request, principal)._("Choose the day it takes effect.")
+            raise InvalidInput(message, field="effective") from None
+        planning.publish(
+            session,
+            plan_id,
+            effective=day,
+            settings=app_state(request).settings,
+            today=plan_clock.today(request.app),
+            author=principal.name,
+        )
+    except GridworkError as exc:
+        errors = field_errors(exc, PUBLISH_FIELDS)
+        if not errors:
+            raise
+        session.rollback()
+        return _plan_view(
+            request,
+            session,
+            principal,
+            plan_id,
+            form={"effective": effective},
+            errors=errors,
+            status_code=status_for(exc),
+        )
     return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+
+
+#: Where a refused publish is explained: beside the date, or (the plan itself) the button.
+PUBLISH_FIELDS = ("effective", "plan")
 
 
 @router.post("/plans/{plan_id}/withdraw")

@@ -10,7 +10,7 @@ its grids) is refused with 409, because its numbers no longer describe the place
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -385,6 +385,8 @@ def _require_draft(plan: StoredPlan) -> None:
 class MoveOutcome:
     moved: bool
     problems: tuple[str, ...]
+    households: dict[str, int] = field(default_factory=dict)
+    """The households of the grids the move touches, as they are (or would be) after it."""
 
 
 def _remeasure(

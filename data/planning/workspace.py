@@ -16,6 +16,9 @@ import json
 import math
 from typing import Any
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 from sqlalchemy import text
 
 from data.planning.service import (
@@ -32,6 +35,7 @@ from data.settings import Settings
 from geo.errors import Conflict, InvalidInput
 from geo.planning.metrics import move_unit
 from geo.planning.split import split_community
+from geo.planning.units import UnitGraph, Units
 
 # --- units as data --------------------------------------------------------------------------
 
@@ -186,6 +190,45 @@ def _remeasure_plan(db: Db, plan_id: int, settings: Settings) -> None:
     _sync_locks(db, plan_id)
 
 
+def _load_for_check(db: Db, plan_id: int) -> tuple[Units, Any, set[int]]:
+    """What a move's check reads: households, grid and lock per unit and the unit graph,
+    without geometry (a brush stroke is checked while the planner paints), as arrays."""
+    unit, grid, households, locked = db.execute(
+        text(
+            "SELECT array_agg(unit ORDER BY unit), array_agg(grid_code ORDER BY unit), "
+            "array_agg(households ORDER BY unit), array_agg(locked ORDER BY unit) "
+            "FROM plan_unit WHERE plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).one()
+    u, v = db.execute(
+        text(
+            "SELECT array_agg(u ORDER BY edge), array_agg(v ORDER BY edge) "
+            "FROM plan_unit_edge WHERE plan_id = :p"
+        ),
+        {"p": plan_id},
+    ).one()
+    index = pd.Index(unit or [], name="unit")
+    frame = gpd.GeoDataFrame(
+        {"households": np.asarray(households or [], dtype=np.int64)}, index=index
+    )
+    zeros = np.zeros(len(u or []))
+    graph = UnitGraph(
+        len(index),
+        np.asarray(u or [], dtype=np.intp),
+        np.asarray(v or [], dtype=np.intp),
+        zeros,
+        zeros.copy(),
+        zeros.astype(np.int8),
+    )
+    assignment = pd.Series([str(g) for g in grid or []], index=index, name="grid")
+    return (
+        Units(frame, graph),
+        assignment,
+        {int(x) for x, k in zip(unit or [], locked or [], strict=True) if k},
+    )
+
+
 def move(
     db: Db,
     plan_id: int,
@@ -201,7 +244,10 @@ def move(
     forced; ``check_only`` answers the same reasons without changing anything."""
     plan = get_plan(db, plan_id)
     _require_draft(plan)
-    units, assignment, locked_units = load_units(db, plan_id, epsg=_epsg(db, settings))
+    if check_only:
+        units, assignment, locked_units = _load_for_check(db, plan_id)
+    else:
+        units, assignment, locked_units = load_units(db, plan_id, epsg=_epsg(db, settings))
     unknown = [u for u in units_to_move if u not in assignment.index]
     if unknown:
         raise InvalidInput(f"no unit {unknown[0]} in plan {plan_id}", field="units")
@@ -217,8 +263,14 @@ def move(
         locked_grids=locked_grids,
         force=force and not check_only,
     )
+    # What the touched grids hold after the move (or would, had it been made).
+    would = assignment.copy()
+    would.loc[units_to_move] = to_grid
+    hh = units.frame["households"].groupby(would.to_numpy()).sum()
+    touched = sorted({to_grid} | {str(assignment.loc[u]) for u in units_to_move})
+    households = {g: int(hh.get(g, 0)) for g in touched}
     if check_only or not result.moved:
-        return MoveOutcome(False, result.problems)
+        return MoveOutcome(False, result.problems, households)
     changes = [
         [int(u), str(assignment.loc[u]), to_grid]
         for u in sorted(set(units_to_move))
@@ -237,7 +289,7 @@ def move(
         author=author,
         changes=changes,
     )
-    return MoveOutcome(True, result.problems)
+    return MoveOutcome(True, result.problems, households)
 
 
 def lock(db: Db, plan_id: int, codes: list[str], *, locked: bool, author: str) -> None:

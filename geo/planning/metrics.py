@@ -175,6 +175,35 @@ def plan_metrics(
     )
 
 
+_ROUND_EPS = 1e-9  # a square's score computed in floating point may exceed π/4 or 2/π a little
+
+
+def rectangle_ratio(*, polsby_popper: float | None = None, reock: float | None = None) -> float:
+    """The compactness score as a shape a planner can picture: how many times as long as it
+    is wide a rectangle scoring the same is (1 for a square; 0 when rounder than a square).
+
+    A ``r × 1`` rectangle has Polsby-Popper ``πr / (r + 1)²`` and Reock ``4r / (π(r² + 1))``;
+    each is solved for ``r ≥ 1``. Give one of the two scores.
+    """
+    if (polsby_popper is None) == (reock is None):
+        raise InvalidInput("give one of polsby_popper and reock", field="score")
+    if polsby_popper is not None:
+        pp = polsby_popper
+        if pp > math.pi / 4 + _ROUND_EPS:
+            return 0.0
+        if pp <= 0:
+            return math.inf
+        b = math.pi - 2 * pp  # pp·r² − (π − 2pp)·r + pp = 0
+        return (b + math.sqrt(max(0.0, b * b - 4 * pp * pp))) / (2 * pp)
+    assert reock is not None
+    if reock > 2 / math.pi + _ROUND_EPS:
+        return 0.0
+    if reock <= 0:
+        return math.inf
+    k = reock * math.pi  # k·r² − 4r + k = 0
+    return (4 + math.sqrt(max(0.0, 16 - 4 * k * k))) / (2 * k)
+
+
 def shared_buildings(units: Units, assignment: pd.Series | Mapping[int, str]) -> pd.DataFrame:
     """Buildings whose entrances lie in two or more grids, with households per grid."""
     return _shared_buildings(units, _codes(units, assignment))
@@ -298,6 +327,37 @@ def _cheapest_cut(
     return best
 
 
+#: Why a move is refused: a code for each rule, and its English sentence with ``%(name)s``
+#: values. Pages say the same in the reader's language from the code and the values (the
+#: same sentences, marked for translation, in ``api/routers/plan_pages.py``).
+MOVE_PROBLEMS: dict[str, str] = {
+    "units_locked": "unit(s) %(units)s are locked",
+    "units_locked_more": "unit(s) %(units)s and %(more)s more are locked",
+    "target_locked": "grid %(grid)s is locked",
+    "sources_locked": "grid(s) %(grids)s are locked",
+    "already_there": "already in grid %(grid)s",
+    "not_touching": "grid %(grid)s would not be contiguous: the unit(s) do not touch it",
+    "over": "grid %(grid)s would hold %(households)s households, over %(max)s",
+    "empty": "grid %(grid)s would be left empty",
+    "under": "grid %(grid)s would hold %(households)s households, under %(min)s",
+    "parts": "grid %(grid)s would break into parts",
+}
+
+
+class Problem(str):
+    """One rule a move breaks: the English sentence (what the API answers and logs), with
+    the rule's ``code`` and its ``values`` so that a page can say it in its own language."""
+
+    code: str
+    values: dict[str, str | int]
+
+    def __new__(cls, code: str, **values: str | int) -> Problem:
+        self = super().__new__(cls, MOVE_PROBLEMS[code] % values)
+        self.code = code
+        self.values = values
+        return self
+
+
 @dataclass(frozen=True)
 class MoveResult:
     """What became of a requested move: ``moved``, and every rule it breaks (``problems``).
@@ -307,7 +367,7 @@ class MoveResult:
     """
 
     moved: bool
-    problems: tuple[str, ...]
+    problems: tuple[Problem, ...]
     assignment: pd.Series
 
     @property
@@ -345,20 +405,23 @@ def move_unit(
     if to_grid not in set(codes.tolist()):
         raise InvalidInput(f"no grid {to_grid!r} in this plan", field="to_grid")
 
-    hard: list[str] = []
-    soft: list[str] = []
+    hard: list[Problem] = []
+    soft: list[Problem] = []
     locked_here = sorted(set(moving) & {int(u) for u in locked_units})
-    if locked_here:
-        hard.append(f"unit(s) {_list(locked_here)} are locked")
+    if len(locked_here) > _SHOWN:
+        shown, more = _list(locked_here), len(locked_here) - _SHOWN
+        hard.append(Problem("units_locked_more", units=shown, more=more))
+    elif locked_here:
+        hard.append(Problem("units_locked", units=_list(locked_here)))
     if to_grid in set(locked_grids):
-        hard.append(f"grid {to_grid} is locked")
+        hard.append(Problem("target_locked", grid=to_grid))
     sources = sorted({str(codes[u]) for u in moving} - {to_grid})
     frozen_sources = [s for s in sources if s in set(locked_grids)]
     if frozen_sources:
-        hard.append(f"grid(s) {', '.join(frozen_sources)} are locked")
+        hard.append(Problem("sources_locked", grids=", ".join(frozen_sources)))
     already = [u for u in moving if codes[u] == to_grid]
     if len(already) == len(moving):
-        hard.append(f"already in grid {to_grid}")
+        hard.append(Problem("already_there", grid=to_grid))
 
     after = codes.copy()
     after[moving] = to_grid
@@ -366,20 +429,20 @@ def move_unit(
     nbrs = units.graph.neighbours()
     target = np.flatnonzero(after == to_grid)
     if not _connected(target.tolist(), nbrs):
-        soft.append(f"grid {to_grid} would not be contiguous: the unit(s) do not touch it")
+        soft.append(Problem("not_touching", grid=to_grid))
     t_total = int(hh[target].sum())
     if t_total > max_households:
-        soft.append(f"grid {to_grid} would hold {t_total} households, over {max_households}")
+        soft.append(Problem("over", grid=to_grid, households=t_total, max=max_households))
     for src in sources:
         rest = np.flatnonzero(after == src)
         if not len(rest):
-            soft.append(f"grid {src} would be left empty")
+            soft.append(Problem("empty", grid=src))
             continue
         s_total = int(hh[rest].sum())
         if s_total < min_households:
-            soft.append(f"grid {src} would hold {s_total} households, under {min_households}")
+            soft.append(Problem("under", grid=src, households=s_total, min=min_households))
         if not _connected(rest.tolist(), nbrs):
-            soft.append(f"grid {src} would break into parts")
+            soft.append(Problem("parts", grid=src))
     problems = tuple(hard + soft)
     if hard or (soft and not force):
         return MoveResult(False, problems, assignment.copy())
@@ -477,21 +540,26 @@ def check_band(lo: int, hi: int) -> None:
         raise InvalidInput(f"need 0 < min ≤ max households, got {lo}-{hi}", field="band")
 
 
+_SHOWN = 10  # units named in a reason; the rest are counted
+
+
 def _list(items: Sequence[int]) -> str:
-    shown = ", ".join(str(x) for x in items[:10])
-    return shown + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+    return ", ".join(str(x) for x in items[:_SHOWN])
 
 
 __all__ = [
     "DEFAULT_MAX_HOUSEHOLDS",
     "DEFAULT_MIN_HOUSEHOLDS",
+    "MOVE_PROBLEMS",
     "MoveResult",
     "PlanMetrics",
+    "Problem",
     "check_band",
     "cut_blocks",
     "dissolve",
     "move_unit",
     "plan_metrics",
+    "rectangle_ratio",
     "shared_buildings",
     "unavoidable_offroad_m",
 ]

@@ -45,6 +45,7 @@ import shapely
 from geo.errors import InvalidInput
 from geo.planning.metrics import PlanMetrics, check_band, plan_metrics
 from geo.planning.partition.problem import Budget, Problem
+from geo.planning.partition.roundness import polish_reock, unit_hulls
 from geo.planning.partition.search import Partitioner, split_units
 from geo.planning.units import ENTRANCE, Units
 
@@ -120,8 +121,12 @@ def split_community(
     locked_grids: Collection[str] = (),
     code_prefix: str = "G",
     budget: Budget | None = None,
+    polish: bool = True,
 ) -> SplitResult:
     """Partition a community's units into grids inside the household band (see module doc).
+
+    ``polish`` runs the last pass for Reock (:mod:`geo.planning.partition.roundness`);
+    ``False`` gives the search's plan as it was before that pass (for the benchmark).
 
     ``locked`` maps unit positions to the grid code they must stay in; the codes listed in
     ``locked_grids`` are frozen: exactly the units locked to them, nothing added or taken.
@@ -207,7 +212,11 @@ def split_community(
         todo.append(comp)
     if todo:
         missed: list[int] = []
-        for g in split_units(problem, todo, lo, hi, seed, budget):
+        found = split_units(problem, todo, lo, hi, seed, budget)
+        if polish:
+            geoms = np.asarray(units.frame.geometry.values, dtype=object)
+            found = polish_reock(problem, found, unit_hulls(geoms), lo=lo, hi=hi)
+        for g in found:
             bad = not lo <= sum(problem.w[u] for u in g) <= hi
             if bad:
                 missed.append(g[0])

@@ -1,6 +1,7 @@
 """The planner's workspace in a real Chromium, as a community-scoped planner uses it: the
-oversize list, a split, moving a unit into the neighbouring grid with the counts changing,
-undo and redo; nothing leaves 127.0.0.1 and no JavaScript fails."""
+oversize list, a split, moving a unit into the neighbouring grid with the counts changing
+and a refusal said in Chinese, undo and redo; nothing leaves 127.0.0.1 and no JavaScript
+fails. Locks, re-splitting, comparing and publishing ahead: test_planner_publish.py."""
 
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     unit, _, target = next(b for b in border if households[b[0]] > 0)
     assert "problem" in click_unit(unit, target)
     assert "180" in pg.inner_text("#message") and _counts(pg) == before
+    # The reason in the page's language (zh-CN here), not the API's English.
+    assert "户" in pg.inner_text("#message") and "would" not in pg.inner_text("#message")
     pg.screenshot(path=str(ARTIFACTS / "planner-refused.png"))
     # An empty unit moves; undo and redo replay it, kept in the plan's history.
     empty = [b for b in border if households[b[0]] == 0]

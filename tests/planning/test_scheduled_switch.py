@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api import care_tasks
+from api.state import app_state
 from data.db import make_engine
 from data.models import Role, ScopeLevel
 from tests.factory import Account, add_accounts, database, make_app, sign_in
@@ -46,7 +47,7 @@ def engine(server_url: str) -> Iterator[Engine]:
 
 def _app(engine: Engine, clock: Clock) -> FastAPI:
     app = make_app(engine, snap_tolerance_m=0.0, care_tick_seconds=0)
-    app.state.clock = clock
+    app_state(app).clock = clock
     return app
 
 

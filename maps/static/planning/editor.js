@@ -18,11 +18,16 @@
   var brush = document.getElementById("brush"), table = document.querySelector("#grids tbody");
   var unitLayer = null, outlineLayer = null, byUnit = {}, layerOf = {}, colours = {};
   var locked = {}, stroke = {}, painting = false, busy = false, first = true;
+  var checking = false, checkAgain = false;
+  // Moves and checks go through the page's route: the same rules, reasons in the page's language.
+  function move(units, to, checkOnly) {
+    return api("POST", "/moves", { units: units.map(Number), to_grid: to, check_only: !!checkOnly }, "/app/plans/");
+  }
 
   function say(text, cls) { msg.textContent = text; msg.className = "message " + (cls || ""); }
 
-  function api(method, path, body) {
-    return fetch("/plans/" + planId + path, {
+  function api(method, path, body, base) {
+    return fetch((base || "/plans/") + planId + path, {
       method: method, credentials: "same-origin",
       headers: body ? { "Content-Type": "application/json" } : {},
       body: body ? JSON.stringify(body) : undefined
@@ -72,18 +77,12 @@
 
   function restyle() { Object.keys(layerOf).forEach(function (u) { layerOf[u].setStyle(styleOf(u)); }); renderTable(); }
 
-  function fmt(key, v) {
-    if (typeof v !== "number") return "—";
-    if (/share$/.test(key)) return Math.round(v * 100) + " %";
-    if (/mean$/.test(key)) return v.toFixed(2);
-    return String(v);
-  }
-
   function load() {
     return Promise.all([
-      api("GET", "/units"), api("GET", "/grids"), api("GET", ""), api("GET", "/steps")
+      api("GET", "/units"), api("GET", "/grids"), api("GET", "/metrics", null, "/app/plans/"),
+      api("GET", "/steps")
     ]).then(function (res) {
-      var units = res[0].body, grids = res[1].body, plan = res[2].body, steps = res[3].body;
+      var units = res[0].body, grids = res[1].body, rows = res[2].body, steps = res[3].body;
       byUnit = {}; layerOf = {}; stroke = {}; locked = {};
       grids.features.forEach(function (f) { if (f.properties.locked) locked[f.properties.code] = true; });
       colours = window.gridworkPlanColours(grids.features.map(function (f) { return f.properties.code; }));
@@ -103,8 +102,10 @@
       outlineLayer = L.geoJSON(grids, { interactive: false, style: { color: "#111", weight: 2.5, fill: false } }).addTo(map);
       if (first && unitLayer.getBounds().isValid()) { map.fitBounds(unitLayer.getBounds()); first = false; }
       fillTargets(); renderTable();
-      document.querySelectorAll("[data-metric]").forEach(function (td) {
-        td.textContent = fmt(td.dataset.metric, plan.metrics[td.dataset.metric]);
+      // The panel's words come from the server, as the page first drew them.
+      rows.forEach(function (m) {
+        var td = document.querySelector('[data-metric="' + m.key + '"]');
+        if (td) td.textContent = m.value;
       });
       document.getElementById("undo").disabled = !steps.can_undo;
       document.getElementById("redo").disabled = !steps.can_redo;
@@ -123,6 +124,23 @@
     stroke[u] = target.value;
     layerOf[u].setStyle(styleOf(u));
     renderTable();
+    check();
+  }
+
+  // While brushing, ask the server whether the stroke so far would be accepted (one
+  // question at a time; the latest stroke is asked again when the answer comes).
+  function check() {
+    if (checking) { checkAgain = true; return; }
+    var units = Object.keys(stroke);
+    if (!units.length || !target.value) return;
+    checking = true; say(t("Checking…"));
+    move(units, target.value, true).then(function (r) {
+      checking = false;
+      if (!painting) { checkAgain = false; return; }  // the stroke is over: its move answers
+      if (checkAgain) { checkAgain = false; check(); return; }
+      if (r.status === 200) say(t("Can be moved."), "");
+      else say(t("Would be refused:") + " " + (r.body.problems || []).join("; "), "warn");
+    });
   }
 
   function submit(units) {
@@ -131,7 +149,7 @@
     if (!units.length || busy) { stroke = {}; restyle(); return; }
     busy = true; say(t("Working…"));
     var to = target.value;
-    api("POST", "/moves", { units: units.map(Number), to_grid: to }).then(function (r) {
+    move(units, to, false).then(function (r) {
       busy = false;
       if (r.status === 200) { say(t("Moved %(n)s unit(s) into %(grid)s.", { n: units.length, grid: to }), "ok"); return load(); }
       var reasons = r.body.problems || [r.body.detail || r.body.title || ""];

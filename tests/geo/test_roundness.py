@@ -1,0 +1,68 @@
+"""The last pass for Reock (geo.planning.partition.roundness) on a hand-drawn lattice of
+10 m squares, one household each, band 3-5::
+
+    row 1:  A A B B          A A B B
+    row 0:  A A A B   ->     A A B B
+
+The unit sticking out of A's square makes both grids longer than they need be; moving it
+to B gives two squares (rounder by Polsby-Popper and Reock, one cut edge fewer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from geo.planning.partition.problem import LOT, Problem
+from geo.planning.partition.roundness import polish_reock, unit_hulls
+
+COLS, ROWS, SIDE = 4, 2, 10.0
+
+
+def _lattice(label: list[int] | None = None) -> tuple[Problem, list[np.ndarray]]:
+    cells = [(c, r) for r in range(ROWS) for c in range(COLS)]  # unit = r * COLS + c
+    eu, ev = [], []
+    for r in range(ROWS):
+        for c in range(COLS):
+            u = r * COLS + c
+            for v, ok in ((u + 1, c + 1 < COLS), (u + COLS, r + 1 < ROWS)):
+                if ok:
+                    eu.append(u)
+                    ev.append(v)
+    n = len(cells)
+    problem = Problem(
+        w=[1] * n,
+        area=[SIDE * SIDE] * n,
+        perim=[4 * SIDE] * n,
+        eu=eu,
+        ev=ev,
+        elen=[SIDE] * len(eu),
+        ecost=[0.005 * SIDE] * len(eu),
+        ekind=[LOT] * len(eu),
+        label=label or [-1] * n,
+        block=[0] * n,
+        x=[(c + 0.5) * SIDE for c, _ in cells],
+        y=[(r + 0.5) * SIDE for _, r in cells],
+    )
+    boxes = np.array(
+        [shapely.box(c * SIDE, r * SIDE, (c + 1) * SIDE, (r + 1) * SIDE) for c, r in cells]
+    )
+    return problem, unit_hulls(boxes)
+
+
+A = [0, 1, 2, 4, 5]  # row 0: columns 0-2; row 1: columns 0-1
+B = [3, 6, 7]
+
+
+def test_the_unit_sticking_out_moves_and_both_grids_become_squares() -> None:
+    problem, hulls = _lattice()
+    assert polish_reock(problem, [A, B], hulls, lo=3, hi=5) == [[0, 1, 4, 5], [2, 3, 6, 7]]
+
+
+def test_never_out_of_the_band_and_never_a_locked_unit() -> None:
+    problem, hulls = _lattice()
+    # B may not grow past 3: the move would break the band, so nothing moves.
+    assert polish_reock(problem, [A, B], hulls, lo=3, hi=3) == [A, B]
+    # The unit that would move is locked to its grid.
+    locked, hulls = _lattice(label=[-1, -1, 0, -1, -1, -1, -1, -1])
+    assert polish_reock(locked, [A, B], hulls, lo=3, hi=5) == [A, B]
