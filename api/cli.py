@@ -684,9 +684,10 @@ def map_file(
     days: Annotated[int, typer.Option(help="days back, for incidents")] = 30,
 ) -> None:
     """Write one map as a standalone HTML file (Leaflet inlined: it opens without a server)."""
+    from api.pages.frame import gettext
     from data.access.queries import AreaScope
     from data.coverage.service import NetworkCache
-    from maps.pages import render
+    from maps.pages import build, render
 
     if kind not in ("grids", "workload", "incidents", "coverage"):
         raise InvalidInput("one of grids, workload, incidents, coverage", field="kind")
@@ -695,15 +696,18 @@ def map_file(
     settings = _settings()
     with _engine(settings).connect() as conn:
         page = render(
-            conn,
-            kind,  # type: ignore[arg-type]
-            scope=AreaScope.everywhere(),
-            settings=settings,
-            cache=NetworkCache(),
-            asset_mode="inline",
-            facility=facility,
-            minutes=minutes,
-            days=days,
+            lambda: build(
+                conn,
+                kind,  # type: ignore[arg-type]
+                scope=AreaScope.everywhere(),
+                settings=settings,
+                cache=NetworkCache(),
+                asset_mode="inline",
+                facility=facility,
+                minutes=minutes,
+                days=days,
+                gettext=lambda message: gettext(settings.locale, message),  # the deployment's
+            )
         )
     output.write_text(page, encoding="utf-8")
     out.print(f"wrote {output} ({len(page.encode()) / 1e6:.1f} MB)")

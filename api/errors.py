@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -18,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.frame import context, error_page, login_redirect_target, wants_html
+from api.principals import Principal
 from geo.errors import (
     Conflict,
     Forbidden,
@@ -123,21 +125,39 @@ async def _database_down(_: Request, exc: Exception) -> JSONResponse:
     return problem(503, "Unavailable", "the database is not reachable; try again shortly")
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+Identify = Callable[[Request], Awaitable[Principal | None]]
+
+
+def _http_error(identify: Identify | None) -> Callable[[Request, Exception], Awaitable[Response]]:
     """Starlette's own errors (an unknown URL, a wrong method): a page in the frame for a
-    browser, FastAPI's usual JSON for API clients."""
-    assert isinstance(exc, StarletteHTTPException)
-    if wants_html(request) and exc.status_code >= 400:
+    browser, FastAPI's usual JSON for API clients.
+
+    No route ran, so nobody checked the caller's credentials: ``identify`` does it here, so
+    that a signed-in browser keeps its navigation on the page (a bad or expired credential
+    only means the page is drawn as for a visitor)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not (wants_html(request) and exc.status_code >= 400):
+            return await http_exception_handler(request, exc)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None and identify is not None:
+            try:
+                principal = await identify(request)
+            except GridworkError:
+                principal = None
         detail = str(exc.detail)
         if exc.status_code == 404:
-            ctx = context(request, getattr(request.state, "principal", None))
-            detail = ctx._("There is no page at this address.")
+            detail = context(request, principal)._("There is no page at this address.")
         return error_page(request, exc.status_code, detail)
-    return await http_exception_handler(request, exc)
+
+    return handle
 
 
-def add_exception_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+def add_exception_handlers(app: FastAPI, *, identify: Identify | None = None) -> None:
+    """Install the handlers; ``identify`` (the caller from the request's credentials, or
+    ``None``) gives pages for unknown addresses the signed-in caller's frame."""
+    app.add_exception_handler(StarletteHTTPException, _http_error(identify))
     app.add_exception_handler(GridworkError, _gridwork_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)

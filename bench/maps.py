@@ -49,7 +49,7 @@ from data.district.maps import grid_layers
 from data.importing.loading import import_file
 from data.models import Role
 from data.settings import Settings
-from maps.pages import render
+from maps.pages import build, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "gridwork_bench_maps"
@@ -228,12 +228,14 @@ def time_grid_map(engine: Engine, repeat: int) -> tuple[float, int, float, int]:
         for _ in range(repeat):
             start = time.perf_counter()
             page = render(
-                conn,
-                "grids",
-                scope=AreaScope.everywhere(),
-                settings=settings,
-                cache=NetworkCache(),
-                asset_mode="url",
+                lambda: build(
+                    conn,
+                    "grids",
+                    scope=AreaScope.everywhere(),
+                    settings=settings,
+                    cache=NetworkCache(),
+                    asset_mode="url",
+                )
             )
             ours_s.append(time.perf_counter() - start)
             ours_bytes = len(page.encode())

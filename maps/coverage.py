@@ -30,6 +30,7 @@ from maps.base import (
     to_wgs84,
 )
 from maps.hierarchy import _add_facilities, _feature_collection
+from maps.words import Gettext, english
 
 UNCOVERED = "#de2d26"
 SHARE_CLASSES: Sequence[tuple[float, str, str]] = (
@@ -67,8 +68,9 @@ def coverage_map(
     static_url: str = "/static",
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     show_straight_line: bool = False,
+    gettext: Gettext = english,
 ) -> OfflineMap:
-    """The coverage of one facility kind over ``areas``.
+    """The coverage of one facility kind over ``areas``, its words through ``gettext``.
 
     ``areas`` needs ``code``, ``households``, ``covered_households``, ``household_share``
     (NaN without households), ``area_share`` and ``uncovered``; ``score`` (2SFCA) and
@@ -77,6 +79,7 @@ def coverage_map(
     """
     if areas.empty:
         raise ValueError("a coverage map needs at least one area")
+    _ = gettext
     m = area_map(areas, asset_mode=asset_mode, static_url=static_url)
     crs = metric_crs(to_wgs84(areas))
     shares = [number(v) for v in areas["household_share"]]
@@ -87,11 +90,11 @@ def coverage_map(
         _colour=colours,
         share_pct=[None if s is None else f"{100 * s:.0f} %" for s in shares],
         land_pct=[None if a is None else f"{100 * a:.0f} %" for a in land],
-        status=["未覆盖 uncovered" if u else "覆盖 covered" for u in areas["uncovered"]],
+        status=[_("uncovered") if u else _("covered") for u in areas["uncovered"]],
     )
     if "score" in frame.columns:
         frame["score"] = [None if pd.isna(v) else round(float(v), 4) for v in frame["score"]]
-    what = "网格 grid" if level == "grids" else "社区 community"
+    what = _("grid") if level == "grids" else _("community")
 
     def style(feature: dict[str, Any]) -> dict[str, Any]:
         uncovered = feature["properties"]["_colour"] == UNCOVERED
@@ -105,7 +108,7 @@ def coverage_map(
     add_areas(
         m,
         frame,
-        name=f"{what} 覆盖率 share covered",
+        name=_("Share of households covered"),
         columns=[
             "code",
             "name",
@@ -121,15 +124,15 @@ def coverage_map(
         ],
         labels=[
             ("code", what),
-            ("name", "名称 name"),
-            ("name_local", "本地名称 local name"),
-            ("worker_name", "网格员 worker"),
-            ("households", "户数 households"),
-            ("covered_households", "可步行到达 covered"),
-            ("share_pct", "覆盖率 share"),
-            ("land_pct", "面积覆盖 land"),
-            ("score", "2SFCA 容量/户 capacity per household"),
-            ("status", "状态 status"),
+            ("name", _("name")),
+            ("name_local", _("local name")),
+            ("worker_name", _("worker")),
+            ("households", _("households")),
+            ("covered_households", _("can walk there")),
+            ("share_pct", _("share of households")),
+            ("land_pct", _("share of the land")),
+            ("score", _("capacity per household (2SFCA)")),
+            ("status", _("status")),
         ],
         style=style,
         tolerance_m=tolerance_m,
@@ -140,7 +143,7 @@ def coverage_map(
     if not walk.empty:
         folium.GeoJson(
             _feature_collection(walk, [], tolerance_m=tolerance_m, crs=crs),
-            name=f"步行 {minutes:g} 分钟 walking area",
+            name=f"{_('Walking area')} ({minutes:g} {_('min')})",
             style_function=lambda _f: {
                 "color": WALK_COLOUR,
                 "weight": 1,
@@ -163,7 +166,7 @@ def coverage_map(
                     if g is not None and not g.is_empty
                 ],
             },
-            name="直线距离 straight-line buffer",
+            name=_("Straight-line distance"),
             style_function=lambda _f: {
                 "color": CROW_COLOUR,
                 "weight": 2,
@@ -179,30 +182,41 @@ def coverage_map(
             m,
             _feature_collection(facilities, ["name", "kind"], tolerance_m=0, crs=crs),
             facilities,
+            gettext,
         )
 
     tally = pd.Series(colours).value_counts()
-    entries = [LegendEntry(f"未覆盖 uncovered ({tally.get(UNCOVERED, 0)})", UNCOVERED)]
+    entries = [LegendEntry(f"{_('uncovered')} ({tally.get(UNCOVERED, 0)})", UNCOVERED)]
     entries += [
         LegendEntry(f"{label} ({tally.get(colour, 0)})", colour)
-        for _, colour, label in SHARE_CLASSES
+        for _upper, colour, label in SHARE_CLASSES
     ]
     entries += [
-        LegendEntry(f"步行范围 walking area ({minutes:g} min)", WALK_COLOUR),
-        LegendEntry("直线距离 straight line (same radius)", CROW_COLOUR, "dashed"),
+        LegendEntry(f"{_('walking area')} ({minutes:g} {_('min')})", WALK_COLOUR),
+        LegendEntry(_("straight line (same radius)"), CROW_COLOUR, "dashed"),
     ]
-    Legend("户数覆盖率 households within reach", entries).add_to(m)
+    Legend(_("Households within reach"), entries).add_to(m)
     households = int(np.nansum(areas["households"].to_numpy(dtype=float)))
     reached = int(np.nansum(areas["covered_households"].to_numpy(dtype=float)))
-    share = f"{100 * reached / households:.0f} %" if households else "no households"
+    share = f"{100 * reached / households:.0f} %" if households else _("no households")
     radius = minutes * speed_kmh * 1000 / 60
+    how_far = _("%(n)s facilities, %(minutes)s min at %(speed)s km/h (%(radius)s m)") % {
+        "n": len(facilities),
+        "minutes": f"{minutes:g}",
+        "speed": f"{speed_kmh:g}",
+        "radius": f"{radius:.0f}",
+    }
+    reach = _("%(reached)s of %(households)s households can walk there (%(share)s)")
+    uncovered = (
+        _("%(n)s of %(all)s grids uncovered")
+        if level == "grids"
+        else _("%(n)s of %(all)s communities (no grids yet) uncovered")
+    )
     lines = [
-        f"{kind}: {len(facilities)} facilities, {minutes:g} min at {speed_kmh:g} km/h "
-        f"({radius:.0f} m)",
-        f"{reached:,} of {households:,} households can walk there ({share})",
-        f"{int(tally.get(UNCOVERED, 0))} of {len(areas)} "
-        f"{'grids' if level == 'grids' else 'communities (no grids yet)'} uncovered",
+        f"{kind}: {how_far}",
+        reach % {"reached": f"{reached:,}", "households": f"{households:,}", "share": share},
+        uncovered % {"n": int(tally.get(UNCOVERED, 0)), "all": len(areas)},
     ]
-    title_box(m, "设施覆盖 Facility coverage", lines)
+    title_box(m, _("Facility coverage"), lines)
     layer_control(m)
     return m

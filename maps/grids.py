@@ -16,6 +16,7 @@ import pandas as pd
 from maps._common import GRID_CLASS, add_areas, add_outline, area_map, number, title_box
 from maps.base import AssetMode, Legend, LegendEntry, OfflineMap, layer_control
 from maps.style import NO_DATA_COLOUR
+from maps.words import Gettext, english
 
 BELOW = "#6baed6"
 WITHIN = "#74c476"
@@ -30,34 +31,39 @@ LOAD_OVER_20 = "#e6550d"
 LOAD_OVER_2X = "#7f0000"
 
 
-def load_class(households: float | None, *, low: int, high: int) -> tuple[str, str]:
+def load_class(
+    households: float | None, *, low: int, high: int, gettext: Gettext = english
+) -> tuple[str, str]:
     """A worker's households against the band ``low``–``high``: (colour, plain label).
 
     Under the band; in it; over by up to 20 %; over by more than 20 %; over twice the top of
     the band. Classes are fixed by the band, not by the spread of this area's workers, so an
     in-band worker and a three-times-overloaded one never share a colour.
     """
+    _ = gettext
     if households is None:
-        return NO_DATA_COLOUR, "无网格员 no worker"
+        return NO_DATA_COLOUR, _("no worker")
     if households < low:
-        return LOAD_UNDER, f"低于标准 under the band (< {low})"
+        return LOAD_UNDER, f"{_('under the band')} (< {low})"
     if households <= high:
-        return LOAD_IN_BAND, f"标准内 in the band ({low}–{high})"
+        return LOAD_IN_BAND, f"{_('in the band')} ({low}–{high})"
     if households <= high * 1.2:
-        return LOAD_OVER, f"超出 20 % 以内 over by up to 20 % (≤ {high * 1.2:.0f})"
+        return LOAD_OVER, f"{_('over by up to 20 %')} (≤ {high * 1.2:.0f})"
     if households <= high * 2:
-        return LOAD_OVER_20, f"超出 20 % 以上 over by more than 20 % (≤ {high * 2})"
-    return LOAD_OVER_2X, f"超出两倍 over twice the band (> {high * 2})"
+        return LOAD_OVER_20, f"{_('over by more than 20 %')} (≤ {high * 2})"
+    return LOAD_OVER_2X, f"{_('over twice the band')} (> {high * 2})"
 
 
 LOAD_CLASSES = (LOAD_UNDER, LOAD_IN_BAND, LOAD_OVER, LOAD_OVER_20, LOAD_OVER_2X)
 
-_GRID_LABELS = [
-    ("code", "网格 grid"),
-    ("worker_name", "网格员 worker"),
-    ("households", "户数 households"),
-    ("community_code", "社区 community"),
-]
+
+def _grid_labels(_: Gettext) -> list[tuple[str, str]]:
+    return [
+        ("code", _("grid")),
+        ("worker_name", _("worker")),
+        ("households", _("households")),
+        ("community_code", _("community")),
+    ]
 
 
 def band_colour(households: float | None, *, low: int, high: int) -> str:
@@ -69,6 +75,16 @@ def band_colour(households: float | None, *, low: int, high: int) -> str:
     return WITHIN if households <= high else ABOVE
 
 
+def _coloured(feature: dict[str, Any]) -> dict[str, Any]:
+    """Each area filled with the colour its class was given (``_colour``), white edges."""
+    return {
+        "fillColor": feature["properties"]["_colour"],
+        "fillOpacity": 0.5,
+        "color": "#ffffff",
+        "weight": 1,
+    }
+
+
 def grid_band_map(
     grids: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame | None = None,
@@ -77,6 +93,7 @@ def grid_band_map(
     household_max: int,
     asset_mode: AssetMode,
     static_url: str = "/static",
+    gettext: Gettext = english,
 ) -> OfflineMap:
     """Grids coloured by households against the band, tooltips with the worker's name.
 
@@ -87,29 +104,22 @@ def grid_band_map(
         raise ValueError("a grid map needs at least one grid")
     if not 0 < household_min <= household_max:
         raise ValueError(f"bad band {household_min}–{household_max}")
+    _ = gettext
     m = area_map(grids, asset_mode=asset_mode, static_url=static_url)
     counts = [number(v) for v in grids["households"]]
     colours = [band_colour(v, low=household_min, high=household_max) for v in counts]
     frame = grids.assign(_colour=colours)
 
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "fillColor": feature["properties"]["_colour"],
-            "fillOpacity": 0.5,
-            "color": "#ffffff",
-            "weight": 1,
-        }
-
     add_areas(
         m,
         frame,
-        name="网格 grids",
+        name=_("grids"),
         columns=["code", "worker_name", "households", "community_code", "_colour"],
-        labels=_GRID_LABELS,
-        style=style,
+        labels=_grid_labels(gettext),
+        style=_coloured,
     )
     if communities is not None:
-        add_outline(m, communities, name="社区 communities", colour=COMMUNITY_OUTLINE)
+        add_outline(m, communities, name=_("communities"), colour=COMMUNITY_OUTLINE)
     tally = pd.Series(colours).value_counts()
     entries = [
         LegendEntry(f"< {household_min} ({tally.get(BELOW, 0)})", BELOW),
@@ -117,14 +127,18 @@ def grid_band_map(
         LegendEntry(f"> {household_max} ({tally.get(ABOVE, 0)})", ABOVE),
     ]
     if tally.get(NO_DATA_COLOUR, 0):
-        entries.append(LegendEntry(f"无住户 none ({tally[NO_DATA_COLOUR]})", NO_DATA_COLOUR))
-    Legend("网格户数 households per grid", entries).add_to(m)
+        entries.append(
+            LegendEntry(f"{_('no households')} ({tally[NO_DATA_COLOUR]})", NO_DATA_COLOUR)
+        )
+    Legend(_("Households per grid"), entries).add_to(m)
     within = int(tally.get(WITHIN, 0))
-    title_box(
-        m,
-        "网格 Grids against the household band",
-        [f"{len(grids)} grids, {within} within {household_min}–{household_max} households"],
-    )
+    line = _("%(n)s grids, %(within)s within %(low)s–%(high)s households") % {
+        "n": len(grids),
+        "within": within,
+        "low": household_min,
+        "high": household_max,
+    }
+    title_box(m, _("Grids against the household band"), [line])
     layer_control(m)
     return m
 
@@ -139,6 +153,7 @@ def workload_map(
     household_max: int = 180,
     static_url: str = "/static",
     top: int = 10,
+    gettext: Gettext = english,
 ) -> OfflineMap:
     """Each grid coloured by its worker's whole load against the band; the busiest workers
     listed with their grids.
@@ -150,6 +165,7 @@ def workload_map(
         raise ValueError(f"bad band {household_min}–{household_max}")
     if grids.empty:
         raise ValueError("a workload map needs at least one grid")
+    _ = gettext
     m = area_map(grids, asset_mode=asset_mode, static_url=static_url)
     keyed = load.set_index("worker_code")
     codes = grids["worker_code"].astype(object).where(grids["worker_code"].notna(), "").astype(str)
@@ -158,30 +174,24 @@ def workload_map(
     frame = grids.assign(
         worker_grids=[grids_of.get(c, 0) for c in codes],
         worker_households=[households_of.get(c, 0) for c in codes],
-        worker_name=grids["worker_name"].where(grids["worker_name"].notna(), "（无 none）"),
+        worker_name=grids["worker_name"].where(grids["worker_name"].notna(), _("(none)")),
     )
     staffed = [v if c else None for v, c in zip(frame["worker_households"], codes, strict=True)]
-    classes = [load_class(v, low=household_min, high=household_max) for v in staffed]
+    classes = [
+        load_class(v, low=household_min, high=household_max, gettext=gettext) for v in staffed
+    ]
     frame["_colour"] = [colour for colour, _ in classes]
-    frame["load_class"] = [label for _, label in classes]
+    frame["load_class"] = [label for _colour, label in classes]
     grid_codes: dict[str, list[str]] = {}
     for code, worker in zip(grids["code"], codes, strict=True):
         if worker:
             grid_codes.setdefault(worker, []).append(str(code))
     frame["worker_grid_codes"] = [", ".join(sorted(grid_codes.get(c, []))) for c in codes]
 
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "fillColor": feature["properties"]["_colour"],
-            "fillOpacity": 0.5,
-            "color": "#ffffff",
-            "weight": 1,
-        }
-
     add_areas(
         m,
         frame,
-        name="工作量 workload",
+        name=_("workload"),
         columns=[
             "code",
             "worker_name",
@@ -193,18 +203,18 @@ def workload_map(
             "_colour",
         ],
         labels=[
-            ("code", "网格 grid"),
-            ("worker_name", "网格员 worker"),
-            ("worker_grids", "负责网格 grids"),
-            ("worker_households", "负责户数 households (all grids)"),
-            ("load_class", "工作量 load"),
-            ("worker_grid_codes", "该网格员的网格 their grids"),
-            ("households", "本网格户数 this grid"),
+            ("code", _("grid")),
+            ("worker_name", _("worker")),
+            ("worker_grids", _("grids")),
+            ("worker_households", _("households (all grids)")),
+            ("load_class", _("load")),
+            ("worker_grid_codes", _("their grids")),
+            ("households", _("households of this grid")),
         ],
-        style=style,
+        style=_coloured,
     )
     if communities is not None:
-        add_outline(m, communities, name="社区 communities", colour=COMMUNITY_OUTLINE)
+        add_outline(m, communities, name=_("communities"), colour=COMMUNITY_OUTLINE)
     staffed_load = load[load["worker_code"] != ""]
     workers_in = pd.Series(
         [
@@ -225,18 +235,23 @@ def workload_map(
         ),
         strict=True,
     ):
-        label = load_class(probe, low=household_min, high=household_max)[1]
+        label = load_class(probe, low=household_min, high=household_max, gettext=gettext)[1]
         entries.append(LegendEntry(f"{label} ({workers_in.get(colour, 0)})", colour))
     if any(v is None for v in staffed):
-        entries.append(LegendEntry("无网格员 no worker", NO_DATA_COLOUR))
-    Legend("网格员负责户数 households per worker (workers)", entries).add_to(m)
-    lines = [f"{len(staffed_load)} workers, {len(grids)} grids"]
+        entries.append(LegendEntry(_("no worker"), NO_DATA_COLOUR))
+    Legend(_("Households per worker (workers)"), entries).add_to(m)
+    lines = [
+        _("%(workers)s workers, %(grids)s grids")
+        % {"workers": len(staffed_load), "grids": len(grids)}
+    ]
     for row in staffed_load.head(top).itertuples():
         theirs = ", ".join(sorted(grid_codes.get(str(row.worker_code), [])))
-        lines.append(
-            f"{row.worker_name}: {row.grids} grids, {row.households} households ({theirs})"
-        )
-    title_box(m, "工作量 Workload per worker", lines)
+        counts = _("%(grids)s grids, %(households)s households") % {
+            "grids": row.grids,
+            "households": row.households,
+        }
+        lines.append(f"{row.worker_name}: {counts} ({theirs})")
+    title_box(m, _("Workload per worker"), lines)
     layer_control(m)
     return m
 

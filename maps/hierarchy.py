@@ -37,6 +37,7 @@ from maps.style import (
     categorical_colours,
     quantile_scale,
 )
+from maps.words import Gettext, english
 
 DEFAULT_TOLERANCE_M = 2.0
 """Simplification tolerance: a district opens around zoom 13-15, where a pixel is 5-20 m."""
@@ -50,14 +51,16 @@ MAJOR_ROADS = frozenset(
 )
 """Road classes (OSM highway values) drawn thicker, so the main roads read at a glance."""
 
-# Tooltip labels: Chinese for the users, the column name for whoever maintains the data.
-LABELS = {
-    "code": "编码 code",
-    "name": "名称 name",
-    "households": "户数 households",
-    "kind": "类型 kind",
-    "road_class": "道路等级 class",
-}
+
+def _labels(_: Gettext) -> dict[str, str]:
+    """Tooltip labels in the page's language (any other column shows its own name)."""
+    return {
+        "code": _("code"),
+        "name": _("name"),
+        "households": _("households"),
+        "kind": _("kind"),
+        "road_class": _("road class"),
+    }
 
 
 def hierarchy_map(
@@ -72,8 +75,10 @@ def hierarchy_map(
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     tiles_url: str | None = None,
     tiles_attribution: str | None = None,
+    gettext: Gettext = english,
 ) -> OfflineMap:
-    """Streets, communities by households, grids, and optionally roads and facilities.
+    """Streets, communities by households, grids, and optionally roads and facilities, in the
+    words ``gettext`` gives.
 
     Columns read (others are dropped, so the page carries only what it shows):
     streets/grids `code`, `name` if present (grids also `households`); communities `households`
@@ -102,69 +107,77 @@ def hierarchy_map(
     def prepare(layer: gpd.GeoDataFrame, columns: Sequence[str]) -> dict[str, Any]:
         return _feature_collection(layer, columns, tolerance_m=tolerance_m, crs=crs)
 
+    _ = gettext
+    labels = _labels(gettext)
     lines: list[LegendEntry] = []
 
     scale = quantile_scale(_numbers(communities["households"]))
     folium.GeoJson(
         prepare(communities, ["code", "name", "households"]),
-        name="社区 communities",
+        name=_("communities"),
         style_function=_community_style(scale.colour),
         highlight_function=lambda _feature: {"weight": 3, "color": "#000000"},
-        on_each_feature=_tooltip_js(communities, ["code", "name", "households"]),
+        on_each_feature=_tooltip_js(communities, ["code", "name", "households"], labels),
     ).add_to(m)
     households = [LegendEntry(label, colour) for label, colour in scale.labels()]
     if communities["households"].isna().any():
-        households.append(LegendEntry("无数据 no data", NO_DATA_COLOUR))
-    Legend("社区户数 households", households).add_to(m)
+        households.append(LegendEntry(_("no data"), NO_DATA_COLOUR))
+    Legend(_("Households per community"), households).add_to(m)
 
     if roads is not None and not roads.empty:
         road_columns = [c for c in ("name", "road_class") if c in roads.columns]
         folium.GeoJson(
             prepare(_merge_lines(to_wgs84(roads), road_columns), road_columns),
-            name="道路 roads",
+            name=_("roads"),
             style_function=_road_style,
-            on_each_feature=_tooltip_js(roads, ["name", "road_class"]),
+            on_each_feature=_tooltip_js(roads, ["name", "road_class"], labels),
         ).add_to(m)
-        lines.append(LegendEntry("道路 road", ROAD_COLOUR, "line"))
+        lines.append(LegendEntry(_("road"), ROAD_COLOUR, "line"))
 
     if grids is not None and not grids.empty:
         folium.GeoJson(
             prepare(grids, ["code", "name", "households"]),
-            name="网格 grids",
+            name=_("grids"),
             style_function=lambda _feature: {
                 "color": GRID_COLOUR,
                 "weight": 1.5,
                 "dashArray": "4 3",
                 "fill": False,
             },
-            on_each_feature=_tooltip_js(grids, ["code", "name", "households"]),
+            on_each_feature=_tooltip_js(grids, ["code", "name", "households"], labels),
         ).add_to(m)
-        lines.append(LegendEntry("网格 grid", GRID_COLOUR, "dashed"))
+        lines.append(LegendEntry(_("grid"), GRID_COLOUR, "dashed"))
 
     if not streets.empty:
         folium.GeoJson(
             prepare(streets, ["code", "name"]),
-            name="街道 streets",
+            name=_("streets"),
             style_function=lambda _feature: {
                 "color": STREET_COLOUR,
                 "weight": 3,
                 "fill": False,
             },
-            on_each_feature=_tooltip_js(streets, ["code", "name"]),
+            on_each_feature=_tooltip_js(streets, ["code", "name"], labels),
         ).add_to(m)
-        lines.append(LegendEntry("街道 street", STREET_COLOUR, "line"))
+        lines.append(LegendEntry(_("street"), STREET_COLOUR, "line"))
     if lines:
-        Legend("图层 layers", lines).add_to(m)
+        Legend(_("Layers"), lines).add_to(m)
 
     if facilities is not None and not facilities.empty:
-        _add_facilities(m, prepare(facilities, ["name", "kind"]), facilities)
+        _add_facilities(m, prepare(facilities, ["name", "kind"]), facilities, gettext)
 
     layer_control(m)
     return m
 
 
-def _add_facilities(m: folium.Map, data: dict[str, Any], facilities: gpd.GeoDataFrame) -> None:
+def _add_facilities(
+    m: folium.Map,
+    data: dict[str, Any],
+    facilities: gpd.GeoDataFrame,
+    gettext: Gettext = english,
+) -> None:
     """Facilities as CircleMarkers by kind: Leaflet draws them, no icon font or image needed."""
+    _ = gettext
     kinds = [None if pd.isna(k) else str(k) for k in facilities["kind"]]
     colours = categorical_colours(kinds)
 
@@ -183,10 +196,10 @@ def _add_facilities(m: folium.Map, data: dict[str, Any], facilities: gpd.GeoData
 
     folium.GeoJson(
         data,
-        name="设施 facilities",
+        name=_("facilities"),
         marker=folium.CircleMarker(radius=5),
         style_function=style,
-        on_each_feature=_tooltip_js(facilities, ["name", "kind"]),
+        on_each_feature=_tooltip_js(facilities, ["name", "kind"], _labels(gettext)),
     ).add_to(m)
     counts = Counter(kinds)
     entries = [
@@ -196,8 +209,8 @@ def _add_facilities(m: folium.Map, data: dict[str, Any], facilities: gpd.GeoData
     ]
     others = sum(n for kind, n in counts.items() if kind is None or colours[kind] == OTHER_COLOUR)
     if others:
-        entries.append(LegendEntry(f"其他 other ({others})", OTHER_COLOUR, "circle"))
-    Legend("设施 facilities", entries, position="bottomleft").add_to(m)
+        entries.append(LegendEntry(f"{_('other')} ({others})", OTHER_COLOUR, "circle"))
+    Legend(_("facilities"), entries, position="bottomleft").add_to(m)
 
 
 def _community_style(
@@ -219,13 +232,13 @@ def _road_style(feature: dict[str, Any]) -> dict[str, Any]:
     return {"color": ROAD_COLOUR, "weight": 2.5 if major else 1, "opacity": 0.9}
 
 
-def _tooltip_js(layer: gpd.GeoDataFrame, columns: Sequence[str]) -> JsCode:
+def _tooltip_js(layer: gpd.GeoDataFrame, columns: Sequence[str], labels: dict[str, str]) -> JsCode:
     """Tooltip built with textContent, never innerHTML.
 
     folium's GeoJsonTooltip pastes property values into innerHTML, so a name such as
     `<img src="https://...">` in imported data would run or fetch from the page.
     """
-    rows = [[c, LABELS.get(c, c)] for c in columns if c in layer.columns]
+    rows = [[c, labels.get(c, c)] for c in columns if c in layer.columns]
     rows_js = json.dumps(rows, ensure_ascii=False).replace("</", "<\\/")
     return JsCode(_TOOLTIP_JS.replace("ROWS", rows_js))
 

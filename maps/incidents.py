@@ -12,6 +12,7 @@ import geopandas as gpd
 from maps._common import add_areas, area_map, number, title_box
 from maps.base import AssetMode, Legend, LegendEntry, OfflineMap, layer_control
 from maps.style import quantile_scale
+from maps.words import Gettext, english
 
 REDS_5 = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
 GREENS_5 = ("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")
@@ -25,6 +26,7 @@ def incident_map(
     level: str = "grids",
     asset_mode: AssetMode,
     static_url: str = "/static",
+    gettext: Gettext = english,
 ) -> OfflineMap:
     """Areas (``code``, ``open``, ``closed``) coloured by incidents in the last ``days``.
 
@@ -32,14 +34,15 @@ def incident_map(
     """
     if areas.empty:
         raise ValueError("an incident map needs at least one area")
+    _ = gettext
     m = area_map(areas, asset_mode=asset_mode, static_url=static_url)
-    what = "网格 grid" if level == "grids" else "社区 community"
+    what = _("grid") if level == "grids" else _("community")
     labels = [
         ("code", what),
-        ("name", "名称 name"),
-        ("open", "未结 open"),
-        ("closed", "已结 closed"),
-        ("total", "合计 total"),
+        ("name", _("name")),
+        ("open", _("open")),
+        ("closed", _("closed")),
+        ("total", _("total")),
     ]
     columns = ["code", "name", "open", "closed", "total"]
     for status, palette, show in (("open", REDS_5, True), ("closed", GREENS_5, False)):
@@ -61,7 +64,7 @@ def incident_map(
         add_areas(
             m,
             frame,
-            name=f"{'未结 open' if status == 'open' else '已结 closed'} incidents",
+            name=_("open incidents") if status == "open" else _("closed incidents"),
             columns=[*columns, colour_column],
             labels=labels,
             style=style,
@@ -71,17 +74,20 @@ def incident_map(
         entries = [LegendEntry(label, colour) for label, colour in scale.labels()]
         entries.append(LegendEntry("0", NONE_COLOUR))
         Legend(
-            f"{'未结 open' if status == 'open' else '已结 closed'} ({days} 天 days)",
+            f"{_('open') if status == 'open' else _('closed')} ({days} {_('days')})",
             entries,
             position="bottomright" if show else "bottomleft",
         ).add_to(m)
+    tally = (
+        _("%(open)s open, %(closed)s closed in %(n)s grids")
+        if level == "grids"
+        else _("%(open)s open, %(closed)s closed in %(n)s communities (no grids yet)")
+    )
+    counts = {"open": int(areas["open"].sum()), "closed": int(areas["closed"].sum())}
     title_box(
         m,
-        f"事件 Incidents, last {days} days",
-        [
-            f"{int(areas['open'].sum())} open, {int(areas['closed'].sum())} closed "
-            f"in {len(areas)} {'grids' if level == 'grids' else 'communities (no grids yet)'}"
-        ],
+        _("Incidents, last %(days)s days") % {"days": days},
+        [tally % {**counts, "n": len(areas)}],
     )
     layer_control(m)
     return m

@@ -4,6 +4,7 @@ inlined (``inline``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from sqlalchemy import Connection
@@ -17,6 +18,7 @@ from maps.base import AssetMode, OfflineMap
 from maps.coverage import coverage_map
 from maps.grids import grid_band_map, workload_map
 from maps.incidents import incident_map
+from maps.words import Gettext, english
 
 MapKind = Literal["grids", "workload", "incidents", "coverage"]
 
@@ -54,8 +56,10 @@ def build(
     minutes: float = 10.0,
     days: int = 30,
     straight_line: bool = False,
+    gettext: Gettext = english,
 ) -> OfflineMap:
-    """One map from the store; :class:`NoMap` when there is nothing to draw."""
+    """One map from the store, its words through ``gettext``; :class:`NoMap` when there is
+    nothing to draw."""
     if kind in ("grids", "workload"):
         layers = grid_layers(conn, scope)
         if layers.grids.empty:
@@ -67,6 +71,7 @@ def build(
                 household_min=settings.household_min,
                 household_max=settings.household_max,
                 asset_mode=asset_mode,
+                gettext=gettext,
             )
         return workload_map(
             layers.grids,
@@ -75,12 +80,15 @@ def build(
             household_min=settings.household_min,
             household_max=settings.household_max,
             asset_mode=asset_mode,
+            gettext=gettext,
         )
     if kind == "incidents":
         counts = incident_counts(conn, scope, days=days)
         if counts.areas.empty:
             raise NoMap("Incidents", NO_AREA)
-        return incident_map(counts.areas, days=days, level=counts.level, asset_mode=asset_mode)
+        return incident_map(
+            counts.areas, days=days, level=counts.level, asset_mode=asset_mode, gettext=gettext
+        )
     if facility is None:
         raise ValueError("a coverage map needs a facility kind")
     report = coverage(conn, cache, kind=facility, minutes=minutes, scope=scope)
@@ -95,36 +103,15 @@ def build(
         level=report.level,
         asset_mode=asset_mode,
         show_straight_line=straight_line,
+        gettext=gettext,
     )
 
 
-def render(
-    conn: Connection,
-    kind: MapKind,
-    *,
-    scope: AreaScope,
-    settings: Settings,
-    cache: NetworkCache,
-    asset_mode: AssetMode,
-    facility: str | None = None,
-    minutes: float = 10.0,
-    days: int = 30,
-    straight_line: bool = False,
-) -> str:
-    """The whole HTML page of one map, or a page saying why there is none."""
+def render(make: Callable[[], OfflineMap]) -> str:
+    """The whole HTML page of the map ``make`` draws (usually ``lambda: build(...)``), or a
+    page saying why there is none."""
     try:
-        m = build(
-            conn,
-            kind,
-            scope=scope,
-            settings=settings,
-            cache=cache,
-            asset_mode=asset_mode,
-            facility=facility,
-            minutes=minutes,
-            days=days,
-            straight_line=straight_line,
-        )
+        m = make()
     except NoMap as why:
         return message_page(why.title, why.message)
     page: str = m.get_root().render()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
@@ -109,8 +109,10 @@ def home(
     request: Request,
     session: SessionDep,
     principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> HTMLResponse:
+) -> Response:
     """Public, but shows data only to a signed-in member of staff, and only of their area."""
+    if principal is not None and principal.role is Role.department:  # no maps: its queue
+        return RedirectResponse("/app/incidents/queue", status_code=303)
     if principal is None or not may(principal.role, Action.view_district):
         ctx = context(request, None)
         return render(request, None, "signed_out.html", title=ctx._("Welcome to gridwork"))
@@ -176,6 +178,7 @@ def hierarchy(
         roads=layers["roads"],
         facilities=layers["facilities"],
         asset_mode="url",
+        gettext=context(request, principal)._,
     )
     return framed_map(
         request,

@@ -15,7 +15,10 @@ from sqlalchemy import text
 from api.deps import SessionDep, network_cache
 from api.pages.frame import N_, PageContext, context, render
 from api.pages.map_page import framed_map
+from api.road_warmup import still_building
+from api.schemas.coverage import Coverage
 from api.security import Principal, require
+from api.state import app_state
 from data.coverage.service import coverage, facility_kinds
 from data.district.maps import MAX_DAYS, district_bounds, grid_layers, worker_load
 from data.policy import Action
@@ -129,7 +132,7 @@ def _page(
 ) -> HTMLResponse:
     """One map inside the frame, or the reason there is none."""
     ctx = context(request, principal)
-    settings: Settings = request.app.state.settings
+    settings: Settings = app_state(request).settings
     title = ctx._(TITLES[kind])
     intro = ctx._(
         INTROS[kind],
@@ -146,6 +149,7 @@ def _page(
             settings=settings,
             cache=network_cache(request),
             asset_mode="url",
+            gettext=ctx._,
             **kw,
         )
     except NoMap as why:
@@ -180,7 +184,7 @@ def grids_map(request: Request, session: SessionDep, principal: HumanDep) -> HTM
 )
 def workload(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
     """Each grid coloured by its worker's load against the band; every worker's grids listed."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = app_state(request).settings
     ctx = context(request, principal)
     grids = grid_layers(session.connection(), principal.scope).grids
     workers = []
@@ -275,6 +279,8 @@ def coverage_page(
         "minutes": f"{minutes:g}",
         "straight": straight,
         "max_minutes": f"{MAX_MINUTES:g}",
+        # The progress sign only while the walking graph is still being built.
+        "building": still_building(app_state(request).road_warmup, network_cache(request)),
     }
     if kind is None:
         return render(
@@ -297,7 +303,12 @@ def coverage_page(
     )
 
 
-@router.get("/coverage", summary="Facility coverage per grid (JSON)")
+@router.get(
+    "/coverage",
+    response_model=Coverage,
+    response_model_exclude_unset=True,
+    summary="Facility coverage per grid (JSON)",
+)
 def coverage_numbers(
     request: Request,
     session: SessionDep,
@@ -343,7 +354,7 @@ def viewer(request: Request, session: SessionDep, principal: HumanDep) -> Respon
             title=title,
             values={"message": ctx._("Nothing is stored yet.")},
         )
-    settings: Settings = request.app.state.settings
+    settings: Settings = app_state(request).settings
     document = viewer_page(
         bounds,
         kinds=facility_kinds(conn),

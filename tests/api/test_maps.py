@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from api.state import app_state
 from maps.base import assert_offline
 from tests.gridded import Gridded, login
 
@@ -43,14 +44,15 @@ def test_grid_map_names_workers_and_the_band(strips_client: TestClient) -> None:
 
 
 def test_workload_adds_up_a_workers_grids(strips_client: TestClient) -> None:
-    page = strips_client.get("/maps/workload").text
+    page = strips_client.get("/maps/workload", headers={"Accept-Language": "en"}).text
     assert re.search(r"网格员 W001: 2 grids, \d+ households", page)
 
 
 def test_incidents_count_the_last_n_days_open_and_closed(strips_client: TestClient) -> None:
-    page = strips_client.get("/maps/incidents", params={"days": 30}).text
+    en = {"Accept-Language": "en"}
+    page = strips_client.get("/maps/incidents", params={"days": 30}, headers=en).text
     assert "4 open, 2 closed" in page
-    page = strips_client.get("/maps/incidents", params={"days": 365}).text
+    page = strips_client.get("/maps/incidents", params={"days": 365}, headers=en).text
     assert "5 open, 3 closed" in page
 
 
@@ -69,7 +71,7 @@ def test_the_road_graph_is_cached_until_roads_change(
     strips_client: TestClient, strips_app, strips: Gridded
 ) -> None:
     strips_client.get("/coverage", params={"kind": "school", "minutes": 5})
-    cache = strips_app.state.network_cache
+    cache = app_state(strips_app).network_cache
     builds = cache.builds
     strips_client.get("/coverage", params={"kind": "school", "minutes": 7})
     assert cache.builds == builds
@@ -145,8 +147,8 @@ def test_without_grids_coverage_and_incidents_work_per_community(
     assert {a["code"] for a in body["areas"]} == {"131208", "131213", "131214", "131215"}
     page = porto_client.get("/maps/coverage", params={"kind": "pharmacy"}).text
     assert_offline(page)
-    assert "communities (no grids yet)" in page
-    page = porto_client.get("/maps/incidents").text
+    assert "社区（尚无网格）" in page  # the map's words in the deployment's language
+    page = porto_client.get("/maps/incidents", headers={"Accept-Language": "en"}).text
     assert_offline(page)
     assert "communities (no grids yet)" in page
 

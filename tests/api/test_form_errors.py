@@ -1,0 +1,144 @@
+"""A refused form comes back as the form: the reason beside its field (tied to it by
+``aria-describedby``, the field marked ``aria-invalid``), what was typed kept, nothing stored;
+not an error page that loses the typing. The report form, the enrol form and publishing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from data.models import Role, ScopeLevel
+from tests.factory import Account, add_accounts, make_app, sign_in
+from tests.gridded import Gridded
+
+BROWSER = {"Accept": "text/html", "Accept-Language": "en"}
+
+
+class _Fields(HTMLParser):
+    """Every element with an id: its tag, its attributes, and where it starts in the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, tuple[str, dict[str, str | None], int]] = {}
+        self.starts: list[tuple[str, int]] = []  # (tag, position) of each form control
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        at = self._at()
+        if found.get("id"):
+            self.by_id[str(found["id"])] = (tag, found, at)
+        if tag in ("input", "select", "textarea", "button", "label"):
+            self.starts.append((tag, at))
+
+    def _at(self) -> int:
+        line, column = self.getpos()
+        return line * 100_000 + column
+
+
+def _beside(page: str, field_id: str) -> str:
+    """The message shown for ``field_id``, checked to be tied to it and placed beside it:
+    after the field and before the next label of the form."""
+    fields = _Fields()
+    fields.feed(page)
+    assert field_id in fields.by_id, f"no #{field_id} on the page"
+    _tag, attrs, at = fields.by_id[field_id]
+    described = str(attrs.get("aria-describedby") or "")
+    assert attrs.get("aria-invalid") == "true", attrs
+    assert described, f"#{field_id} points at no message"
+    assert described in fields.by_id, f"#{field_id} points at a missing #{described}"
+    message_at = fields.by_id[described][2]
+    next_label = min((p for t, p in fields.starts if t == "label" and p > at), default=10**12)
+    assert at < message_at < next_label, f"#{described} is not beside #{field_id}"
+    match = re.search(rf'id="{described}"[^>]*>([^<]*)<', page)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def app(strips: Gridded) -> FastAPI:
+    area = ((ScopeLevel.community, "131208"),)
+    add_accounts(strips.engine, [Account("f-care", Role.care_staff, area)])
+    return make_app(strips.engine)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+def _cases(strips: Gridded) -> int:
+    with strips.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM incident")).scalar_one())
+
+
+def test_a_refused_report_is_the_form_again_with_the_reason_beside_the_field(
+    client: TestClient, strips: Gridded
+) -> None:
+    headers = {**sign_in(client, "g-coordinator"), **BROWSER}
+    before = _cases(strips)
+    # No place chosen: the reason under the place's control, the rest kept.
+    sent = {"category": "street_light", "description": "灯不亮 at no. 12", "reporter_name": "Li"}
+    r = client.post("/app/incidents/new", data=sent, headers=headers)
+    assert r.status_code == 422
+    assert "Pick the place on the map" in _beside(r.text, "locate")
+    assert 'option value="street_light" selected' in r.text
+    assert ">灯不亮 at no. 12</textarea>" in r.text
+    assert 'value="Li"' in r.text
+    # A place outside every grid: the use case's reason, with the place kept for the map.
+    r = client.post(
+        "/app/incidents/new", data={**sent, "lon": "10.0", "lat": "10.0"}, headers=headers
+    )
+    assert r.status_code == 422
+    assert "outside every grid" in _beside(r.text, "locate")
+    assert 'id="lon" value="10.0"' in r.text and 'id="lat" value="10.0"' in r.text
+    # No category: beside the category.
+    r = client.post("/app/incidents/new", data={**sent, "category": ""}, headers=headers)
+    assert r.status_code == 422
+    assert "Choose a category" in _beside(r.text, "category")
+    assert _cases(strips) == before  # nothing of the refused reports stored
+
+
+def test_a_refused_enrolment_keeps_the_typing_and_says_why_beside_the_device(
+    client: TestClient, strips: Gridded
+) -> None:
+    headers = {**sign_in(client, "f-care"), **BROWSER}
+    form = {
+        "display_name": "王秀英",
+        "household_code": "H-1",
+        "device_id": "watch 1",  # a space: no watch app accepts it
+        "datum": "gcj02",
+        "consent_given_by": "本人",
+        "consent_scope": "走失时定位",
+    }
+    r = client.post("/app/elders/new", data=form, headers=headers)
+    assert r.status_code == 422
+    assert "only letters, digits and signs" in _beside(r.text, "device_id")
+    assert 'value="王秀英"' in r.text and 'value="watch 1"' in r.text
+    assert '<option value="gcj02" selected>' in r.text
+    assert 'id="gw-error"' not in r.text  # placed beside the field, not above the form
+    # No household chosen: beside the household search.
+    r = client.post("/app/elders/new", data={**form, "household_code": ""}, headers=headers)
+    assert "Find and choose the home household" in _beside(r.text, "gw-hh-q")
+
+
+def test_a_refused_publish_is_the_editor_with_the_reason_beside_the_date(
+    client: TestClient, strips: Gridded
+) -> None:
+    headers = {**sign_in(client, "g-planner"), **BROWSER}
+    plan = client.post("/plans", json={"community": "131208"}, headers=sign_in(client, "g-planner"))
+    assert plan.status_code == 201, plan.text
+    plan_id = plan.json()["id"]
+    r = client.post(f"/app/plans/{plan_id}/publish", data={"effective": ""}, headers=headers)
+    assert r.status_code == 422
+    assert "Choose the day it takes effect" in _beside(r.text, "effective")
+    assert 'id="workspace"' in r.text  # the editor itself, not an error page
+    with strips.engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM plan WHERE id = :p"), {"p": plan_id})
+        assert status.scalar_one() == "draft"
