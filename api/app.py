@@ -16,9 +16,8 @@ from sqlalchemy import Engine, text
 
 from api import care_tasks, plan_clock
 from api.errors import add_exception_handlers
-from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, RateLimit, SecurityHeaders
+from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, SecurityHeaders
 from api.ogc import DistrictWideOnly, create_ogc_app
-from api.principals import Principals
 from api.routers import (
     admin,
     alerts,
@@ -26,20 +25,30 @@ from api.routers import (
     auth,
     basemap,
     care_pages,  # the care staff's console (issue 17)
+    case_links,
     case_pages,  # incidents as cases (issue 18)
+    case_photos,
     cases,
     checks,
+    consent_scans,
     elders,
     grids,
     home,
     ingest,
     layers,
     maps,
+    open311,  # Open311 GeoReport v2 (issue 18): checks its own keys
     plan_pages,  # the planner's workspace (issue 16)
     plans,
     points,
 )
-from api.security import authenticated, document_security, preload_device_keys
+from api.security import (
+    authenticated,
+    document_security,
+    optional_principal,
+    preload_device_keys,
+)
+from api.state import AppState, app_state
 from data.changes import ChangeFeed
 from data.db import app_database_url, database_url, make_engine, migrate
 from data.settings import Settings
@@ -53,14 +62,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app_state(app)
         own = engine is None
         if own:
             migrate(database_url(settings))  # as the owner of the tables
             # ... and serve as the app's own role: no owner, no superuser (least privilege).
-            app.state.engine = make_engine(app_database_url(settings, start=False))
+            state.database = make_engine(app_database_url(settings, start=False))
         # Caches of credentials and of the grid index are on only while this feed listens.
-        changes = ChangeFeed.for_engine(app.state.engine)
-        app.state.changes = app.state.principals.feed = changes
+        changes = ChangeFeed.for_engine(state.engine)
+        state.changes = state.principals.feed = changes
         # Device keys are remembered again whenever the feed (re)connects: after a restart
         # of the API or of PostGIS, a thousand wearables report at once.
         changes.on_live = lambda: preload_device_keys(app)
@@ -68,6 +78,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         await anyio.to_thread.run_sync(ingest.warm_up, app)
         await anyio.to_thread.run_sync(plan_clock.switch_at_start, app)  # dates passed (16)
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
+        if own:  # the walking graph, so the first coverage page does not wait (an app
+            # handed an engine, as in tests, builds it on first use)
+            state.road_warmup.start(state.engine, state.network_cache)
         # What start-up allocated (libraries, the migrations' modules) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise show up as
         # millisecond stalls in the tail latency of every route.
@@ -75,12 +88,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         try:
             yield
         finally:
-            app.state.changes = app.state.principals.feed = None
+            state.changes = state.principals.feed = None
             await anyio.to_thread.run_sync(changes.stop)
             await care_tasks.stop(task)
-            await app.state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
+            await state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:
-                app.state.engine.dispose()
+                state.engine.dispose()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, never from a CDN.
     app = FastAPIOffline(
@@ -98,19 +111,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             "logs": settings.opentelemetry,
         },
     )
-    app.state.settings = settings
-    app.state.rate_limit = RateLimit()
-    app.state.principals = Principals()
-    app.state.changes = None
-    if engine is not None:
-        app.state.engine = engine
-    add_exception_handlers(app)
+    state = app.state.gridwork = AppState(settings=settings, ogc=create_ogc_app(), database=engine)
+    add_exception_handlers(app, identify=optional_principal)
     document_security(app)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
         """Liveness and database reachability, for load balancers and the demo script."""
-        with app.state.engine.connect() as conn:
+        with state.engine.connect() as conn:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
         return {"status": "ok", "postgis": str(postgis)}
 
@@ -128,6 +136,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(layers.router, dependencies=private)
     app.include_router(checks.router, dependencies=private)
     app.include_router(home.private, dependencies=private)
+    app.include_router(consent_scans.router, dependencies=private)
     app.include_router(elders.router, dependencies=private)
     app.include_router(alerts.router, dependencies=private)
     app.include_router(maps.router, dependencies=private)
@@ -135,13 +144,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(grids.router, dependencies=private)
     app.include_router(points.router, dependencies=private)
     app.include_router(admin.router, dependencies=private)
+    app.include_router(case_photos.router, dependencies=private)  # before /cases/{id}/{action}
+    app.include_router(case_links.router, dependencies=private)  # before /cases/{case_id}
     app.include_router(cases.router, dependencies=private)
     app.include_router(plan_pages.router, dependencies=private)  # issue 16
     app.include_router(care_pages.router, dependencies=private)
     app.include_router(case_pages.router, dependencies=private)
+    app.include_router(open311.router)  # the standard's own keys (api.security)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
-    app.state.ogc = create_ogc_app()
-    app.mount("/ogc", DistrictWideOnly(app.state.ogc))
+    app.mount("/ogc", DistrictWideOnly(state.ogc))
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     # Outermost last: the body limit sees the request first, headers go on every answer.

@@ -1,4 +1,5 @@
-"""The server's periodic elder-care task: no-fix alerts, position retention, webhook delivery.
+"""The server's periodic task: no-fix alerts, position retention, the case deadline sweep and
+the delivery of every webhook (alerts and cases, ``data.webhooks``).
 
 Runs in the app's lifespan as one asyncio task; the database work goes to a thread so that
 requests keep flowing. With several server processes each runs the task: the row locks
@@ -16,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from api import plan_clock
+from api.state import app_state
 from data.care import service as care
 from data.crs import metric_epsg
 from data.db import transaction
 from data.incidents import service as incidents
-from data.settings import Settings
 
 log = logging.getLogger("gridwork.care")
 
@@ -29,14 +30,15 @@ PURGE_EVERY_S = 3600.0
 
 def run_once(app: FastAPI, *, purge_now: bool) -> dict[str, int]:
     """One tick, synchronously (also what tests call)."""
-    settings: Settings = app.state.settings
-    engine = app.state.engine
-    epsg = getattr(app.state, "care_epsg", None)
+    state = app_state(app)
+    settings, engine = state.settings, state.engine
+    epsg = state.care_epsg
     if epsg is None:
         with transaction(engine) as session:
-            epsg = metric_epsg(session, settings.metric_epsg)
-        app.state.care_epsg = epsg
+            epsg = state.care_epsg = metric_epsg(session, settings.metric_epsg)
     now = datetime.now(UTC)
+    # Deadlines passed (issue 18) first: the webhooks it queues go out in this tick's delivery.
+    escalated = incidents.sweep(engine, now=now, webhook_url=settings.case_webhook_url)
     done = care.tick(
         engine,
         now=now,
@@ -46,7 +48,7 @@ def run_once(app: FastAPI, *, purge_now: bool) -> dict[str, int]:
         webhook_url=settings.alert_webhook_url,
         purge_now=purge_now,
     )
-    done["cases_escalated"] = incidents.sweep(engine, now=now)  # deadlines passed (issue 18)
+    done["cases_escalated"] = escalated
     done["plans_switched"] = len(plan_clock.switch_due(app))  # effective dates come (issue 16)
     return done
 
@@ -69,7 +71,7 @@ async def care_loop(app: FastAPI, period_s: float) -> None:
 
 def start(app: FastAPI) -> asyncio.Task[None] | None:
     """Start the loop unless ``care_tick_seconds`` is 0; the caller cancels it on shutdown."""
-    period = float(app.state.settings.care_tick_seconds)
+    period = float(app_state(app).settings.care_tick_seconds)
     if period <= 0:
         return None
     return asyncio.get_running_loop().create_task(care_loop(app, period))

@@ -23,10 +23,10 @@ from pwdlib import PasswordHash
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from api.deps import on_this_loop
 from api.hardening import COOKIE as HARDENING_COOKIE
 from api.key_checks import KeyChecks
-from api.principals import Principal, Principals
+from api.principals import Principal
+from api.state import app_state
 from data.access.queries import (
     ApiKeyRecord,
     AreaScope,
@@ -62,6 +62,11 @@ PUBLIC_ROUTES = frozenset(
         "/lang",  # only sets the language cookie
     }
 )
+
+#: Routes that check credentials themselves, as their standard says: Open311 GeoReport v2
+#: takes ``api_key`` as a form field and keeps discovery and services open
+#: (``api/routers/open311.py``; every route there names its policy action).
+SELF_AUTHENTICATED_PREFIXES = ("/open311/",)
 
 INGEST_PREFIX = "/ingest/"  # device routes that also take the API key as ?key=
 
@@ -157,10 +162,11 @@ def preload_device_keys(app: FastAPI, *, limit: int = 50_000) -> int:
     """Remember every live device key's principal when the API starts (by the digest
     stored for it), so that the wearables' first reports after a restart or a deploy do
     not all queue for a key check at once. Call once the change feed is live."""
-    cache: Principals = app.state.principals
+    state = app_state(app)
+    cache = state.principals
     generation = cache.generation()
     try:
-        with Session(app.state.engine) as session:
+        with Session(state.engine) as session:
             principals = _principals_of(session, live_device_keys(session, limit=limit))
     except SQLAlchemyError as exc:  # only a warm start lost: keys are checked as they come
         log.warning("device keys not preloaded: %s", exc)
@@ -170,12 +176,13 @@ def preload_device_keys(app: FastAPI, *, limit: int = 50_000) -> int:
 
 def _key_checks(app: FastAPI) -> KeyChecks:
     """The app's batched key checks on the running event loop."""
+    state = app_state(app)
 
     def read(keys: Sequence[str]) -> dict[str, Principal]:
-        with Session(app.state.engine) as session:
+        with Session(state.engine) as session:
             return _key_principals(session, keys)
 
-    return on_this_loop(app, "key_checks", lambda: KeyChecks(read))
+    return state.key_checks.get(lambda: KeyChecks(read))
 
 
 def _credential(
@@ -202,7 +209,7 @@ than the reads. (API keys, a thousand wearables reporting at once, share batched
 
 def _credential_reads(app: FastAPI) -> asyncio.Semaphore:
     """The app's limit on concurrent credential reads, for the running event loop."""
-    return on_this_loop(app, "credential_reads", lambda: asyncio.Semaphore(CREDENTIAL_READS))
+    return app_state(app).credential_reads.get(lambda: asyncio.Semaphore(CREDENTIAL_READS))
 
 
 async def identify(request: Request, bearer: str | None, api_key: str | None) -> Principal | None:
@@ -218,7 +225,8 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
         return None
     via, secret = credential
     app = request.app
-    cache: Principals = app.state.principals
+    state = app_state(app)
+    cache = state.principals
     principal = cache.get(via, secret)
     if principal is None:
         generation = cache.generation()
@@ -228,11 +236,11 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
             if principal is None:
                 raise Unauthorized("the API key is not valid")
         else:
-            claims = _decode(app.state.settings, secret)
+            claims = _decode(state.settings, secret)
             expires = float(claims["exp"])  # type: ignore[arg-type]
 
             def read() -> Principal:
-                with Session(app.state.engine) as session:
+                with Session(state.engine) as session:
                     return _user_principal(session, str(claims["sub"]), via)
 
             async with _credential_reads(app):
@@ -311,6 +319,19 @@ def audit_read(
     )
 
 
+def audit_subjects(
+    session: Session,
+    request: Request,
+    principal: Principal,
+    kind: str,
+    ids: list[object],
+    reason: str | None,
+) -> None:
+    """:func:`audit_read` of ``ids`` of one ``kind`` (elder, position, household), for the
+    routes that read several in one place."""
+    audit_read(session, request, principal, subject_type=kind, subject_ids=ids, reason=reason)
+
+
 def document_security(app: FastAPI) -> None:
     """Show the bearer token and the API key in the OpenAPI document (and Swagger's
     Authorize button) for every route outside ``PUBLIC_ROUTES``."""
@@ -323,7 +344,7 @@ def document_security(app: FastAPI) -> None:
         schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         requirement: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
         for path, operations in schema.get("paths", {}).items():
-            if path in PUBLIC_ROUTES:
+            if path in PUBLIC_ROUTES or path.startswith(SELF_AUTHENTICATED_PREFIXES):
                 continue
             for operation in operations.values():
                 operation["security"] = requirement

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     )
     token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    photo_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="largest case photo accepted, as uploaded"
+    )
     cors_origins: list[str] = Field(default_factory=list, description="none: CORS closed")
     login_per_minute: int = Field(
         default=10, description="sign-ins per minute per address, and failures per account"
@@ -97,6 +100,21 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str | None = Field(
         default=None, description="alerts are also POSTed here (JSON), with retries"
+    )
+    open311_public_listing: bool = Field(
+        default=False,
+        description="Open311 GET requests answer without an API key (a deployment's choice; "
+        "never with a reporter's contact); off: only a key scoped to the area reads them",
+    )
+    case_webhook_url: str | None = Field(
+        default=None,
+        description="cases escalated or handed to a department are also POSTed here (JSON, "
+        "no personal data), with retries",
+    )
+    alert_stream_wake: Literal["notify", "poll"] = Field(
+        default="notify",
+        description="how an open alerts inbox learns of a new alert: notify (LISTEN/NOTIFY, "
+        "at once) or poll (the alert table every 0.5 s; kept to compare, bench/inbox.py)",
     )
 
     @model_validator(mode="after")

@@ -25,9 +25,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.pages.i18n import COOKIE, LOCALES, SELF_NAMES, html_lang, negotiate, translations
 from api.principals import Principal
+from api.state import app_state
 from data.models import Role
 from data.policy import Action, may
-from data.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -47,6 +47,9 @@ class NavItem:
     roles: frozenset[Role] | None = None  # narrower than the action's roles, if set
 
 
+_DEPT = frozenset({Role.department})  # a 职能部门 works its queue, not "my cases"
+_NOT_DEPT = frozenset(Role) - _DEPT
+
 #: The navigation, in order. A workspace adds its entry here.
 NAV: list[NavItem] = [
     NavItem("/", N_("Home"), Action.view_district),
@@ -59,7 +62,8 @@ NAV: list[NavItem] = [
     NavItem("/app/alerts", N_("Alerts"), Action.handle_alerts),
     NavItem("/viewer", N_("Vector-tile viewer"), Action.view_district, frozenset({Role.admin})),
     NavItem("/app/incidents", N_("Cases"), Action.view_cases),
-    NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases),
+    NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases, _NOT_DEPT),
+    NavItem("/app/incidents/queue", N_("Department queue"), Action.handle_cases, _DEPT),
     NavItem("/app/plans", N_("Grid plans"), Action.plan_grids),
 ]
 
@@ -120,7 +124,7 @@ class PageContext:
 
 
 def context(request: Request, principal: Principal | None) -> PageContext:
-    settings: Settings = request.app.state.settings
+    settings = app_state(request).settings
     return PageContext(
         locale=negotiate(request, settings.locale),
         timezone=settings.timezone,
