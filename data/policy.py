@@ -48,6 +48,7 @@ class Action(enum.StrEnum):
     view_cases = "view_cases"  # the case list, map, page, dashboard (departments: their cases)
     handle_cases = "handle_cases"  # accept, work, escalate, resolve, close, hand to a department
     manage_categories = "manage_categories"  # the incident category catalogue, departments
+    read_metrics = "read_metrics"  # /metrics: counts and latencies, no personal data
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,12 @@ RULES: dict[Action, Rule] = {
         Role.department,
     ),
     Action.manage_categories: _rule("manage incident categories and departments", Role.admin),
+    # Nobody's data, but the shape of the service (routes, load, backlog): admins, and a
+    # scraper holding GRIDWORK_METRICS_KEY, which opens this one route (api.metrics).
+    Action.read_metrics: _rule(
+        "read the operational metrics (/metrics; also a scraper's GRIDWORK_METRICS_KEY)",
+        Role.admin,
+    ),
 }
 
 
@@ -224,6 +231,24 @@ ELDER_FOUND_HERE_SQL = (
 
 #: Who may read an elder (record, location, trail): home area, or found here during an alert.
 ELDER_READ_SQL = f"({ELDER_HOME_SQL} OR {ELDER_FOUND_HERE_SQL})"
+
+
+#: **Alerts are seen where they happen and at home** (over alias ``a``): the grid the elder was
+#: in when it was raised, or their home grid, is one of the caller's grids. Every alert list
+#: and the alert routes answer by it; :func:`sees_alert` is the same rule for alerts already
+#: read, which the live inboxes share (one read per wake, ``api.alert_fanout``).
+ALERT_SQL = (
+    "(CAST(:grid_ids AS int[]) IS NULL OR a.grid_id = ANY(CAST(:grid_ids AS int[])) "
+    "OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))"
+)
+
+
+def sees_alert(scope: AreaScope, *, grid_id: int | None, home_grid_id: int | None) -> bool:
+    """:data:`ALERT_SQL` in Python, for an alert read for several callers at once (a test
+    holds the two to the same answers)."""
+    if scope.grid_ids is None:
+        return True
+    return grid_id in scope.grid_ids or home_grid_id in scope.grid_ids
 
 
 def elder_sql(action: Action) -> str:

@@ -156,3 +156,95 @@ def test_the_enrolment_form_takes_the_scan(
     )
     assert r.status_code == 422
     assert count(care, "SELECT count(*) FROM device WHERE device_code = 'watch-scan-none'") == 0
+
+
+# --- the console: a consent (and its scan) added on the elder's page -----------------------
+
+
+def _console(
+    client: TestClient,
+    headers: dict[str, str],
+    elder_id: int,
+    data: dict[str, str],
+    scan: bytes | None = None,
+    language: str = "en",
+) -> Any:
+    # A browser sends an empty part without a name when no file was chosen.
+    files = {"scan": ("", b"", "application/octet-stream")}
+    if scan is not None:
+        files = {"scan": ("form.pdf", scan, "application/pdf")}
+    return client.post(
+        f"/app/elders/{elder_id}/consent",
+        data=data,
+        files=files,
+        headers={**headers, "Accept-Language": language},
+        follow_redirects=False,
+    )
+
+
+def test_the_elder_page_adds_a_consent_with_its_scan_and_says_what_is_wrong_beside_the_field(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    headers = staff["care_staff"]
+    elder = enrol(client, headers, "watch-scan-console", consent=False)
+    page = client.get(f"/app/elders/{elder['id']}", headers={**headers, "Accept-Language": "en"})
+    assert page.status_code == 200
+    assert f'action="/app/elders/{elder["id"]}/consent"' in page.text
+    consents = "SELECT count(*) FROM consent WHERE elder_id = :e"
+    good = {
+        "consent_given_by": "her son",
+        "consent_given_on": "2026-02-01",
+        "consent_scope": "locate her when she is lost",
+    }
+
+    # Nobody named: the reason beside "given by", what was typed kept, nothing stored.
+    r = _console(client, headers, elder["id"], {**good, "consent_given_by": " "})
+    assert r.status_code == 422
+    assert 'id="consent_given_by-error"' in r.text and "Say who gave the consent." in r.text
+    assert 'aria-describedby="consent_given_by-error"' in r.text
+    assert "locate her when she is lost" in r.text
+    # ... in the page's language.
+    r = _console(client, headers, elder["id"], {**good, "consent_scope": ""}, language="zh-CN")
+    assert r.status_code == 422
+    assert 'id="consent_scope-error"' in r.text and "请填写同意的内容。" in r.text
+    r = _console(client, headers, elder["id"], {**good, "consent_given_on": "2026-13-01"})
+    assert r.status_code == 422 and 'id="consent_given_on-error"' in r.text
+    r = _console(client, headers, elder["id"], {**good, "consent_given_on": "2099-01-01"})
+    assert r.status_code == 422 and 'id="consent_given_on-error"' in r.text
+    # Not a scan: refused beside the file, and the consent is not kept without it.
+    r = _console(client, headers, elder["id"], good, scan=b"MZ\x90\x00 a program")
+    assert r.status_code == 422 and 'id="scan-error"' in r.text
+    assert count(care, consents, e=elder["id"]) == 0
+
+    start = count(care, "SELECT coalesce(max(id), 0) FROM audit_log")
+    r = _console(client, headers, elder["id"], good, scan=PDF)
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/app/elders/{elder['id']}?consent=saved"
+    assert count(care, consents, e=elder["id"]) == 1
+    consent_id = _consent_id(client, headers, elder)
+    scan = client.get(f"/elders/{elder['id']}/consents/{consent_id}/scan", headers=headers)
+    assert scan.status_code == 200 and scan.headers["content-type"] == "application/pdf"
+    with care.connect() as conn:
+        audited = conn.execute(
+            text(
+                "SELECT actor, subject_type, subject_ids, reason FROM audit_log WHERE id > :s "
+                "AND route = :r"
+            ),
+            {"s": start, "r": f"/app/elders/{elder['id']}/consent"},
+        ).all()
+    assert [tuple(a)[:3] for a in audited] == [("c-care", "elder_consent", [str(elder["id"])])]
+    assert "with a scanned form (application/pdf)" in audited[0][3]
+    page = client.get(f"/app/elders/{elder['id']}", headers=headers)
+    assert "her son" in page.text and f"/consents/{consent_id}/scan" in page.text
+
+
+def test_only_staff_of_the_home_area_add_a_consent_from_the_console(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-scan-who", consent=False)
+    good = {"consent_given_by": "x", "consent_given_on": "2026-02-01", "consent_scope": "y"}
+    assert _console(client, staff["far_care"], elder["id"], good).status_code == 404
+    assert _console(client, staff["home_worker"], elder["id"], good).status_code == 403
+    page = client.get(f"/app/elders/{elder['id']}", headers=staff["home_worker"])
+    assert page.status_code == 200 and '/consent"' not in page.text
+    assert count(care, "SELECT count(*) FROM consent WHERE elder_id = :e", e=elder["id"]) == 0
