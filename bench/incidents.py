@@ -9,7 +9,10 @@ worker each). Compared in the same run:
   to 1 client (what concurrency costs). Each answer must be 201: the incident, its case, the
   history entry and the worker's notice are committed, routed by ``grid_covering()`` in
   PostGIS. Also the routing step alone, next to the obvious alternative: a Python loop over
-  every grid polygon (shapely ``covers``), per point;
+  every grid polygon (shapely ``covers``), per point; and storing one report in process
+  (committed, one connection): the service's one statement (``queries.REPORT_SQL``: category,
+  grid, area check, the four rows and the answer) next to the same work step by step (the
+  category, the grid, four inserts, the case and its history read back: eight round trips);
 * **the deadline sweep** over 100,000 open cases: with 1,000 of them overdue (what falls due
   between two ticks), and all overdue (the worst case, a backlog: every one escalated, with
   its history entry and notice, in one statement; then with the case webhook set, 100,000
@@ -37,6 +40,7 @@ from bench.bench_db import fresh_database, load_city
 from bench.http_client import Connection as HttpConnection
 from bench.http_locate import Server
 from bench.synthetic_city import build_city
+from data.access.queries import AreaScope
 from data.db import make_engine
 from data.incidents import queries as q
 from geo.incidents import rules
@@ -134,6 +138,62 @@ def route_in_python(engine: Engine, points: np.ndarray) -> tuple[list[float], fl
         out.append(time.perf_counter() - start)
         misses += found is None
     return out, misses / len(points)
+
+
+def store_step_by_step(db: Connection, lon: float, lat: float, now: datetime) -> int:
+    """The obvious alternative to ``REPORT_SQL``: one statement per step, as the service did
+    before, the case and its history read back for the answer."""
+    kind = q.category(db, "street_light")
+    where = q.place(db, lon, lat)
+    assert where is not None
+    due = q.deadlines(kind).due("grid", now)
+    case_id = int(
+        db.execute(
+            text(
+                "INSERT INTO incident (category, status, summary, reported_at, geom, grid_id, "
+                "snapped, assign_distance_m) VALUES (:cat, 'open', 'bench', :now, "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid, false, 0) RETURNING id"
+            ),
+            {"cat": kind["code"], "now": now, "lon": lon, "lat": lat, "grid": where["grid_id"]},
+        ).scalar_one()
+    )
+    db.execute(
+        text(
+            "INSERT INTO incident_case (id, category_id, status, level, top_level, community_id, "
+            "street_id, assignee_id, description, source, opened_at, due_at) VALUES (:id, :cat, "
+            "'new', 'grid', 'grid', :community, :street, :assignee, 'bench', 'app', :now, :due)"
+        ),
+        {"id": case_id, "cat": kind["id"], "community": where["community_id"],
+         "street": where["street_id"], "assignee": where["worker_user_id"], "now": now,
+         "due": due},
+    )  # fmt: skip
+    q.add_event(db, case_id, at=now, actor="bench", kind="reported", to_status="new",
+                to_level="grid", note="app")  # fmt: skip
+    q.add_notice(db, case_id, at=now, level="grid", kind="new", user_id=where["worker_user_id"])
+    q.case(db, case_id, q.Viewer(AreaScope.everywhere(), None, None, "bench"))
+    q.history(db, case_id)
+    return case_id
+
+
+def store_one_statement(db: Connection, lon: float, lat: float, now: datetime) -> int:
+    """The service's path: ``REPORT_SQL``, its answer included."""
+    row = q.store_report(db, {
+        "cat": "street_light", "lon": lon, "lat": lat, "grid_ids": None, "summary": "bench",
+        "body": "bench", "name": None, "contact": None, "source": "app", "client": None,
+        "now": now, "actor": "bench", "note": "app"})  # fmt: skip
+    return int(row["id"])
+
+
+def time_storing(engine: Engine, points: np.ndarray, store: object) -> list[float]:
+    """Seconds per report stored and committed, one connection, one after another."""
+    out = []
+    with engine.connect() as conn:
+        for x, y in points:
+            start = time.perf_counter()
+            store(conn, float(x), float(y), datetime.now(UTC))  # type: ignore[operator]
+            conn.commit()
+            out.append(time.perf_counter() - start)
+    return out
 
 
 # --- (b) the sweep ---------------------------------------------------------------------------
@@ -278,6 +338,10 @@ def main(argv: list[str] | None = None) -> None:
     in_pg = route_in_postgis(dsn, sample)
     in_py, missed = route_in_python(engine, sample)
     assert missed == 0, "a generated point fell outside every grid"
+    time_storing(engine, sample[:50], store_one_statement)  # warm-up (prepared statements)
+    time_storing(engine, sample[:50], store_step_by_step)
+    stored = (time_storing(engine, sample, store_one_statement),
+              time_storing(engine, sample, store_step_by_step))  # fmt: skip
 
     # (b) the sweep
     with engine.begin() as conn:  # the reports of (a) out of the way
@@ -308,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
         ("  reports/s", f"{rps[8]:.0f}", f"{rps[1]:.0f}", f"{rps[8] / rps[1]:.1f}×", ""),
         ("routing a point: grid_covering() vs a Python loop, p50",
          f"{routed[0]:.2f} ms", f"{routed[1]:.2f} ms", f"{routed[1] / routed[0]:.1f}×", ""),
+        ("storing a report: one statement vs step by step, committed, p50",
+         f"{_ms(stored[0], 50):.2f} ms", f"{_ms(stored[1], 50):.2f} ms",
+         f"{_ms(stored[1], 50) / _ms(stored[0], 50):.1f}×", ""),
+        ("  p99", f"{_ms(stored[0], 99):.2f} ms", f"{_ms(stored[1], 99):.2f} ms",
+         f"{_ms(stored[1], 99) / _ms(stored[0], 99):.1f}×", ""),
         (f"sweep over {args.cases:,} open cases, {TICK_DUE:,} of them overdue",
          f"{ours_tick[0]:.2f} s", "", "", "≤ 1 s " + ("✔" if ours_tick[0] <= 1 else "✘")),
         (f"sweep, {args.cases:,} open cases all overdue (one statement)",

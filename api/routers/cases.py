@@ -98,11 +98,16 @@ class HandOffIn(StrictModel):
 
 
 def _with_history(
-    request: Request, session: SessionDep, principal: Principal, row: dict[str, Any]
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    row: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The case as answered: its history, and the reporter only for handlers (audited)."""
+    """The case as answered: its history (read, unless given), and the reporter only for
+    handlers (audited)."""
     out = {k: v for k, v in row.items() if not k.endswith("_id") and not k.startswith("reporter")}
-    out["history"] = q.history(session, row["id"])
+    out["history"] = q.history(session, row["id"]) if history is None else history
     if may(principal.role, Action.handle_cases) and (
         row["reporter_name"] or row["reporter_contact"]
     ):
@@ -165,7 +170,9 @@ def put_department(
 def report(
     request: Request, session: SessionDep, principal: Reporting, body: ReportIn
 ) -> dict[str, Any]:
-    case_id = service.report(
+    # Stored and read back in one statement: the reporter may report only inside their area,
+    # so the case is one they see (departments do not report).
+    row = service.report_case(
         session,
         actor=principal.name,
         category=body.category,
@@ -177,8 +184,8 @@ def report(
         now=now(),
         scope=principal.scope,
     )
-    viewer = _viewer(session, principal)
-    return _with_history(request, session, principal, q.case(session, case_id, viewer))
+    history = row.pop("history")
+    return _with_history(request, session, principal, row, history)
 
 
 @router.get("", response_model=Cases, summary="Cases of my area, the most urgent first")

@@ -527,7 +527,7 @@ def report_demo_incidents(engine: Engine, *, now: datetime) -> Iterator[str]:
             opened = now - (
                 timedelta(days=10) if state == "overdue" else timedelta(minutes=30 + 5 * i)
             )
-            case_id = cases.report(
+            case_id = cases.report_case(
                 session,
                 actor=name,
                 category=category,
@@ -537,7 +537,7 @@ def report_demo_incidents(engine: Engine, *, now: datetime) -> Iterator[str]:
                 now=opened,
                 scope=who_scope,
                 client=DEMO_CLIENT,
-            )
+            )["id"]
             viewer = cases.viewer(session, who_scope, who_id, name)
             later = opened + timedelta(minutes=5)
             steps = {

@@ -1,5 +1,5 @@
 """Open311 GeoReport v2 over the case flow: a posted service request becomes a case through
-``data.incidents.service.report`` (so it is routed like any report), and the requests read
+``data.incidents.service.report_case`` (so it is routed like any report), and the requests read
 back are cases, in the standard's terms (open / closed, last update, notes, photo link).
 
 What a request brings that a case has no column for — ``media_url``, ``address_string`` and
@@ -191,7 +191,7 @@ def create(
         assert new.address_id is not None  # parse_request requires one of the two
         lon, lat = building_point(db, new.address_id)
     description = new.description or str(kind["name_en"] if english else kind["name"])
-    case_id = service.report(
+    case_id = service.report_case(
         db,
         actor=actor,
         category=kind["code"],
@@ -205,7 +205,7 @@ def create(
         source="open311",
         client=client,
         fields=FIELDS,
-    )
+    )["id"]
     extras = zip(EXTRA_KINDS, (new.media_url, new.address_string, new.address_id), strict=True)
     for kind_, value in extras:
         if value is not None:

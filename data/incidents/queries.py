@@ -77,7 +77,7 @@ def category(db: Db, code: str, *, field: str = "category") -> dict[str, Any]:
         .first()
     )
     if row is None or not row["active"]:
-        raise InvalidInput(f"unknown category '{code}'", field=field)
+        raise InvalidInput.said("unknown_category", code=code, field=field)
     return dict(row)
 
 
@@ -116,14 +116,46 @@ def save_category(db: Db, values: dict[str, Any]) -> dict[str, Any]:
     return category(db, values["code"]) if values["active"] else values
 
 
-def departments(db: Db) -> list[dict[str, Any]]:
+#: The department ``d`` serves the place of a case (binds :grid_id, :community_id,
+#: :street_id: the case's grid, community and street): the areas it serves are its account's
+#: scope (a street, community or grid, by code, as ``resolve_scope`` expands them); a
+#: department with no account, or whose account has no scope, has declared no areas and
+#: serves the whole district. What it *sees* stays the cases handed to it (``CASE_SEEN_SQL``).
+SERVES_SQL = """
+(d.user_id IS NULL
+ OR NOT EXISTS (SELECT 1 FROM user_scope a WHERE a.user_id = d.user_id)
+ OR EXISTS (SELECT 1 FROM user_scope a WHERE a.user_id = d.user_id AND (
+     (a.level = 'grid' AND a.code = (SELECT code FROM grid WHERE id = :grid_id))
+     OR (a.level = 'community' AND a.code = (SELECT code FROM community WHERE id = :community_id))
+     OR (a.level = 'street' AND a.code = (SELECT code FROM street WHERE id = :street_id)))))
+"""
+
+
+def _place_of(case_row: dict[str, Any]) -> dict[str, Any]:
+    return {k: case_row[k] for k in ("grid_id", "community_id", "street_id")}
+
+
+def departments(db: Db, *, serving: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every department, or (``serving``: a row of :func:`case`) those serving its place."""
+    where = f"WHERE {SERVES_SQL} " if serving is not None else ""
     rows = db.execute(
         text(
-            "SELECT d.id, d.code, d.name, d.name_en, u.username AS account FROM department d "
-            "LEFT JOIN app_user u ON u.id = d.user_id ORDER BY d.code"
-        )
+            "SELECT d.id, d.code, d.name, d.name_en, u.username AS account FROM department d "  # noqa: S608
+            f"LEFT JOIN app_user u ON u.id = d.user_id {where}ORDER BY d.code"
+        ),
+        {} if serving is None else _place_of(serving),
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def serves(db: Db, department_id: int, case_row: dict[str, Any]) -> bool:
+    """Whether the department serves the place of the case (a row of :func:`case`)."""
+    return bool(
+        db.execute(
+            text(f"SELECT {SERVES_SQL} FROM department d WHERE d.id = :d"),  # noqa: S608
+            {"d": department_id} | _place_of(case_row),
+        ).scalar()
+    )
 
 
 def save_department(
@@ -195,6 +227,84 @@ def place(db: Db, lon: float, lat: float) -> dict[str, Any] | None:
         .first()
     )
     return None if row is None else dict(row)
+
+
+# --- storing a report ------------------------------------------------------------------------
+
+#: A report stored and answered in one statement: the category (active, by code), the grid
+#: covering the point (``grid_covering``, in the statement that stores it), the caller's area
+#: (:grid_ids, NULL: everywhere), then the incident, its case (due after the first level's
+#: hours), the history entry and the notice to the routed worker or level, each written only
+#: when all three hold. It answers one row: whether the category is known, the covering grid,
+#: and (when stored) the case as :func:`case` reads it with its history entry (``e_*``).
+REPORT_SQL = """
+WITH k AS (
+    SELECT k.id, k.code, k.name, k.name_en, k.first_level,
+           CASE k.first_level WHEN 'grid' THEN k.hours_grid
+                WHEN 'community' THEN k.hours_community WHEN 'street' THEN k.hours_street
+                ELSE k.hours_district END AS hours
+    FROM incident_category k WHERE k.code = :cat AND k.active
+), p AS (
+    SELECT g.id AS grid_id, g.code AS grid, g.community_id, m.code AS community, m.street_id,
+           s.code AS street, w.user_id AS worker_user_id
+    FROM grid g JOIN community m ON m.id = g.community_id
+    LEFT JOIN street s ON s.id = m.street_id
+    LEFT JOIN worker w ON w.id = g.worker_id
+    WHERE g.id = grid_covering(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+), ok AS (
+    SELECT k.id AS category_id, k.code AS category, k.name AS category_name,
+           k.name_en AS category_name_en, k.first_level, k.hours, p.*,
+           CASE WHEN k.first_level = 'grid' THEN p.worker_user_id END AS assignee_id
+    FROM k, p WHERE CAST(:grid_ids AS int[]) IS NULL OR p.grid_id = ANY(:grid_ids)
+), i AS (
+    INSERT INTO incident (category, status, summary, reported_at, geom, grid_id, snapped,
+                          assign_distance_m)
+    SELECT ok.category, 'open', :summary, :now, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326),
+           ok.grid_id, false, 0 FROM ok
+    RETURNING id, ST_X(geom) AS lon, ST_Y(geom) AS lat
+), c AS (
+    INSERT INTO incident_case (id, category_id, status, level, top_level, community_id,
+                               street_id, assignee_id, description, reporter_name,
+                               reporter_contact, source, client, opened_at, due_at)
+    SELECT i.id, ok.category_id, 'new', ok.first_level, ok.first_level, ok.community_id,
+           ok.street_id, ok.assignee_id, :body, :name, :contact, :source, :client, :now,
+           :now + make_interval(hours => ok.hours)
+    FROM i, ok
+    RETURNING *
+), e AS (
+    INSERT INTO case_event (case_id, at, actor, kind, to_status, to_level, note)
+    SELECT c.id, :now, :actor, 'reported', 'new', c.level, :note FROM c
+    RETURNING at, actor, kind, from_status, to_status, from_level, to_level, note
+), n AS (
+    INSERT INTO case_notice (case_id, at, level, grid_id, community_id, street_id, user_id,
+                             kind)
+    SELECT c.id, :now, c.level, ok.grid_id, c.community_id, c.street_id, c.assignee_id, 'new'
+    FROM c, ok
+)
+SELECT EXISTS (SELECT 1 FROM k) AS known, (SELECT grid_id FROM p) AS placed_grid_id,
+    c.id, ok.category, ok.category_name, ok.category_name_en,
+    c.status::text AS status, c.level::text AS level, c.top_level::text AS top_level,
+    ok.grid, ok.community, ok.street, u.username AS assignee,
+    CAST(NULL AS varchar) AS department, c.description, c.source, c.opened_at, c.due_at,
+    c.resolved_at, c.resolved_in_time, c.closed_at, c.escalations, i.lon, i.lat,
+    c.reporter_name, c.reporter_contact, c.category_id, c.community_id, c.street_id,
+    ok.grid_id, c.assignee_id, c.department_id,
+    e.at AS e_at, e.actor AS e_actor, e.kind AS e_kind, e.from_status::text AS e_from_status,
+    e.to_status::text AS e_to_status, e.from_level::text AS e_from_level,
+    e.to_level::text AS e_to_level, e.note AS e_note
+FROM (SELECT 1) one
+LEFT JOIN (c JOIN i ON i.id = c.id CROSS JOIN ok CROSS JOIN e
+           LEFT JOIN app_user u ON u.id = c.assignee_id) ON true
+"""
+
+HISTORY_KEYS = ("at", "actor", "kind", "from_status", "to_status", "from_level", "to_level", "note")
+
+
+def store_report(db: Db, values: dict[str, Any]) -> dict[str, Any]:
+    """Run :data:`REPORT_SQL` (one round trip); its one row, the history entry as a list."""
+    row = dict(db.execute(text(REPORT_SQL), values).mappings().one())
+    event = {key: row.pop(f"e_{key}") for key in HISTORY_KEYS}
+    return row | {"history": [event] if row["id"] is not None else []}
 
 
 # --- reading cases ---------------------------------------------------------------------------

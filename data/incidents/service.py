@@ -33,7 +33,7 @@ def _text(value: str | None, field: str, *, required: bool, limit: int) -> str |
     if required and not text_:
         raise InvalidInput("required", field=field)
     if len(text_) > limit:
-        raise InvalidInput(f"at most {limit} characters", field=field)
+        raise InvalidInput.said("too_long", limit=limit, field=field)
     if "\x00" in text_:
         raise InvalidInput("NUL characters are not allowed", field=field)
     return text_ or None
@@ -44,10 +44,10 @@ def check_point(lon: Any, lat: Any, *, lon_field: str = "lon", lat_field: str = 
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InvalidInput("a number is required", field=field)
         if not math.isfinite(value) or abs(value) > bound:
-            raise InvalidInput(f"must be between -{bound:g} and {bound:g}", field=field)
+            raise InvalidInput.said("between", bound=f"{bound:g}", field=field)
 
 
-def report(
+def report_case(
     db: Db,
     *,
     actor: str,
@@ -62,78 +62,52 @@ def report(
     source: str = "app",
     client: str | None = None,
     fields: dict[str, str] | None = None,
-) -> int:
+) -> dict[str, Any]:
     """Store a report as an incident and its case, routed: to the worker of its grid when its
     category starts at grid level, else to the staff of the category's first level. A point
-    outside every grid, or (for staff) outside the caller's area, is refused; nothing stored."""
+    outside every grid, or (for staff) outside the caller's area, is refused; nothing stored.
+
+    The case is answered as :func:`data.incidents.queries.case` reads it, with its history:
+    the category, the grid, the area check and every write are one statement
+    (``queries.REPORT_SQL``), so a report costs one round trip before its commit. Refusals
+    name the same field in the same order as before: the category, then the point, the
+    description, the reporter, the grid, the area."""
     f = {"category": "category", "lon": "lon", "lat": "lat", "description": "description"}
     f |= fields or {}
-    kind = q.category(db, category, field=f["category"])
-    check_point(lon, lat, lon_field=f["lon"], lat_field=f["lat"])
-    body = _text(description, f["description"], required=True, limit=DESCRIPTION_MAX)
-    name = _text(reporter_name, "reporter_name", required=False, limit=200)
-    contact = _text(reporter_contact, "reporter_contact", required=False, limit=200)
-    where = q.place(db, lon, lat)
-    if where is None:
-        raise InvalidInput("the point is outside every grid", field=f["lon"])
-    if scope is not None and not scope.unrestricted and where["grid_id"] not in scope.grid_ids:
-        raise Forbidden("the point is outside your area", field=f["lon"])
-    level = kind["first_level"]
-    assignee = where["worker_user_id"] if level == "grid" else None
-    due = q.deadlines(kind).due(level, now)
-    incident_id = int(
-        db.execute(
-            text(
-                "INSERT INTO incident (category, status, summary, reported_at, geom, grid_id, "
-                "snapped, assign_distance_m) VALUES (:cat, 'open', :summary, :now, "
-                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid, false, 0) RETURNING id"
-            ),
-            {
-                "cat": kind["code"],
-                "summary": (body or "")[:500],
-                "now": now,
-                "lon": lon,
-                "lat": lat,
-                "grid": where["grid_id"],
-            },
-        ).scalar_one()
-    )
-    db.execute(
-        text(
-            "INSERT INTO incident_case (id, category_id, status, level, top_level, community_id, "
-            "street_id, assignee_id, description, reporter_name, reporter_contact, source, "
-            "client, opened_at, due_at) VALUES (:id, :cat, 'new', CAST(:level AS case_level), "
-            "CAST(:level AS case_level), :community, :street, :assignee, :body, :name, "
-            ":contact, :source, :client, :now, :due)"
-        ),
+    try:
+        check_point(lon, lat, lon_field=f["lon"], lat_field=f["lat"])
+        body = _text(description, f["description"], required=True, limit=DESCRIPTION_MAX)
+        name = _text(reporter_name, "reporter_name", required=False, limit=200)
+        contact = _text(reporter_contact, "reporter_contact", required=False, limit=200)
+    except InvalidInput:
+        q.category(db, category, field=f["category"])  # an unknown category is named first
+        raise
+    limited = scope is not None and not scope.unrestricted
+    row = q.store_report(
+        db,
         {
-            "id": incident_id,
-            "cat": kind["id"],
-            "level": level,
-            "community": where["community_id"],
-            "street": where["street_id"],
-            "assignee": assignee,
+            "cat": category,
+            "lon": lon,
+            "lat": lat,
+            "grid_ids": scope.sql_ids("grid") if limited else None,
+            "summary": (body or "")[:500],
             "body": body,
             "name": name,
             "contact": contact,
             "source": source,
             "client": client,
             "now": now,
-            "due": due,
+            "actor": actor,
+            "note": f"{source}" + (f" ({client})" if client else ""),
         },
     )
-    q.add_event(
-        db,
-        incident_id,
-        at=now,
-        actor=actor,
-        kind="reported",
-        to_status="new",
-        to_level=level,
-        note=f"{source}" + (f" ({client})" if client else ""),
-    )
-    q.add_notice(db, incident_id, at=now, level=level, kind="new", user_id=assignee)
-    return incident_id
+    if not row.pop("known"):
+        raise InvalidInput.said("unknown_category", code=category, field=f["category"])
+    if row.pop("placed_grid_id") is None:
+        raise InvalidInput("the point is outside every grid", field=f["lon"])
+    if row["id"] is None:
+        raise Forbidden("the point is outside your area", field=f["lon"])
+    return row
 
 
 def act(
@@ -239,8 +213,9 @@ def hand_to_department(
     *,
     webhook_url: str | None = None,
 ) -> dict[str, Any]:
-    """Give an open case to a department (the category's, unless another is named); the
-    department is told (a notice, and the webhook if one is set)."""
+    """Give an open case to a department (the category's, unless another is named) that serves
+    the case's area (``queries.SERVES_SQL``); the department is told (a notice, and the
+    webhook if one is set)."""
     row = q.case(db, case_id, who, lock=True)
     if who.department_account:
         # A department gives a case back (POST …/return) with what it did; passing it on to
@@ -259,6 +234,8 @@ def hand_to_department(
     dept = q.department_id(db, department)
     if row["department_id"] == dept:
         raise Conflict(f"the case is already with {department}", field="department")
+    if dept is not None and not q.serves(db, dept, row):
+        raise InvalidInput(f"{department} does not serve this case's area", field="department")
     clean = rules.clean_note(note, required=False)
     db.execute(
         text("UPDATE incident_case SET department_id = :d WHERE id = :id"),

@@ -260,8 +260,15 @@ def test_a_receiver_that_keeps_failing_is_given_up_then_purged(
                 headers=sign_in(client, "h-worker"))  # fmt: skip
     with transaction(engine) as session:
         assert webhooks.purge(session, before=datetime.now(UTC) - timedelta(days=1)) == 0
+        # "queued before": a row queued at the very cut-off is kept, a microsecond later not
+        queued = session.execute(
+            text("SELECT created_at FROM webhook_outbox WHERE case_id = :c"), {"c": cid}
+        ).scalar_one()
+        assert webhooks.purge(session, before=queued) == 0
     with transaction(engine) as session:
-        assert webhooks.purge(session, before=datetime.now(UTC) + timedelta(seconds=5)) == 1
+        assert webhooks.purge(session, before=queued + timedelta(microseconds=1)) == 1
+    with transaction(engine) as session:  # the row still waiting stays, however old
+        assert webhooks.purge(session, before=datetime.now(UTC) + timedelta(seconds=5)) == 0
     assert _outbox(engine, cid) == [] and len(_outbox(engine, other)) == 1
 
 

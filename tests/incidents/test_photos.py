@@ -302,7 +302,7 @@ def test_a_photo_survives_backup_and_restore(server_url: str, tmp_path: Path) ->
         lon, lat = inside(engine, "131208-G01")
         with transaction(engine) as session:
             who = service.viewer(session, AreaScope.everywhere(), None, "t-admin")
-            cid = service.report(
+            cid = service.report_case(
                 session,
                 actor="t-admin",
                 category="rubbish",
@@ -310,7 +310,7 @@ def test_a_photo_survives_backup_and_restore(server_url: str, tmp_path: Path) ->
                 lat=lat,
                 description="bags",
                 now=now,
-            )
+            )["id"]
             photos.add(session, who, cid, photos.clean(_jpeg_with_gps(), max_bytes=10**7), now)
         [stored] = _stored(engine, cid)
         archive = backup(settings, tmp_path / "state.dump")

@@ -50,9 +50,10 @@ from tests.policy.routes import action_of, walk
 
 SCOPED_ROLES = (Role.planner, Role.coordinator, Role.grid_worker, Role.care_staff)
 # A department's account (职能部门) sees and handles the cases handed to its department, and
-# nothing by area: it gets a community scope (the in-area community, as a street coordinator's
-# department colleague might) to show that a scope lends it nothing. For it, "in" and "out"
-# are about hand-over, not place (see ``_case_target``).
+# nothing by area: it gets a community scope (the in-area community: the area it serves, so
+# cases there may be handed to it) to show that a scope lends it nothing to see. For it, "in"
+# and "out" are about hand-over, not place (see ``_case_target``). MX-OTHER has no account:
+# it serves everywhere, so staff hand out-of-area cases to it.
 DEPT, OTHER_DEPT = "MX-DEPT", "MX-OTHER"
 CASE_CATEGORY = "street_light"  # seeded (migration 0012), first level: grid
 AREAS = ("in", "out")
@@ -348,11 +349,10 @@ def world(server_url: str) -> Iterator[World]:
                     {"g": p.grid},
                 ).scalar_one()
         # cases: one of each area (no department), and the department's pair (_case_target):
-        # one handed to it at the out-of-area place, one handed to another department in the
-        # area of its scope
+        # one handed to it, one handed to another department, both in the area of its scope
         for area in AREAS:
             w.shared[("case", area)] = w.case(area)
-        w.shared[("dept_case", "in")] = w.case("out", DEPT)
+        w.shared[("dept_case", "in")] = w.case("in", DEPT)
         w.shared[("dept_case", "out")] = w.case("in", OTHER_DEPT)
         # the newest notices, to the staff of the grid and of the community of each case
         # (only those whose area holds the case may read them)
@@ -435,7 +435,7 @@ def ask(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> A
         return Ask(method, path, params={"bbox": bbox, "zoom": 16}, kind="list")
     if path == "/viewer":  # unrestricted: the tiles; scoped: sent on to their grid map
         return Ask(method, path, kind="list")
-    if path == "/audit":
+    if path in ("/audit", "/metrics"):  # admins only; no rows of an area (counts, latencies)
         return Ask(method, path, kind="list")
     if path in ("/admin/users", "/admin/keys"):
         return Ask(method, path, kind="list")
@@ -591,19 +591,25 @@ def _scan() -> Any:
 def _case_target(w: World, who: Who, area: str, fresh: bool, *, handed: bool = False) -> int:
     """The case a cell asks about.
 
-    Staff: a case at the area's place (``handed``: one with a department, for routes that
-    need one). A department's account: "in" is a case handed to its department, placed
-    *outside* its scope; "out" is a case inside its scope, handed to another department.
-    So for every /cases route about one case the department's answer is decided by hand-over
+    Staff: a case at the area's place (``handed``: one with a department serving it, for
+    routes that need one). A department's account: "in" is a case handed to its department,
+    "out" one handed to another department, both inside its scope (the area it serves). So
+    for every /cases route about one case the department's answer is decided by hand-over
     alone: the route kind's in-area answer for a case it holds, its out-of-area answer
-    (404 for a row, withheld for a list) for one it does not, wherever either lies."""
+    (404 for a row, withheld for a list) for one it does not, at the same place."""
     if who.role == Role.department:
         if not fresh:
             return int(w.shared[("dept_case", area)])
-        return w.case("out", DEPT) if area == "in" else w.case("in", OTHER_DEPT)
+        return w.case("in", DEPT if area == "in" else OTHER_DEPT)
     if not fresh:
         return int(w.shared[("case", area)])
-    return w.case(area, DEPT if handed else None)
+    return w.case(area, _serving(area) if handed else None)
+
+
+def _serving(area: str) -> str:
+    """A department serving the area's place: the matrix department serves the in-area
+    community only (its account's scope); the other serves everywhere."""
+    return DEPT if area == "in" else OTHER_DEPT
 
 
 def _ask_case(w: World, method: str, path: str, who: Who, area: str, fresh: bool) -> Ask:
@@ -665,7 +671,7 @@ def _ask_case(w: World, method: str, path: str, who: Who, area: str, fresh: bool
     if route == ("GET", "/cases/duplicates"):
         # asked at the target case's own place (0 m, same category): shown, or withheld
         case = _case_target(w, who, area, False)
-        at = w.places[("out" if area == "in" else "in") if mine else area]
+        at = w.places["in" if mine else area]
         params = {"category": CASE_CATEGORY, "lon": str(at.lon), "lat": str(at.lat)}
         return Ask(method, path, params=params, kind="list", target="case", marker=("id", case))
     if path.startswith("/cases/{case_id}/photos"):
@@ -690,7 +696,7 @@ def _ask_case(w: World, method: str, path: str, who: Who, area: str, fresh: bool
             body = {"reason": "matrix test"}
         elif path.endswith("/handoff"):
             # staff hand a case to the department; a department tries to pass its case on
-            body = {"department": OTHER_DEPT if mine else DEPT, "note": "matrix test"}
+            body = {"department": OTHER_DEPT if mine else _serving(area), "note": "matrix test"}
             if mine and area == "in":
                 # Departments give a case back (/return), they do not pass it on: the area's
                 # handlers decide where it goes next (service.hand_to_department: 403, the
