@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.frame import context, error_page, login_redirect_target, wants_html
+from api.pages.said import said_in_full
 from api.principals import Principal
 from geo.errors import (
     Conflict,
@@ -70,7 +71,9 @@ async def _gridwork_error(request: Request, exc: Exception) -> Response:
         # A browser: to the sign-in page and back, or the error as a page in the frame.
         if status == 401:
             return RedirectResponse(login_redirect_target(request), status_code=303)
-        return error_page(request, status, str(exc))
+        # The reason in the page's language where the catalog has it (api/pages/said.py).
+        principal = getattr(request.state, "principal", None)
+        return error_page(request, status, said_in_full(context(request, principal), exc))
     extra: dict[str, object] = {}
     if exc.field:
         extra["field"] = exc.field

@@ -9,15 +9,64 @@ not developers reading a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
+
+#: Refusals a page says in its own language: a code, and the English sentence with its
+#: ``%(name)s`` values. The API and the logs answer the English; ``api/pages/said.py`` marks
+#: the same sentences for the catalog (a test keeps the two the same). Sentences without
+#: values need no code: a page looks the reason itself up in its catalog.
+SENTENCES: dict[str, str] = {
+    "no_household": "no household '%(code)s' in your area",
+    "household_without_grid": "household '%(code)s' lies in no grid, so it has no home zone",
+    "device_enrolled": "device '%(device)s' is already enrolled",
+    "device_taken": "device '%(device)s' is enrolled for another elder",
+    "unknown_category": "unknown category '%(code)s'",
+    "between": "must be between -%(bound)s and %(bound)s",
+    "too_long": "at most %(limit)s characters",
+    "zone_without_home": (
+        "the zone does not contain the elder's home (it lies %(outside)s m outside the zone): "
+        "check that coordinates are lon, lat in WGS-84, or give force=true (audited) for a "
+        "zone away from home"
+    ),
+    "zone_too_wide": (
+        "the zone is %(km)s km across from its centre; a safe zone must fit in a %(max_km)s km "
+        "circle"
+    ),
+    "community_changed": (
+        "community %(community)s changed since plan %(plan)s was drafted; draft a new plan"
+    ),
+    "plan_waiting": (
+        "plan %(plan)s of community %(community)s already takes effect on %(day)s; wait for it "
+        "or withdraw it first"
+    ),
+    "effective_too_early": "effective date %(effective)s is before the current grids' %(latest)s",
+    "not_draft": "plan %(plan)s is %(status)s; only a draft can change",
+    "too_big": "too big: at most %(bytes)s bytes",
+    "grid_not_polygon": (
+        "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
+    ),
+}
 
 
 class GridworkError(Exception):
     """Base of every error gridwork raises on purpose."""
 
+    code: str | None = None
+    values: dict[str, str | int | float] = {}  # noqa: RUF012 - never mutated, replaced
+
     def __init__(self, reason: str, *, field: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.field = field
+
+    @classmethod
+    def said(cls, code: str, /, *, field: str | None = None, **values: str | int | float) -> Self:
+        """The error whose reason is sentence ``code`` of :data:`SENTENCES` with ``values``,
+        keeping both so that a page can say it in its own language."""
+        error = cls(SENTENCES[code] % values, field=field)
+        error.code = code
+        error.values = values
+        return error
 
     def __str__(self) -> str:
         return f"{self.field}: {self.reason}" if self.field else self.reason

@@ -28,6 +28,8 @@ from branca.element import Element, Figure, MacroElement
 from folium.template import Template
 from pyproj import CRS
 
+from maps.words import Gettext, english
+
 STATIC_DIR = Path(__file__).parent / "static"
 """Directory the API mounts at `/static`; `leaflet/` inside it is what url-mode pages link."""
 LEAFLET_DIR = STATIC_DIR / "leaflet"
@@ -365,6 +367,7 @@ def offline_map(
     background: str = DEFAULT_BACKGROUND,
     height: str = "100%",
     basemap_url: str = "/basemap",
+    gettext: Gettext = english,
 ) -> OfflineMap:
     """A map of `area` that works without internet; gridwork's layers are its base map.
 
@@ -392,7 +395,7 @@ def offline_map(
         if not tiles_attribution:
             raise ValueError("a tile layer needs its tiles_attribution")
         folium.TileLayer(
-            tiles=tiles_url, attr=tiles_attribution, name="底图 basemap", overlay=False
+            tiles=tiles_url, attr=tiles_attribution, name=gettext("basemap"), overlay=False
         ).add_to(m)
     _Attribution(OSM_ATTRIBUTION_HTML).add_to(m)
     fit_bounds(m, (west, south, east, north))

@@ -102,6 +102,7 @@ def hierarchy_map(
         static_url=static_url,
         tiles_url=tiles_url,
         tiles_attribution=tiles_attribution,
+        gettext=gettext,
     )
 
     def prepare(layer: gpd.GeoDataFrame, columns: Sequence[str]) -> dict[str, Any]:

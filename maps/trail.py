@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import folium
 import geopandas as gpd
@@ -32,18 +33,22 @@ from maps.base import (
     offline_map,
     to_wgs84,
 )
+from maps.words import Gettext, english
 
 TRAIL_COLOUR = "#2b8cbe"
 LAST_FIX_COLOUR = "#d7301f"
 HOME_COLOUR = "#238b45"
 ZONE_COLOUR = "#41ab5d"
 
-LABELS = {
-    "time": "时间 time (UTC)",
-    "accuracy_m": "精度 accuracy (m)",
-    "grid_code": "网格 grid",
-    "battery": "电量 battery (%)",
-}
+
+def _labels(_: Gettext, timezone: str) -> dict[str, str]:
+    """The tooltip's row labels; the time is told in ``timezone``, which the label names."""
+    return {
+        "time": _("time (%(zone)s)") % {"zone": timezone},
+        "accuracy_m": _("accuracy (m)"),
+        "grid_code": _("grid"),
+        "battery": _("battery (%)"),
+    }
 
 
 def trail_map(
@@ -53,12 +58,16 @@ def trail_map(
     zone: gpd.GeoDataFrame | None = None,
     asset_mode: AssetMode,
     static_url: str = "/static",
+    gettext: Gettext = english,
+    timezone: str = "UTC",
 ) -> OfflineMap:
-    """Fixes in time order as a line and dots (the newest in red), the home and the zone.
+    """Fixes in time order as a line and dots (the newest in red), the home and the zone, in
+    the words ``gettext`` gives and the times of ``timezone`` (an IANA name).
 
     ``fixes`` needs a ``time`` column (datetimes or text); ``accuracy_m``, ``grid_code`` and
     ``battery`` are shown when present. Any of the three layers may be empty, not all.
     """
+    _ = gettext
     if "time" not in fixes.columns:
         raise ValueError("fixes lack a 'time' column")
     layers = [to_wgs84(layer) for layer in (fixes, home, zone) if layer is not None]
@@ -69,13 +78,13 @@ def trail_map(
         geometry=pd.concat([layer.geometry for layer in shapes], ignore_index=True),
         crs="EPSG:4326",
     )
-    m = offline_map(area, asset_mode=asset_mode, static_url=static_url)
+    m = offline_map(area, asset_mode=asset_mode, static_url=static_url, gettext=gettext)
     legend: list[LegendEntry] = []
 
     if zone is not None and not zone.empty:
         folium.GeoJson(
             _collection(to_wgs84(zone), []),
-            name="安全区 safe zone",
+            name=_("safe zone"),
             style_function=lambda _f: {
                 "color": ZONE_COLOUR,
                 "weight": 2,
@@ -84,12 +93,12 @@ def trail_map(
                 "fillOpacity": 0.08,
             },
         ).add_to(m)
-        legend.append(LegendEntry("安全区 safe zone", ZONE_COLOUR, "dashed"))
+        legend.append(LegendEntry(_("safe zone"), ZONE_COLOUR, "dashed"))
 
     if home is not None and not home.empty:
         folium.GeoJson(
             _collection(to_wgs84(home), []),
-            name="家 home",
+            name=_("home"),
             marker=folium.CircleMarker(radius=7),
             style_function=lambda _f: {
                 "fillColor": HOME_COLOUR,
@@ -98,23 +107,25 @@ def trail_map(
                 "fillOpacity": 1.0,
             },
         ).add_to(m)
-        legend.append(LegendEntry("家 home", HOME_COLOUR, "circle"))
+        legend.append(LegendEntry(_("home"), HOME_COLOUR, "circle"))
 
     if not fixes.empty:
-        _add_fixes(m, to_wgs84(fixes))
-        legend.append(LegendEntry("轨迹 trail", TRAIL_COLOUR, "line"))
-        legend.append(LegendEntry("最新位置 last fix", LAST_FIX_COLOUR, "circle"))
+        _add_fixes(m, to_wgs84(fixes), gettext=gettext, timezone=timezone)
+        legend.append(LegendEntry(_("trail"), TRAIL_COLOUR, "line"))
+        legend.append(LegendEntry(_("last fix"), LAST_FIX_COLOUR, "circle"))
 
-    Legend("图例 legend", legend).add_to(m)
+    Legend(_("Legend"), legend).add_to(m)
     layer_control(m)
     return m
 
 
-def _add_fixes(m: folium.Map, fixes: gpd.GeoDataFrame) -> None:
+def _add_fixes(m: folium.Map, fixes: gpd.GeoDataFrame, *, gettext: Gettext, timezone: str) -> None:
+    _ = gettext
     ordered = fixes.assign(_t=pd.to_datetime(fixes["time"], utc=True)).sort_values(
         "_t", kind="stable"
     )
-    ordered = ordered.assign(time=[_time_text(t) for t in ordered["_t"]]).drop(columns="_t")
+    zone = ZoneInfo(timezone)
+    ordered = ordered.assign(time=[_time_text(t, zone) for t in ordered["_t"]]).drop(columns="_t")
     points = [(geom.y, geom.x) for geom in ordered.geometry.values]
     if len(points) > 1:
         folium.PolyLine(
@@ -122,7 +133,7 @@ def _add_fixes(m: folium.Map, fixes: gpd.GeoDataFrame) -> None:
             color=TRAIL_COLOUR,
             weight=3,
             opacity=0.8,
-            name="轨迹 trail",
+            name=_("trail"),
         ).add_to(m)
     columns = [c for c in ("time", "accuracy_m", "grid_code", "battery") if c in ordered.columns]
     data = _collection(ordered, columns)
@@ -141,16 +152,16 @@ def _add_fixes(m: folium.Map, fixes: gpd.GeoDataFrame) -> None:
 
     folium.GeoJson(
         data,
-        name="定位 fixes",
+        name=_("fixes"),
         marker=folium.CircleMarker(radius=4),
         style_function=style,
-        on_each_feature=_tooltip_js(columns),
+        on_each_feature=_tooltip_js(columns, _labels(gettext, timezone)),
     ).add_to(m)
 
 
-def _time_text(value: Any) -> str:
+def _time_text(value: Any, zone: ZoneInfo) -> str:
     if isinstance(value, datetime | pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 
@@ -188,6 +199,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _tooltip_js(columns: list[str]) -> JsCode:
+def _tooltip_js(columns: list[str], labels: dict[str, str]) -> JsCode:
     """Tooltip built with textContent, never innerHTML (attributes come from devices)."""
-    return tooltip([(c, LABELS.get(c, c)) for c in columns])
+    return tooltip([(c, labels.get(c, c)) for c in columns])

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 from maps.base import OSM_ATTRIBUTION_HTML, Bounds
 from maps.grids import ABOVE, BELOW, WITHIN
 from maps.style import NO_DATA_COLOUR, OTHER_COLOUR, categorical_colours
+from maps.words import Gettext, english
 
 MAPLIBRE_VERSION = "6.17.0"
 TILES = "/ogc/collections/ogc.{layer}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
@@ -100,7 +102,7 @@ def viewer_style(
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>gridwork – vector tiles</title>
+<title>__GW_TITLE__</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="__GW_STATIC__/maplibre/maplibre-gl.css">
 <style>
@@ -114,7 +116,7 @@ font-size:.85rem}
 .gw-key i.circle{width:10px;height:10px;border-radius:50%;border-color:#333}
 .gw-key b{flex-basis:100%;margin-top:.3rem}
 </style></head><body><div class="gw-viewer"><div id="map"></div></div>
-<div class="gw-key gridwork-legend" id="gw-key" role="group" aria-label="legend"></div>
+<div class="gw-key gridwork-legend" id="gw-key" role="group" aria-label="__GW_LEGEND__"></div>
 <script type="module">
 import * as maplibregl from "__GW_STATIC__/maplibre/maplibre-gl.mjs";
 const style = __GW_STYLE__;
@@ -122,6 +124,7 @@ for (const source of Object.values(style.sources)) {
   source.tiles = source.tiles.map((t) => window.location.origin + t);
 }
 const key = __GW_KEY__;
+const words = __GW_WORDS__;
 const box = document.getElementById("gw-key");
 for (const [label, colour, symbol] of key) {
   const row = document.createElement(symbol === "title" ? "b" : "div");
@@ -144,8 +147,7 @@ map.on("mousemove", "grids-fill", (e) => {
   const p = e.features[0].properties;
   const div = document.createElement("div");
   div.className = "gw-popup";
-  for (const [k, label] of [["code", "网格 grid"], ["worker_name", "网格员 worker"],
-                            ["households", "户数 households"]]) {
+  for (const [k, label] of words) {
     if (p[k] === undefined || p[k] === null) continue;
     const line = document.createElement("div");
     line.textContent = label + ": " + p[k];
@@ -168,26 +170,34 @@ def viewer_page(
     household_max: int,
     static_url: str = "/static",
     kind_names: dict[str, str] | None = None,
+    gettext: Gettext = english,
 ) -> str:
-    """The viewer's HTML; ``bounds`` (west, south, east, north) is where it opens.
+    """The viewer's HTML, in the words ``gettext`` gives; ``bounds`` (west, south, east,
+    north) is where it opens.
 
     The legend is HTML beside the map (the style has no glyphs, so MapLibre draws no text):
     grids by households against the band, the lines, and every facility kind's colour.
     """
     style = viewer_style(kinds=kinds, household_min=household_min, household_max=household_max)
     names = kind_names or {}
+    _ = gettext
     key = [
-        ["网格户数 households per grid", "", "title"],
-        [f"< {household_min} 低于标准 under the band", BELOW, "fill"],
-        [f"{household_min}–{household_max} 标准内 in the band", WITHIN, "fill"],
-        [f"> {household_max} 超出标准 over the band", ABOVE, "fill"],
-        ["无住户 no households", NO_DATA_COLOUR, "fill"],
-        ["线 lines", "", "title"],
-        ["网格边界 grid boundary", "#d94801", "line"],
-        ["道路 road", "#8c8c8c", "line"],
+        [_("Households per grid"), "", "title"],
+        [f"< {household_min} " + _("under the band"), BELOW, "fill"],
+        [f"{household_min}–{household_max} " + _("in the band"), WITHIN, "fill"],
+        [f"> {household_max} " + _("over the band"), ABOVE, "fill"],
+        [_("no households"), NO_DATA_COLOUR, "fill"],
+        [_("Lines"), "", "title"],
+        [_("grid boundary"), "#d94801", "line"],
+        [_("road"), "#8c8c8c", "line"],
+    ]
+    words = [
+        ["code", _("grid")],
+        ["worker_name", _("worker")],
+        ["households", _("households")],
     ]
     if kinds:
-        key.append(["设施 facilities", "", "title"])
+        key.append([_("Facilities"), "", "title"])
         for kind, colour in categorical_colours(list(kinds)).items():
             key.append([names.get(kind, kind), colour, "circle"])
     west, south, east, north = bounds
@@ -198,6 +208,9 @@ def viewer_page(
     return (
         _PAGE.replace("__GW_STATIC__", static_url.rstrip("/"))
         .replace("__GW_BOUNDS__", js([[west, south], [east, north]]))
+        .replace("__GW_TITLE__", escape(_("Vector-tile viewer")))
+        .replace("__GW_LEGEND__", escape(_("Legend")))
         .replace("__GW_KEY__", js(key))
+        .replace("__GW_WORDS__", js(words))
         .replace("__GW_STYLE__", js(style))  # last: it holds imported names
     )

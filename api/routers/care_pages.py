@@ -8,12 +8,15 @@ reason — the locate page asks for one, once per visit, before it shows anythin
 inbox is live: ``/app/alerts/stream`` sends each new alert of the caller's area as a
 server-sent event, looking at the alert table when the change feed's bell rings (``NOTIFY
 gridwork_alert`` at the commit that raised it), and every half second while the feed is not
-listening or ``GRIDWORK_ALERT_STREAM_WAKE=poll`` (``bench/inbox.py`` compares the two).
+listening or ``GRIDWORK_ALERT_STREAM_WAKE=poll`` (``bench/inbox.py`` compares the two); the
+open streams of a process share each look (``api.alert_fanout``). An elder's page also takes
+a new consent record with its scanned form.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -27,9 +30,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from markupsafe import Markup
 from sqlalchemy import Engine
 
+from api.alert_fanout import SETTLE_S, AlertFanout, Inbox
 from api.deps import SessionDep, care_epsg, network_cache
 from api.pages.forms import field_errors
 from api.pages.frame import N_, PageContext, context, render
+from api.pages.said import said, said_in_full
 from api.schemas.elders import HouseholdsFound
 from api.security import Principal, audit_read, audit_subjects, require
 from api.state import app_state
@@ -39,6 +44,7 @@ from data.care import consent_scan
 from data.care import queries as q
 from data.care import service as care
 from data.care.routes import routes_to
+from data.changes import Bell
 from data.models.care import AlertStatus, DeviceDatum
 from data.policy import Action, may
 from geo.care.datum import from_wgs84
@@ -286,14 +292,16 @@ def enrol_submit(
     except GridworkError as exc:
         session.rollback()
         # The reason beside its field (a consent record's, beside who gave it); else above.
-        errors = field_errors(exc, ENROL_FIELDS, aliases={"consent": "consent_given_by"})
+        errors = field_errors(exc, ENROL_FIELDS, aliases={"consent": "consent_given_by"}, ctx=ctx)
         return render(
             request,
             principal,
             "care/enrol.html",
             title=ctx._("Enrol an elder"),
             status_code=409 if isinstance(exc, Conflict) else 422,
-            values=_enrol_values(ctx, form=form, error=None if errors else str(exc), errors=errors),
+            values=_enrol_values(
+                ctx, form=form, error=None if errors else said_in_full(ctx, exc), errors=errors
+            ),
         )
     audit_read(
         session,
@@ -335,6 +343,21 @@ def enrol_submit(
 def elder_page(
     request: Request, session: SessionDep, principal: Locator, elder_id: int
 ) -> HTMLResponse:
+    return _elder_view(request, session, principal, elder_id)
+
+
+def _elder_view(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    elder_id: int,
+    *,
+    consent_form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The elder's page; with a refused consent form, that form again with its reasons."""
     ctx = context(request, principal)
     elder = q.elder_record(session, elder_id, principal.scope, to=Action.locate_elders)
     audit_read(
@@ -349,8 +372,13 @@ def elder_page(
         principal,
         "care/elder.html",
         title=elder["display_name"],
+        status_code=status_code,
         values={
             "elder": elder,
+            "today": date.today().isoformat(),
+            "consent_form": consent_form or {},
+            "errors": errors or {},
+            "error": error,
             "heard": _since(ctx, _parse_time(reports["last_heard_at"])),
             "heard_at": ctx.localtime(_parse_time(reports["last_heard_at"])),
             "refused_at": ctx.localtime(_parse_time((reports["last_refused"] or {}).get("at"))),
@@ -381,6 +409,80 @@ def elder_page(
             ),
         },
     )
+
+
+CONSENT_FIELDS = ("consent_given_by", "consent_given_on", "consent_scope", "scan")
+
+
+@router.post("/elders/{elder_id}/consent", response_model=None)
+def consent_submit(
+    request: Request,
+    session: SessionDep,
+    principal: Enroller,
+    elder_id: int,
+    # Not required here: a missing one is said beside its field (the page again).
+    consent_given_by: Annotated[str, Form(max_length=200)] = "",
+    consent_given_on: Annotated[str, Form(max_length=10)] = "",
+    consent_scope: Annotated[str, Form(max_length=2000)] = "",
+    scan: ScanDep = None,
+) -> HTMLResponse | RedirectResponse:
+    """A consent record (and its scanned form) for an elder already enrolled: the staff of
+    the elder's home area, as ``POST /elders/{id}/consent`` and the scan's ``PUT``."""
+    ctx = context(request, principal)
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    form = {
+        "consent_given_by": consent_given_by,
+        "consent_given_on": consent_given_on,
+        "consent_scope": consent_scope,
+    }
+    try:
+        if not consent_given_by.strip():
+            raise InvalidInput(ctx._("Say who gave the consent."), field="consent_given_by")
+        try:
+            given_on = date.fromisoformat(consent_given_on)
+        except ValueError:
+            raise InvalidInput(
+                ctx._("The consent date is not a date."), field="consent_given_on"
+            ) from None
+        if not consent_scope.strip():
+            raise InvalidInput(ctx._("Say what was agreed."), field="consent_scope")
+        scanned = None if scan is None else consent_scan.clean(scan)
+        consent_id = care.record_consent(
+            session,
+            elder_id,
+            care.ConsentRecord(consent_given_by.strip(), given_on, consent_scope.strip()),
+            by=principal.name,
+        )
+        if scanned is not None:
+            consent_scan.store(
+                session, elder_id, consent_id, scanned, scope=principal.scope, by=principal.name
+            )
+    except GridworkError as exc:
+        session.rollback()
+        errors = field_errors(
+            exc, CONSENT_FIELDS, aliases={"given_on": "consent_given_on"}, ctx=ctx
+        )
+        return _elder_view(
+            request,
+            session,
+            principal,
+            elder_id,
+            consent_form=form,
+            errors=errors,
+            error=None if errors else said_in_full(ctx, exc),
+            status_code=409 if isinstance(exc, Conflict) else 422,
+        )
+    audit_subjects(
+        session,
+        request,
+        principal,
+        "elder_consent",
+        [elder_id],
+        f"consent {consent_id} recorded, given on {given_on.isoformat()}"
+        + (f", with a scanned form ({scanned.content_type})" if scanned is not None else "")
+        + " (from the console)",
+    )
+    return RedirectResponse(f"/app/elders/{elder_id}?consent=saved", status_code=303)
 
 
 def elder_may_change(session: SessionDep, principal: Principal, elder_id: int) -> bool:
@@ -660,8 +762,8 @@ def zone_submit(
             raise InvalidInput("kind must be home_grid, circle or polygon", field="kind")
     except InvalidInput as exc:
         session.rollback()
-        message = str(exc)
-        if "does not contain the elder's home" in message:
+        message = said(ctx, exc)
+        if exc.code == "zone_without_home":
             message = (
                 ctx._("This zone does not contain the elder's home: draw it around the home.")
                 + f" ({message})"
@@ -780,11 +882,14 @@ def alert_action(
     return RedirectResponse("/app/alerts", status_code=303)
 
 
-def _poll(engine: Engine, principal: Principal, after: int, route: str) -> list[dict[str, Any]]:
+def _catch_up(
+    engine: Engine, principal: Principal, after: int | None, route: str
+) -> list[dict[str, Any]]:
+    """What the stream sends as it opens: the alerts after ``after`` (none: from now on) and
+    those raised lately below it (committed late); audited like every look."""
     with engine.begin() as conn:
-        if q.newest_alert_id(conn) <= after:
-            return []
-        alerts = q.alerts_after(conn, principal.scope, after_id=after)
+        start = q.newest_alert_id(conn) if after is None else after
+        alerts = q.alerts_after(conn, principal.scope, after_id=start, recent_s=SETTLE_S)
         if alerts:
             write_audit(
                 conn,
@@ -807,7 +912,8 @@ async def alert_stream(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """New alerts of my area as server-sent events (``event: alert``, JSON data as the
-    inbox shows them), from ``after`` (or the browser's Last-Event-ID) on."""
+    inbox shows them), from ``after`` (or the browser's Last-Event-ID) on. Every open stream
+    of the process shares one look per wake (``api.alert_fanout``)."""
     state = app_state(request)
     engine: Engine = state.engine
     notified = state.settings.alert_stream_wake == "notify"
@@ -817,39 +923,57 @@ async def alert_stream(
         start = int(last_event_id)
     route = request.url.path
 
+    def event(a: dict[str, Any]) -> str:
+        body = json.dumps(_alert_view(ctx, a), ensure_ascii=False)
+        return f"id: {a['id']}\nevent: alert\ndata: {body}\n\n"
+
+    def bell() -> Bell | None:
+        feed = state.changes if notified else None
+        return None if feed is None or not feed.live else feed.alerts
+
     async def events() -> AsyncIterator[str]:
-        last = start
-        if last is None:
-            last = await anyio.to_thread.run_sync(_newest, engine)
-        yield "retry: 2000\n\n"
-        ends = time.monotonic() + STREAM_LIFETIME_S
-        quiet_since = time.monotonic()
-        while time.monotonic() < ends and not await request.is_disconnected():
-            feed = state.changes if notified else None
-            rung = None if feed is None or not feed.live else feed.alerts.rings
-            alerts = await anyio.to_thread.run_sync(_poll, engine, principal, last, route)
-            for a in alerts:
-                last = a["id"]
-                body = json.dumps(_alert_view(ctx, a), ensure_ascii=False)
-                yield f"id: {a['id']}\nevent: alert\ndata: {body}\n\n"
-                quiet_since = time.monotonic()
-            if time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
-                yield ": still here\n\n"
-                quiet_since = time.monotonic()
-            if feed is None or rung is None:
-                # never past the stream's end: it closes on time, and the browser reconnects
-                await anyio.sleep(min(STREAM_POLL_S, max(0.0, ends - time.monotonic())))
-            else:  # until an alert is raised, or it is time to say "still here"
-                until = min(quiet_since + STREAM_KEEPALIVE_S + 0.05, ends)
-                await feed.alerts.wait(rung, until - time.monotonic())
+        fanout = state.alert_fanout.get(AlertFanout)
+        inbox = Inbox(principal.name, principal.role.value, principal.scope, route)
+        await fanout.open(engine, inbox)
+        try:
+            ringing = bell()
+            rung = None if ringing is None else ringing.rings  # before looking
+            caught = await anyio.to_thread.run_sync(_catch_up, engine, principal, start, route)
+            yield "retry: 2000\n\n"
+            for a in fanout.claim(inbox, caught):
+                yield event(a)
+            ends = time.monotonic() + STREAM_LIFETIME_S
+            quiet_since = time.monotonic()
+            while time.monotonic() < ends and not await request.is_disconnected():
+                for a in fanout.take(inbox):
+                    yield event(a)
+                    quiet_since = time.monotonic()
+                if time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
+                    yield ": still here\n\n"
+                    quiet_since = time.monotonic()
+                ringing = bell()
+                now = time.monotonic()
+                if ringing is None:
+                    # Every inbox looks at the same ticks, so that they share the looks;
+                    # never past the stream's end: it closes on time, the browser reconnects.
+                    tick = (math.floor(now / STREAM_POLL_S) + 1) * STREAM_POLL_S
+                    await anyio.sleep(max(0.0, min(tick, ends) - now))
+                    if tick <= ends:
+                        await fanout.look(engine, None, since=tick)
+                    rung = None
+                elif rung is None:  # the feed is live (again): look once, then listen
+                    rung = ringing.rings
+                    await fanout.look(engine, ringing, since=now)
+                else:  # until an alert is raised, or it is time to say "still here"
+                    until = min(quiet_since + STREAM_KEEPALIVE_S + 0.05, ends)
+                    if await ringing.wait(rung, until - now):
+                        looked = await fanout.look(engine, ringing, rung=rung)
+                        rung = ringing.rings if looked is None else looked
+        finally:
+            fanout.close(inbox)
 
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
         headers={"X-Accel-Buffering": "no"},
     )
-
-
-def _newest(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return q.newest_alert_id(conn)

@@ -325,7 +325,7 @@ def report(
             raise InvalidInput("a case number", field="duplicate_of")
         limit = app_state(request).settings.photo_max_bytes
         clean = None if photo is None else photos.clean(photo, max_bytes=limit)  # before storing
-        case_id = service.report(
+        case_id = service.report_case(
             session,
             actor=principal.name,
             category=category,
@@ -336,7 +336,7 @@ def report(
             reporter_contact=reporter_contact or None,
             now=datetime.now(UTC),
             scope=principal.scope,
-        )
+        )["id"]
         now = datetime.now(UTC)
         if clean is not None or duplicate_of:
             viewer = case_viewer(session, principal)
@@ -345,7 +345,7 @@ def report(
             if duplicate_of:  # the reporter says it repeats a case offered nearby
                 duplicates.link(session, viewer, case_id, int(duplicate_of), now)
     except GridworkError as exc:
-        errors = field_errors(exc, REPORT_FIELDS, aliases=REPORT_ALIASES)
+        errors = field_errors(exc, REPORT_FIELDS, aliases=REPORT_ALIASES, ctx=ctx)
         if not errors:
             raise
         session.rollback()  # nothing of the refused report is kept
@@ -436,7 +436,7 @@ def case_page(
             "can_escalate": row["status"] in OPEN and row["level"] != "district",
             "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
             "can_return": row["department"] is not None,
-            "departments": q.departments(session),
+            "departments": q.departments(session, serving=row),  # only those serving its area
             "photos": photos.listing(session, viewer, case_id),
             "links": duplicates.for_case(
                 session, viewer, case_id, metric_override=app_state(request).settings.metric_epsg

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from shapely.geometry import Point, shape
 
 from api.deps import LimitDep, OffsetDep, SessionDep, care_epsg, network_cache
+from api.pages.frame import context
 from api.schemas.elders import (
     CircleZone,
     ConsentIn,
@@ -508,7 +509,9 @@ def trail(fixes: TrailFixes, hours: Hours = 6) -> JSONResponse:
     summary="The trail on an offline map, with the home and the safe zone",
     response_class=HTMLResponse,
 )
-def trail_page(session: SessionDep, elder_id: int, fixes: TrailFixes) -> HTMLResponse:
+def trail_page(
+    request: Request, session: SessionDep, elder_id: int, fixes: TrailFixes
+) -> HTMLResponse:
     extra = q.zone_and_home(session, elder_id)
     frame = gpd.GeoDataFrame(
         {
@@ -526,5 +529,8 @@ def trail_page(session: SessionDep, elder_id: int, fixes: TrailFixes) -> HTMLRes
     zone = None
     if extra["zone"] is not None:
         zone = gpd.GeoDataFrame(geometry=[shape(extra["zone"])], crs=4326)
-    m = trail_map(frame, home=home, zone=zone, asset_mode="url")
+    ctx = context(request, None)  # the page's language and the deployment's time zone
+    m = trail_map(
+        frame, home=home, zone=zone, asset_mode="url", gettext=ctx._, timezone=ctx.timezone
+    )
     return HTMLResponse(m.get_root().render())

@@ -361,5 +361,6 @@ def viewer(request: Request, session: SessionDep, principal: HumanDep) -> Respon
         household_min=settings.household_min,
         household_max=settings.household_max,
         kind_names={k: kind_label(ctx, k) for k in facility_kinds(conn)},
+        gettext=ctx._,
     )
     return framed_map(request, principal, document, title=title)

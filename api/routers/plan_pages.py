@@ -442,7 +442,7 @@ def publish_form(
             author=principal.name,
         )
     except GridworkError as exc:
-        errors = field_errors(exc, PUBLISH_FIELDS)
+        errors = field_errors(exc, PUBLISH_FIELDS, ctx=context(request, principal))
         if not errors:
             raise
         session.rollback()

@@ -12,6 +12,8 @@ from pydantic import Field
 
 from api import plan_clock
 from api.deps import SessionDep
+from api.pages.frame import context
+from api.pages.i18n import html_lang
 from api.schemas import StrictModel
 from api.schemas.geojson import FeatureCollection, GeoJSONResponse
 from api.schemas.plans import (
@@ -414,19 +416,26 @@ def oversize(
 
 
 @router.get("/maps/plans/{plan_id}", response_class=HTMLResponse, include_in_schema=False)
-def plan_page(session: SessionDep, principal: Viewer, plan_id: int) -> HTMLResponse:
+def plan_page(
+    request: Request, session: SessionDep, principal: Viewer, plan_id: int
+) -> HTMLResponse:
     plan = _plan_in_scope(session, principal, plan_id)
     m = plan_map(
         planning.plan_grids(session, plan_id),
         title=f"plan {plan_id}",
         min_households=plan.min_households,
         max_households=plan.max_households,
+        gettext=context(request, principal)._,
     )
     return HTMLResponse(m.get_root().render())
 
 
 @router.get("/maps/plans", response_class=HTMLResponse, include_in_schema=False)
-def compare_maps(session: SessionDep, principal: Viewer, a: int, b: int) -> HTMLResponse:
+def compare_maps(
+    request: Request, session: SessionDep, principal: Viewer, a: int, b: int
+) -> HTMLResponse:
     _plan_in_scope(session, principal, a)
     _plan_in_scope(session, principal, b)
-    return HTMLResponse(compare_page(planning.compare(session, a, b)))
+    ctx = context(request, principal)
+    comparison = planning.compare(session, a, b)
+    return HTMLResponse(compare_page(comparison, gettext=ctx._, lang=html_lang(ctx.locale)))

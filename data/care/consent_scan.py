@@ -88,7 +88,7 @@ def clean(data: bytes, *, max_bytes: int = MAX_BYTES) -> CleanScan:
     if not data:
         raise InvalidInput("empty file", field=FIELD)
     if len(data) > max_bytes:
-        raise PayloadTooLarge(f"too big: at most {max_bytes:,} bytes", field=FIELD)
+        raise PayloadTooLarge.said("too_big", bytes=f"{max_bytes:,}", field=FIELD)
     if data.startswith(b"%PDF-"):
         return _pdf(data)
     if data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")):

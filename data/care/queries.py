@@ -29,7 +29,7 @@ from data import webhooks
 from data.access.queries import AreaScope
 from data.changes import notify_alerts
 from data.models.care import AlertStatus, DeviceDatum, ZoneKind
-from data.policy import Action, elder_sql
+from data.policy import ALERT_SQL, Action, elder_sql
 from geo.care.safezone import SafeZone, ZoneState
 from geo.errors import Conflict, Forbidden, InvalidGeometry, InvalidInput, NotFound
 
@@ -75,11 +75,9 @@ def find_home_household(db: Db, code: str, scope: AreaScope) -> HomeHousehold:
     if row is None or (
         not scope.unrestricted and (row[2] is None or row[2] not in (scope.grid_ids or ()))
     ):
-        raise NotFound(f"no household '{code}' in your area", field="household_code")
+        raise NotFound.said("no_household", code=code, field="household_code")
     if row[2] is None:
-        raise InvalidInput(
-            f"household '{code}' lies in no grid, so it has no home zone", field="household_code"
-        )
+        raise InvalidInput.said("household_without_grid", code=code, field="household_code")
     return HomeHousehold(row[0], row[1], row[2], row[3])
 
 
@@ -889,7 +887,7 @@ def insert_alerts(db: Db, alerts: Sequence[NewAlert]) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-_ALERT_SELECT = """
+_ALERT_SELECT = f"""
     SELECT a.id, a.kind::text AS kind, a.status::text AS status, a.event_time, a.raised_at,
            a.detail, a.elder_id, e.display_name AS elder_name, g.code AS grid_code,
            hg.code AS home_grid_code, a.acknowledged_at, a.acknowledged_by, a.closed_at,
@@ -902,9 +900,8 @@ _ALERT_SELECT = """
     FROM alert a JOIN elder e ON e.id = a.elder_id
     LEFT JOIN grid g ON g.id = a.grid_id LEFT JOIN grid hg ON hg.id = a.home_grid_id
     LEFT JOIN position p ON p.id = a.position_id AND p.time = a.position_time
-    WHERE (:unrestricted OR a.grid_id = ANY(CAST(:grid_ids AS int[]))
-           OR a.home_grid_id = ANY(CAST(:grid_ids AS int[])))
-"""
+    WHERE {ALERT_SQL}
+"""  # noqa: S608 - a constant predicate (data.policy)
 
 
 def _alert_out(row: Any, *, with_position: bool) -> dict[str, Any]:
@@ -1241,14 +1238,68 @@ def alerts_of_elder(db: Db, elder_id: int, *, limit: int = 50) -> list[dict[str,
 
 
 def alerts_after(
-    db: Db, scope: AreaScope, *, after_id: int, limit: int = 50
+    db: Db,
+    scope: AreaScope,
+    *,
+    after_id: int,
+    recent_s: float | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Alerts of the caller's area newer than ``after_id`` (oldest first), without positions:
-    what a live inbox has not shown yet."""
+    what a live inbox has not shown yet. With ``recent_s``, also those with a lower id raised
+    in the last ``recent_s`` seconds: ids are taken before their transaction commits, so one
+    committed out of order may have an id below the newest the page saw (it skips repeats)."""
     rows = (
         db.execute(
-            text(_ALERT_SELECT + " AND a.id > :after ORDER BY a.id LIMIT :limit"),
-            {"after": after_id, "limit": limit, **_scope_params(scope)},
+            text(
+                _ALERT_SELECT + " AND (a.id > :after OR (CAST(:recent AS float8) IS NOT NULL"
+                " AND a.id > :after - :window"
+                " AND a.raised_at >= clock_timestamp() - make_interval(secs => :recent)))"
+                " ORDER BY a.id LIMIT :limit"
+            ),
+            {
+                "after": after_id,
+                "recent": recent_s,
+                "window": RECENT_IDS,
+                "limit": limit,
+                **_scope_params(scope),
+            },
+        )
+        .mappings()
+        .all()
+    )
+    return [_alert_out(r, with_position=False) for r in rows]
+
+
+#: How far below a known id :func:`alerts_after` and :func:`alert_ids_since` look for alerts
+#: committed late (bounds the index range they scan; far more alerts than a district raises
+#: in the half minute a late commit may take).
+RECENT_IDS = 5000
+
+
+def alert_ids_since(
+    db: Db, *, high: int, recent_s: float
+) -> list[tuple[int, int | None, int | None]]:
+    """``(id, grid_id, home_grid_id)`` of every alert above ``high``, and of those below it
+    raised in the last ``recent_s`` seconds (a late commit): the live inboxes' one cheap look
+    per wake, across all areas, before reading the rows of the ones not seen yet."""
+    rows = db.execute(
+        text(
+            "SELECT id, grid_id, home_grid_id FROM alert WHERE id > :floor AND (id > :high "
+            "OR raised_at >= clock_timestamp() - make_interval(secs => :recent)) ORDER BY id"
+        ),
+        {"floor": high - RECENT_IDS, "high": high, "recent": recent_s},
+    ).all()
+    return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+def alerts_by_id(db: Db, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """These alerts (any area: the caller filters each reader's by ``data.policy.sees_alert``),
+    oldest first, without positions."""
+    rows = (
+        db.execute(
+            text(_ALERT_SELECT + " AND a.id = ANY(CAST(:ids AS bigint[])) ORDER BY a.id"),
+            {"ids": list(ids), **_scope_params(AreaScope.everywhere())},
         )
         .mappings()
         .all()

@@ -103,7 +103,7 @@ def enrol(
     """
     home = q.find_home_household(session, household_code, scope)
     if q.device_code_taken(session, device_code, f"device:{device_code}"):
-        raise Conflict(f"device '{device_code}' is already enrolled", field="device_id")
+        raise Conflict.said("device_enrolled", device=device_code, field="device_id")
     elder_id = q.insert_elder(
         session,
         display_name=display_name,
@@ -130,7 +130,7 @@ def replace_device(session: Session, elder_id: int, *, device_code: str, datum: 
     """
     owner = q.device_owner(session, device_code)
     if owner is not None and owner != elder_id:
-        raise Conflict(f"device '{device_code}' is enrolled for another elder", field="device_id")
+        raise Conflict.said("device_taken", device=device_code, field="device_id")
     q.retire_devices(session, elder_id)
     return _issue_device(session, elder_id, device_code, datum)
 

@@ -120,7 +120,7 @@ def clean(data: bytes, *, max_bytes: int) -> CleanPhoto:
     if not data:
         raise InvalidInput("empty file", field=FIELD)
     if len(data) > max_bytes:
-        raise PayloadTooLarge(f"too big: at most {max_bytes:,} bytes", field=FIELD)
+        raise PayloadTooLarge.said("too_big", bytes=f"{max_bytes:,}", field=FIELD)
     image = _open(data)
     kind = str(image.format)
     pixels = _pixels_only(image, kind)

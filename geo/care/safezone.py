@@ -145,9 +145,10 @@ def check_zone_for_home(
     if zone.radius_m is not None:
         radius = zone.radius_m
     if not math.isfinite(radius) or radius > max_radius_m * (1 + 1e-6):
-        raise InvalidGeometry(
-            f"the zone is {radius / 1000:,.1f} km across from its centre; a safe zone must "
-            f"fit in a {max_radius_m / 1000:g} km circle",
+        raise InvalidGeometry.said(
+            "zone_too_wide",
+            km=f"{radius / 1000:,.1f}",
+            max_km=f"{max_radius_m / 1000:g}",
             field=field,
         )
     if home is None:
@@ -162,12 +163,7 @@ def check_zone_for_home(
     if outside <= 0:
         return HomeCheck(contains_home=True, home_outside_m=None, forced=force)
     if not force:
-        raise InvalidGeometry(
-            f"the zone does not contain the elder's home (it lies {outside:,.0f} m outside "
-            "the zone): check that coordinates are lon, lat in WGS-84, or give force=true "
-            "(audited) for a zone away from home",
-            field=field,
-        )
+        raise InvalidGeometry.said("zone_without_home", outside=f"{outside:,.0f}", field=field)
     return HomeCheck(contains_home=False, home_outside_m=outside, forced=True)
 
 

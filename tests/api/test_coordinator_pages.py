@@ -130,7 +130,7 @@ def test_viewer_legend_names_every_facility_kind(
     for kind in kinds:
         assert kind in key
     assert "药店 (pharmacy)" in key
-    assert "道路 road" in key
+    assert '["道路", "#8c8c8c", "line"]' in key  # the roads, in the page's language
 
 
 def test_a_scoped_coordinator_is_sent_to_their_area_not_refused(strips_app) -> None:

@@ -142,3 +142,36 @@ def test_a_refused_publish_is_the_editor_with_the_reason_beside_the_date(
     with strips.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM plan WHERE id = :p"), {"p": plan_id})
         assert status.scalar_one() == "draft"
+
+
+def test_refusals_from_the_domain_are_said_in_chinese_beside_the_field(
+    client: TestClient, strips: Gridded
+) -> None:
+    """Issue 15: the use case's reason in the page's language (tests/api/test_said.py: the
+    error's English, which the JSON API answers, is unchanged)."""
+    zh = {"Accept": "text/html", "Accept-Language": "zh-CN"}
+    coordinator = sign_in(client, "g-coordinator")
+    sent = {"category": "street_light", "description": "灯不亮", "lon": "10.0", "lat": "10.0"}
+    r = client.post("/app/incidents/new", data=sent, headers={**coordinator, **zh})
+    assert r.status_code == 422
+    assert "该地点不在任何网格内" in _beside(r.text, "locate")
+    assert "outside every grid" not in r.text
+    form = {
+        "display_name": "王秀英",
+        "household_code": "H-NOPE",
+        "device_id": "w-zh-1",
+        "datum": "gcj02",
+    }
+    r = client.post("/app/elders/new", data=form, headers={**sign_in(client, "f-care"), **zh})
+    assert r.status_code == 422
+    assert "您的辖区内没有住户“H-NOPE”" in _beside(r.text, "gw-hh-q")
+    planner = sign_in(client, "g-planner")
+    plan = client.post("/plans", json={"community": "131208"}, headers=planner)
+    assert plan.status_code == 201, plan.text
+    r = client.post(
+        f"/app/plans/{plan.json()['id']}/publish",
+        data={"effective": "2000-01-01"},
+        headers={**planner, **zh},
+    )
+    assert r.status_code == 422
+    assert re.search(r"生效日期 2000-01-01 早于现行网格的生效日期 \d{4}-\d\d-\d\d", r.text)

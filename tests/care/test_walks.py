@@ -9,6 +9,7 @@ in WGS-84, GCJ-02 and BD-09 lands in the same grids every time; GCJ-02 read as W
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyproj
@@ -16,6 +17,7 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.state import app_state
 from geo.care.datum import from_wgs84
 from geo.care.safezone import DEFAULT_EXIT_MARGIN_M, SafeZone
 from maps.base import external_urls
@@ -92,9 +94,14 @@ def test_a_recorded_walk_leaving_the_zone_raises_one_exit_alert_to_the_right_wor
     )
     assert page.status_code == 200
     assert external_urls(page.text) == []
-    assert "安全区 safe zone" in page.text and "家 home" in page.text
-    first_time = track[0][2].strftime("%Y-%m-%d %H:%M:%S")
+    # in the deployment's language (zh_CN) and local time, never UTC (issue 15)
+    settings = app_state(client.app).settings  # type: ignore[arg-type]
+    assert settings.locale == "zh_CN"
+    assert "安全区" in page.text and "safe zone" not in page.text
+    local = ZoneInfo(settings.timezone)
+    first_time = track[0][2].astimezone(local).strftime("%Y-%m-%d %H:%M:%S")
     assert first_time in page.text
+    assert track[0][2].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") not in page.text
 
 
 def test_the_same_walk_in_wgs84_gcj02_and_bd09_lands_in_the_same_grids(

@@ -1,0 +1,96 @@
+"""The domain's refusals in the page's language: beside a form's field and on an error page.
+
+The domain refuses in English (:mod:`geo.errors`), which the JSON API answers and the logs
+keep. A page says the same refusal from its catalog: a sentence with values by its code
+(:data:`geo.errors.SENTENCES`, marked here again for the catalog; a test keeps the two the
+same), a sentence without values by itself (:data:`PLAIN`, the ones that reach the forms of
+reporting an incident, enrolling an elder, drawing a safe zone, publishing a plan and giving
+a reason to locate an elder). Anything else is shown as the domain said it.
+"""
+
+from __future__ import annotations
+
+from api.pages.frame import N_, PageContext
+from geo.errors import GridworkError
+
+#: ``geo.errors.SENTENCES``, marked for translation.
+SENTENCES: dict[str, str] = {
+    "no_household": N_("no household '%(code)s' in your area"),
+    "household_without_grid": N_("household '%(code)s' lies in no grid, so it has no home zone"),
+    "device_enrolled": N_("device '%(device)s' is already enrolled"),
+    "device_taken": N_("device '%(device)s' is enrolled for another elder"),
+    "unknown_category": N_("unknown category '%(code)s'"),
+    "between": N_("must be between -%(bound)s and %(bound)s"),
+    "too_long": N_("at most %(limit)s characters"),
+    "zone_without_home": N_(
+        "the zone does not contain the elder's home (it lies %(outside)s m outside the zone): "
+        "check that coordinates are lon, lat in WGS-84, or give force=true (audited) for a "
+        "zone away from home"
+    ),
+    "zone_too_wide": N_(
+        "the zone is %(km)s km across from its centre; a safe zone must fit in a %(max_km)s km "
+        "circle"
+    ),
+    "community_changed": N_(
+        "community %(community)s changed since plan %(plan)s was drafted; draft a new plan"
+    ),
+    "plan_waiting": N_(
+        "plan %(plan)s of community %(community)s already takes effect on %(day)s; wait for it "
+        "or withdraw it first"
+    ),
+    "effective_too_early": N_(
+        "effective date %(effective)s is before the current grids' %(latest)s"
+    ),
+    "not_draft": N_("plan %(plan)s is %(status)s; only a draft can change"),
+    "too_big": N_("too big: at most %(bytes)s bytes"),
+    "grid_not_polygon": N_(
+        "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
+    ),
+}
+
+#: Refusals without values that reach the pages' forms, each as the domain says it.
+PLAIN: tuple[str, ...] = (
+    N_("the point is outside every grid"),
+    N_("the point is outside your area"),
+    N_("lon and lat must be given together"),
+    N_("a number is required"),
+    N_("required"),
+    N_("NUL characters are not allowed"),
+    N_("a case number"),
+    N_("empty file"),
+    N_("not a PDF, JPEG or PNG"),
+    N_("a PDF with scripts, actions or attached files"),
+    N_("a damaged PDF (no end of file marker)"),
+    N_("consent cannot be given in the future"),
+    N_("the elder's home lies in no grid"),
+    N_("a zone must be a non-empty Polygon or MultiPolygon"),
+    N_("coordinates must be WGS-84 lon/lat"),
+    N_(
+        "the zone lies where the district's metric CRS cannot measure it; "
+        "give WGS-84 lon, lat near the elder's home"
+    ),
+    N_(
+        "the elder's home household is gone, so the zone cannot be checked against it; "
+        "give force=true (audited) to set it anyway"
+    ),
+    N_("kind must be home_grid, circle or polygon"),
+    N_("choose one of the reasons listed"),
+    N_("say why in a few words"),
+)
+
+
+def said(ctx: PageContext, exc: GridworkError) -> str:
+    """The reason of ``exc`` in the page's language (as the domain said it if the catalog
+    has no words for it)."""
+    if exc.code in SENTENCES:
+        return ctx._(SENTENCES[exc.code], **exc.values)
+    if not exc.reason:  # gettext("") is the catalog's header
+        return exc.reason
+    return ctx._(exc.reason)
+
+
+def said_in_full(ctx: PageContext, exc: GridworkError) -> str:
+    """For an error page: the reason translated, or else with the field it names, as the
+    API says it (``field: reason``)."""
+    reason = said(ctx, exc)
+    return reason if reason != exc.reason else str(exc)
