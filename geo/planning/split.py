@@ -45,7 +45,12 @@ import shapely
 from geo.errors import InvalidInput
 from geo.planning.metrics import PlanMetrics, check_band, plan_metrics
 from geo.planning.partition.problem import Budget, Problem
-from geo.planning.partition.roundness import polish_reock, unit_hulls
+from geo.planning.partition.roundness import (
+    polish_reock,
+    reock_loss,
+    reshape_pairs,
+    unit_hulls,
+)
 from geo.planning.partition.search import Partitioner, split_units
 from geo.planning.units import ENTRANCE, Units
 
@@ -212,10 +217,16 @@ def split_community(
         todo.append(comp)
     if todo:
         missed: list[int] = []
-        found = split_units(problem, todo, lo, hi, seed, budget)
+        geoms = np.asarray(units.frame.geometry.values, dtype=object)
+        hulls = unit_hulls(geoms)
+        found = split_units(
+            problem, todo, lo, hi, seed, budget, reock_loss(problem, hulls) if polish else None
+        )
         if polish:
-            geoms = np.asarray(units.frame.geometry.values, dtype=object)
-            found = polish_reock(problem, found, unit_hulls(geoms), lo=lo, hi=hi)
+            found = reshape_pairs(
+                problem, found, hulls, lo=lo, hi=hi, seed=seed, budget=budget or Budget()
+            )
+            found = polish_reock(problem, found, hulls, lo=lo, hi=hi)
         for g in found:
             bad = not lo <= sum(problem.w[u] for u in g) <= hi
             if bad:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from geo.planning.partition.problem import LOT, Problem
-from geo.planning.partition.roundness import polish_reock, unit_hulls
+from geo.planning.partition.problem import LOT, ROAD, Budget, Problem
+from geo.planning.partition.roundness import polish_reock, reshape_pairs, unit_hulls
 
 COLS, ROWS, SIDE = 4, 2, 10.0
 
@@ -66,3 +66,45 @@ def test_never_out_of_the_band_and_never_a_locked_unit() -> None:
     # The unit that would move is locked to its grid.
     locked, hulls = _lattice(label=[-1, -1, 0, -1, -1, -1, -1, -1])
     assert polish_reock(locked, [A, B], hulls, lo=3, hi=5) == [A, B]
+
+
+# --- pair re-splits with Reock (reshape_pairs) ------------------------------------------------
+#
+#     row 1:  B B B B          A A B B
+#     row 0:  A A A A   ->     A A B B
+#
+# Two strips of four, band 4-4: no single unit can move (both grids are full), but cutting the
+# pair anew gives two squares (Reock 0.30 -> 0.64 each).
+
+STRIP_A = [0, 1, 2, 3]
+STRIP_B = [4, 5, 6, 7]
+
+
+def _blocks(problem: Problem, block: list[int]) -> Problem:
+    """The lattice with each unit in the block given (edges between blocks are roads)."""
+    problem.block = block
+    pairs = zip(problem.eu, problem.ev, strict=True)
+    problem.ekind = [ROAD if block[a] != block[b] else LOT for a, b in pairs]
+    problem.ecost = [0.0 if kind == ROAD else 0.005 * SIDE for kind in problem.ekind]
+    return problem
+
+
+def test_full_grids_are_cut_anew_into_rounder_ones() -> None:
+    problem, hulls = _lattice()
+    problem = _blocks(problem, list(range(COLS * ROWS)))  # every unit a block of its own
+    assert polish_reock(problem, [STRIP_A, STRIP_B], hulls, lo=4, hi=4) == [STRIP_A, STRIP_B]
+    got = reshape_pairs(problem, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
+    assert sorted(got) == [[0, 1, 4, 5], [2, 3, 6, 7]]
+
+
+def test_no_new_cut_through_a_block_and_no_lock_broken() -> None:
+    problem, hulls = _lattice()
+    rows = _blocks(problem, [0] * COLS + [1] * COLS)  # each strip is one block
+    got = reshape_pairs(rows, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
+    assert got == [STRIP_A, STRIP_B]
+    # Units 0 and 4 are locked to different grids: the squares would join them.
+    locked, hulls = _lattice(label=[0, -1, -1, -1, 1, -1, -1, -1])
+    locked = _blocks(locked, list(range(COLS * ROWS)))
+    got = reshape_pairs(locked, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
+    assert all(not {0, 4} <= set(g) for g in got)
+    assert sorted(len(g) for g in got) == [4, 4]

@@ -16,26 +16,56 @@ connected; a single unit moves only if its grid stays connected without it.
 units moved to a neighbouring grid while the plan's cost falls: ``Σ (1 − Polsby-Popper)``
 over grids plus the cut cost of the boundaries between grids (zero on roads, per metre off
 them, plus a price per building shared). Changes never add households outside the band.
+
+**Shape**: given a ``shape`` loss per grid (``1 − Reock``, which needs the units' outlines and
+so cannot be summed up a tree), :meth:`PlanState.reshape` re-splits pairs once more, ranking
+the ``Budget.shape_candidates`` best splits by compactness and cut cost again with it added,
+and keeps a split only if the cut cost between the pair does not rise: a rounder grid is never
+bought with a boundary off the roads.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from geo.planning.partition.band import Search
+from geo.planning.partition.problem import Problem
 from geo.planning.partition.tree import depths, lca, subtree_sizes
 
 _FOUR_PI = 4.0 * math.pi
 _EPS = 1e-9
 
+Shape = Callable[[Collection[int]], float]
+"""An extra loss for a grid from its units (``1 − Reock``), for :meth:`PlanState.reshape`."""
+
+
+def ties(p: Problem, grid_of: list[int], u: int) -> tuple[float, float, dict[int, list[float]]]:
+    """What binds unit ``u`` where it is: the boundary length and cut cost it shares with its
+    own grid, and per other neighbouring grid ``[length, cost]`` (units in no grid skipped)."""
+    g = grid_of[u]
+    to_g = cost_g = 0.0
+    other: dict[int, list[float]] = {}
+    for v, e in p.nbrs[u]:
+        h = grid_of[v]
+        if h == g:
+            to_g += p.elen[e]
+            cost_g += p.ecost[e]
+        elif h >= 0:
+            acc = other.setdefault(h, [0.0, 0.0])
+            acc[0] += p.elen[e]
+            acc[1] += p.ecost[e]
+    return to_g, cost_g, other
+
 
 class PlanState:
     """A plan being repaired or improved: the grid of each unit and per-grid totals."""
 
-    def __init__(self, part: Search, grids: list[list[int]]) -> None:
+    def __init__(self, part: Search, grids: list[list[int]], shape: Shape | None = None) -> None:
         self.part = part
+        self.shape = shape
         p = part.p
         self.p = p
         self.grid_of = [-1] * p.n
@@ -46,6 +76,8 @@ class PlanState:
         self.w = [sum(p.w[u] for u in g) for g in grids]
         self.a = [sum(p.area[u] for u in g) for g in grids]
         self.per = [self._perimeter(g) for g in self.members]
+        self.extra = [shape(m) if shape else 0.0 for m in self.members]
+        self._offered: list[None] = []  # a counter of splits offered, for ties
         self.touched: set[int] = set()
 
     def grids(self) -> list[list[int]]:
@@ -112,6 +144,8 @@ class PlanState:
         self.w[g] = sum(p.w[u] for u in units)
         self.a[g] = sum(p.area[u] for u in units)
         self.per[g] = self._perimeter(self.members[g])
+        if self.shape is not None:
+            self.extra[g] = self.shape(self.members[g])
 
     # --- repair ------------------------------------------------------------------------------
 
@@ -262,7 +296,10 @@ class PlanState:
         total_q = sum(q.values())
         labs = sorted({p.label[u] for u in region if p.label[u] >= 0})
         best: tuple[tuple[float, float], list[int]] | None = None
-        for _ in range(part.budget.pair_trees):
+        shaped = self.shape is not None and not repair
+        kept: list[tuple[float, float, int, list[int]]] = []  # the best few, worst on top
+        cut_now = self._cut_between(g, h) if shaped else 0.0
+        for _ in range(part.budget.shape_trees if shaped else part.budget.pair_trees):
             order, parent, _ = part.random_tree(region)
             if len(order) < len(region):
                 return False  # no longer neighbours after an earlier change this round
@@ -319,12 +356,21 @@ class PlanState:
                         float(dev),
                         self.loss(a1, per1) + self.loss(total_a - a1, per2) + ccost[u],
                     )
+                    if shaped:
+                        if ccost[u] <= cut_now + _EPS:
+                            self._offer(kept, key, order, i, size[u])
+                        continue
                 if best is None or key < best[0]:
                     best = (key, order[i : i + size[u]])
         if not repair:
-            for side, key in self._sweeps(region, inside, labs, current[0]):
-                if best is None or key < best[0]:
+            for side, key, cut in self._sweeps(region, inside, labs, current[0]):
+                if shaped:
+                    if cut <= cut_now + _EPS:
+                        self._offer(kept, key, side, 0, len(side))
+                elif best is None or key < best[0]:
                     best = (key, side)
+        if shaped:
+            best, current = self._reshaped(kept, inside, current, g, h)
         if best is None or not _better(best[0], current):
             return False
         side1 = set(best[1])
@@ -337,9 +383,47 @@ class PlanState:
         self.touched |= {g, h}
         return True
 
+    def _offer(
+        self,
+        top: list[tuple[float, float, int, list[int]]],
+        key: tuple[float, float],
+        order: list[int],
+        i: int,
+        size: int,
+    ) -> None:
+        """Keep ``order[i : i + size]`` among the ``Budget.shape_candidates`` best splits
+        (a heap with the worst on top; ties go to the split offered first)."""
+        entry = (-key[0], -key[1], -len(self._offered), order[i : i + size])
+        self._offered.append(None)
+        if len(top) < self.part.budget.shape_candidates:
+            heapq.heappush(top, entry)
+        elif entry[:3] > top[0][:3]:
+            heapq.heapreplace(top, entry)
+
+    def _reshaped(
+        self,
+        top: list[tuple[float, float, int, list[int]]],
+        inside: set[int],
+        current: tuple[float, float],
+        g: int,
+        h: int,
+    ) -> tuple[tuple[tuple[float, float], list[int]] | None, tuple[float, float]]:
+        """The best of the kept splits with the shape loss added, and the current split's
+        key with it added."""
+        assert self.shape is not None
+        self._offered.clear()
+        now = (current[0], current[1] + self.extra[g] + self.extra[h])
+        best: tuple[tuple[float, float], list[int]] | None = None
+        for neg0, neg1, _, side in sorted(top, reverse=True):
+            rest = inside.difference(side)
+            key = (-neg0, -neg1 + self.shape(side) + self.shape(rest))
+            if best is None or key < best[0]:
+                best = (key, side)
+        return best, now
+
     def _sweeps(
         self, region: list[int], inside: set[int], labs: list[int], max_dev: float
-    ) -> list[tuple[list[int], tuple[float, float]]]:
+    ) -> list[tuple[list[int], tuple[float, float], float]]:
         """Straight cuts across a pair of grids, at ``Budget.sweep_angles`` angles: units are
         ordered along a direction and every prefix whose two sides are connected and no
         further from the band than now is a candidate. Random trees rarely cut straight, and
@@ -347,7 +431,7 @@ class PlanState:
         part, p = self.part, self.p
         lo, hi = part.lo, part.hi
         total_w = sum(p.w[u] for u in region)
-        out: list[tuple[list[int], tuple[float, float]]] = []
+        out: list[tuple[list[int], tuple[float, float], float]] = []
         n = part.budget.sweep_angles
         for k in range(n):
             theta = math.pi * k / n
@@ -363,11 +447,13 @@ class PlanState:
                 side = order[: i + 1]
                 cost = self._split_cost(side, inside, labs)
                 if cost is not None:
-                    out.append((side, (float(dev), cost)))
+                    out.append((side, (float(dev), cost[0] + cost[1]), cost[1]))
         return out
 
-    def _split_cost(self, side: list[int], inside: set[int], labs: list[int]) -> float | None:
-        """Compactness loss of both sides plus the cut cost between them; None if a side is
+    def _split_cost(
+        self, side: list[int], inside: set[int], labs: list[int]
+    ) -> tuple[float, float] | None:
+        """Compactness loss of both sides and the cut cost between them; None if a side is
         not connected or a locked label is split or doubled."""
         p = self.p
         mine = set(side)
@@ -394,7 +480,20 @@ class PlanState:
             for v, e in p.nbrs[u]:
                 if v in other:
                     per2 -= p.elen[e]
-        return self.loss(area1, per1) + self.loss(area2, per2) + cut
+        return self.loss(area1, per1) + self.loss(area2, per2), cut
+
+    def reshape(self) -> None:
+        """Re-split every pair of neighbouring grids with the shape loss (module docstring),
+        in passes while any split is kept, at most ``Budget.shape_rounds``."""
+        dirty = set(range(len(self.members)))
+        for _ in range(self.part.budget.shape_rounds):
+            changed = False
+            for g, h in self.pairs():
+                if (g in dirty or h in dirty) and self.resplit(g, h, repair=False):
+                    changed = True
+            dirty, self.touched = self.touched, set()
+            if not changed:
+                return
 
     def move_units(self) -> bool:
         """Move single boundary units to a neighbouring grid where that lowers the cost."""
@@ -407,18 +506,7 @@ class PlanState:
             dev_g = part.deviation(self.w[g] - p.w[u]) - part.deviation(self.w[g])
             if dev_g > 0:
                 continue
-            to_g = 0.0  # shared length and cut cost from u to its own grid and to each other
-            cost_g = 0.0
-            other: dict[int, list[float]] = {}
-            for v, e in p.nbrs[u]:
-                h = self.grid_of[v]
-                if h == g:
-                    to_g += p.elen[e]
-                    cost_g += p.ecost[e]
-                elif h >= 0:
-                    acc = other.setdefault(h, [0.0, 0.0])
-                    acc[0] += p.elen[e]
-                    acc[1] += p.ecost[e]
+            to_g, cost_g, other = ties(p, self.grid_of, u)
             if not other:
                 continue
             before_g = self.loss(self.a[g], self.per[g])
@@ -449,6 +537,9 @@ class PlanState:
             self.a[h] += p.area[u]
             self.per[g] = self.per[g] - p.perim[u] + 2 * to_g
             self.per[h] = self.per[h] + p.perim[u] - 2 * to_h
+            if self.shape is not None:
+                self.extra[g] = self.shape(self.members[g])
+                self.extra[h] = self.shape(self.members[h])
             self.touched |= {g, h}
             moved = True
         return moved

@@ -74,7 +74,11 @@ class Budget:
     grid; rings up to ``repair_radius`` grids deep, ``region_attempts`` in all, each tried
     exactly within ``exact_steps`` and then with ``region_tries`` constructions. Improvement:
     ``pair_trees`` trees and ``sweep_angles`` straight cuts per pair re-split, ``rounds``
-    passes. ``starts``: whole plans made from different seeds, the best kept.
+    passes. ``starts``: whole plans made from different seeds, the best kept; a community of
+    fewer than ``start_grids`` grids gets ``start_grids // grids`` times as many. Shape
+    (Reock): ``shape_trees`` trees per pair, the ``shape_candidates`` best splits ranked
+    again with it, ``shape_rounds`` passes, on plans of at most ``shape_max_grids`` grids
+    (on the 10,000 households, 62 grids, it gained 0.004 of Reock for 0.4 s of 2.5).
     """
 
     road_tries: int = 8
@@ -100,6 +104,11 @@ class Budget:
     sweep_angles: int = 8
     rounds: int = 8
     starts: int = 4
+    start_grids: int = 16
+    shape_trees: int = 40
+    shape_candidates: int = 12
+    shape_rounds: int = 3
+    shape_max_grids: int = 40
 
 
 def contract(problem: Problem, groups: list[list[int]]) -> Problem:

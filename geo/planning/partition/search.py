@@ -29,7 +29,8 @@ cost, so the same code runs on hand-drawn fixtures and on a 10,000-household dis
 4. **Improvement**: pair re-splits and single-unit moves while compactness and road
    alignment improve.
 
-The whole pipeline runs from ``Budget.starts`` seeds and the best plan is kept.
+The whole pipeline runs from ``Budget.starts`` seeds (more where the community makes few
+grids) and the best plan is kept, Reock counted when the caller gives a shape loss.
 
 Randomness comes from one ``random.Random(seed)`` per level and iteration orders are fixed,
 so a seed gives the same plan on every machine. Work is bounded by counts, never by the clock.
@@ -42,7 +43,7 @@ from collections.abc import Sequence
 
 from geo.planning.partition.band import Band
 from geo.planning.partition.exact import ExactSearch
-from geo.planning.partition.improve import PlanState
+from geo.planning.partition.improve import PlanState, Shape
 from geo.planning.partition.problem import ENTRANCE, LOT, ROAD, Budget, Problem, contract
 from geo.planning.partition.tree import depths, lca, subtree_sizes
 
@@ -56,6 +57,7 @@ def split_units(
     hi: int,
     seed: int,
     budget: Budget | None = None,
+    shape: Shape | None = None,
 ) -> list[list[int]]:
     """Grids for connected components, whole blocks where they can make the band.
 
@@ -63,16 +65,23 @@ def split_units(
     exhaustively if grids are left outside the band), and improved there; if it is still not
     in the band, the grids are repaired and improved on units, opening blocks only where
     needed. Other components are split on units from the start. This runs
-    ``Budget.starts`` times from different seeds; the plan with the fewest households outside
-    the band, then the lowest cost, wins (ties: the earliest).
+    ``Budget.starts`` times from different seeds, more for a community of few grids (up to
+    ``Budget.start_grids`` grids are made in all, where that is more starts); the plan with
+    the fewest households outside the band, then the lowest cost, wins (ties: the earliest).
+    The cost is the search's, plus ``shape`` of each grid if given (``1 − Reock``: few grids
+    of whole blocks leave little to improve after construction, so the choice of start is
+    where their roundness is won).
     """
     budget = budget or Budget()
     best: tuple[tuple[int, float], list[list[int]]] | None = None
     hopeless: set[int] = set()  # components the exact search gave up on: not tried again
-    for k in range(max(1, budget.starts)):
+    grids_needed = sum(problem.w) / ((lo + hi) / 2.0)
+    starts = max(1, budget.starts) * max(1, int(budget.start_grids // max(1.0, grids_needed)))
+    for k in range(starts):
         grids = _split_once(problem, components, lo, hi, seed + 7919 * k, budget, hopeless)
         state = PlanState(Partitioner(problem, lo, hi, seed, budget), grids)
-        score = (sum(state.part.deviation(w) for w in state.w), state.cost())
+        extra = sum(shape(g) for g in grids) if shape is not None else 0.0
+        score = (sum(state.part.deviation(w) for w in state.w), state.cost() + extra)
         if best is None or score < best[0]:
             best = (score, grids)
     assert best is not None
