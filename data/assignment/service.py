@@ -435,7 +435,14 @@ def reassign_table(
 ) -> TableResult:
     """Recompute the grid of every row matching ``where`` and write back those that changed."""
     points = read_points(db, table, where=where, params=params)
-    placed = index.assign(points.lon, points.lat)
+    return write_changes(db, table, index, points, index.assign(points.lon, points.lat))
+
+
+def write_changes(
+    db: Db, table: str, index: GridIndex, points: StoredPoints, placed: Placed
+) -> TableResult:
+    """Write back the rows whose placement differs from what is stored (``placed`` may have
+    been computed elsewhere: a batch worker, see :mod:`data.batch.assign`)."""
     grid = assigned_grid_ids(index, placed)
     distance = placed.distance_m
     same_distance = (np.isnan(distance) & np.isnan(points.distance)) | (

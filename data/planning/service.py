@@ -31,7 +31,7 @@ from data.settings import Settings
 from geo.district.tiling import fit_to_parent
 from geo.errors import Conflict, InvalidInput, NotFound
 from geo.planning.metrics import PlanMetrics, plan_metrics
-from geo.planning.split import split_community
+from geo.planning.split import SplitResult, split_community
 from geo.planning.units import EDGE_KINDS, UnitGraph, Units, build_units
 
 Db = Session | Connection
@@ -48,6 +48,11 @@ def _community(db: Db, code: str) -> CommunityRef:
     if row is None:
         raise NotFound(f"no community '{code}'", field="community")
     return CommunityRef(int(row[0]), str(row[1]))
+
+
+def community_ref(db: Db, code: str) -> CommunityRef:
+    """The community of ``code`` (a 404 naming the field when there is none)."""
+    return _community(db, code)
 
 
 def community_id_of(db: Db, code: str) -> int | None:
@@ -83,8 +88,29 @@ def _frame(db: Db, sql: str, params: dict[str, Any], epsg: int) -> gpd.GeoDataFr
     return frame.rename_geometry("geometry").to_crs(epsg)
 
 
+@dataclass(frozen=True)
+class UnitInputs:
+    """What :func:`~geo.planning.units.build_units` cuts a community with, read from the
+    store (metric CRS): plain frames, so the cutting may run anywhere (a batch worker)."""
+
+    outline: gpd.GeoDataFrame
+    roads: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame
+    households: gpd.GeoDataFrame | None
+
+    def build(self) -> Units:
+        return build_units(self.outline, self.roads, self.buildings, self.households)
+
+
 def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float = 20.0) -> Units:
     """Blocks, lots and entrances of one community, with households from the stored points."""
+    return community_unit_inputs(db, community, epsg=epsg, snap_m=snap_m).build()
+
+
+def community_unit_inputs(
+    db: Db, community: CommunityRef, *, epsg: int, snap_m: float = 20.0
+) -> UnitInputs:
+    """The outline, roads, buildings and household points :func:`community_units` cuts."""
     params = {"c": community.id}
     outline = _frame(db, "SELECT code, geom FROM community WHERE id = :c", params, epsg)
     roads = _frame(
@@ -116,6 +142,10 @@ def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float
         "SELECT h.id, ST_Transform(ST_ClosestPoint(ST_Buffer(ST_Transform("
         "c.geom, :epsg), -0.5), ST_Transform(h.geom, :epsg)), 4326) FROM household h "
         "JOIN community c ON c.id = :c "
+        # The box lets the household index answer (the geography test alone scanned every
+        # household of the city: 22 s a community at 146,112); 1/1000 of a degree per metre
+        # holds the snap distance at any latitude below 89.4°.
+        "AND h.geom && ST_Expand(c.geom, :snap / 1000.0) "
         "AND ST_DWithin(c.geom::geography, h.geom::geography, :snap) "
         "WHERE NOT EXISTS (SELECT 1 FROM community o WHERE ST_Covers(o.geom, h.geom)) "
         "AND c.id = (SELECT o.id FROM community o ORDER BY o.geom <-> h.geom, o.code LIMIT 1) "
@@ -129,7 +159,7 @@ def community_units(db: Db, community: CommunityRef, *, epsg: int, snap_m: float
         raise InvalidInput(
             f"community '{community.code}' has no buildings to plan with", field="community"
         )
-    return build_units(outline, roads, buildings, households if len(households) else None)
+    return UnitInputs(outline, roads, buildings, households if len(households) else None)
 
 
 def draft_plan(
@@ -158,6 +188,18 @@ def draft_plan(
         max_households=max_households,
         seed=seed,
         code_prefix=f"{community.code}-G",
+    )
+    return save_draft(db, community, units, result, author=author)
+
+
+def save_draft(
+    db: Db, community: CommunityRef, units: Units, result: SplitResult, *, author: str
+) -> int:
+    """Keep a split made elsewhere (``draft_plan``, a batch worker) as a draft plan; its id."""
+    min_households, max_households, seed = (
+        result.min_households,
+        result.max_households,
+        result.seed,
     )
     plan_id = int(
         db.execute(
@@ -378,7 +420,7 @@ def _locked_grids(db: Db, plan_id: int) -> frozenset[str]:
 
 def _require_draft(plan: StoredPlan) -> None:
     if plan.status != "draft":
-        raise Conflict(f"plan {plan.id} is {plan.status}; only a draft can change", field="plan")
+        raise Conflict.said("not_draft", plan=plan.id, status=plan.status, field="plan")
 
 
 @dataclass(frozen=True)
@@ -421,10 +463,8 @@ def publish(
     _require_draft(plan)
     db.execute(text("SELECT id FROM community WHERE id = :c FOR UPDATE"), {"c": plan.community_id})
     if community_version(db, plan.community_id) != plan.version:
-        raise Conflict(
-            f"community {plan.community_code} changed since plan {plan_id} was "
-            "drafted; draft a new plan",
-            field="plan",
+        raise Conflict.said(
+            "community_changed", community=plan.community_code, plan=plan_id, field="plan"
         )
     waiting = db.execute(
         text(
@@ -434,9 +474,11 @@ def publish(
         {"c": plan.community_id},
     ).first()
     if waiting is not None:
-        raise Conflict(
-            f"plan {waiting[0]} of community {plan.community_code} already takes effect on "
-            f"{waiting[1]}; wait for it or withdraw it first",
+        raise Conflict.said(
+            "plan_waiting",
+            plan=waiting[0],
+            community=plan.community_code,
+            day=str(waiting[1]),
             field="plan",
         )
     latest = db.execute(
@@ -444,8 +486,8 @@ def publish(
         {"c": plan.community_id},
     ).scalar()
     if latest is not None and effective < latest:
-        raise InvalidInput(
-            f"effective date {effective} is before the current grids' {latest}", field="effective"
+        raise InvalidInput.said(
+            "effective_too_early", effective=str(effective), latest=str(latest), field="effective"
         )
     _fitted_grids(db, plan, _epsg(db, settings))  # refuse now what could not switch later
     db.execute(
@@ -690,10 +732,7 @@ def _fitted_grids(db: Db, plan: StoredPlan, epsg: int) -> dict[str, BaseGeometry
     for (code, _), geom in zip(rows, fitted, strict=True):
         back = project(geom, to_wgs84)
         if geom.geom_type != "Polygon" or not back.is_valid:
-            raise Conflict(
-                f"grid {code} would not be one valid polygon; move units until it is contiguous",
-                field="plan",
-            )
+            raise Conflict.said("grid_not_polygon", grid=str(code), field="plan")
         out[str(code)] = back
     return out
 
@@ -905,6 +944,7 @@ __all__ = [
     "plan_grids",
     "plan_summary",
     "publish",
+    "save_draft",
     "switch_due",
     "withdraw",
 ]

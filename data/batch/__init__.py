@@ -1,0 +1,1 @@
+"""Batch work (planning, coverage, reassignment) run serially or as dask.distributed tasks."""

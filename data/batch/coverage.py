@@ -1,0 +1,183 @@
+"""City-wide walking coverage for every facility kind, one task per kind.
+
+This process reads what :func:`data.coverage.service.coverage` reads for an admin (every
+grid, or every community where there are no grids yet; the road graph; every household
+snapped onto it) once, ships it to each worker once, and sends each worker only a kind's
+facilities. A task runs the walk (:func:`geo.coverage.walk.facility_coverage`) and returns
+the numbers per area, the very numbers ``GET /coverage`` answers for that kind; nothing
+is drawn and no household leaves as a point.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Engine, text
+
+from data.access.queries import AreaScope
+from data.batch.runner import Runner
+from data.coverage.service import Level, NetworkCache, coverage_areas, facility_kinds
+from data.crs import metric_epsg
+from geo.coverage.walk import (
+    DEFAULT_SPEED_KMH,
+    RoadGraph,
+    Snap,
+    facilities_of_kind,
+    facility_coverage,
+    walk_distance_m,
+)
+from geo.errors import Conflict, InvalidInput, NotFound
+
+NUMBERS = ("households", "covered_households", "household_share", "area_share", "uncovered")
+
+
+@dataclass(frozen=True)
+class KindCoverage:
+    """One kind's numbers per area (indexed by code): ``NUMBERS``, and ``score`` when every
+    facility of the kind has a capacity."""
+
+    kind: str
+    areas: pd.DataFrame
+
+    @property
+    def household_share(self) -> float | None:
+        households = int(self.areas["households"].sum())
+        return int(self.areas["covered_households"].sum()) / households if households else None
+
+
+@dataclass(frozen=True)
+class CoverageBatch:
+    runner: str
+    minutes: float
+    level: Level
+    kinds: tuple[KindCoverage, ...]
+    read_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class _Kind:
+    kind: str
+    facilities: gpd.GeoDataFrame  # metric CRS
+    capacity: np.ndarray | None
+
+
+def coverage_task(
+    item: _Kind,
+    *,
+    graph: RoadGraph,
+    areas: gpd.GeoDataFrame,
+    homes_xy: np.ndarray,
+    crs: str,
+    household_grid: np.ndarray | None,
+    snap: Snap,
+    minutes: float,
+    speed_kmh: float,
+) -> pd.DataFrame:
+    """One kind's walk over every area, on a worker: the numbers per area code."""
+    # Coordinates travel (16 bytes a household), the points are made here.
+    homes = gpd.GeoDataFrame(geometry=shapely.points(homes_xy), crs=crs)
+    result = facility_coverage(
+        graph,
+        item.facilities,
+        areas,
+        homes,
+        minutes=minutes,
+        speed_kmh=speed_kmh,
+        household_grid=household_grid,
+        household_snap=snap,
+        capacity=item.capacity,
+        straight_line=False,
+    )
+    columns = [*NUMBERS, *(["score"] if item.capacity is not None else [])]
+    table = result.grids
+    out = pd.DataFrame({c: table[c].to_numpy() for c in columns})
+    out.index = pd.Index(areas["code"].astype(str).to_numpy(), name="code")
+    return out
+
+
+def cover_every_kind(
+    engine: Engine,
+    runner: Runner,
+    *,
+    minutes: float = 15.0,
+    speed_kmh: float = DEFAULT_SPEED_KMH,
+    kinds: list[str] | None = None,
+    metric_override: int | None = None,
+) -> CoverageBatch:
+    """Coverage of every facility kind (or of ``kinds``) over the whole city."""
+    started = time.perf_counter()
+    walk_distance_m(minutes, speed_kmh=speed_kmh)  # refuses bad minutes before reading
+    with engine.connect() as conn:
+        known = facility_kinds(conn)
+        wanted = known if kinds is None else kinds
+        unknown = sorted(set(wanted) - set(known))
+        if unknown:
+            raise InvalidInput(
+                f"unknown facility kind(s) {', '.join(unknown)}; known: {', '.join(known)}",
+                field="kind",
+            )
+        epsg = metric_epsg(conn, metric_override)
+        if epsg is None:
+            raise Conflict("nothing is stored yet: import communities and roads first")
+        level, areas = coverage_areas(conn, AreaScope.everywhere())
+        if areas.empty:
+            raise NotFound("no street, community or grid is stored yet", field="scope")
+        cache = NetworkCache()
+        graph = cache.graph(conn, epsg)
+        homes = cache.households(conn, graph, epsg)
+        facilities = gpd.read_postgis(
+            text("SELECT id, source_id, kind, name, capacity, geom FROM facility ORDER BY id"),
+            conn,
+            geom_col="geom",
+            crs=4326,
+        ).rename_geometry("geometry")
+    metric = f"EPSG:{epsg}"
+    # As data.coverage.service.coverage: households by their stored area, else in-process.
+    area_ids = areas["id"].to_numpy(dtype=np.int64)
+    own = homes.grid_id if level == "grids" else homes.community_id
+    household_grid: np.ndarray | None = None
+    mask = np.ones(len(own), dtype=bool)
+    if (own >= 0).any():
+        mask = np.isin(own, area_ids)
+        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
+        household_grid = np.array([code_of[i] for i in own[mask].tolist()], dtype=object)
+    shared = runner.share(
+        graph=graph,
+        areas=areas.to_crs(metric),
+        homes_xy=homes.xy[mask],
+        household_grid=household_grid,
+        snap=homes.snap_of(mask),
+    )
+    read_s = time.perf_counter() - started
+
+    def items() -> list[_Kind]:
+        out = []
+        for kind in wanted:
+            of_kind = facilities_of_kind(facilities, kind)
+            capacity = of_kind["capacity"]
+            aware = bool(len(capacity)) and bool(capacity.notna().all())
+            out.append(_Kind(kind, of_kind.to_crs(metric), capacity.to_numpy() if aware else None))
+        return out
+
+    constants: dict[str, Any] = {
+        "minutes": float(minutes),
+        "speed_kmh": float(speed_kmh),
+        "crs": metric,
+    }
+    done = runner.imap(coverage_task, items(), shared={**shared, **constants}, label="coverage")
+    results = {item.kind: KindCoverage(item.kind, table) for item, table in done}
+    return CoverageBatch(
+        runner=runner.name,
+        minutes=float(minutes),
+        level=level,
+        kinds=tuple(results[k] for k in sorted(results)),
+        read_s=read_s,
+        total_s=time.perf_counter() - started,
+    )
