@@ -48,6 +48,11 @@ class Batcher(Generic[Item, Outcome]):
         self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
         self._runner: asyncio.Task[None] | None = None
 
+    @property
+    def pending(self) -> int:
+        """Items waiting for the next batch (the one being processed not counted)."""
+        return len(self._pending)
+
     async def submit(self, item: Item) -> Outcome:
         if self._max_pending is not None and len(self._pending) >= self._max_pending:
             raise Unavailable(

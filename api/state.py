@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from api.alert_fanout import AlertFanout
 from api.ingest_queue import IngestQueue
 from api.key_checks import KeyChecks
 from api.principals import Principals
@@ -48,6 +49,11 @@ class PerLoop(Generic[T]):
             held = self._held = (loop, make())
         return held[1]
 
+    def peek(self) -> T | None:
+        """The object of the running loop if one was made, without making one (metrics)."""
+        held = self._held
+        return held[1] if held is not None and held[0] is asyncio.get_running_loop() else None
+
 
 @dataclass(eq=False)
 class AppState:
@@ -72,6 +78,8 @@ class AppState:
     ingest_queue: PerLoop[IngestQueue] = field(default_factory=PerLoop)
     key_checks: PerLoop[KeyChecks] = field(default_factory=PerLoop)
     credential_reads: PerLoop[asyncio.Semaphore] = field(default_factory=PerLoop)
+    # The open alert inboxes and the one look per wake they share.
+    alert_fanout: PerLoop[AlertFanout] = field(default_factory=PerLoop)
 
     def __post_init__(self) -> None:
         self.grid_index = GridIndexCache(self.settings)

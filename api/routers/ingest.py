@@ -31,6 +31,7 @@ from api.deps import app_epsg
 from api.direct_route import DirectRoute
 from api.hardening import ingest_limit
 from api.ingest_queue import IngestQueue
+from api.metrics import count_notes
 from api.schemas import Answer, StrictModel
 from api.security import Principal, require
 from api.state import app_state
@@ -126,6 +127,8 @@ def _new_queue(app: FastAPI) -> IngestQueue:
 async def _store(request: Request, principal: Principal, fixes: list[Report]) -> IngestAnswer:
     key_name = _key_name(principal)
     result = await _queue(request.app).submit(care.IngestRequest(key_name, fixes))
+    if result.notes:
+        count_notes(result.notes)
     return IngestAnswer(
         stored=result.stored,
         duplicates=result.duplicates,
