@@ -10,8 +10,12 @@ setup:
 demo: setup
 	$(GRIDWORK) demo
 
+# JOBS=2 (or auto) runs the suite on that many pytest-xdist workers, each with databases of
+# its own (tests/factory.py), a whole file to one worker so that a module's fixtures are built
+# once and its tests run in their order; empty: in this process, one test after another.
+JOBS ?=
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(if $(JOBS),-n $(JOBS) --dist loadfile)
 
 lint: setup
 	.venv/bin/ruff check .

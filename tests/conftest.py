@@ -16,6 +16,7 @@ tests/gridded.py, and over the synthetic district in tests/care/conftest.py.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,9 +41,15 @@ def _server_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     cluster = LocalCluster(settings.state_path, settings.database_name)
-    cluster.init()
-    cluster.start()
-    _drop_orphans(cluster.url())
+    # pytest-xdist's workers (and suites of other checkouts sharing the state folder) start
+    # together: one at a time makes the cluster, starts it and sweeps the dead sessions'
+    # databases, so that none runs initdb or pg_ctl start over another's.
+    settings.state_path.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_path / "tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cluster.init()
+        cluster.start()
+        _drop_orphans(cluster.url())
     return cluster.url()
 
 

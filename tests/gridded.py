@@ -195,44 +195,72 @@ class Live:
     secret: str
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(port: int, env: dict[str, str], extra_args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args],
+        cwd=root, env=env,
+    )  # fmt: skip
+
+
+def _answers(server: subprocess.Popen[bytes], url: str) -> bool:
+    """True once the server answers ``/health``; False if it exited first."""
+    deadline = time.monotonic() + 60
+    while server.poll() is None:
+        assert time.monotonic() < deadline, "the live server did not start in 60 s"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return False
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 @contextmanager
 def live_server(database_url: str, *extra_args: str) -> Iterator[Live]:
     """The app on uvicorn at 127.0.0.1:<free port> over ``database_url``, in its own
-    process (GDAL's reader holds the GIL, so a thread could not answer it); stopped after."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    process (GDAL's reader holds the GIL, so a thread could not answer it); stopped after.
+
+    The port is free when chosen, but another process (a pytest-xdist worker starting its
+    own server) may take it before uvicorn binds: a server that exits before it answered is
+    started again on another port, twice at most."""
     secret = secrets.token_urlsafe(48)
     env = {
         **os.environ,
         "GRIDWORK_LIVE_DATABASE_URL": database_url,
         "GRIDWORK_LIVE_SECRET": secret,
     }
-    root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.live_server:app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra_args],
-        cwd=root, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    for attempt in range(3):
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = _serve(port, env, extra_args)
+        try:
+            if _answers(server, url):
+                break
+        except BaseException:
+            _stop(server)
+            raise
+        assert attempt < 2, "the live server exited three times"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "the live server exited"
-            assert time.monotonic() < deadline, "the live server did not start in 60 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
         yield Live(url, secret)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
 
 
 @pytest.fixture(scope="session")

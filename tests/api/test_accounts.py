@@ -68,9 +68,13 @@ def token(client: TestClient, username: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def gridwork(porto_url: str) -> Callable[..., Any]:
+def gridwork(porto_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """``gridwork …`` run as another process would: its own engine, over the same database."""
     runner = CliRunner(env={"DATABASE_URL": porto_url, "COLUMNS": "250"})  # unwrapped tables
+    # Rich reads COLUMNS once, when the CLI's console is made at import: where that was set
+    # then (pytest-xdist's workers have COLUMNS=80), the runner's would never count, and a
+    # table wrapped in 80 columns splits the names these tests look for.
+    monkeypatch.setattr(cli.out, "_width", 250)
 
     def run(*args: str) -> Any:
         result = runner.invoke(cli.app, list(args))

@@ -37,6 +37,9 @@ def page(live: Live) -> Iterator[tuple[Page, list[str]]]:
             viewport={"width": 1280, "height": 860}, locale="zh-CN", timezone_id="Asia/Shanghai"
         )
         context.route("**/*", route)
+        # A split is seconds of work on the server; on a machine busy with other jobs it has
+        # taken over 30 s, Playwright's default wait for the page that follows.
+        context.set_default_navigation_timeout(120_000)
         pg = context.new_page()
         pg.on("pageerror", lambda e: problems.append(f"js: {e}"))
         pg.goto(f"{live.url}/login?next=%2Fapp%2Fplans")

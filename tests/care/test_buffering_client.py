@@ -21,7 +21,12 @@ from sqlalchemy import Engine, text
 from tests.care import clients
 from tests.care.conftest import District, enrol
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def _now() -> datetime:
+    """The test's own now, not the module's import time: under pytest-xdist a module is
+    imported when the run starts and its tests may run many minutes later, when a fix of the
+    fast clock, stored at its time of receipt, would no longer be near an imported now."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -86,15 +91,16 @@ def _stored_times(engine: Engine, device_id: str) -> list[datetime]:
 def test_a_day_with_a_heartbeat_an_old_fix_and_a_fast_clock_delivers_every_later_fix(
     client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
 ) -> None:
+    now = _now()
     elder = enrol(client, staff["care_staff"], "watch-day")
     watch = BufferingClient(_traccar10(client, elder["api_key"], "watch-day"))
     lon, lat = district.home_lon, district.home_lat
     # The phone was off for six weeks: its buffer starts with a fix older than retention.
-    watch.capture({"what": "old fix", "time": NOW - timedelta(days=42), "lat": lat, "lon": lon})
+    watch.capture({"what": "old fix", "time": now - timedelta(days=42), "lat": lat, "lon": lon})
     walk: list[dict[str, Any]] = [
         {
             "what": f"fix {i}",
-            "time": NOW - timedelta(hours=12) + timedelta(minutes=20 * i),
+            "time": now - timedelta(hours=12) + timedelta(minutes=20 * i),
             "lat": lat + i * 2e-5,
             "lon": lon,
         }
@@ -106,7 +112,7 @@ def test_a_day_with_a_heartbeat_an_old_fix_and_a_fast_clock_delivers_every_later
             watch.capture({"what": "heartbeat", "time": fix["time"] + timedelta(minutes=5)})
         if i == 18:  # the clock jumped five hours ahead, for one report
             watch.capture(
-                {"what": "fast clock", "time": NOW + timedelta(hours=5), "lat": lat, "lon": lon}
+                {"what": "fast clock", "time": now + timedelta(hours=5), "lat": lat, "lon": lon}
             )
         if i % 6 == 5:  # the network comes and goes: flush every two hours
             assert watch.flush(), watch.log[-5:]
@@ -117,9 +123,9 @@ def test_a_day_with_a_heartbeat_an_old_fix_and_a_fast_clock_delivers_every_later
     assert len(watch.log) == len(walk) + 3
     assert {status for _, status in watch.log} == {200}
     stored = _stored_times(care, "watch-day")
-    assert [f["time"] for f in walk] == [t for t in stored if t <= NOW]
-    [fast] = [t for t in stored if t > NOW]  # the fast clock's fix, at its time of receipt
-    assert fast < NOW + timedelta(minutes=10)
+    assert [f["time"] for f in walk] == [t for t in stored if t <= now]
+    [fast] = [t for t in stored if t > now]  # the fast clock's fix, at its time of receipt
+    assert fast < now + timedelta(minutes=10)
     reports = client.get(f"/elders/{elder['id']}", headers=staff["care_staff"]).json()["reports"]
     assert reports["not_stored"] == 2  # the old fix and the heartbeat
     assert reports["last_refused"]["reason"].startswith("clock_ahead:")
@@ -131,11 +137,12 @@ def test_the_simulator_is_silenced_by_a_report_answered_4xx(
     """What a 4xx does to such a client (here for a report that cannot be read, which is
     still refused): everything behind it waits. This is what the old fix, the heartbeat and
     the fast clock above used to do."""
+    now = _now()
     elder = enrol(client, staff["care_staff"], "watch-stuck")
     watch = BufferingClient(_traccar10(client, elder["api_key"], "watch-stuck"))
     lon, lat = district.home_lon, district.home_lat
-    watch.capture({"what": "garbled", "time": NOW - timedelta(hours=1), "lat": 95.0, "lon": lon})
-    watch.capture({"what": "fix", "time": NOW, "lat": lat, "lon": lon})
+    watch.capture({"what": "garbled", "time": now - timedelta(hours=1), "lat": 95.0, "lon": lon})
+    watch.capture({"what": "fix", "time": now, "lat": lat, "lon": lon})
     assert watch.flush() is False
     assert watch.log == [("garbled", 422)] * watch.give_up_after
     assert _stored_times(care, "watch-stuck") == []

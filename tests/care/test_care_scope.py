@@ -26,6 +26,15 @@ from tests.care.conftest import (
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_at_each_test() -> None:
+    """NOW is when each test starts, not when the module was imported: under pytest-xdist
+    modules are imported as the run starts and a worker may reach their tests many minutes
+    later, when a fix sent "3 minutes ago" would be older than that."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _far_point(district: District) -> tuple[float, float, str]:
     """A point inside the first grid of far_care's community (another street)."""
     grids = district.grids[district.grids["community_code"] == OTHER_STREET_COMMUNITY]

@@ -25,6 +25,15 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 FAR_EAST = 0.03  # ~2.3 km east of home: outside the home grid + 200 m
 
 
+@pytest.fixture(autouse=True)
+def _now_at_each_test() -> None:
+    """NOW is when each test starts, not when the module was imported: under pytest-xdist
+    modules are imported as the run starts and a worker may reach their tests many minutes
+    later, when a fix sent "3 minutes ago" would be older than that."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _positions(engine: Engine, device_id: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -13,6 +14,15 @@ from data.care import queries as care_queries
 from tests.care.conftest import District, count, enrol, osmand, wait_until_blocked
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_at_each_test() -> None:
+    """NOW is when each test starts, not when the module was imported: under pytest-xdist
+    modules are imported as the run starts and a worker may reach their tests many minutes
+    later, when a fix sent "3 minutes ago" would be older than that."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def _report(client: TestClient, key: str, code: str, district: District, seconds: int) -> int:

@@ -33,6 +33,15 @@ WITHDRAWN_AT_US = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _now_at_each_test() -> None:
+    """NOW is when each test starts, not when the module was imported: under pytest-xdist
+    modules are imported as the run starts and a worker may reach their tests many minutes
+    later, when a fix sent "3 minutes ago" would be older than that."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _positions(engine: Engine) -> int:
     return count(engine, "SELECT count(*) FROM position")
 
