@@ -17,6 +17,8 @@ from sqlalchemy import Engine, text
 from api import care_tasks, plan_clock
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, SecurityHeaders
+from api.metrics import RequestMetrics
+from api.metrics import router as metrics_router
 from api.ogc import DistrictWideOnly, create_ogc_app
 from api.routers import (
     admin,
@@ -151,6 +153,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(care_pages.router, dependencies=private)
     app.include_router(case_pages.router, dependencies=private)
     app.include_router(open311.router)  # the standard's own keys (api.security)
+    if settings.metrics:  # admins, or a scraper's GRIDWORK_METRICS_KEY (api.metrics)
+        app.include_router(metrics_router)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
     app.mount("/ogc", DistrictWideOnly(state.ogc))
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
@@ -168,4 +172,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(InputGuard)  # too-deep JSON and NUL characters, before any parsing
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.metrics:  # outermost: times every answer, refusals of the others included
+        app.add_middleware(RequestMetrics)
     return app

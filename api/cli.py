@@ -242,12 +242,22 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.logs import log_config
 
+    settings = _settings()
     out.print(f"gridwork serving at [bold]http://{host}:{port}/[/]")
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from loopback; gridwork reads
     # it itself, from GRIDWORK_TRUSTED_PROXIES only (api.hardening.client_address).
+    # access_log=False: uvicorn's line carries the query string (a watch's key, a position);
+    # gridwork writes its own, by route template (api.logs, GRIDWORK_LOG_FORMAT).
     uvicorn.run(
-        create_app(_settings()), host=host, port=port, log_level="info", proxy_headers=False
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=log_config(settings.log_format),
+        access_log=False,
+        proxy_headers=False,
     )
 
 
@@ -829,6 +839,83 @@ def plan_report(
             str(r["grids_under"]),
         )
     out.print(table if rows else f"every community's grids hold {lo}-{hi} households")
+
+
+batch_app = typer.Typer(
+    no_args_is_help=True, help="Batch work on Dask (a LocalCluster, or --scheduler tcp://…)."
+)
+app.add_typer(batch_app, name="batch")
+Scheduler = Annotated[
+    str | None, typer.Option(help="a dask scheduler, tcp://host:8786 (default: a LocalCluster)")
+]
+Workers = Annotated[int | None, typer.Option(help="LocalCluster worker processes (default: CPUs)")]
+Serial = Annotated[bool, typer.Option(help="run every task here, one after another")]
+
+
+@batch_app.command("plan")
+def batch_plan(
+    scheduler: Scheduler = None, workers: Workers = None, serial: Serial = False, seed: int = 1
+) -> None:
+    """A draft plan for every community outside the household band."""
+    from data.batch.plan import plan_oversized
+    from data.batch.runner import open_runner
+
+    settings = _settings()
+    with open_runner(scheduler, workers=workers, serial=serial) as runner:
+        batch = plan_oversized(_engine(settings), runner, settings=settings, seed=seed)
+    table = Table("community", "households", "plan", "grids", "in band", "issue")
+    for c in batch.communities:
+        band = "-" if c.in_band_share is None else f"{c.in_band_share:.0%}"
+        issue = c.error or "; ".join(c.issues)
+        table.add_row(c.community, str(c.households), str(c.plan_id or "-"), str(c.grids), band,
+                      issue)  # fmt: skip
+    out.print(table)
+    out.print(f"{batch.planned} drafts on {batch.runner} in {batch.total_s:.1f} s")
+
+
+@batch_app.command("coverage")
+def batch_coverage(
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+    serial: Serial = False,
+    minutes: float = 15,
+) -> None:
+    """Walking coverage of every facility kind over the whole city."""
+    from data.batch.coverage import cover_every_kind
+    from data.batch.runner import open_runner
+
+    settings = _settings()
+    with open_runner(scheduler, workers=workers, serial=serial) as runner:
+        batch = cover_every_kind(
+            _engine(settings), runner, minutes=minutes, metric_override=settings.metric_epsg
+        )
+    table = Table("kind", batch.level, "households", "covered", "share")
+    for k in batch.kinds:
+        share = k.household_share
+        table.add_row(k.kind, str(len(k.areas)), str(int(k.areas["households"].sum())),
+                      str(int(k.areas["covered_households"].sum())),
+                      "-" if share is None else f"{share:.1%}")  # fmt: skip
+    out.print(table)
+    out.print(f"{len(batch.kinds)} kinds within {minutes:g} min on {batch.runner} "
+              f"in {batch.total_s:.1f} s")  # fmt: skip
+
+
+@batch_app.command("assign")
+def batch_assign(
+    scheduler: Scheduler = None, workers: Workers = None, serial: Serial = False
+) -> None:
+    """Reassign every household, facility and incident to its grid, in one transaction."""
+    from data.batch.assign import assign_everything
+    from data.batch.runner import open_runner
+
+    settings = _settings()
+    with open_runner(scheduler, workers=workers, serial=serial) as runner:
+        batch = assign_everything(_engine(settings), runner, settings=settings)
+    for t in batch.tables:
+        r = t.result
+        out.print(f"{r.table}: {r.rows} rows, {r.changed} changed, {r.snapped} snapped, "
+                  f"{r.unassigned} unassigned")  # fmt: skip
+    out.print(f"on {batch.runner} in {batch.total_s:.1f} s")
 
 
 def main() -> None:

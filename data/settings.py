@@ -111,6 +111,22 @@ class Settings(BaseSettings):
         description="cases escalated or handed to a department are also POSTed here (JSON, "
         "no personal data), with retries",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="gridwork serve's logs (the app's, uvicorn's, one access line per request "
+        "with its route template, never its query string): text for a terminal, json for a "
+        "collector (one object per line)",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Prometheus metrics at /metrics (request latency by route, ingest, "
+        "change feed, alert backlog); off: no timing middleware, no route",
+    )
+    metrics_key: str | None = Field(
+        default=None,
+        description="a secret (at least 32 characters) a Prometheus scraper sends as "
+        "'Authorization: Bearer …' to read /metrics and nothing else; admins read it too",
+    )
     alert_stream_wake: Literal["notify", "poll"] = Field(
         default="notify",
         description="how an open alerts inbox learns of a new alert: notify (LISTEN/NOTIFY, "
@@ -141,6 +157,16 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+    @field_validator("metrics_key")
+    @classmethod
+    def _long_metrics_key(cls, value: str | None) -> str | None:
+        """A scrape key short enough to guess would open /metrics to anyone who tries."""
+        if not value:
+            return None
+        if len(value) < 32:
+            raise ValueError("GRIDWORK_METRICS_KEY must be at least 32 characters")
+        return value
 
     @field_validator("timezone")
     @classmethod
