@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 import shapely
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Page
 
-from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
-from tests.gridded import PASSWORD, Live
+from tests.browser.planner_page import signed_in_planner
+from tests.browser.test_maps_browser import ARTIFACTS
+from tests.gridded import Live
 
 pytestmark = pytest.mark.browser
 
@@ -22,38 +23,8 @@ PLANNER = "g-planner"  # scoped to community 131208 in the strips template (test
 
 @pytest.fixture(scope="module")
 def page(live: Live) -> Iterator[tuple[Page, list[str]]]:
-    problems: list[str] = []
-
-    def route(r: Route) -> None:
-        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
-            r.continue_()
-        else:
-            problems.append(f"left the machine: {r.request.url}")
-            r.abort()
-
-    with sync_playwright() as p:
-        browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 860}, locale="zh-CN", timezone_id="Asia/Shanghai"
-        )
-        context.route("**/*", route)
-        # A split is seconds of work on the server; on a machine busy with other jobs it has
-        # taken over 30 s, Playwright's default wait for the page that follows.
-        context.set_default_navigation_timeout(120_000)
-        pg = context.new_page()
-        pg.on("pageerror", lambda e: problems.append(f"js: {e}"))
-        pg.goto(f"{live.url}/login?next=%2Fapp%2Fplans")
-        pg.fill("#username", PLANNER)
-        pg.fill("#password", PASSWORD)
-        pg.click("button[type=submit]")
-        try:
-            pg.wait_for_url(f"{live.url}/app/plans", timeout=15000)
-        except Exception:
-            ARTIFACTS.mkdir(exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "planner-login-failed.png"))
-            raise AssertionError(f"sign-in did not reach /app/plans: {pg.url}") from None
-        yield pg, problems
-        browser.close()
+    with signed_in_planner(live.url, PLANNER) as signed_in:
+        yield signed_in
 
 
 def _counts(page: Page) -> dict[str, int]:

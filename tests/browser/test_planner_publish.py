@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 import shapely
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Page
 from sqlalchemy import Engine, text
 
 from data.db import make_engine
-from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
-from tests.gridded import PASSWORD, Live, live_server, strips_database
+from tests.browser.planner_page import signed_in_planner
+from tests.browser.test_maps_browser import ARTIFACTS
+from tests.gridded import Live, live_server, strips_database
 
 pytestmark = pytest.mark.browser
 
@@ -58,34 +59,8 @@ def server(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def page(server: Server) -> Iterator[tuple[Page, list[str]]]:
-    problems: list[str] = []
-    url = server.live.url
-
-    def route(r: Route) -> None:
-        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
-            r.continue_()
-        else:
-            problems.append(f"left the machine: {r.request.url}")
-            r.abort()
-
-    with sync_playwright() as p:
-        browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 860}, locale="zh-CN", timezone_id="Asia/Shanghai"
-        )
-        context.route("**/*", route)
-        # A split is seconds of work on the server; on a machine busy with other jobs it has
-        # taken over 30 s, Playwright's default wait for the page that follows.
-        context.set_default_navigation_timeout(120_000)
-        pg = context.new_page()
-        pg.on("pageerror", lambda e: problems.append(f"js: {e}"))
-        pg.goto(f"{url}/login?next=%2Fapp%2Fplans")
-        pg.fill("#username", PLANNER)
-        pg.fill("#password", PASSWORD)
-        pg.click("button[type=submit]")
-        pg.wait_for_url(f"{url}/app/plans", timeout=15000)
-        yield pg, problems
-        browser.close()
+    with signed_in_planner(server.live.url, PLANNER) as signed_in:
+        yield signed_in
 
 
 def _wait(page: Page, check: str, seconds: float = 30) -> None:
