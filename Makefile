@@ -10,10 +10,11 @@ setup:
 demo: setup
 	$(GRIDWORK) demo
 
-# JOBS=2 (or auto) runs the suite on that many pytest-xdist workers, each with databases of
-# its own (tests/factory.py), a whole file to one worker so that a module's fixtures are built
-# once and its tests run in their order; empty: in this process, one test after another.
-JOBS ?=
+# The suite runs on JOBS pytest-xdist workers (2: this project's CI machine has two cores; auto:
+# one per core), each with databases of its own (tests/factory.py), a whole file to one worker
+# so that a module's fixtures are built once and its tests run in their order. `make test JOBS=`
+# (empty) runs it in this process, one test after another.
+JOBS ?= 2
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(if $(JOBS),-n $(JOBS) --dist loadfile)
 
