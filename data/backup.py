@@ -44,19 +44,19 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return uri.render_as_string(hide_password=False), env
 
 
-def _run(tool: str, args: list[str], url: str) -> None:
-    uri, env = _libpq(url)
-    binary = find_bindir() / tool
+def _run(tool: str, args: list[str], env: dict[str, str], *, what: str | None = None) -> str:
+    """Run one of the server's binaries; its output, or ``Unavailable`` saying ``what`` (the
+    tool's name by default) failed and why, with the password starred out."""
     proc = subprocess.run(
-        [str(binary), f"--dbname={uri}", *args],
+        [str(find_bindir() / tool), *args],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     if proc.returncode != 0:
-        message = (proc.stderr or proc.stdout).strip().replace(env.get("PGPASSWORD", "\0"), "***")
-        raise Unavailable(f"{tool} failed: {message}")
+        raise Unavailable(f"{what or tool} failed: {_hidden(proc.stderr or proc.stdout, env)}")
+    return proc.stdout
 
 
 def default_backup_path(url: str, *, now: datetime | None = None) -> Path:
@@ -78,7 +78,8 @@ def backup(settings: Settings, path: Path | None = None) -> Path:
     partial.unlink(missing_ok=True)
     partial.touch(mode=0o600)
     try:
-        _run("pg_dump", ["--format=custom", f"--file={partial}"], url)
+        uri, env = _libpq(url)
+        _run("pg_dump", [f"--dbname={uri}", "--format=custom", f"--file={partial}"], env)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -124,19 +125,10 @@ def _restore_archive(source: Path, url: str) -> None:
     first, in the same transaction, with their partitions; the archive's own drops of them
     then find nothing, and it recreates them."""
     uri, env = _libpq(url)
-    bindir = find_bindir()
-    listing = subprocess.run(
-        [str(bindir / "pg_restore"), "--list", str(source)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if listing.returncode != 0:
-        raise Unavailable(f"pg_restore failed: {listing.stderr.strip()}")
+    listing = _run("pg_restore", ["--list", str(source)], env)
     in_archive = {
         parts[5]
-        for line in listing.stdout.splitlines()
+        for line in listing.splitlines()
         if len(parts := line.split()) > 5 and parts[3:5] == ["TABLE", "public"]
     }
     first = "".join(
@@ -148,26 +140,10 @@ def _restore_archive(source: Path, url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="gridwork-restore-") as folder:
         script = Path(folder) / "restore.sql"
         clean = ["--clean", "--if-exists", "--no-owner", f"--file={script}", str(source)]
-        written = subprocess.run(
-            [str(bindir / "pg_restore"), *clean],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        if written.returncode != 0:
-            raise Unavailable(f"pg_restore failed: {_hidden(written.stderr, env)}")
+        _run("pg_restore", clean, env)
         once = ["--single-transaction", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
         steps = [f"--command={first or 'SELECT 1'}", f"--file={script}"]
-        applied = subprocess.run(
-            [str(bindir / "psql"), f"--dbname={uri}", *once, *steps],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-    if applied.returncode != 0:
-        raise Unavailable(f"restore failed: {_hidden(applied.stderr, env)}")
+        _run("psql", [f"--dbname={uri}", *once, *steps], env, what="restore")
 
 
 def _hidden(message: str, env: dict[str, str]) -> str:

@@ -21,6 +21,7 @@ from data.access.queries import AreaScope
 from data.assignment.service import Db
 from data.models import Role
 from data.policy import ASSIGNED_ROW_SQL, WORKED_GRIDS_ROLES, WORKED_GRIDS_SQL
+from data.sql import Filters
 from geo.errors import Conflict, InvalidInput, NotFound
 
 
@@ -195,28 +196,23 @@ def list_points(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of rows in key order, limited to the caller's area (and a grid / status)."""
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    where = [_scope_sql(scope, params)]
-    if grid_id is not None:
-        where.append("t.grid_id = :grid_id")
-        params["grid_id"] = grid_id
-    if status is not None:
-        where.append("t.status = CAST(:status AS incident_status)")
-        params["status"] = status
-    clause = " AND ".join(where)
+    where = Filters(_scope_sql(scope, params), params=params)
+    where.add("t.grid_id = :grid_id", grid_id=grid_id)
+    where.add("t.status = CAST(:status AS incident_status)", status=status)
     rows = (
         db.execute(
             text(
-                f'{_select(kind)} WHERE {clause} ORDER BY t.{kind.key} COLLATE "C" '
+                f'{_select(kind)} WHERE {where.sql} ORDER BY t.{kind.key} COLLATE "C" '
                 "LIMIT :limit OFFSET :offset"
             ),
-            params,
+            where.params,
         )
         .mappings()
         .all()
     )
     total = db.execute(
-        text(f"SELECT count(*) FROM {kind.table} t WHERE {clause}"),  # noqa: S608
-        params,
+        text(f"SELECT count(*) FROM {kind.table} t WHERE {where.sql}"),  # noqa: S608
+        where.params,
     ).scalar_one()
     return [_row(kind, r) for r in rows], int(total)
 

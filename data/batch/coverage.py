@@ -18,12 +18,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from data.access.queries import AreaScope
 from data.batch.runner import Runner
-from data.coverage.service import Level, NetworkCache, coverage_areas, facility_kinds
-from data.crs import metric_epsg
+from data.coverage.service import Level, NetworkCache, capacities, facility_kinds
 from geo.coverage.walk import (
     DEFAULT_SPEED_KMH,
     RoadGraph,
@@ -32,7 +30,7 @@ from geo.coverage.walk import (
     facility_coverage,
     walk_distance_m,
 )
-from geo.errors import Conflict, InvalidInput, NotFound
+from geo.errors import InvalidInput
 
 NUMBERS = ("households", "covered_households", "household_share", "area_share", "uncovered")
 
@@ -123,31 +121,11 @@ def cover_every_kind(
                 f"unknown facility kind(s) {', '.join(unknown)}; known: {', '.join(known)}",
                 field="kind",
             )
-        epsg = metric_epsg(conn, metric_override)
-        if epsg is None:
-            raise Conflict("nothing is stored yet: import communities and roads first")
-        level, areas = coverage_areas(conn, AreaScope.everywhere())
-        if areas.empty:
-            raise NotFound("no street, community or grid is stored yet", field="scope")
-        cache = NetworkCache()
-        graph = cache.graph(conn, epsg)
-        homes = cache.households(conn, graph, epsg)
-        facilities = gpd.read_postgis(
-            text("SELECT id, source_id, kind, name, capacity, geom FROM facility ORDER BY id"),
-            conn,
-            geom_col="geom",
-            crs=4326,
-        ).rename_geometry("geometry")
+        epsg, level, areas, graph, homes, facilities = NetworkCache().walk_inputs(
+            conn, None, kind=None, override=metric_override
+        )
     metric = f"EPSG:{epsg}"
-    # As data.coverage.service.coverage: households by their stored area, else in-process.
-    area_ids = areas["id"].to_numpy(dtype=np.int64)
-    own = homes.grid_id if level == "grids" else homes.community_id
-    household_grid: np.ndarray | None = None
-    mask = np.ones(len(own), dtype=bool)
-    if (own >= 0).any():
-        mask = np.isin(own, area_ids)
-        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
-        household_grid = np.array([code_of[i] for i in own[mask].tolist()], dtype=object)
+    mask, household_grid = homes.in_areas(level, areas)  # as data.coverage.service.coverage
     shared = runner.share(
         graph=graph,
         areas=areas.to_crs(metric),
@@ -161,9 +139,7 @@ def cover_every_kind(
         out = []
         for kind in wanted:
             of_kind = facilities_of_kind(facilities, kind)
-            capacity = of_kind["capacity"]
-            aware = bool(len(capacity)) and bool(capacity.notna().all())
-            out.append(_Kind(kind, of_kind.to_crs(metric), capacity.to_numpy() if aware else None))
+            out.append(_Kind(kind, of_kind.to_crs(metric), capacities(of_kind)))
         return out
 
     constants: dict[str, Any] = {

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import itertools
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from geo.errors import InvalidInput
 
@@ -29,7 +30,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-class Runner(Protocol):
+class Runner(ABC):
     """Runs ``fn(item, **shared)`` for each item; results come back paired with their item."""
 
     name: str
@@ -37,27 +38,6 @@ class Runner(Protocol):
 
     def share(self, **values: Any) -> Mapping[str, Any]:
         """Values every task gets as keyword arguments, sent to each worker once."""
-        ...
-
-    def imap(
-        self,
-        fn: Callable[..., R],
-        items: Iterable[A],
-        *,
-        shared: Mapping[str, Any] | None = None,
-        label: str = "task",
-    ) -> Iterator[tuple[A, R]]:
-        """``(item, fn(item, **shared))`` for every item, as tasks finish (order not kept)."""
-        ...
-
-
-class SerialRunner:
-    """Every task in this process, in order: the reference the distributed run must equal."""
-
-    name = "serial"
-    workers = 1
-
-    def share(self, **values: Any) -> Mapping[str, Any]:
         return values
 
     def imap(
@@ -68,11 +48,31 @@ class SerialRunner:
         shared: Mapping[str, Any] | None = None,
         label: str = "task",
     ) -> Iterator[tuple[A, R]]:
+        """``(item, fn(item, **shared))`` for every item, as tasks finish (order not kept);
+        ``label`` names the tasks where a cluster shows them."""
+        return self._results(fn, items, shared or {}, label)
+
+    @abstractmethod
+    def _results(
+        self, fn: Callable[..., R], items: Iterable[A], shared: Mapping[str, Any], label: str
+    ) -> Iterator[tuple[A, R]]:
+        """What :meth:`imap` promises, the way this runner runs tasks."""
+
+
+class SerialRunner(Runner):
+    """Every task in this process, in order: the reference the distributed run must equal."""
+
+    name = "serial"
+    workers = 1
+
+    def _results(
+        self, fn: Callable[..., R], items: Iterable[A], shared: Mapping[str, Any], label: str
+    ) -> Iterator[tuple[A, R]]:
         for item in items:
-            yield item, fn(item, **(shared or {}))
+            yield item, fn(item, **shared)
 
 
-class DaskRunner:
+class DaskRunner(Runner):
     """Tasks on a ``distributed.Client``; at most ``window`` in flight (default: 2 per thread)."""
 
     name = "dask"
@@ -90,13 +90,8 @@ class DaskRunner:
             for name, value in values.items()
         }
 
-    def imap(
-        self,
-        fn: Callable[..., R],
-        items: Iterable[A],
-        *,
-        shared: Mapping[str, Any] | None = None,
-        label: str = "task",
+    def _results(
+        self, fn: Callable[..., R], items: Iterable[A], shared: Mapping[str, Any], label: str
     ) -> Iterator[tuple[A, R]]:
         from distributed import as_completed
 
@@ -108,7 +103,7 @@ class DaskRunner:
         def submit(item: A) -> None:
             # pure=False: a task's key must not need hashing its (large) arguments.
             future = self.client.submit(
-                fn, item, key=f"{label}-{next(counter)}", pure=False, **(shared or {})
+                fn, item, key=f"{label}-{next(counter)}", pure=False, **shared
             )
             pending[future.key] = item
             running.add(future)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -59,6 +59,32 @@ class _Households:
 
     def snap_of(self, mask: np.ndarray) -> Snap:
         return Snap(self.snap.edge[mask], self.snap.along_m[mask], self.snap.access_m[mask])
+
+    def in_areas(
+        self, level: Level, areas: gpd.GeoDataFrame
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Which households count, and the code of the area each lies in, by their stored
+        area (a grid, or their building's community at the community level). When nothing is
+        stored yet every household counts and the codes are None: the walk then assigns them
+        in-process (``ST_Covers`` rule, lowest code on ties)."""
+        own = self.grid_id if level == "grids" else self.community_id
+        if not (own >= 0).any():
+            return np.ones(len(own), dtype=bool), None
+        area_ids = areas["id"].to_numpy(dtype=np.int64)
+        mask = np.isin(own, area_ids)
+        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
+        return mask, np.array([code_of[i] for i in own[mask].tolist()], dtype=object)
+
+
+class WalkInputs(NamedTuple):
+    """What a coverage walk reads from the store (areas and facilities in WGS-84)."""
+
+    epsg: int
+    level: Level
+    areas: gpd.GeoDataFrame
+    graph: RoadGraph
+    homes: _Households
+    facilities: gpd.GeoDataFrame
 
 
 @dataclass
@@ -119,12 +145,50 @@ class NetworkCache:
             self._households = (key, found)
             return found
 
+    def walk_inputs(
+        self, conn: Connection, scope: AreaScope | None, kind: str | None, override: int | None
+    ) -> WalkInputs:
+        """What a walk over the caller's areas reads: the metric CRS (``override``, else the
+        stored one), the areas (``coverage_areas``; ``scope`` None: all, for a batch), the
+        cached graph and households, and the facilities of ``kind`` (None: all) in id order.
+
+        Refused in this order: nothing stored yet (409), no area (404), no roads (409)."""
+        epsg = metric_epsg(conn, override)
+        if epsg is None:
+            raise Conflict("nothing is stored yet: import communities and roads first")
+        level, areas = coverage_areas(conn, scope or AreaScope.everywhere())
+        if areas.empty:
+            held = "stored" if scope is None else "assigned to you"
+            raise NotFound(f"no street, community or grid is {held} yet", field="scope")
+        graph = self.graph(conn, epsg)
+        homes = self.households(conn, graph, epsg)
+        of_kind = "" if kind is None else "WHERE kind = :kind "
+        facilities = gpd.read_postgis(
+            text(
+                "SELECT id, source_id, kind, name, capacity, geom FROM facility "  # noqa: S608
+                f"{of_kind}ORDER BY id"
+            ),
+            conn,
+            geom_col="geom",
+            params=None if kind is None else {"kind": kind},
+            crs=WGS84,
+        ).rename_geometry("geometry")
+        return WalkInputs(epsg, level, areas, graph, homes, facilities)
+
 
 def facility_kinds(conn: Connection) -> list[str]:
     return [
         str(k)
         for k in conn.execute(text("SELECT DISTINCT kind FROM facility ORDER BY 1")).scalars()
     ]
+
+
+def capacities(facilities: gpd.GeoDataFrame) -> np.ndarray | None:
+    """The facilities' capacities when every one of them has one, so that the walk scores
+    supply against demand (2SFCA); else None, no score (the walk refuses gaps)."""
+    capacity = facilities["capacity"]
+    aware = bool(len(capacity)) and bool(capacity.notna().all())
+    return capacity.to_numpy() if aware else None
 
 
 def coverage_areas(conn: Connection, scope: AreaScope) -> tuple[Level, gpd.GeoDataFrame]:
@@ -202,42 +266,17 @@ def coverage(
             f"unknown facility kind {kind!r}; known kinds: {', '.join(kinds) or 'none'}",
             field="kind",
         )
-    epsg = metric_epsg(conn, metric_override)
-    if epsg is None:
-        raise Conflict("nothing is stored yet: import communities and roads first")
-    level, areas = coverage_areas(conn, scope)
-    if areas.empty:
-        raise NotFound("no street, community or grid is assigned to you yet", field="scope")
-    graph = cache.graph(conn, epsg)
-    homes = cache.households(conn, graph, epsg)
-    facilities = gpd.read_postgis(
-        text(
-            "SELECT id, source_id, kind, name, capacity, geom FROM facility "
-            "WHERE kind = :kind ORDER BY id"
-        ),
-        conn,
-        geom_col="geom",
-        params={"kind": kind},
-        crs=WGS84,
-    ).rename_geometry("geometry")
-    facilities = facilities_of_kind(facilities, kind)
+    epsg, level, areas, graph, homes, stored = cache.walk_inputs(
+        conn, scope, kind=kind, override=metric_override
+    )
+    facilities = facilities_of_kind(stored, kind)
     read_s = time.perf_counter() - started
 
     metric = f"EPSG:{epsg}"
     areas_m = areas.to_crs(metric)
-    area_ids = areas["id"].to_numpy(dtype=np.int64)
-    own = homes.grid_id if level == "grids" else homes.community_id
-    if (own >= 0).any():
-        mask = np.isin(own, area_ids)
-        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
-        household_grid: np.ndarray | None = np.array(
-            [code_of[i] for i in own[mask].tolist()], dtype=object
-        )
-    else:  # nothing assigned yet: assign in-process (ST_Covers rule, lowest code on ties)
-        mask = np.ones(len(own), dtype=bool)
-        household_grid = None
-    capacity = facilities["capacity"]
-    capacity_aware = bool(len(capacity)) and bool(capacity.notna().all())
+    mask, household_grid = homes.in_areas(level, areas)
+    capacity = capacities(facilities)
+    capacity_aware = capacity is not None
     result = facility_coverage(
         graph,
         facilities.to_crs(metric),
@@ -247,7 +286,7 @@ def coverage(
         speed_kmh=speed_kmh,
         household_grid=household_grid,
         household_snap=homes.snap_of(mask),
-        capacity=capacity.to_numpy() if capacity_aware else None,
+        capacity=capacity,
         straight_line=drawing,
     )
     walk_s = time.perf_counter() - started - read_s

@@ -876,6 +876,14 @@ class _OsmRows:
         if self.progress is not None and self.done % 1000 == 0:
             self.progress(self.done, None)
 
+    def add_area(
+        self, factory: osmium.geom.WKBFactory, area: osmium.osm.Area, **values: Any
+    ) -> None:
+        """An area, named after the way or relation it was assembled from (``w12``, ``r34``)."""
+        kind = "w" if area.from_way() else "r"
+        make = partial(factory.create_multipolygon, area)
+        self.add(f"{kind}{area.orig_id()}", area.orig_id(), make, **values)
+
     def frame(self, *, point_on_surface: bool) -> gpd.GeoDataFrame:
         geometry = shapely.from_wkb(np.asarray(self.wkb, dtype=object))
         if point_on_surface:
@@ -927,25 +935,29 @@ def _osm_roads(path: str, rows: _OsmRows) -> None:
         )
 
 
+def _tagged(path: str, key: str, entities: osmium.osm.osm_entity_bits) -> osmium.FileProcessor:
+    """The objects of ``entities`` tagged ``key``, areas assembled from the ways and
+    relations so tagged (only those: assembling every area of a city costs minutes)."""
+    return (
+        osmium.FileProcessor(path)
+        .with_areas(osmium.filter.KeyFilter(key))
+        .with_filter(osmium.filter.EntityFilter(entities))
+        .with_filter(osmium.filter.KeyFilter(key))
+    )
+
+
 def _osm_buildings(path: str, rows: _OsmRows) -> None:
     factory = osmium.geom.WKBFactory()
-    processor = (
-        osmium.FileProcessor(path)
-        .with_areas(osmium.filter.KeyFilter("building"))
-        .with_filter(osmium.filter.EntityFilter(osmium.osm.AREA))
-        .with_filter(osmium.filter.KeyFilter("building"))
-    )
-    for area in processor:
+    for area in _tagged(path, "building", osmium.osm.AREA):
         if not isinstance(area, osmium.osm.Area):
             continue
         tags = area.tags
         if tags.get("building") == "no":
             continue
         levels = _lenient(_amount)(tags.get("building:levels"))
-        rows.add(
-            f"{'w' if area.from_way() else 'r'}{area.orig_id()}",
-            area.orig_id(),
-            partial(factory.create_multipolygon, area),
+        rows.add_area(
+            factory,
+            area,
             name=_osm_tag(tags, "name"),
             building_type=_osm_tag(tags, "building"),
             levels=np.nan if levels is None else levels,
@@ -954,13 +966,7 @@ def _osm_buildings(path: str, rows: _OsmRows) -> None:
 
 def _osm_facilities(path: str, rows: _OsmRows) -> None:
     factory = osmium.geom.WKBFactory()
-    processor = (
-        osmium.FileProcessor(path)
-        .with_areas(osmium.filter.KeyFilter("amenity"))
-        .with_filter(osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.AREA))
-        .with_filter(osmium.filter.KeyFilter("amenity"))
-    )
-    for obj in processor:
+    for obj in _tagged(path, "amenity", osmium.osm.NODE | osmium.osm.AREA):
         tags = obj.tags
         values = {
             "kind": _osm_tag(tags, "amenity"),
@@ -971,12 +977,7 @@ def _osm_facilities(path: str, rows: _OsmRows) -> None:
         if isinstance(obj, osmium.osm.Node):
             rows.add(f"n{obj.id}", obj.id, partial(factory.create_point, obj), **values)
         elif isinstance(obj, osmium.osm.Area):
-            rows.add(
-                f"{'w' if obj.from_way() else 'r'}{obj.orig_id()}",
-                obj.orig_id(),
-                partial(factory.create_multipolygon, obj),
-                **values,
-            )
+            rows.add_area(factory, obj, **values)
 
 
 # ---------------------------------------------------------------------------------------------

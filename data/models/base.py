@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4326
@@ -24,3 +24,13 @@ class Base(DeclarativeBase):
 def _geom(kind: str) -> Mapped[object]:
     # spatial_index=True makes GeoAlchemy2 create the GiST index with the table.
     return mapped_column(Geometry(kind, srid=SRID, spatial_index=True), nullable=False)
+
+
+class Coded:
+    """A record that people and files name by a stable code: an area of the hierarchy, a
+    department, a category. Its surrogate key, the code and the name shown come first in the
+    table (``sort_order``), as they always have."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-1)
+    code: Mapped[str] = mapped_column(String(64), unique=True, sort_order=-1)
+    name: Mapped[str] = mapped_column(String(200), sort_order=-1)

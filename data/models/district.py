@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from data.models.base import SRID, Base, _geom
+from data.models.base import SRID, Base, Coded, _geom
 
 
 class CommunityKind(enum.StrEnum):
@@ -55,23 +55,17 @@ class IncidentStatus(enum.StrEnum):
     closed = "closed"
 
 
-class District(Base):
+class District(Coded, Base):
     __tablename__ = "district"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
     geom: Mapped[object] = mapped_column(
         Geometry("MULTIPOLYGON", srid=SRID, spatial_index=True), nullable=True
     )
 
 
-class Street(Base):
+class Street(Coded, Base):
     """A 街道 (sub-district): the level above communities. Never a road."""
 
     __tablename__ = "street"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
     name_local: Mapped[str | None] = mapped_column(String(200))
     district_id: Mapped[int | None] = mapped_column(ForeignKey("district.id", ondelete="SET NULL"))
     source_id: Mapped[str | None] = mapped_column(String(128))
@@ -79,13 +73,10 @@ class Street(Base):
     communities: Mapped[list[Community]] = relationship(back_populates="street")
 
 
-class Community(Base):
+class Community(Coded, Base):
     """A 社区, or an ``extended`` area (industrial zone, campus) managed like one."""
 
     __tablename__ = "community"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
     name_local: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[CommunityKind] = mapped_column(
         Enum(CommunityKind, name="community_kind"), default=CommunityKind.community

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from data.models.base import Base
+from data.models.base import Base, Coded
 
 
 class CaseLevel(enum.StrEnum):
@@ -50,27 +50,21 @@ _level = Enum(CaseLevel, name="case_level", create_type=False)
 _status = Enum(CaseStatus, name="case_status", create_type=False)
 
 
-class Department(Base):
+class Department(Coded, Base):
     """A 职能部门 (water, sanitation, fire safety…): categories point at it; it signs in as an
     account with the ``department`` role, whose scope is the area it serves."""
 
     __tablename__ = "department"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("app_user.id", ondelete="SET NULL"), unique=True
     )
 
 
-class IncidentCategory(Base):
+class IncidentCategory(Coded, Base):
     """One kind of matter, the level that handles it first and the deadline at each level."""
 
     __tablename__ = "incident_category"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
     first_level: Mapped[CaseLevel] = mapped_column(_level, server_default="grid")
     department_id: Mapped[int | None] = mapped_column(

@@ -67,11 +67,17 @@ class Plan(Base):
     published_by: Mapped[str | None] = mapped_column(String(128))
 
 
-class PlanGrid(Base):
-    __tablename__ = "plan_grid"
+class _OfPlan:
+    """A part of a plan (a grid, a unit, an edge, an edit step): keyed by the plan first, and
+    gone with it."""
+
     plan_id: Mapped[int] = mapped_column(
-        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True, sort_order=-1
     )
+
+
+class PlanGrid(_OfPlan, Base):
+    __tablename__ = "plan_grid"
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     households: Mapped[int] = mapped_column(Integer)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -85,13 +91,10 @@ class PlanGrid(Base):
     )
 
 
-class PlanUnit(Base):
+class PlanUnit(_OfPlan, Base):
     """An atomic unit (block, lot or entrance) and the grid it is in under this plan."""
 
     __tablename__ = "plan_unit"
-    plan_id: Mapped[int] = mapped_column(
-        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
-    )
     unit: Mapped[int] = mapped_column(Integer, primary_key=True)
     grid_code: Mapped[str] = mapped_column(String(64))
     households: Mapped[int] = mapped_column(Integer)
@@ -105,13 +108,10 @@ class PlanUnit(Base):
     )
 
 
-class PlanUnitEdge(Base):
+class PlanUnitEdge(_OfPlan, Base):
     """One adjacency between two units, with its shared length and the part along a road."""
 
     __tablename__ = "plan_unit_edge"
-    plan_id: Mapped[int] = mapped_column(
-        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
-    )
     edge: Mapped[int] = mapped_column(Integer, primary_key=True)
     u: Mapped[int] = mapped_column(Integer)
     v: Mapped[int] = mapped_column(Integer)
@@ -120,16 +120,13 @@ class PlanUnitEdge(Base):
     kind: Mapped[int] = mapped_column(SmallInteger)
 
 
-class PlanStep(Base):
+class PlanStep(_OfPlan, Base):
     """One edit of a draft (moves, locks, a re-split): what changed, by whom, and whether it is
     in force (``done``), taken back (``undone``, may be redone) or dropped by a later edit."""
 
     __tablename__ = "plan_step"
     __table_args__ = (
         CheckConstraint("state IN ('done', 'undone', 'dropped')", name="plan_step_state"),
-    )
-    plan_id: Mapped[int] = mapped_column(
-        ForeignKey("plan.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -45,6 +45,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError as PyprojCRSError
 from shapely.geometry.base import BaseGeometry
 
+from geo.arrays import ReadOnlyRows, nearest_lowest
 from geo.errors import CRSError, InvalidGeometry, InvalidInput
 
 DEFAULT_SNAP_M = 20.0
@@ -55,7 +56,7 @@ _MAX_CELLS = 8_000_000  # bounds memory (~0.2 GB) when areas lie far apart
 
 
 @dataclass(frozen=True)
-class Assignment:
+class Assignment(ReadOnlyRows):
     """Where each point went; arrays aligned with the input points, read-only.
 
     ``area`` indexes the areas as given to :class:`AreaIndex` (``-1``: unassigned);
@@ -68,13 +69,6 @@ class Assignment:
     snapped: NDArray[np.bool_]
     distance_m: NDArray[np.float64]
     nearest_code: NDArray[np.object_]
-
-    def __post_init__(self) -> None:
-        for name in ("area", "code", "snapped", "distance_m", "nearest_code"):
-            getattr(self, name).flags.writeable = False
-
-    def __len__(self) -> int:
-        return len(self.area)
 
 
 class AreaIndex:
@@ -188,19 +182,8 @@ class AreaIndex:
         """Nearest area (lowest rank among exact ties) and its distance, per point."""
         if self._edges is None:
             self._edges = _edge_tree(self._segments)
-        (point_i, edge_i), dist = self._edges.query_nearest(
-            shapely.points(xs, ys), return_distance=True, all_matches=True
-        )
-        rank_i = self._segments.rank[edge_i]
-        order = np.lexsort((rank_i, point_i))
-        point_i, rank_i, dist = point_i[order], rank_i[order], dist[order]
-        first = np.ones(len(point_i), dtype=bool)
-        first[1:] = point_i[1:] != point_i[:-1]
-        nearest = np.empty(len(xs), dtype=np.intp)
-        distance = np.empty(len(xs))
-        nearest[point_i[first]] = rank_i[first]
-        distance[point_i[first]] = dist[first]
-        return nearest, distance
+        points = np.asarray(shapely.points(xs, ys), dtype=object)
+        return nearest_lowest(self._edges, points, self._segments.rank)
 
 
 class _CellGrid:

@@ -63,6 +63,7 @@ _MAX_ITERATIONS = 30
 
 FloatArray = NDArray[np.float64]
 _Forward = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
+_Way = Callable[[_Forward, FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
 
 
 def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
@@ -86,14 +87,7 @@ def to_wgs84(
     NaN, infinite or out-of-range values raise ``InvalidInput`` naming the field and the
     (flat) index of the first bad value, since one silently wrong fix misplaces an elder.
     """
-    x, y, scalar = _checked(lon, lat, datum)
-    if datum == "gcj02":
-        out = _invert(_wgs_to_gcj_raw, x, y)
-    elif datum == "bd09":
-        out = _invert(_wgs_to_bd_raw, x, y)
-    else:
-        out = (x.copy(), y.copy())
-    return _shaped(out, scalar)
+    return _converted(_invert, lon, lat, datum)
 
 
 @overload
@@ -107,13 +101,17 @@ def from_wgs84(
 
     Same input rules as :func:`to_wgs84`; exact (the forward formulas), no iteration.
     """
+    return _converted(_forward, lon, lat, datum)
+
+
+def _converted(
+    way: _Way, lon: ArrayLike, lat: ArrayLike, datum: Datum
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+    """Checked input taken ``way`` (:func:`_forward` or :func:`_invert`) through the datum's
+    raw formula; WGS-84 is copied as it is."""
     x, y, scalar = _checked(lon, lat, datum)
-    if datum == "gcj02":
-        out = _forward(_wgs_to_gcj_raw, x, y)
-    elif datum == "bd09":
-        out = _forward(_wgs_to_bd_raw, x, y)
-    else:
-        out = (x.copy(), y.copy())
+    raw = _FROM_WGS84_RAW.get(datum)
+    out = (x.copy(), y.copy()) if raw is None else way(raw, x, y)
     return _shaped(out, scalar)
 
 
@@ -206,6 +204,10 @@ def _wgs_to_gcj_raw(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, Float
 
 def _wgs_to_bd_raw(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     return _gcj_to_bd_raw(*_wgs_to_gcj_raw(lon, lat))
+
+
+_FROM_WGS84_RAW: dict[str, _Forward] = {"gcj02": _wgs_to_gcj_raw, "bd09": _wgs_to_bd_raw}
+"""Each shifted datum's raw formula from WGS-84 (no China test)."""
 
 
 def _forward(raw: _Forward, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -33,6 +33,29 @@ DEFAULT_STEP_M = 11.0
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How a walk is reported: one fix every ``interval_s``, ``step_m`` apart along the roads
+    (both > 0, refused otherwise)."""
+
+    interval_s: float = 10.0
+    step_m: float = DEFAULT_STEP_M
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.step_m) or self.step_m <= 0:
+            raise InvalidInput(f"{self.step_m} is not a step > 0 m", field="step_m")
+        if not math.isfinite(self.interval_s) or self.interval_s <= 0:
+            raise InvalidInput(f"{self.interval_s} is not an interval > 0 s", field="interval_s")
+
+    def after(self, time: datetime, fixes: int = 1) -> datetime:
+        """When the fix ``fixes`` reports after the one at ``time`` is sent."""
+        return time + timedelta(seconds=fixes * self.interval_s)
+
+
+WATCH = Pace()
+"""The demo watches' pace: a fix every 10 s, 11 m apart."""
+
+
+@dataclass(frozen=True)
 class WalkFix:
     x: float
     y: float
@@ -86,13 +109,6 @@ def _main_roads(graph: RoadGraph) -> tuple[shapely.STRtree, NDArray[np.intp]]:
     out = (shapely.STRtree(graph.edge_geometry[edges]), edges)
     _MAIN[graph] = out
     return out
-
-
-def _check(step_m: float, interval_s: float) -> None:
-    if not math.isfinite(step_m) or step_m <= 0:
-        raise InvalidInput(f"{step_m} is not a step > 0 m", field="step_m")
-    if not math.isfinite(interval_s) or interval_s <= 0:
-        raise InvalidInput(f"{interval_s} is not an interval > 0 s", field="interval_s")
 
 
 def _oriented(graph: RoadGraph, edge: int, from_node: int) -> NDArray[np.float64]:
@@ -176,12 +192,7 @@ def _edge_depth(graph: RoadGraph, zone: SafeZone) -> NDArray[np.float64]:
 
 
 def _sample(
-    parts: list[NDArray[np.float64]],
-    *,
-    step_m: float,
-    start_time: datetime,
-    interval_s: float,
-    count: int | None = None,
+    parts: list[NDArray[np.float64]], pace: Pace, start_time: datetime, count: int | None = None
 ) -> list[WalkFix]:
     """Positions every ``step_m`` along the joined parts, one every ``interval_s``."""
     xy = np.concatenate([p for p in parts if len(p)])
@@ -191,12 +202,12 @@ def _sample(
     if len(xy) == 1:
         xy = np.vstack([xy, xy])
     line = LineString(xy)
+    step_m = pace.step_m
     n = int(line.length // step_m) + 1 if count is None else count
     points = shapely.line_interpolate_point(line, np.minimum(np.arange(n) * step_m, line.length))
     coords = shapely.get_coordinates(points)
     return [
-        WalkFix(float(x), float(y), start_time + timedelta(seconds=i * interval_s))
-        for i, (x, y) in enumerate(coords)
+        WalkFix(float(x), float(y), pace.after(start_time, i)) for i, (x, y) in enumerate(coords)
     ]
 
 
@@ -207,22 +218,20 @@ def stroll(
     seed: int,
     fixes: int,
     start_time: datetime,
-    interval_s: float = 10.0,
-    step_m: float = DEFAULT_STEP_M,
     within: SafeZone | None = None,
     margin_m: float = 30.0,
+    pace: Pace = WATCH,
 ) -> list[WalkFix]:
     """``fixes`` positions of a random walk along the roads from the road nearest ``start``.
 
     With ``within``, roads that come closer than ``margin_m`` to the zone's edge are avoided
     whenever another way exists (if need be by turning back), so the stroll raises no alert.
     """
-    _check(step_m, interval_s)
     if fixes < 1:
         raise InvalidInput(f"{fixes} is not a number of fixes ≥ 1", field="fixes")
     rng = np.random.default_rng(seed)
     parts, at = _leave_start(graph, start, rng, within)
-    need = fixes * step_m
+    need = fixes * pace.step_m
     walked = float(sum(np.hypot(*np.diff(p, axis=0).T).sum() for p in parts if len(p) > 1))
     flat = np.zeros(graph.n_nodes)
     inside: NDArray[np.float64] | None = None
@@ -233,7 +242,7 @@ def stroll(
         parts.append(_oriented(graph, edge, at.node))
         walked += float(graph.edge_length[edge])
         at = _At(_other(graph, edge, at.node), edge)
-    return _sample(parts, step_m=step_m, start_time=start_time, interval_s=interval_s, count=fixes)
+    return _sample(parts, pace, start_time, count=fixes)
 
 
 def excursion(
@@ -243,15 +252,13 @@ def excursion(
     *,
     seed: int,
     start_time: datetime,
-    interval_s: float = 10.0,
-    step_m: float = DEFAULT_STEP_M,
     beyond_m: float = 40.0,
     linger: int = 3,
     max_m: float = 20_000.0,
+    pace: Pace = WATCH,
 ) -> list[WalkFix]:
     """From the road nearest ``home`` out of ``zone`` by ``beyond_m``, ``linger`` fixes
     standing there, and back to where it started along the shortest route."""
-    _check(step_m, interval_s)
     rng = np.random.default_rng(seed)
     origin = on_road(graph, *home)
     parts, at = _leave_start(graph, origin, rng)
@@ -266,28 +273,21 @@ def excursion(
         parts.append(_oriented(graph, edge, at.node))
         walked += float(graph.edge_length[edge])
         at = _At(_other(graph, edge, at.node), edge)
-    out = _sample(parts, step_m=step_m, start_time=start_time, interval_s=interval_s)
+    out = _sample(parts, pace, start_time)
     far = graph.node_xy[at.node]
     out_end = out[-1]
     if (out_end.x, out_end.y) != (float(far[0]), float(far[1])):
-        out.append(
-            WalkFix(float(far[0]), float(far[1]), out_end.time + timedelta(seconds=interval_s))
-        )
+        out.append(WalkFix(float(far[0]), float(far[1]), pace.after(out_end.time)))
     for _ in range(linger):
-        out.append(WalkFix(out[-1].x, out[-1].y, out[-1].time + timedelta(seconds=interval_s)))
+        out.append(WalkFix(out[-1].x, out[-1].y, pace.after(out[-1].time)))
     [route] = walking_routes(graph, Point(far), [Point(origin)], max_m=max_m + walked)
     if route is None:  # pragma: no cover - the way out is a way back
         raise InvalidInput("no way back home along the roads", field="home")
-    back = _sample(
-        [shapely.get_coordinates(route.line)],
-        step_m=step_m,
-        start_time=out[-1].time,
-        interval_s=interval_s,
-    )
+    back = _sample([shapely.get_coordinates(route.line)], pace, out[-1].time)
     last = shapely.get_coordinates(route.line)[-1]
     tail = [WalkFix(float(last[0]), float(last[1]), back[-1].time)]
     if (back[-1].x, back[-1].y) != (tail[0].x, tail[0].y):
-        tail = [WalkFix(tail[0].x, tail[0].y, back[-1].time + timedelta(seconds=interval_s))]
+        tail = [WalkFix(tail[0].x, tail[0].y, pace.after(back[-1].time))]
     else:
         tail = []
     return out + back[1:] + tail

@@ -28,6 +28,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 
+from geo.arrays import nearest_lowest
 from geo.assignment.index import _require_metres
 from geo.errors import CRSError, InvalidGeometry
 
@@ -190,17 +191,7 @@ class RoadGraph:
 
     def snap(self, points: NDArray[np.object_]) -> Snap:
         """The nearest point on the nearest edge for each point (lowest edge index on ties)."""
-        (point_i, edge_i), dist = self._tree.query_nearest(
-            points, return_distance=True, all_matches=True
-        )
-        order = np.lexsort((edge_i, point_i))
-        point_i, edge_i, dist = point_i[order], edge_i[order], dist[order]
-        first = np.ones(len(point_i), dtype=bool)
-        first[1:] = point_i[1:] != point_i[:-1]
-        edge = np.empty(len(points), dtype=np.intp)
-        access = np.empty(len(points))
-        edge[point_i[first]] = edge_i[first]
-        access[point_i[first]] = dist[first]
+        edge, access = nearest_lowest(self._tree, points)
         along = shapely.line_locate_point(self.edge_geometry[edge], points)
         return Snap(edge, np.clip(along, 0.0, self.edge_length[edge]), access)
 

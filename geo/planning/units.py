@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
+from geo.arrays import ReadOnlyRows
 from geo.assignment.index import AreaIndex
 from geo.district.households import apportion
 from geo.errors import CRSError, InvalidGeometry, InvalidInput
@@ -83,8 +84,10 @@ _OUTLINE_STEP_M = 5.0
 
 
 @dataclass(frozen=True)
-class UnitGraph:
-    """Undirected adjacency of units; edge ``i`` joins ``u[i] < v[i]`` (unit positions)."""
+class UnitGraph(ReadOnlyRows):
+    """Undirected adjacency of units; edge ``i`` joins ``u[i] < v[i]`` (unit positions).
+
+    Its length is the number of edges; the arrays are read-only."""
 
     n: int
     u: NDArray[np.intp]
@@ -92,13 +95,6 @@ class UnitGraph:
     length_m: NDArray[np.float64]
     road_m: NDArray[np.float64]
     kind: NDArray[np.int8]
-
-    def __post_init__(self) -> None:
-        for name in ("u", "v", "length_m", "road_m", "kind"):
-            getattr(self, name).flags.writeable = False
-
-    def __len__(self) -> int:
-        return len(self.u)
 
     def neighbours(self) -> list[list[tuple[int, int]]]:
         """Per unit, its ``(neighbour, edge)`` pairs in edge order (a fresh list each call)."""
@@ -402,6 +398,12 @@ def _reading_order(geoms: NDArray[np.object_]) -> NDArray[np.intp]:
 # --- buildings and households ----------------------------------------------------------------
 
 
+def _by_position(areas: NDArray[np.object_]) -> AreaIndex:
+    """An index answering positions in ``areas``: codes that sort as the positions do, so a
+    point on a shared edge goes to the first area, as ``AreaIndex`` gives the lowest code."""
+    return AreaIndex(areas, [f"{k:08d}" for k in range(len(areas))])
+
+
 @dataclass
 class _Buildings:
     """Buildings inside the community: source row, id, footprint, block, households."""
@@ -428,7 +430,7 @@ class _Buildings:
             notes.append(f"{int((~usable).sum())} building(s) without a valid footprint ignored")
         rows = np.flatnonzero(usable)
         pts = shapely.point_on_surface(geoms[rows])
-        index = AreaIndex(blocks, [f"{k:08d}" for k in range(len(blocks))])
+        index = _by_position(blocks)
         block = index.assign_points(shapely.get_x(pts), shapely.get_y(pts), snap_m=0).area
         inside = block >= 0
         if (~inside).any():
@@ -489,8 +491,7 @@ class _HouseholdPoints:
                 [lookup.get(key, -1) for key in households[id_col].tolist()], dtype=np.intp
             )
         elif len(bld.geoms) and len(geoms):
-            index = AreaIndex(bld.geoms, [f"{k:08d}" for k in range(len(bld.geoms))])
-            building = index.assign_points(x, y, snap_m=0).area.astype(np.intp)
+            building = _by_position(bld.geoms).assign_points(x, y, snap_m=0).area.astype(np.intp)
         loose = int((building < 0).sum())
         if loose:
             notes.append(f"{loose} household(s) in no building, attached by location")
@@ -509,8 +510,7 @@ class _HouseholdPoints:
         the published grids will count them (a building astride a block boundary has people
         on both sides). Points in no unit fall back to their building's unit.
         """
-        codes = [f"{k:08d}" for k in range(len(frame))]
-        index = AreaIndex(np.asarray(frame.geometry.values, dtype=object), codes)
+        index = _by_position(np.asarray(frame.geometry.values, dtype=object))
         unit = index.assign_points(self.x, self.y).area.astype(np.intp)
         by_building: dict[tuple[int, int], int] = {}
         for k, p in enumerate(pieces):
