@@ -1,19 +1,32 @@
-"""Pieces the coordinators' maps share: area layers with safe tooltips, a title box, messages."""
+"""Pieces the maps share: GeoJSON for the page, safe tooltips, area and facility layers, a
+title box, messages."""
 
 from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from folium.utilities import JsCode
 
-from maps.base import AssetMode, Legend, OfflineMap, metric_crs, offline_map, to_wgs84
-from maps.hierarchy import _TOOLTIP_JS, _feature_collection
+from maps.base import (
+    AssetMode,
+    Legend,
+    LegendEntry,
+    OfflineMap,
+    display_geometry,
+    metric_crs,
+    offline_map,
+    to_wgs84,
+)
+from maps.style import OTHER_COLOUR, categorical_colours
+from maps.words import Gettext, english
 
 DEFAULT_TOLERANCE_M = 2.0
 """Douglas-Peucker tolerance for display: below a pixel at the zoom a district opens on."""
@@ -25,9 +38,69 @@ Style = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def tooltip(rows: Sequence[tuple[str, str]]) -> JsCode:
-    """Tooltip rows (property, label) built with textContent, never innerHTML."""
+    """Tooltip rows (property, label) built with textContent, never innerHTML.
+
+    folium's GeoJsonTooltip pastes property values into innerHTML, so a name such as
+    `<img src="https://...">` in imported data would run or fetch from the page.
+    """
     rows_js = json.dumps([list(r) for r in rows], ensure_ascii=False).replace("</", "<\\/")
     return JsCode(_TOOLTIP_JS.replace("ROWS", rows_js))
+
+
+_TOOLTIP_JS = """function (feature, layer) {
+    var rows = ROWS;
+    layer.bindTooltip(function () {
+        var box = document.createElement("div");
+        rows.forEach(function (row) {
+            var value = feature.properties[row[0]];
+            if (value === null || value === undefined) { return; }
+            var line = document.createElement("div");
+            var key = document.createElement("b");
+            key.textContent = row[1] + ": ";
+            line.appendChild(key);
+            line.appendChild(document.createTextNode(String(value)));
+            box.appendChild(line);
+        });
+        return box;
+    }, {sticky: true});
+}"""
+
+
+def feature_collection(
+    layer: gpd.GeoDataFrame, columns: Sequence[str], *, tolerance_m: float, crs: Any
+) -> dict[str, Any]:
+    """GeoJSON with only `columns` (those present), JSON-native values and display geometry.
+
+    Built by hand rather than with __geo_interface__, which adds a bbox to every feature and
+    keeps numpy scalars. Feature ids are row positions, so output order follows input order.
+    """
+    geometry = display_geometry(layer, tolerance_m=tolerance_m, crs=crs)
+    present = [c for c in columns if c in layer.columns]
+    values = {c: [plain(v) for v in layer[c]] for c in present}
+    features = []
+    for i, geom in enumerate(geometry.values):
+        if geom is None or geom.is_empty:
+            continue
+        features.append(
+            {
+                "type": "Feature",
+                "id": str(i),
+                "properties": {c: values[c][i] for c in present},
+                "geometry": geom.__geo_interface__,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def plain(value: Any) -> Any:
+    """A JSON-native value: numpy scalars unwrapped, NaN/NA as null, whole floats as ints."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def area_map(
@@ -53,7 +126,7 @@ def add_areas(
     show: bool = True,
 ) -> folium.GeoJson:
     """Area polygons with only ``columns`` in the page, simplified for display."""
-    data = _feature_collection(
+    data = feature_collection(
         areas, list(columns), tolerance_m=tolerance_m, crs=metric_crs(to_wgs84(areas))
     )
 
@@ -78,7 +151,7 @@ def add_outline(
     """Area outlines without fill or pointer: context (communities around their grids)."""
     if areas.empty:
         return
-    data = _feature_collection(
+    data = feature_collection(
         areas, [], tolerance_m=DEFAULT_TOLERANCE_M, crs=metric_crs(to_wgs84(areas))
     )
     folium.GeoJson(
@@ -91,6 +164,50 @@ def add_outline(
             "interactive": False,
         },
     ).add_to(m)
+
+
+def add_facilities(
+    m: folium.Map,
+    data: dict[str, Any],
+    facilities: gpd.GeoDataFrame,
+    gettext: Gettext = english,
+) -> None:
+    """Facilities as CircleMarkers by kind: Leaflet draws them, no icon font or image needed."""
+    _ = gettext
+    kinds = [None if pd.isna(k) else str(k) for k in facilities["kind"]]
+    colours = categorical_colours(kinds)
+    labels = {"name": _("name"), "kind": _("kind")}
+
+    def style(feature: dict[str, Any]) -> dict[str, Any]:
+        kind = feature["properties"].get("kind")
+        return {
+            # folium's CircleMarker options carry fill: false, and Object.assign keeps it
+            # unless the style says otherwise: without this the circles are drawn hollow.
+            "fill": True,
+            "fillColor": colours.get(kind, OTHER_COLOUR) if kind is not None else OTHER_COLOUR,
+            "color": "#333333",
+            "weight": 1,
+            "fillOpacity": 0.9,
+            "radius": 5,
+        }
+
+    folium.GeoJson(
+        data,
+        name=_("facilities"),
+        marker=folium.CircleMarker(radius=5),
+        style_function=style,
+        on_each_feature=tooltip([(c, labels[c]) for c in labels if c in facilities.columns]),
+    ).add_to(m)
+    counts = Counter(kinds)
+    entries = [
+        LegendEntry(f"{kind} ({counts[kind]})", colour, "circle")
+        for kind, colour in colours.items()
+        if colour != OTHER_COLOUR
+    ]
+    others = sum(n for kind, n in counts.items() if kind is None or colours[kind] == OTHER_COLOUR)
+    if others:
+        entries.append(LegendEntry(f"{_('other')} ({others})", OTHER_COLOUR, "circle"))
+    Legend(_("facilities"), entries, position="bottomleft").add_to(m)
 
 
 def title_box(m: folium.Map, title: str, lines: Sequence[str]) -> None:

@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from maps._common import DEFAULT_TOLERANCE_M, add_areas, area_map, number, title_box
+from maps._common import (
+    DEFAULT_TOLERANCE_M,
+    add_areas,
+    add_facilities,
+    area_map,
+    feature_collection,
+    number,
+    title_box,
+)
 from maps.base import (
     AssetMode,
     Legend,
@@ -29,7 +37,6 @@ from maps.base import (
     metric_crs,
     to_wgs84,
 )
-from maps.hierarchy import _add_facilities, _feature_collection
 from maps.words import Gettext, english
 
 UNCOVERED = "#de2d26"
@@ -142,7 +149,7 @@ def coverage_map(
     walk = walk[~(walk.geometry.isna() | walk.geometry.is_empty)]
     if not walk.empty:
         folium.GeoJson(
-            _feature_collection(walk, [], tolerance_m=tolerance_m, crs=crs),
+            feature_collection(walk, [], tolerance_m=tolerance_m, crs=crs),
             name=f"{_('Walking area')} ({minutes:g} {_('min')})",
             style_function=lambda _f: {
                 "color": WALK_COLOUR,
@@ -178,9 +185,9 @@ def coverage_map(
         ).add_to(m)
 
     if not facilities.empty:
-        _add_facilities(
+        add_facilities(
             m,
-            _feature_collection(facilities, ["name", "kind"], tolerance_m=0, crs=crs),
+            feature_collection(facilities, ["name", "kind"], tolerance_m=0, crs=crs),
             facilities,
             gettext,
         )

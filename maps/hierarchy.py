@@ -7,40 +7,29 @@ GeoDataFrames (WGS-84, or any CRS that converts); this module never touches the 
 
 from __future__ import annotations
 
-import json
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import folium
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import shapely
 from folium.utilities import JsCode
 
+from maps._common import DEFAULT_TOLERANCE_M, add_facilities, feature_collection, plain, tooltip
 from maps.base import (
     AssetMode,
     Legend,
     LegendEntry,
     OfflineMap,
-    display_geometry,
     layer_control,
     metric_crs,
     offline_map,
     to_wgs84,
 )
-from maps.style import (
-    NO_DATA_COLOUR,
-    OTHER_COLOUR,
-    categorical_colours,
-    quantile_scale,
-)
+from maps.style import NO_DATA_COLOUR, quantile_scale
 from maps.words import Gettext, english
-
-DEFAULT_TOLERANCE_M = 2.0
-"""Simplification tolerance: a district opens around zoom 13-15, where a pixel is 5-20 m."""
 
 STREET_COLOUR = "#252525"
 GRID_COLOUR = "#d94801"
@@ -106,7 +95,7 @@ def hierarchy_map(
     )
 
     def prepare(layer: gpd.GeoDataFrame, columns: Sequence[str]) -> dict[str, Any]:
-        return _feature_collection(layer, columns, tolerance_m=tolerance_m, crs=crs)
+        return feature_collection(layer, columns, tolerance_m=tolerance_m, crs=crs)
 
     _ = gettext
     labels = _labels(gettext)
@@ -165,53 +154,10 @@ def hierarchy_map(
         Legend(_("Layers"), lines).add_to(m)
 
     if facilities is not None and not facilities.empty:
-        _add_facilities(m, prepare(facilities, ["name", "kind"]), facilities, gettext)
+        add_facilities(m, prepare(facilities, ["name", "kind"]), facilities, gettext)
 
     layer_control(m)
     return m
-
-
-def _add_facilities(
-    m: folium.Map,
-    data: dict[str, Any],
-    facilities: gpd.GeoDataFrame,
-    gettext: Gettext = english,
-) -> None:
-    """Facilities as CircleMarkers by kind: Leaflet draws them, no icon font or image needed."""
-    _ = gettext
-    kinds = [None if pd.isna(k) else str(k) for k in facilities["kind"]]
-    colours = categorical_colours(kinds)
-
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        kind = feature["properties"].get("kind")
-        return {
-            # folium's CircleMarker options carry fill: false, and Object.assign keeps it
-            # unless the style says otherwise: without this the circles are drawn hollow.
-            "fill": True,
-            "fillColor": colours.get(kind, OTHER_COLOUR) if kind is not None else OTHER_COLOUR,
-            "color": "#333333",
-            "weight": 1,
-            "fillOpacity": 0.9,
-            "radius": 5,
-        }
-
-    folium.GeoJson(
-        data,
-        name=_("facilities"),
-        marker=folium.CircleMarker(radius=5),
-        style_function=style,
-        on_each_feature=_tooltip_js(facilities, ["name", "kind"], _labels(gettext)),
-    ).add_to(m)
-    counts = Counter(kinds)
-    entries = [
-        LegendEntry(f"{kind} ({counts[kind]})", colour, "circle")
-        for kind, colour in colours.items()
-        if colour != OTHER_COLOUR
-    ]
-    others = sum(n for kind, n in counts.items() if kind is None or colours[kind] == OTHER_COLOUR)
-    if others:
-        entries.append(LegendEntry(f"{_('other')} ({others})", OTHER_COLOUR, "circle"))
-    Legend(_("facilities"), entries, position="bottomleft").add_to(m)
 
 
 def _community_style(
@@ -234,59 +180,8 @@ def _road_style(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tooltip_js(layer: gpd.GeoDataFrame, columns: Sequence[str], labels: dict[str, str]) -> JsCode:
-    """Tooltip built with textContent, never innerHTML.
-
-    folium's GeoJsonTooltip pastes property values into innerHTML, so a name such as
-    `<img src="https://...">` in imported data would run or fetch from the page.
-    """
-    rows = [[c, labels.get(c, c)] for c in columns if c in layer.columns]
-    rows_js = json.dumps(rows, ensure_ascii=False).replace("</", "<\\/")
-    return JsCode(_TOOLTIP_JS.replace("ROWS", rows_js))
-
-
-_TOOLTIP_JS = """function (feature, layer) {
-    var rows = ROWS;
-    layer.bindTooltip(function () {
-        var box = document.createElement("div");
-        rows.forEach(function (row) {
-            var value = feature.properties[row[0]];
-            if (value === null || value === undefined) { return; }
-            var line = document.createElement("div");
-            var key = document.createElement("b");
-            key.textContent = row[1] + ": ";
-            line.appendChild(key);
-            line.appendChild(document.createTextNode(String(value)));
-            box.appendChild(line);
-        });
-        return box;
-    }, {sticky: true});
-}"""
-
-
-def _feature_collection(
-    layer: gpd.GeoDataFrame, columns: Sequence[str], *, tolerance_m: float, crs: Any
-) -> dict[str, Any]:
-    """GeoJSON with only `columns` (those present), JSON-native values and display geometry.
-
-    Built by hand rather than with __geo_interface__, which adds a bbox to every feature and
-    keeps numpy scalars. Feature ids are row positions, so output order follows input order.
-    """
-    geometry = display_geometry(layer, tolerance_m=tolerance_m, crs=crs)
-    present = [c for c in columns if c in layer.columns]
-    values = {c: [_plain(v) for v in layer[c]] for c in present}
-    features = []
-    for i, geom in enumerate(geometry.values):
-        if geom is None or geom.is_empty:
-            continue
-        features.append(
-            {
-                "type": "Feature",
-                "id": str(i),
-                "properties": {c: values[c][i] for c in present},
-                "geometry": geom.__geo_interface__,
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+    """The tooltip of ``columns`` that ``layer`` has, each under its label."""
+    return tooltip([(c, labels.get(c, c)) for c in columns if c in layer.columns])
 
 
 def _merge_lines(roads: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
@@ -310,24 +205,11 @@ def _merge_lines(roads: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFram
     )
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-native value: numpy scalars unwrapped, NaN/NA as null, whole floats as ints."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def _numbers(series: pd.Series) -> list[float | None]:
     out: list[float | None] = []
     for value in series:
-        plain = _plain(value)
-        out.append(
-            float(plain) if isinstance(plain, int | float) and math.isfinite(plain) else None
-        )
+        v = plain(value)
+        out.append(float(v) if isinstance(v, int | float) and math.isfinite(v) else None)
     return out
 
 

@@ -7,14 +7,22 @@ message under its field with the macros of ``templates/_fields.html``, which als
 field ``aria-invalid`` and point its ``aria-describedby`` at the message, so a screen reader
 reads it with the field. An error that names no field of the form is shown above it. Given
 the page's context, the reason is said in the page's language (:mod:`api.pages.said`).
+
+One function draws a page both ways: its route takes a last parameter :data:`Shown` (FastAPI
+gives :data:`NOT_SENT`), and the route that takes the form calls it with :func:`refused`'s
+:class:`SentBack`, so the page and its refusal never drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends
 
 from api.pages.frame import PageContext
-from api.pages.said import said
+from api.pages.said import said, said_in_full
 from geo.errors import GridworkError
 
 
@@ -33,3 +41,45 @@ def field_errors(
     name = (aliases or {}).get(exc.field, exc.field)
     reason = exc.reason if ctx is None else said(ctx, exc)
     return {name: reason} if name in fields else {}
+
+
+@dataclass(frozen=True)
+class SentBack:
+    """A page's form as it shows it: empty when the browser opens the page; after a refusal,
+    what was typed, each reason beside its field (else one above the form) and the status."""
+
+    form: Mapping[str, Any] = field(default_factory=dict)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+    status_code: int = 200
+
+    def values(self) -> dict[str, Any]:
+        """What the templates read: ``form``, ``errors`` and ``error``."""
+        return {"form": self.form, "errors": self.errors, "error": self.error}
+
+
+NOT_SENT = SentBack()
+
+
+def _not_sent() -> SentBack:
+    return NOT_SENT
+
+
+#: A page route's last parameter: nothing sent when a browser opens the page.
+Shown = Annotated[SentBack, Depends(_not_sent)]
+
+
+def refused(
+    ctx: PageContext,
+    exc: GridworkError,
+    form: Mapping[str, Any],
+    fields: Collection[str],
+    *,
+    status_code: int,
+    aliases: Mapping[str, str] | None = None,
+) -> SentBack:
+    """``form`` sent back with the reason of ``exc`` beside its field, or else above the form
+    in full (a route that shows only field reasons raises when ``errors`` is empty)."""
+    errors = field_errors(exc, fields, aliases=aliases, ctx=ctx)
+    error = None if errors else said_in_full(ctx, exc)
+    return SentBack(form=form, errors=errors, error=error, status_code=status_code)

@@ -32,9 +32,9 @@ from sqlalchemy import Engine
 
 from api.alert_fanout import SETTLE_S, AlertFanout, Inbox
 from api.deps import SessionDep, care_epsg, network_cache
-from api.pages.forms import field_errors
+from api.pages.forms import NOT_SENT, SentBack, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
-from api.pages.said import said, said_in_full
+from api.pages.said import said
 from api.schemas.elders import HouseholdsFound
 from api.security import Principal, audit_read, audit_subjects, require
 from api.state import app_state
@@ -55,6 +55,17 @@ router = APIRouter(prefix="/app", include_in_schema=False)
 Enroller = Annotated[Principal, Depends(require(Action.enrol_elders))]
 Locator = Annotated[Principal, Depends(require(Action.locate_elders))]
 Staff = Annotated[Principal, Depends(require(Action.handle_alerts))]
+
+
+def _changeable(session: SessionDep, principal: Enroller, elder_id: int) -> int:
+    """The elder of the path, if the caller may change them (``data.policy.elder_sql``: the
+    home area); else the 404 of a missing elder, or 403 to one who may only read them."""
+    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
+    return elder_id
+
+
+#: An elder a form changes: checked first, before the fields of the form.
+ChangedElder = Annotated[int, Depends(_changeable)]
 
 #: Why someone reads an elder's position: asked once per visit of the locate page.
 REASONS: dict[str, str] = {
@@ -166,20 +177,6 @@ def household_search(
     return {"households": [{k: v for k, v in h.items() if k != "id"} for h in found]}
 
 
-def _enrol_values(ctx: PageContext, **extra: Any) -> dict[str, Any]:
-    return {
-        "datums": [
-            ("wgs84", ctx._("WGS-84 (GPS as is)")),
-            ("gcj02", ctx._("GCJ-02 (China's map offset, 'Mars coordinates')")),
-            ("bd09", ctx._("BD-09 (Baidu's offset)")),
-        ],
-        "today": date.today().isoformat(),
-        "form": {},
-        "errors": {},
-        **extra,
-    }
-
-
 ENROL_FIELDS = (
     "display_name",
     "emergency_contact",
@@ -194,15 +191,28 @@ ENROL_FIELDS = (
 
 
 @router.get("/elders/new", response_class=HTMLResponse)
-def enrol_form(request: Request, principal: Enroller) -> HTMLResponse:
+def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) -> HTMLResponse:
+    """The enrolment form; sent back refused, with the reasons and what was typed."""
     ctx = context(request, principal)
+    datums = [
+        ("wgs84", ctx._("WGS-84 (GPS as is)")),
+        ("gcj02", ctx._("GCJ-02 (China's map offset, 'Mars coordinates')")),
+        ("bd09", ctx._("BD-09 (Baidu's offset)")),
+    ]
     return render(
         request,
         principal,
         "care/enrol.html",
         title=ctx._("Enrol an elder"),
-        values=_enrol_values(ctx),
+        status_code=sent.status_code,
+        values={"datums": datums, "today": date.today().isoformat(), **sent.values()},
     )
+
+
+def _refusal_status(exc: GridworkError) -> int:
+    """A refused care form answers 409 for a conflict (a device enrolled already), else 422:
+    even a household not found (404 in the API) is a field to correct here."""
+    return 409 if isinstance(exc, Conflict) else 422
 
 
 def _qr_svg(data: str) -> Markup:
@@ -257,13 +267,7 @@ def enrol_submit(
                     ctx._("A consent record needs who gave it, when and what they agreed to."),
                     field="consent",
                 )
-            try:
-                given_on = date.fromisoformat(consent_given_on)
-            except ValueError:
-                raise InvalidInput(
-                    ctx._("The consent date is not a date."), field="consent_given_on"
-                ) from None
-            consent = care.ConsentRecord(consent_given_by.strip(), given_on, consent_scope.strip())
+            consent = _consent_record(ctx, consent_given_by, consent_given_on, consent_scope)
         scanned = None if scan is None else consent_scan.clean(scan)
         if scanned is not None and consent is None:
             raise InvalidInput(
@@ -292,17 +296,10 @@ def enrol_submit(
     except GridworkError as exc:
         session.rollback()
         # The reason beside its field (a consent record's, beside who gave it); else above.
-        errors = field_errors(exc, ENROL_FIELDS, aliases={"consent": "consent_given_by"}, ctx=ctx)
-        return render(
-            request,
-            principal,
-            "care/enrol.html",
-            title=ctx._("Enrol an elder"),
-            status_code=409 if isinstance(exc, Conflict) else 422,
-            values=_enrol_values(
-                ctx, form=form, error=None if errors else said_in_full(ctx, exc), errors=errors
-            ),
-        )
+        aliases = {"consent": "consent_given_by"}
+        status_code = _refusal_status(exc)
+        sent = refused(ctx, exc, form, ENROL_FIELDS, aliases=aliases, status_code=status_code)
+        return enrol_form(request, principal, sent)
     audit_read(
         session,
         request,
@@ -341,21 +338,7 @@ def enrol_submit(
 
 @router.get("/elders/{elder_id}", response_class=HTMLResponse)
 def elder_page(
-    request: Request, session: SessionDep, principal: Locator, elder_id: int
-) -> HTMLResponse:
-    return _elder_view(request, session, principal, elder_id)
-
-
-def _elder_view(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
-    elder_id: int,
-    *,
-    consent_form: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    error: str | None = None,
-    status_code: int = 200,
+    request: Request, session: SessionDep, principal: Locator, elder_id: int, sent: Shown = NOT_SENT
 ) -> HTMLResponse:
     """The elder's page; with a refused consent form, that form again with its reasons."""
     ctx = context(request, principal)
@@ -372,13 +355,11 @@ def _elder_view(
         principal,
         "care/elder.html",
         title=elder["display_name"],
-        status_code=status_code,
+        status_code=sent.status_code,
         values={
             "elder": elder,
             "today": date.today().isoformat(),
-            "consent_form": consent_form or {},
-            "errors": errors or {},
-            "error": error,
+            **sent.values(),
             "heard": _since(ctx, _parse_time(reports["last_heard_at"])),
             "heard_at": ctx.localtime(_parse_time(reports["last_heard_at"])),
             "refused_at": ctx.localtime(_parse_time((reports["last_refused"] or {}).get("at"))),
@@ -419,7 +400,7 @@ def consent_submit(
     request: Request,
     session: SessionDep,
     principal: Enroller,
-    elder_id: int,
+    elder_id: ChangedElder,
     # Not required here: a missing one is said beside its field (the page again).
     consent_given_by: Annotated[str, Form(max_length=200)] = "",
     consent_given_on: Annotated[str, Form(max_length=10)] = "",
@@ -429,60 +410,49 @@ def consent_submit(
     """A consent record (and its scanned form) for an elder already enrolled: the staff of
     the elder's home area, as ``POST /elders/{id}/consent`` and the scan's ``PUT``."""
     ctx = context(request, principal)
-    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     form = {
         "consent_given_by": consent_given_by,
         "consent_given_on": consent_given_on,
         "consent_scope": consent_scope,
     }
     try:
-        if not consent_given_by.strip():
-            raise InvalidInput(ctx._("Say who gave the consent."), field="consent_given_by")
-        try:
-            given_on = date.fromisoformat(consent_given_on)
-        except ValueError:
-            raise InvalidInput(
-                ctx._("The consent date is not a date."), field="consent_given_on"
-            ) from None
-        if not consent_scope.strip():
-            raise InvalidInput(ctx._("Say what was agreed."), field="consent_scope")
+        consent = _consent_record(ctx, consent_given_by, consent_given_on, consent_scope)
         scanned = None if scan is None else consent_scan.clean(scan)
-        consent_id = care.record_consent(
-            session,
-            elder_id,
-            care.ConsentRecord(consent_given_by.strip(), given_on, consent_scope.strip()),
-            by=principal.name,
-        )
+        consent_id = care.record_consent(session, elder_id, consent, by=principal.name)
         if scanned is not None:
             consent_scan.store(
                 session, elder_id, consent_id, scanned, scope=principal.scope, by=principal.name
             )
     except GridworkError as exc:
         session.rollback()
-        errors = field_errors(
-            exc, CONSENT_FIELDS, aliases={"given_on": "consent_given_on"}, ctx=ctx
-        )
-        return _elder_view(
-            request,
-            session,
-            principal,
-            elder_id,
-            consent_form=form,
-            errors=errors,
-            error=None if errors else said_in_full(ctx, exc),
-            status_code=409 if isinstance(exc, Conflict) else 422,
-        )
+        aliases = {"given_on": "consent_given_on"}
+        status_code = _refusal_status(exc)
+        sent = refused(ctx, exc, form, CONSENT_FIELDS, aliases=aliases, status_code=status_code)
+        return elder_page(request, session, principal, elder_id, sent)
+    what = f"consent {consent_id} recorded, given on {consent.given_on.isoformat()}"
+    if scanned is not None:
+        what += f", with a scanned form ({scanned.content_type})"
     audit_subjects(
-        session,
-        request,
-        principal,
-        "elder_consent",
-        [elder_id],
-        f"consent {consent_id} recorded, given on {given_on.isoformat()}"
-        + (f", with a scanned form ({scanned.content_type})" if scanned is not None else "")
-        + " (from the console)",
+        session, request, principal, "elder_consent", [elder_id], what + " (from the console)"
     )
     return RedirectResponse(f"/app/elders/{elder_id}?consent=saved", status_code=303)
+
+
+def _consent_record(
+    ctx: PageContext, given_by: str, given_on: str, scope: str
+) -> care.ConsentRecord:
+    """The consent record of a form's three fields, a missing or wrong one refused beside it."""
+    if not given_by.strip():
+        raise InvalidInput(ctx._("Say who gave the consent."), field="consent_given_by")
+    try:
+        day = date.fromisoformat(given_on)
+    except ValueError:
+        raise InvalidInput(
+            ctx._("The consent date is not a date."), field="consent_given_on"
+        ) from None
+    if not scope.strip():
+        raise InvalidInput(ctx._("Say what was agreed."), field="consent_scope")
+    return care.ConsentRecord(given_by.strip(), day, scope.strip())
 
 
 def elder_may_change(session: SessionDep, principal: Principal, elder_id: int) -> bool:
@@ -657,21 +627,13 @@ def locate_page(
 
 @router.get("/elders/{elder_id}/zone", response_class=HTMLResponse)
 def zone_page(
-    request: Request, session: SessionDep, principal: Enroller, elder_id: int
-) -> HTMLResponse:
-    return _zone_editor(request, session, principal, elder_id)
-
-
-def _zone_editor(
     request: Request,
     session: SessionDep,
-    principal: Principal,
+    principal: Enroller,
     elder_id: int,
-    *,
-    error: str | None = None,
-    status_code: int = 200,
-    form: dict[str, Any] | None = None,
+    sent: Shown = NOT_SENT,
 ) -> HTMLResponse:
+    """The safe zone editor; sent back refused, with the reason and the zone as drawn."""
     ctx = context(request, principal)
     elder = q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     audit_subjects(
@@ -688,12 +650,12 @@ def _zone_editor(
         principal,
         "care/zone.html",
         title=ctx._("Safe zone of %(name)s", name=elder["display_name"]),
-        status_code=status_code,
+        status_code=sent.status_code,
         values={
             "elder": elder,
             "zone": zone,
-            "error": error,
-            "form": form
+            "error": sent.error,
+            "form": sent.form
             or {
                 "kind": zone["kind"] or "home_grid",
                 "buffer_m": zone["buffer_m"] or 200,
@@ -713,7 +675,7 @@ def zone_submit(
     request: Request,
     session: SessionDep,
     principal: Enroller,
-    elder_id: int,
+    elder_id: ChangedElder,
     kind: Annotated[str, Form(max_length=20)],
     buffer_m: Annotated[float, Form(ge=0, le=5000)] = 200.0,
     radius_m: Annotated[float, Form(ge=0, le=50_000)] = 300.0,
@@ -722,7 +684,6 @@ def zone_submit(
     geometry: Annotated[str, Form(max_length=100_000)] = "",
 ) -> HTMLResponse | RedirectResponse:
     ctx = context(request, principal)
-    q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
     form = {
         "kind": kind,
         "buffer_m": buffer_m,
@@ -768,9 +729,8 @@ def zone_submit(
                 ctx._("This zone does not contain the elder's home: draw it around the home.")
                 + f" ({message})"
             )
-        return _zone_editor(
-            request, session, principal, elder_id, error=message, status_code=422, form=form
-        )
+        sent = SentBack(form=form, error=message, status_code=422)
+        return zone_page(request, session, principal, elder_id, sent)
     audit_subjects(
         session,
         request,

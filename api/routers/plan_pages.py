@@ -22,7 +22,7 @@ from sqlalchemy import text
 from api import plan_clock
 from api.deps import SessionDep
 from api.errors import status_for
-from api.pages.forms import field_errors
+from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
 from api.schemas import StrictModel
 from api.schemas.geojson import FeatureCollection, GeoJSONResponse
@@ -135,11 +135,21 @@ def say_problems(ctx: PageContext, problems: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _plan(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
+def _held_plan(session: SessionDep, principal: Planner, plan_id: int) -> planning.StoredPlan:
+    """The plan of the path, if the caller holds its community: else 404, as the API says."""
     plan = planning.get_plan(session, plan_id)
     if not may_plan(principal.scope, plan.community_id):
         raise NotFound(f"no plan {plan_id}", field="plan")
     return plan
+
+
+#: A ``{plan_id}`` route's plan, held by the caller (resolved before the route runs).
+HeldPlan = Annotated[planning.StoredPlan, Depends(_held_plan)]
+
+
+def _to_plan(plan_id: int, part: str = "") -> RedirectResponse:
+    """After a form: the plan's page (at ``part``), as a GET, so a reload sends nothing again."""
+    return RedirectResponse(f"/app/plans/{plan_id}{part}", status_code=303)
 
 
 def _status(p: dict[str, Any]) -> str:
@@ -249,7 +259,7 @@ def start_split(
         author=principal.name,
         settings=settings,
     )
-    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+    return _to_plan(plan_id)
 
 
 @router.get("/plans/compare", response_class=HTMLResponse)
@@ -261,8 +271,8 @@ def compare_page(
     b: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    left = _plan(session, principal, a)
-    right = _plan(session, principal, b) if b is not None else None
+    left = _held_plan(session, principal, a)
+    right = _held_plan(session, principal, b) if b is not None else None
     if right is not None and right.community_id != left.community_id:
         raise InvalidInput("both plans must be of the same community", field="b")
     sa = planning.plan_summary(session, a)
@@ -326,24 +336,15 @@ def current_grids(
 
 @router.get("/plans/{plan_id}", response_class=HTMLResponse)
 def plan_page(
-    request: Request, session: SessionDep, principal: Planner, plan_id: int
-) -> HTMLResponse:
-    return _plan_view(request, session, principal, plan_id)
-
-
-def _plan_view(
     request: Request,
     session: SessionDep,
-    principal: Principal,
-    plan_id: int,
-    *,
-    form: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status_code: int = 200,
+    principal: Planner,
+    plan: HeldPlan,
+    sent: Shown = NOT_SENT,
 ) -> HTMLResponse:
     """The plan's page; after a refused publish, with the reason beside the date."""
     ctx = context(request, principal)
-    plan = _plan(session, principal, plan_id)
+    plan_id = plan.id
     summary = planning.plan_summary(session, plan_id)
     summary["state"] = _status(summary)
     today = plan_clock.today(request.app)
@@ -368,20 +369,21 @@ def _plan_view(
         if summary["switched_at"]
         else [],
     }
-    values |= {"form": form or {}, "errors": errors or {}}
+    values |= sent.values()
     template = "planning/editor.html" if plan.status == "draft" else "planning/published.html"
     title = ctx._("Plan %(id)s · community %(c)s", id=plan_id, c=plan.community_code)
-    return render(request, principal, template, title=title, values=values, status_code=status_code)
+    return render(
+        request, principal, template, title=title, values=values, status_code=sent.status_code
+    )
 
 
 @router.get("/plans/{plan_id}/metrics")
 def metrics_rows(
-    request: Request, session: SessionDep, principal: Planner, plan_id: int
+    request: Request, session: SessionDep, principal: Planner, plan: HeldPlan
 ) -> list[dict[str, Any]]:
     """The metrics panel's rows as the page shows them, for the editor to refresh after an
     edit."""
-    _plan(session, principal, plan_id)
-    summary = planning.plan_summary(session, plan_id)
+    summary = planning.plan_summary(session, plan.id)
     return _metric_rows(context(request, principal), summary["metrics"])
 
 
@@ -393,14 +395,13 @@ class PageMove(StrictModel):
 
 @router.post("/plans/{plan_id}/moves")
 def move_from_page(
-    request: Request, session: SessionDep, principal: Planner, plan_id: int, body: PageMove
+    request: Request, session: SessionDep, principal: Planner, plan: HeldPlan, body: PageMove
 ) -> JSONResponse:
     """The editor's moves and its checks while brushing: ``POST /plans/{id}/moves`` (never
     forced), with the grids' new households and the reasons in the page's language."""
-    _plan(session, principal, plan_id)
     outcome = workspace.move(
         session,
-        plan_id,
+        plan.id,
         units_to_move=body.units,
         to_grid=body.to_grid,
         force=False,
@@ -422,40 +423,33 @@ def publish_form(
     request: Request,
     session: SessionDep,
     principal: Planner,
-    plan_id: int,
+    plan: HeldPlan,
     effective: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """Publish from the editor; refused, the editor again with the reason beside the date."""
-    _plan(session, principal, plan_id)
+    ctx = context(request, principal)
     try:
         try:
             day = date.fromisoformat(effective)
         except ValueError:
-            message = context(request, principal)._("Choose the day it takes effect.")
+            message = ctx._("Choose the day it takes effect.")
             raise InvalidInput(message, field="effective") from None
         planning.publish(
             session,
-            plan_id,
+            plan.id,
             effective=day,
             settings=app_state(request).settings,
             today=plan_clock.today(request.app),
             author=principal.name,
         )
     except GridworkError as exc:
-        errors = field_errors(exc, PUBLISH_FIELDS, ctx=context(request, principal))
-        if not errors:
+        form = {"effective": effective}
+        sent = refused(ctx, exc, form, PUBLISH_FIELDS, status_code=status_for(exc))
+        if not sent.errors:
             raise
         session.rollback()
-        return _plan_view(
-            request,
-            session,
-            principal,
-            plan_id,
-            form={"effective": effective},
-            errors=errors,
-            status_code=status_for(exc),
-        )
-    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+        return plan_page(request, session, principal, plan, sent)
+    return _to_plan(plan.id)
 
 
 #: Where a refused publish is explained: beside the date, or (the plan itself) the button.
@@ -463,17 +457,13 @@ PUBLISH_FIELDS = ("effective", "plan")
 
 
 @router.post("/plans/{plan_id}/withdraw")
-def withdraw_form(session: SessionDep, principal: Planner, plan_id: int) -> RedirectResponse:
-    _plan(session, principal, plan_id)
-    planning.withdraw(session, plan_id)
-    return RedirectResponse(f"/app/plans/{plan_id}", status_code=303)
+def withdraw_form(session: SessionDep, plan: HeldPlan) -> RedirectResponse:
+    planning.withdraw(session, plan.id)
+    return _to_plan(plan.id)
 
 
 @router.post("/plans/{plan_id}/workers")
-async def workers_form(
-    request: Request, session: SessionDep, principal: Planner, plan_id: int
-) -> RedirectResponse:
-    _plan(session, principal, plan_id)
+async def workers_form(request: Request, session: SessionDep, plan: HeldPlan) -> RedirectResponse:
     form = await request.form()
     choice: dict[str, int | None] = {}
     for key, value in form.multi_items():
@@ -481,8 +471,8 @@ async def workers_form(
             if value and not value.isdigit():
                 raise InvalidInput("must be a worker", field=key)
             choice[key[len("worker:") :]] = int(value) if value else None
-    workspace.confirm_workers(session, plan_id, choice)
-    return RedirectResponse(f"/app/plans/{plan_id}#workers", status_code=303)
+    workspace.confirm_workers(session, plan.id, choice)
+    return _to_plan(plan.id, "#workers")
 
 
 @router.get("/plans/{plan_id}/print", response_class=HTMLResponse)
@@ -490,26 +480,25 @@ def print_page(
     request: Request,
     session: SessionDep,
     principal: Planner,
-    plan_id: int,
+    plan: HeldPlan,
     paper: Annotated[str, Query(pattern="^(A4|A3)$")] = "A4",
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    _plan(session, principal, plan_id)
-    summary = planning.plan_summary(session, plan_id)
+    summary = planning.plan_summary(session, plan.id)
     workers: dict[str, str] = dict(
         session.execute(
             text(
                 "SELECT n.code, w.display_name FROM grid n JOIN worker w ON w.id = n.worker_id "
                 "WHERE n.plan_id = :p AND n.valid_to IS NULL"
             ),
-            {"p": plan_id},
+            {"p": plan.id},
         ).all()
     )
     return render(
         request,
         principal,
         "planning/print.html",
-        title=ctx._("Grid plan %(id)s · community %(c)s", id=plan_id, c=summary["community"]),
+        title=ctx._("Grid plan %(id)s · community %(c)s", id=plan.id, c=summary["community"]),
         values={
             "plan": summary,
             "workers": workers,
