@@ -53,6 +53,7 @@ from api.security import (
 from api.state import AppState, app_state
 from data.changes import ChangeFeed
 from data.db import app_database_url, database_url, make_engine, migrate
+from data.replica import ReadReplica
 from data.settings import Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "maps" / "static"
@@ -70,6 +71,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             migrate(database_url(settings))  # as the owner of the tables
             # ... and serve as the app's own role: no owner, no superuser (least privilege).
             state.database = make_engine(app_database_url(settings, start=False))
+        if settings.read_database_url:  # non-personal reads on a hot standby (data.replica)
+            state.reads = ReadReplica.for_url(
+                state.engine, settings.read_database_url, max_lag_s=settings.read_max_lag_s
+            )
+            await anyio.to_thread.run_sync(state.reads.start)
         # Caches of credentials and of the grid index are on only while this feed listens.
         changes = ChangeFeed.for_engine(state.engine)
         state.changes = state.principals.feed = changes
@@ -92,6 +98,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             state.changes = state.principals.feed = None
             await anyio.to_thread.run_sync(changes.stop)
+            if state.reads is not None:
+                await anyio.to_thread.run_sync(state.reads.stop)
+                state.reads = None
             await care_tasks.stop(task)
             await state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:

@@ -39,6 +39,9 @@ app.add_typer(key_app, name="key")
 out = Console()
 err = Console(stderr=True)
 
+#: The commands that destroy something ask first, unless told not to.
+Yes = Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")]
+
 
 def _settings() -> Settings:
     return Settings()
@@ -605,10 +608,7 @@ def user_enable(username: str) -> None:
 
 
 @user_app.command("remove")
-def user_remove(
-    username: str,
-    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
-) -> None:
+def user_remove(username: str, yes: Yes = False) -> None:
     """Delete a user with their areas and API keys (the audit log keeps their name)."""
     from data.access.queries import remove_user
     from data.db import transaction
@@ -670,10 +670,7 @@ def backup(
 
 
 @app.command("restore")
-def restore(
-    file: Path,
-    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
-) -> None:
+def restore(file: Path, yes: Yes = False) -> None:
     """Replace the database's contents with a backup, all or nothing (pg_restore --clean)."""
     from data.backup import restore as run
 

@@ -10,9 +10,11 @@ from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from api.security import Principal, require
 from api.state import app_state
 from data.coverage.service import NetworkCache
 from data.crs import metric_epsg, require_epsg
+from data.policy import Action
 from geo.errors import InvalidInput
 
 
@@ -36,6 +38,24 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """The session of a route that reads only what is not personal (grids, layers, maps,
+    coverage): on the standby of ``GRIDWORK_READ_DATABASE_URL`` while it is up and close
+    behind, else on the primary, read-only either way (:mod:`data.replica`); with no
+    standby, exactly :func:`get_session`. Never for a route that writes, nor for an audited
+    read: its audit row belongs in the same transaction on the primary."""
+    state = app_state(request)
+    if state.reads is None:
+        yield from get_session(state.engine)
+        return
+    with state.reads.session() as session:
+        yield session
+
+
+# The one switch between primary and standby: a route reads the standby iff it takes this.
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 BBox = tuple[float, float, float, float]
 
@@ -93,3 +113,11 @@ def app_epsg(app: FastAPI, session: Session) -> int:
     if state.care_epsg is None:
         state.care_epsg = require_epsg(metric_epsg(session, state.settings.metric_epsg))
     return state.care_epsg
+
+
+# --- the callers most routes name: a policy gate each (``data.policy``), one name across routers
+
+#: Any member of staff, in their area: the district's layers, grids, plans and maps (no device).
+Viewer = Annotated[Principal, Depends(require(Action.view_district))]
+#: Who may plan grids: draft, edit and publish plans, change a grid's shape.
+Planner = Annotated[Principal, Depends(require(Action.plan_grids))]

@@ -5,7 +5,9 @@ One :class:`~data.assignment.service.GridIndexCache` per app. While the app's ch
 feed generation is used with no database read at all; any write to grids, workers,
 communities or streets — in this process or another — bumps the generation, and the next
 request re-reads the token (one indexed row, in a worker thread) and rebuilds if it moved.
-Without a live feed every request reads the token, as before.
+Without a live feed every request reads the token, as before, on the primary. With a live
+feed and a standby (``GRIDWORK_READ_DATABASE_URL``), the token and the rebuild are read on
+the standby once it has replayed the change (:meth:`api.state.AppState.refill_engine`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ async def current_grid_index(request: Request) -> GridIndex:
         return index
 
     def read() -> GridIndex:
-        with Session(state.engine) as session:
+        # Filed under the feed's generation: read where the change is already replayed.
+        with Session(state.engine if generation is None else state.refill_engine()) as session:
             return cache.get(session, generation=generation)
 
     return await anyio.to_thread.run_sync(read)

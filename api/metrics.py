@@ -11,7 +11,9 @@ caches honest is listening, and what is waiting on people (open alerts) and on o
   measures ``/locate`` with and without it.
 * Everything else is read when Prometheus scrapes: the ingest queue of this process, the
   change feed, and the backlog in one statement of counts (``data.backlog``).
-* Replica lag: there is no read replica yet; a gauge comes with one.
+* With a standby (``GRIDWORK_READ_DATABASE_URL``): whether reads go to it now, its replay
+  lag as last sampled, and how many reads went to the primary instead, by reason
+  (:mod:`data.replica`).
 
 The metrics are this process's (as with any Prometheus client): with several API processes,
 scrape each. Nothing here names a person, a device or a place. Who may read them is
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -37,7 +40,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -52,6 +55,7 @@ from api.security import require
 from api.state import app_state
 from data.backlog import Backlog, backlog
 from data.policy import Action
+from data.replica import ReadReplica
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +230,8 @@ async def metrics(request: Request) -> Response:
         backlog=await anyio.to_thread.run_sync(_read_backlog, state.engine),
     )
     body = generate_latest(REGISTRY) + generate_latest(now)
+    if state.reads is not None:
+        body += generate_latest(_Replica(state.reads))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -294,3 +300,41 @@ class _Gauges(Collector):
         webhooks.add_metric(["waiting"], counts.webhooks_waiting)
         webhooks.add_metric(["failed"], counts.webhooks_failed)
         yield webhooks
+
+
+class _Replica(Collector):
+    """The standby reads go to (``GRIDWORK_READ_DATABASE_URL``), as sampled last."""
+
+    def __init__(self, reads: ReadReplica) -> None:
+        self.health = reads.health
+        self.fallbacks = reads.fallbacks
+        self.max_lag_s = reads.max_lag_s
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lag = self.health.lag_s
+        yield GaugeMetricFamily(
+            "gridwork_replica_up",
+            "1 while non-personal reads go to the standby; 0 while they go to the primary "
+            "(the standby down, lagging or not in recovery)",
+            value=int(self.health.usable),
+        )
+        yield GaugeMetricFamily(
+            "gridwork_replica_lag_seconds",
+            "Age of the oldest primary WAL position the standby had not replayed at the last "
+            "sample (0: caught up; NaN: it did not answer)",
+            value=math.nan if lag is None else lag,
+        )
+        yield GaugeMetricFamily(
+            "gridwork_replica_max_lag_seconds",
+            "GRIDWORK_READ_MAX_LAG_S: a standby further behind is not read",
+            value=self.max_lag_s,
+        )
+        fallbacks = CounterMetricFamily(
+            "gridwork_replica_fallbacks",
+            "Reads sent to the primary instead of the standby, by reason: down, lagging, "
+            "not_standby, behind_change (a cache refill the standby had not replayed yet)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.fallbacks.items()):
+            fallbacks.add_metric([reason], count)
+        yield fallbacks

@@ -20,12 +20,15 @@ filters by value) is checked by :mod:`api.ogc_guard` before tipg sees the reques
 only PostgreSQL can refuse in a filter (``code = 1``) comes back as a 422 naming ``filter``,
 never a 500; and because
 asyncpg pools belong to one event loop, the pool is made per loop on first use (tests run
-several loops over one app; uvicorn runs one).
+several loops over one app; uvicorn runs one). With a hot standby
+(``GRIDWORK_READ_DATABASE_URL``, :mod:`data.replica`) a second pool reads the features and
+tiles there while the standby may be read; tipg's catalog is read on the primary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import functools
 import weakref
@@ -35,6 +38,7 @@ from typing import Annotated, Any, Literal
 import asyncpg
 import jinja2
 import morecantile
+import orjson
 from cql2 import Expr
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -59,7 +63,7 @@ from api.deps import parse_bbox
 from api.errors import add_exception_handlers, problem, status_for
 from api.ogc_guard import bbox_literals_as_polygons, check_request, parse_filter
 from api.security import Principal, optional_principal
-from api.state import app_state
+from api.state import AppState, app_state
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -201,38 +205,76 @@ def _in_loop(dependency: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class LoopPools:
-    """An asyncpg pool per event loop, made on first use; ``acquire`` as tipg expects it."""
+    """asyncpg pools per event loop and server, made on first use; ``acquire`` as tipg
+    expects it, from the pool :meth:`ready` gave last in this request's context."""
 
     def __init__(self) -> None:
         self._pools: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
+            asyncio.AbstractEventLoop, dict[str, asyncio.Task[asyncpg.Pool]]
         ] = weakref.WeakKeyDictionary()
+        self._chosen: contextvars.ContextVar[asyncpg.Pool] = contextvars.ContextVar("ogc_pool")
 
-    async def ready(self, engine: Engine) -> asyncpg.Pool:
-        """This loop's pool to ``engine``'s database (same server and credentials)."""
-        loop = asyncio.get_running_loop()
-        task = self._pools.get(loop)
+    async def ready(self, engine: Engine, *, standby: bool = False) -> asyncpg.Pool:
+        """This loop's pool to ``engine``'s database (same server and credentials), the one
+        the request's queries use from now on. A standby's connections skip tipg's catalog
+        functions, which a hot standby refuses to create: the catalog is read on the
+        primary (:func:`_refresh_catalog`)."""
+        pools = self._pools.setdefault(asyncio.get_running_loop(), {})
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        task = pools.get(dsn)
         if task is None:
-            dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            init = _standby_connection if standby else connection_factory([SCHEMA], "pg_temp")
+            # A standby gone from the network fails in seconds: the primary then serves.
+            timeout = 2.0 if standby else 60.0  # (asyncpg's default)
 
             async def create() -> asyncpg.Pool:
                 return await asyncpg.create_pool(
-                    dsn, min_size=1, max_size=4, init=connection_factory([SCHEMA], "pg_temp")
+                    dsn, min_size=1, max_size=4, init=init, timeout=timeout
                 )
 
-            task = loop.create_task(create())
-            self._pools[loop] = task
-        return await task
+            task = pools[dsn] = asyncio.get_running_loop().create_task(create())
+        try:
+            pool = await task
+        except BaseException:
+            if pools.get(dsn) is task:  # a server that was down: try again next time
+                del pools[dsn]
+            raise
+        self._chosen.set(pool)
+        return pool
 
     def acquire(self) -> Any:
-        task = self._pools[asyncio.get_running_loop()]
-        return task.result().acquire()
+        return self._chosen.get().acquire()
 
     async def close(self) -> None:
-        """Close this loop's pool (an app's lifespan ends in the loop that served it)."""
-        task = self._pools.pop(asyncio.get_running_loop(), None)
-        if task is not None and task.done() and not task.exception():
-            await task.result().close()
+        """Close this loop's pools (an app's lifespan ends in the loop that served it)."""
+        for task in self._pools.pop(asyncio.get_running_loop(), {}).values():
+            if task.done() and not task.exception():
+                await task.result().close()
+
+
+async def _standby_connection(conn: asyncpg.Connection) -> None:
+    """tipg's connection set-up (JSON codecs, search path) without its catalog functions."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog"
+        )
+    await conn.execute(
+        f"SELECT set_config('search_path', 'pg_temp,{SCHEMA},' || "
+        "current_setting('search_path', false), false)"
+    )
+
+
+async def _read_from_standby(pools: LoopPools, state: AppState) -> None:
+    """Switch the request to the standby's pool while reads may go there (the layers and
+    tiles are not personal: :mod:`data.replica`); one that cannot be reached is marked down
+    and the request stays on the primary's."""
+    reads = state.reads
+    if reads is None or reads.engine() is not reads.standby:
+        return
+    try:
+        await pools.ready(reads.standby, standby=True)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reads.fall_back(exc)
 
 
 async def _refresh_catalog(app: FastAPI) -> None:
@@ -304,8 +346,10 @@ class DistrictWideOnly:
         except GridworkError as exc:
             await _problem_for(exc)(scope, receive, send)
             return
-        await self.app.state.pool.ready(app_state(request).engine)
-        await _refresh_catalog(self.app)
+        state = app_state(request)
+        await self.app.state.pool.ready(state.engine)
+        await _refresh_catalog(self.app)  # on the primary: tipg's catalog functions
+        await _read_from_standby(self.app.state.pool, state)
         try:
             check_request(
                 _route_path(scope),

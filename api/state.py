@@ -28,6 +28,7 @@ from api.road_warmup import RoadWarmup
 from data.assignment.service import GridIndexCache
 from data.changes import ChangeFeed
 from data.coverage.service import NetworkCache
+from data.replica import ReadReplica
 from data.settings import Settings
 
 T = TypeVar("T")
@@ -65,6 +66,9 @@ class AppState:
     database: Engine | None = None
     rate_limit: RateLimit = field(default_factory=RateLimit)
     principals: Principals = field(default_factory=Principals)
+    # The hot standby of GRIDWORK_READ_DATABASE_URL while the lifespan runs, and where reads
+    # go now (None: no standby, every read on the primary as before).
+    reads: ReadReplica | None = None
     # The change feed while the lifespan runs (caches trust it only while it listens).
     changes: ChangeFeed | None = None
     # The deployment's metric CRS, read once on first use (it never changes once chosen).
@@ -90,6 +94,12 @@ class AppState:
         if self.database is None:
             raise RuntimeError("the app's engine is made when it starts: run its lifespan")
         return self.database
+
+    def refill_engine(self) -> Engine:
+        """Where a cache emptied by the change feed reads again: the standby once it has
+        replayed what the primary had written when asked (a hot standby hears no NOTIFY
+        and may not have the change yet: :mod:`data.replica`), else the primary."""
+        return self.engine if self.reads is None else self.reads.caught_up()
 
 
 def app_state(holder: HTTPConnection | FastAPI) -> AppState:

@@ -156,9 +156,11 @@ class LocalCluster:
         )
 
     # -- running commands -------------------------------------------------------------------
-    def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: list[str], *, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = ["runuser", "-u", _RUN_AS, "--", *args] if self._as_root else args
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if check and proc.returncode != 0:
             raise Unavailable(
                 f"{Path(args[0]).name} failed: {(proc.stderr or proc.stdout).strip()}"
@@ -196,11 +198,10 @@ class LocalCluster:
             url=self.url().replace(self.password, "***") if initialised else None,
         )
 
-    def init(self) -> None:
-        """Create the cluster once: password auth on loopback only, no trust anywhere."""
-        if (self.data_dir / "PG_VERSION").exists():
-            return
-        bindir = find_bindir()
+    def make_server_dir(self) -> Path:
+        """The home (mode 700) and the folder the server owns, outside the state folder only
+        when, run as root, the ``postgres`` user cannot reach it; for :meth:`init` and for a
+        standby copied into it (:func:`data.replica.make_standby`)."""
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
         server_dir = self.home / "server"
@@ -215,10 +216,23 @@ class LocalCluster:
                 os.chmod(_FALLBACK_ROOT, 0o755)  # noqa: S103 - a folder of folders, each 0700
                 self._give_to_server(server_dir)
                 (self.home / "server-dir").write_text(str(server_dir))
-        password = secrets.token_urlsafe(24)
+        return server_dir
+
+    def keep_password(self, password: str) -> None:
+        """The superuser's password, in a file only the owner reads."""
         pw_file = self.home / "password"
         pw_file.write_text(password)
         os.chmod(pw_file, 0o600)
+
+    def init(self, *, sync: bool = True) -> None:
+        """Create the cluster once: password auth on loopback only, no trust anywhere.
+        ``sync=False`` skips flushing the new files to disk (a test's throw-away cluster)."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        bindir = find_bindir()
+        server_dir = self.make_server_dir()
+        password = secrets.token_urlsafe(24)
+        self.keep_password(password)
         init_pw = server_dir / ".initpw"
         init_pw.write_text(password)
         self._give_to_server(init_pw)
@@ -238,10 +252,64 @@ class LocalCluster:
                     "UTF8",
                     "--locale=C.UTF-8",
                     "--no-instructions",
+                    *([] if sync else ["--no-sync"]),
                 ]
             )
         finally:
             init_pw.unlink(missing_ok=True)
+        (self.home / "port").write_text(str(_free_port()))
+
+    def init_standby_of(self, primary: LocalCluster, *, sync: bool = True) -> None:
+        """Make this cluster a hot standby of the running ``primary``: ``pg_basebackup -R``
+        copies its files and writes ``primary_conninfo`` and ``standby.signal``, so that,
+        started, it replays the primary's WAL as it is streamed and answers reads only.
+
+        The primary needs nothing beyond what :meth:`init` made: PostgreSQL 15's defaults
+        (``wal_level=replica``, ``max_wal_senders=10``, ``hot_standby=on``) and initdb's
+        ``host replication all 127.0.0.1/32 scram-sha-256`` line; the superuser, who may
+        replicate, connects. The copy keeps the primary's passwords (same roles); the
+        password travels in the environment, never on the command line. ``sync=False`` skips
+        flushing the copy to disk (tests: a standby lost in a crash is simply made again)."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        if primary.port is None:
+            raise Unavailable(f"the primary under {primary.state_dir} was never started")
+        bindir = find_bindir()
+        basebackup = bindir / "pg_basebackup"
+        if not basebackup.exists():
+            raise Unavailable(
+                f"{basebackup} not found: install the PostgreSQL server package "
+                "(Debian/Ubuntu: apt-get install postgresql) to make a standby"
+            )
+        server_dir = self.make_server_dir()
+        self.keep_password(primary.password)
+        app_password = self.home / "app-password"
+        app_password.write_text(primary.app_password)
+        os.chmod(app_password, 0o600)
+        env = {**os.environ, "PGPASSWORD": primary.password, "PGAPPNAME": "gridwork-standby"}
+        proc = self._run(
+            [
+                str(basebackup),
+                "-D",
+                str(server_dir / "data"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                SUPERUSER,
+                "--write-recovery-conf",
+                "--wal-method=stream",
+                "--checkpoint=fast",
+                "--no-password",
+                *([] if sync else ["--no-sync"]),
+            ],
+            check=False,
+            env=env,
+        )
+        if proc.returncode != 0:
+            message = (proc.stderr or proc.stdout).strip().replace(primary.password, "***")
+            raise Unavailable(f"pg_basebackup failed: {message}")
         (self.home / "port").write_text(str(_free_port()))
 
     def start(self) -> None:
@@ -280,6 +348,14 @@ class LocalCluster:
             return
         bindir = find_bindir()
         self._run([str(bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"])
+
+    def remove(self) -> None:
+        """Stop the server and delete the cluster and its files (tests, a standby given up)."""
+        if (self.data_dir / "PG_VERSION").exists():
+            self.stop()
+        server_dir = self.server_dir
+        shutil.rmtree(server_dir, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def up(self) -> str:
         """Initialise if needed, start if stopped, create the database; return its URL."""

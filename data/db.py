@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,16 @@ def app_database_url(settings: Settings, *, start: bool = True) -> str:
     return cluster.app_url()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, connect_args: Mapping[str, object] | None = None) -> Engine:
+    """``connect_args`` go to libpq (a standby's connect timeout: :mod:`data.replica`)."""
     # pool_pre_ping lets the API survive a PostGIS restart without manual action.
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args=dict(connect_args or {}),
+    )
     event.listen(engine, "connect", _session_settings)
     return engine
 

@@ -33,6 +33,19 @@ class Settings(BaseSettings):
         "no owner, no superuser; see the README). Migrations and the command line use "
         "DATABASE_URL. Unset: the private cluster's gridwork_app role, or DATABASE_URL.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="A hot standby of the database (PostgreSQL streaming replication) for "
+        "the reads that are not personal: the grid index behind /locate, vector tiles, maps, "
+        "layers, coverage (docs/scale.md). Writes and audited reads of personal data stay on "
+        "the primary. Unset: every read on the primary.",
+    )
+    read_max_lag_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a standby further behind the primary than this is not read: reads go "
+        "to the primary until it catches up",
+    )
     state_dir: Path = Field(
         default=Path(".gridwork"),
         description="Where the private PostGIS cluster, logs and exports live.",
@@ -179,7 +192,7 @@ class Settings(BaseSettings):
             ) from exc
         return value
 
-    @field_validator("database_url", "app_database_url")
+    @field_validator("database_url", "app_database_url", "read_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         """Accept the ``postgres://`` and ``postgresql://`` spellings that other tools print."""

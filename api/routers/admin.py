@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from api.deps import SessionDep
 from api.schemas.access import ApiKeys, KeyRevoked, UserActive, UserRemoved, Users
-from api.security import Principal, require
+from api.security import Principal, audit_subjects, require
 from data.access import queries
 from data.policy import Action
 from geo.errors import Conflict
@@ -30,21 +30,23 @@ KeyName = Annotated[str, Path(min_length=1, max_length=128)]
 def _audit(
     session: SessionDep, request: Request, principal: Principal, kind: str, name: str
 ) -> None:
-    queries.write_audit(
-        session,
-        actor=principal.name,
-        role=principal.role.value,
-        method=request.method,
-        route=request.url.path[:255],
-        subject_type=kind,
-        subject_ids=[name[:64]],
-        reason=None,
-    )
+    """An admin's change, logged as every audited act is (a key's name cut to the column's
+    64 characters)."""
+    audit_subjects(session, request, principal, kind, [name[:64]], None)
 
 
 def _not_myself(principal: Principal, username: str, what: str) -> None:
     if principal.user_id is not None and principal.name == username:
         raise Conflict(f"you cannot {what} your own account", field="username")
+
+
+def _set_active(
+    request: Request, session: SessionDep, principal: Principal, username: str, *, active: bool
+) -> dict[str, Any]:
+    """Disable or enable an account; its cached credentials end through the change feed."""
+    queries.set_user_active(session, username, active)
+    _audit(session, request, principal, "user", username)
+    return {"username": username, "active": active}
 
 
 @router.get("/users", response_model=Users, summary="Every account: name, role, active")
@@ -61,9 +63,7 @@ def disable_user(
     username: UserName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
     _not_myself(principal, username, "disable")
-    queries.set_user_active(session, username, False)
-    _audit(session, request, principal, "user", username)
-    return {"username": username, "active": False}
+    return _set_active(request, session, principal, username, active=False)
 
 
 @router.post(
@@ -72,9 +72,7 @@ def disable_user(
 def enable_user(
     username: UserName, request: Request, session: SessionDep, principal: Admin
 ) -> dict[str, Any]:
-    queries.set_user_active(session, username, True)
-    _audit(session, request, principal, "user", username)
-    return {"username": username, "active": True}
+    return _set_active(request, session, principal, username, active=True)
 
 
 @router.delete(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import SessionDep, parse_bbox
+from api.deps import ReadSessionDep, parse_bbox
 from api.schemas.geojson import Basemap
 from api.security import Principal, require
 from data.district.basemap import basemap as read_basemap
@@ -21,7 +21,7 @@ router = APIRouter(tags=["maps"])
     summary="Roads, buildings and area outlines for one viewport",
 )
 def basemap(
-    session: SessionDep,
+    session: ReadSessionDep,
     response: Response,
     _: Annotated[Principal, Depends(require(Action.view_district))],
     bbox: Annotated[str, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)", max_length=200)],

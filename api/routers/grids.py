@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from api.deps import SessionDep
+from api.deps import Planner, ReadSessionDep, SessionDep, Viewer
 from api.schemas.grids import GridChange, GridChanged, GridSummary, OutOfBand
-from api.security import Principal, require
 from api.state import app_state
 from data.district.grids import (
     find_grid,
@@ -23,12 +22,8 @@ from data.district.grids import (
     polygon_from_geojson,
     update_grid,
 )
-from data.policy import Action
 
 router = APIRouter(tags=["grids"])
-
-Human = Annotated[Principal, Depends(require(Action.view_district))]
-Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
 
 
 @router.get(
@@ -38,8 +33,8 @@ Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
 )
 def grids_out_of_band(
     request: Request,
-    session: SessionDep,
-    principal: Human,
+    session: ReadSessionDep,
+    principal: Viewer,
     band: Annotated[
         str | None,
         Query(
@@ -58,7 +53,7 @@ def grids_out_of_band(
     response_model=GridSummary,
     summary="Households, residents, facilities by kind and open incidents of one grid",
 )
-def summary(session: SessionDep, principal: Human, code: str) -> dict[str, Any]:
+def summary(session: ReadSessionDep, principal: Viewer, code: str) -> dict[str, Any]:
     """Counts only: planners and coordinators see households this way and no other."""
     return grid_summary(session, find_grid(session, code, principal.scope))
 

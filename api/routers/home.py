@@ -9,7 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.deps import SessionDep
+from api.deps import ReadSessionDep, SessionDep
 from api.pages.frame import PageContext, context, language_cookie, local_path, render
 from api.pages.i18n import LOCALES
 from api.pages.map_page import framed_map
@@ -154,23 +154,20 @@ def switch_language(
 @private.get("/maps/hierarchy", response_class=HTMLResponse)
 def hierarchy(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: Annotated[Principal, Depends(require(Action.view_district))],
 ) -> HTMLResponse:
+    ctx = context(request, principal)
+    title = ctx._("District map")
     conn = session.connection()
     layers = {
         n: read_level(conn, n, principal.scope)
         for n in ("streets", "communities", "grids", "roads", "facilities")
     }
     if all(layers[n].empty for n in ("streets", "communities", "grids")):
-        ctx = context(request, principal)
-        return render(
-            request,
-            principal,
-            "error.html",
-            title=ctx._("District map"),
-            values={"status": 200, "detail": ctx._("No area is assigned to you yet.")},
-        )
+        detail = ctx._("No area is assigned to you yet.")
+        values = {"status": 200, "detail": detail}
+        return render(request, principal, "error.html", title=title, values=values)
     m = hierarchy_map(
         layers["streets"],
         layers["communities"],
@@ -178,11 +175,6 @@ def hierarchy(
         roads=layers["roads"],
         facilities=layers["facilities"],
         asset_mode="url",
-        gettext=context(request, principal)._,
+        gettext=ctx._,
     )
-    return framed_map(
-        request,
-        principal,
-        m.get_root().render(),
-        title=context(request, principal)._("District map"),
-    )
+    return framed_map(request, principal, m.get_root().render(), title=title)

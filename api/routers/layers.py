@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import BBoxDep, LimitDep, OffsetDep, SessionDep
+from api.deps import BBoxDep, LimitDep, OffsetDep, ReadSessionDep, SessionDep
 from api.schemas.geojson import LayerPage
 from api.security import Principal, require
 from data.district.layers import feature_page
@@ -53,7 +53,7 @@ def _collection(
 def _register(layer: str, summary: str) -> None:
     def endpoint(
         request: Request,
-        session: SessionDep,
+        session: ReadSessionDep,
         principal: Annotated[Principal, Depends(require(Action.view_district))],
         bbox: BBoxDep,
         limit: LimitDep = 1000,

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from api.deps import SessionDep, network_cache
+from api.deps import ReadSessionDep, SessionDep, Viewer, network_cache
 from api.pages.frame import N_, PageContext, context, render
 from api.pages.map_page import framed_map
 from api.road_warmup import still_building
 from api.schemas.coverage import Coverage
-from api.security import Principal, require
+from api.security import Principal
 from api.state import app_state
 from data.coverage.service import coverage, facility_kinds
 from data.district.maps import MAX_DAYS, district_bounds, grid_layers, worker_load
-from data.policy import Action
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
 from maps.grids import (
@@ -37,7 +36,6 @@ from maps.viewer import viewer_page
 
 router = APIRouter(tags=["maps"])
 
-HumanDep = Annotated[Principal, Depends(require(Action.view_district))]
 KindQuery = Annotated[
     str, Query(min_length=1, max_length=64, description="facility kind, e.g. clinic")
 ]
@@ -172,7 +170,7 @@ def _page(
     response_class=HTMLResponse,
     summary="Grids against the band",
 )
-def grids_map(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
+def grids_map(request: Request, session: ReadSessionDep, principal: Viewer) -> HTMLResponse:
     """Grids coloured by households against household_min–household_max, with the worker."""
     return _page(request, session, principal, "grids")
 
@@ -182,7 +180,7 @@ def grids_map(request: Request, session: SessionDep, principal: HumanDep) -> HTM
     response_class=HTMLResponse,
     summary="Households per worker",
 )
-def workload(request: Request, session: SessionDep, principal: HumanDep) -> HTMLResponse:
+def workload(request: Request, session: ReadSessionDep, principal: Viewer) -> HTMLResponse:
     """Each grid coloured by its worker's load against the band; every worker's grids listed."""
     settings: Settings = app_state(request).settings
     ctx = context(request, principal)
@@ -235,7 +233,7 @@ def workload(request: Request, session: SessionDep, principal: HumanDep) -> HTML
     summary="Incidents per grid",
 )
 def incidents(
-    request: Request, session: SessionDep, principal: HumanDep, days: DaysQuery = 30
+    request: Request, session: ReadSessionDep, principal: Viewer, days: DaysQuery = 30
 ) -> HTMLResponse:
     """Incidents reported in the last ``days`` per grid, open and closed (counts only)."""
     return _page(request, session, principal, "incidents", days=days)
@@ -254,8 +252,8 @@ def kind_label(ctx: PageContext, kind: str) -> str:
 )
 def coverage_page(
     request: Request,
-    session: SessionDep,
-    principal: HumanDep,
+    session: ReadSessionDep,
+    principal: Viewer,
     kind: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     minutes: MinutesQuery = 10.0,
     straight: Annotated[
@@ -311,8 +309,8 @@ def coverage_page(
 )
 def coverage_numbers(
     request: Request,
-    session: SessionDep,
-    principal: HumanDep,
+    session: ReadSessionDep,
+    principal: Viewer,
     kind: KindQuery,
     minutes: MinutesQuery = 10.0,
 ) -> dict[str, Any]:
@@ -333,7 +331,7 @@ def coverage_numbers(
 
 
 @router.get("/viewer", response_class=HTMLResponse, summary="Vector-tile viewer (MapLibre)")
-def viewer(request: Request, session: SessionDep, principal: HumanDep) -> Response:
+def viewer(request: Request, session: ReadSessionDep, principal: Viewer) -> Response:
     """Grids, roads and facilities from the /ogc vector tiles, drawn by the vendored MapLibre.
 
     The tiles cover the whole district, so they are for an admin or a district-wide key; a

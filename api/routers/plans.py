@@ -6,12 +6,12 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import Field
 
 from api import plan_clock
-from api.deps import SessionDep
+from api.deps import Planner, SessionDep, Viewer
 from api.pages.frame import context
 from api.pages.i18n import html_lang
 from api.schemas import StrictModel
@@ -32,19 +32,16 @@ from api.schemas.plans import (
     UnitGraph,
     WorkerStep,
 )
-from api.security import Principal, require
+from api.security import Principal
 from api.state import app_state
 from data.access.queries import AreaScope
 from data.planning import exports, workspace
 from data.planning import service as planning
-from data.policy import Action, may_plan
+from data.policy import may_plan
 from geo.errors import Forbidden, InvalidInput, NotFound
 from maps.plans import compare_page, plan_map
 
 router = APIRouter(tags=["planning"])
-
-Planner = Annotated[Principal, Depends(require(Action.plan_grids))]
-Viewer = Annotated[Principal, Depends(require(Action.view_district))]
 
 
 class SplitRequest(StrictModel):

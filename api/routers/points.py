@@ -37,16 +37,19 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api.deps import LimitDep, OffsetDep, Reason, SessionDep
+from api.deps import LimitDep, OffsetDep, ReadSessionDep, Reason, SessionDep
 from api.grid_index import GridIndexDep
 from api.schemas.points import (
     Facility,
@@ -93,6 +96,13 @@ router = APIRouter(tags=["households, facilities, incidents"])
 
 _UPLOAD_SUFFIXES = (".csv", ".geojson", ".json")
 _MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+Upload = Annotated[UploadFile, File(description="CSV with lon/lat columns, or GeoJSON")]
+AllowRejects = Annotated[bool, Query(description="store the good rows and report the rest")]
+FileCrs = Annotated[
+    int | None, Query(description="EPSG code for a file without one", ge=1, le=999_999)
+]
 
 
 def _who(action: Action) -> Any:
@@ -205,70 +215,186 @@ def _write(
     return _visible(session, kind, key, scope)
 
 
+# --- the routes of one kind of point ---------------------------------------------------------
+
+
+class _Op(NamedTuple):
+    """Who may do one operation on a kind of point, and what the OpenAPI document calls it."""
+
+    who: Action
+    summary: str
+
+
+@dataclass(frozen=True)
+class _PointRoutes:
+    """What the routes of households, facilities and incidents differ in: the models, the
+    policy action and the words of each operation. The routes are written once, in
+    :func:`_register`; the paths and operation ids follow from the kind."""
+
+    kind: PointKind
+    one: str  # one point of the kind, in the operation ids: create_household, read_household …
+    row: type[BaseModel]  # the answer for one point
+    create_body: type[BaseModel]
+    update_body: type[BaseModel]
+    uploaded: type[BaseModel]  # the answer to an upload
+    create: _Op
+    read: _Op  # a personal kind's reads (``_PERSONAL``) take a ``reason`` and are audited
+    change: _Op
+    remove: _Op
+    upload: Action
+    upload_doc: str  # the upload route's description
+    audit_removal: bool = False  # households: a removal writes an audit row too
+
+
+def _register(routes: _PointRoutes) -> None:
+    """``POST /{kind}``, ``GET|PATCH|DELETE /{kind}/{key}`` and ``POST /{kind}/upload``.
+
+    The handlers are the same for every kind. What is the kind's own in their signatures (the
+    body's model, the policy dependency, the key's name in the path) is set on their
+    annotations before FastAPI reads them: a type chosen at run time cannot be spelt in a
+    ``def`` whose annotations are strings."""
+    kind, one = routes.kind, routes.one
+    item = f"/{kind.name}/{{{kind.key}}}"
+
+    def create(
+        request: Request,
+        session: SessionDep,
+        principal: Principal,
+        index: GridIndexDep,
+        body: BaseModel,
+    ) -> dict[str, Any]:
+        # Only an incident may come without its key (``IncidentCreate``): it is given one.
+        key = getattr(body, kind.key) or f"api-{uuid.uuid4().hex[:16]}"
+        return _write(request, session, principal, index, kind, key, body, create=True)
+
+    def read(session: ReadSessionDep, principal: Principal, key: str) -> dict[str, Any]:
+        return _visible(session, kind, key, _scope(session, principal, kind))
+
+    def read_audited(
+        request: Request, session: SessionDep, principal: Principal, key: str, reason: Reason = None
+    ) -> dict[str, Any]:
+        row = read(session, principal, key)
+        _audit(session, request, principal, kind, [key], reason)
+        return row
+
+    def change(
+        request: Request,
+        session: SessionDep,
+        principal: Principal,
+        index: GridIndexDep,
+        key: str,
+        body: BaseModel,
+    ) -> dict[str, Any]:
+        return _write(request, session, principal, index, kind, key, body, create=False)
+
+    def remove(request: Request, session: SessionDep, principal: Principal, key: str) -> None:
+        read(session, principal, key)  # 404 outside the caller's area
+        delete_point(session, kind, key)
+        if routes.audit_removal:
+            _audit(session, request, principal, kind, [key], None)
+
+    def upload(
+        request: Request,
+        session: SessionDep,
+        principal: Principal,
+        index: GridIndexDep,
+        file: Upload,
+        allow_rejects: AllowRejects = False,
+        crs: FileCrs = None,
+    ) -> dict[str, Any]:
+        return _upload(
+            request, session, principal, index, kind, file, allow_rejects=allow_rejects, crs=crs
+        )
+
+    def add(
+        method: str,
+        path: str,
+        endpoint: Callable[..., Any],
+        op: _Op,
+        *,
+        name: str,
+        body: type[BaseModel] = BaseModel,
+        **route: Any,
+    ) -> None:
+        """Route ``endpoint`` with the kind's types on its parameters (those it lacks, unused)."""
+        endpoint.__annotations__ = {
+            **endpoint.__annotations__,
+            "principal": Annotated[Principal, Depends(require(op.who))],
+            "key": Annotated[str, PathParam(alias=kind.key)],
+            "body": body,
+        }
+        router.add_api_route(
+            path, endpoint, methods=[method], name=name, summary=op.summary, **route
+        )
+
+    row = routes.row
+    add(
+        "POST",
+        f"/{kind.name}",
+        create,
+        routes.create,
+        name=f"create_{one}",
+        body=routes.create_body,
+        response_model=row,
+        status_code=status.HTTP_201_CREATED,
+    )
+    read_one = read_audited if kind.table in _PERSONAL else read
+    add("GET", item, read_one, routes.read, name=f"read_{one}", response_model=row)
+    add(
+        "PATCH",
+        item,
+        change,
+        routes.change,
+        name=f"change_{one}",
+        body=routes.update_body,
+        response_model=row,
+    )
+    add(
+        "DELETE",
+        item,
+        remove,
+        routes.remove,
+        name=f"remove_{one}",
+        status_code=status.HTTP_204_NO_CONTENT,
+    )
+    add(
+        "POST",
+        f"/{kind.name}/upload",
+        upload,
+        _Op(routes.upload, f"Bulk upload of {kind.name} (CSV or GeoJSON)"),
+        name=f"upload_{kind.name}",
+        response_model=routes.uploaded,
+        description=routes.upload_doc,
+    )
+
+
+_ROWS_AND_GRIDS = (
+    "All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."
+)
+
 # --- households ---------------------------------------------------------------------------
 
 HOUSEHOLDS = KINDS["households"]
 
-
-@router.post(
-    "/households",
-    response_model=Household,
-    status_code=status.HTTP_201_CREATED,
-    summary="Register a household at a point; it is assigned to its grid",
+_register(
+    _PointRoutes(
+        HOUSEHOLDS,
+        "household",
+        Household,
+        HouseholdCreate,
+        HouseholdUpdate,
+        HouseholdsUploaded,
+        create=_Op(
+            Action.edit_households, "Register a household at a point; it is assigned to its grid"
+        ),
+        read=_Op(Action.read_households, "One household with its grid (audited)"),
+        change=_Op(Action.edit_households, "Change a household; a move reassigns it"),
+        remove=_Op(Action.edit_households, "Remove a household"),
+        upload=Action.edit_households,
+        upload_doc=_ROWS_AND_GRIDS,
+        audit_removal=True,
+    )
 )
-def create_household(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_households)],
-    index: GridIndexDep,
-    body: HouseholdCreate,
-) -> dict[str, Any]:
-    return _write(request, session, principal, index, HOUSEHOLDS, body.code, body, create=True)
-
-
-@router.get(
-    "/households/{code}", response_model=Household, summary="One household with its grid (audited)"
-)
-def read_household(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.read_households)],
-    code: str,
-    reason: Reason = None,
-) -> dict[str, Any]:
-    row = _visible(session, HOUSEHOLDS, code, _scope(session, principal, HOUSEHOLDS))
-    _audit(session, request, principal, HOUSEHOLDS, [code], reason)
-    return row
-
-
-@router.patch(
-    "/households/{code}",
-    response_model=Household,
-    summary="Change a household; a move reassigns it",
-)
-def change_household(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_households)],
-    index: GridIndexDep,
-    code: str,
-    body: HouseholdUpdate,
-) -> dict[str, Any]:
-    return _write(request, session, principal, index, HOUSEHOLDS, code, body, create=False)
-
-
-@router.delete(
-    "/households/{code}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a household"
-)
-def remove_household(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_households)],
-    code: str,
-) -> None:
-    _visible(session, HOUSEHOLDS, code, _scope(session, principal, HOUSEHOLDS))
-    delete_point(session, HOUSEHOLDS, code)
-    _audit(session, request, principal, HOUSEHOLDS, [code], None)
 
 
 @router.get(
@@ -298,82 +424,43 @@ def grid_households(
 
 FACILITIES = KINDS["facilities"]
 
-
-@router.post(
-    "/facilities",
-    response_model=Facility,
-    status_code=status.HTTP_201_CREATED,
-    summary="Add a facility at a point",
+_register(
+    _PointRoutes(
+        FACILITIES,
+        "facility",
+        Facility,
+        FacilityCreate,
+        FacilityUpdate,
+        SourcesUploaded,
+        create=_Op(Action.edit_facilities, "Add a facility at a point"),
+        read=_Op(Action.view_district, "One facility with its grid"),
+        change=_Op(Action.edit_facilities, "Change a facility; a move reassigns it"),
+        remove=_Op(Action.edit_facilities, "Remove a facility"),
+        upload=Action.edit_facilities,
+        upload_doc=_ROWS_AND_GRIDS,
+    )
 )
-def create_facility(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_facilities)],
-    index: GridIndexDep,
-    body: FacilityCreate,
-) -> dict[str, Any]:
-    return _write(request, session, principal, index, FACILITIES, body.source_id, body, create=True)
-
-
-@router.get(
-    "/facilities/{source_id}", response_model=Facility, summary="One facility with its grid"
-)
-def read_facility(
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.view_district)],
-    source_id: str,
-) -> dict[str, Any]:
-    return _visible(session, FACILITIES, source_id, principal.scope)
-
-
-@router.patch(
-    "/facilities/{source_id}",
-    response_model=Facility,
-    summary="Change a facility; a move reassigns it",
-)
-def change_facility(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_facilities)],
-    index: GridIndexDep,
-    source_id: str,
-    body: FacilityUpdate,
-) -> dict[str, Any]:
-    return _write(request, session, principal, index, FACILITIES, source_id, body, create=False)
-
-
-@router.delete(
-    "/facilities/{source_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a facility"
-)
-def remove_facility(
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.edit_facilities)],
-    source_id: str,
-) -> None:
-    _visible(session, FACILITIES, source_id, principal.scope)
-    delete_point(session, FACILITIES, source_id)
-
 
 # --- incidents ----------------------------------------------------------------------------
 
 INCIDENTS = KINDS["incidents"]
 
-
-@router.post(
-    "/incidents",
-    response_model=Incident,
-    status_code=status.HTTP_201_CREATED,
-    summary="Report an incident at a point",
+_register(
+    _PointRoutes(
+        INCIDENTS,
+        "incident",
+        Incident,
+        IncidentCreate,
+        IncidentUpdate,
+        SourcesUploaded,
+        create=_Op(Action.report_incidents, "Report an incident at a point"),
+        read=_Op(Action.view_district, "One incident with its grid (audited)"),
+        change=_Op(Action.handle_incidents, "Change an incident (status, place …)"),
+        remove=_Op(Action.delete_incidents, "Remove an incident"),
+        upload=Action.upload_incidents,
+        upload_doc="All-or-nothing unless ``allow_rejects``; a row without a location is a reject.",
+    )
 )
-def create_incident(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.report_incidents)],
-    index: GridIndexDep,
-    body: IncidentCreate,
-) -> dict[str, Any]:
-    key = body.source_id or f"api-{uuid.uuid4().hex[:16]}"
-    return _write(request, session, principal, index, INCIDENTS, key, body, create=True)
 
 
 @router.get(
@@ -403,51 +490,6 @@ def list_incidents(
     )
     _audit(session, request, principal, INCIDENTS, [r["source_id"] for r in rows], reason)
     return {"total": total, "incidents": rows}
-
-
-@router.get(
-    "/incidents/{source_id}",
-    response_model=Incident,
-    summary="One incident with its grid (audited)",
-)
-def read_incident(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.view_district)],
-    source_id: str,
-    reason: Reason = None,
-) -> dict[str, Any]:
-    row = _visible(session, INCIDENTS, source_id, principal.scope)
-    _audit(session, request, principal, INCIDENTS, [source_id], reason)
-    return row
-
-
-@router.patch(
-    "/incidents/{source_id}",
-    response_model=Incident,
-    summary="Change an incident (status, place …)",
-)
-def change_incident(
-    request: Request,
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.handle_incidents)],
-    index: GridIndexDep,
-    source_id: str,
-    body: IncidentUpdate,
-) -> dict[str, Any]:
-    return _write(request, session, principal, index, INCIDENTS, source_id, body, create=False)
-
-
-@router.delete(
-    "/incidents/{source_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove an incident"
-)
-def remove_incident(
-    session: SessionDep,
-    principal: Annotated[Principal, _who(Action.delete_incidents)],
-    source_id: str,
-) -> None:
-    _visible(session, INCIDENTS, source_id, principal.scope)
-    delete_point(session, INCIDENTS, source_id)
 
 
 # --- bulk upload ----------------------------------------------------------------------------
@@ -618,49 +660,3 @@ def _assignments(session: Session, kind: PointKind, keys: list[str]) -> dict[str
         }
         for k, grid, snapped, d in rows
     }
-
-
-Upload = Annotated[UploadFile, File(description="CSV with lon/lat columns, or GeoJSON")]
-AllowRejects = Annotated[bool, Query(description="store the good rows and report the rest")]
-FileCrs = Annotated[
-    int | None, Query(description="EPSG code for a file without one", ge=1, le=999_999)
-]
-
-
-def _register_upload(kind: PointKind, action: Action, answer: type[BaseModel], doc: str) -> None:
-    """``POST /{kind}/upload``, open to the roles ``action`` admits, answered as ``answer``."""
-
-    def endpoint(
-        request: Request,
-        session: SessionDep,
-        *,
-        principal: Principal = _who(action),
-        index: GridIndexDep,
-        file: Upload,
-        allow_rejects: AllowRejects = False,
-        crs: FileCrs = None,
-    ) -> dict[str, Any]:
-        return _upload(
-            request, session, principal, index, kind, file, allow_rejects=allow_rejects, crs=crs
-        )
-
-    endpoint.__name__ = endpoint.__qualname__ = f"upload_{kind.name}"
-    endpoint.__doc__ = doc
-    router.post(
-        f"/{kind.name}/upload",
-        response_model=answer,
-        summary=f"Bulk upload of {kind.name} (CSV or GeoJSON)",
-    )(endpoint)
-
-
-_ROWS_AND_GRIDS = (
-    "All-or-nothing unless ``allow_rejects``; the answer lists every row and its grid."
-)
-_register_upload(HOUSEHOLDS, Action.edit_households, HouseholdsUploaded, _ROWS_AND_GRIDS)
-_register_upload(FACILITIES, Action.edit_facilities, SourcesUploaded, _ROWS_AND_GRIDS)
-_register_upload(
-    INCIDENTS,
-    Action.upload_incidents,
-    SourcesUploaded,
-    "All-or-nothing unless ``allow_rejects``; a row without a location is a reject.",
-)

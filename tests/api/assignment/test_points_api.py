@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -153,6 +154,61 @@ def test_facility_and_incident_crud(admin: TestClient, gridded_engine: Engine) -
     assert admin.delete(f"/incidents/{incident}").status_code == 204
     assert admin.delete("/facilities/T-F-1").status_code == 204
     assert admin.get("/facilities/T-F-1").status_code == 404
+
+
+# The three kinds' routes are written once (``api.routers.points._register``); what the kinds
+# differ in is pinned here: which acts leave an audit row, which reads take a ``reason``.
+
+#: kind → (key field, its value, the body's own fields, a change, audit subject or None)
+KINDS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], str | None]] = {
+    "households": ("code", "T-R-H", {"size": 2}, {"size": 3}, "household"),
+    "facilities": ("source_id", "T-R-F", {"kind": "clinic"}, {"capacity": 9}, None),
+    "incidents": ("source_id", "T-R-I", {"category": "noise"}, {"status": "closed"}, "incident"),
+}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_each_kind_audits_what_it_always_did(
+    admin: TestClient, gridded_engine: Engine, name: str
+) -> None:
+    """Households and incidents are personal: their answers are audited (a read with its
+    reason); a household's removal is audited too, an incident's is not; facilities never."""
+    field, key, own, change, subject = KINDS[name]
+    lon, lat = _grid_point(gridded_engine, "131214-G02")
+    before = len(_audit_rows(gridded_engine, "g-admin"))
+    created = admin.post(f"/{name}", json={field: key, **own, "lon": lon, "lat": lat})
+    assert created.status_code == 201, created.text
+    assert created.json()[field] == key and created.json()["assignment"]["grid"] == "131214-G02"
+    read = admin.get(f"/{name}/{key}", params={"reason": "spot check"})
+    assert read.status_code == 200 and read.json()[field] == key
+    changed = admin.patch(f"/{name}/{key}", json=change)
+    assert changed.status_code == 200, changed.text
+    assert all(changed.json()[k] == v for k, v in change.items())
+    assert admin.delete(f"/{name}/{key}").status_code == 204
+    assert admin.get(f"/{name}/{key}").status_code == 404
+    audited = [
+        (r.method, r.route, r.reason)
+        for r in _audit_rows(gridded_engine, "g-admin")[before:]
+        if r.subject_type == subject and r.subject_ids == [key]
+    ]
+    expected = [
+        ("POST", f"/{name}", None),
+        ("GET", f"/{name}/{key}", "spot check"),
+        ("PATCH", f"/{name}/{key}", None),
+        ("DELETE", f"/{name}/{key}", None),
+    ]
+    assert audited == {"households": expected, "incidents": expected[:3], "facilities": []}[name]
+
+
+def test_only_personal_reads_take_a_reason(gridded_app: FastAPI) -> None:
+    paths = gridded_app.openapi()["paths"]
+    for path, key, reason in [
+        ("/households/{code}", "code", True),
+        ("/facilities/{source_id}", "source_id", False),
+        ("/incidents/{source_id}", "source_id", True),
+    ]:
+        params = [(p["in"], p["name"]) for p in paths[path]["get"]["parameters"]]
+        assert params == [("path", key)] + [("query", "reason")] * reason
 
 
 def test_an_incident_needs_a_location(admin: TestClient) -> None:
