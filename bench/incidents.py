@@ -308,21 +308,10 @@ def _ms(values: list[float], pct: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, pct))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.incidents", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per client count")
-    parser.add_argument("--cases", type=int, default=CASES)
-    parser.add_argument("--explain", action="store_true", help="print the sweep's plan")
-    args = parser.parse_args(argv)
-
-    url = fresh_database(DATABASE)
-    engine = make_engine(url)
-    load_city(engine, build_city())
+def bench_reports(url: str, engine: Engine, seconds: float) -> list[tuple[str, ...]]:
+    """(a) reports over HTTP at 1 and 8 clients, then routing and storing alone."""
     points = report_points(engine)
-    cores = len(os.sched_getaffinity(0))
-    print(f"{len(points)} report points in 783 grids; {cores} core(s)")
-
-    # (a) reports over HTTP, then the routing step alone
+    print(f"{len(points)} report points in 783 grids")
     bodies = [
         json.dumps({"category": "street_light", "lon": float(x), "lat": float(y),
                     "description": "lamp out (bench)"}).encode()
@@ -332,7 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     with Server(url) as server:
         post_reports(server.port, server.token, bodies, 2, 2.0)  # warm-up
         for clients in (1, 8):
-            http[clients] = post_reports(server.port, server.token, bodies, clients, args.seconds)
+            http[clients] = post_reports(server.port, server.token, bodies, clients, seconds)
+            print(f"  {clients} client(s): load average {_load()}")
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     sample = points[:500]
     in_pg = route_in_postgis(dsn, sample)
@@ -343,28 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     stored = (time_storing(engine, sample, store_one_statement),
               time_storing(engine, sample, store_step_by_step))  # fmt: skip
 
-    # (b) the sweep
-    with engine.begin() as conn:  # the reports of (a) out of the way
-        conn.execute(text("TRUNCATE incident CASCADE"))
-    add_open_cases(engine, args.cases)
-    every, first = T0 + timedelta(seconds=args.cases), T0 + timedelta(seconds=ROW_BY_ROW)
-    ours_tick = timed_rolled_back(engine, q.sweep, T0 + timedelta(seconds=TICK_DUE))
-    ours_all = timed_rolled_back(engine, q.sweep, every)
-    ours_hooked = timed_rolled_back(engine, q.sweep, every, hook_url=HOOK)
-    ours_first = timed_rolled_back(engine, q.sweep, first)
-    rows_first = timed_rolled_back(engine, sweep_row_by_row, first)
-    assert ours_all[1] == args.cases, ours_all
-    assert ours_tick[1] == TICK_DUE, ours_tick
-    assert ours_first[1] == rows_first[1] == ROW_BY_ROW, (ours_first, rows_first)
-
     p50 = {n: _ms(v, 50) for n, v in http.items()}
     p99 = {n: _ms(v, 99) for n, v in http.items()}
-    rps = {n: len(v) / args.seconds for n, v in http.items()}
+    rps = {n: len(v) / seconds for n, v in http.items()}
     routed = (_ms(in_pg, 50), _ms(in_py, 50))
-    rows_all = rows_first[0] * args.cases / ROW_BY_ROW
-    print("\nissue 18 targets, one run")
-    table = [
-        ("what", "gridwork", "alternative", "ratio", "target"),
+    return [
         (f"POST /cases, routed, {len(http[8])} reports: 8 clients vs 1, p50",
          f"{p50[8]:.1f} ms", f"{p50[1]:.1f} ms", f"{p50[8] / p50[1]:.1f}×", ""),
         ("  p99", f"{p99[8]:.1f} ms", f"{p99[1]:.1f} ms", f"{p99[8] / p99[1]:.1f}×",
@@ -377,23 +350,71 @@ def main(argv: list[str] | None = None) -> None:
          f"{_ms(stored[1], 50) / _ms(stored[0], 50):.1f}×", ""),
         ("  p99", f"{_ms(stored[0], 99):.2f} ms", f"{_ms(stored[1], 99):.2f} ms",
          f"{_ms(stored[1], 99) / _ms(stored[0], 99):.1f}×", ""),
-        (f"sweep over {args.cases:,} open cases, {TICK_DUE:,} of them overdue",
+    ]  # fmt: skip
+
+
+def bench_sweep(engine: Engine, cases: int, explain: bool) -> list[tuple[str, ...]]:
+    """(b) the deadline sweep over ``cases`` open cases, next to row by row."""
+    with engine.begin() as conn:  # the reports of (a) out of the way
+        conn.execute(text("TRUNCATE incident CASCADE"))
+    add_open_cases(engine, cases)
+    every, first = T0 + timedelta(seconds=cases), T0 + timedelta(seconds=ROW_BY_ROW)
+    ours_tick = timed_rolled_back(engine, q.sweep, T0 + timedelta(seconds=TICK_DUE))
+    ours_all = timed_rolled_back(engine, q.sweep, every)
+    ours_hooked = timed_rolled_back(engine, q.sweep, every, hook_url=HOOK)
+    ours_first = timed_rolled_back(engine, q.sweep, first)
+    rows_first = timed_rolled_back(engine, sweep_row_by_row, first)
+    assert ours_all[1] == cases, ours_all
+    assert ours_tick[1] == TICK_DUE, ours_tick
+    assert ours_first[1] == rows_first[1] == ROW_BY_ROW, (ours_first, rows_first)
+    print(f"  sweep: load average {_load()}")
+    if explain or ours_all[0] > 1:
+        print(explain_sweep(engine, every))
+    rows_all = rows_first[0] * cases / ROW_BY_ROW
+    return [
+        (f"sweep over {cases:,} open cases, {TICK_DUE:,} of them overdue",
          f"{ours_tick[0]:.2f} s", "", "", "≤ 1 s " + ("✔" if ours_tick[0] <= 1 else "✘")),
-        (f"sweep, {args.cases:,} open cases all overdue (one statement)",
+        (f"sweep, {cases:,} open cases all overdue (one statement)",
          f"{ours_all[0]:.2f} s", "", "", "≤ 1 s " + ("✔" if ours_all[0] <= 1 else "✘")),
         ("  the same with the case webhook set (+ outbox rows)",
          f"{ours_hooked[0]:.2f} s", "", "", ""),
         (f"sweep of {ROW_BY_ROW:,}: one statement vs row by row in Python",
          f"{ours_first[0]:.2f} s", f"{rows_first[0]:.2f} s",
          f"{rows_first[0] / ours_first[0]:.0f}×", ""),
-        (f"  row by row, {args.cases:,} (linear from {ROW_BY_ROW:,})", "", f"≈ {rows_all:.0f} s",
+        (f"  row by row, {cases:,} (linear from {ROW_BY_ROW:,})", "", f"≈ {rows_all:.0f} s",
          f"{rows_all / ours_all[0]:.0f}×", ""),
     ]  # fmt: skip
+
+
+def _load() -> str:
+    """The load average (1, 5, 15 min): the machine is shared, so every figure carries it."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.incidents", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per client count")
+    parser.add_argument("--cases", type=int, default=CASES)
+    parser.add_argument("--explain", action="store_true", help="print the sweep's plan")
+    parser.add_argument(
+        "--only",
+        choices=("reports", "sweep"),
+        help="one section: the reports (HTTP, routing, storing) or the sweep",
+    )
+    args = parser.parse_args(argv)
+
+    url = fresh_database(DATABASE)
+    engine = make_engine(url)
+    load_city(engine, build_city())
+    print(f"{len(os.sched_getaffinity(0))} core(s); load average {_load()}")
+    table: list[tuple[str, ...]] = [("what", "gridwork", "alternative", "ratio", "target")]
+    if args.only != "sweep":
+        table += bench_reports(url, engine, args.seconds)
+    if args.only != "reports":
+        table += bench_sweep(engine, args.cases, args.explain)
+    print("\nissue 18 targets, one run")
     for what, ours, alt, ratio, target in table:
         print(f"{what:<64} {ours:>10} {alt:>12} {ratio:>7}  {target}")
-    if args.explain or ours_all[0] > 1:
-        print()
-        print(explain_sweep(engine, every))
     engine.dispose()
 
 

@@ -8,6 +8,7 @@ redirect (303); errors become pages in the frame.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -72,7 +73,15 @@ EVENT_NAMES = {
     "photo": N_("Photo added"),
     "duplicate_of": N_("Linked as a duplicate of"),
     "duplicate_linked": N_("Linked as its duplicate"),
+    # what an Open311 request brought beyond a case's columns (data.incidents.open311)
+    "media_url": N_("Photo link sent with the report"),
+    "address": N_("Address given by the reporter"),
+    "address_id": N_("Building given by the reporter"),
 }
+#: Where a report came from (the note of its ``reported`` entry: source, then the client).
+SOURCE_NAMES = {"app": N_("in gridwork"), "open311": N_("through Open311")}
+#: Notes the system writes itself (the deadline sweep), said in the page's language.
+SYSTEM_NOTES = {"deadline passed": N_("the deadline passed")}
 DUE_SOON = timedelta(hours=24)
 QUEUE = "/app/incidents/queue"
 #: What a department does from its queue (closing and reopening are the area's handlers').
@@ -86,6 +95,22 @@ def _names(ctx: Any) -> dict[str, Any]:
         "action_names": {k: ctx._(v) for k, v in ACTION_NAMES.items()},
         "event_names": {k: ctx._(v) for k, v in EVENT_NAMES.items()},
     }
+
+
+def _history(ctx: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history in the page's words: the notes gridwork itself wrote (a report's source,
+    the sweep's reason, a photo's number) translated; people's notes as they wrote them."""
+    for h in rows:
+        note = h["note"]
+        if h["kind"] == "reported" and note:
+            source, _, client = note.partition(" (")
+            if source in SOURCE_NAMES:
+                h["note"] = ctx._(SOURCE_NAMES[source]) + (f" ({client}" if client else "")
+        elif h["kind"] == "photo" and note and note.startswith("photo "):
+            h["note"] = "#" + note.removeprefix("photo ")
+        elif h["actor"] == "system" and note in SYSTEM_NOTES:
+            h["note"] = ctx._(SYSTEM_NOTES[note])
+    return rows
 
 
 def _category_name(ctx: Any, row: dict[str, Any]) -> str:
@@ -113,32 +138,62 @@ def _start_of(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class Days:
+    """The pages' date filter: whole days ``since`` … ``until`` (both included) in the
+    deployment's zone, either end open; as instants, ``[start, end)``."""
+
+    since: date | None
+    until: date | None
+    zone: str
+
+    def start(self) -> datetime | None:
+        return None if self.since is None else _start_of(self.since, self.zone)
+
+    def end(self) -> datetime | None:
+        return None if self.until is None else _start_of(self.until + timedelta(1), self.zone)
+
+    def or_last(self, days: int) -> Days:
+        """Open ends closed: until today, since ``days`` days before today."""
+        today = datetime.now(ZoneInfo(self.zone)).date()
+        return Days(self.since or today - timedelta(days), self.until or today, self.zone)
+
+
+def _days(
+    request: Request,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
+) -> Days:
+    zone = app_state(request).settings.timezone
+    return Days(_day(since, "since"), _day(until, "until"), zone)
+
+
+DaysDep = Annotated[Days, Depends(_days)]
+
+
 @router.get("", response_class=HTMLResponse)
 def case_list(
     request: Request,
     session: SessionDep,
     principal: Viewing,
+    days: DaysDep,
     category: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
     grid: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[str | None, Query(max_length=10)] = None,
-    until: Annotated[str | None, Query(max_length=10)] = None,
     due: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    zone = app_state(request).settings.timezone
     now = datetime.now(UTC)
     if status and status not in (*STATUSES, "open"):
         raise InvalidInput(f"unknown status '{status}'", field="status")
-    start, end = _day(since, "since"), _day(until, "until")
     rows = q.list_cases(
         session,
         case_viewer(session, principal),
         category=category or None,
         status=list(OPEN) if status == "open" else ([status] if status else None),
         grid=grid or None,
-        since=_start_of(start, zone) if start else None,
-        until=_start_of(end + timedelta(days=1), zone) if end else None,
+        since=days.start(),
+        until=days.end(),
         overdue_at=now if due == "overdue" else None,
         due_before=now + DUE_SOON if due == "soon" else None,
         limit=500,
@@ -169,8 +224,8 @@ def case_list(
                 "category": category or "",
                 "status": status or "",
                 "grid": grid or "",
-                "since": since or "",
-                "until": until or "",
+                "since": str(days.since or ""),
+                "until": str(days.until or ""),
                 "due": due or "",
             },
             "statuses": STATUSES,
@@ -360,30 +415,19 @@ def figures_page(
     request: Request,
     session: SessionDep,
     principal: Viewing,
+    days: DaysDep,
     level: Annotated[str, Query(pattern="^(grid|community|street|department)$")] = "community",
     code: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[str | None, Query(max_length=10)] = None,
-    until: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     ctx = context(request, principal)
-    zone = app_state(request).settings.timezone
-    today = datetime.now(ZoneInfo(zone)).date()
-    start = _day(since, "since") or today - timedelta(days=30)
-    end = _day(until, "until") or today
+    days = days.or_last(30)
     viewer = case_viewer(session, principal)
     areas = sorted({r[level] for r in q.list_cases(session, viewer, limit=10_000) if r.get(level)})
     shown = [code] if code else areas
-    rows = [
-        q.figures(
-            session,
-            viewer,
-            level,
-            c,
-            _start_of(start, zone),
-            _start_of(end + timedelta(days=1), zone),
-        )
-        for c in shown[:200]
-    ]
+    start, end = days.start(), days.end()
+    assert start is not None  # or_last closed both ends
+    assert end is not None
+    rows = [q.figures(session, viewer, level, c, start, end) for c in shown[:200]]
     return render(
         request,
         principal,
@@ -393,8 +437,8 @@ def figures_page(
             "rows": rows,
             "level": level,
             "code": code or "",
-            "since": start.isoformat(),
-            "until": end.isoformat(),
+            "since": str(days.since),
+            "until": str(days.until),
             **_names(ctx),
         },
     )
@@ -428,7 +472,7 @@ def case_page(
         title=ctx._("Case %(id)s", id=case_id),
         values={
             "case": row,
-            "history": q.history(session, case_id),
+            "history": _history(ctx, q.history(session, case_id)),
             "reporter": reporter,
             "handler": handler,
             "moves": moves,

@@ -1,6 +1,7 @@
 """Open311 GeoReport v2 (JSON and XML): discovery, services, service definitions, posting a
-request, reading requests back, tokens. So that residents' apps and other city systems
-(FixMyStreet and the like) report into the case flow without a line written for gridwork.
+request, reading requests back (and the photo a request's ``media_url`` names), tokens. So
+that residents' apps and other city systems (FixMyStreet and the like) report into the case
+flow without a line written for gridwork.
 
 The standard authenticates on its own terms: ``api_key`` is a form field of ``POST
 requests`` (``?api_key=`` or ``X-API-Key`` elsewhere), and discovery, services and tokens
@@ -214,7 +215,24 @@ def _agency(row: dict[str, Any], english: bool) -> str:
     return f"{name} {where}" if where else name
 
 
-def _request(row: dict[str, Any], english: bool, zone: str) -> dict[str, Any]:
+def _media_url(request: Request, row: dict[str, Any]) -> str | None:
+    """Where a request's photo is: the case's first uploaded photo, served to the request's
+    readers (absolute, as the standard has it), else the ``media_url`` it was posted with."""
+    if row["photo_id"] is None:
+        return row["media_url"]
+    return str(
+        request.url_for(
+            "open311_media",
+            service_request_id=str(row["id"]),
+            photo_id=str(row["photo_id"]),
+            ext=photos.EXTENSIONS[row["photo_type"]],
+        )
+    )
+
+
+def _request(
+    row: dict[str, Any], english: bool, zone: str, media_url: str | None
+) -> dict[str, Any]:
     is_open = row["open311_status"] == "open"
     answer = s.ServiceRequest(
         service_request_id=str(row["id"]),
@@ -232,7 +250,7 @@ def _request(row: dict[str, Any], english: bool, zone: str) -> dict[str, Any]:
         address_id=row["address_id"],
         lat=row["lat"],
         long=row["lon"],
-        media_url=row["media_url"],
+        media_url=media_url,
         reporter_name=row["reporter_name"],
         reporter_contact=row["reporter_contact"],
     ).model_dump()
@@ -310,19 +328,8 @@ def post_request(
                 exc.field = MEDIA
                 raise
         english = _english(request)
-        t = now()
-        case_id = o311.create(
-            session,
-            new,
-            actor=principal.name,
-            client=principal.name,
-            scope=principal.scope,
-            now=t,
-            english=english,
-        )
         viewer = case_viewer(session, principal)
-        if photo is not None:
-            photos.add(session, viewer, case_id, photo, t)
+        case_id = o311.create(session, new, viewer, now=now(), english=english, photo=photo)
         row = q.case(session, case_id, viewer)
         due = _iso(row["due_at"], _settings(request).timezone)
         level = LEVEL_NAMES[row["level"]][0 if english else 1]
@@ -392,31 +399,41 @@ def _filters(request: Request, zone: str) -> o311.Filters:
     )
 
 
+def _audience(
+    request: Request, session: Session, caller: Caller
+) -> tuple[q.Viewer | None, Principal | None]:
+    """Who reads requests: with a key, its account (the requests of its area); without one,
+    the public (``None``) if the deployment opened the listing; else the key is required."""
+    if (
+        caller.principal is None
+        and caller.refused is None
+        and _settings(request).open311_public_listing
+    ):
+        return None, None
+    principal = caller.require(Action.view_cases, "read requests")
+    return case_viewer(session, principal), principal
+
+
 def _read(
     request: Request, session: Session, caller: Caller, filters: o311.Filters
 ) -> list[dict[str, Any]]:
     """Requests as the caller may read them: with a key, those of its area (with the
     reporter for handlers, audited); without one, all of them if the listing is public."""
-    settings = _settings(request)
-    if caller.principal is None and caller.refused is None and settings.open311_public_listing:
-        rows = o311.requests(session, None, filters, contacts=False)
-    else:
-        principal = caller.require(Action.view_cases, "read requests")
-        handler = may(principal.role, Action.handle_cases)
-        viewer = case_viewer(session, principal)
-        rows = o311.requests(session, viewer, filters, contacts=handler)
-        shown = [r["id"] for r in rows if r["reporter_name"] or r["reporter_contact"]]
-        if shown:
-            audit_read(
-                session,
-                request,
-                principal,
-                subject_type="case_reporter",
-                subject_ids=shown,
-                reason="open311",
-            )
-    english, zone = _english(request), settings.timezone
-    return [_request(r, english, zone) for r in rows]
+    viewer, principal = _audience(request, session, caller)
+    handler = principal is not None and may(principal.role, Action.handle_cases)
+    rows = o311.requests(session, viewer, filters, contacts=handler)
+    shown = [r["id"] for r in rows if r["reporter_name"] or r["reporter_contact"]]
+    if principal is not None and shown:
+        audit_read(
+            session,
+            request,
+            principal,
+            subject_type="case_reporter",
+            subject_ids=shown,
+            reason="open311",
+        )
+    english, zone = _english(request), _settings(request).timezone
+    return [_request(r, english, zone, _media_url(request, r)) for r in rows]
 
 
 @router.get("/requests.{fmt}")
@@ -442,6 +459,34 @@ def get_request(
         return _answer(fmt, "service_requests", found)
 
     return _run(session, fmt, work)
+
+
+@router.get("/requests/{service_request_id}/media/{photo_id}.{ext}", name="open311_media")
+def request_media(
+    request: Request,
+    session: SessionDep,
+    service_request_id: str,
+    photo_id: str,
+    ext: str,
+    caller: Reading,
+) -> Response:
+    """The photo a request's ``media_url`` names, to whoever may read the request: with the
+    listing closed, the same key (``X-API-Key`` or ``?api_key=``) as for the request."""
+
+    def work() -> Response:
+        found = None
+        ids = (service_request_id, photo_id)
+        if all(i.isdigit() and len(i) < 12 for i in ids):
+            viewer, _ = _audience(request, session, caller)
+            kind, body = o311.media(session, viewer, int(ids[0]), int(ids[1]))
+            found = Response(body, media_type=kind) if photos.EXTENSIONS[kind] == ext else None
+        if found is None:
+            raise NotFound(
+                f"no photo {photo_id}.{ext} of request {service_request_id}", field="photo_id"
+            )
+        return found
+
+    return _run(session, "json", work)
 
 
 @router.get("/tokens/{token}.{fmt}")

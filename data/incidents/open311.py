@@ -1,6 +1,7 @@
 """Open311 GeoReport v2 over the case flow: a posted service request becomes a case through
 ``data.incidents.service.report_case`` (so it is routed like any report), and the requests read
-back are cases, in the standard's terms (open / closed, last update, notes, photo link).
+back are cases, in the standard's terms (open / closed, last update, notes, photo link:
+the case's first uploaded photo, else the ``media_url`` the request was posted with).
 
 What a request brings that a case has no column for — ``media_url``, ``address_string`` and
 ``address_id`` — is kept as entries of the case's history (append-only, shown on the case
@@ -23,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from data.access.queries import AreaScope, Db
+from data.access.queries import Db
+from data.incidents import photos, service
 from data.incidents import queries as q
-from data.incidents import service
 from data.incidents.queries import CASE_FROM, CASE_SEEN_SQL, Viewer
 from geo.errors import InvalidInput, NotFound
 
@@ -158,16 +159,16 @@ def building_point(db: Db, address_id: str) -> tuple[float, float]:
 def create(
     db: Db,
     new: NewRequest,
+    who: Viewer,
     *,
-    actor: str,
-    client: str,
-    scope: AreaScope,
     now: datetime,
     english: bool,
+    photo: photos.CleanPhoto | None = None,
 ) -> int:
-    """Store a posted request as a case, routed as every report is; nothing is stored when
-    any field is refused. A point outside every grid that would lie inside one with lat and
-    long exchanged is refused as swapped."""
+    """Store a posted request as a case, routed as every report is, with the photo posted
+    with it; nothing is stored when any field is refused. A point outside every grid that
+    would lie inside one with lat and long exchanged is refused as swapped. The client is
+    the key's account (``who``), which also reports."""
     try:
         kind = q.category(db, new.service_code, field="service_code")
     except InvalidInput as exc:  # in the standard's words
@@ -193,23 +194,25 @@ def create(
     description = new.description or str(kind["name_en"] if english else kind["name"])
     case_id = service.report_case(
         db,
-        actor=actor,
+        actor=who.name,
         category=kind["code"],
         lon=lon,
         lat=lat,
         description=description,
         now=now,
-        scope=scope,
+        scope=who.scope,
         reporter_name=new.reporter_name,
         reporter_contact=new.reporter_contact,
         source="open311",
-        client=client,
+        client=who.name,
         fields=FIELDS,
     )["id"]
     extras = zip(EXTRA_KINDS, (new.media_url, new.address_string, new.address_id), strict=True)
     for kind_, value in extras:
         if value is not None:
-            q.add_event(db, case_id, at=now, actor=actor, kind=kind_, note=value)
+            q.add_event(db, case_id, at=now, actor=who.name, kind=kind_, note=value)
+    if photo is not None:
+        photos.add(db, who, case_id, photo, now)
     return case_id
 
 
@@ -234,8 +237,11 @@ SELECT c.id, k.code AS service_code, k.name, k.name_en, c.status::text AS status
        {_latest(", ".join(f"'{k}'" for k in NOTE_KINDS))} AS status_notes,
        {_latest("'media_url'")} AS media_url,
        {_latest("'address'")} AS address,
-       {_latest("'address_id'")} AS address_id
-{CASE_FROM}"""  # noqa: S608
+       {_latest("'address_id'")} AS address_id,
+       ph.id AS photo_id, ph.content_type AS photo_type
+{CASE_FROM}
+    LEFT JOIN LATERAL (SELECT p.id, p.content_type FROM case_photo p WHERE p.case_id = c.id
+                       ORDER BY p.id LIMIT 1) ph ON true"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -291,6 +297,16 @@ def requests(
         if not (contacts and r["seen"]):
             r["reporter_name"] = r["reporter_contact"] = None
     return rows
+
+
+def media(db: Db, viewer: Viewer | None, case_id: int, photo_id: int) -> tuple[str, bytes]:
+    """The photo a request's ``media_url`` names (its case's first, as stored: no metadata),
+    to whoever may read the request (``None``: the public listing). The case's other photos
+    are the handlers' (the case page), not the request's readers'."""
+    rows = requests(db, viewer, Filters(ids=[case_id]), contacts=False, limit=1)
+    if not rows or rows[0]["photo_id"] != photo_id:
+        raise NotFound(f"no photo {photo_id} of request {case_id}", field="photo_id")
+    return photos.stored(db, case_id, photo_id)
 
 
 # --- tokens ----------------------------------------------------------------------------------

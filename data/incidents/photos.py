@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import text
+from sqlalchemy import MappingResult, text
 
 from data.access.queries import Db
 from data.incidents import queries as q
@@ -28,6 +28,8 @@ from geo.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 
 #: Pillow format → the content type stored and served.
 TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+#: The stored type → the file name extension a photo's address ends with.
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 MAX_PIXELS = 40_000_000  # a 40-megapixel camera; more is a decompression bomb, not a photo
 MAX_SIDE = 4096  # larger photos are scaled down: enough to read a sign or a meter
 THUMB_SIDE = 320
@@ -174,19 +176,23 @@ def add(db: Db, who: Viewer, case_id: int, photo: CleanPhoto, now: datetime) -> 
     return listing(db, who, case_id, photo_id=int(photo_id))[0]
 
 
+def _rows(db: Db, columns: str, case_id: int, photo_id: int | None) -> MappingResult:
+    """``columns`` of a case's photos (or of one), oldest first: every read of photos."""
+    return db.execute(
+        text(
+            f"SELECT {columns} FROM case_photo p WHERE p.case_id = :id "  # noqa: S608
+            "AND (CAST(:pid AS integer) IS NULL OR p.id = :pid) ORDER BY p.id"
+        ),
+        {"id": case_id, "pid": photo_id},
+    ).mappings()
+
+
 def listing(
     db: Db, who: Viewer, case_id: int, *, photo_id: int | None = None
 ) -> list[dict[str, Any]]:
     """The photos of a case the caller sees (without their bytes), oldest first."""
     q.case(db, case_id, who)
-    rows = db.execute(
-        text(
-            f"SELECT {PHOTO_COLUMNS} FROM case_photo p WHERE p.case_id = :id "  # noqa: S608
-            "AND (CAST(:pid AS integer) IS NULL OR p.id = :pid) ORDER BY p.id"
-        ),
-        {"id": case_id, "pid": photo_id},
-    ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in _rows(db, PHOTO_COLUMNS, case_id, photo_id)]
 
 
 def content(
@@ -194,14 +200,14 @@ def content(
 ) -> tuple[str, bytes]:
     """A photo's type and bytes (or its thumbnail's), if the caller sees its case."""
     q.case(db, case_id, who)
-    column = "thumbnail" if thumbnail else "image"
-    row = db.execute(
-        text(
-            f"SELECT content_type, {column} FROM case_photo "  # noqa: S608
-            "WHERE id = :pid AND case_id = :id"
-        ),
-        {"id": case_id, "pid": photo_id},
-    ).first()
+    return stored(db, case_id, photo_id, thumbnail=thumbnail)
+
+
+def stored(db: Db, case_id: int, photo_id: int, *, thumbnail: bool = False) -> tuple[str, bytes]:
+    """A photo's type and bytes as stored (no metadata), once the caller has decided who
+    may see it: :func:`content` for staff, ``open311.media`` for a request's readers."""
+    column = "p.thumbnail" if thumbnail else "p.image"
+    row = _rows(db, f"p.content_type, {column} AS bytes", case_id, photo_id).first()
     if row is None:
         raise NotFound(f"no photo {photo_id} on case {case_id}", field="photo_id")
-    return str(row[0]), bytes(row[1])
+    return str(row["content_type"]), bytes(row["bytes"])

@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from data.access.queries import AreaScope, Db
+from data.access.queries import AreaScope, Db, find_user
+from data.models import Role
 from data.policy import ASSIGNED_ROW_SQL
+from data.sql import Filters
 from geo.errors import Conflict, InvalidInput, NotFound
-from geo.incidents.rules import Deadlines
+from geo.incidents.rules import MOVES, Deadlines
 
 #: A case the caller may see (aliases: ``t`` incident, ``c`` case); binds :grid_ids, :dept_id.
 CASE_SEEN_SQL = (
@@ -163,14 +165,12 @@ def save_department(
 ) -> dict[str, Any]:
     user_id = None
     if account is not None:
-        row = db.execute(
-            text("SELECT id, role::text FROM app_user WHERE username = :u"), {"u": account}
-        ).first()
-        if row is None:
+        user = find_user(db, account)
+        if user is None:
             raise InvalidInput(f"no account '{account}'", field="account")
-        if row[1] != "department":
+        if user.role != Role.department:
             raise InvalidInput(f"'{account}' is not a department account", field="account")
-        user_id = row[0]
+        user_id = user.id
     taken = db.execute(
         text("SELECT code FROM department WHERE user_id = :u AND code <> :c"),
         {"u": user_id, "c": code},
@@ -298,6 +298,23 @@ LEFT JOIN (c JOIN i ON i.id = c.id CROSS JOIN ok CROSS JOIN e
 """
 
 HISTORY_KEYS = ("at", "actor", "kind", "from_status", "to_status", "from_level", "to_level", "note")
+#: Every kind of history entry, by its writer: the report and the sweep (SQL here), the moves
+#: and hand-offs (``service``), photos, duplicate links, and what an Open311 request brought
+#: beyond a case's columns (``open311.EXTRA_KINDS``). The case page says each in words
+#: (``api.routers.case_pages.EVENT_NAMES``); :func:`add_event` writes no other.
+HISTORY_KINDS = (
+    "reported",
+    *MOVES,
+    "escalated",
+    "to_department",
+    "from_department",
+    "photo",
+    "duplicate_of",
+    "duplicate_linked",
+    "media_url",
+    "address",
+    "address_id",
+)
 
 
 def store_report(db: Db, values: dict[str, Any]) -> dict[str, Any]:
@@ -368,44 +385,27 @@ def list_cases(
     limit: int = 200,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    where = [CASE_SEEN_SQL]
-    params: dict[str, Any] = viewer.params() | {"limit": limit, "offset": offset}
-    if category:
-        where.append("k.code = :category")
-        params["category"] = category
-    if status:
-        where.append("c.status::text = ANY(:status)")
-        params["status"] = status
-    for name, value in (("grid", grid), ("community", community), ("street", street)):
-        if value:
-            alias = {"grid": "g", "community": "m", "street": "s"}[name]
-            where.append(f"{alias}.code = :{name}")
-            params[name] = value
-    if since is not None:
-        where.append("c.opened_at >= :since")
-        params["since"] = since
-    if until is not None:
-        where.append("c.opened_at < :until")
-        params["until"] = until
-    if overdue_at is not None:
-        where.append("c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :over")
-        params["over"] = overdue_at
-    if due_before is not None:
-        where.append("c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :due")
-        params["due"] = due_before
-    if assignee_id is not None:
-        where.append("c.assignee_id = :assignee")
-        params["assignee"] = assignee_id
-    if department_id is not None:
-        where.append("c.department_id = :dept_only")
-        params["dept_only"] = department_id
+    # An empty text or list filters nothing, as None does.
+    where = Filters(CASE_SEEN_SQL, params=viewer.params() | {"limit": limit, "offset": offset})
+    where.add("k.code = :category", category=category or None)
+    where.add("c.status::text = ANY(:status)", status=status or None)
+    where.add("g.code = :grid", grid=grid or None)
+    where.add("m.code = :community", community=community or None)
+    where.add("s.code = :street", street=street or None)
+    where.add("c.opened_at >= :since", since=since)
+    where.add("c.opened_at < :until", until=until)
+    open_case = "c.status IN ('new', 'accepted', 'in_progress')"
+    where.add(f"{open_case} AND c.due_at <= :over", over=overdue_at)
+    where.add(f"{open_case} AND c.due_at <= :due", due=due_before)
+    where.add("c.assignee_id = :assignee", assignee=assignee_id)
+    where.add("c.department_id = :dept_only", dept_only=department_id)
     rows = db.execute(
         text(
-            f"SELECT {CASE_COLUMNS} {CASE_FROM} WHERE {' AND '.join(where)} "
+            f"SELECT {CASE_COLUMNS} {CASE_FROM} WHERE {where.sql} "
             "ORDER BY (c.status IN ('resolved', 'closed')), c.due_at, c.id "
             "LIMIT :limit OFFSET :offset"
         ),
-        params,
+        where.params,
     ).mappings()
     return [dict(r) for r in rows]
 
@@ -438,6 +438,8 @@ def add_event(
     to_level: str | None = None,
     note: str | None = None,
 ) -> None:
+    if kind not in HISTORY_KINDS:  # a kind the case page could not say in words
+        raise ValueError(f"unknown history kind {kind!r}: add it to HISTORY_KINDS")
     db.execute(
         text(
             "INSERT INTO case_event (case_id, at, actor, kind, from_status, to_status, "

@@ -4,11 +4,22 @@ figures page; home cards and navigation."""
 
 from __future__ import annotations
 
+import html
+import itertools
 import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.pages.frame import gettext
+from api.routers.case_pages import LEVEL_NAMES, SOURCE_NAMES, STATUS_NAMES, SYSTEM_NOTES
+from data.db import transaction
+from data.incidents import queries as q
+from data.incidents.queries import HISTORY_KINDS
+from geo.incidents import rules
+from geo.incidents.rules import LEVELS, MOVES, STATUSES
 from tests.incidents.conftest import inside
 
 Auth = dict[str, dict[str, str]]
@@ -101,3 +112,82 @@ def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Eng
     home = client.get("/", headers=auth["planner"] | HTML)
     assert 'href="/app/incidents/mine"' not in home.text
     assert client.get("/app/incidents/mine", headers=auth["planner"] | HTML).status_code == 403
+
+
+def _history_items(page: str) -> list[dict[str, Any]]:
+    """Each entry of the page's history: its title, its moves (from → to) and its note."""
+    start = page.index('<ol class="history">')
+    section = page[start : page.index("</ol>", start)]
+    items = []
+    for li in re.findall(r"<li>(.*?)</li>", section, re.S):
+        moves = re.findall(r'<span class="muted">(.*?) → (.*?)</span>', li)
+        note = re.search(r'<div class="note">(.*?)</div>', li, re.S)
+        items.append(
+            {
+                "title": html.unescape(re.search(r"<strong>(.*?)</strong>", li).group(1)),  # type: ignore[union-attr]
+                "words": [html.unescape(w) for pair in moves for w in pair if w],
+                "note": html.unescape(note.group(1)) if note else None,
+            }
+        )
+    return items
+
+
+def test_every_history_kind_and_status_is_said_in_words(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """A case whose history holds every kind of entry, every status and every level, as the
+    writers of the flow write them: on the page (zh-CN and English) each is in words of the
+    page's language, never its identifier; so are the notes gridwork writes itself."""
+    cid = _report_form(client, auth, cases_engine)  # "reported", new at grid level
+    t = datetime.now(UTC)
+
+    def entry(kind: str, **values: Any) -> None:
+        nonlocal t
+        t += timedelta(minutes=1)
+        q.add_event(session, cid, at=t, kind=kind, **({"actor": "c-worker"} | values))
+
+    with transaction(cases_engine) as session:
+        status = "new"
+        for action in MOVES:  # accept, start, resolve, close, reopen: every status
+            to = rules.move(status, action)
+            entry(action, from_status=status, to_status=to, note="done on site")
+            status = to
+        for i, (low, high) in enumerate(itertools.pairwise(LEVELS)):  # every level
+            by = {"actor": "system", "note": "deadline passed"} if i else {"note": "too big"}
+            entry("escalated", from_status=status, to_status="new", from_level=low,
+                  to_level=high, **by)  # fmt: skip
+            status = "new"
+        entry("to_department", note="WATER: valve")
+        entry("from_department", note="WATER: valve replaced")
+        entry("photo", note="photo 7")
+        entry("duplicate_of", note="#1")
+        entry("duplicate_linked", note="#2")
+        entry("media_url", note="https://photos.example.org/leak.jpg")
+        entry("address", note="Rua Nova 1")
+        entry("address_id", note="way/123")
+        kinds = {h["kind"] for h in q.history(session, cid)}
+    assert kinds == set(HISTORY_KINDS)  # the case holds every kind there is
+
+    raw = {*HISTORY_KINDS, *STATUSES, *LEVELS, *SOURCE_NAMES, *SYSTEM_NOTES}
+    for locale in ("zh-CN", "en"):
+        page = client.get(
+            f"/app/incidents/{cid}", headers=auth["community"] | HTML | {"Accept-Language": locale}
+        )
+        assert page.status_code == 200
+        items = _history_items(page.text)
+        assert len(items) == 1 + len(MOVES) + len(LEVELS) - 1 + 8
+        titles = [i["title"] for i in items]
+        assert len(set(titles)) == len(HISTORY_KINDS)  # each kind in its own words
+        said = titles + [w for i in items for w in i["words"]]
+        lang = "zh_CN" if locale == "zh-CN" else "en"
+        statuses = {gettext(lang, STATUS_NAMES[s]) for s in STATUSES}
+        levels = {gettext(lang, LEVEL_NAMES[s]) for s in LEVELS}
+        assert {w for i in items for w in i["words"]} == statuses | levels
+        notes = [i["note"] for i in items]
+        ours = [notes[0], gettext(lang, SYSTEM_NOTES["deadline passed"])]  # gridwork's notes
+        assert notes[0] == gettext(lang, SOURCE_NAMES["app"])
+        assert notes.count(ours[1]) == len(LEVELS) - 2  # the sweep's escalations
+        for word in said + ours:
+            assert word not in raw and "_" not in word, (locale, word)
+            if lang == "zh_CN":  # every word of the page's own: none left in English
+                assert not re.search("[A-Za-z]", word), word

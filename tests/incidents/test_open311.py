@@ -28,6 +28,7 @@ from data.models import Role
 from tests.factory import add_accounts, database, make_app, sign_in
 from tests.gridded import live_server, strips_database
 from tests.incidents.conftest import PEOPLE, inside
+from tests.incidents.photo_files import jpeg_with_gps, no_metadata
 
 V2 = "/open311/v2"
 GRID = "131208-G01"  # its worker is c-worker; community 131208, street PORTO-CH
@@ -263,23 +264,60 @@ def test_a_request_posted_for_xml_answers_xml(
 
 
 def test_a_photo_posted_with_the_request_is_stored_without_its_metadata(
-    client: TestClient, engine: Engine, keys: dict[str, str]
+    client: TestClient, public: TestClient, engine: Engine, keys: dict[str, str]
 ) -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "JPEG")
+    """… and its ``media_url`` (JSON and XML) is an absolute address that serves the stripped
+    photo to whoever reads the request: the key's area, or anyone with a public listing."""
     form = _form(engine, keys["community"])
     r = client.post(
         f"{V2}/requests.json",
         data=form,
-        files={"media": ("leak.jpg", buf.getvalue(), "image/jpeg")},
+        files={"media": ("leak.jpg", jpeg_with_gps((64, 48), orientation=1), "image/jpeg")},
     )
     assert r.status_code == 201, r.text
     case_id = int(r.json()[0]["service_request_id"])
     with engine.connect() as conn:
         stored = conn.execute(
-            text("SELECT content_type, width FROM case_photo WHERE case_id = :id"), {"id": case_id}
+            text("SELECT id, content_type, width, image FROM case_photo WHERE case_id = :id"),
+            {"id": case_id},
         ).all()
-    assert [tuple(s) for s in stored] == [("image/jpeg", 64)]
+    [(photo_id, kind, width, image)] = stored
+    assert (kind, width) == ("image/jpeg", 64)
+
+    key = {"X-API-Key": keys["community"]}
+    (got,) = client.get(f"{V2}/requests/{case_id}.json", headers=key).json()
+    url = f"http://testserver{V2}/requests/{case_id}/media/{photo_id}.jpg"
+    assert got["media_url"] == url  # ours, not the form's photos.example.org link
+    doc = _xml(client.get(f"{V2}/requests/{case_id}.xml", headers=key).text)
+    assert doc.findtext("request/media_url") == url
+    listed = client.get(f"{V2}/requests.json", headers=key).json()
+    assert {x["media_url"] for x in listed if x["service_request_id"] == str(case_id)} == {url}
+
+    served = client.get(url, headers=key)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.content == bytes(image)
+    no_metadata(served.content)
+    assert client.get(url, params={"api_key": keys["community"]}).status_code == 200
+    # not to a caller who may not read the request
+    assert client.get(url).status_code == 403  # the listing is closed: a key is needed
+    assert client.get(url, headers={"X-API-Key": "gw_wrong"}).status_code == 403
+    assert client.get(url, headers={"X-API-Key": keys["care"]}).status_code == 403
+    other = client.get(url, headers={"X-API-Key": keys["other_worker"]})
+    assert other.status_code == 404  # another parish's request does not exist for them
+    assert other.json()[0]["description"].startswith("photo_id:")
+    # only that photo, under its own name: not another of the case's, not another type
+    for wrong in (
+        f"{V2}/requests/{case_id}/media/{photo_id + 1}.jpg",
+        f"{V2}/requests/{case_id}/media/{photo_id}.png",
+        f"{V2}/requests/{case_id + 1}/media/{photo_id}.jpg",
+        f"{V2}/requests/x/media/{photo_id}.jpg",
+    ):
+        assert client.get(wrong, headers=key).status_code == 404, wrong
+    # a deployment with a public listing shows it to anyone, as it shows the request
+    (seen,) = public.get(f"{V2}/requests/{case_id}.json").json()
+    assert seen["media_url"] == url
+    assert public.get(url).content == bytes(image)
 
 
 @pytest.mark.parametrize(
@@ -531,6 +569,12 @@ def test_a_maintained_open311_client_reads_what_was_posted(
         assert "reporter_contact" not in one  # the public listing never shows it
         xml_one = as_xml.get_service_request(case_id)
         assert (xml_one["service_code"], xml_one["status"]) == ("street_light", "open")
+        # the photo, as the client reads its address: absolute, served to the same public
+        assert one["media_url"] == xml_one["media_url"]
+        assert one["media_url"].startswith(f"{root}/requests/{case_id}/media/")
+        photo = httpx.get(one["media_url"])
+        assert photo.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(photo.content)).size == (32, 32)
         listed = as_json.get_service_requests(service_request_id=case_id, status="open")
         assert [x["service_request_id"] for x in listed] == [case_id]
         assert as_xml.get_service_requests(service_request_id=case_id)["status"] == "open"

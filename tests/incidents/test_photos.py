@@ -27,23 +27,10 @@ from data.incidents import photos, service
 from data.settings import Settings
 from tests.factory import database, make_app, sign_in
 from tests.incidents.conftest import PEOPLE, inside
+from tests.incidents.photo_files import MAKER, jpeg_with_gps, no_metadata
 
 Auth = dict[str, dict[str, str]]
 HTML = {"Accept": "text/html", "Accept-Language": "en"}
-GPS_LAT = (41.0, 8.0, 47.25)  # where the "reporter lives": must not survive
-MAKER = "Acme Camera Serial 0042"
-
-
-def _jpeg_with_gps(size: tuple[int, int] = (800, 600), orientation: int = 6) -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = orientation  # rotate 90° on display
-    exif[0x010F] = MAKER
-    exif[0x8825] = {1: "N", 2: GPS_LAT, 3: "W", 4: (8.0, 36.0, 5.5)}
-    out = io.BytesIO()
-    Image.new("RGB", size, (180, 40, 40)).save(out, "JPEG", exif=exif.tobytes())
-    data = out.getvalue()
-    assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)[2] == GPS_LAT  # really there
-    return data
 
 
 def _image(kind: str, size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
@@ -93,19 +80,11 @@ def _stored(engine: Engine, case_id: int) -> list[tuple[str, bytes, bytes]]:
     return [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
 
 
-def _no_metadata(blob: bytes) -> None:
-    image = Image.open(io.BytesIO(blob))
-    assert dict(image.getexif()) == {}
-    assert not image.getexif().get_ifd(0x8825)
-    assert b"Exif" not in blob and b"GPS" not in blob and MAKER.encode() not in blob
-    assert not {"exif", "icc_profile", "xmp", "comment"} & set(image.info)
-
-
 def test_gps_exif_is_gone_from_the_photo_and_its_thumbnail(
     client: TestClient, auth: Auth, cases_engine: Engine
 ) -> None:
     cid = _case(client, auth, cases_engine)
-    original = _jpeg_with_gps()
+    original = jpeg_with_gps()
     r = _upload(client, auth["worker"], cid, original, "IMG_0001.jpg", "image/jpeg")
     assert r.status_code == 201, r.text
     meta = r.json()
@@ -114,7 +93,7 @@ def test_gps_exif_is_gone_from_the_photo_and_its_thumbnail(
     [(kind, image, thumb)] = _stored(cases_engine, cid)
     assert kind == "image/jpeg"
     for blob in (image, thumb):
-        _no_metadata(blob)
+        no_metadata(blob)
     assert max(Image.open(io.BytesIO(thumb)).size) == photos.THUMB_SIDE
     served = client.get(meta["url"], headers=auth["worker"])
     assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
@@ -146,7 +125,7 @@ def test_png_and_webp_lose_their_metadata_too(
         assert r.json()["content_type"] == kind
     for _kind, image, thumb in _stored(cases_engine, cid):
         for blob in (image, thumb):
-            _no_metadata(blob)
+            no_metadata(blob)
     assert Image.open(io.BytesIO(_stored(cases_engine, cid)[0][1])).mode == "RGBA"
 
 
@@ -160,7 +139,7 @@ def test_the_type_is_read_from_the_content_not_the_name(
         "GIF": (_image("GIF", mode="L"), "a.png", "image/png", "unsupported type GIF"),
         "BMP": (_image("BMP"), "a.jpg", "image/jpeg", "unsupported type BMP"),
         "text": (b"this is not a picture at all", "a.jpg", "image/jpeg", "not an image"),
-        "truncated": (_jpeg_with_gps()[:2000], "a.jpg", "image/jpeg", "damaged"),
+        "truncated": (jpeg_with_gps()[:2000], "a.jpg", "image/jpeg", "damaged"),
         "empty": (b"", "a.jpg", "image/jpeg", "empty"),
     }
     for why, (data, name, ctype, says) in refused.items():
@@ -248,7 +227,7 @@ def test_the_pages_upload_and_show_photos(
     r = client.post(
         "/app/incidents/new",
         data=form,
-        files={"photo": ("p.jpg", _jpeg_with_gps(), "image/jpeg")},
+        files={"photo": ("p.jpg", jpeg_with_gps(), "image/jpeg")},
         headers=auth["worker"] | HTML,
         follow_redirects=False,
     )
@@ -311,7 +290,7 @@ def test_a_photo_survives_backup_and_restore(server_url: str, tmp_path: Path) ->
                 description="bags",
                 now=now,
             )["id"]
-            photos.add(session, who, cid, photos.clean(_jpeg_with_gps(), max_bytes=10**7), now)
+            photos.add(session, who, cid, photos.clean(jpeg_with_gps(), max_bytes=10**7), now)
         [stored] = _stored(engine, cid)
         archive = backup(settings, tmp_path / "state.dump")
         with engine.begin() as conn:

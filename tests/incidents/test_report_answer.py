@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
+from api.state import app_state
 from tests.incidents.conftest import inside
 
 Auth = dict[str, dict[str, str]]
@@ -75,3 +77,40 @@ def test_refusals_name_the_first_bad_field_and_store_nothing(
         r = _post(client, auth, who, good | change)
         assert r.status_code == status and field in r.text and says in r.text, (change, r.text)
     assert _count(cases_engine) == before
+
+
+def test_a_report_is_one_statement_and_its_own_transaction(
+    client: TestClient, auth: Auth, cases_engine: Engine, cases_app: FastAPI
+) -> None:
+    """With no reporter named, a report costs the database one statement, run as its own
+    transaction (autocommit: no BEGIN, no COMMIT round trips); a named reporter read back by
+    a handler is audited in the same transaction as the report."""
+    lon, lat = inside(cases_engine, "131208-G01")
+    sent: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        sent.append((" ".join(statement.split())[:40], cursor.connection.autocommit))
+
+    assert client.get("/cases/categories", headers=auth["worker"]).status_code == 200  # signed in
+    engine = app_state(cases_app).engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        body = {"category": "rubbish", "lon": lon, "lat": lat, "description": "bags"}
+        alone = _post(client, auth, "worker", body)
+        statements, sent[:] = list(sent), []
+        named = _post(client, auth, "worker", body | {"reporter_name": "Ana"})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert alone.status_code == named.status_code == 201
+    assert statements == [("WITH k AS ( SELECT k.id, k.code, k.name,", True)]
+    assert [s.split()[0:3] for s, _ in sent] == [
+        ["WITH", "k", "AS"],
+        ["INSERT", "INTO", "audit_log"],
+    ]
+    assert {autocommit for _, autocommit in sent} == {False}  # one transaction for both
+    with cases_engine.connect() as conn:  # both committed before the answers
+        found = conn.execute(
+            text("SELECT count(*) FROM incident_case WHERE id IN (:a, :b)"),
+            {"a": alone.json()["id"], "b": named.json()["id"]},
+        ).scalar_one()
+    assert found == 2
