@@ -17,7 +17,19 @@ one-district size (783 grids, :mod:`bench.synthetic_city`) in the same run, prin
   p50/p99 over many lookups, 60,000 grids against 783.
 
 The grids are Voronoi cells of the seeds (one density for every size: the one district's
-grid area, ~0.21 km²), densified so a boundary has ~52 vertices, in UTM 45N (metres).
+grid area, ~0.21 km²), densified so a boundary has ~52 vertices, in UTM 45N (metres); the
+files place the city around lon 87.0, lat 43.8. Communities, streets and districts group
+grids by nearest seed, then every stray piece joins a neighbour, so each is one polygon.
+
+The whole product on that city, in a store (:mod:`bench.megacity_store`,
+:mod:`bench.megacity_sections`), each command next to the one district or the obvious
+alternative in the same run:
+
+* ``load --scale S``: import through ``gridwork import``'s path and assign every household
+  (vs ``GeoDataFrame.to_postgis``, ``geopandas.sjoin`` and ``grid_covering`` in SQL);
+* ``http-locate``, ``tiles``, ``coverage``, ``oversize``, ``checks``, ``grid-page``: one
+  section each, the megacity store against the one district;
+* ``explain``: the plans of the statements those run, sequential scans of big tables shown.
 """
 
 from __future__ import annotations
@@ -32,13 +44,19 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import Delaunay, cKDTree
 
 from geo.assignment.index import AreaIndex
 
 CRS = "EPSG:32645"
 SEED = 19
 GRID_AREA_M2 = 14_000.0 * 12_000.0 / 783  # the one district's density
+#: Where the written city is centred, in UTM 45N: lon 87.0, lat 43.8 (Urumqi's latitude), so
+#: that tiles and metres compare with the one district at Karamay (lat 45.6). The in-process
+#: benchmarks keep the square at (0, 0): only the files are moved.
+CENTRE_M = (500_000.0, 4_850_000.0)
 VERTICES = 52
 CITY = {
     "districts": 16,
@@ -95,6 +113,56 @@ def _group(cells: NDArray[np.object_], of: NDArray[np.intp], n: int) -> list[sha
     return [shapely.coverage_union_all(cells[order[bounds[i] : bounds[i + 1]]]) for i in range(n)]
 
 
+def _neighbours(cells: NDArray[np.object_], seeds: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Pairs of grids sharing an edge (not merely a corner): Delaunay neighbours of the
+    seeds whose cells still meet along a line once clipped to the square."""
+    triangles = Delaunay(seeds).simplices
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [0, 2]]])
+    edges = np.unique(np.sort(edges, axis=1), axis=0)
+    shared = shapely.length(shapely.intersection(cells[edges[:, 0]], cells[edges[:, 1]]))
+    return np.asarray(edges[shared > 0], dtype=np.intp)
+
+
+def _up(pairs: NDArray[np.intp], parent: NDArray[np.intp]) -> NDArray[np.intp]:
+    """The neighbour pairs one level up: parents whose children share an edge."""
+    up = parent[pairs]
+    up = up[up[:, 0] != up[:, 1]]
+    return np.unique(np.sort(up, axis=1), axis=0)
+
+
+def _contiguous(label: NDArray[np.intp], pairs: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Labels such that each label's members are connected along ``pairs``.
+
+    Nearest-seed grouping can leave a label in pieces (an area must be one polygon, the
+    importer refuses a MultiPolygon): every piece but the largest joins the lowest other
+    label it borders, until nothing moves. Deterministic: ties go to the lower piece.
+    """
+    label = np.asarray(label, dtype=np.intp).copy()
+    n = len(label)
+    for _ in range(100):
+        a, b = pairs[:, 0], pairs[:, 1]
+        same = label[a] == label[b]
+        graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(n, n))
+        count, piece = connected_components(graph, directed=False)
+        size = np.bincount(piece, minlength=count)
+        piece_label = np.empty(count, dtype=np.intp)
+        piece_label[piece] = label
+        by_label = np.lexsort((np.arange(count), -size, piece_label))
+        kept = np.zeros(count, dtype=bool)
+        kept[by_label[np.unique(piece_label[by_label], return_index=True)[1]]] = True
+        if kept.all():
+            return label
+        # Each stray piece joins the lowest label across one of its borders.
+        u = np.concatenate([a, b])
+        v = np.concatenate([b, a])
+        across = ~kept[piece[u]] & (label[u] != label[v])
+        target = np.full(count, np.iinfo(np.intp).max)
+        np.minimum.at(target, piece[u[across]], label[v[across]])
+        stray = ~kept[piece] & (target[piece] != np.iinfo(np.intp).max)
+        label[stray] = target[piece[stray]]
+    raise RuntimeError("areas did not become contiguous")
+
+
 def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
     """Write the city under ``out``; returns the manifest (counts, seed, seconds)."""
     counts = {k: max(1, round(v * scale)) for k, v in CITY.items()}
@@ -106,14 +174,17 @@ def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
     levels = {}
     for name in ("communities", "streets", "districts"):
         levels[name] = rng.uniform(0, side, (counts[name], 2))
+    pairs = _neighbours(cells, seeds)
     community_of_grid = cKDTree(levels["communities"]).query(seeds)[1]
-    street_of_community = cKDTree(levels["streets"]).query(levels["communities"])[1]
-    district_of_street = cKDTree(levels["districts"]).query(levels["streets"])[1]
+    community_of_grid = _contiguous(community_of_grid, pairs)
     # A community seed no grid went to leaves no community: renumber the ones in use.
     used_c, community_of_grid = np.unique(community_of_grid, return_inverse=True)
-    street_of_community = street_of_community[used_c]
+    street_of_community = cKDTree(levels["streets"]).query(levels["communities"][used_c])[1]
+    street_of_community = _contiguous(street_of_community, _up(pairs, community_of_grid))
     used_s, street_of_community = np.unique(street_of_community, return_inverse=True)
-    district_of_street = district_of_street[used_s]
+    district_of_street = cKDTree(levels["districts"]).query(levels["streets"][used_s])[1]
+    street_of_grid = street_of_community[community_of_grid]
+    district_of_street = _contiguous(district_of_street, _up(pairs, street_of_grid))
     used_d, district_of_street = np.unique(district_of_street, return_inverse=True)
     district_codes = [f"6502{d + 1:02d}" for d in range(len(used_d))]
     street_codes = _codes(district_of_street, district_codes)
@@ -124,8 +195,11 @@ def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
     districts = _group(np.asarray(streets, dtype=object), district_of_street, len(used_d))
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, int] = {}
+    origin = (CENTRE_M[0] - side / 2, CENTRE_M[1] - side / 2)
 
     def write(name: str, frame: gpd.GeoDataFrame) -> None:
+        # One offset for every vertex keeps shared vertices identical (no slivers).
+        frame = frame.set_geometry(frame.geometry.translate(*origin))
         frame.to_file(out / f"{name}.fgb", driver="FlatGeobuf", engine="pyogrio")
         written[name] = len(frame)
 
@@ -187,8 +261,9 @@ def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
     in_building = rng.integers(0, nb, nh)
     offset = rng.uniform(-0.9, 0.9, (nh, 2)) * half[in_building, None]
     xy = np.round(centre[in_building] + offset, 2)
+    # Named as the importer reads them: household_code → code, building_id → its building.
     households = gpd.GeoDataFrame(
-        {"household_id": np.arange(1, nh + 1), "building_id": in_building + 1},
+        {"household_code": np.arange(1, nh + 1), "building_id": in_building + 1},
         geometry=shapely.points(xy),
         crs=CRS,
     )
@@ -208,7 +283,7 @@ def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
     nd = counts["devices"]
     homes = rng.choice(nh, nd, replace=False) + 1
     with (out / "devices.csv").open("w") as f:
-        f.write("device_code,household_id,datum\n")
+        f.write("device_code,household_code,datum\n")
         for i, h in enumerate(homes.tolist()):
             f.write(f"W{i + 1:06d},{h},{('wgs84', 'gcj02')[i % 2]}\n")
     written["devices"] = nd
@@ -217,6 +292,7 @@ def generate(scale: float, out: Path, seed: int = SEED) -> dict[str, object]:
         "scale": scale,
         "crs": CRS,
         "side_m": round(side),
+        "origin_m": [round(v, 3) for v in origin],
         "written": written,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -301,14 +377,48 @@ def main(argv: list[str] | None = None) -> int:
     loc = sub.add_parser("locate", help="one-point lookups: p50/p99, 783 and N grids")
     loc.add_argument("--grids", type=int, default=CITY["grids"])
     loc.add_argument("--lookups", type=int, default=50_000)
+    ld = sub.add_parser("load", help="import and assign into gridwork_bench_megacity")
+    ld.add_argument("--scale", type=float, default=1.0)
+    ld.add_argument("--out", type=Path, default=OUT, help="generated here when not that scale")
+    ld.add_argument("--no-sql", action="store_true", help="skip the grid_covering UPDATE")
+    ld.add_argument("--no-plain", action="store_true", help="skip GeoDataFrame.to_postgis")
+    sections = {name: sub.add_parser(name, help=text) for name, text in SECTION_HELP.items()}
+    sections["oversize"].add_argument(
+        "--skip-unindexed", action="store_true", help="only with the proposed index (full scale)"
+    )
     args = parser.parse_args(argv)
     if args.command == "generate":
         print(json.dumps(generate(args.scale, args.out), indent=2))
     elif args.command == "assign":
         bench_assign(args.grids, args.points, args.repeat)
-    else:
+    elif args.command == "locate":
         bench_locate(args.grids, args.lookups)
+    elif args.command == "load":
+        from bench.megacity_store import run_load
+
+        run_load(args.scale, args.out, sql=not args.no_sql, plain=not args.no_plain)
+    elif args.command == "oversize":
+        from bench.megacity_sections import oversize
+
+        oversize(unindexed=not args.skip_unindexed)
+    else:
+        from bench.megacity_sections import SECTIONS
+
+        SECTIONS[args.command]()
     return 0
+
+
+#: One command per section of the megacity store against the one district (the store that
+#: ``load`` made), see :mod:`bench.megacity_sections`.
+SECTION_HELP = {
+    "http-locate": "GET /locate p50/p99 at 8 clients, megacity vs one district",
+    "tiles": "vector tiles p50/p99 at z10-z16 over HTTP",
+    "coverage": "coverage of one street and of everything",
+    "oversize": "the oversize report",
+    "checks": "the topology checks, step by step",
+    "grid-page": "the grid map page of a district-wide coordinator",
+    "explain": "EXPLAIN of the statements those sections run; seq scans on big tables",
+}
 
 
 if __name__ == "__main__":
