@@ -1,8 +1,8 @@
-"""The statements that run often at city size find their rows through an index (migration 0015).
+"""Statements that run often at city size find their rows through an index (0015, 0020).
 
 Real PostGIS, enough rows that the planner chooses honestly (sequential scans stay enabled):
-20,000 alerts, each pointing at a fix, and 6,000 grids in 300 communities. Each test fails on
-a schema without the index, where the same plan is a sequential scan.
+20,000 alerts, each pointing at a fix, 6,000 grids and 30,000 buildings in 300 communities.
+Each test fails on a schema without the index, where the same plan is a sequential scan.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tests.conftest import own_database
 
 ALERTS = 20_000
 COMMUNITIES, GRIDS_EACH = 300, 20
+BUILDINGS = 30_000
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -74,7 +75,16 @@ def big(server_url: str) -> Iterator[Engine]:
             ),
             {"n": GRIDS_EACH},
         )
-        conn.execute(text("ANALYZE position, alert, community, grid"))
+        conn.execute(
+            text(
+                "INSERT INTO building (source_id, households_estimated, community_id, geom) "
+                "SELECT 'b' || i, false, c.id, ST_MakeEnvelope(84 + c.id * 0.01, 45, "
+                "84.0001 + c.id * 0.01, 45.0001, 4326) "
+                "FROM generate_series(1, :n) i JOIN community c ON c.code = 'C' || (1 + i % :c)"
+            ),
+            {"n": BUILDINGS, "c": COMMUNITIES},
+        )
+        conn.execute(text("ANALYZE position, alert, community, grid, building"))
     yield engine
     engine.dispose()
 
@@ -126,3 +136,15 @@ def test_a_communitys_grids_are_read_by_index(big: Engine, sql: str) -> None:
     plan = _plan(big, sql, {"c": c})
     assert "ix_grid_community_id" in plan, plan
     assert "Seq Scan on grid" not in plan, plan
+
+
+def test_a_communitys_households_are_counted_through_its_buildings_by_index(big: Engine) -> None:
+    """The per-community count of the oversize report, the communities layer and the checks
+    (migration 0020): one index probe per community, not every building per community."""
+    sql = (
+        "SELECT c.code, (SELECT count(*) FROM household h JOIN building b "
+        "ON b.id = h.building_id WHERE b.community_id = c.id) FROM community c"
+    )
+    plan = _plan(big, sql, {})
+    assert "ix_building_community_id" in plan, plan
+    assert "Seq Scan on building" not in plan, plan
