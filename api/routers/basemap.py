@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from api.deps import ReadSessionDep, parse_bbox
+from api.deps import ReadSessionDep, Viewer, parse_bbox
 from api.schemas.geojson import Basemap
-from api.security import Principal, require
 from data.district.basemap import basemap as read_basemap
-from data.policy import Action
 
 router = APIRouter(tags=["maps"])
 
@@ -23,7 +21,7 @@ router = APIRouter(tags=["maps"])
 def basemap(
     session: ReadSessionDep,
     response: Response,
-    _: Annotated[Principal, Depends(require(Action.view_district))],
+    _: Viewer,
     bbox: Annotated[str, Query(description="minlon,minlat,maxlon,maxlat (WGS-84)", max_length=200)],
     zoom: Annotated[int, Query(ge=0, le=22, description="the map's zoom level")],
 ) -> dict[str, Any]:

@@ -360,6 +360,13 @@ def elder_page(
             "elder": elder,
             "today": date.today().isoformat(),
             **sent.values(),
+            # consent_submit's and zone_submit's redirects: say what was kept, or staff
+            # cannot tell.
+            "saved": ctx._("Consent record saved.")
+            if request.query_params.get("consent") == "saved"
+            else ctx._("Safe zone saved.")
+            if request.query_params.get("zone") == "saved"
+            else None,
             "heard": _since(ctx, _parse_time(reports["last_heard_at"])),
             "heard_at": ctx.localtime(_parse_time(reports["last_heard_at"])),
             "refused_at": ctx.localtime(_parse_time((reports["last_refused"] or {}).get("at"))),

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.case_viewer import case_viewer
 from api.deps import SessionDep
 from api.errors import status_for
-from api.pages.forms import field_errors
+from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
 from api.state import app_state
@@ -309,24 +309,14 @@ def department_queue(request: Request, session: SessionDep, principal: Handling)
     )
 
 
-@router.get("/new", response_class=HTMLResponse)
-def report_form(request: Request, session: SessionDep, principal: Reporting) -> HTMLResponse:
-    return _report_page(request, session, principal)
-
-
 #: The report form's fields, and where a use case's name for one shows (the place: by lon).
 REPORT_FIELDS = ("category", "lon", "description", "reporter_name", "reporter_contact", "photo")
 REPORT_ALIASES = {"lat": "lon", "duplicate_of": "lon"}
 
 
-def _report_page(
-    request: Request,
-    session: SessionDep,
-    principal: Principal,
-    *,
-    form: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status_code: int = 200,
+@router.get("/new", response_class=HTMLResponse)
+def report_form(
+    request: Request, session: SessionDep, principal: Reporting, sent: Shown = NOT_SENT
 ) -> HTMLResponse:
     """The report form; sent back refused, with the message beside its field and the values."""
     ctx = context(request, principal)
@@ -338,12 +328,12 @@ def _report_page(
         principal,
         "incidents/new.html",
         title=ctx._("Report an incident"),
-        status_code=status_code,
+        status_code=sent.status_code,
         values={
             "categories": cats,
             "centre": q.area_centre(session, principal.scope),
-            "form": form or {},
-            "errors": errors or {},
+            "form": sent.form,
+            "errors": sent.errors,
         },
     )
 
@@ -364,8 +354,8 @@ def report(
 ) -> Response:
     """Store the report and open its case; refused, the form again with the reason beside
     the field and what was typed kept (nothing stored)."""
-    sent = {"category": category, "description": description, "lon": lon, "lat": lat}
-    sent |= {"reporter_name": reporter_name, "reporter_contact": reporter_contact}
+    form = {"category": category, "description": description, "lon": lon, "lat": lat}
+    form |= {"reporter_name": reporter_name, "reporter_contact": reporter_contact}
     ctx = context(request, principal)
     try:
         if not category:
@@ -400,13 +390,14 @@ def report(
             if duplicate_of:  # the reporter says it repeats a case offered nearby
                 duplicates.link(session, viewer, case_id, int(duplicate_of), now)
     except GridworkError as exc:
-        errors = field_errors(exc, REPORT_FIELDS, aliases=REPORT_ALIASES, ctx=ctx)
-        if not errors:
+        status_code = status_for(exc)
+        sent = refused(
+            ctx, exc, form, REPORT_FIELDS, aliases=REPORT_ALIASES, status_code=status_code
+        )
+        if not sent.errors:
             raise
         session.rollback()  # nothing of the refused report is kept
-        return _report_page(
-            request, session, principal, form=sent, errors=errors, status_code=status_for(exc)
-        )
+        return report_form(request, session, principal, sent)
     return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)
 
 

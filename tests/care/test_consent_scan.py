@@ -238,6 +238,28 @@ def test_the_elder_page_adds_a_consent_with_its_scan_and_says_what_is_wrong_besi
     assert "her son" in page.text and f"/consents/{consent_id}/scan" in page.text
 
 
+def test_the_elder_page_says_the_consent_was_saved_after_the_redirect(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    headers = {**staff["care_staff"], "Accept-Language": "en"}
+    elder = enrol(client, headers, "watch-scan-saved", consent=False)
+    said = '<p role="status"><strong>Consent record saved.</strong></p>'
+    good = {"consent_given_by": "her son", "consent_given_on": "2026-02-01", "consent_scope": "y"}
+    # Refused, or the page simply opened: nothing was saved, so nothing says so.
+    refused = _console(client, headers, elder["id"], {**good, "consent_given_by": " "})
+    assert refused.status_code == 422 and said not in refused.text
+    assert said not in client.get(f"/app/elders/{elder['id']}", headers=headers).text
+
+    sent = _console(client, headers, elder["id"], good)
+    assert sent.status_code == 303
+    page = client.get(sent.headers["location"], headers=headers)
+    assert page.status_code == 200 and said in page.text
+    assert count(care, "SELECT count(*) FROM consent WHERE elder_id = :e", e=elder["id"]) == 1
+    # Only the consent form's redirect says it, not any other value of the parameter.
+    other = client.get(f"/app/elders/{elder['id']}?consent=maybe", headers=headers)
+    assert said not in other.text
+
+
 def test_only_staff_of_the_home_area_add_a_consent_from_the_console(
     client: TestClient, staff: dict[str, dict[str, str]], care: Engine
 ) -> None:
@@ -248,3 +270,22 @@ def test_only_staff_of_the_home_area_add_a_consent_from_the_console(
     page = client.get(f"/app/elders/{elder['id']}", headers=staff["home_worker"])
     assert page.status_code == 200 and '/consent"' not in page.text
     assert count(care, "SELECT count(*) FROM consent WHERE elder_id = :e", e=elder["id"]) == 0
+
+
+def test_the_elder_page_says_the_safe_zone_was_saved_after_the_redirect(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    headers = {**staff["care_staff"], "Accept-Language": "en"}
+    elder = enrol(client, headers, "watch-zone-saved", consent=True)
+    said = '<p role="status"><strong>Safe zone saved.</strong></p>'
+    sent = client.post(
+        f"/app/elders/{elder['id']}/zone",
+        data={"kind": "home_grid", "buffer_m": "150"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303, sent.text
+    page = client.get(sent.headers["location"], headers=headers)
+    assert page.status_code == 200 and said in page.text
+    assert "Consent record saved." not in page.text
+    assert said not in client.get(f"/app/elders/{elder['id']}", headers=headers).text

@@ -1,0 +1,69 @@
+"""On a phone (390 × 844) no page of the frame scrolls sideways.
+
+A grid worker's navigation is among the longest (district maps, elders, alerts, cases, my
+cases) and scrolls inside its own bar; a table wider than the phone (the home page's, with
+its English headings) scrolls inside itself too. Checked in Debian's Chromium on the pages a
+worker opens most, in both languages (the English words are the wider).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, ViewportSize
+
+from data.models import Role, ScopeLevel
+from tests.browser.test_coordinator import LANGS, Person, browser  # noqa: F401
+from tests.factory import Account, add_accounts
+from tests.gridded import Gridded, Live, live_server
+
+pytestmark = pytest.mark.browser
+
+WORKER = "p-worker"
+PHONE = ViewportSize(width=390, height=844)
+PAGES = ("/", "/app/incidents", "/app/incidents/mine", "/app/incidents/new", "/app/elders")
+#: What reaches past the window's right edge without a scrolling box around it to hold it
+#: (the outermost such element): what to fix when the test fails.
+STICKING_OUT = """() => {
+  const out = e => e.getBoundingClientRect().right > window.innerWidth + 0.5;
+  const held = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement)
+      if (getComputedStyle(a).overflowX !== 'visible' && !out(a)) return true;
+    return false;
+  };
+  const outer = e => e.parentElement === document.body || !out(e.parentElement);
+  return [...document.querySelectorAll('body *')]
+    .filter(e => out(e) && !held(e) && outer(e)).slice(0, 5)
+    .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+              + ' ' + e.textContent.trim().slice(0, 40));
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(strips: Gridded) -> Iterator[Live]:
+    area = ((ScopeLevel.community, "131208"),)
+    add_accounts(strips.engine, [Account(WORKER, Role.grid_worker, area)])
+    with live_server(strips.url) as live:
+        yield live
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_page_scrolls_sideways_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    lang: str,
+) -> None:
+    worker = Person(browser, server, WORKER, lang)
+    try:
+        worker.page.set_viewport_size(PHONE)
+        wide: dict[str, tuple[int, int, list[str]]] = {}
+        for path in PAGES:
+            page = worker.open(path)
+            assert page.locator("nav.main a").count() >= 5, path  # the worker's long bar
+            scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+            if scroll > inner:
+                wide[path] = (scroll, inner, page.evaluate(STICKING_OUT))
+        assert wide == {}, f"wider than the phone (scrollWidth, innerWidth, what): {wide}"
+    finally:
+        worker.close()
