@@ -442,6 +442,9 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
     """One elder as staff see it, if the caller may ``to`` them (``data.policy.elder_sql``:
     reading is widened by an open alert, changes need the home area); otherwise the same 404
     as a missing elder, or a 403 to a caller who may read but not change."""
+    # ``last_fix_received_at`` reads every day partition, and must: a late fix (up to the
+    # retention period old) is received after newer ones, so nothing bounds the day of the
+    # fix received last (``_SINCE`` bounds fix times, not receipt).
     row = (
         db.execute(
             text(
@@ -814,14 +817,31 @@ class PositionRef:
 
 def last_position_ref(db: Db, elder_id: int) -> PositionRef | None:
     """The newest fix of an elder, for alerts raised without a fix (no_fix)."""
-    row = db.execute(
-        text(
-            "SELECT id, time, grid_id FROM position WHERE elder_id = :e "
-            "ORDER BY time DESC, id DESC LIMIT 1"
-        ),
-        {"e": elder_id},
-    ).first()
-    return None if row is None else PositionRef(int(row[0]), row[1], row[2])
+    for bound in (f"AND time >= {_SINCE}", ""):
+        row = db.execute(
+            text(
+                f"SELECT id, time, grid_id FROM position WHERE elder_id = :e {bound} "  # noqa: S608
+                "ORDER BY time DESC, id DESC LIMIT 1"
+            ),
+            {"e": elder_id},
+        ).first()
+        if row is not None:
+            return PositionRef(int(row[0]), row[1], row[2])
+    return None
+
+
+_SINCE = "(SELECT z.last_fix_time FROM zone_state z WHERE z.elder_id = :e)"
+"""Where an elder's newest fix is looked for first: ``position`` is partitioned by day
+(migration 0019) and a newest-fix read has no time bound of its own, so it looked into every
+day's index; from this time on, PostgreSQL reads the newest days only (run-time pruning).
+
+Any bound keeps the answer, provided the read looks among all days when it finds nothing
+from the bound on: if some fix lies at or after it, every fix before it is older than that
+one. ``zone_state.last_fix_time`` is the time of the newest valid fix ingest evaluated (a
+late fix leaves it alone, an invalid one too), so the newest fix, valid or not, lies at or
+after it unless fixes were deleted since (then all days answer). Read in the statement, not
+passed as a bind: a bound the planner could prune with makes it plan the statement anew at
+every call (its generic plan looks dearer), which costs more than the partitions."""
 
 
 # --------------------------------------------------------------------------- alerts
@@ -1020,41 +1040,47 @@ def queue_webhook(db: Db, alert_id: int, url: str) -> None:
 
 def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
     """The newest fix by fix time (a late fix never hides it) with its grid, community,
-    street; a fix the device marked invalid only when there is no valid one."""
-    row = (
-        db.execute(
-            text(
-                f"""
-                WITH newest AS (
-                    SELECT id, time FROM (
-                        (SELECT id, time, 0 AS rank FROM position WHERE elder_id = :e AND valid
-                         ORDER BY time DESC, id DESC LIMIT 1)
-                        UNION ALL
-                        (SELECT id, time, 1 AS rank FROM position WHERE elder_id = :e
-                         ORDER BY time DESC, id DESC LIMIT 1)
-                    ) AS candidates ORDER BY rank LIMIT 1
-                )
-                SELECT p.id, p.time, p.received_at, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
-                       p.raw_lon, p.raw_lat, p.accuracy_m, p.battery, p.speed_mps, p.valid,
-                       d.datum::text AS datum, extract(epoch FROM now() - p.time) AS age_s,
-                       g.code AS grid_code, c.code AS community_code,
-                       c.name AS community_name, s.code AS street_code, s.name AS street_name,
-                       w.code AS worker_code, w.display_name AS worker_name,
-                       w.phone AS worker_phone
-                FROM newest n JOIN position p ON p.id = n.id AND p.time = n.time
-                JOIN device d ON d.id = p.device_id
-                LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
-                LEFT JOIN community c ON c.id = g.community_id
-                LEFT JOIN street s ON s.id = c.street_id
-                LEFT JOIN worker w ON w.id = g.worker_id
-                """  # noqa: S608
-            ),
-            {"e": elder_id},
+    street; a fix the device marked invalid only when there is no valid one. Looked for
+    from :data:`_SINCE` on first, then among all days."""
+    bounded = f"""SELECT id, time FROM position WHERE elder_id = :e AND valid
+                  AND time >= {_SINCE} ORDER BY time DESC, id DESC LIMIT 1"""  # noqa: S608
+    unbounded = """SELECT id, time FROM (
+                       (SELECT id, time, 0 AS rank FROM position WHERE elder_id = :e AND valid
+                        ORDER BY time DESC, id DESC LIMIT 1)
+                       UNION ALL
+                       (SELECT id, time, 1 AS rank FROM position WHERE elder_id = :e
+                        ORDER BY time DESC, id DESC LIMIT 1)
+                   ) AS candidates ORDER BY rank LIMIT 1"""
+    for newest in (bounded, unbounded):
+        row = (
+            db.execute(
+                text(
+                    f"""
+                    WITH newest AS ({newest})
+                    SELECT p.id, p.time, p.received_at, ST_X(p.geom) AS lon,
+                           ST_Y(p.geom) AS lat, p.raw_lon, p.raw_lat, p.accuracy_m, p.battery,
+                           p.speed_mps, p.valid, d.datum::text AS datum,
+                           extract(epoch FROM now() - p.time) AS age_s,
+                           g.code AS grid_code, c.code AS community_code,
+                           c.name AS community_name, s.code AS street_code,
+                           s.name AS street_name, w.code AS worker_code,
+                           w.display_name AS worker_name, w.phone AS worker_phone
+                    FROM newest n JOIN position p ON p.id = n.id AND p.time = n.time
+                    JOIN device d ON d.id = p.device_id
+                    LEFT JOIN grid g ON g.id = {grid_at("p.geom")}
+                    LEFT JOIN community c ON c.id = g.community_id
+                    LEFT JOIN street s ON s.id = c.street_id
+                    LEFT JOIN worker w ON w.id = g.worker_id
+                    """  # noqa: S608
+                ),
+                {"e": elder_id},
+            )
+            .mappings()
+            .first()
         )
-        .mappings()
-        .first()
-    )
-    return None if row is None else dict(row)
+        if row is not None:
+            return dict(row)
+    return None
 
 
 def nearest_facilities(
@@ -1188,8 +1214,11 @@ def elders_at_a_glance(
                EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                        AND c.withdrawn_at IS NULL) AS consent,
                s.outside, s.no_fix,
-               greatest(d.heard, p.received_at) AS last_heard_at,
-               p.time AS last_fix_time, coalesce(p.battery, d.battery) AS battery,
+               greatest(d.heard, coalesce(near.received_at, far.received_at))
+                   AS last_heard_at,
+               coalesce(near.time, far.time) AS last_fix_time,
+               coalesce(CASE WHEN near.time IS NULL THEN far.battery ELSE near.battery END,
+                        d.battery) AS battery,
                (SELECT count(*) FROM alert a WHERE a.elder_id = e.id
                 AND a.status <> 'closed') AS open_alerts,
                EXISTS (SELECT 1 FROM safe_zone z WHERE z.elder_id = e.id) AS has_zone
@@ -1200,8 +1229,11 @@ def elders_at_a_glance(
                                              DESC NULLS LAST))[1] AS battery
                            FROM device WHERE elder_id = e.id) d ON true
         LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
-                           WHERE elder_id = e.id ORDER BY time DESC, id DESC
-                           LIMIT 1) p ON true
+                           WHERE elder_id = e.id AND time >= s.last_fix_time
+                           ORDER BY time DESC, id DESC LIMIT 1) near ON true
+        LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
+                           WHERE elder_id = e.id AND near.time IS NULL
+                           ORDER BY time DESC, id DESC LIMIT 1) far ON true
         WHERE {elder_sql(Action.locate_elders)}
           AND (CAST(:search AS text) IS NULL
                OR e.display_name ILIKE '%' || CAST(:search AS text) || '%')
