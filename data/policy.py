@@ -218,14 +218,24 @@ ELDER_HOME_SQL = (
 )
 
 #: An alert about the elder is open (or acknowledged) and their newest fix is in the caller's
-#: grids: the only way an elder of another area becomes readable.
+#: grids: the only way an elder of another area becomes readable. ``position`` is partitioned
+#: by day (migration 0019), so the newest fix is looked for from ``zone_state.last_fix_time``
+#: on first (``near``; PostgreSQL then reads the newest days only) and among all days
+#: (``far``) only when nothing lies there: the bound never changes the answer, for the reason
+#: ``data.care.queries._SINCE`` gives (the time of the newest valid fix ingest evaluated, so
+#: a valid fix at or after it is the newest valid fix).
 ELDER_FOUND_HERE_SQL = (
     "(EXISTS (SELECT 1 FROM alert a WHERE a.elder_id = e.id AND a.status <> 'closed') "
-    "AND (SELECT f.grid_id FROM ("
+    "AND (SELECT CASE WHEN near.time IS NULL THEN far.grid_id ELSE near.grid_id END "
+    "FROM (SELECT (SELECT z.last_fix_time FROM zone_state z WHERE z.elder_id = e.id) AS since) b "
+    "LEFT JOIN LATERAL (SELECT p.grid_id, p.time FROM position p WHERE p.elder_id = e.id "
+    "AND p.valid AND p.time >= b.since ORDER BY p.time DESC, p.id DESC LIMIT 1) near ON true "
+    "LEFT JOIN LATERAL (SELECT f.grid_id FROM ("
     "(SELECT p.grid_id, 0 AS rank FROM position p WHERE p.elder_id = e.id AND p.valid "
     "ORDER BY p.time DESC, p.id DESC LIMIT 1) UNION ALL "
     "(SELECT p.grid_id, 1 AS rank FROM position p WHERE p.elder_id = e.id "
-    "ORDER BY p.time DESC, p.id DESC LIMIT 1)) f ORDER BY f.rank LIMIT 1) "
+    "ORDER BY p.time DESC, p.id DESC LIMIT 1)) f WHERE near.time IS NULL "
+    "ORDER BY f.rank LIMIT 1) far ON true) "
     "= ANY(CAST(:grid_ids AS int[])))"
 )
 

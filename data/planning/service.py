@@ -909,10 +909,11 @@ def oversize_report(
             LEFT JOIN household h ON h.grid_id = g.id WHERE g.valid_to IS NULL
             GROUP BY g.community_id, g.code),
         per_community AS (
-            SELECT c.id, c.code, c.name,
-                   (SELECT count(*) FROM household h JOIN building b ON b.id = h.building_id
-                    WHERE b.community_id = c.id) AS households
-            FROM community c WHERE CAST(:ids AS int[]) IS NULL OR c.id = ANY(:ids))
+            SELECT c.id, c.code, c.name, count(h.id) AS households FROM community c
+            LEFT JOIN building b ON b.community_id = c.id
+            LEFT JOIN household h ON h.building_id = b.id
+            WHERE CAST(:ids AS int[]) IS NULL OR c.id = ANY(:ids)
+            GROUP BY c.id)
         SELECT pc.code, pc.name, pc.households, count(pg.code) AS grids,
                count(pg.code) FILTER (WHERE pg.households > :hi) AS grids_over,
                count(pg.code) FILTER (WHERE pg.households < :lo) AS grids_under,
