@@ -53,27 +53,54 @@ class _Households:
     community_id: np.ndarray  # of its building; -1: none
     snap: Snap
     geoms: np.ndarray  # the points themselves: making 150,000 of them costs ~0.3 s
+    _groups: dict[Level, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def points(self, mask: np.ndarray) -> np.ndarray:
-        return self.geoms[mask]
+    def points(self, rows: np.ndarray) -> np.ndarray:
+        return self.geoms[rows]
 
-    def snap_of(self, mask: np.ndarray) -> Snap:
-        return Snap(self.snap.edge[mask], self.snap.along_m[mask], self.snap.access_m[mask])
+    def snap_of(self, rows: np.ndarray) -> Snap:
+        return Snap(self.snap.edge[rows], self.snap.along_m[rows], self.snap.access_m[rows])
 
     def in_areas(
         self, level: Level, areas: gpd.GeoDataFrame
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Which households count, and the code of the area each lies in, by their stored
-        area (a grid, or their building's community at the community level). When nothing is
-        stored yet every household counts and the codes are None: the walk then assigns them
-        in-process (``ST_Covers`` rule, lowest code on ties)."""
+        """Which households count (their positions, ascending), and the code of the area each
+        lies in, by their stored area (a grid, or their building's community at the community
+        level). When nothing is stored yet every household counts and the codes are None: the
+        walk then assigns them in-process (``ST_Covers`` rule, lowest code on ties).
+
+        The households of the areas are found through :meth:`_by_area`, not by testing every
+        household of the city against the areas: 4 ms instead of 26 ms at 10 M households."""
         own = self.grid_id if level == "grids" else self.community_id
-        if not (own >= 0).any():
-            return np.ones(len(own), dtype=bool), None
-        area_ids = areas["id"].to_numpy(dtype=np.int64)
-        mask = np.isin(own, area_ids)
-        code_of = dict(zip(area_ids.tolist(), areas["code"].astype(str), strict=True))
-        return mask, np.array([code_of[i] for i in own[mask].tolist()], dtype=object)
+        order, area_ids, starts = self._by_area(level)
+        if not len(area_ids) or area_ids[-1] < 0:
+            return np.arange(len(own)), None
+        wanted = areas["id"].to_numpy(dtype=np.int64)
+        codes = areas["code"].astype(str).to_numpy(dtype=object)
+        at = np.minimum(np.searchsorted(area_ids, wanted), len(area_ids) - 1)
+        hit = np.flatnonzero(area_ids[at] == wanted)
+        found, first = np.unique(at[hit], return_index=True)
+        if not len(found):
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=object)
+        taken = np.concatenate([order[starts[i] : starts[i + 1]] for i in found.tolist()])
+        # Each area's run ascends: a stable sort (timsort) merges the runs, 30x a quicksort.
+        by_id = np.argsort(taken, kind="stable")
+        return taken[by_id], np.repeat(codes[hit[first]], np.diff(starts)[found])[by_id]
+
+    def _by_area(self, level: Level) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The households grouped by their stored area, made once per household set: their
+        positions ordered by area, the distinct area ids ascending, and where each area's
+        run starts (one more entry: the end)."""
+        cached = self._groups.get(level)
+        if cached is None:
+            own = self.grid_id if level == "grids" else self.community_id
+            order = np.argsort(own, kind="stable")
+            area_ids, starts = np.unique(own[order], return_index=True)
+            cached = (order, area_ids, np.append(starts, len(own)))
+            self._groups[level] = cached  # two threads may both build it: the same arrays
+        return cached
 
 
 class WalkInputs(NamedTuple):
@@ -274,18 +301,18 @@ def coverage(
 
     metric = f"EPSG:{epsg}"
     areas_m = areas.to_crs(metric)
-    mask, household_grid = homes.in_areas(level, areas)
+    rows, household_grid = homes.in_areas(level, areas)
     capacity = capacities(facilities)
     capacity_aware = capacity is not None
     result = facility_coverage(
         graph,
         facilities.to_crs(metric),
         areas_m,
-        gpd.GeoDataFrame(geometry=homes.points(mask), crs=metric),
+        gpd.GeoDataFrame(geometry=homes.points(rows), crs=metric),
         minutes=minutes,
         speed_kmh=speed_kmh,
         household_grid=household_grid,
-        household_snap=homes.snap_of(mask),
+        household_snap=homes.snap_of(rows),
         capacity=capacity,
         straight_line=drawing,
     )

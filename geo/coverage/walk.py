@@ -58,6 +58,7 @@ __all__ = [
     "Snap",
     "coverage_by_grid",
     "crow_flies_area",
+    "facilities_in_reach",
     "facilities_of_kind",
     "facility_coverage",
     "households_within",
@@ -75,6 +76,7 @@ MAX_SPEED_KMH = 10.0  # faster is running, not walking
 MAX_MINUTES = 120.0  # beyond two hours "walking distance" stops meaning anything
 DEFAULT_BUFFER_M = 50.0  # a roadside strip: front doors and courtyard gates off the road
 MAX_BUFFER_M = 500.0
+REACH_SLACK_M = 1.0  # kept beyond a walk's straight-line bound: rounding can never drop one
 
 
 # --------------------------------------------------------------------------- parameters
@@ -625,12 +627,45 @@ class Coverage:
     """Everything one coverage request produces: the walk, both layers and the grid table."""
 
     max_m: float
-    reach: Reach
+    reach: Reach  # origin i is facility ``walked[i]``
     roads: RoadPieces
     network_area: shapely.Polygon | shapely.MultiPolygon
     crow_flies_area: shapely.Polygon | shapely.MultiPolygon
     grids: gpd.GeoDataFrame
     distances: ODPairs
+    walked: NDArray[np.intp]  # positions of the facilities walked from, ascending
+
+
+def facilities_in_reach(
+    facilities: Any,
+    grids: gpd.GeoDataFrame,
+    households: gpd.GeoDataFrame,
+    *,
+    max_m: float,
+    buffer_m: float = DEFAULT_BUFFER_M,
+) -> NDArray[np.intp]:
+    """Positions of the facilities whose walk can touch ``grids`` or ``households``.
+
+    The others change nothing in the grid table (but the rounding of the strip's union), so
+    one street's coverage need not walk from every facility of the city. A walk of ``max_m``
+    never ends farther than ``max_m`` from its facility in a straight line: the legs between
+    a door and its road are straight and every road piece is at least as long as its chord.
+    So a facility farther than ``max_m`` from the households' bounding box reaches none of
+    them, and one farther than ``max_m + buffer_m`` from the grids' draws no strip on any
+    grid. ``REACH_SLACK_M`` more is kept against rounding: keeping one facility too many
+    costs a walk, dropping one would change the answer.
+    """
+    points = _points(facilities, grids.crs, field="facilities")
+    xy = shapely.get_coordinates(points)
+    keep = np.zeros(len(points), dtype=bool)
+    for frame, radius in ((grids, max_m + buffer_m), (households, max_m)):
+        if len(frame) == 0 or len(points) == 0:
+            continue
+        lo_x, lo_y, hi_x, hi_y = frame.total_bounds
+        dx = np.maximum(np.maximum(lo_x - xy[:, 0], xy[:, 0] - hi_x), 0.0)
+        dy = np.maximum(np.maximum(lo_y - xy[:, 1], xy[:, 1] - hi_y), 0.0)
+        keep |= np.hypot(dx, dy) <= radius + REACH_SLACK_M
+    return np.flatnonzero(keep).astype(np.intp)
 
 
 def facility_coverage(
@@ -648,6 +683,7 @@ def facility_coverage(
     household_snap: Snap | None = None,
     capacity: ArrayLike | Sequence[float | None] | None = None,
     straight_line: bool = True,
+    every_facility: bool = False,
 ) -> Coverage:
     """Walking coverage of ``facilities`` (already one kind) over ``grids``, for one request.
 
@@ -656,15 +692,31 @@ def facility_coverage(
     their own walk (:func:`network_distances`); the strip is drawn. With ``capacity`` (one
     per facility) each grid also gets the mean 2SFCA ``score`` of its households. Without
     ``straight_line`` the comparison circles are left empty (numbers only, nothing drawn).
+
+    Only the facilities that can reach a grid or a household are walked from
+    (:func:`facilities_in_reach`), so a street's request no longer walks from the whole
+    city: the counts, shares and scores are the same; ``area_share`` and ``covered`` only
+    differ by the rounding of the strip's union (~1e-10 of a share), as they do when a
+    facility is added across the city. The strip (``network_area``) is then drawn near the
+    grids only; ``every_facility`` walks from all of them, for a map of the whole area.
     """
     max_m = walk_distance_m(minutes, speed_kmh=speed_kmh)
     points = _points(facilities, graph.crs, field="facilities")
     _same_crs(households.crs, graph.crs, field="households")
-    reach = reachable(graph, points, max_m)
+    if every_facility:
+        walked = np.arange(len(points), dtype=np.intp)
+    else:
+        walked = facilities_in_reach(points, grids, households, max_m=max_m, buffer_m=buffer_m)
+    reach = reachable(graph, points[walked], max_m)
     roads = reached_edges(graph, reach)
     area = service_area(roads, buffer_m=buffer_m)
     distances = network_distances(graph, reach, households, snap=household_snap)
-    scores = None if capacity is None else two_step_fca(capacity, distances)
+    # Capacities are checked for every facility, walked or not: a gap is refused either way.
+    scores = (
+        None
+        if capacity is None
+        else two_step_fca(_capacities(capacity, len(points))[walked], distances)
+    )
     table = coverage_by_grid(
         area,
         grids,
@@ -683,6 +735,7 @@ def facility_coverage(
         crow_flies_area=crow_flies_area(points, max_m) if straight_line else shapely.Polygon(),
         grids=table,
         distances=distances,
+        walked=walked,
     )
 
 
