@@ -549,12 +549,32 @@ def reassign_near(
     ]
 
 
-def assign_after_import(db: Db, kind: str, *, settings: Settings | None = None) -> None:
-    """The import hook: imported points get their grid; a grid import reassigns everything."""
+def assign_after_import(
+    db: Db, kind: str, *, settings: Settings | None = None, keys: Sequence[str] | None = None
+) -> list[TableResult]:
+    """The import hook: imported points get their grid; a grid import reassigns everything.
+
+    ``keys`` names the rows a point import wrote (codes / source ids): only those are read
+    and assigned, so a city imported district by district does not pay again for every
+    earlier district. Each gets what a whole-table pass would give it (the rule is decided
+    point by point on the same grids), a row re-imported unchanged included, since the grids
+    may have changed since it was last assigned. Rows the import did not write are left as
+    they are (``gridwork assign`` recomputes everything). Without ``keys``, or when they name
+    every stored row (a first import), the whole table is reassigned.
+    """
     if kind in POINT_TABLES:
-        reassign(db, settings=settings, tables=[POINT_TABLES[kind]])
-    elif kind == "grids":
-        reassign(db, settings=settings)
+        table = POINT_TABLES[kind]
+        if keys is None:
+            return reassign(db, settings=settings, tables=[table])
+        if not keys:  # nothing written: do not pay for indexing the grids
+            return [TableResult(table, 0, 0, 0, 0)]
+        stored = db.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+        if stored == len(set(keys)):  # the import wrote every row: read them without a join
+            return reassign(db, settings=settings, tables=[table])
+        return [_assign_written(db, table, keys, index=load_grid_index(db, settings=settings))]
+    if kind == "grids":
+        return reassign(db, settings=settings)
+    return []
 
 
 def assign_keys(db: Db, table: str, keys: Sequence[str], *, index: GridIndex) -> TableResult:
@@ -562,6 +582,26 @@ def assign_keys(db: Db, table: str, keys: Sequence[str], *, index: GridIndex) ->
     return reassign_table(
         db, table, index, where=f"{ROW_KEY[table]} = ANY(%(keys)s)", params={"keys": list(keys)}
     )
+
+
+def _assign_written(db: Db, table: str, keys: Sequence[str], *, index: GridIndex) -> TableResult:
+    """:func:`assign_keys` for the rows of a whole import: the keys go in by ``COPY`` to a
+    temporary table the database can join with, not as one array literal in the statement
+    (a district's households are hundreds of thousands of keys)."""
+    db.execute(text("CREATE TEMP TABLE IF NOT EXISTS _written (key text) ON COMMIT DROP"))
+    db.execute(text("TRUNCATE _written"))
+    with raw_connection(db).cursor() as cur, cur.copy("COPY _written (key) FROM STDIN") as copy:
+        for key in keys:
+            copy.write_row((key,))
+    db.execute(text("ANALYZE _written"))
+    result = reassign_table(
+        db,
+        table,
+        index,
+        where=f"{ROW_KEY[table]} IN (SELECT key FROM _written)",  # noqa: S608
+    )
+    db.execute(text("TRUNCATE _written"))
+    return result
 
 
 # --- the check: stored assignment against PostGIS ----------------------------------------

@@ -39,6 +39,20 @@ def _after_import(session: Session, kind: str) -> None:
         district_outline(session.connection())
 
 
+def _written_keys(kind: str, frame: gpd.GeoDataFrame, report: ImportReport) -> list[str] | None:
+    """The households an import wrote (the file's rows less those refused), so that only they
+    are assigned; None, the whole table, for the other kinds.
+
+    Households are the table that grows to millions and arrives district by district; the
+    facility and incident tables are small and keep their whole-table pass.
+    """
+    if kind != "households":
+        return None
+    refused = {r.row for r in report.rejects}
+    kept = frame[~frame["_row"].isin(refused)] if refused else frame
+    return list(dict.fromkeys(str(k) for k in kept[TARGETS[kind].key] if k is not None))
+
+
 def import_file(
     engine: Engine,
     kind: Kind,
@@ -72,7 +86,9 @@ def import_file(
         )
         _after_import(session, kind)
         metric_epsg(session, settings.metric_epsg if settings else None)
-        assign_after_import(session, kind, settings=settings)
+        assign_after_import(
+            session, kind, settings=settings, keys=_written_keys(kind, result.frame, report)
+        )
         # Fresh statistics now, not at autovacuum's next round: a table that grew from
         # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
         session.execute(text(f"ANALYZE {TARGETS[kind].table}"))
@@ -141,7 +157,7 @@ def derive_households(
             crs=4326,
         )
         upsert(session, "households", frame, source="derive households")
-        assign_after_import(session, "households", settings=settings)
+        assign_after_import(session, "households", settings=settings, keys=list(frame["code"]))
         counts = scaled["households"]
         session.execute(
             text(
