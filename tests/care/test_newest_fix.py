@@ -166,5 +166,9 @@ def test_a_bounded_read_leaves_the_older_day_partitions_unread(
             for line in plan
             if " on position_" in line and "never executed" not in line
         }
-    days = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (*VALID_DAYS, 1, 5)}
-    assert days & read == {f"position_{INVALID_AT:%Y%m%d}", f"position_{NOW - timedelta(2):%Y%m%d}"}
+    # Older than the newest valid fix: never read. Whether the newest valid fix's own day is
+    # read depends on the plan (an ordered Append stops at the invalid fix's day; a Merge
+    # Append starts both), so only the day that holds the answer is required.
+    older = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (20, 13, 9, 5)}
+    assert not older & read, read
+    assert f"position_{INVALID_AT:%Y%m%d}" in read, read
