@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +37,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geo.errors import InvalidInput
+from geo.planning.partition.problem import connected
 from geo.planning.units import ROAD, SNAP_M, Units
 
 DEFAULT_MIN_HOUSEHOLDS = 150
@@ -211,22 +213,28 @@ def shared_buildings(units: Units, assignment: pd.Series | Mapping[int, str]) ->
 
 def _shared_buildings(units: Units, codes: np.ndarray) -> pd.DataFrame:
     frame = units.frame
-    entr = frame[frame["entrance"] >= 0]
+    rows = _divided(frame[frame["entrance"] >= 0], "building_id", codes)
+    return pd.DataFrame(rows, columns=["building_id", "households", "grids", "per_grid"])
+
+
+def _divided(frame: pd.DataFrame, by: str, codes: np.ndarray) -> list[tuple[Any, int, str, str]]:
+    """Groups of units (by the column ``by``) that lie in two or more grids: the group, its
+    households, its grids and the households in each (``"G01,G02"``, ``"90/60"``)."""
     rows = []
-    for building, group in entr.groupby("building_id", sort=True):
+    for key, group in frame.groupby(by, sort=True):
         grid_codes = codes[group.index.to_numpy()]
         if len(set(grid_codes.tolist())) < 2:
             continue
         per = group["households"].groupby(grid_codes).sum().sort_index()
         rows.append(
             (
-                building,
+                key,
                 int(group["households"].sum()),
                 ",".join(per.index.astype(str)),
                 "/".join(str(int(x)) for x in per.to_numpy()),
             )
         )
-    return pd.DataFrame(rows, columns=["building_id", "households", "grids", "per_grid"])
+    return rows
 
 
 def cut_blocks(units: Units, assignment: pd.Series | Mapping[int, str]) -> pd.DataFrame:
@@ -235,21 +243,7 @@ def cut_blocks(units: Units, assignment: pd.Series | Mapping[int, str]) -> pd.Da
 
 
 def _cut_blocks(units: Units, codes: np.ndarray) -> pd.DataFrame:
-    frame = units.frame
-    rows = []
-    for block, group in frame.groupby("block", sort=True):
-        grid_codes = codes[group.index.to_numpy()]
-        if len(set(grid_codes.tolist())) < 2:
-            continue
-        per = group["households"].groupby(grid_codes).sum().sort_index()
-        rows.append(
-            (
-                int(block),
-                int(group["households"].sum()),
-                ",".join(per.index.astype(str)),
-                "/".join(str(int(x)) for x in per.to_numpy()),
-            )
-        )
+    rows = [(int(block), *rest) for block, *rest in _divided(units.frame, "block", codes)]
     return pd.DataFrame(rows, columns=["block", "households", "grids", "per_grid"])
 
 
@@ -428,7 +422,7 @@ def move_unit(
     hh = units.frame["households"].to_numpy()
     nbrs = units.graph.neighbours()
     target = np.flatnonzero(after == to_grid)
-    if not _connected(target.tolist(), nbrs):
+    if not connected(target.tolist(), nbrs):
         soft.append(Problem("not_touching", grid=to_grid))
     t_total = int(hh[target].sum())
     if t_total > max_households:
@@ -441,7 +435,7 @@ def move_unit(
         s_total = int(hh[rest].sum())
         if s_total < min_households:
             soft.append(Problem("under", grid=src, households=s_total, min=min_households))
-        if not _connected(rest.tolist(), nbrs):
+        if not connected(rest.tolist(), nbrs):
             soft.append(Problem("parts", grid=src))
     problems = tuple(hard + soft)
     if hard or (soft and not force):
@@ -499,21 +493,6 @@ def _parts(n: int, u: np.ndarray, v: np.ndarray, grid_of: np.ndarray, k: int) ->
     for grid, _root in set(zip(grid_of.tolist(), roots.tolist(), strict=True)):
         pieces[grid] += 1
     return pieces
-
-
-def _connected(nodes: list[int], nbrs: list[list[tuple[int, int]]]) -> bool:
-    if not nodes:
-        return False
-    allowed = set(nodes)
-    seen = {nodes[0]}
-    stack = [nodes[0]]
-    while stack:
-        a = stack.pop()
-        for b, _ in nbrs[a]:
-            if b in allowed and b not in seen:
-                seen.add(b)
-                stack.append(b)
-    return len(seen) == len(allowed)
 
 
 def _codes(units: Units, assignment: pd.Series | Mapping[int, str]) -> np.ndarray:

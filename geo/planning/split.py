@@ -19,8 +19,12 @@ first, blocks next and buildings last, accepting a cut only if each side's house
 divided into grids with room to spare. Grids left outside the band are repaired (pair
 re-splits, chains of them, exact re-solving of rings of grids), then pairs of neighbouring
 grids are re-split and single units moved while compactness and road alignment improve.
-This runs from several seeds and the best plan is kept. Everything is counted, not timed, so
-a ``seed`` always gives the same plan.
+This runs from several seeds and the best plan is kept. Then, for roundness (Reock), pairs
+of grids are cut anew (:func:`~geo.planning.partition.roundness.reshape_pairs`), regions of
+a grid and its neighbours are built again from nothing
+(:mod:`geo.planning.partition.rebuild`) and single units moved
+(:func:`~geo.planning.partition.roundness.polish_reock`), each kept only where the plan's
+cost falls. Everything is counted, not timed, so a ``seed`` always gives the same plan.
 
 What cannot be done is reported, never hidden (:class:`SplitIssue`): a community (or a part of
 it cut off from the rest) with fewer households than the minimum becomes one flagged grid; a
@@ -45,6 +49,7 @@ import shapely
 from geo.errors import InvalidInput
 from geo.planning.metrics import PlanMetrics, check_band, plan_metrics
 from geo.planning.partition.problem import Budget, Problem
+from geo.planning.partition.rebuild import rebuild_regions
 from geo.planning.partition.roundness import (
     polish_reock,
     reock_loss,
@@ -130,8 +135,9 @@ def split_community(
 ) -> SplitResult:
     """Partition a community's units into grids inside the household band (see module doc).
 
-    ``polish`` runs the last pass for Reock (:mod:`geo.planning.partition.roundness`);
-    ``False`` gives the search's plan as it was before that pass (for the benchmark).
+    ``polish`` runs the last passes for Reock (:mod:`geo.planning.partition.roundness`,
+    :mod:`geo.planning.partition.rebuild`); ``False`` gives the search's plan as it was
+    before them (for the benchmark).
 
     ``locked`` maps unit positions to the grid code they must stay in; the codes listed in
     ``locked_grids`` are frozen: exactly the units locked to them, nothing added or taken.
@@ -219,12 +225,14 @@ def split_community(
         missed: list[int] = []
         geoms = np.asarray(units.frame.geometry.values, dtype=object)
         hulls = unit_hulls(geoms)
-        found = split_units(
-            problem, todo, lo, hi, seed, budget, reock_loss(problem, hulls) if polish else None
-        )
+        shape = reock_loss(problem, hulls)
+        found = split_units(problem, todo, lo, hi, seed, budget, shape if polish else None)
         if polish:
             found = reshape_pairs(
                 problem, found, hulls, lo=lo, hi=hi, seed=seed, budget=budget or Budget()
+            )
+            found = rebuild_regions(
+                problem, found, lo=lo, hi=hi, seed=seed, budget=budget or Budget(), shape=shape
             )
             found = polish_reock(problem, found, hulls, lo=lo, hi=hi)
         for g in found:
@@ -299,17 +307,14 @@ def _claim_label(
     if lab < 0:
         return None
     others = [u for u in range(problem.n) if problem.label[u] == lab and u != unit]
-    for u in others:
-        problem.label[u] = -1
     if others:
-        issues.append(
-            SplitIssue(
-                "lock",
-                f"unit {unit}, locked to {labels[lab]}, is a grid on its own (over the "
-                f"maximum); the lock on {len(others)} other unit(s) was dropped",
-                (labels[lab],),
-                tuple(others[:20]),
-            )
+        _drop_lock(
+            problem,
+            others,
+            labels[lab],
+            f"unit {unit}, locked to {labels[lab]}, is a grid on its own (over the "
+            f"maximum); the lock on {len(others)} other unit(s) was dropped",
+            issues,
         )
     return labels[lab]
 
@@ -328,17 +333,23 @@ def _drop_split_labels(
         if 2 * len(here) < len(everywhere) or (
             2 * len(here) == len(everywhere) and min(here) > min(everywhere)
         ):
-            for u in here:
-                problem.label[u] = -1
-            issues.append(
-                SplitIssue(
-                    "lock",
-                    f"units locked to {labels[lab]} lie in parts that do not touch; "
-                    f"the lock on {len(here)} of them was dropped",
-                    (labels[lab],),
-                    tuple(here[:20]),
-                )
+            _drop_lock(
+                problem,
+                here,
+                labels[lab],
+                f"units locked to {labels[lab]} lie in parts that do not touch; "
+                f"the lock on {len(here)} of them was dropped",
+                issues,
             )
+
+
+def _drop_lock(
+    problem: Problem, units: list[int], code: str, detail: str, issues: list[SplitIssue]
+) -> None:
+    """Unlock ``units``, which cannot be in the grid locked as ``code``, and say why."""
+    for u in units:
+        problem.label[u] = -1
+    issues.append(SplitIssue("lock", detail, (code,), tuple(units[:20])))
 
 
 def _name_grids(

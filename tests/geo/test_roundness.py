@@ -11,43 +11,17 @@ to B gives two squares (rounder by Polsby-Popper and Reock, one cut edge fewer).
 from __future__ import annotations
 
 import numpy as np
-import shapely
 
-from geo.planning.partition.problem import LOT, ROAD, Budget, Problem
-from geo.planning.partition.roundness import polish_reock, reshape_pairs, unit_hulls
+from geo.planning.partition.problem import Budget, Problem
+from geo.planning.partition.roundness import polish_reock, reshape_pairs
+from tests.geo.partition_lattice import lattice_problem
 
-COLS, ROWS, SIDE = 4, 2, 10.0
+COLS, ROWS = 4, 2
 
 
 def _lattice(label: list[int] | None = None) -> tuple[Problem, list[np.ndarray]]:
-    cells = [(c, r) for r in range(ROWS) for c in range(COLS)]  # unit = r * COLS + c
-    eu, ev = [], []
-    for r in range(ROWS):
-        for c in range(COLS):
-            u = r * COLS + c
-            for v, ok in ((u + 1, c + 1 < COLS), (u + COLS, r + 1 < ROWS)):
-                if ok:
-                    eu.append(u)
-                    ev.append(v)
-    n = len(cells)
-    problem = Problem(
-        w=[1] * n,
-        area=[SIDE * SIDE] * n,
-        perim=[4 * SIDE] * n,
-        eu=eu,
-        ev=ev,
-        elen=[SIDE] * len(eu),
-        ecost=[0.005 * SIDE] * len(eu),
-        ekind=[LOT] * len(eu),
-        label=label or [-1] * n,
-        block=[0] * n,
-        x=[(c + 0.5) * SIDE for c, _ in cells],
-        y=[(r + 0.5) * SIDE for _, r in cells],
-    )
-    boxes = np.array(
-        [shapely.box(c * SIDE, r * SIDE, (c + 1) * SIDE, (r + 1) * SIDE) for c, r in cells]
-    )
-    return problem, unit_hulls(boxes)
+    """The 4 × 2 lattice as one block (every edge a lot line)."""
+    return lattice_problem(COLS, ROWS, block=[0] * COLS * ROWS, label=label)
 
 
 A = [0, 1, 2, 4, 5]  # row 0: columns 0-2; row 1: columns 0-1
@@ -80,31 +54,19 @@ STRIP_A = [0, 1, 2, 3]
 STRIP_B = [4, 5, 6, 7]
 
 
-def _blocks(problem: Problem, block: list[int]) -> Problem:
-    """The lattice with each unit in the block given (edges between blocks are roads)."""
-    problem.block = block
-    pairs = zip(problem.eu, problem.ev, strict=True)
-    problem.ekind = [ROAD if block[a] != block[b] else LOT for a, b in pairs]
-    problem.ecost = [0.0 if kind == ROAD else 0.005 * SIDE for kind in problem.ekind]
-    return problem
-
-
 def test_full_grids_are_cut_anew_into_rounder_ones() -> None:
-    problem, hulls = _lattice()
-    problem = _blocks(problem, list(range(COLS * ROWS)))  # every unit a block of its own
+    problem, hulls = lattice_problem(COLS, ROWS)  # every unit a block of its own
     assert polish_reock(problem, [STRIP_A, STRIP_B], hulls, lo=4, hi=4) == [STRIP_A, STRIP_B]
     got = reshape_pairs(problem, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
     assert sorted(got) == [[0, 1, 4, 5], [2, 3, 6, 7]]
 
 
 def test_no_new_cut_through_a_block_and_no_lock_broken() -> None:
-    problem, hulls = _lattice()
-    rows = _blocks(problem, [0] * COLS + [1] * COLS)  # each strip is one block
+    rows, hulls = lattice_problem(COLS, ROWS, block=[0] * COLS + [1] * COLS)  # a strip a block
     got = reshape_pairs(rows, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
     assert got == [STRIP_A, STRIP_B]
     # Units 0 and 4 are locked to different grids: the squares would join them.
-    locked, hulls = _lattice(label=[0, -1, -1, -1, 1, -1, -1, -1])
-    locked = _blocks(locked, list(range(COLS * ROWS)))
+    locked, hulls = lattice_problem(COLS, ROWS, label=[0, -1, -1, -1, 1, -1, -1, -1])
     got = reshape_pairs(locked, [STRIP_A, STRIP_B], hulls, lo=4, hi=4, seed=1, budget=Budget())
     assert all(not {0, 4} <= set(g) for g in got)
     assert sorted(len(g) for g in got) == [4, 4]

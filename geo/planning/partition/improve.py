@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Collection
 
 from geo.planning.partition.band import Search
-from geo.planning.partition.problem import Problem
+from geo.planning.partition.problem import Problem, connected
 from geo.planning.partition.tree import depths, lca, subtree_sizes
 
 _FOUR_PI = 4.0 * math.pi
@@ -75,23 +75,13 @@ class PlanState:
                 self.grid_of[u] = k
         self.w = [sum(p.w[u] for u in g) for g in grids]
         self.a = [sum(p.area[u] for u in g) for g in grids]
-        self.per = [self._perimeter(g) for g in self.members]
+        self.per = [p.outline(g) for g in self.members]
         self.extra = [shape(m) if shape else 0.0 for m in self.members]
         self._offered: list[None] = []  # a counter of splits offered, for ties
         self.touched: set[int] = set()
 
     def grids(self) -> list[list[int]]:
         return [sorted(m) for m in self.members]
-
-    def _perimeter(self, units: set[int]) -> float:
-        """Outline length from the graph: unit perimeters minus twice the inner edges."""
-        p = self.p
-        per = sum(p.perim[u] for u in units)
-        for u in units:
-            for v, e in p.nbrs[u]:
-                if v in units:
-                    per -= p.elen[e]
-        return per
 
     def cost(self) -> float:
         """The plan's cost: ``Σ (1 − Polsby-Popper)`` plus the cut cost between grids."""
@@ -143,7 +133,7 @@ class PlanState:
             self.grid_of[u] = g
         self.w[g] = sum(p.w[u] for u in units)
         self.a[g] = sum(p.area[u] for u in units)
-        self.per[g] = self._perimeter(self.members[g])
+        self.per[g] = p.outline(self.members[g])
         if self.shape is not None:
             self.extra[g] = self.shape(self.members[g])
 
@@ -249,13 +239,20 @@ class PlanState:
 
     def improve(self) -> None:
         """Pair re-splits and unit moves, in passes, while any of them lowers the cost."""
+        self._passes(self.part.budget.rounds, moves=True)
+
+    def _passes(self, rounds: int, *, moves: bool) -> None:
+        """Re-split each pair of neighbouring grids of which one changed in the last pass
+        (all in the first), then move single units if ``moves``; at most ``rounds`` passes,
+        until one changes nothing."""
         dirty = set(range(len(self.members)))
-        for _ in range(self.part.budget.rounds):
+        for _ in range(rounds):
             changed = False
             for g, h in self.pairs():
                 if (g in dirty or h in dirty) and self.resplit(g, h, repair=False):
                     changed = True
-            changed |= self.move_units()
+            if moves:
+                changed |= self.move_units()
             dirty, self.touched = self.touched, set()
             if not changed:
                 return
@@ -371,7 +368,7 @@ class PlanState:
                     best = (key, side)
         if shaped:
             best, current = self._reshaped(kept, inside, current, g, h)
-        if best is None or not _better(best[0], current):
+        if best is None or not better(best[0], current):
             return False
         side1 = set(best[1])
         side2 = inside - side1
@@ -458,7 +455,7 @@ class PlanState:
         p = self.p
         mine = set(side)
         other = inside - mine
-        if not (_connected(mine, p.nbrs) and _connected(other, p.nbrs)):
+        if not (connected(mine, p.nbrs) and connected(other, p.nbrs)):
             return None
         if labs:
             la = {p.label[u] for u in mine if p.label[u] >= 0}
@@ -485,15 +482,7 @@ class PlanState:
     def reshape(self) -> None:
         """Re-split every pair of neighbouring grids with the shape loss (module docstring),
         in passes while any split is kept, at most ``Budget.shape_rounds``."""
-        dirty = set(range(len(self.members)))
-        for _ in range(self.part.budget.shape_rounds):
-            changed = False
-            for g, h in self.pairs():
-                if (g in dirty or h in dirty) and self.resplit(g, h, repair=False):
-                    changed = True
-            dirty, self.touched = self.touched, set()
-            if not changed:
-                return
+        self._passes(self.part.budget.shape_rounds, moves=False)
 
     def move_units(self) -> bool:
         """Move single boundary units to a neighbouring grid where that lowers the cost."""
@@ -522,7 +511,7 @@ class PlanState:
                     self.a[h] + p.area[u], self.per[h] + p.perim[u] - 2 * to_h
                 )
                 key = (float(dev), after - before + cost_g - cost_h)
-                if _better(key, (0.0, 0.0)) and (best is None or key < best[0]):
+                if better(key, (0.0, 0.0)) and (best is None or key < best[0]):
                     best = (key, h)
             if best is None or not self._connected_without(g, u):
                 continue
@@ -545,28 +534,13 @@ class PlanState:
         return moved
 
     def _connected_without(self, g: int, u: int) -> bool:
-        return _connected(self.members[g] - {u}, self.p.nbrs)
+        return connected(self.members[g] - {u}, self.p.nbrs)
 
 
 # --- tree helpers ----------------------------------------------------------------------------
 
 
-def _connected(units: set[int], nbrs: list[list[tuple[int, int]]]) -> bool:
-    if not units:
-        return False
-    start = min(units)
-    seen = {start}
-    stack = [start]
-    while stack:
-        a = stack.pop()
-        for b, _ in nbrs[a]:
-            if b in units and b not in seen:
-                seen.add(b)
-                stack.append(b)
-    return len(seen) == len(units)
-
-
-def _better(key: tuple[float, float], current: tuple[float, float]) -> bool:
+def better(key: tuple[float, float], current: tuple[float, float]) -> bool:
     """Lexicographically lower by more than rounding noise."""
     if key[0] < current[0] - _EPS:
         return True

@@ -8,6 +8,7 @@ other's classes.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 ROAD, LOT, ENTRANCE = 0, 1, 2
@@ -37,6 +38,17 @@ class Problem:
             self.nbrs[a].append((b, e))
             self.nbrs[b].append((a, e))
 
+    def outline(self, units: Collection[int]) -> float:
+        """Outline length of a set of units from the graph: their perimeters minus twice
+        the edges inside it."""
+        inside = units if isinstance(units, set | frozenset) else set(units)
+        per = sum(self.perim[u] for u in inside)
+        for u in inside:
+            for v, e in self.nbrs[u]:
+                if v in inside:
+                    per -= self.elen[e]
+        return per
+
     def components(self, nodes: set[int]) -> list[list[int]]:
         """Connected parts of the subgraph on ``nodes``, each sorted, by lowest unit."""
         left = set(nodes)
@@ -58,6 +70,24 @@ class Problem:
         return out
 
 
+def connected(units: Collection[int], nbrs: Sequence[Sequence[tuple[int, int]]]) -> bool:
+    """Whether ``units`` are one piece in a graph given as ``(neighbour, edge)`` lists (an
+    empty set is not): the rule every grid must keep."""
+    if not units:
+        return False
+    inside = units if isinstance(units, set | frozenset) else set(units)
+    start = min(inside)
+    seen = {start}
+    stack = [start]
+    while stack:
+        a = stack.pop()
+        for b, _ in nbrs[a]:
+            if b in inside and b not in seen:
+                seen.add(b)
+                stack.append(b)
+    return len(seen) == len(inside)
+
+
 @dataclass(frozen=True)
 class Budget:
     """How hard to search. Counts, not seconds, so that a seed always gives one plan.
@@ -74,11 +104,18 @@ class Budget:
     grid; rings up to ``repair_radius`` grids deep, ``region_attempts`` in all, each tried
     exactly within ``exact_steps`` and then with ``region_tries`` constructions. Improvement:
     ``pair_trees`` trees and ``sweep_angles`` straight cuts per pair re-split, ``rounds``
-    passes. ``starts``: whole plans made from different seeds, the best kept; a community of
-    fewer than ``start_grids`` grids gets ``start_grids // grids`` times as many. Shape
-    (Reock): ``shape_trees`` trees per pair, the ``shape_candidates`` best splits ranked
-    again with it, ``shape_rounds`` passes, on plans of at most ``shape_max_grids`` grids
-    (on the 10,000 households, 62 grids, it gained 0.004 of Reock for 0.4 s of 2.5).
+    passes. ``starts``: whole plans drafted from different seeds; a community of fewer
+    than ``start_grids`` grids gets ``start_grids // grids`` times as many, one of more
+    than ``draft_grids / starts`` grids as many as make ``draft_grids`` grids (at least two:
+    on the 10,000 households, 62 grids, two drafts gave the Reock of four in 60 % of the
+    time); the ``finish`` best drafts (times the same factor for few grids) are improved and
+    the best kept. Shape (Reock): ``shape_trees`` trees per pair, the ``shape_candidates``
+    best splits ranked again with it, ``shape_rounds`` passes, on plans of at most
+    ``shape_max_grids`` grids (on the 10,000 households, 62 grids, it gained 0.004 of Reock
+    for 0.4 s of 2.5). Rebuilding regions (:mod:`geo.planning.partition.rebuild`):
+    ``rebuild_total`` builds in all, ``rebuild_tries`` per region of up to
+    ``rebuild_grids`` grids, on plans of more than ``rebuild_grids`` and at most
+    ``rebuild_max_grids`` grids.
     """
 
     road_tries: int = 8
@@ -105,6 +142,12 @@ class Budget:
     rounds: int = 8
     starts: int = 4
     start_grids: int = 16
+    draft_grids: int = 160
+    finish: int = 2
+    rebuild_total: int = 120
+    rebuild_grids: int = 8
+    rebuild_tries: int = 4
+    rebuild_max_grids: int = 80
     shape_trees: int = 40
     shape_candidates: int = 12
     shape_rounds: int = 3

@@ -21,7 +21,7 @@ import shapely
 from numpy.typing import NDArray
 
 from geo.planning.partition.improve import PlanState, Shape, ties
-from geo.planning.partition.problem import Budget, Problem, contract
+from geo.planning.partition.problem import Budget, Problem, connected, contract
 from geo.planning.partition.search import Partitioner
 
 _FOUR_PI = 4.0 * math.pi
@@ -52,7 +52,7 @@ def polish_reock(
             grid_of[u] = k
     w = [sum(p.w[u] for u in m) for m in members]
     area = [sum(p.area[u] for u in m) for m in members]
-    per = [_perimeter(p, m) for m in members]
+    per = [p.outline(m) for m in members]
     radius = [_radius(hulls, m) for m in members]
     for _ in range(rounds):
         moved = False
@@ -82,7 +82,7 @@ def polish_reock(
                 )
                 if delta < -_GAIN and (best is None or delta < best[0]):
                     best = (delta, h, r_h)
-            if best is None or not _connected(members[g] - {u}, p):
+            if best is None or not connected(members[g] - {u}, p.nbrs):
                 continue
             _, h, r_h = best
             to_h = other[h][0]
@@ -174,27 +174,3 @@ def _loss(area: float, per: float, radius: float) -> float:
 def _radius(hulls: list[NDArray[np.float64]], units: Collection[int]) -> float:
     points = np.concatenate([hulls[u] for u in sorted(units)])
     return float(shapely.minimum_bounding_radius(shapely.multipoints(points)))
-
-
-def _perimeter(p: Problem, units: set[int]) -> float:
-    per = sum(p.perim[u] for u in units)
-    for u in units:
-        for v, e in p.nbrs[u]:
-            if v in units:
-                per -= p.elen[e]
-    return per
-
-
-def _connected(units: set[int], p: Problem) -> bool:
-    if not units:
-        return False
-    start = min(units)
-    seen = {start}
-    stack = [start]
-    while stack:
-        a = stack.pop()
-        for b, _ in p.nbrs[a]:
-            if b in units and b not in seen:
-                seen.add(b)
-                stack.append(b)
-    return len(seen) == len(units)

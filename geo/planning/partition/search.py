@@ -29,8 +29,10 @@ cost, so the same code runs on hand-drawn fixtures and on a 10,000-household dis
 4. **Improvement**: pair re-splits and single-unit moves while compactness and road
    alignment improve.
 
-The whole pipeline runs from ``Budget.starts`` seeds (more where the community makes few
-grids) and the best plan is kept, Reock counted when the caller gives a shape loss.
+The plan is drafted (steps 1-3) from ``Budget.starts`` seeds (more where the community
+makes few grids, fewer where it makes many: ``Budget.draft_grids``); only the most promising
+drafts are improved (step 4, ``Budget.finish``) and the best plan is kept, Reock counted when
+the caller gives a shape loss. Starts share what the exhaustive search proves impossible.
 
 Randomness comes from one ``random.Random(seed)`` per level and iteration orders are fixed,
 so a seed gives the same plan on every machine. Work is bounded by counts, never by the clock.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from geo.planning.partition.band import Band
 from geo.planning.partition.exact import ExactSearch
@@ -64,86 +67,150 @@ def split_units(
     A component where every block fits in one grid is solved on whole blocks (by trees, then
     exhaustively if grids are left outside the band), and improved there; if it is still not
     in the band, the grids are repaired and improved on units, opening blocks only where
-    needed. Other components are split on units from the start. This runs
-    ``Budget.starts`` times from different seeds, more for a community of few grids (up to
-    ``Budget.start_grids`` grids are made in all, where that is more starts); the plan with
-    the fewest households outside the band, then the lowest cost, wins (ties: the earliest).
-    The cost is the search's, plus ``shape`` of each grid if given (``1 − Reock``: few grids
-    of whole blocks leave little to improve after construction, so the choice of start is
-    where their roundness is won).
+    needed. Other components are split on units from the start.
+
+    Plans are drafted from ``Budget.starts`` seeds, more for a community of few grids (up to
+    ``Budget.start_grids`` grids are made in all, where that is more starts), fewer (at
+    least two) for one of many (``Budget.draft_grids``): each draft is built and repaired,
+    not yet improved. Improvement costs as much as drafting and keeps a draft's character
+    (the band leaves it little room), so only the ``Budget.finish`` most promising drafts
+    (times the factor for few grids) are improved. Drafts and finished plans are ranked
+    alike: fewest households outside the band, then the lowest cost (ties: the earliest
+    seed). The cost is the search's, plus ``shape`` of each grid if given (``1 − Reock``:
+    few grids of whole blocks leave little to improve after construction, so the choice of
+    start is where their roundness is won).
     """
     budget = budget or Budget()
-    best: tuple[tuple[int, float], list[list[int]]] | None = None
-    hopeless: set[int] = set()  # components the exact search gave up on: not tried again
+    facts = _Facts()
     grids_needed = sum(problem.w) / ((lo + hi) / 2.0)
-    starts = max(1, budget.starts) * max(1, int(budget.start_grids // max(1.0, grids_needed)))
-    for k in range(starts):
-        grids = _split_once(problem, components, lo, hi, seed + 7919 * k, budget, hopeless)
-        state = PlanState(Partitioner(problem, lo, hi, seed, budget), grids)
-        extra = sum(shape(g) for g in grids) if shape is not None else 0.0
-        score = (sum(state.part.deviation(w) for w in state.w), state.cost() + extra)
+    more = max(1, int(budget.start_grids // max(1.0, grids_needed)))
+    starts = max(1, budget.starts) * more
+    starts = max(min(2, starts), min(starts, int(budget.draft_grids // max(1.0, grids_needed))))
+    drafts = [
+        _Draft(problem, components, lo, hi, seed + 7919 * k, budget, facts) for k in range(starts)
+    ]
+    ranked = sorted(
+        range(starts), key=lambda k: (plan_score(drafts[k].fine, drafts[k].plan(), shape), k)
+    )
+    best: tuple[tuple[int, float], list[list[int]]] | None = None
+    for k in ranked[: max(1, budget.finish) * more]:
+        grids = drafts[k].finish()
+        score = plan_score(drafts[k].fine, grids, shape)
         if best is None or score < best[0]:
             best = (score, grids)
     assert best is not None
     return best[1]
 
 
-def _split_once(
-    problem: Problem,
-    components: list[list[int]],
-    lo: int,
-    hi: int,
-    seed: int,
-    budget: Budget,
-    hopeless: set[int],
-) -> list[list[int]]:
-    p = problem
-    by_block: dict[int, list[int]] = {}
-    for u in range(p.n):
-        by_block.setdefault(p.block[u], []).append(u)
-    groups: list[list[int]] = []
-    for b in sorted(by_block):
-        units = by_block[b]
-        whole = sum(p.w[u] for u in units) <= hi and all(p.label[u] < 0 for u in units)
-        groups.extend([units] if whole else [[u] for u in units])
-    node = [0] * p.n
-    for k, g in enumerate(groups):
-        for u in g:
-            node[u] = k
-    opened = {u for g in groups if len(g) == 1 and len(by_block[p.block[g[0]]]) > 1 for u in g}
-    coarse = Partitioner(contract(p, groups), lo, hi, seed, budget)
-    fine = Partitioner(p, lo, hi, seed + 1, budget)
-    blocky: list[list[int]] = []
-    rough: list[list[int]] = []
-    for i, comp in enumerate(components):
-        if any(u in opened for u in comp):
-            rough += fine.solve(comp)  # a block over the band: work on units from the start
-            continue
-        # Whole blocks: trees first (quick where blocks are small), exhaustive search where
-        # they leave grids outside the band (big blocks make it a subset-sum problem).
-        nodes = sorted({node[u] for u in comp})
-        grids = coarse.repaired(coarse.solve(nodes), regions=False)
-        if any(coarse.deviation(sum(coarse.p.w[k] for k in g)) for g in grids):
-            exact = None if i in hopeless else coarse.exact.solve(nodes)
-            if exact is None:
-                hopeless.add(i)
-            else:
-                grids = exact
-        blocky += grids
-    state = PlanState(coarse, blocky)
-    state.improve()
-    expanded = [sorted(u for k in g for u in groups[k]) for g in state.grids()]
-    everything = expanded + rough
-    if not rough and not any(fine.deviation(sum(p.w[u] for u in g)) for g in expanded):
-        return everything  # whole blocks in the band: units could only trade roads away
-    return fine.plan(everything)
+def plan_score(
+    part: Partitioner, grids: list[list[int]], shape: Shape | None = None
+) -> tuple[int, float]:
+    """How plans (or regions of one) are ranked: households outside the band, then the
+    search's cost (plus ``shape`` per grid). For a region, the cost counts every boundary it
+    touches, so regions of one plan compare as whole plans would."""
+    state = PlanState(part, grids)
+    extra = sum(shape(g) for g in grids) if shape is not None else 0.0
+    return sum(part.deviation(w) for w in state.w), state.cost() + extra
+
+
+@dataclass
+class _Facts:
+    """What one start learns about the problem that holds for every start: the components
+    the exhaustive search gave up on (not tried again) and the pieces it proved cannot be
+    divided into grids, on whole blocks (``coarse``) and on units (``fine``)."""
+
+    hopeless: set[int] = field(default_factory=set)
+    coarse: set[frozenset[int]] = field(default_factory=set)
+    fine: set[frozenset[int]] = field(default_factory=set)
+
+
+class _Draft:
+    """One start: a plan built and repaired (:meth:`plan`), improved on demand (:meth:`finish`).
+
+    Blocks that fit in one grid are merged into one node each (``coarse``); a component
+    without bigger blocks is built on those nodes, so that its boundaries lie on roads, and
+    one with a bigger block on units (``fine``) from the start.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        components: list[list[int]],
+        lo: int,
+        hi: int,
+        seed: int,
+        budget: Budget,
+        facts: _Facts,
+    ) -> None:
+        p = problem
+        by_block: dict[int, list[int]] = {}
+        for u in range(p.n):
+            by_block.setdefault(p.block[u], []).append(u)
+        groups: list[list[int]] = []
+        for b in sorted(by_block):
+            units = by_block[b]
+            whole = sum(p.w[u] for u in units) <= hi and all(p.label[u] < 0 for u in units)
+            groups.extend([units] if whole else [[u] for u in units])
+        node = [0] * p.n
+        for k, g in enumerate(groups):
+            for u in g:
+                node[u] = k
+        opened = {u for g in groups if len(g) == 1 and len(by_block[p.block[g[0]]]) > 1 for u in g}
+        self.groups = groups
+        self.coarse = Partitioner(contract(p, groups), lo, hi, seed, budget, facts.coarse)
+        self.fine = Partitioner(p, lo, hi, seed + 1, budget, facts.fine)
+        coarse = self.coarse
+        self.blocky: list[list[int]] = []  # grids of coarse nodes
+        rough: list[list[int]] = []  # grids of units
+        for i, comp in enumerate(components):
+            if any(u in opened for u in comp):
+                rough += self.fine.solve(comp)  # a block over the band: on units from the start
+                continue
+            # Whole blocks: trees first (quick where blocks are small), exhaustive search where
+            # they leave grids outside the band (big blocks make it a subset-sum problem).
+            nodes = sorted({node[u] for u in comp})
+            grids = coarse.repaired(coarse.solve(nodes), regions=False)
+            if any(coarse.deviation(sum(coarse.p.w[k] for k in g)) for g in grids):
+                exact = None if i in facts.hopeless else coarse.exact.solve(nodes)
+                if exact is None:
+                    facts.hopeless.add(i)
+                else:
+                    grids = exact
+            self.blocky += grids
+        self.rough = self.fine.repaired(rough, regions=False) if rough else []
+
+    def _expand(self, grids: list[list[int]]) -> list[list[int]]:
+        return [sorted(u for k in g for u in self.groups[k]) for g in grids]
+
+    def plan(self) -> list[list[int]]:
+        """The draft as grids of units, before improvement."""
+        return self._expand(self.blocky) + self.rough
+
+    def finish(self) -> list[list[int]]:
+        """The draft improved: on whole blocks, then on units where the band needs them."""
+        state = PlanState(self.coarse, self.blocky)
+        state.improve()
+        expanded = self._expand(state.grids())
+        everything = expanded + self.rough
+        fine = self.fine
+        if not self.rough and not any(
+            fine.deviation(sum(fine.p.w[u] for u in g)) for g in expanded
+        ):
+            return everything  # whole blocks in the band: units could only trade roads away
+        return fine.plan(everything)
 
 
 class Partitioner(Band):
     """Split pieces of one problem into connected grids whose households lie in the band."""
 
     def __init__(
-        self, problem: Problem, lo: int, hi: int, seed: int, budget: Budget | None = None
+        self,
+        problem: Problem,
+        lo: int,
+        hi: int,
+        seed: int,
+        budget: Budget | None = None,
+        dead: set[frozenset[int]] | None = None,
     ) -> None:
         self.p = problem
         super().__init__(lo, hi)
@@ -154,7 +221,7 @@ class Partitioner(Band):
         self._mark = [0] * problem.n
         self._stamp = 0
         self._uf = list(range(problem.n))
-        self.exact = ExactSearch(self)
+        self.exact = ExactSearch(self, dead)
 
     # --- construction ------------------------------------------------------------------------
 
