@@ -159,7 +159,8 @@ class Building(Base):
     households: Mapped[int | None] = mapped_column(Integer)
     households_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     community_id: Mapped[int | None] = mapped_column(
-        ForeignKey("community.id", ondelete="SET NULL"), index=True  # migration 0020
+        ForeignKey("community.id", ondelete="SET NULL"),
+        index=True,  # migration 0020
     )
     geom: Mapped[object] = _geom("POLYGON")
 
