@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
+from data.care.queries import make_position_partitions, position_partitions
 from data.db import make_engine, transaction
 from data.importing.loading import import_file
 from data.models import Role, ScopeLevel
@@ -205,3 +206,18 @@ def wait_until_blocked(engine: Engine, pending: Future[Any], *, within_s: float 
         assert not pending.done(), "it did not wait: " + str(pending.result())
         assert time.monotonic() < deadline, "nothing ever waited for the lock"
         time.sleep(0.01)
+
+
+def day_partitions(engine: Engine, days_back: int) -> set[str]:
+    """Make ``position``'s day partitions from ``days_back`` days ago to today and name them.
+
+    A database migrated today has day partitions only from its migration's day on, so a fix of
+    last week lands in the default partition; a test about which days a read touches needs
+    the days to exist first, or "the older days are not read" holds for want of them."""
+    today = datetime.now(UTC).date()
+    with transaction(engine) as session:
+        made = make_position_partitions(
+            session, first_day=date.fromordinal(today.toordinal() - days_back), last_day=today
+        )
+        assert made is not None, "the position table was busy: no partitions made"
+        return set(position_partitions(session))

@@ -19,7 +19,13 @@ from sqlalchemy import Connection, Engine, text
 from data.care.queries import NewAlert, insert_alerts
 from data.db import transaction
 from data.policy import ELDER_FOUND_HERE_SQL
-from tests.care.conftest import OTHER_STREET_COMMUNITY, District, enrol, osmand
+from tests.care.conftest import (
+    OTHER_STREET_COMMUNITY,
+    District,
+    day_partitions,
+    enrol,
+    osmand,
+)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FOUND_HERE = f"SELECT e.id FROM elder e WHERE e.id = :e AND {ELDER_FOUND_HERE_SQL}"
@@ -135,6 +141,8 @@ def test_the_bound_leaves_the_older_day_partitions_unread(
 ) -> None:
     """The plan PostgreSQL runs for the predicate: of the day partitions holding the
     elder's fixes, only those from the zone state's day on are read."""
+    holding = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (20, 13, 9, 2)}
+    assert holding <= day_partitions(care, days_back=21)  # else every fix is in the default
     trail = ((20, "home", "true"), (13, "far", "true"), (9, "home", "true"), (2, "far", "true"))
     elder, _ = _lost(client, staff["care_staff"], care, district, "watch-found-plan", trail)
     with care.connect() as conn:
@@ -147,5 +155,4 @@ def test_the_bound_leaves_the_older_day_partitions_unread(
         for line in lines
         if " on position_" in line and "never executed" not in line
     }
-    holding = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (20, 13, 9, 2)}
     assert holding & read == {f"position_{NOW - timedelta(days=2):%Y%m%d}"}, "\n".join(lines)

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, event, text
 from data.access.queries import AreaScope
 from data.care import queries as q
 from data.policy import Action
-from tests.care.conftest import District, enrol, osmand
+from tests.care.conftest import District, day_partitions, enrol, osmand
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 VALID_DAYS = (20, 13, 9, 2)  # days ago, sent oldest first: each the newest when it came
@@ -146,6 +146,9 @@ def test_a_bounded_read_leaves_the_older_day_partitions_unread(
     """The plan PostgreSQL runs for ``last_position_ref``: of the day partitions holding
     the elder's fixes, only the newest (from the zone state's day on) are read; the older
     ones are pruned, or never executed."""
+    made = day_partitions(care, days_back=21)
+    older = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (20, 13, 9, 5)}
+    assert older <= made, made  # the days exist, so "not read" below means something
     elder = enrol(client, staff["care_staff"], "watch-plan")
     _send(client, elder, district)
     seen: list[tuple[str, Any]] = []
@@ -169,6 +172,5 @@ def test_a_bounded_read_leaves_the_older_day_partitions_unread(
     # Older than the newest valid fix: never read. Whether the newest valid fix's own day is
     # read depends on the plan (an ordered Append stops at the invalid fix's day; a Merge
     # Append starts both), so only the day that holds the answer is required.
-    older = {f"position_{(NOW - timedelta(days=d)):%Y%m%d}" for d in (20, 13, 9, 5)}
     assert not older & read, read
     assert f"position_{INVALID_AT:%Y%m%d}" in read, read
