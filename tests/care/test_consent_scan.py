@@ -243,7 +243,7 @@ def test_the_elder_page_says_the_consent_was_saved_after_the_redirect(
 ) -> None:
     headers = {**staff["care_staff"], "Accept-Language": "en"}
     elder = enrol(client, headers, "watch-scan-saved", consent=False)
-    said = '<p role="status"><strong>Consent record saved.</strong></p>'
+    said = '<p class="saved" role="status"><strong>Consent record saved.</strong></p>'
     good = {"consent_given_by": "her son", "consent_given_on": "2026-02-01", "consent_scope": "y"}
     # Refused, or the page simply opened: nothing was saved, so nothing says so.
     refused = _console(client, headers, elder["id"], {**good, "consent_given_by": " "})
@@ -277,7 +277,7 @@ def test_the_elder_page_says_the_safe_zone_was_saved_after_the_redirect(
 ) -> None:
     headers = {**staff["care_staff"], "Accept-Language": "en"}
     elder = enrol(client, headers, "watch-zone-saved", consent=True)
-    said = '<p role="status"><strong>Safe zone saved.</strong></p>'
+    said = '<p class="saved" role="status"><strong>Safe zone saved.</strong></p>'
     sent = client.post(
         f"/app/elders/{elder['id']}/zone",
         data={"kind": "home_grid", "buffer_m": "150"},
