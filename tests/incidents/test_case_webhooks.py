@@ -272,10 +272,13 @@ def test_a_receiver_that_keeps_failing_is_given_up_then_purged(
     assert _outbox(engine, cid) == [] and len(_outbox(engine, other)) == 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_backlog_is_swept_in_batches_each_case_once(
-    client: TestClient, engine: Engine, receiver: Receiver
+    client: TestClient, engine: Engine, receiver: Receiver, workers: int
 ) -> None:
-    cases = [_report(client, "worker", engine) for _ in range(3)]
+    """Batches of 2 over 7 overdue cases: the first batch, then the rest on ``workers``
+    connections at once; each case escalated once, with one history entry and one webhook."""
+    cases = [_report(client, "worker", engine) for _ in range(7)]
     later = datetime.now(UTC) + timedelta(hours=25)
     with engine.begin() as conn:
         conn.execute(
@@ -285,11 +288,20 @@ def test_a_backlog_is_swept_in_batches_each_case_once(
             ),
             {"far": later + timedelta(days=365), "c": cases},
         )
-    assert service.sweep(engine, now=later, webhook_url=receiver.url, batch=2) == 3
+    swept = service.sweep(engine, now=later, webhook_url=receiver.url, batch=2, workers=workers)
+    assert swept == 7
     with engine.connect() as conn:
         rows = conn.execute(
             text("SELECT level::text, escalations FROM incident_case WHERE id = ANY(:c)"),
             {"c": cases},
         ).all()
-    assert sorted(rows) == [("community", 1)] * 3
-    assert [len(_outbox(engine, c)) for c in cases] == [1, 1, 1]
+        escalated = conn.execute(
+            text(
+                "SELECT case_id, count(*) FROM case_event WHERE case_id = ANY(:c) "
+                "AND kind = 'escalated' GROUP BY case_id"
+            ),
+            {"c": cases},
+        ).all()
+    assert sorted(rows) == [("community", 1)] * 7
+    assert sorted(escalated) == [(c, 1) for c in sorted(cases)]
+    assert [len(_outbox(engine, c)) for c in cases] == [1] * 7
