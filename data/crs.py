@@ -16,7 +16,11 @@ _KEY = "metric_epsg"
 
 
 def metric_epsg(session: Session | Connection, override: int | None = None) -> int | None:
-    """The EPSG code every distance and area is computed in, or None before any data exists."""
+    """The EPSG code every distance and area is computed in, or None before any data exists.
+
+    Chosen once, from the middle of the imported areas, and kept in ``deployment_setting`` so
+    that later imports elsewhere never change the CRS that stored distances were measured in.
+    """
     if override:
         return override
     stored = session.execute(
@@ -34,6 +38,11 @@ def metric_epsg(session: Session | Connection, override: int | None = None) -> i
     if centre is None:
         return None
     epsg = utm_epsg(float(centre[0]), float(centre[1]))
+    # A hot standby (GRIDWORK_READ_DATABASE_URL) or any read-only transaction cannot keep it:
+    # measuring in it is still right, and the primary stores it on its own first use.
+    read_only = session.execute(text("SELECT current_setting('transaction_read_only')"))
+    if read_only.scalar_one() == "on":
+        return epsg
     session.execute(
         text("INSERT INTO deployment_setting (key, value) VALUES (:k, :v) ON CONFLICT DO NOTHING"),
         {"k": _KEY, "v": str(epsg)},
