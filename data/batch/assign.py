@@ -10,7 +10,6 @@ the chunk it travelled in, so the answer is the serial one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from data.assignment.service import (
     read_points,
     write_changes,
 )
+from data.batch.clock import BatchTimes, Stopwatch
 from data.batch.runner import Runner
 from data.db import transaction
 from data.settings import Settings
@@ -47,14 +47,12 @@ class TableAssignment:
     distance_m: NDArray[np.float64]
 
 
-@dataclass(frozen=True)
-class AssignBatch:
-    runner: str
+@dataclass(frozen=True, kw_only=True)
+class AssignBatch(BatchTimes):
+    """Every table's outcome, in the order asked, and the seconds spent placing points."""
+
     tables: tuple[TableAssignment, ...]
-    read_s: float
     place_s: float
-    write_s: float
-    total_s: float
 
 
 @dataclass(frozen=True)
@@ -80,34 +78,30 @@ def assign_everything(
     """Reassign every row of ``tables`` (households, facilities, incidents by default)."""
     if chunk <= 0:
         raise InvalidInput("must be > 0", field="chunk")
-    started = time.perf_counter()
-    read_s = place_s = write_s = 0.0
+    clock = Stopwatch()
     outcomes = []
     with transaction(engine) as db:
-        index = load_grid_index(db, settings=settings)
-        shared = runner.share(index=index)
-        read_s += time.perf_counter() - started
+        with clock.phase("read"):
+            index = load_grid_index(db, settings=settings)
+            shared = runner.share(index=index)
         for table in tables:
-            t = time.perf_counter()
-            points = read_points(db, table)
-            read_s += time.perf_counter() - t
+            with clock.phase("read"):
+                points = read_points(db, table)
 
             def chunks(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Iterator[_Chunk]:
                 for start in range(0, len(lon), chunk):
                     yield _Chunk(start, lon[start : start + chunk], lat[start : start + chunk])
 
-            t = time.perf_counter()
-            parts = {
-                part.start: placed
-                for part, placed in runner.imap(
-                    place_task, chunks(points.lon, points.lat), shared=shared, label="place"
-                )
-            }
-            placed = _joined([parts[s] for s in sorted(parts)], len(points.id))
-            place_s += time.perf_counter() - t
-            t = time.perf_counter()
-            result = write_changes(db, table, index, points, placed)
-            write_s += time.perf_counter() - t
+            with clock.phase("place"):
+                parts = {
+                    part.start: placed
+                    for part, placed in runner.imap(
+                        place_task, chunks(points.lon, points.lat), shared=shared, label="place"
+                    )
+                }
+                placed = _joined([parts[s] for s in sorted(parts)], len(points.id))
+            with clock.phase("write"):
+                result = write_changes(db, table, index, points, placed)
             order = np.argsort(points.id)  # COPY gives heap order, which an UPDATE changes
             outcomes.append(
                 TableAssignment(
@@ -119,12 +113,7 @@ def assign_everything(
                 )
             )
     return AssignBatch(
-        runner=runner.name,
-        tables=tuple(outcomes),
-        read_s=read_s,
-        place_s=place_s,
-        write_s=write_s,
-        total_s=time.perf_counter() - started,
+        tables=tuple(outcomes), place_s=clock.seconds["place"], **clock.times(runner.name)
     )
 
 

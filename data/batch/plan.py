@@ -12,13 +12,13 @@ Reading and writing stay serial on the one store; only the splitting is spread o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from data.batch.clock import BatchTimes, Stopwatch
 from data.batch.runner import Runner
 from data.crs import metric_epsg
 from data.db import transaction
@@ -52,15 +52,11 @@ class CommunityPlan:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class PlanBatch:
+@dataclass(frozen=True, kw_only=True)
+class PlanBatch(BatchTimes):
     """Every oversized community's outcome in code order, and where the time went."""
 
-    runner: str
     communities: tuple[CommunityPlan, ...]
-    read_s: float
-    write_s: float
-    total_s: float
 
     @property
     def planned(self) -> int:
@@ -111,11 +107,10 @@ def plan_oversized(
     """Draft a plan for every community outside the band (or those of ``communities``
     among them); ``write=False`` splits without keeping drafts. ``budget`` is the
     splitter's (:class:`~geo.planning.split.Budget`; the default is the planner's)."""
-    started = time.perf_counter()
+    clock = Stopwatch()
     lo = settings.household_min if min_households is None else min_households
     hi = settings.household_max if max_households is None else max_households
     check_band(lo, hi)
-    read_s = write_s = 0.0
     outcomes: list[CommunityPlan] = []
     with transaction(engine) as db:
         ids = None
@@ -127,18 +122,16 @@ def plan_oversized(
             raise InvalidInput("no data yet: import communities first", field="community")
 
         def jobs() -> Iterator[_Job]:
-            nonlocal read_s
             for row in rows:
-                t = time.perf_counter()
-                ref = community_ref(db, str(row["code"]))
-                try:
-                    inputs = community_unit_inputs(
-                        db, ref, epsg=epsg, snap_m=settings.snap_tolerance_m
-                    )
-                    job = _Job(ref, int(row["households"]), inputs)
-                except GridworkError as exc:
-                    job = _Job(ref, int(row["households"]), None, str(exc))
-                read_s += time.perf_counter() - t
+                with clock.phase("read"):
+                    ref = community_ref(db, str(row["code"]))
+                    try:
+                        inputs = community_unit_inputs(
+                            db, ref, epsg=epsg, snap_m=settings.snap_tolerance_m
+                        )
+                        job = _Job(ref, int(row["households"]), inputs)
+                    except GridworkError as exc:
+                        job = _Job(ref, int(row["households"]), None, str(exc))
                 yield job
 
         def failed(job: _Job, reason: str) -> CommunityPlan:
@@ -164,12 +157,10 @@ def plan_oversized(
                 outcomes.append(failed(job, str(done)))
                 continue
             units, result = done
-            t = time.perf_counter()
             plan_id = None
             if write:
-                with transaction(engine) as own:
+                with clock.phase("write"), transaction(engine) as own:
                     plan_id = save_draft(own, job.community, units, result, author=author)
-            write_s += time.perf_counter() - t
             summary = result.metrics.summary()
             outcomes.append(
                 CommunityPlan(
@@ -184,9 +175,6 @@ def plan_oversized(
                 )
             )
     return PlanBatch(
-        runner=runner.name,
         communities=tuple(sorted(outcomes, key=lambda c: c.community)),
-        read_s=read_s,
-        write_s=write_s,
-        total_s=time.perf_counter() - started,
+        **clock.times(runner.name),
     )
