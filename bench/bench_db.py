@@ -5,6 +5,10 @@ communities, grids and one worker per grid. Never the database the demo or the t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import morecantile
+import numpy as np
 import shapely
 from sqlalchemy import Engine, text
 
@@ -101,3 +105,32 @@ def load_city(engine: Engine, city: City) -> None:
 
 def bench_engine(url: str) -> Engine:
     return make_engine(url)
+
+
+def extent_of(engine: Engine, table: str) -> tuple[float, float, float, float]:
+    """West, south, east, north of every geometry of ``table`` (WGS-84): where to ask for
+    tiles. ``table`` is one of ours, never input."""
+    with engine.connect() as conn:
+        west, south, east, north = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                f"(SELECT ST_Extent(geom) e FROM {table}) x"
+            )
+        ).one()
+    return float(west), float(south), float(east), float(north)
+
+
+def tiles_over(
+    extent: tuple[float, float, float, float], zooms: Iterable[int], per_zoom: int, *, seed: int
+) -> list[tuple[int, int, int]]:
+    """The Web Mercator tiles over ``extent`` at each of ``zooms``: all of them up to
+    ``per_zoom``, else ``per_zoom`` spread over the extent (seeded, so runs compare)."""
+    tms = morecantile.tms.get("WebMercatorQuad")
+    rng = np.random.default_rng(seed)
+    chosen: list[tuple[int, int, int]] = []
+    for z in zooms:
+        tiles = [(t.z, t.x, t.y) for t in tms.tiles(*extent, [z])]
+        if len(tiles) > per_zoom:
+            tiles = [tiles[i] for i in sorted(rng.choice(len(tiles), per_zoom, replace=False))]
+        chosen += tiles
+    return chosen

@@ -33,13 +33,13 @@ from pathlib import Path
 import folium
 import geopandas as gpd
 import httpx
-import morecantile
 import numpy as np
 import psycopg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, text
 
+from bench.bench_db import extent_of, tiles_over
 from bench.coverage import DISTRICT, split_in_two
 from data.access.queries import AreaScope, create_api_key
 from data.cluster import LocalCluster, ensure_database
@@ -129,26 +129,6 @@ def time_coverage(engine: Engine, kind: str, repeat: int) -> tuple[float, float,
             cold.append(time.perf_counter() - start)
         edges = cache._graph[1].n_edges if cache._graph else 0
     return min(warm), min(cold), min(drawn), len(report.facilities), edges
-
-
-def tiles_to_fetch(engine: Engine, per_zoom: int) -> list[tuple[int, int, int]]:
-    """Tiles over the district at z12–z16: all of them up to ``per_zoom`` per zoom, spread."""
-    with engine.connect() as conn:
-        west, south, east, north = conn.execute(
-            text(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                "(SELECT ST_Extent(geom) e FROM grid) g"
-            )
-        ).one()
-    tms = morecantile.tms.get("WebMercatorQuad")
-    chosen = []
-    rng = np.random.default_rng(5)
-    for z in range(12, 17):
-        tiles = [(t.z, t.x, t.y) for t in tms.tiles(west, south, east, north, [z])]
-        if len(tiles) > per_zoom:
-            tiles = [tiles[i] for i in sorted(rng.choice(len(tiles), per_zoom, replace=False))]
-        chosen += tiles
-    return chosen
 
 
 PAGE_REPEAT = 5
@@ -307,16 +287,8 @@ def main(argv: list[str] | None = None) -> None:
             "",
             "",
         )
-    tiles = tiles_to_fetch(engine, args.tiles_per_zoom)
-    with engine.connect() as conn:
-        extent = tuple(
-            conn.execute(
-                text(
-                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                    "(SELECT ST_Extent(geom) e FROM grid) g"
-                )
-            ).one()
-        )
+    extent = extent_of(engine, "grid")
+    tiles = tiles_over(extent, range(12, 17), args.tiles_per_zoom, seed=5)
     http, page_s, basemap_s = time_tiles(url, key, tiles, extent)
     bare = time_bare_mvt(url, tiles)
     all_http = [t for z in sorted(http) for t in http[z]]

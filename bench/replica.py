@@ -23,13 +23,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
-import morecantile
 import numpy as np
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
 
+from bench.bench_db import extent_of, tiles_over
 from data.access.queries import create_api_key
 from data.cluster import LocalCluster
 from data.db import make_engine, transaction
@@ -45,22 +44,6 @@ TILE = "/ogc/collections/ogc.roads/tiles/WebMercatorQuad/{}/{}/{}"
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def tiles_over(
-    extent: tuple[float, float, float, float], per_zoom: int
-) -> list[tuple[int, int, int]]:
-    """Tiles over Porto at z14–z16, up to ``per_zoom`` per zoom, spread (seeded)."""
-    tms = morecantile.tms.get("WebMercatorQuad")
-    rng = np.random.default_rng(19)
-    chosen: list[tuple[int, int, int]] = []
-    for z in (14, 15, 16):
-        west, south, east, north = extent
-        tiles = [(t.z, t.x, t.y) for t in tms.tiles(west, south, east, north, [z])]
-        if len(tiles) > per_zoom:
-            tiles = [tiles[i] for i in sorted(rng.choice(len(tiles), per_zoom, replace=False))]
-        chosen += tiles
-    return chosen
 
 
 def rows_returned(standby: LocalCluster) -> int:
@@ -138,17 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         list(load_porto(engine, settings=Settings(database_url=url)))
         with transaction(engine) as session:
             key = create_api_key(session, "bench-replica", Role.admin)
-        with engine.connect() as conn:
-            west, south, east, north = conn.execute(
-                text(
-                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                    "(SELECT ST_Extent(geom) e FROM road_segment) r"
-                )
-            ).one()
-        extent = (float(west), float(south), float(east), float(north))
+        extent = extent_of(engine, "road_segment")
         engine.dispose()
         pair.wait_for_replay(within_s=120)
-        tiles = tiles_over(extent, args.tiles_per_zoom)
+        tiles = tiles_over(extent, (14, 15, 16), args.tiles_per_zoom, seed=19)
         bbox = ",".join(f"{v:.5f}" for v in (-8.6175, 41.1385, -8.6055, 41.1455))
 
         today = f"{datetime.now(UTC):%Y-%m-%d}"
