@@ -19,8 +19,9 @@ Planners and coordinators see households only as counts per grid
 are those of the grids they work (``data.policy.WORKED_GRIDS_SQL``), whatever wider area
 their account has for maps. Households and incidents (their texts) are personal data: every
 answer that carries one (reads, and writes that echo it back) writes an audit row first, with
-the optional ``reason``. There is deliberately no district-wide household list: households
-are listed per grid (``GET /grids/{code}/households``).
+the optional ``reason``, and so does every removal of one. There is deliberately no
+district-wide household list: households are listed per grid
+(``GET /grids/{code}/households``).
 
 A key (household code, facility or incident source id) stored outside the caller's area is
 answered exactly like one that does not exist, by every route: 404 "no … in your area" for
@@ -243,7 +244,6 @@ class _PointRoutes:
     remove: _Op
     upload: Action
     upload_doc: str  # the upload route's description
-    audit_removal: bool = False  # households: a removal writes an audit row too
 
 
 def _register(routes: _PointRoutes) -> None:
@@ -290,8 +290,8 @@ def _register(routes: _PointRoutes) -> None:
     def remove(request: Request, session: SessionDep, principal: Principal, key: str) -> None:
         read(session, principal, key)  # 404 outside the caller's area
         delete_point(session, kind, key)
-        if routes.audit_removal:
-            _audit(session, request, principal, kind, [key], None)
+        # A personal kind's removal is audited like its writes: who removed whose record.
+        _audit(session, request, principal, kind, [key], None)
 
     def upload(
         request: Request,
@@ -392,7 +392,6 @@ _register(
         remove=_Op(Action.edit_households, "Remove a household"),
         upload=Action.edit_households,
         upload_doc=_ROWS_AND_GRIDS,
-        audit_removal=True,
     )
 )
 
