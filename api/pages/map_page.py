@@ -57,16 +57,3 @@ def framed_map(
         title=title,
         values={"map_head": head, "map_body": body, "map_scripts": tail, **(values or {})},
     )
-
-
-def framed_message(
-    request: Request, principal: Principal, *, title: str, message: str
-) -> HTMLResponse:
-    """Why there is no map (no grids yet, no area), in the frame, with the navigation."""
-    return render(
-        request,
-        principal,
-        "maps/map.html",
-        title=title,
-        values={"message": message},
-    )

@@ -170,7 +170,7 @@ def _metric_value(ctx: Any, key: str, metrics: dict[str, Any]) -> str:
         shape = (
             ctx._("rounder than a square")
             if ratio == 0
-            else ctx._("like a rectangle %(r)s times as long as it is wide", r=f"{ratio:.1f}")
+            else ctx._("like a rectangle %(r)s times as long as it is wide", r=format(ratio, ".1f"))
         )
         return f"{value:.2f} · {shape}"
     if key == "road_share":
