@@ -145,6 +145,19 @@ def test_care_console_finds_a_lost_elder(
     assert page.locator(".gw-qr svg path").count() == 1
     staff.shot("enrolled")
 
+    # Before the first fix the locate page still has a map: the home and the safe zone.
+    with care.connect() as conn:
+        elder_id = conn.execute(text("SELECT id FROM elder")).scalar_one()
+    page.goto(f"{care_live}/app/elders/{elder_id}/locate?why=welfare")
+    _wait(page, "window.gwReady === true", "the locate map without a fix never finished")
+    assert page.locator("p.gw-nofix").count() == 1
+    assert page.locator("path.gw-home").count() == 1 and page.locator("path.gw-fix").count() == 0
+    assert page.locator(".leaflet-overlay-pane path").count() == 2  # the zone and the home
+    home_ll = f"[{district.home_lat}, {district.home_lon}]"
+    assert page.evaluate(f"window.gwMap.getBounds().contains({home_ll})")
+    assert staff.errors == [], staff.errors
+    staff.shot("locate-no-fix")
+
     # The inbox is open and live before the elder walks off.
     page.goto(f"{care_live}/app/alerts")
     _wait(page, "window.gwLive === true", "the inbox never connected its live stream")
@@ -194,13 +207,13 @@ def test_care_console_finds_a_lost_elder(
             conn.execute(
                 text(
                     "SELECT reason FROM audit_log WHERE subject_type = 'position' "
-                    "AND route LIKE '/app/elders/%/locate'"
+                    "AND route LIKE '/app/elders/%/locate' ORDER BY id"
                 )
             )
             .scalars()
             .all()
         )
-    assert reasons == [f"Checking an alert: 家属来电 (alert {alert_id})"]
+    assert reasons == ["Welfare check", f"Checking an alert: 家属来电 (alert {alert_id})"]
 
     # Acknowledge, then close, each with a note.
     page.goto(f"{care_live}/app/alerts")

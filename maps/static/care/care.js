@@ -58,15 +58,18 @@
       walked = L.polyline([], { color: "#7c3aed", weight: 4, opacity: 0.9, className: "gw-trail-walked" }).addTo(map);
       cursor = L.circleMarker(pts[pts.length - 1], { radius: 6, color: "#4c1d95", weight: 2, fillColor: "#a78bfa", fillOpacity: 1, className: "gw-cursor" }).addTo(map);
     }
+    // No fix yet (a watch just handed out): the map shows the home and the safe zone alone.
     var fix = data.fix;
-    var here = ll(fix.lon, fix.lat);
-    if (fix.accuracy_m) {
+    var here = fix ? ll(fix.lon, fix.lat) : null;
+    if (fix && fix.accuracy_m) {
       L.circle(here, { radius: fix.accuracy_m, color: "#dc2626", weight: 1, fillColor: "#f87171", fillOpacity: 0.2, className: "gw-accuracy" })
         .bindTooltip(labels.accuracy.replace("%(m)s", Math.round(fix.accuracy_m))).addTo(map);
     }
-    L.circleMarker(here, { radius: 8, color: "#7f1d1d", weight: 2, fillColor: "#dc2626", fillOpacity: 1, className: "gw-fix" })
-      .bindTooltip(labels.fix + " · " + fix.when).addTo(map);
-    bounds.extend(here);
+    if (fix) {
+      L.circleMarker(here, { radius: 8, color: "#7f1d1d", weight: 2, fillColor: "#dc2626", fillOpacity: 1, className: "gw-fix" })
+        .bindTooltip(labels.fix + " · " + fix.when).addTo(map);
+      bounds.extend(here);
+    }
     if (data.alert) {
       var a = ll(data.alert.lon, data.alert.lat);
       L.circleMarker(a, { radius: 8, color: "#9a3412", weight: 3, fillColor: "#fb923c", fillOpacity: 1, className: "gw-alert-pos" })
@@ -94,7 +97,7 @@
     document.querySelectorAll(".gw-route-btn").forEach(function (b) {
       b.addEventListener("click", function () {
         var r = showRoute(Number(b.dataset.i));
-        if (r) map.fitBounds(r.getBounds().extend(here), { padding: [30, 30] });
+        if (r) map.fitBounds(here ? r.getBounds().extend(here) : r.getBounds(), { padding: [30, 30] });
       });
     });
     if (facilities.length) {
@@ -121,7 +124,8 @@
       slider.value = String(start);
       moveTo(start);
     }
-    map.fitBounds(bounds.isValid() ? bounds : L.latLngBounds([here, here]), { padding: [30, 30], maxZoom: 17 });
+    // Without a fix or a zone the view stays on the home, where baseMap centred it.
+    if (bounds.isValid()) map.fitBounds(bounds, { padding: [30, 30], maxZoom: 17 });
     window.gwReady = true;
   };
 
