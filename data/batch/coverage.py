@@ -3,14 +3,13 @@
 This process reads what :func:`data.coverage.service.coverage` reads for an admin (every
 grid, or every community where there are no grids yet; the road graph; every household
 snapped onto it) once, ships it to each worker once, and sends each worker only a kind's
-facilities. A task runs the walk (:func:`geo.coverage.walk.facility_coverage`) and returns
-the numbers per area, the very numbers ``GET /coverage`` answers for that kind; nothing
-is drawn and no household leaves as a point.
+facilities. A task runs the walk a request runs (:func:`data.coverage.service.walk_kind`) and
+returns the numbers per area, the very numbers ``GET /coverage`` answers for that kind;
+nothing is drawn and no household leaves as a point.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,25 +19,16 @@ import pandas as pd
 import shapely
 from sqlalchemy import Engine
 
+from data.batch.clock import BatchTimes, Stopwatch
 from data.batch.runner import Runner
-from data.coverage.service import Level, NetworkCache, capacities, facility_kinds
-from geo.coverage.walk import (
-    DEFAULT_SPEED_KMH,
-    RoadGraph,
-    Snap,
-    facilities_of_kind,
-    facility_coverage,
-    walk_distance_m,
-)
-from geo.errors import InvalidInput
-
-NUMBERS = ("households", "covered_households", "household_share", "area_share", "uncovered")
+from data.coverage.service import Level, NetworkCache, checked_kinds, walk_kind
+from geo.coverage.walk import DEFAULT_SPEED_KMH, RoadGraph, Snap, facilities_of_kind
 
 
 @dataclass(frozen=True)
 class KindCoverage:
-    """One kind's numbers per area (indexed by code): ``NUMBERS``, and ``score`` when every
-    facility of the kind has a capacity."""
+    """One kind's numbers per area (indexed by code): ``data.coverage.service.NUMBERS``,
+    and ``score`` when every facility of the kind has a capacity."""
 
     kind: str
     areas: pd.DataFrame
@@ -49,21 +39,19 @@ class KindCoverage:
         return int(self.areas["covered_households"].sum()) / households if households else None
 
 
-@dataclass(frozen=True)
-class CoverageBatch:
-    runner: str
+@dataclass(frozen=True, kw_only=True)
+class CoverageBatch(BatchTimes):
+    """Every kind's numbers in kind order; nothing is written (``write_s`` 0)."""
+
     minutes: float
     level: Level
     kinds: tuple[KindCoverage, ...]
-    read_s: float
-    total_s: float
 
 
 @dataclass(frozen=True)
 class _Kind:
     kind: str
     facilities: gpd.GeoDataFrame  # metric CRS
-    capacity: np.ndarray | None
 
 
 def coverage_task(
@@ -81,7 +69,7 @@ def coverage_task(
     """One kind's walk over every area, on a worker: the numbers per area code."""
     # Coordinates travel (16 bytes a household), the points are made here.
     homes = gpd.GeoDataFrame(geometry=shapely.points(homes_xy), crs=crs)
-    result = facility_coverage(
+    _, numbers = walk_kind(
         graph,
         item.facilities,
         areas,
@@ -90,14 +78,10 @@ def coverage_task(
         speed_kmh=speed_kmh,
         household_grid=household_grid,
         household_snap=snap,
-        capacity=item.capacity,
         straight_line=False,
     )
-    columns = [*NUMBERS, *(["score"] if item.capacity is not None else [])]
-    table = result.grids
-    out = pd.DataFrame({c: table[c].to_numpy() for c in columns})
-    out.index = pd.Index(areas["code"].astype(str).to_numpy(), name="code")
-    return out
+    numbers.index = pd.Index(areas["code"].astype(str).to_numpy(), name="code")
+    return numbers
 
 
 def cover_every_kind(
@@ -110,37 +94,25 @@ def cover_every_kind(
     metric_override: int | None = None,
 ) -> CoverageBatch:
     """Coverage of every facility kind (or of ``kinds``) over the whole city."""
-    started = time.perf_counter()
-    walk_distance_m(minutes, speed_kmh=speed_kmh)  # refuses bad minutes before reading
-    with engine.connect() as conn:
-        known = facility_kinds(conn)
-        wanted = known if kinds is None else kinds
-        unknown = sorted(set(wanted) - set(known))
-        if unknown:
-            raise InvalidInput(
-                f"unknown facility kind(s) {', '.join(unknown)}; known: {', '.join(known)}",
-                field="kind",
+    clock = Stopwatch()
+    with clock.phase("read"):
+        with engine.connect() as conn:
+            wanted = checked_kinds(conn, kinds, minutes=minutes, speed_kmh=speed_kmh)
+            epsg, level, areas, graph, homes, facilities = NetworkCache().walk_inputs(
+                conn, None, kind=None, override=metric_override
             )
-        epsg, level, areas, graph, homes, facilities = NetworkCache().walk_inputs(
-            conn, None, kind=None, override=metric_override
+        metric = f"EPSG:{epsg}"
+        mask, household_grid = homes.in_areas(level, areas)  # as data.coverage.service.coverage
+        shared = runner.share(
+            graph=graph,
+            areas=areas.to_crs(metric),
+            homes_xy=homes.xy[mask],
+            household_grid=household_grid,
+            snap=homes.snap_of(mask),
         )
-    metric = f"EPSG:{epsg}"
-    mask, household_grid = homes.in_areas(level, areas)  # as data.coverage.service.coverage
-    shared = runner.share(
-        graph=graph,
-        areas=areas.to_crs(metric),
-        homes_xy=homes.xy[mask],
-        household_grid=household_grid,
-        snap=homes.snap_of(mask),
-    )
-    read_s = time.perf_counter() - started
 
     def items() -> list[_Kind]:
-        out = []
-        for kind in wanted:
-            of_kind = facilities_of_kind(facilities, kind)
-            out.append(_Kind(kind, of_kind.to_crs(metric), capacities(of_kind)))
-        return out
+        return [_Kind(k, facilities_of_kind(facilities, k).to_crs(metric)) for k in wanted]
 
     constants: dict[str, Any] = {
         "minutes": float(minutes),
@@ -150,10 +122,8 @@ def cover_every_kind(
     done = runner.imap(coverage_task, items(), shared={**shared, **constants}, label="coverage")
     results = {item.kind: KindCoverage(item.kind, table) for item, table in done}
     return CoverageBatch(
-        runner=runner.name,
         minutes=float(minutes),
         level=level,
         kinds=tuple(results[k] for k in sorted(results)),
-        read_s=read_s,
-        total_s=time.perf_counter() - started,
+        **clock.times(runner.name),
     )

@@ -1,0 +1,34 @@
+"""Whether a whole table changed, from the token the store keeps for it (migration 0021).
+
+A cache of a whole table (the coverage cache's road graph and households) must notice any
+committed write to it. Scanning the table for ``count(*), max(id), max(xmin)`` took 0.13 s
+at 500,000 rows and grows with it; ``table_version`` holds a token per watched table that a
+statement-level trigger makes anew in the writing transaction, so reading it is one
+primary-key lookup, the same on a hot standby (the token commits, and replays, with the rows).
+
+Read the version **before** the rows it stands for: the rows are then at least as new as the
+token, so a cache is never filed under a token newer than its contents.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+_READ = text("SELECT name, version::text FROM table_version WHERE name = ANY(:names)")
+
+
+class Unversioned:
+    """Stands for a version that is not stored (its row was deleted by hand; the trigger only
+    updates rows): equal only to itself, so a key holding one never matches a later key and
+    the cache is rebuilt on every read, slow but never stale, until the row is put back."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unversioned>"
+
+
+def table_versions(conn: Connection, *tables: str) -> tuple[str | Unversioned, ...]:
+    """The current version token of each of ``tables``, in that order."""
+    found: dict[str, str] = dict(conn.execute(_READ, {"names": list(tables)}).tuples().all())
+    return tuple(found.get(t) or Unversioned() for t in tables)
