@@ -14,7 +14,9 @@ ones a planning office argues about:
 - **road share**: the share of the boundary *between* grids (the community's outer edge does
   not count) that runs along roads, where residents can see it;
 - **shared buildings** (a building whose entrances lie in two or more grids) and **cut
-  blocks** (a road-bounded block divided between grids): every one is listed.
+  blocks** (a road-bounded block divided between grids): every one is listed;
+- the off-road boundary no plan can avoid: an estimate (:func:`unavoidable_offroad_m`, in
+  every plan's metrics) and a proven lower bound (:func:`offroad_lower_bound_m`, slower).
 
 :func:`move_unit` is the one edit a planner makes by hand: move units to a neighbouring grid.
 It is refused, with every reason, when a grid would break apart or leave the band, unless
@@ -256,7 +258,10 @@ def unavoidable_offroad_m(units: Units, *, max_households: int = DEFAULT_MAX_HOU
     ``m − 1`` grids (searched over connected sets of the block's units, the shared lengths of
     the unit graph), ``m − 1`` times. Blocks of more than ``_CUT_SEARCH_UNITS`` units fall
     back to their narrow side (the short side of the minimum rotated rectangle) per cut. An
-    estimate, not a bound: a grid may take two pieces of a block that meet outside it.
+    estimate, not a bound: a grid may take two pieces of a block that meet outside it, and
+    three parts that meet each other need less than two cuts around one part;
+    :func:`offroad_lower_bound_m` is a proven bound (lower than this estimate on the
+    synthetic district's oversized communities).
     """
     frame = units.frame
     per_block = frame.groupby("block")["households"].sum()
@@ -319,6 +324,186 @@ def _cheapest_cut(
             best = cut if best is None else min(best, cut)
         stack.extend(group | {b} for a in group for b, _ in nbrs[a] if b not in group)
     return best
+
+
+def offroad_lower_bound_m(
+    units: Units,
+    *,
+    max_households: int = DEFAULT_MAX_HOUSEHOLDS,
+    steps: int = 100_000,
+) -> float:
+    """Off-road boundary that every plan whose grids hold at most ``max_households`` must
+    have: a proven bound, unlike :func:`unavoidable_offroad_m`. So a plan in the band whose
+    grids share ``L`` metres of boundary has at most ``1 − bound / L`` of it on roads.
+
+    Why it holds. Road edges lie wholly on roads and every other edge (a lot line, a wall
+    between entrances) lies inside one block, so a plan's off-road boundary is the sum, over
+    blocks, of the length of the block's inner edges whose two units lie in different grids;
+    each block can be bounded alone. Inside a block ``B`` the grids cut it into parts
+    ``B ∩ G``, each of at most ``max_households`` (the grid holds no more), and the plan's
+    off-road length in ``B`` is exactly the cut of that partition. So it is at least
+    ``c*(B)``, the least cut over *all* partitions of ``B``'s units into parts of at most
+    ``max_households``: the plan's partition is one of them (contiguity, the band's minimum
+    and the rest of the community are dropped, which can only lower the minimum). A block of
+    at most ``max_households`` has ``c*(B) = 0``.
+
+    ``c*(B)`` is computed exactly (:func:`_least_partition_cut`): parts may be taken
+    connected inside the block (splitting a part into its pieces adds no cut edge), so the
+    part holding the lowest unit left is one of its connected sets of at most
+    ``max_households``, and the rest is partitioned the same way (memoised, cheapest first,
+    pruned by the best found). When that takes more than ``steps`` sets (blocks of 20 and
+    more units can), the block gets the weaker bound of :func:`_least_boundary_by_households`
+    (within ``steps`` sets), or 0 if that runs out too. A block of more than
+    ``_BOUND_UNITS`` units (Porto's blocks of a hundred lots, many without households) is
+    not searched and counts 0, as does a block with a unit over ``max_households`` (no plan
+    keeps it in the band): the bound stays a bound, only less tight.
+
+    :func:`unavoidable_offroad_m` counts ``⌈H / max⌉ − 1`` times a block's cheapest cut
+    around one part; where three parts meet each other every stretch of cut borders two of
+    them at once, or more, smaller parts are cheaper, so that estimate may exceed what a plan
+    in the band needs (three lots of 150 households meeting pairwise along 10 m: 40 m
+    counted, 30 m cut; ``tests/geo/test_offroad_bound.py``).
+    """
+    frame = units.frame
+    g = units.graph
+    blocks = frame["block"].to_numpy()
+    hh = frame["households"].to_numpy().astype(int)
+    inner = np.flatnonzero(g.kind != ROAD)
+    per_block = frame.groupby("block")["households"].sum()
+    big = [int(b) for b, h in per_block.items() if h > max_households]
+    if not big:
+        return 0.0
+    wanted = set(big)
+    edges: dict[int, list[tuple[int, int, float]]] = {b: [] for b in big}
+    for e in inner.tolist():
+        b = int(blocks[g.u[e]])
+        if b in wanted:
+            edges[b].append((int(g.u[e]), int(g.v[e]), float(g.length_m[e])))
+    total = 0.0
+    for b in big:
+        members = np.flatnonzero(blocks == b).tolist()
+        w = {u: int(hh[u]) for u in members}
+        if len(members) > _BOUND_UNITS or max(w.values()) > max_households:
+            continue
+        nbrs: dict[int, list[tuple[int, float]]] = {u: [] for u in members}
+        for a, c, ln in edges[b]:
+            nbrs[a].append((c, ln))
+            nbrs[c].append((a, ln))
+        exact = _least_partition_cut(members, nbrs, w, max_households, steps)
+        if exact is None:
+            exact = _least_boundary_by_households(members, nbrs, w, max_households, steps) or 0.0
+        total += exact
+    return total
+
+
+_BOUND_UNITS = 40
+
+
+class _OutOfSteps(Exception):
+    """An enumeration took more sets than it was allowed."""
+
+
+def _connected_sets(
+    start: int,
+    allowed: frozenset[int],
+    nbrs: Mapping[int, list[tuple[int, float]]],
+    w: Mapping[int, int],
+    cap: int,
+    counter: list[int],
+) -> list[frozenset[int]]:
+    """Every connected set of ``allowed`` units holding ``start`` and at most ``cap``
+    households; ``counter[0]`` is the sets still allowed (raises :class:`_OutOfSteps`)."""
+    if w[start] > cap:
+        return []
+    seen: set[frozenset[int]] = set()
+    stack = [frozenset([start])]
+    out: list[frozenset[int]] = []
+    while stack:
+        s = stack.pop()
+        if s in seen:
+            continue
+        seen.add(s)
+        counter[0] -= 1
+        if counter[0] < 0:
+            raise _OutOfSteps
+        out.append(s)
+        weight = sum(w[u] for u in s)
+        for u in s:
+            for v, _ in nbrs[u]:
+                if v in allowed and v not in s and weight + w[v] <= cap:
+                    stack.append(s | {v})
+    return out
+
+
+def _least_partition_cut(
+    members: list[int],
+    nbrs: Mapping[int, list[tuple[int, float]]],
+    w: Mapping[int, int],
+    cap: int,
+    steps: int,
+) -> float | None:
+    """The least total length of inner edges cut by a partition of ``members`` into parts
+    of at most ``cap`` households each (None past ``steps`` sets): see
+    :func:`offroad_lower_bound_m`."""
+    counter = [steps]
+    memo: dict[frozenset[int], float] = {}
+
+    def least(rest: frozenset[int]) -> float:
+        if sum(w[u] for u in rest) <= cap:
+            return 0.0
+        known = memo.get(rest)
+        if known is not None:
+            return known
+        options = []
+        for part in _connected_sets(min(rest), rest, nbrs, w, cap, counter):
+            left = rest - part
+            options.append((sum(ln for u in part for v, ln in nbrs[u] if v in left), left))
+        options.sort(key=lambda o: (o[0], sorted(o[1])))  # cheapest first: prunes the rest
+        best = math.inf
+        for cut, left in options:
+            if cut >= best:
+                break
+            best = min(best, cut + least(left))
+        memo[rest] = best
+        return best
+
+    try:
+        return least(frozenset(members))
+    except _OutOfSteps:
+        return None
+
+
+def _least_boundary_by_households(
+    members: list[int],
+    nbrs: Mapping[int, list[tuple[int, float]]],
+    w: Mapping[int, int],
+    cap: int,
+    steps: int,
+) -> float | None:
+    """A lower bound on :func:`_least_partition_cut` from single parts (None past ``steps``
+    sets): ``φ(x)``, the least boundary inside the block of a connected set of ``x``
+    households (``1 ≤ x ≤ cap``), is enumerated; the pieces with households of any
+    partition hold ``H`` together, each at least ``φ`` of its households around it, and each
+    cut edge borders two pieces, so the cut is at least half the least ``Σ φ(xᵢ)`` over
+    ``Σ xᵢ = H`` (a knapsack). Exact where the best partition has two parts; lower where
+    a part in the middle has cuts on two sides that ``φ`` finds cheaper at a block's end."""
+    counter = [steps]
+    phi = [math.inf] * (cap + 1)
+    try:
+        for start in members:  # each connected set once: from its lowest unit
+            allowed = frozenset(u for u in members if u >= start)
+            for part in _connected_sets(start, allowed, nbrs, w, cap, counter):
+                x = sum(w[u] for u in part)
+                if x >= 1:
+                    cut = sum(ln for u in part for v, ln in nbrs[u] if v not in part)
+                    phi[x] = min(phi[x], cut)
+    except _OutOfSteps:
+        return None
+    total = sum(w.values())
+    least = [0.0] + [math.inf] * total
+    for h in range(1, total + 1):
+        least[h] = min(phi[x] + least[h - x] for x in range(1, min(cap, h) + 1))
+    return least[total] / 2.0 if math.isfinite(least[total]) else 0.0
 
 
 #: Why a move is refused: a code for each rule, and its English sentence with ``%(name)s``
@@ -537,6 +722,7 @@ __all__ = [
     "cut_blocks",
     "dissolve",
     "move_unit",
+    "offroad_lower_bound_m",
     "plan_metrics",
     "rectangle_ratio",
     "shared_buildings",
