@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import geopandas as gpd
@@ -236,6 +236,21 @@ _INSERT: dict[str, dict[str, str]] = {
 }
 
 
+#: Staged with point rows whose grid was decided before the write (``placed`` in
+#: :func:`upsert`; the columns of :func:`data.assignment.service.placement_columns`): grid id
+#: or -1, the snap flag, metres or NaN.
+PLACED: tuple[Column, ...] = (
+    Column("_grid", "int8"),
+    Column("_snapped", "boolean"),
+    Column("_distance", "float8"),
+)
+_PLACED_INSERT = {
+    "grid_id": "NULLIF(s._grid, -1)",
+    "snapped": "s._snapped",
+    "assign_distance_m": "NULLIF(s._distance, 'NaN'::float8)",
+}
+
+
 @dataclass
 class ImportReport:
     kind: str
@@ -332,11 +347,14 @@ def upsert(
     prior_rejects: list[RowReject] | None = None,
     allow_rejects: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    placed: bool = False,
 ) -> ImportReport:
     """Merge ``frame`` (WGS-84, normalised columns, ``_row`` = 1-based file row) into its table.
 
-    Runs inside the caller's transaction: on ``ImportRejected`` the caller's rollback leaves
-    the database exactly as it was.
+    With ``placed`` the frame also carries each row's assignment (:data:`PLACED`), written
+    by the same ``INSERT … ON CONFLICT``, new and updated rows alike, so that no hook has to
+    update the rows again. Runs inside the caller's transaction: on ``ImportRejected`` the
+    caller's rollback leaves the database exactly as it was.
     """
     target = TARGETS.get(kind)
     if target is None:
@@ -351,6 +369,11 @@ def upsert(
         report.rejects += too_big
         too_big_rows = {r.row for r in too_big}
         frame = frame[~frame["_row"].isin(too_big_rows)] if "_row" in frame.columns else frame
+    if placed:
+        missing = [c.target for c in PLACED if c.target not in frame.columns]
+        if missing or "grid_id" not in Base.metadata.tables[target.table].c:
+            raise InvalidInput(f"no assignment to write for {kind}: {missing}", field="placed")
+        target = replace(target, columns=(*target.columns, *PLACED))
     _stage(session, target, frame, progress)
     report.rejects += _orphans(session, target)
     report.rejects.sort(key=lambda r: r.row)
@@ -359,7 +382,7 @@ def upsert(
     if report.rejects:
         bad = [r.row for r in report.rejects]
         session.execute(text("DELETE FROM _stage WHERE _row = ANY(:rows)"), {"rows": bad})
-    mapping = _INSERT[kind]
+    mapping = {**_INSERT[kind], **(_PLACED_INSERT if placed else {})}
     cols, exprs = list(mapping), list(mapping.values())
     if target.geometry:
         cols.append("geom")

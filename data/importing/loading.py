@@ -14,10 +14,11 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from data.assignment.service import assign_after_import
+from data.assignment.service import assign_after_import, load_grid_index, placement_columns
 from data.crs import metric_epsg
 from data.db import transaction
 from data.district.checks import run_checks
@@ -39,9 +40,31 @@ def _after_import(session: Session, kind: str) -> None:
         district_outline(session.connection())
 
 
+def _placed_before_write(
+    session: Session, kind: str, frame: gpd.GeoDataFrame, settings: Settings | None
+) -> gpd.GeoDataFrame | None:
+    """Households with their grid decided before they are written, so that the upsert stores
+    each row once with its grid (issue 19); None for the other kinds, whose hook reassigns
+    the whole table after the write, and for a frame that is not all points.
+
+    The grids are indexed in the import's own transaction, as the after-write hook indexed
+    them: a household import changes no grid, so the answer is the hook's, row for row. Rows
+    the upsert will refuse are placed too (assigning a point costs about a microsecond);
+    they are dropped with the rest of their row.
+    """
+    if kind != "households" or frame.empty:
+        return None
+    points = frame.geometry.to_numpy()
+    if not bool((shapely.get_type_id(points) == 0).all()):
+        return None  # not what the readers give; the hook will read whatever was stored
+    index = load_grid_index(session, settings=settings)
+    return frame.assign(**placement_columns(index, shapely.get_x(points), shapely.get_y(points)))
+
+
 def _written_keys(kind: str, frame: gpd.GeoDataFrame, report: ImportReport) -> list[str] | None:
     """The households an import wrote (the file's rows less those refused), so that only they
-    are assigned; None, the whole table, for the other kinds.
+    are assigned when they were not placed before the write; None, the whole table, for the
+    other kinds.
 
     Households are the table that grows to millions and arrives district by district; the
     facility and incident tables are small and keep their whole-table pass.
@@ -75,20 +98,23 @@ def import_file(
         progress=progress,
     )
     with transaction(engine) as session:
+        placed = _placed_before_write(session, kind, result.frame, settings)
         report = upsert(
             session,
             kind,
-            result.frame,
+            result.frame if placed is None else placed,
             source=result.source,
             prior_rejects=result.rejects,
             allow_rejects=allow_rejects,
             progress=progress,
+            placed=placed is not None,
         )
         _after_import(session, kind)
         metric_epsg(session, settings.metric_epsg if settings else None)
-        assign_after_import(
-            session, kind, settings=settings, keys=_written_keys(kind, result.frame, report)
-        )
+        if placed is None:
+            assign_after_import(
+                session, kind, settings=settings, keys=_written_keys(kind, result.frame, report)
+            )
         # Fresh statistics now, not at autovacuum's next round: a table that grew from
         # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
         session.execute(text(f"ANALYZE {TARGETS[kind].table}"))
@@ -156,8 +182,16 @@ def derive_households(
             geometry=points.geometry.values,
             crs=4326,
         )
-        upsert(session, "households", frame, source="derive households")
-        assign_after_import(session, "households", settings=settings, keys=list(frame["code"]))
+        placed = _placed_before_write(session, "households", frame, settings)
+        upsert(
+            session,
+            "households",
+            frame if placed is None else placed,
+            source="derive households",
+            placed=placed is not None,
+        )
+        if placed is None:
+            assign_after_import(session, "households", settings=settings, keys=list(frame["code"]))
         counts = scaled["households"]
         session.execute(
             text(
