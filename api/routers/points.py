@@ -83,7 +83,7 @@ from data.assignment.points import (
     not_in_area,
     update_point,
 )
-from data.assignment.service import GridIndex, assign_keys
+from data.assignment.service import GridIndex, placement_columns
 from data.district.grids import find_grid
 from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
@@ -557,18 +557,19 @@ def _upload(
         raise ImportRejected(Path(upload.filename or "upload").name, rejects)
     keys = [str(k) for k in frame[key]]
     before = existing_keys(session, kind, keys)
+    # Each row is written once, with its grid (the index's answer on the very coordinates
+    # stored), instead of inserted and then updated by assign_keys.
     report = upsert(
         session,
         kind.name,
-        frame,
+        frame.assign(**placement_columns(index, frame.geometry.x, frame.geometry.y)),
         source=Path(upload.filename or "upload").name,
         allow_rejects=allow_rejects,
+        placed=True,
     )
     rejects += report.rejects
     rejected_rows = {r.row for r in rejects}
     stored = [k for k, r in zip(keys, frame["_row"], strict=True) if int(r) not in rejected_rows]
-    if stored:
-        assign_keys(session, kind.table, stored, index=index)
     assigned = _assignments(session, kind, stored)
     lines = [
         {
