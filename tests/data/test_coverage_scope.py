@@ -1,9 +1,9 @@
 """A coordinator's coverage does no city-wide work and answers as the city-wide walk does.
 
 Porto cut into strips (tests/gridded.py, real PostGIS), the coordinator of community 131208:
-their households are found through the grouping kept with the cached households, not by
-testing every household, and the walk from the facilities within reach gives the numbers
-the walk from every facility of the kind gives.
+the cache hands out only the households stored in their grids, not the city's, and the walk
+from the facilities within reach gives the numbers the walk from every facility of the kind
+gives.
 """
 
 from __future__ import annotations
@@ -40,11 +40,19 @@ def test_the_households_of_an_area_are_those_stored_in_it(
     for some in (areas, everywhere, areas.iloc[::3], areas.iloc[:0]):
         rows, codes = homes.in_areas("grids", some)
         ids = some["id"].to_numpy()
-        assert rows.tolist() == np.flatnonzero(np.isin(homes.grid_id, ids)).tolist()
+        assert rows.tolist() == np.flatnonzero(np.isin(homes.area_id, ids)).tolist()
         code_of = dict(zip(ids.tolist(), some["code"], strict=True))
         assert codes is not None
-        assert codes.tolist() == [code_of[i] for i in homes.grid_id[rows].tolist()]
-    assert 0 < len(homes.in_areas("grids", areas)[0]) < len(homes.ids)
+        assert codes.tolist() == [code_of[i] for i in homes.area_id[rows].tolist()]
+    assert len(homes.in_areas("grids", areas)[0]) == len(homes.ids)  # all theirs, in id order
+    with strips.engine.connect() as conn:
+        theirs = conn.execute(
+            text("SELECT id FROM household WHERE grid_id = ANY(:g) ORDER BY id"),
+            {"g": areas["id"].tolist()},
+        ).scalars()
+        city = conn.execute(text("SELECT count(*) FROM household")).scalar_one()
+    assert homes.ids.tolist() == list(theirs)
+    assert 0 < len(homes.ids) < city
 
 
 @pytest.mark.parametrize("kind", ["pharmacy", "school"])
@@ -58,7 +66,7 @@ def test_a_coordinators_numbers_are_those_of_the_walk_from_every_facility(
         ).as_json()
         epsg, _, areas, graph, homes, stored = cache.walk_inputs(conn, coordinator, kind, None)
     metric = f"EPSG:{epsg}"
-    mask = np.isin(homes.grid_id, areas["id"].to_numpy())  # every household tested
+    mask = np.isin(homes.area_id, areas["id"].to_numpy())  # every household tested
     code_of = dict(zip(areas["id"].tolist(), areas["code"], strict=True))
     facilities = facilities_of_kind(stored, kind).to_crs(metric)
     households = gpd.GeoDataFrame(geometry=homes.geoms[mask], crs=metric)
@@ -70,7 +78,7 @@ def test_a_coordinators_numbers_are_those_of_the_walk_from_every_facility(
         areas.to_crs(metric),
         households,
         minutes=10,
-        household_grid=[code_of[i] for i in homes.grid_id[mask].tolist()],
+        household_grid=[code_of[i] for i in homes.area_id[mask].tolist()],
         household_snap=homes.snap_of(mask),
         every_facility=True,
     ).grids
