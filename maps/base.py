@@ -333,6 +333,21 @@ def metric_crs(area: Area) -> CRS:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
+def _simplified(geoms: np.ndarray, tolerance_m: float) -> np.ndarray:
+    """Douglas-Peucker, kept where it left every part and ring and a valid shape; elsewhere
+    the topology-preserving simplifier, which costs ~10× more (0.11 s for a district of
+    3,345 grids, the largest part of drawing its grid page)."""
+    fast = shapely.simplify(geoms, tolerance_m, preserve_topology=False)
+    kept = shapely.is_missing(geoms) | (
+        shapely.is_valid(fast)
+        & (shapely.get_num_geometries(fast) == shapely.get_num_geometries(geoms))
+        & (shapely.get_num_interior_rings(fast) == shapely.get_num_interior_rings(geoms))
+    )
+    if not kept.all():
+        fast[~kept] = shapely.simplify(geoms[~kept], tolerance_m, preserve_topology=True)
+    return fast
+
+
 def display_geometry(
     gdf: gpd.GeoDataFrame, *, tolerance_m: float, crs: CRS | None = None
 ) -> gpd.GeoSeries:
@@ -347,7 +362,8 @@ def display_geometry(
     wgs = to_wgs84(gdf).geometry
     if tolerance_m > 0 and not wgs.empty:
         projected = wgs.to_crs(crs if crs is not None else metric_crs(gdf))
-        wgs = projected.simplify(tolerance_m, preserve_topology=True).to_crs(WGS84)
+        simplified = _simplified(np.asarray(projected.values), tolerance_m)
+        wgs = gpd.GeoSeries(simplified, index=projected.index, crs=projected.crs).to_crs(WGS84)
     rounded = shapely.transform(
         np.asarray(wgs.values), lambda xy: np.round(xy, COORDINATE_DECIMALS)
     )

@@ -62,10 +62,11 @@ LAYERS: dict[str, LayerSpec] = {
             "community_code": "c.code",
             "worker_code": "w.code",
             "worker_name": "w.display_name",
-            "households": "(SELECT count(*) FROM household h WHERE h.grid_id = t.id)",
+            "households": "coalesce(n.households, 0)",  # kept by the store (0022)
             "valid_from": "t.valid_from::text",
         },
-        joins="JOIN community c ON c.id = t.community_id LEFT JOIN worker w ON w.id = t.worker_id",
+        joins="JOIN community c ON c.id = t.community_id LEFT JOIN worker w ON w.id = t.worker_id "
+        "LEFT JOIN grid_households n ON n.grid_id = t.id",
         where="t.valid_to IS NULL",
         scope="t.id = ANY(:grid_ids)",
     ),

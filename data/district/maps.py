@@ -26,7 +26,8 @@ Level = Literal["grids", "communities"]
 
 @dataclass(frozen=True)
 class GridLayers:
-    """The caller's grids (code, worker, households) with their communities for context."""
+    """The caller's grids (code, worker, households) with their communities for context
+    (id, code, name and outline: the maps draw them as lines)."""
 
     grids: gpd.GeoDataFrame
     communities: gpd.GeoDataFrame
@@ -35,7 +36,7 @@ class GridLayers:
 def grid_layers(conn: Connection, scope: AreaScope) -> GridLayers:
     return GridLayers(
         grids=read_level(conn, "grids", scope),
-        communities=read_level(conn, "communities", scope),
+        communities=read_level(conn, "community_outlines", scope),
     )
 
 
