@@ -22,7 +22,9 @@ never a 500; and because
 asyncpg pools belong to one event loop, the pool is made per loop on first use (tests run
 several loops over one app; uvicorn runs one). With a hot standby
 (``GRIDWORK_READ_DATABASE_URL``, :mod:`data.replica`) a second pool reads the features and
-tiles there while the standby may be read; tipg's catalog is read on the primary.
+tiles there while the standby may be read; tipg's catalog is read on the primary. Tiles
+are kept in memory and served again while the store's versions of what they show are
+unchanged (:mod:`api.tile_cache`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from api.errors import add_exception_handlers, problem, status_for
 from api.ogc_guard import bbox_literals_as_polygons, check_request, parse_filter
 from api.security import Principal, optional_principal
 from api.state import AppState, app_state
+from api.tile_cache import SOURCES, VERSIONS_SQL, TileCache, tile_collection
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -365,7 +368,26 @@ class DistrictWideOnly:
         # ... and absolute links (tipg's, OpenAPI's) must keep the /ogc prefix: Starlette
         # builds base_url from app_root_path, the outermost root, unless told otherwise.
         scope["app_root_path"] = scope.get("root_path", "")
+        collection = tile_collection(_route_path(scope))
+        feed = state.changes
+        if collection is not None and feed is not None and feed.live:
+            await self._tile(collection, feed.generation, scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _tile(
+        self, collection: str, generation: int, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """A tile from this process's :class:`~api.tile_cache.TileCache` while the versions
+        of what it shows, read on the server the tile is read from, are those it was kept
+        under; else from tipg, kept for next time."""
+        async with self.app.state.pool.acquire() as conn:
+            grids, tables = await conn.fetchrow(VERSIONS_SQL, list(SOURCES[collection]))
+        version = (generation, grids, tuple(tables))
+        key = (_route_path(scope), bytes(scope.get("query_string", b"")))
+        cache: TileCache = self.app.state.tiles
+        if not await cache.serve(key, version, send):
+            await self.app(scope, receive, cache.keeping(key, version, send))
 
 
 def _route_path(scope: Scope) -> str:
@@ -426,4 +448,5 @@ def create_ogc_app() -> FastAPI:
         )
 
     app.state.pool = LoopPools()
+    app.state.tiles = TileCache()
     return app

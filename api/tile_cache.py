@@ -1,0 +1,137 @@
+"""Vector tiles of the OGC layers kept in memory while what they show has not changed.
+
+A z10 tile of ``ogc.grids`` at a tenth of the megacity holds ~2,200 grids; reprojecting,
+clipping and encoding them takes PostgreSQL ~100 ms however the view is written, against a
+target of 20 ms (docs/scale.md). The tiles a map asks for at low zoom are few and asked for
+again and again, so each API process keeps the bytes it served and serves them again for as
+long as the store says nothing they show has changed.
+
+**When a tile is stale.** Each OGC collection names the tables its view reads
+(:data:`SOURCES`). Before each tile the cache reads, on the server the tile would be read
+from (the primary, or the hot standby while reads go there), those tables' versions:
+``deployment_setting['grids_version']`` for grids, workers, communities and streets
+(migration 0003) and ``table_version`` for households, buildings, roads and facilities
+(0021). Both are written by statement-level triggers in the writing transaction, so they
+become visible with the rows they stand for, on the primary and on a standby alike. A tile is
+served from memory only under the versions it was stored with. The versions are read before
+the tile is rendered, so a tile is never older than the versions it is filed under (at worst
+newer, and rendered once more at the next request). A restore replaces the store under the
+running processes: the change feed's generation is part of the key too, and while the feed is
+not live (a notification may have been lost) nothing is cached or served from the cache.
+
+**Who sees what.** The OGC layers are district-wide and answered only to callers who may
+see the whole district (:func:`api.ogc.district_wide`), so one tile is the same for every
+caller: the key is the path and the query string, nothing about the caller.
+
+The price is one primary-key read per tile and the memory: at most :data:`MAX_BYTES` per
+process, the least recently used tiles going first.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BYTES = 64 << 20
+"""Tile bytes kept per API process (a z10 tile of the megacity's tenth is ~0.2 MB)."""
+
+SOURCES: dict[str, tuple[str, ...]] = {
+    # collection: the ``table_version`` rows of the tables its view reads besides those of
+    # ``grids_version`` (grid, worker, community, street), which every collection is keyed on
+    "ogc.grids": ("household",),  # the count kept per grid (0022) moves with households
+    "ogc.communities": ("building", "household"),
+    "ogc.streets": (),
+    "ogc.roads": ("road_segment",),
+    "ogc.facilities": ("facility",),
+}
+
+_TILE = re.compile(r"^/collections/(?P<collection>[^/]+)/tiles/[^/]+/\d+/\d+/\d+/?$")
+
+VERSIONS_SQL = (
+    "SELECT (SELECT value FROM deployment_setting WHERE key = 'grids_version'), "
+    "ARRAY(SELECT name || '=' || version::text FROM table_version "
+    "WHERE name = ANY($1::text[]) ORDER BY name)"
+)
+"""The versions a tile is filed under, read with the tile's own pool (asyncpg)."""
+
+Message = MutableMapping[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def tile_collection(path: str) -> str | None:
+    """The collection of a tile request (``/collections/ogc.grids/tiles/…/z/x/y``) that the
+    cache knows the sources of, else None."""
+    found = _TILE.match(path)
+    if found is None or found["collection"] not in SOURCES:
+        return None
+    return found["collection"]
+
+
+@dataclass(frozen=True)
+class _Tile:
+    version: tuple[object, ...]
+    start: Message
+    body: bytes
+
+
+class TileCache:
+    """The tiles one API process served, by path and query string, under their versions."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[tuple[str, bytes], _Tile] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+    async def serve(self, key: tuple[str, bytes], version: tuple[object, ...], send: Send) -> bool:
+        """Send the tile stored under ``key`` if it was stored under ``version``."""
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is None or tile.version != version:
+                self.misses += 1
+                return False
+            self._tiles.move_to_end(key)
+            self.hits += 1
+        await send(tile.start)
+        await send({"type": "http.response.body", "body": tile.body})
+        return True
+
+    def keeping(self, key: tuple[str, bytes], version: tuple[object, ...], send: Send) -> Send:
+        """``send``, also keeping a whole 200 response under ``key`` and ``version``."""
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = dict(message)
+            elif message["type"] == "http.response.body" and start is not None:
+                chunks.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False) and start.get("status") == 200:
+                    self._put(key, _Tile(version, start, b"".join(chunks)))
+            await send(message)
+
+        return keep
+
+    def _put(self, key: tuple[str, bytes], tile: _Tile) -> None:
+        size = len(tile.body)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body)
+            self._tiles[key] = tile
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= len(dropped.body)

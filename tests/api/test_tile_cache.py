@@ -1,0 +1,195 @@
+"""OGC vector tiles served again from memory, and never once what they show has changed.
+
+The cache (:mod:`api.tile_cache`) keeps each tile under the versions the store gives the
+tables its collection reads. These tests read a tile's grids and household counts as a map
+would (decoding the MVT), change the store the ways gridwork does — a household moved, a
+worker renamed, a grid redrawn — and check that the next tile shows the change, while a
+change rolled back, or none, serves the same bytes from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any, cast
+
+import mapbox_vector_tile
+import morecantile
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.state import app_state
+from api.tile_cache import TileCache
+from data.changes import ChangeFeed
+from data.db import make_engine
+from data.models import Role
+from tests.factory import Account, add_accounts, database, make_app, signed_in
+
+ADMIN = Account("t-tiles-admin", Role.admin)
+GRIDS = "/ogc/collections/ogc.grids/tiles/WebMercatorQuad"
+Z = 14
+
+
+@pytest.fixture
+def store(server_url: str) -> Iterator[Engine]:
+    """A fresh copy of Porto with test grids (tests write to it)."""
+    engine = make_engine(database(server_url, "gridwork_test_tile_cache", "porto_grids"))
+    add_accounts(engine, [ADMIN])
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client(store: Engine) -> Iterator[TestClient]:
+    with signed_in(make_app(store), ADMIN.username) as client:
+        feed = app_state(cast(FastAPI, client.app)).changes
+        assert feed is not None and feed.live
+        yield client
+
+
+def _cache(client: TestClient) -> TileCache:
+    cache: TileCache = app_state(cast(FastAPI, client.app)).ogc.state.tiles
+    return cache
+
+
+def _tile_path(store: Engine, grid: str) -> str:
+    """The z14 tile holding the middle of ``grid``."""
+    with store.connect() as conn:
+        lon, lat = conn.execute(
+            text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
+                 "WHERE code = :g AND valid_to IS NULL) s"),
+            {"g": grid},
+        ).one()  # fmt: skip
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, Z)
+    return f"{GRIDS}/{t.z}/{t.x}/{t.y}"
+
+
+def _features(client: TestClient, path: str, **params: Any) -> dict[str, dict[str, Any]]:
+    """Code → properties of every grid in the tile, as a map reads it."""
+    r = client.get(path, params=params)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    layer = mapbox_vector_tile.decode(r.content)["default"]
+    return {f["properties"]["code"]: f["properties"] for f in layer["features"]}
+
+
+def _households(store: Engine, codes: set[str]) -> dict[str, int]:
+    with store.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT g.code, count(h.id) FROM grid g LEFT JOIN household h ON h.grid_id = g.id "
+                "WHERE g.code = ANY(:c) AND g.valid_to IS NULL GROUP BY g.code"
+            ),
+            {"c": sorted(codes)},
+        ).all()
+    return dict(rows)
+
+
+def test_a_tile_is_served_again_until_its_households_change(
+    client: TestClient, store: Engine
+) -> None:
+    path = _tile_path(store, "131208-G01")
+    first = client.get(path)
+    cache = _cache(client)
+    assert (cache.hits, cache.misses, len(cache)) == (0, 1, 1)
+    again = client.get(path)
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert again.content == first.content
+    assert again.headers["content-type"] == first.headers["content-type"]
+
+    grids = _features(client, path)
+    shown = {code: p["households"] for code, p in grids.items()}
+    assert shown == _households(store, set(grids)) and sum(shown.values()) > 0
+
+    # A household of one grid of the tile moves to another grid of the tile.
+    source, target = sorted(grids, key=lambda c: -shown[c])[:2]
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE household SET grid_id = (SELECT id FROM grid WHERE code = :t "
+                 "AND valid_to IS NULL) WHERE id = (SELECT min(h.id) FROM household h JOIN grid g "
+                 "ON g.id = h.grid_id WHERE g.code = :s AND g.valid_to IS NULL)"),
+            {"s": source, "t": target},
+        )  # fmt: skip
+    now = {code: p["households"] for code, p in _features(client, path).items()}
+    assert now == {**shown, source: shown[source] - 1, target: shown[target] + 1}
+    assert now == _households(store, set(grids))
+
+
+def test_a_change_rolled_back_keeps_the_tile_a_renamed_worker_does_not(
+    client: TestClient, store: Engine
+) -> None:
+    path = _tile_path(store, "131208-G01")
+    before = _features(client, path)
+    cache = _cache(client)
+    with store.connect() as conn, conn.begin() as tx:
+        conn.execute(text("DELETE FROM household"))
+        conn.execute(text("UPDATE worker SET display_name = 'Nobody'"))
+        tx.rollback()
+    hits = cache.hits
+    assert _features(client, path) == before
+    assert cache.hits == hits + 1
+
+    with store.begin() as conn:
+        conn.execute(text("UPDATE worker SET display_name = 'Renamed' WHERE code = 'W-131208-G01'"))
+    after = _features(client, path)
+    assert after["131208-G01"]["worker_name"] == "Renamed"
+    assert cache.hits == hits + 1
+
+
+def test_a_redrawn_grid_and_other_queries_are_tiles_of_their_own(
+    client: TestClient, store: Engine
+) -> None:
+    path = _tile_path(store, "131208-G01")
+    full = _features(client, path)
+    only_codes = _features(client, path, properties="code")
+    assert set(only_codes) == set(full)
+    assert all(set(p) == {"code"} for p in only_codes.values())
+    assert len(_cache(client)) == 2
+    # The grid shrinks to a sliver far from this tile: it leaves the tile.
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE grid SET geom = ST_Buffer(ST_SetSRID(ST_MakePoint(0, 0), 4326), "
+                 "0.0001, 4) WHERE code = '131208-G01' AND valid_to IS NULL")
+        )  # fmt: skip
+    assert "131208-G01" not in _features(client, path)
+
+
+def test_nothing_is_kept_while_the_change_feed_is_not_live(
+    client: TestClient, store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ChangeFeed, "live", property(lambda _self: False))
+    path = _tile_path(store, "131208-G01")
+    client.get(path)
+    client.get(path)
+    cache = _cache(client)
+    assert (len(cache), cache.hits, cache.misses) == (0, 0, 0)
+
+
+def test_the_cache_keeps_at_most_its_bytes() -> None:
+    import asyncio
+
+    cache = TileCache(max_bytes=10)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def serve(key: str, body: bytes) -> None:
+        keep = cache.keeping((key, b""), ("v",), send)
+        await keep({"type": "http.response.start", "status": 200, "headers": []})
+        await keep({"type": "http.response.body", "body": body})
+
+    async def run() -> None:
+        await serve("a", b"123456")
+        await serve("b", b"1234")
+        assert len(cache) == 2
+        await serve("c", b"12")  # 12 bytes: "a", the least recently used, goes
+        assert len(cache) == 2
+        assert not await cache.serve(("a", b""), ("v",), send)
+        assert await cache.serve(("b", b""), ("v",), send)
+        assert not await cache.serve(("b", b""), ("w",), send)  # another version
+        await serve("big", b"x" * 11)  # larger than the whole cache: not kept
+        assert len(cache) == 2
+
+    asyncio.run(run())
