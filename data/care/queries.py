@@ -12,7 +12,7 @@ The grid of a point follows ``geo.assignment.index``:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -442,9 +442,10 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
     """One elder as staff see it, if the caller may ``to`` them (``data.policy.elder_sql``:
     reading is widened by an open alert, changes need the home area); otherwise the same 404
     as a missing elder, or a 403 to a caller who may read but not change."""
-    # ``last_fix_received_at`` reads every day partition, and must: a late fix (up to the
-    # retention period old) is received after newer ones, so nothing bounds the day of the
-    # fix received last (``_SINCE`` bounds fix times, not receipt).
+    # ``last_fix_received_at`` is kept by ingest on the zone state (migration 0023): a late
+    # fix (up to the retention period old) is received after newer ones, so no time bound
+    # finds the fix received last, and reading it from the positions read every day
+    # partition. It outlives a purge of the fixes (a fact about the watch).
     row = (
         db.execute(
             text(
@@ -452,9 +453,11 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
                 SELECT e.id, e.display_name, e.emergency_contact, h.code AS household_code,
                        g.code AS home_grid_code, d.device_code AS device_id,
                        d.datum::text AS datum, coalesce(d.active, false) AS device_active,
-                       d.last_heard_at, d.last_battery, d.last_charging, d.not_stored,
+                       (SELECT max(o.last_heard_at) FROM device o WHERE o.elder_id = e.id)
+                           AS last_heard_at,
+                       d.last_battery, d.last_charging, d.not_stored,
                        d.last_refused_at, d.last_refused_reason,
-                       (SELECT max(p.received_at) FROM position p WHERE p.elder_id = e.id)
+                       (SELECT s.last_received_at FROM zone_state s WHERE s.elder_id = e.id)
                            AS last_fix_received_at,
                        e.created_at,
                        EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
@@ -462,7 +465,7 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
                 FROM elder e
                 LEFT JOIN household h ON h.id = e.household_id
                 LEFT JOIN grid g ON g.id = e.home_grid_id
-                LEFT JOIN LATERAL (SELECT device_code, datum, active, last_heard_at,
+                LEFT JOIN LATERAL (SELECT device_code, datum, active,
                                           last_battery, last_charging, not_stored,
                                           last_refused_at, last_refused_reason FROM device
                                    WHERE elder_id = e.id ORDER BY active DESC, id DESC
@@ -596,6 +599,7 @@ class StoredPosition:
     grid_id: int | None
     x: float  # in the metric CRS
     y: float
+    received_at: datetime  # the transaction's start: every fix of a batch has the same
 
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
@@ -641,7 +645,7 @@ def insert_positions(db: Db, rows: Sequence[PositionRow], *, epsg: int) -> list[
             FROM unnest({arrays}) AS v({names})
             ON CONFLICT (device_id, time) DO NOTHING
             RETURNING id, device_id, elder_id, time, grid_id,
-                ST_X(ST_Transform(geom, :epsg)), ST_Y(ST_Transform(geom, :epsg))
+                ST_X(ST_Transform(geom, :epsg)), ST_Y(ST_Transform(geom, :epsg)), received_at
             """  # noqa: S608
         ),
         {**params, "epsg": epsg},
@@ -776,25 +780,38 @@ def save_zone_state(db: Db, elder_id: int, state: ZoneState) -> None:
     save_zone_states(db, {elder_id: state})
 
 
-def save_zone_states(db: Db, states: dict[int, ZoneState]) -> None:
-    """Write the states of several elders in one statement."""
+def save_zone_states(
+    db: Db, states: Mapping[int, ZoneState], *, received: Mapping[int, datetime] | None = None
+) -> None:
+    """Write the states of several elders in one statement; ``received``: per elder (each
+    also in ``states``), when the fixes just stored for them were received.
+
+    ``zone_state.last_received_at`` (migration 0023) becomes the greatest of its value and
+    that receipt: "last heard" is then read from this row instead of every day partition
+    (a late fix lands in an old day, yet is the one received last). ``greatest`` because a
+    batch that began earlier may commit later. Written here, not by a statement of its own
+    (ingest holds the row's lock already): the row gets one new version per batch, not two."""
     if not states:
         return
     ids = sorted(states)
     rows = [states[i] for i in ids]
+    heard = received or {}
     db.execute(
         text(
             """
             UPDATE zone_state s SET outside = v.o, last_fix_time = v.t, last_x = v.x,
-                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a
+                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a,
+                last_received_at = greatest(s.last_received_at, v.r)
             FROM unnest(CAST(:e AS int[]), CAST(:o AS bool[]), CAST(:t AS timestamptz[]),
                         CAST(:x AS float8[]), CAST(:y AS float8[]), CAST(:b AS bool[]),
-                        CAST(:n AS bool[]), CAST(:a AS text[])) AS v(e, o, t, x, y, b, n, a)
+                        CAST(:n AS bool[]), CAST(:a AS text[]), CAST(:r AS timestamptz[]))
+                 AS v(e, o, t, x, y, b, n, a, r)
             WHERE s.elder_id = v.e
             """
         ),
         {
             "e": ids,
+            "r": [heard.get(i) for i in ids],
             "o": [r.outside for r in rows],
             "t": [r.last_fix_time for r in rows],
             "x": [None if r.last_position is None else r.last_position[0] for r in rows],
@@ -1206,7 +1223,11 @@ def elders_at_a_glance(
 ) -> list[dict[str, Any]]:
     """Elders the caller may read, with their state (no positions): when their device was
     last heard from, the newest fix's time and battery, inside or outside the safe zone,
-    open alerts. ``search`` matches the name (case-insensitive, anywhere in it)."""
+    open alerts. ``search`` matches the name (case-insensitive, anywhere in it).
+
+    "Last heard" is the record's (:func:`elder_record`): the latest of any of the elder's
+    devices' keep-alives and refusals and the last receipt of a fix (the zone state's, so a
+    late fix counts, and no day partition is read for it)."""
     return _dicts(
         db,
         f"""
@@ -1214,8 +1235,7 @@ def elders_at_a_glance(
                EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                        AND c.withdrawn_at IS NULL) AS consent,
                s.outside, s.no_fix,
-               greatest(d.heard, coalesce(near.received_at, far.received_at))
-                   AS last_heard_at,
+               greatest(d.heard, s.last_received_at) AS last_heard_at,
                coalesce(near.time, far.time) AS last_fix_time,
                coalesce(CASE WHEN near.time IS NULL THEN far.battery ELSE near.battery END,
                         d.battery) AS battery,
@@ -1228,10 +1248,10 @@ def elders_at_a_glance(
                                   (array_agg(last_battery ORDER BY last_heard_at
                                              DESC NULLS LAST))[1] AS battery
                            FROM device WHERE elder_id = e.id) d ON true
-        LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
+        LEFT JOIN LATERAL (SELECT time, battery FROM position
                            WHERE elder_id = e.id AND time >= s.last_fix_time
                            ORDER BY time DESC, id DESC LIMIT 1) near ON true
-        LEFT JOIN LATERAL (SELECT time, received_at, battery FROM position
+        LEFT JOIN LATERAL (SELECT time, battery FROM position
                            WHERE elder_id = e.id AND near.time IS NULL
                            ORDER BY time DESC, id DESC LIMIT 1) far ON true
         WHERE {elder_sql(Action.locate_elders)}

@@ -691,6 +691,11 @@ def _evaluate(
     raised: list[int] = []
     alerts: list[q.NewAlert] = []
     changed: dict[int, ZoneState] = {}
+    # When each elder's stored fixes were received: their state row is written with it even
+    # when the fixes leave the state as it was (a late fix, a repeat of the same place).
+    received: dict[int, datetime] = {}
+    for p in stored:
+        received[p.elder_id] = max(p.received_at, received.get(p.elder_id, p.received_at))
     for elder_id in sorted(by_elder):
         ctx = contexts.get(elder_id)
         if ctx is None:  # pragma: no cover - every enrolled elder has a zone and a state
@@ -726,10 +731,12 @@ def _evaluate(
             for event in events:
                 alerts.append(_alert(ctx, event, last_ref))
                 raised.append(owner)
-        if state != ctx.state:
+        if state != ctx.state or elder_id in received:
             changed[elder_id] = state
     raise_alerts(session, alerts, webhook_url)
-    q.save_zone_states(session, changed)
+    q.save_zone_states(
+        session, changed, received={e: t for e, t in received.items() if e in changed}
+    )
     return raised
 
 

@@ -216,6 +216,12 @@ class ZoneState(Base):
     low_battery: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     no_fix: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     alarm: Mapped[str | None] = mapped_column(String(64))
+    # Set by ingest with the fixes it stores; kept when they are purged (migration 0023).
+    last_received_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="when a fix of the elder was last received (stored), whatever its own "
+        "time; kept when positions are purged",
+    )
 
 
 class Alert(Base):
