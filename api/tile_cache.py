@@ -7,17 +7,19 @@ again and again, so each API process keeps the bytes it served and serves them a
 long as the store says nothing they show has changed.
 
 **When a tile is stale.** Each OGC collection names the tables its view reads
-(:data:`SOURCES`). Before each tile the cache reads, on the server the tile would be read
-from (the primary, or the hot standby while reads go there), those tables' versions:
-``deployment_setting['grids_version']`` for grids, workers, communities and streets
-(migration 0003) and ``table_version`` for households, buildings, roads and facilities
-(0021). Both are written by statement-level triggers in the writing transaction, so they
-become visible with the rows they stand for, on the primary and on a standby alike. A tile is
-served from memory only under the versions it was stored with. The versions are read before
-the tile is rendered, so a tile is never older than the versions it is filed under (at worst
-newer, and rendered once more at the next request). A restore replaces the store under the
-running processes: the change feed's generation is part of the key too, and while the feed is
-not live (a notification may have been lost) nothing is cached or served from the cache.
+(:data:`SOURCES`). Before each tile the cache reads, on the server the tile would be read from
+(the primary, or the hot standby while reads go there), those tables' versions:
+``deployment_setting['grids_version']`` for grids, workers, communities and streets (migration
+0003) and ``table_version`` for households, buildings, roads and facilities (0021) and for the
+household count per grid (0022: renewed only by a statement that moved a count, so the grid
+tiles outlive the edits of a household's size or name). Both are written by statement-level
+triggers in the writing transaction, so they become visible with the rows they stand for, on
+the primary and on a standby alike. A tile is served from memory only under the versions it was
+stored with. The versions are read before the tile is rendered, so a tile is never older than
+the versions it is filed under (at worst newer, and rendered once more at the next request). A
+restore replaces the store under the running processes: the change feed's generation is part of
+the key too, and while the feed is not live (a notification may have been lost) nothing is
+cached or served from the cache.
 
 **Who sees what.** The OGC layers are district-wide and answered only to callers who may
 see the whole district (:func:`api.ogc.district_wide`), so one tile is the same for every
@@ -42,7 +44,7 @@ MAX_BYTES = 64 << 20
 SOURCES: dict[str, tuple[str, ...]] = {
     # collection: the ``table_version`` rows of the tables its view reads besides those of
     # ``grids_version`` (grid, worker, community, street), which every collection is keyed on
-    "ogc.grids": ("household",),  # the count kept per grid (0022) moves with households
+    "ogc.grids": ("grid_households",),  # the count per grid (0022), renewed only when it moves
     "ogc.communities": ("building", "household"),
     "ogc.streets": (),
     "ogc.roads": ("road_segment",),

@@ -116,6 +116,26 @@ def test_a_tile_is_served_again_until_its_households_change(
     assert now == _households(store, set(grids))
 
 
+def test_an_edit_that_moves_no_count_keeps_the_tile(client: TestClient, store: Engine) -> None:
+    """A household's size edited, or one added and removed again: every grid's count is what
+    it was, so the tile is served again from memory (a busy city edits households all day)."""
+    path = _tile_path(store, "131208-G01")
+    before = _features(client, path)
+    cache = _cache(client)
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE household SET size = CASE WHEN size < 30 THEN size + 1 ELSE 1 END")
+        )
+    hits = cache.hits
+    assert _features(client, path) == before
+    assert cache.hits == hits + 1
+    with store.begin() as conn:  # a count that moves, even by one, draws the tile anew
+        conn.execute(text("DELETE FROM household WHERE id = (SELECT max(id) FROM household)"))
+    misses = cache.misses
+    _features(client, path)
+    assert (cache.hits, cache.misses) == (hits + 1, misses + 1)
+
+
 def test_a_change_rolled_back_keeps_the_tile_a_renamed_worker_does_not(
     client: TestClient, store: Engine
 ) -> None:

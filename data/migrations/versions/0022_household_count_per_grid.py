@@ -14,8 +14,11 @@ without a row has none). Statement-level triggers with transition tables on ``ho
 keep it: an ``INSERT`` adds the new rows per grid, a ``DELETE`` takes the old ones away, an
 ``UPDATE`` (reassignment, a household moved, a plan's publish) does both, so only grids whose
 count changed are written, once per statement whatever the number of rows; ``TRUNCATE``
-empties it. A grid's row goes with the grid (``ON DELETE CASCADE``); a delta for a grid
-deleted in the same statement is dropped. Rows are written in ``grid_id`` order, so two
+empties it. A statement that changed a count also renews ``table_version['grid_households']``
+(0021), which the grid tiles are cached under (``api.tile_cache``): an edit of a household's
+size moves no count and keeps them. A grid's row goes with the grid (``ON DELETE CASCADE``;
+the grid's own version, ``grids_version``, moves then); a delta for a grid deleted in the
+same statement is dropped. Rows are written in ``grid_id`` order, so two
 transactions changing the same grids take their row locks in the same order.
 
 A separate table and not a column on ``grid``: a write to ``grid`` bumps ``grids_version``
@@ -55,6 +58,7 @@ _APPLY = """
         WHERE d.n <> 0 AND EXISTS (SELECT FROM public.grid g WHERE g.id = d.grid_id)
         ORDER BY d.grid_id
         ON CONFLICT (grid_id) DO UPDATE SET households = c.households + EXCLUDED.households;
+        GET DIAGNOSTICS changed = ROW_COUNT;
 """
 
 _REFERENCING = {
@@ -99,16 +103,26 @@ def upgrade() -> None:
         LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = pg_catalog, public, pg_temp
         AS $$
+        DECLARE
+            changed bigint := 0;
         BEGIN
 {body}
             IF TG_OP = 'TRUNCATE' THEN
                 DELETE FROM public.grid_households;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+            END IF;
+            IF changed > 0 THEN  -- only a count that moved re-draws the grid tiles
+                UPDATE public.table_version SET version = gen_random_uuid()
+                    WHERE name = 'grid_households';
             END IF;
             RETURN NULL;
         END $$;
         """  # noqa: S608 - the body is made of the fixed statements above
     )
     op.execute("REVOKE ALL ON FUNCTION count_grid_households() FROM PUBLIC")
+    # Versioned (0021) by the function itself, only when a count changed: a household's
+    # size or name edit leaves every count, and so the grid tiles cached on it, as they were.
+    op.execute("INSERT INTO table_version (name) VALUES ('grid_households')")
     for event, referencing in _REFERENCING.items():
         op.execute(
             f"CREATE TRIGGER household_grid_count_{event.lower()} AFTER {event} ON household "
@@ -156,3 +170,4 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS household_grid_count_{event.lower()} ON household")
     op.execute("DROP FUNCTION IF EXISTS count_grid_households()")
     op.execute("DROP TABLE IF EXISTS grid_households")
+    op.execute("DELETE FROM table_version WHERE name = 'grid_households'")
