@@ -115,7 +115,10 @@ class Reports(Answer):
     """Tells a broken watch from a quiet one."""
 
     last_heard_at: Timestamp | None = Field(description="a fix, a keep-alive or a refusal")
-    last_fix_received_at: Timestamp | None
+    last_fix_received_at: Timestamp | None = Field(
+        description="when a fix last arrived (kept after the positions are purged: a fact "
+        "about the watch, not a position)"
+    )
     keepalive_battery: float | None
     keepalive_charging: bool | None
     not_stored: int = Field(description="reports answered but not stored as a fix")
