@@ -284,34 +284,96 @@ def _fetch(port: int, headers: str, paths: Sequence[str]) -> list[float]:
     return asyncio.run(run())
 
 
-def _touch_households(engine: Engine) -> None:
-    """Give ``household`` a new version (0021) without changing a value: every cached grid
-    tile is stale from here on, as after any household edit."""
+def _touch_grids(engine: Engine) -> None:
+    """Write one grid without changing it (``grids_version`` renewed, 0003): every cached grid
+    tile is stale from here on, as after any grid edit or a plan's publish. (A household edit
+    that moves no count keeps them, and one that does renews ``grid_households``, which a
+    store migrated before 0022 was amended does not have.)"""
     with engine.begin() as conn:
-        conn.execute(text("UPDATE household SET size = size WHERE id = (SELECT min(id) "
-                          "FROM household)"))  # fmt: skip
+        conn.execute(text("UPDATE grid SET geom = geom WHERE id = (SELECT min(id) FROM grid "
+                          "WHERE valid_to IS NULL)"))  # fmt: skip
+
+
+def _tile_sql(engine: Engine, paths: Sequence[str]) -> dict[str, list[float]]:
+    """Milliseconds PostgreSQL takes for each tile, median of 3, as tipg's own query (every
+    vertex projected on the fly) and as :class:`api.grid_tiles.GridTiles` writes it (the
+    outlines kept in Web Mercator by 0024): the same tiles, on one connection set up as the
+    API's (no JIT)."""
+    from tipg.collections import pg_get_collection_index
+    from tipg.database import connection_factory
+    from tipg.settings import DatabaseSettings
+
+    from api.grid_tiles import with_stored_shapes
+
+    class Capture:
+        sql: str = ""
+        params: tuple[Any, ...] = ()
+
+        async def fetchval(self, sql: str, *params: Any) -> bytes:
+            self.sql, self.params = sql, params
+            return b""
+
+    async def run() -> dict[str, list[float]]:
+        import asyncpg
+
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await connection_factory(["ogc"], "pg_temp")(conn)
+            await conn.execute("SET jit = off")
+            found = await pg_get_collection_index(
+                conn,
+                settings=DatabaseSettings(schemas=["ogc"], functions=[],
+                                          exclude_function_schemas=None),
+            )  # fmt: skip
+            tipg = {c.id: c for c in found}["ogc.grids"]
+            ways = {"tipg": tipg, "stored": with_stored_shapes(tipg)}
+            tms = morecantile.tms.get("WebMercatorQuad")
+            out: dict[str, list[float]] = {way: [] for way in ways}
+            for path in paths:
+                z, x, y = (int(v) for v in path.rsplit("/", 3)[1:])
+                for way, collection in ways.items():
+                    capture = Capture()
+                    await collection.get_tile(capture, tms=tms, tile=morecantile.Tile(x, y, z))
+                    times = []
+                    for _ in range(3):
+                        start = time.perf_counter()
+                        await conn.fetchval(capture.sql, *capture.params)
+                        times.append((time.perf_counter() - start) * 1000)
+                    out[way].append(statistics.median(times))
+            return out
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
     """Tile latency by zoom over HTTP, both stores: cold (each tile's first request after a
-    household was edited, so the API's tile cache (:mod:`api.tile_cache`) holds nothing
-    valid and PostgreSQL renders it; the connection and the statement plans are warm from a
-    first pass) and warm (``repeat`` more requests of each, served from the cache)."""
+    grid was written, so the API's tile cache (:mod:`api.tile_cache`) holds nothing valid and
+    PostgreSQL renders it; the connection and the statement plans are warm from a first pass,
+    and the server has finished what the grid write set off, its ``/locate`` index rebuilt)
+    and warm (``repeat`` more requests of each, served from the cache). Then, for the same
+    tiles, PostgreSQL's time alone for tipg's own query against the one the API now sends
+    (:mod:`api.grid_tiles`), and the ratio."""
     all_stores = stores()
     table = _table(f"ogc.grids vector tiles over HTTP, ≤ {per_zoom} tiles per zoom", all_stores)
     cold: dict[str, dict[int, list[float]]] = {}
     warm: dict[str, dict[int, list[float]]] = {}
+    sql: dict[str, dict[int, dict[str, list[float]]]] = {}
     with _servers(all_stores) as servers:
         for s, server in zip(all_stores, servers, strict=True):
             auth = f"Authorization: Bearer {server.token}\r\n"
             paths = _tiles(s.engine, per_zoom)
             _fetch(server.port, auth, [p for z in ZOOMS for p in paths[z]])
-            _touch_households(s.engine)
+            _touch_grids(s.engine)
+            _settled(servers)
             cold[s.name] = {z: [t * 1000 for t in _fetch(server.port, auth, paths[z])]
                             for z in ZOOMS}  # fmt: skip
             warm[s.name] = {
                 z: [t * 1000 for t in _fetch(server.port, auth, paths[z] * repeat)] for z in ZOOMS
             }
+            sql[s.name] = {z: _tile_sql(s.engine, paths[z]) for z in ZOOMS}
     for z in ZOOMS:
         for label, ms in (("cold", cold), ("warm", warm)):
             mega, one = ms["megacity"][z], ms["one district"][z]
@@ -320,6 +382,14 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
             p99 = float(np.percentile(mega, 99))
             _row(table, f"z{z} {label} p99", p99, float(np.percentile(one, 99)), "ms",
                  "≤ 20 ms " + ("✔" if p99 <= 20 else "✘"))  # fmt: skip
+        for way, what in (("tipg", "tipg's query (projected per tile)"),
+                          ("stored", "stored Web Mercator shapes (0024)")):  # fmt: skip
+            mega, one = sql["megacity"][z][way], sql["one district"][z][way]
+            _row(table, f"z{z} SQL alone, {what}, max", max(mega), max(one), "ms")
+        mega_ratio = max(sql["megacity"][z]["tipg"]) / max(sql["megacity"][z]["stored"])
+        one_ratio = max(sql["one district"][z]["tipg"]) / max(sql["one district"][z]["stored"])
+        table.add_row(f"⤷ z{z} tipg's ÷ stored shapes (max)", f"{mega_ratio:.2f}×",
+                      f"{one_ratio:.2f}×", "", "")  # fmt: skip
     _done(table)
 
 
