@@ -185,9 +185,10 @@ class Steps:
 
 IMPORT_STEPS = {
     "read_layer": "read",
+    "_placed_before_write": "assign",  # households: placed before the upsert (0cc7d80)
     "upsert": "upsert",
     "_after_import": "derive",
-    "assign_after_import": "assign",
+    "assign_after_import": "assign",  # the other kinds: after the write
 }
 
 
