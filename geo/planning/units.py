@@ -556,7 +556,32 @@ def _drop_empty(pieces: list[_Piece]) -> list[_Piece]:
 
 
 def _lots(block: BaseGeometry, footprints: NDArray[np.object_]) -> list[BaseGeometry]:
-    """One lot per footprint: the block's points nearer to it than to the other footprints."""
+    """One lot per footprint: the block's points nearer to it than to the other footprints.
+
+    GEOS's Voronoi diagram and coverage union lose precision far from the origin: in UTM
+    metres (10^5 to 10^6) with outline points a metre apart, blocks of the generated megacity
+    failed with "CoverageUnion cannot process incorrectly noded inputs", "Overlay input is
+    mixed-dimension" or "side location conflict". Such a block is drawn again moved to the
+    origin, and moved back (the graph compares boundaries snapped to a millimetre, far above
+    the rounding of the move); one that still fails gets the lots of one point per footprint.
+    """
+    try:
+        return _lots_by_outlines(block, footprints)
+    except shapely.errors.GEOSException:
+        pass
+    origin = shapely.get_coordinates(shapely.centroid(block))[0]
+    try:
+        lots = _lots_by_outlines(
+            shapely.transform(block, lambda xy: xy - origin),
+            shapely.transform(footprints, lambda xy: xy - origin),
+        )
+    except shapely.errors.GEOSException:
+        return _lots_by_points(block, footprints)
+    return [shapely.transform(lot, lambda xy: xy + origin) for lot in lots]
+
+
+def _lots_by_outlines(block: BaseGeometry, footprints: NDArray[np.object_]) -> list[BaseGeometry]:
+    """:func:`_lots` where GEOS manages: Voronoi cells of the footprints' outline points."""
     rings = shapely.segmentize(
         shapely.get_exterior_ring(_largest_polygons(footprints)), _OUTLINE_STEP_M
     )
