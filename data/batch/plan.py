@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+import shapely
 from sqlalchemy import Engine
 
 from data.batch.clock import BatchTimes, Stopwatch
@@ -75,7 +76,9 @@ def split_task(
     job: _Job, *, min_households: int, max_households: int, seed: int, budget: Budget | None
 ) -> tuple[Units, SplitResult] | GridworkError:
     """One community cut into units and split, on a worker; a refusal comes back as a
-    value, not a crash."""
+    value, not a crash. So does the geometry engine giving up on this community's data
+    (GEOS on odd footprints): the batch goes on with the other communities and reports
+    this one with the reason."""
     assert job.inputs is not None
     try:
         units = job.inputs.build()
@@ -89,6 +92,8 @@ def split_task(
         )
     except GridworkError as exc:
         return exc
+    except shapely.errors.GEOSException as exc:
+        return GridworkError(f"the geometry engine could not cut this community: {exc}")
 
 
 def plan_oversized(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from sqlalchemy import text
 
 from data.access.queries import AreaScope
@@ -22,8 +23,10 @@ from data.batch.plan import plan_oversized
 from data.batch.runner import DaskRunner, SerialRunner, dask_runner
 from data.coverage.service import NetworkCache, coverage
 from data.db import transaction
+from data.planning.service import UnitInputs
 from data.settings import Settings
 from geo.planning.split import Budget
+from geo.planning.units import Units
 from tests.factory import app_settings
 from tests.gridded import Gridded
 
@@ -73,6 +76,30 @@ def test_every_oversized_community_gets_the_same_draft_on_dask(
                     text("SELECT status::text FROM plan WHERE id = :p"), {"p": plan.plan_id}
                 ).scalar()
                 assert status == "draft"
+
+
+def test_a_community_the_geometry_engine_gives_up_on_is_reported_and_the_rest_planned(
+    strips: Gridded, strips_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = UnitInputs.build
+    calls: list[int] = []
+
+    def first_fails(self: UnitInputs) -> Units:
+        calls.append(1)
+        if len(calls) == 1:
+            raise shapely.errors.GEOSException("TopologyException: side location conflict")
+        return built(self)
+
+    monkeypatch.setattr(UnitInputs, "build", first_fails)
+    batch = plan_oversized(
+        strips.engine, SerialRunner(), settings=strips_settings, seed=3, budget=QUICK, write=False
+    )
+    first, second = batch.communities
+    assert (first.community, second.community) == ("131208", "131214")
+    assert first.assignment is None and first.error is not None
+    assert first.error.startswith("the geometry engine could not cut this community")
+    assert "side location conflict" in first.error
+    assert second.error is None and second.assignment is not None and second.grids >= 4
 
 
 def test_city_wide_coverage_of_every_kind_is_the_same_on_dask(
