@@ -147,7 +147,11 @@ def community_unit_inputs(
         # holds the snap distance at any latitude below 89.4°.
         "AND h.geom && ST_Expand(c.geom, :snap / 1000.0) "
         "AND ST_DWithin(c.geom::geography, h.geom::geography, :snap) "
-        "WHERE NOT EXISTS (SELECT 1 FROM community o WHERE ST_Covers(o.geom, h.geom)) "
+        # Most households within reach are inside this community: ruling them out first
+        # spares the two subqueries for each of them (at scale 0.1 of the megacity the nearest
+        # community, which scans every community, was 4 of a community's 6-8 s of reading).
+        "WHERE NOT ST_Covers(c.geom, h.geom) "
+        "AND NOT EXISTS (SELECT 1 FROM community o WHERE ST_Covers(o.geom, h.geom)) "
         "AND c.id = (SELECT o.id FROM community o ORDER BY o.geom <-> h.geom, o.code LIMIT 1) "
         # Row order is the heap's, which differs between two loads of the same data (and
         # after any UPDATE): the split must see its inputs in an order of their own.
