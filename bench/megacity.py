@@ -419,6 +419,7 @@ SECTION_HELP = {
     "oversize": "the oversize report",
     "checks": "the topology checks, step by step",
     "grid-page": "the grid map page of a district-wide coordinator",
+    "plans": "a draft for each oversized community, serial and on Dask (a seeded sample)",
     "explain": "EXPLAIN of the statements those sections run; seq scans on big tables",
 }
 

@@ -13,7 +13,9 @@ Each section runs the product's own code on the store ``python -m bench.megacity
 * ``oversize``: the planners' oversize report;
 * ``checks``: the topology checks (``gridwork check``), step by step;
 * ``grid-page``: ``GET /maps/grids`` over HTTP for a coordinator whose scope is every street
-  of one district (at the one district: its every street).
+  of one district (at the one district: its every street);
+* ``plans``: a draft for each oversized community (the batch job), serially and on a
+  ``LocalCluster``; a seeded sample where the whole list would take too long, extrapolated.
 
 The people these need (a coordinator of one street, one of a whole district) are made in each
 store on first use.
@@ -41,6 +43,7 @@ from rich.table import Table
 from sqlalchemy import Connection as SqlConnection
 from sqlalchemy import Engine, text
 
+from bench.batch import same_plans
 from bench.http_client import Connection
 from bench.http_locate import USER as LOCATE_USER
 from bench.http_locate import Server, _load
@@ -63,6 +66,8 @@ from data.access.queries import (
     remove_user,
     resolve_scope,
 )
+from data.batch.plan import PlanBatch, plan_oversized
+from data.batch.runner import SerialRunner, dask_runner
 from data.coverage import service as coverage_service
 from data.coverage.service import NetworkCache, coverage
 from data.crs import metric_epsg
@@ -667,6 +672,137 @@ def checks_section() -> None:
     _done(table)
 
 
+# --- a plan for every oversized community -------------------------------------------------------
+
+#: The author of the drafts :func:`plans` writes; they are deleted by it before and after, so
+#: that no other section (nor a planner's page of the bench stores) sees them.
+PLAN_AUTHOR = "bench.megacity plans"
+
+
+def _oversized_codes(s: Store) -> list[str]:
+    """The communities the oversize report lists, in code order: what the batch job plans."""
+    settings = Settings()
+    with s.engine.connect() as conn:
+        rows = oversize_report(conn, min_households=settings.household_min,
+                               max_households=settings.household_max)  # fmt: skip
+    return [str(row["code"]) for row in rows]
+
+
+def _sampled(codes: Sequence[str], n: int | None, seed: int) -> list[str]:
+    """``n`` of ``codes`` drawn with ``seed`` (all of them when there are no more than ``n``),
+    in code order, so a run can be repeated community by community."""
+    if n is None or len(codes) <= n:
+        return list(codes)
+    picked = np.random.default_rng(seed).choice(len(codes), n, replace=False)
+    return sorted(codes[i] for i in picked)
+
+
+@contextmanager
+def _bench_drafts_deleted(all_stores: Sequence[Store]) -> Iterator[None]:
+    """The drafts this section writes deleted before (a run cut short) and after it; plan
+    grids, units, edges and steps go with them (``ON DELETE CASCADE``)."""
+
+    def delete() -> None:
+        for s in all_stores:
+            with s.engine.begin() as conn:
+                conn.execute(text("DELETE FROM plan WHERE author = :a AND status = 'draft'"),
+                             {"a": PLAN_AUTHOR})  # fmt: skip
+
+    delete()
+    try:
+        yield
+    finally:
+        delete()
+
+
+def plans(sample: int | None = 24, workers: int = 2, seed: int = 19) -> None:
+    """Drafts for the oversized communities (:func:`data.batch.plan.plan_oversized`, as
+    ``gridwork batch plan`` runs it, drafts written), serially and on a ``LocalCluster`` of
+    ``workers`` processes, both stores in the same run. At a tenth of the megacity nearly every
+    community is oversized and each takes seconds, so a seeded sample of ``sample``
+    communities is planned (all of them where there are fewer, as at the one district) and the
+    whole list's time is extrapolated from the sample's time per community, labelled as such.
+    The answers of both runners are compared (unit → grid of every community)."""
+    all_stores = stores()
+    table = _table(f"a draft for each oversized community, serial and LocalCluster({workers})",
+                   all_stores)  # fmt: skip
+    listed = {s.name: _oversized_codes(s) for s in all_stores}
+    chosen = {s.name: _sampled(listed[s.name], sample, seed) for s in all_stores}
+    runs: dict[str, dict[str, PlanBatch]] = {s.name: {} for s in all_stores}
+    with _bench_drafts_deleted(all_stores):
+        started = time.perf_counter()
+        with dask_runner(workers=workers, threads_per_worker=1, processes=True) as dask:
+            console.print(f"LocalCluster({workers} workers, 1 thread each) started in "
+                          f"{time.perf_counter() - started:.1f} s (not timed)")  # fmt: skip
+            for s in all_stores:
+                for runner in (SerialRunner(), dask):
+                    runs[s.name][runner.name] = plan_oversized(
+                        s.engine, runner, settings=Settings(database_url=s.url), seed=1,
+                        communities=chosen[s.name], author=PLAN_AUTHOR,
+                    )  # fmt: skip
+                    console.print(f"{s.name}, {runner.name}: "
+                                  f"{runs[s.name][runner.name].total_s:.1f} s "
+                                  f"(load average {load_average()})")  # fmt: skip
+    mega, one = runs["megacity"], runs["one district"]
+    sampled = any(len(chosen[n]) < len(listed[n]) for n in chosen)
+
+    def count(name: str) -> str:
+        n, of = len(chosen[name]), len(listed[name])
+        return f"{n} of {of} (seeded sample, seed {seed})" if n < of else f"all {of}"
+
+    table.add_row("communities listed by the oversize report → planned here",
+                  count("megacity"), count("one district"), "", "")  # fmt: skip
+
+    def mean_households(batch: PlanBatch) -> float:
+        return statistics.fmean(c.households for c in batch.communities)
+
+    _row(table, "households per planned community, mean", mean_households(mega["serial"]),
+         mean_households(one["serial"]), "")  # fmt: skip
+    for way in ("serial", "dask"):
+        m, o = mega[way], one[way]
+        label = "serial" if way == "serial" else f"LocalCluster({workers})"
+        planned = f"{m.planned} | {o.planned} planned, {sum(c.grids for c in m.communities):,} "
+        _row(table, f"{label}: wall, the planned communities ({planned}"
+             f"| {sum(c.grids for c in o.communities):,} grids)", m.total_s, o.total_s,
+             "s")  # fmt: skip
+        _row(table, f"{label}: per community", _per(m), _per(o), "s")
+        if way == "serial":
+            for phase, of in (("read", "read_s"), ("write", "write_s")):
+                _row(table, f"⤷ {phase} the store, per community",
+                     getattr(m, of) / len(m.communities), getattr(o, of) / len(o.communities),
+                     "s")  # fmt: skip
+            _row(table, "⤷ split (the splitter's own seconds), per community",
+                 _split_per(m), _split_per(o), "s")  # fmt: skip
+            _row(table, "serial, per 1,000 households", _per(m) / mean_households(m) * 1000,
+                 _per(o) / mean_households(o) * 1000, "s")  # fmt: skip
+    table.add_row(
+        f"serial ÷ LocalCluster({workers})",
+        f"{mega['serial'].total_s / mega['dask'].total_s:.2f}×",
+        f"{one['serial'].total_s / one['dask'].total_s:.2f}×", "", "",
+    )  # fmt: skip
+    table.add_row("identical drafts, serial and LocalCluster",
+                  "yes" if same_plans(mega["serial"], mega["dask"]) else "NO",
+                  "yes" if same_plans(one["serial"], one["dask"]) else "NO", "", "")  # fmt: skip
+    what = "per community × their number: extrapolated where sampled" if sampled else "as run"
+    for way in ("serial", "dask"):
+        label = "serial" if way == "serial" else f"LocalCluster({workers})"
+        _row(table, f"every listed community ({len(listed['megacity']):,} | "
+             f"{len(listed['one district']):,}), {label}: {what}",
+             _per(mega[way]) * len(listed["megacity"]),
+             _per(one[way]) * len(listed["one district"]), "s")  # fmt: skip
+    _done(table)
+
+
+def _per(batch: PlanBatch) -> float:
+    """Wall seconds per community asked for (one that could not be planned counts: its read
+    was paid)."""
+    return batch.total_s / max(1, len(batch.communities))
+
+
+def _split_per(batch: PlanBatch) -> float:
+    return sum(c.split_s for c in batch.communities) / max(1, len(batch.communities))
+
+
 # --- the grid map of a district-wide coordinator ------------------------------------------------
 
 
@@ -761,6 +897,7 @@ SECTIONS: dict[str, Callable[[], None]] = {
     "oversize": oversize,
     "checks": checks_section,
     "grid-page": grid_page,
+    "plans": plans,
 }
 
 
