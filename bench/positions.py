@@ -19,8 +19,10 @@ reports at even intervals), one alert per thousand fixes pointing at its fix. Th
    one with ``data.care.service.purge`` (a partition dropped, its fixes counted for the
    answer, its alerts' references emptied; then the DELETE of what is left before the
    cut-off, nothing here);
-3. **the newest fix of one elder**, which reads every partition's index (there is no time
-   bound): the cost of 30-odd partitions to a read, against the one index of a plain table.
+3. **the newest fix of one elder**, unbounded, so it reads every partition's index: the cost
+   of 30-odd partitions to a read that does not name a time, against the one index of a plain
+   table. The product's own reads are bounded by time (``bench/newest_fix.py``) or read a
+   column ingest keeps (``zone_state.last_received_at``, migration 0023).
 
 PostgreSQL, the benchmark and whatever else runs on the machine share its cores.
 """
