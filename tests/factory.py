@@ -146,6 +146,17 @@ def _hashed(password: str) -> str:
     return hash_password(password)  # argon2id: 0.1 s each, so once per session
 
 
+def fresh_store(
+    server_url: str, base: str, kind: str = "migrated", accounts: Iterable[Account] = ()
+) -> Iterator[Engine]:
+    """An engine on a new :func:`database` copy of ``kind`` with ``accounts`` in it, disposed
+    afterwards: the body of a fixture for tests that write (``yield from fresh_store(…)``)."""
+    engine = make_engine(database(server_url, base, kind))
+    add_accounts(engine, accounts)
+    yield engine
+    engine.dispose()
+
+
 def add_accounts(engine: Engine, accounts: Iterable[Account], password: str = PASSWORD) -> None:
     """Store the users with their scopes, all with ``password``."""
     with transaction(engine) as session:

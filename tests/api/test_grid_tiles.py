@@ -28,9 +28,8 @@ from tipg.collections import PgCollection, pg_get_collection_index
 from tipg.database import connection_factory
 from tipg.settings import DatabaseSettings
 
-from data.db import make_engine
 from data.models import Role
-from tests.factory import Account, add_accounts, database, make_app, signed_in
+from tests.factory import Account, fresh_store, make_app, signed_in
 
 ADMIN = Account("t-grid-tiles-admin", Role.admin)
 GRIDS = "/ogc/collections/ogc.grids/tiles/WebMercatorQuad"
@@ -42,10 +41,7 @@ EXTENT = 4096
 @pytest.fixture
 def store(server_url: str) -> Iterator[Engine]:
     """A fresh copy of Porto with test grids (one test redraws a grid)."""
-    engine = make_engine(database(server_url, "gridwork_test_grid_tiles", "porto_grids"))
-    add_accounts(engine, [ADMIN])
-    yield engine
-    engine.dispose()
+    yield from fresh_store(server_url, "gridwork_test_grid_tiles", "porto_grids", [ADMIN])
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from sqlalchemy import Engine, text
 from api.state import app_state
 from api.tile_cache import TileCache
 from data.changes import ChangeFeed
-from data.db import make_engine
 from data.models import Role
-from tests.factory import Account, add_accounts, database, make_app, signed_in
+from tests.factory import Account, fresh_store, make_app, signed_in
 
 ADMIN = Account("t-tiles-admin", Role.admin)
 GRIDS = "/ogc/collections/ogc.grids/tiles/WebMercatorQuad"
@@ -34,10 +33,7 @@ Z = 14
 @pytest.fixture
 def store(server_url: str) -> Iterator[Engine]:
     """A fresh copy of Porto with test grids (tests write to it)."""
-    engine = make_engine(database(server_url, "gridwork_test_tile_cache", "porto_grids"))
-    add_accounts(engine, [ADMIN])
-    yield engine
-    engine.dispose()
+    yield from fresh_store(server_url, "gridwork_test_tile_cache", "porto_grids", [ADMIN])
 
 
 @pytest.fixture

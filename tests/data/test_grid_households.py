@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from data.assignment.service import reassign
-from data.db import alembic_config, make_engine, transaction
+from data.db import alembic_config, transaction
 from data.importing.loading import import_file
 from data.models import Role
 from data.planning.service import draft_plan, publish
 from data.settings import Settings
-from tests.factory import Account, add_accounts, database, make_app, signed_in
+from tests.factory import Account, fresh_store, make_app, signed_in
 
 ADMIN = Account("t-counts-admin", Role.admin)
 COMMUNITY = "131208"  # Miragaia: five test grids, ~900 estimated households
@@ -37,10 +37,7 @@ COMMUNITY = "131208"  # Miragaia: five test grids, ~900 estimated households
 @pytest.fixture
 def store(server_url: str) -> Iterator[Engine]:
     """A fresh copy of Porto with test grids: every test writes households or grids."""
-    engine = make_engine(database(server_url, "gridwork_test_grid_households", "porto_grids"))
-    add_accounts(engine, [ADMIN])
-    yield engine
-    engine.dispose()
+    yield from fresh_store(server_url, "gridwork_test_grid_households", "porto_grids", [ADMIN])
 
 
 def kept_counts(engine: Engine) -> dict[str, int]:

@@ -16,10 +16,10 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, text
 
-from data.db import alembic_config, make_engine, transaction
+from data.db import alembic_config, transaction
 from data.planning.service import draft_plan, publish
 from data.settings import Settings
-from tests.factory import database
+from tests.factory import fresh_store
 
 COMMUNITY = "131208"  # Miragaia: five test grids
 TOLERANCE_M = {"z8": 19.109, "z10": 4.778, "z12": 1.195}
@@ -29,9 +29,7 @@ TOLERANCE_M = {"z8": 19.109, "z10": 4.778, "z12": 1.195}
 @pytest.fixture
 def store(server_url: str) -> Iterator[Engine]:
     """A fresh copy of Porto with test grids: every test writes grids."""
-    engine = make_engine(database(server_url, "gridwork_test_grid_tile_shapes", "porto_grids"))
-    yield engine
-    engine.dispose()
+    yield from fresh_store(server_url, "gridwork_test_grid_tile_shapes", "porto_grids")
 
 
 def kept_shapes(engine: Engine) -> dict[str, str]:
