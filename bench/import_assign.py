@@ -25,6 +25,8 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -95,7 +97,19 @@ def _parts(households: gpd.GeoDataFrame) -> dict[str, gpd.GeoDataFrame]:
 
 #: The ways compared: the path before this change, and the path as it is.
 WAYS = ("hook after the write", "in the write")
-STEPS = {**IMPORT_STEPS, "_placed_before_write": "assign"}
+
+
+@contextmanager
+def _the_way(way: str) -> Iterator[None]:
+    """Households placed before the write (as gridwork imports now), or, for "hook after the
+    write", not: the after-write hook then assigns them, as before 0cc7d80."""
+    placed_before_write = loading._placed_before_write
+    if way == "hook after the write":
+        loading._placed_before_write = lambda *_: None
+    try:
+        yield
+    finally:
+        loading._placed_before_write = placed_before_write
 
 
 def _run(
@@ -105,34 +119,28 @@ def _run(
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE household CASCADE"))
     meter = Meter(engine)
-    steps = Steps(meter, loading, STEPS)
-    placed_before_write = loading._placed_before_write
-    if way == "hook after the write":
-        loading._placed_before_write = lambda *_: None
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            for name, frame in _parts(households).items():
-                path = Path(folder) / "households.gpkg"
-                frame.to_file(path, layer="households")
-                load = load_average().split()[0]
-                before = _rows_written(engine)
-                with measured(meter, Spent()) as total, steps.timing() as spent:
-                    report = import_file(
-                        engine, "households", path, layer="households", settings=settings
-                    )
-                assign = spent["assign"]
-                table.add_row(
-                    way,
-                    name,
-                    f"{report.inserted + report.updated:,}",
-                    f"{_rows_written(engine) - before:,}",
-                    f"{total.wall:.2f}",
-                    f"{total.client:.2f} + {total.server:.2f}",
-                    f"{assign.wall:.2f}",
-                    load,
+    steps = Steps(meter, loading, IMPORT_STEPS)
+    with _the_way(way), tempfile.TemporaryDirectory() as folder:
+        for name, frame in _parts(households).items():
+            path = Path(folder) / "households.gpkg"
+            frame.to_file(path, layer="households")
+            load = load_average().split()[0]
+            before = _rows_written(engine)
+            with measured(meter, Spent()) as total, steps.timing() as spent:
+                report = import_file(
+                    engine, "households", path, layer="households", settings=settings
                 )
-    finally:
-        loading._placed_before_write = placed_before_write
+            assign = spent["assign"]
+            table.add_row(
+                way,
+                name,
+                f"{report.inserted + report.updated:,}",
+                f"{_rows_written(engine) - before:,}",
+                f"{total.wall:.2f}",
+                f"{total.client:.2f} + {total.server:.2f}",
+                f"{assign.wall:.2f}",
+                load,
+            )
     return _stored(engine)
 
 
@@ -167,14 +175,11 @@ def _first_import(
         for name in triggers:
             conn.execute(text(f"ALTER TABLE household DISABLE TRIGGER {name}"))
     meter = Meter(engine)
-    steps = Steps(meter, loading, STEPS)
-    placed_before_write = loading._placed_before_write
-    if way == "hook after the write":
-        loading._placed_before_write = lambda *_: None
+    steps = Steps(meter, loading, IMPORT_STEPS)
     try:
         load = load_average().split()[0]
         before = _rows_written(engine)
-        with measured(meter, Spent()) as total, steps.timing() as spent:
+        with _the_way(way), measured(meter, Spent()) as total, steps.timing() as spent:
             report = import_file(engine, "households", source, settings=settings)
         table.add_row(
             way + ("" if counted else ", no count triggers"),
@@ -187,7 +192,6 @@ def _first_import(
             load,
         )
     finally:
-        loading._placed_before_write = placed_before_write
         with engine.begin() as conn:
             for name in triggers:
                 conn.execute(text(f"ALTER TABLE household ENABLE TRIGGER {name}"))

@@ -44,6 +44,7 @@ from sqlalchemy import Connection as SqlConnection
 from sqlalchemy import Engine, text
 
 from bench.batch import same_plans
+from bench.bench_db import extent_of, tiles_over
 from bench.http_client import Connection
 from bench.http_locate import USER as LOCATE_USER
 from bench.http_locate import Server, _load
@@ -252,20 +253,10 @@ ZOOMS = (10, 12, 14, 16)
 
 def _tiles(engine: Engine, per_zoom: int) -> dict[int, list[str]]:
     """Up to ``per_zoom`` tile paths per zoom over the grids' extent, spread evenly."""
-    with engine.connect() as conn:
-        extent = conn.execute(
-            text("SELECT ST_AsBinary(ST_Extent(geom)::geometry) FROM grid WHERE valid_to IS NULL")
-        ).scalar_one()
-    west, south, east, north = shapely.from_wkb(bytes(extent)).bounds
-    tms = morecantile.tms.get("WebMercatorQuad")
-    rng = np.random.default_rng(19)
-    out = {}
-    for z in ZOOMS:
-        tiles = list(tms.tiles(west, south, east, north, [z]))
-        if len(tiles) > per_zoom:
-            tiles = [tiles[i] for i in sorted(rng.choice(len(tiles), per_zoom, replace=False))]
-        path = "/ogc/collections/ogc.grids/tiles/WebMercatorQuad/{}/{}/{}"
-        out[z] = [path.format(t.z, t.x, t.y) for t in tiles]
+    path = "/ogc/collections/ogc.grids/tiles/WebMercatorQuad/{}/{}/{}"
+    out: dict[int, list[str]] = {z: [] for z in ZOOMS}
+    for z, x, y in tiles_over(extent_of(engine, "grid"), ZOOMS, per_zoom, seed=19):
+        out[z].append(path.format(z, x, y))
     return out
 
 
