@@ -2,16 +2,22 @@
 
 The walk itself is pure (:mod:`geo.coverage.walk`); this module feeds it. Building the road graph
 and snapping households onto it cost ~0.5 s each on a 150,000-household district, so both live
-in a :class:`NetworkCache` kept per app. Change is detected by the version the store keeps per
-table (:mod:`data.table_versions`): any committed write of the roads, or of the households or
-buildings (a household's community is its building's), makes a new one, read by primary key.
+in a :class:`NetworkCache` kept per app. Change is detected by the versions the store keeps
+(:mod:`data.table_versions`), each read by primary key: the roads' table version for the
+graph; for the households of a grid, that grid's token (migration 0025), which any committed
+write of one of its households, or of one moved into or out of it, makes anew; for those of
+a community, the ``household`` and ``building`` tables' versions (a household's community is
+its building's).
 
-The store versions whole tables, not areas, so after a write of one household every cached
-household is of an old version. The cache therefore keeps the households **per area** (grid,
-or community), each under the versions it was read under: a request re-reads only its own
-areas' households (one indexed read) and snaps only those that are new or moved. One street's
-coverage after a household edit elsewhere re-reads that street, ~60,000 households at the
-megacity's tenth, where it used to re-read and re-snap the city's million (46–55 s).
+The cache keeps the households **per area** (grid, or community), each under the versions
+it was read under, and a request re-reads only those of its own areas that changed (one
+indexed read) and snaps only the households that are new or moved. At the grid level that
+is the grids written since: after one household edit, even the whole city's request re-reads
+that household's grid (both, for one moved between grids), where it re-read every household
+of the city while the store versioned only whole tables (6–8 s at the megacity's tenth). At
+the community level (areas without grids) any household or building write makes a request
+re-read all of its own communities: one street's ~60,000 households at the megacity's tenth,
+not the city's million.
 
 Coverage is computed over the caller's grids; where their area has no grids yet (the Porto
 demo before planning), over its communities instead, so the map is never empty for lack of
@@ -34,7 +40,7 @@ from sqlalchemy import Connection, text
 from data.access.queries import AreaScope
 from data.crs import metric_epsg
 from data.district.hierarchy import read_level
-from data.table_versions import table_versions
+from data.table_versions import grid_household_versions, table_versions
 from geo.coverage.walk import (
     DEFAULT_SPEED_KMH,
     Coverage,
@@ -133,8 +139,11 @@ _STORED: dict[Level, str] = {
     "communities": "SELECT EXISTS (SELECT FROM household h JOIN building b "
     "ON b.id = h.building_id WHERE b.community_id IS NOT NULL)",
 }
-#: The tables a level's households are read from: at the grid level a building's community
-#: does not matter, so a building's write leaves the grids' households cached.
+#: The tables whose versions say whether a level has households with an area (``_STORED``),
+#: and under which its households are filed where no finer token is kept: every household
+#: while none has an area, and the communities' (a household's community is its building's).
+#: At the grid level a building's community does not matter: a building's write reads
+#: nothing again.
 _TABLES: dict[Level, tuple[str, ...]] = {
     "grids": ("household",),
     "communities": ("household", "building"),
@@ -156,12 +165,13 @@ class WalkInputs(NamedTuple):
 class NetworkCache:
     """The road graph, and the households snapped onto it area by area, per app.
 
-    The graph is rebuilt when the roads change. The households are kept per area (grid or
-    community), each filed under the versions it was read under: after any write of the
-    households (the store keeps one version per table, not per area) a request re-reads the
-    households of **its** areas only, one indexed read, and snaps only those that are new or
-    moved; the others keep their snap. So a street's request after a household edit
-    elsewhere does the street's work, and the whole city's request reuses what the streets
+    The graph is rebuilt when the roads change. The households are kept per area, each filed
+    under the versions it was read under: a grid's under its own token, so that a request
+    re-reads only those of **its** grids whose households were written since, one indexed
+    read; a community's under the household and building tables' versions, so that after
+    any such write a request re-reads its own communities. Only households that are new or
+    moved are snapped again; the others keep their snap. So a request after a household edit
+    does the work of the grids edited, and the whole city's request reuses what the streets
     left (and the reverse)."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -207,26 +217,33 @@ class NetworkCache:
             level, every = coverage_areas(conn, AreaScope.everywhere())
             area_ids = every["id"].to_numpy(dtype=np.int64)
         wanted = np.unique(np.asarray(area_ids, dtype=np.int64))
-        versions = table_versions(conn, *_TABLES[level])  # before the rows (data.table_versions)
-        key = (level, versions, wanted.tobytes())
+        # Every version before the rows it stands for (data.table_versions).
+        tables = table_versions(conn, *_TABLES[level])
+        grids = grid_household_versions(conn, wanted.tolist()) if level == "grids" else None
         with self._lock:
-            if self._last is not None and self._last[0] == key and self._last[1] is graph:
-                return self._last[2]
             stored = self._stored.get(level)
-            if stored is None or stored[0] != versions:
-                stored = (versions, bool(conn.execute(text(_STORED[level])).scalar_one()))
+            if stored is None or stored[0] != tables:
+                stored = (tables, bool(conn.execute(text(_STORED[level])).scalar_one()))
                 self._stored[level] = stored
             if not stored[1]:
                 wanted = np.array([_EVERY], dtype=np.int64)
+            versions = (
+                [(token,) for token in grids]
+                if grids is not None and stored[1]
+                else [tables] * len(wanted)
+            )
+            key = (level, wanted.tobytes(), tuple(versions))
+            if self._last is not None and self._last[0] == key and self._last[1] is graph:
+                return self._last[2]
             stale = [
-                a
-                for a in wanted.tolist()
+                (a, v)
+                for a, v in zip(wanted.tolist(), versions, strict=True)
                 if (held := self._chunks.get((level, a))) is None
-                or held.versions != versions
+                or held.versions != v
                 or held.graph is not graph  # a request that began before the roads changed
             ]
             if stale:
-                self._read(conn, graph, epsg, level, stale, versions)
+                self._read(conn, graph, epsg, level, dict(stale))
             found = self._assemble(level, wanted, stored=stored[1])
             self._last = (key, graph, found)
             if stored[1]:
@@ -239,11 +256,12 @@ class NetworkCache:
         graph: RoadGraph,
         epsg: int,
         level: Level,
-        areas: list[int],
-        versions: tuple[Any, ...],
+        versions: dict[int, tuple[Any, ...]],
     ) -> None:
-        """Read the households of ``areas`` in one statement and file them per area; a
-        household whose id and position were held before keeps its snap and point."""
+        """Read the households of the areas ``versions`` names in one statement and file them
+        per area under its version; a household whose id and position were held before
+        keeps its snap and point."""
+        areas = list(versions)
         every = areas == [_EVERY]
         rows = conn.execute(
             text(_READ_EVERY if every else _READ[level]),
@@ -294,7 +312,7 @@ class NetworkCache:
             part = slice(lo, hi)
             self._chunks[(level, a)] = _Chunk(
                 graph,
-                versions,
+                versions[a],
                 ids[part],
                 xy[part],
                 Snap(edge[part], along[part], access[part]),

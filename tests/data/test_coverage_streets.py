@@ -1,9 +1,10 @@
-"""After a household edit, a street's coverage re-reads that street's households, not the city's.
+"""After a household edit, a street's coverage re-reads only the grids edited, not the city's.
 
-The store versions whole tables (migration 0021), so after one household edit every cached
-household is of an old version. The coverage cache (:class:`data.coverage.service.NetworkCache`)
-keeps them per area under the version each was read under: a request re-reads its own areas'
-households in one statement and snaps only those that are new or moved.
+The coverage cache (:class:`data.coverage.service.NetworkCache`) keeps the households per area
+under the version each was read under, a grid's under its own token (migration 0025): a
+request re-reads, in one statement, only those of its grids whose households were written
+since, and snaps only the households that are new or moved. The whole-city side of it, and
+the tokens themselves, are in tests/data/test_coverage_grid_versions.py.
 
 Porto cut into strips (tests/gridded.py, real PostGIS) has one street; this module's copy
 moves two of its four communities to a second street, so that street A can be edited while
@@ -104,7 +105,7 @@ def _per_grid(answer: dict[str, Any]) -> dict[str, int]:
     return {a["code"]: a["households"] for a in answer["areas"]}
 
 
-def test_an_edit_in_street_a_makes_street_b_reread_only_its_own_households(
+def test_an_edit_in_street_a_is_reread_by_street_a_only(
     strips: Gridded, streets: tuple[Street, Street]
 ) -> None:
     a, b = streets
@@ -147,23 +148,23 @@ def test_an_edit_in_street_a_makes_street_b_reread_only_its_own_households(
             {"h": moved},
         )
 
+    edited = Street(a.scope, sorted([first[0], second[0]]))
     with engine.connect() as conn:
-        read, snapped = cache.households_read, cache.households_snapped
+        read = cache.households_read
         with household_reads(engine) as reads:
             _answer(conn, cache, b.scope)
-        assert [sorted(r["ids"]) for r in reads] == [b.grid_ids]  # B's grids, one statement
-        assert cache.households_read - read == b.households(conn)
-        assert cache.households_snapped == snapped  # nobody in B moved: every snap kept
-        with household_reads(engine) as reads:
-            _answer(conn, cache, b.scope)
-        assert reads == []  # read once under the new version
+        assert reads == []  # no grid of B was written: nothing read again
+        assert cache.households_read == read
 
         read, snapped = cache.households_read, cache.households_snapped
         with household_reads(engine) as reads:
             after_a = _answer(conn, cache, a.scope)
-        assert [sorted(r["ids"]) for r in reads] == [a.grid_ids]
-        assert cache.households_read - read == a.households(conn)
+        assert [sorted(r["ids"]) for r in reads] == [edited.grid_ids]  # one statement
+        assert cache.households_read - read == edited.households(conn) < a.households(conn)
         assert cache.households_snapped - snapped == 2  # the one that walked, the new one
+        with household_reads(engine) as reads:
+            _answer(conn, cache, a.scope)
+        assert reads == []  # read once under the new tokens
         stored: dict[str, int] = dict(
             conn.execute(
                 text(
@@ -191,7 +192,7 @@ def test_a_buildings_write_leaves_the_grids_households_cached(
     strips: Gridded, streets: tuple[Street, Street]
 ) -> None:
     """At the grid level a household's building does not matter, so a write of the buildings
-    (its own version) reads nothing again; a household's write does."""
+    (its own version) reads nothing again; a household's write reads its grid again."""
     _, b = streets
     cache = NetworkCache()
     with strips.engine.connect() as conn:
@@ -204,12 +205,16 @@ def test_a_buildings_write_leaves_the_grids_households_cached(
         _answer(conn, cache, b.scope)
     assert reads == []
     with strips.engine.begin() as conn:
-        conn.execute(
-            text("UPDATE household SET size = size WHERE id = (SELECT min(id) FROM household)")
-        )
+        grid = conn.execute(
+            text(
+                "UPDATE household SET size = size WHERE id = (SELECT min(id) FROM household "
+                "WHERE grid_id = ANY(:g)) RETURNING grid_id"
+            ),
+            {"g": b.grid_ids},
+        ).scalar_one()
     with strips.engine.connect() as conn, household_reads(strips.engine) as reads:
         _answer(conn, cache, b.scope)
-    assert [sorted(r["ids"]) for r in reads] == [b.grid_ids]
+    assert [sorted(r["ids"]) for r in reads] == [[grid]]
 
 
 @pytest.fixture
