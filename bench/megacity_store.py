@@ -51,7 +51,7 @@ from data.assignment.service import (
     write_changes,
 )
 from data.cluster import LocalCluster
-from data.db import make_engine, transaction
+from data.db import make_engine, migrate, transaction
 from data.district.hierarchy import district_outline
 from data.importing import loading
 from data.importing.importer import upsert
@@ -382,13 +382,16 @@ def database_url(name: str) -> str:
 
 
 def megacity_engine() -> tuple[Engine, dict[str, Any]]:
-    """The loaded megacity store and the manifest it was loaded from."""
-    engine = make_engine(database_url(DATABASE))
+    """The loaded megacity store, brought to the code's schema (a load takes an hour; the
+    migrations since are applied, not the load repeated), and the manifest it was loaded from."""
+    url = database_url(DATABASE)
+    engine = make_engine(url)
     with engine.connect() as conn:
         found = conn.execute(text("SELECT to_regclass('bench_manifest')")).scalar_one()
         row = conn.execute(text("SELECT manifest FROM bench_manifest")).scalar() if found else None
     if row is None:
         raise SystemExit("no megacity store: run python -m bench.megacity load --scale S first")
+    migrate(url)
     return engine, json.loads(row)
 
 
@@ -401,6 +404,7 @@ def district_engine(reload: bool = False) -> Engine:
             engine = make_engine(url)
             with engine.connect() as conn:
                 if conn.execute(text("SELECT count(*) FROM household")).scalar():
+                    migrate(url)  # kept from an earlier run: on the code's schema
                     return engine
         except sqlalchemy.exc.SQLAlchemyError:  # not there yet: loaded below
             pass
