@@ -122,6 +122,7 @@ def import_layer(
     """Import a file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, CSV lon/lat, OSM PBF)."""
     from sqlalchemy.exc import DBAPIError
 
+    from api.pages.frame import N_, gettext
     from data.importing.loading import import_file
 
     settings = _settings()
@@ -155,8 +156,18 @@ def import_layer(
     for r in report.rejects:
         err.print(f"[yellow]rejected[/] {file}: {r}")
     out.print(
-        f"{kind}: {report.inserted} inserted, {report.updated} updated, "
-        f"{len(report.rejects)} rejected"
+        gettext(
+            settings.locale,
+            N_(
+                "%(kind)s: %(inserted)s inserted, %(updated)s updated, %(unchanged)s unchanged, "
+                "%(rejected)s rejected"
+            ),
+            kind=kind,
+            inserted=report.inserted,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            rejected=len(report.rejects),
+        )
     )
 
 

@@ -7,11 +7,13 @@ city arrives district by district: the first half of the file, the second half (
 already holds the first), and the whole file again unchanged; then a tenth as many new
 households into the full table. Each import is timed whole and in the product's own steps
 (:class:`bench.megacity_store.Steps`; "assign" is the placement before the write, or the
-hook after it), with the rows each import inserted or updated (``n_tup_ins + n_tup_upd`` of
-``household``). Twice each way, alternating: the path before this change (the upsert writes
-the rows without a grid, then the hook updates the rows it wrote) and the path as it is (the
-grid is decided first and written by the upsert itself), and the stored assignments of the
-two compared row by row at the end of each round.
+hook after it), with what the import reported (new / updated / unchanged: a stored row
+equal to the file's is not written), the rows it wrote (``n_tup_ins + n_tup_upd`` of
+``household``) and whether it renewed the household table's version (0021, 0026), which
+empties every cache keyed on it. Twice each way, alternating: the path before issue 19 (the
+upsert writes the rows without a grid, then the hook updates the rows it wrote) and the path
+as it is (the grid is decided first and written by the upsert itself), and the stored
+assignments of the two compared row by row at the end of each round.
 
 ``--megacity`` does the same for the first import of the generated city's households (1 M
 at scale 0.1) into ``gridwork_bench_import_megacity``, which holds its streets, communities,
@@ -41,6 +43,7 @@ from data.db import make_engine
 from data.importing import loading
 from data.importing.loading import SYNTHETIC_DISTRICT, import_file, load_sample
 from data.settings import Settings
+from data.table_versions import table_versions
 
 DATABASE = "gridwork_bench_import"
 MEGACITY_DATABASE = "gridwork_bench_import_megacity"
@@ -126,6 +129,7 @@ def _run(
             frame.to_file(path, layer="households")
             load = load_average().split()[0]
             before = _rows_written(engine)
+            version = _household_version(engine)
             with measured(meter, Spent()) as total, steps.timing() as spent:
                 report = import_file(
                     engine, "households", path, layer="households", settings=settings
@@ -134,14 +138,20 @@ def _run(
             table.add_row(
                 way,
                 name,
-                f"{report.inserted + report.updated:,}",
+                f"{report.inserted:,} / {report.updated:,} / {report.unchanged:,}",
                 f"{_rows_written(engine) - before:,}",
+                "renewed" if _household_version(engine) != version else "kept",
                 f"{total.wall:.2f}",
                 f"{total.client:.2f} + {total.server:.2f}",
                 f"{assign.wall:.2f}",
                 load,
             )
     return _stored(engine)
+
+
+def _household_version(engine: Engine) -> object:
+    with engine.connect() as conn:
+        return table_versions(conn, "household")[0]
 
 
 def _count_triggers(engine: Engine) -> list[str]:
@@ -264,8 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         console.print(line)
     households = pyogrio.read_dataframe(SYNTHETIC_DISTRICT, layer="households")
     table = Table(title="households import: the grid written by a hook afterwards vs in the write")
-    for column in ("way", "import", "rows", "written", "wall s", "CPU s (client + db)",
-                   "assign wall", "load"):  # fmt: skip
+    for column in ("way", "import", "new / updated / unchanged", "written", "version",
+                   "wall s", "CPU s (client + db)", "assign wall", "load"):  # fmt: skip
         table.add_column(column)
     for _ in range(2):
         stored = [_run(engine, settings, households, way=way, table=table) for way in WAYS]

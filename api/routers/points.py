@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -566,6 +566,7 @@ def _upload(
         source=Path(upload.filename or "upload").name,
         allow_rejects=allow_rejects,
         placed=True,
+        name_updated=True,
     )
     rejects += report.rejects
     rejected_rows = {r.row for r in rejects}
@@ -575,7 +576,7 @@ def _upload(
         {
             "row": int(r),
             kind.key: k,
-            "status": "updated" if k in before else "inserted",
+            "status": _status(k, before, report.updated_keys or frozenset()),
             **assigned[k],
         }
         for k, r in zip(keys, frame["_row"], strict=True)
@@ -585,10 +586,18 @@ def _upload(
     return {
         "inserted": sum(1 for line in lines if line["status"] == "inserted"),
         "updated": sum(1 for line in lines if line["status"] == "updated"),
+        "unchanged": sum(1 for line in lines if line["status"] == "unchanged"),
         "rejected": len({r.row for r in rejects}),  # rows; a row may have two reasons
         "rows": lines,
         "rejects": [{"row": r.row, kind.key: r.source_id, "reason": r.reason} for r in rejects],
     }
+
+
+def _status(key: str, before: Collection[str], updated: Collection[str]) -> str:
+    """An uploaded row's fate: new, stored and changed, or stored as it was (not written)."""
+    if key not in before:
+        return "inserted"
+    return "updated" if key in updated else "unchanged"
 
 
 def _field_check(model: type[BaseModel], name: str) -> TypeAdapter[Any]:

@@ -136,7 +136,8 @@ class Incidents(Answer):
 
 
 Row = Annotated[int, Field(description="the row's number in the file, from 1")]
-RowStatus = Literal["inserted", "updated"]
+#: ``unchanged``: the row was stored with these very values already and was not written.
+RowStatus = Literal["inserted", "updated", "unchanged"]
 
 
 class HouseholdRow(Answer):
@@ -172,6 +173,7 @@ class SourceReject(Answer):
 class _Uploaded(Answer):
     inserted: int
     updated: int
+    unchanged: int = Field(description="rows stored with these very values already: not written")
     rejected: int = Field(description="rows rejected (a row may have several reasons)")
 
 

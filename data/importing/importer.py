@@ -253,11 +253,21 @@ _PLACED_INSERT = {
 
 @dataclass
 class ImportReport:
+    """What an import did, row by row of the file: ``inserted``, ``updated`` (a stored row
+    whose values differed), ``unchanged`` (a stored row equal to the file's on every column
+    the file carries: not written at all) or one of ``rejects``.
+
+    ``updated_keys`` names the updated rows when the caller asked (an upload answers row by
+    row); an import of millions does not hold them.
+    """
+
     kind: str
     source: str
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
     rejects: list[RowReject] = field(default_factory=list)
+    updated_keys: frozenset[str] | None = None
 
 
 def _value(v: Any) -> Any:
@@ -348,13 +358,18 @@ def upsert(
     allow_rejects: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
     placed: bool = False,
+    name_updated: bool = False,
 ) -> ImportReport:
     """Merge ``frame`` (WGS-84, normalised columns, ``_row`` = 1-based file row) into its table.
 
-    With ``placed`` the frame also carries each row's assignment (:data:`PLACED`), written
-    by the same ``INSERT … ON CONFLICT``, new and updated rows alike, so that no hook has to
-    update the rows again. Runs inside the caller's transaction: on ``ImportRejected`` the
-    caller's rollback leaves the database exactly as it was.
+    A stored row equal to the file's on every column the file carries is not written at all
+    (:func:`_merge`): a monthly re-import of a mostly unchanged list rewrites only what
+    changed. With ``placed`` the frame also carries each row's assignment (:data:`PLACED`),
+    written by the same ``INSERT … ON CONFLICT``, new and updated rows alike, so that no hook
+    has to update the rows again (a row whose grid changed is not unchanged). With
+    ``name_updated`` the report names the updated rows (``updated_keys``). Runs inside the
+    caller's transaction: on ``ImportRejected`` the caller's rollback leaves the database
+    exactly as it was.
     """
     target = TARGETS.get(kind)
     if target is None:
@@ -379,39 +394,96 @@ def upsert(
     report.rejects.sort(key=lambda r: r.row)
     if report.rejects and not allow_rejects:
         raise ImportRejected(source, report.rejects)
+    staged = len(frame)
     if report.rejects:
         bad = [r.row for r in report.rejects]
-        session.execute(text("DELETE FROM _stage WHERE _row = ANY(:rows)"), {"rows": bad})
+        dropped = session.execute(text("DELETE FROM _stage WHERE _row = ANY(:rows)"), {"rows": bad})
+        staged -= int(dropped.rowcount or 0)  # type: ignore[attr-defined]
     mapping = {**_INSERT[kind], **(_PLACED_INSERT if placed else {})}
-    cols, exprs = list(mapping), list(mapping.values())
     if target.geometry:
-        cols.append("geom")
-        exprs.append(
+        mapping["geom"] = (
             f"ST_SetSRID(ST_GeomFromWKB(s._geom), 4326)::geometry({target.geometry}, 4326)"
         )
     # Only what the file carried is updated: a file without 'name' keeps the stored names.
     present = set(frame.columns) | {"geom"}
-    updates = ", ".join(
-        f"{c} = EXCLUDED.{c}"
-        for c, e in zip(cols, [*exprs], strict=True)
-        if c != target.key and (c == "geom" or _uses_only(e, present))
-    )
-    result = (
-        session.execute(
+    updated = [
+        c for c, e in mapping.items() if c != target.key and (c == "geom" or _uses_only(e, present))
+    ]
+    types: dict[str, str] = {
+        str(name): str(sql_type)
+        for name, sql_type in session.execute(
             text(
-                f"INSERT INTO {target.table} ({', '.join(cols)}) "  # noqa: S608
-                f"SELECT {', '.join(exprs)} FROM _stage s "
-                f"ON CONFLICT {target.conflict_target} DO UPDATE SET {updates} "
-                "RETURNING (xmax = 0)"
-            )
-        )
-        .scalars()
-        .all()
-    )
-    report.inserted = sum(1 for r in result if r)
-    report.updated = len(result) - report.inserted
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"t": target.table},
+        ).all()
+    }
+    new, changed, keys = session.execute(
+        text(_merge(target, mapping, updated, types=types, name_updated=name_updated))
+    ).one()
+    report.inserted, report.updated = int(new), int(changed)
+    report.unchanged = staged - report.inserted - report.updated
+    if name_updated:
+        report.updated_keys = frozenset(keys or ())
     session.execute(text("DROP TABLE _stage"))
     return report
+
+
+def _merge(
+    target: LayerTarget,
+    mapping: dict[str, str],
+    updated: list[str],
+    *,
+    types: dict[str, str],
+    name_updated: bool,
+) -> str:
+    """The one statement that merges ``_stage`` into the table and counts what it wrote.
+
+    A staged row equal to its stored row on every ``updated`` column (``IS NOT DISTINCT
+    FROM``: NULL equals NULL) is left out before the insert, read but neither written nor
+    locked: no dead tuple, no WAL, no transition row for the triggers of 0022, 0025 and
+    0026, and no edit of that household waits for the import to commit. ``ON CONFLICT DO
+    UPDATE`` alone (with its ``WHERE``) would lock every conflicting row, a WAL record each:
+    24 MB for the synthetic district's 146,112 households unchanged, where rewriting them
+    took 115 MB and the statement now writes none.
+
+    The file's values are cast to the columns' own types (``types``), as an insert would
+    store them, so that a float8 staged for a real column compares as stored. The ``WHERE``
+    of the update checks again what a writer committed since the statement's snapshot. For
+    a geometry PostGIS's ``=`` (``geometry_eq``, and so ``IS DISTINCT FROM``) is exact: same
+    SRID, type and every coordinate bit for bit, vertex order included: a point moved by one
+    unit in the last place is distinct, the same file read again is not. Counted in the
+    database: the client gets one row, not one per row written.
+    """
+    table, key = target.table, target.key
+    if updated:
+        action = (
+            "DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in updated)
+            + f" WHERE ({', '.join(f'{table}.{c}' for c in updated)}) IS DISTINCT FROM "
+            f"({', '.join(f'EXCLUDED.{c}' for c in updated)})"
+        )
+        # the stored row the insert would conflict with (the arbiter's own predicate)
+        arbiter = target.conflict_target.partition(" WHERE ")[2]
+        stored = f"t.{key} = s.{key}" + (f" AND ({arbiter})" if arbiter else "")
+        incoming = ", ".join(f"CAST({mapping[c]} AS {types[c]})" for c in updated)
+        same = ", ".join(f"t.{c}" for c in updated)
+        unchanged = (
+            f" WHERE NOT EXISTS (SELECT FROM {table} t WHERE {stored} "  # noqa: S608
+            f"AND ({same}) IS NOT DISTINCT FROM ({incoming}))"
+        )
+    else:  # the file carries nothing to update (a key-only list): stored rows stay
+        action, unchanged = "DO NOTHING", ""
+    names = "array_agg(key) FILTER (WHERE NOT new)" if name_updated else "NULL::text[]"
+    return (
+        f"WITH written AS (INSERT INTO {table} ({', '.join(mapping)}) "  # noqa: S608
+        f"SELECT {', '.join(mapping.values())} FROM _stage s{unchanged} "
+        f"ON CONFLICT {target.conflict_target} {action} "
+        f"RETURNING {key}::text AS key, (xmax = 0) AS new) "
+        f"SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new), {names} "
+        "FROM written"
+    )
 
 
 _INT4_MAX = 2**31 - 1

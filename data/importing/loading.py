@@ -117,7 +117,9 @@ def import_file(
             )
         # Fresh statistics now, not at autovacuum's next round: a table that grew from
         # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
-        session.execute(text(f"ANALYZE {TARGETS[kind].table}"))
+        # A file that changed no row leaves them as they are.
+        if report.inserted or report.updated:
+            session.execute(text(f"ANALYZE {TARGETS[kind].table}"))
     return report
 
 
@@ -256,7 +258,7 @@ def load_porto(engine: Engine, *, settings: Settings) -> Iterator[str]:
         report = import_file(engine, kind, PORTO, layer=layer, id_field="osm_id", settings=settings)
         yield (
             f"{kind}: {report.inserted} new, {report.updated} updated, "
-            f"{len(report.rejects)} rejected"
+            f"{report.unchanged} unchanged, {len(report.rejects)} rejected"
         )
     with engine.connect() as conn:
         have = conn.execute(text("SELECT count(*) FROM household")).scalar_one()
@@ -382,7 +384,7 @@ def load_sample(
         report = import_file(engine, kind, path, layer=kind, settings=settings)
         yield (
             f"{kind}: {report.inserted} new, {report.updated} updated, "
-            f"{len(report.rejects)} rejected"
+            f"{report.unchanged} unchanged, {len(report.rejects)} rejected"
         )
     checks = run_checks(engine, settings=settings)
     yield f"topology checks: {len(checks.issues)} issue(s)"

@@ -59,8 +59,8 @@ def test_reimport_is_idempotent(clean_engine: Engine, porto_gpkg: Path) -> None:
         after = conn.execute(
             text("SELECT source_id, kind, name, ST_AsText(geom) FROM facility ORDER BY source_id")
         ).all()
-    assert (first.inserted, first.updated) == (72, 0)
-    assert (second.inserted, second.updated) == (0, 72)
+    assert (first.inserted, first.updated, first.unchanged) == (72, 0, 0)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, 72)
     assert before == after
 
 

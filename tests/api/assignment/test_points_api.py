@@ -262,14 +262,20 @@ def test_upload_reports_every_row_with_its_grid(admin: TestClient, gridded_engin
     r = admin.post("/incidents/upload", files=files, params={"allow_rejects": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (body["inserted"], body["updated"], body["rejected"]) == (2, 0, 1)
+    assert (body["inserted"], body["updated"], body["unchanged"], body["rejected"]) == (2, 0, 0, 1)
     assert [(x["source_id"], x["grid"], x["status"]) for x in body["rows"]] == [
         ("V-1", "131213-G02", "inserted"),
         ("V-2", "131215-G01", "inserted"),
     ]
     assert body["rejects"][0]["row"] == 4
     again = admin.post("/incidents/upload", files=files, params={"allow_rejects": True}).json()
-    assert [x["status"] for x in again["rows"]] == ["updated", "updated"]
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert [x["status"] for x in again["rows"]] == ["unchanged", "unchanged"]
+    recategorised = csv.replace("V-2,noise", "V-2,litter")
+    files = {"file": ("incidents.csv", recategorised.encode(), "text/csv")}
+    third = admin.post("/incidents/upload", files=files, params={"allow_rejects": True}).json()
+    assert [x["status"] for x in third["rows"]] == ["unchanged", "updated"]
+    assert (third["inserted"], third["updated"], third["unchanged"]) == (0, 1, 1)
     with gridded_engine.begin() as conn:
         assert assignment_mismatches(conn) == []
         conn.execute(text("DELETE FROM incident WHERE source_id LIKE 'V-%'"))
