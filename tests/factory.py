@@ -176,11 +176,13 @@ def add_key(engine: Engine, name: str, role: Role = Role.device) -> str:
 
 
 def app_settings(url: str, **overrides: Any) -> Settings:
-    """Settings for a test app: a random secret, sign-ins not rate-limited."""
+    """Settings for a test app: a random secret, sign-ins not rate-limited, and tokens that
+    last a day: session-scoped sign-ins outlived the default 15 minutes on a slow CI run."""
     values: dict[str, Any] = {
         "database_url": url,
         "secret_key": secrets.token_urlsafe(48),
         "login_per_minute": 10_000,
+        "token_minutes": 24 * 60,
     }
     values.update(overrides)
     return Settings(**values)

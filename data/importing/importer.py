@@ -478,7 +478,10 @@ def _merge(
     names = "array_agg(key) FILTER (WHERE NOT new)" if name_updated else "NULL::text[]"
     return (
         f"WITH written AS (INSERT INTO {table} ({', '.join(mapping)}) "  # noqa: S608
-        f"SELECT {', '.join(mapping.values())} FROM _stage s{unchanged} "
+        # In the file's order, whatever plan the filter gets: new rows take their ids in
+        # that order, and what is derived from rows read by id (the seeded estimate of
+        # households from buildings) must not change with the plan.
+        f"SELECT {', '.join(mapping.values())} FROM _stage s{unchanged} ORDER BY s._row "
         f"ON CONFLICT {target.conflict_target} {action} "
         f"RETURNING {key}::text AS key, (xmax = 0) AS new) "
         f"SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new), {names} "
