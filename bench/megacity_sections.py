@@ -175,19 +175,28 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _settled(servers: Sequence[Server], timeout_s: float = 300.0) -> None:
+def _settled(servers: Sequence[Server], stores: Sequence[Store], timeout_s: float = 600.0) -> None:
     """Wait until every server is idle: at start a server builds the road graph and snaps
     every household onto it in a thread of its own (``api.road_warmup``; 10–50 s at a tenth
-    of the megacity), which would otherwise be measured as the latency of what runs beside
-    it. Idle: under 0.05 CPU seconds in half a second."""
+    of the megacity, minutes at full size), which would otherwise be measured as the latency
+    of what runs beside it. Idle: under 0.05 CPU seconds in half a second, twice in a row,
+    with no statement running in its store. The store matters: at full size the warm-up's
+    read of 10 M households runs for seconds in PostgreSQL before its first row, while the
+    server itself waits idle (the first full-size run measured /locate during it)."""
     deadline = time.monotonic() + timeout_s
-    for server in servers:
-        pid = server.proc.pid
-        while time.monotonic() < deadline:
+    for server, store in zip(servers, stores, strict=True):
+        pid, quiet = server.proc.pid, 0
+        while time.monotonic() < deadline and quiet < 2:
             start = _cpu_seconds(pid)
             time.sleep(0.5)
-            if _cpu_seconds(pid) - start < 0.05:
-                break
+            with store.engine.connect() as conn:
+                busy = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            quiet = quiet + 1 if _cpu_seconds(pid) - start < 0.05 and not busy else 0
 
 
 @contextmanager
@@ -199,7 +208,7 @@ def _servers(all_stores: Sequence[Store]) -> Iterator[list[Server]]:
             conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": LOCATE_USER})
     with ExitStack() as stack:
         servers = [stack.enter_context(Server(s.url)) for s in all_stores]
-        _settled(servers)
+        _settled(servers, all_stores)
         yield servers
 
 
@@ -363,7 +372,7 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
             paths = _tiles(s.engine, per_zoom)
             _fetch(server.port, auth, [p for z in ZOOMS for p in paths[z]])
             _touch_grids(s.engine)
-            _settled(servers)
+            _settled(servers, all_stores)
             cold[s.name] = {z: [t * 1000 for t in _fetch(server.port, auth, paths[z])]
                             for z in ZOOMS}  # fmt: skip
             warm[s.name] = {
