@@ -53,10 +53,16 @@ class Imports:
 def district(server_url: str, synthetic_district_path: Path) -> Iterator[Imports]:
     """The synthetic district's streets, communities, workers and grids; no buildings, so a
     household naming a building is refused."""
-    url = own_database(server_url, "gridwork_test_import_assign")
-    store = Imports(make_engine(url), Settings(database_url=url), synthetic_district_path)
+    yield from district_levels(server_url, synthetic_district_path, "gridwork_test_import_assign")
+
+
+def district_levels(server_url: str, path: Path, database: str) -> Iterator[Imports]:
+    """A new store of the synthetic district's levels (streets to grids) imported from
+    ``path``: the body of a module fixture; disposed afterwards."""
+    url = own_database(server_url, database)
+    store = Imports(make_engine(url), Settings(database_url=url), path)
     for kind in ("streets", "communities", "workers", "grids"):
-        store.run(kind, synthetic_district_path, layer=kind)
+        store.run(kind, path, layer=kind)
     yield store
     store.engine.dispose()
 

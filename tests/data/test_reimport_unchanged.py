@@ -26,12 +26,10 @@ from sqlalchemy import Engine, text
 from data.cluster import drop_database, ensure_database
 from data.db import alembic_config, make_engine, migrate, transaction
 from data.importing.importer import ImportReport
-from data.settings import Settings
 from data.table_versions import table_versions
 from geo.errors import ImportRejected
 from tests import factory
-from tests.conftest import own_database
-from tests.data.test_import_assign import Imports, _households
+from tests.data.test_import_assign import Imports, _households, district_levels
 
 pytestmark = pytest.mark.db
 
@@ -44,12 +42,7 @@ VERSIONS = (*WATCHED, "grid_households")
 @pytest.fixture(scope="module")
 def district(server_url: str, synthetic_district_path: Path) -> Iterator[Imports]:
     """The synthetic district's streets, communities, workers and grids; no buildings."""
-    url = own_database(server_url, "gridwork_test_reimport")
-    store = Imports(make_engine(url), Settings(database_url=url), synthetic_district_path)
-    for kind in ("streets", "communities", "workers", "grids"):
-        store.run(kind, synthetic_district_path, layer=kind)
-    yield store
-    store.engine.dispose()
+    yield from district_levels(server_url, synthetic_district_path, "gridwork_test_reimport")
 
 
 @pytest.fixture
