@@ -24,7 +24,6 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -135,7 +134,9 @@ class Position(Base):
 
     Partitioned by fix time, one partition per UTC day (``position_YYYYMMDD``) and a default
     one; the key therefore holds ``time`` too. Partitions are made ahead and dropped by the
-    functions of migration 0019, which the app's role may call but not bypass.
+    functions of migration 0019, which the app's role may call but not bypass. No foreign
+    keys (migration 0027): with them, the daily partition work locked ``grid``, ``device``,
+    ``elder`` and ``alert``; triggers delete an elder's or device's fixes instead.
     """
 
     __tablename__ = "position"
@@ -146,8 +147,8 @@ class Position(Base):
         {"postgresql_partition_by": "RANGE (time)"},
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
-    elder_id: Mapped[int] = mapped_column(ForeignKey("elder.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(Integer)  # its deletion deletes the fix (0027)
+    elder_id: Mapped[int] = mapped_column(Integer)  # likewise
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     geom: Mapped[object] = mapped_column(
         Geometry("POINT", srid=SRID, spatial_index=False), nullable=False
@@ -155,7 +156,8 @@ class Position(Base):
     raw_lon: Mapped[float] = mapped_column(Float)
     raw_lat: Mapped[float] = mapped_column(Float)
     grid_id: Mapped[int | None] = mapped_column(
-        ForeignKey("grid.id", ondelete="SET NULL"), comment="the grid covering the fix"
+        Integer,
+        comment="the grid covering the fix",  # emptied if the grid is deleted (0027)
     )
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     speed_mps: Mapped[float | None] = mapped_column(Float)
@@ -231,14 +233,8 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alert_status_raised", "status", "raised_at"),
         # The fix it was raised at is named by its whole key (migration 0019): an alert
-        # outlives its fix, and the purge or a withdrawal of consent empties both columns.
-        ForeignKeyConstraint(
-            ["position_id", "position_time"],
-            ["position.id", "position.time"],
-            name="fk_alert_position_id_position",
-            ondelete="SET NULL",
-            onupdate="CASCADE",
-        ),
+        # outlives its fix, and the purge or a withdrawal of consent empties both columns
+        # (a trigger on position since 0027, not a foreign key).
         CheckConstraint("(position_id IS NULL) = (position_time IS NULL)", name="position_ref"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -208,3 +208,67 @@ def test_withdrawing_consent_deletes_the_elders_fixes_from_every_day(
     assert r.status_code == 200, r.text
     assert count(care, "SELECT count(*) FROM position") == 0
     assert _reference(care, alert) == (None, None)
+
+
+def test_the_daily_partition_work_waits_for_no_reader_of_grids_devices_elders_or_alerts(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """A plan's publication read the grids, the purge queued for an exclusive lock on them
+    (a day partition's foreign keys), the publication went on to write a grid: deadlock.
+    Now the purge and the maker lock ``position`` only, so a transaction that holds those
+    tables goes on, and writes, while they run, and the day goes by drop, not by DELETE."""
+    _first_fix(client, staff, district)
+    now = datetime.now(UTC).replace(microsecond=0)
+    old = (now - timedelta(days=DAYS + 2)).date()
+    with care.begin() as conn:
+        conn.execute(text("SELECT make_position_partitions(:d, :d)"), {"d": old})
+    _alert_at(care, _add_fix(care, datetime.combine(old, datetime.min.time(), UTC)))
+    ahead = (now + timedelta(days=90)).date()
+    with care.connect() as reader:
+        publication = reader.begin()  # e.g. a publication, before its UPDATE
+        for table in ("grid", "device", "elder", "alert"):
+            reader.execute(text(f"SELECT count(*) FROM {table}"))
+
+        assert care_use.purge(care, now=now, retention=timedelta(days=DAYS)) == 1
+        assert _name(old) not in _partitions(care)  # dropped within its 2 s, not deleted
+        with care.begin() as conn:
+            made = q.make_position_partitions(conn, first_day=ahead, last_day=ahead)
+        assert made == 1
+        reader.execute(text("UPDATE grid SET worker_id = worker_id"))  # and it goes on
+        publication.rollback()
+
+
+def test_deleting_an_elder_or_a_device_however_deletes_their_fixes(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """What the foreign keys' ON DELETE CASCADE did, the triggers of migration 0027 do: a
+    DELETE by hand or a TRUNCATE leaves no fix behind, and an alert loses its reference."""
+    _first_fix(client, staff, district)
+    other = enrol(client, staff["care_staff"], "watch-other")
+    now = datetime.now(UTC).replace(microsecond=0)
+    r = osmand(client, other["api_key"], "watch-other", district.home_lon, district.home_lat, now)
+    assert r.status_code == 200, r.text
+    fixes = count(care, "SELECT count(*) FROM position")
+    mine = count(care, "SELECT count(*) FROM position WHERE elder_id = :e", e=other["id"])
+    assert mine >= 1
+    assert fixes > mine
+    with care.begin() as conn:
+        conn.execute(text("DELETE FROM device WHERE elder_id = :e"), {"e": other["id"]})
+    assert count(care, "SELECT count(*) FROM position") == fixes - mine
+
+    fix = _add_fix(care, now - timedelta(hours=1))
+    alert = _alert_at(care, fix)
+    with care.begin() as conn:
+        conn.execute(text("DELETE FROM position WHERE id = :p"), {"p": fix})
+    assert _reference(care, alert) == (None, None)
+
+    with care.connect() as conn:  # the district's grids are the module's: rolled back
+        by_hand = conn.begin()
+        conn.execute(text("UPDATE position SET grid_id = (SELECT min(id) FROM grid)"))
+        conn.execute(text("DELETE FROM grid WHERE id = (SELECT min(id) FROM grid)"))
+        left = conn.execute(text("SELECT count(grid_id), count(*) FROM position")).one()
+        by_hand.rollback()
+    assert tuple(left) == (0, fixes - mine)
+    with care.begin() as conn:
+        conn.execute(text("TRUNCATE elder CASCADE"))
+    assert count(care, "SELECT count(*) FROM position") == 0

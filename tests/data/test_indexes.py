@@ -96,14 +96,21 @@ def _plan(engine: Engine, sql: str, params: dict[str, object]) -> str:
 
 
 def test_the_purge_finds_the_alerts_of_each_deleted_fix_by_index(big: Engine) -> None:
-    # What PostgreSQL runs for every fix the purge deletes (``ON DELETE SET NULL``), in the
-    # form its referential-integrity trigger uses.
+    # What position's delete trigger (migration 0027) runs for a statement that deleted one
+    # fix, with the deleted rows as a one-row table: planned afresh each time (EXECUTE), so
+    # a one-fix deletion must find its alerts by index, not by reading every alert.
     with big.connect() as conn:
-        some = conn.execute(text("SELECT max(id) FROM position")).scalar_one()
+        some, at = conn.execute(
+            text("SELECT id, time FROM position ORDER BY id DESC LIMIT 1")
+        ).one()
     plan = _plan(
-        big, "UPDATE ONLY alert SET position_id = NULL WHERE :p = position_id", {"p": some}
+        big,
+        "UPDATE alert a SET position_id = NULL, position_time = NULL "
+        "FROM (VALUES (CAST(:p AS bigint), CAST(:t AS timestamptz))) o(id, time) "
+        "WHERE a.position_id = o.id AND a.position_time = o.time",
+        {"p": some, "t": at},
     )
-    assert "ix_alert_position_id" in plan, plan
+    assert "ix_alert_position_id" in plan or "ix_alert_position_time" in plan, plan
     assert "Seq Scan on alert" not in plan, plan
 
 
