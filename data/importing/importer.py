@@ -325,14 +325,19 @@ def _orphans(session: Session, target: LayerTarget) -> list[RowReject]:
             RowReject(int(r[0]), f"{column} '{r[2]}' does not exist in {table}", str(r[1]))
             for r in rows
         ]
+    # Every later row of a key the file holds more than once (the file readers keep the
+    # first likewise, ``data.importing.readers``): with ``allow_rejects`` a twin left behind
+    # would meet the kept row in the one INSERT … ON CONFLICT, which refuses to touch a row
+    # twice, and fail the whole import.
     dupes = session.execute(
         text(
-            f"SELECT min(_row), {target.key}, count(*) FROM _stage "  # noqa: S608
-            f"GROUP BY {target.key} HAVING count(*) > 1"
+            f"SELECT _row, key, first FROM (SELECT _row, {target.key} AS key, "  # noqa: S608
+            f"min(_row) OVER (PARTITION BY {target.key}) AS first FROM _stage "
+            f"WHERE {target.key} <> '') d WHERE _row <> first"
         )
     ).all()
     rejects += [
-        RowReject(int(r[0]), f"{target.key} '{r[1]}' appears {r[2]} times in the file", str(r[1]))
+        RowReject(int(r[0]), f"{target.key} '{r[1]}' already used at row {r[2]}", str(r[1]))
         for r in dupes
     ]
     missing = (

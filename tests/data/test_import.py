@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
+from shapely.geometry import Point
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
+from data.importing.importer import upsert
 from data.importing.loading import import_file
 from geo.errors import CRSError, ImportRejected
 
@@ -152,3 +156,35 @@ def test_pbf_roads_import(clean_engine: Engine, porto_pbf: Path) -> None:
             text("SELECT count(*) FROM road_segment WHERE NOT ST_IsValid(geom)")
         ).scalar_one()
     assert invalid == 0
+
+
+def test_a_key_staged_three_times_keeps_its_first_row_and_rejects_the_others(
+    clean_engine: Engine,
+) -> None:
+    """The importer's own check, for frames that reach it without the file readers' (which
+    keep a key's first row too): with ``allow_rejects`` it rejected only one row of each
+    repeated key, so a key given three times still met its twin in the one INSERT … ON
+    CONFLICT ("cannot affect row a second time") and nothing was imported."""
+    frame = gpd.GeoDataFrame(
+        {
+            "_row": [1, 2, 3, 4, 5],
+            "source_id": ["a", "b", "a", "c", "a"],
+            "kind": ["clinic"] * 5,
+        },
+        geometry=[Point(-8.61 - i / 100, 41.14) for i in range(5)],
+        crs=4326,
+    )
+    with Session(clean_engine) as session, pytest.raises(ImportRejected) as caught:
+        upsert(session, "facilities", frame, source="f.csv")
+    assert [str(r) for r in caught.value.rejects] == [
+        "row 3 (id a): source_id 'a' already used at row 1",
+        "row 5 (id a): source_id 'a' already used at row 1",
+    ]
+
+    with Session(clean_engine) as session, session.begin():
+        report = upsert(session, "facilities", frame, source="f.csv", allow_rejects=True)
+    assert [r.row for r in report.rejects] == [3, 5]
+    assert (report.inserted, report.updated) == (3, 0)
+    with clean_engine.connect() as conn:
+        stored = conn.execute(text("SELECT source_id, ST_X(geom) FROM facility ORDER BY 1")).all()
+    assert [(k, round(x, 2)) for k, x in stored] == [("a", -8.61), ("b", -8.62), ("c", -8.64)]
