@@ -42,6 +42,9 @@ class LayerTarget:
     columns: tuple[Column, ...]
     parents: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (table, key)
     conflict: str = ""
+    # Columns whose empty cell keeps what is stored (a new row gets the insert's default):
+    # an incident re-imported without its report time keeps the time it was first filed.
+    kept_when_empty: tuple[str, ...] = ()
 
     @property
     def conflict_target(self) -> str:
@@ -163,6 +166,7 @@ TARGETS: dict[str, LayerTarget] = {
             Column("summary", "text"),
             Column("reported_at", "timestamptz"),
         ),
+        kept_when_empty=("reported_at",),
     ),
 }
 
@@ -399,6 +403,7 @@ def upsert(
     report.rejects.sort(key=lambda r: r.row)
     if report.rejects and not allow_rejects:
         raise ImportRejected(source, report.rejects)
+    _fill_from_stored(session, target)
     staged = len(frame)
     if report.rejects:
         bad = [r.row for r in report.rejects]
@@ -433,6 +438,21 @@ def upsert(
         report.updated_keys = frozenset(keys or ())
     session.execute(text("DROP TABLE _stage"))
     return report
+
+
+def _fill_from_stored(session: Session, target: LayerTarget) -> None:
+    """Give the staged rows' empty ``kept_when_empty`` cells their stored values, so that the
+    merge neither overwrites them with the insert's default (``now()`` for a report time)
+    nor counts an unchanged row as updated."""
+    arbiter = target.conflict_target.partition(" WHERE ")[2]
+    stored = f"t.{target.key} = s.{target.key}" + (f" AND ({arbiter})" if arbiter else "")
+    for column in target.kept_when_empty:
+        session.execute(
+            text(
+                f"UPDATE _stage s SET {column} = t.{column} FROM {target.table} t "  # noqa: S608
+                f"WHERE s.{column} IS NULL AND {stored}"
+            )
+        )
 
 
 def _merge(

@@ -281,6 +281,38 @@ def test_upload_reports_every_row_with_its_grid(admin: TestClient, gridded_engin
         conn.execute(text("DELETE FROM incident WHERE source_id LIKE 'V-%'"))
 
 
+def test_an_incident_uploaded_again_without_its_report_time_keeps_the_first_one(
+    admin: TestClient, gridded_engine: Engine
+) -> None:
+    """A row whose report time is empty is filed at the upload's time; the same list
+    uploaded again (a monthly export with the column half filled) used to move that time to
+    the second upload's and count the row as updated each time."""
+    a = _grid_point(gridded_engine, "131213-G02")
+    csv = (
+        "id,category,lon,lat,reported_at\n"
+        f"R-1,litter,{a[0]},{a[1]},\n"
+        f"R-2,noise,{a[0]},{a[1]},2026-12-01T08:00:00+08:00\n"
+    )
+    files = {"file": ("incidents.csv", csv.encode(), "text/csv")}
+
+    def stored() -> dict[str, Any]:
+        with gridded_engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT source_id, reported_at FROM incident WHERE source_id LIKE 'R-%'")
+            ).all()
+        return dict(rows)  # type: ignore[arg-type]
+
+    first = admin.post("/incidents/upload", files=files).json()
+    assert (first["inserted"], first["updated"]) == (2, 0), first
+    filed = stored()
+    again = admin.post("/incidents/upload", files=files).json()
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 2), again
+    assert stored() == filed
+    assert filed["R-2"].isoformat() == "2026-12-01T00:00:00+00:00"
+    with gridded_engine.begin() as conn:
+        conn.execute(text("DELETE FROM incident WHERE source_id LIKE 'R-%'"))
+
+
 def test_upload_refuses_other_formats(admin: TestClient) -> None:
     r = admin.post("/incidents/upload", files={"file": ("x.xlsx", b"PK..", "application/zip")})
     assert r.status_code == 422 and r.json()["field"] == "file"
