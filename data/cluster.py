@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from data import server_settings
 from geo.errors import Unavailable
 
 SUPERUSER = "gridwork"
@@ -87,9 +88,12 @@ def _port_in_use(port: int) -> bool:
 class LocalCluster:
     """Create, start, stop and describe the private cluster under ``state_dir``."""
 
-    def __init__(self, state_dir: Path, database: str = "gridwork") -> None:
+    def __init__(self, state_dir: Path, database: str = "gridwork", *, sized: bool = True) -> None:
         self.state_dir = state_dir.expanduser().resolve()
         self.database = database
+        # Memory and checkpoints sized from the machine (data.server_settings); False keeps
+        # initdb's defaults (the benchmark that compares both).
+        self.sized = sized
         self.home = self.state_dir / "pg"
         self._as_root = os.geteuid() == 0
 
@@ -320,6 +324,11 @@ class LocalCluster:
         if _port_in_use(port):
             port = _free_port()
         (self.home / "port").write_text(str(port))
+        conf = server_settings.write(
+            self.data_dir,
+            server_settings.sized(server_settings.machine_memory()) if self.sized else {},
+        )
+        self._give_to_server(conf)
         opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         proc = self._run(
             [
