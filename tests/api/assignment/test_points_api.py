@@ -300,7 +300,7 @@ def test_an_incident_uploaded_again_without_its_report_time_keeps_the_first_one(
             rows = conn.execute(
                 text("SELECT source_id, reported_at FROM incident WHERE source_id LIKE 'R-%'")
             ).all()
-        return dict(rows)  # type: ignore[arg-type]
+        return dict(rows)
 
     first = admin.post("/incidents/upload", files=files).json()
     assert (first["inserted"], first["updated"]) == (2, 0), first
