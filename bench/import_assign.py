@@ -17,8 +17,8 @@ assignments of the two compared row by row at the end of each round.
 
 ``--megacity`` does the same for the first import of the generated city's households (1 M
 at scale 0.1) into ``gridwork_bench_import_megacity``, which holds its streets, communities,
-grids and buildings (never the megacity benchmarks' own store), with the per-grid household
-count triggers of migration 0022 and, when the schema has them, with them disabled.
+grids and buildings (never the megacity benchmarks' own store), with the per-grid triggers on
+households (0022's counts, 0025's versions) and, when the schema has them, with them disabled.
 """
 
 from __future__ import annotations
@@ -154,14 +154,16 @@ def _household_version(engine: Engine) -> object:
         return table_versions(conn, "household")[0]
 
 
-def _count_triggers(engine: Engine) -> list[str]:
-    """The triggers that keep households per grid (migration 0022), when the schema has them."""
+def _per_grid_triggers(engine: Engine) -> list[str]:
+    """The per-grid triggers on households, when the schema has them: 0022's counts and 0025's
+    version tokens (both read the statement's transition tables)."""
     with engine.connect() as conn:
         return list(
             conn.execute(
                 text(
                     "SELECT tgname FROM pg_trigger WHERE tgrelid = 'household'::regclass "
-                    "AND tgname LIKE 'household_grid_count_%' ORDER BY tgname"
+                    "AND (tgname LIKE 'household_grid_count_%' "
+                    "OR tgname LIKE 'household_grid_version_%') ORDER BY tgname"
                 )
             ).scalars()
         )
@@ -177,10 +179,10 @@ def _first_import(
     counted: bool = True,
 ) -> dict[str, tuple[object, ...]]:
     """Every household of ``source`` into an emptied table, one ``way``; ``counted``: with
-    the per-grid count triggers, else with them disabled for this import."""
+    the per-grid triggers, else with them disabled for this import."""
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE household CASCADE"))
-    triggers = [] if counted else _count_triggers(engine)
+    triggers = [] if counted else _per_grid_triggers(engine)
     with engine.begin() as conn:
         for name in triggers:
             conn.execute(text(f"ALTER TABLE household DISABLE TRIGGER {name}"))
@@ -192,7 +194,7 @@ def _first_import(
         with _the_way(way), measured(meter, Spent()) as total, steps.timing() as spent:
             report = import_file(engine, "households", source, settings=settings)
         table.add_row(
-            way + ("" if counted else ", no count triggers"),
+            way + ("" if counted else ", no per-grid triggers"),
             f"{report.inserted + report.updated:,}",
             f"{_rows_written(engine) - before:,}",
             f"{total.wall:.2f}",
@@ -235,8 +237,8 @@ def megacity(rounds: int) -> None:
     for column in ("way", "rows", "written", "wall s", "CPU s (client + db)", "upsert wall",
                    "assign wall", "load"):  # fmt: skip
         table.add_column(column)
-    # With the per-grid count triggers (0022) and, when the schema has them, without.
-    counted = (True, False) if _count_triggers(engine) else (True,)
+    # With the per-grid triggers (0022, 0025) and, when the schema has them, without.
+    counted = (True, False) if _per_grid_triggers(engine) else (True,)
     for _ in range(rounds):
         for with_counts in counted:
             stored = [
