@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import psycopg
 import pytest
 import shapely
 from alembic import command
@@ -257,3 +259,71 @@ def test_the_downgrade_restores_0021s_triggers_exactly(server_url: str) -> None:
     command.downgrade(alembic_config(url), parent)
     assert _shape(url) == never
     drop_database(server_url, name)
+
+
+# --- migration 0028: the grids' version and the notice only with a row ------------------------
+
+
+def _grids_version(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT value FROM deployment_setting WHERE key = 'grids_version'")
+            ).scalar_one()
+        )
+
+
+@contextmanager
+def _notices(engine: Engine) -> Iterator[psycopg.Connection]:
+    """A connection listening on the change feed's channel, as every API process does."""
+    url = engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN gridwork_change")
+        yield listener
+
+
+def _heard(listener: psycopg.Connection) -> list[str]:
+    return [n.payload for n in listener.notifies(timeout=0.3)]
+
+
+def test_the_same_levels_again_keep_the_grids_version_and_wake_no_process(
+    district: Imports, tmp_path: Path
+) -> None:
+    """A street office re-imports its unchanged grids and workers: no row written, so the
+    grid index and the tiles of every API process stay (0028); one grid changed is heard."""
+    before = _grids_version(district.engine)
+    with _notices(district.engine) as listener:
+        for kind in ("streets", "communities", "workers", "grids"):
+            report = district.run(kind, district.sample, layer=kind)
+            assert (report.inserted, report.updated) == (0, 0), kind
+        assert _grids_version(district.engine) == before
+        assert _heard(listener) == []
+
+        with district.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE grid SET worker_id = worker_id WHERE id = (SELECT min(id) FROM grid)")
+            )
+        assert _grids_version(district.engine) != before
+        assert _heard(listener) == ["grid"]
+
+
+@pytest.fixture
+def porto_grids(server_url: str) -> Iterator[Engine]:
+    """A copy of the Porto sample with grids (every level has rows): the tests write to it."""
+    yield from factory.fresh_store(server_url, "gridwork_test_reimport_levels", "porto_grids")
+
+
+def test_a_statement_on_the_levels_that_writes_no_row_keeps_the_grids_version(
+    porto_grids: Engine,
+) -> None:
+    porto = porto_grids
+    for table in ("grid", "worker", "community", "street"):
+        for statement in _NOTHING:
+            before = _grids_version(porto)
+            with porto.begin() as conn:
+                conn.execute(text(statement.format(t=table)))
+            assert _grids_version(porto) == before, (table, statement)
+        before = _grids_version(porto)
+        with porto.begin() as conn:
+            conn.execute(text(_ONE[0].format(t=table)))
+        assert _grids_version(porto) != before, table
