@@ -21,7 +21,6 @@ from maps.base import (
     LegendEntry,
     OfflineMap,
     display_geometry,
-    metric_crs,
     offline_map,
     to_wgs84,
 )
@@ -67,14 +66,14 @@ _TOOLTIP_JS = """function (feature, layer) {
 
 
 def feature_collection(
-    layer: gpd.GeoDataFrame, columns: Sequence[str], *, tolerance_m: float, crs: Any
+    layer: gpd.GeoDataFrame, columns: Sequence[str], *, tolerance_m: float
 ) -> dict[str, Any]:
     """GeoJSON with only `columns` (those present), JSON-native values and display geometry.
 
     Built by hand rather than with __geo_interface__, which adds a bbox to every feature and
     keeps numpy scalars. Feature ids are row positions, so output order follows input order.
     """
-    geometry = display_geometry(layer, tolerance_m=tolerance_m, crs=crs)
+    geometry = display_geometry(layer, tolerance_m=tolerance_m)
     present = [c for c in columns if c in layer.columns]
     values = {c: [plain(v) for v in layer[c]] for c in present}
     features = []
@@ -126,9 +125,7 @@ def add_areas(
     show: bool = True,
 ) -> folium.GeoJson:
     """Area polygons with only ``columns`` in the page, simplified for display."""
-    data = feature_collection(
-        areas, list(columns), tolerance_m=tolerance_m, crs=metric_crs(to_wgs84(areas))
-    )
+    data = feature_collection(areas, list(columns), tolerance_m=tolerance_m)
 
     def styled(feature: dict[str, Any]) -> dict[str, Any]:
         return {**style(feature), "className": class_name}
@@ -151,9 +148,7 @@ def add_outline(
     """Area outlines without fill or pointer: context (communities around their grids)."""
     if areas.empty:
         return
-    data = feature_collection(
-        areas, [], tolerance_m=DEFAULT_TOLERANCE_M, crs=metric_crs(to_wgs84(areas))
-    )
+    data = feature_collection(areas, [], tolerance_m=DEFAULT_TOLERANCE_M)
     folium.GeoJson(
         data,
         name=name,

@@ -34,8 +34,6 @@ from maps.base import (
     OfflineMap,
     display_geometry,
     layer_control,
-    metric_crs,
-    to_wgs84,
 )
 from maps.words import Gettext, english
 
@@ -88,7 +86,6 @@ def coverage_map(
         raise ValueError("a coverage map needs at least one area")
     _ = gettext
     m = area_map(areas, asset_mode=asset_mode, static_url=static_url)
-    crs = metric_crs(to_wgs84(areas))
     shares = [number(v) for v in areas["household_share"]]
     land = [number(v) for v in areas["area_share"]]
     judged = [s if s is not None else a for s, a in zip(shares, land, strict=True)]
@@ -149,7 +146,7 @@ def coverage_map(
     walk = walk[~(walk.geometry.isna() | walk.geometry.is_empty)]
     if not walk.empty:
         folium.GeoJson(
-            feature_collection(walk, [], tolerance_m=tolerance_m, crs=crs),
+            feature_collection(walk, [], tolerance_m=tolerance_m),
             name=f"{_('Walking area')} ({minutes:g} {_('min')})",
             style_function=lambda _f: {
                 "color": WALK_COLOUR,
@@ -161,9 +158,7 @@ def coverage_map(
         ).add_to(m)
     crow = gpd.GeoSeries([crow_flies], crs=covered.crs)
     if not crow.is_empty.all():
-        simplified = display_geometry(
-            gpd.GeoDataFrame(geometry=crow), tolerance_m=tolerance_m, crs=crs
-        )
+        simplified = display_geometry(gpd.GeoDataFrame(geometry=crow), tolerance_m=tolerance_m)
         folium.GeoJson(
             {
                 "type": "FeatureCollection",
@@ -187,7 +182,7 @@ def coverage_map(
     if not facilities.empty:
         add_facilities(
             m,
-            feature_collection(facilities, ["name", "kind"], tolerance_m=0, crs=crs),
+            feature_collection(facilities, ["name", "kind"], tolerance_m=0),
             facilities,
             gettext,
         )

@@ -24,7 +24,6 @@ from maps.base import (
     LegendEntry,
     OfflineMap,
     layer_control,
-    metric_crs,
     offline_map,
     to_wgs84,
 )
@@ -84,7 +83,6 @@ def hierarchy_map(
         geometry=pd.concat([to_wgs84(layer).geometry for layer in admin], ignore_index=True),
         crs="EPSG:4326",
     )
-    crs = metric_crs(area)
     m = offline_map(
         area,
         asset_mode=asset_mode,
@@ -95,7 +93,7 @@ def hierarchy_map(
     )
 
     def prepare(layer: gpd.GeoDataFrame, columns: Sequence[str]) -> dict[str, Any]:
-        return feature_collection(layer, columns, tolerance_m=tolerance_m, crs=crs)
+        return feature_collection(layer, columns, tolerance_m=tolerance_m)
 
     _ = gettext
     labels = _labels(gettext)

@@ -28,7 +28,7 @@ def test_a_small_hole_that_douglas_peucker_would_drop_is_kept() -> None:
     fast = shapely.simplify(holed, 5.0, preserve_topology=False)
     assert shapely.get_num_interior_rings(fast) != 1 or not shapely.is_valid(fast)
 
-    shown = display_geometry(_frame(holed), tolerance_m=5.0, crs=UTM).to_crs(UTM)
+    shown = display_geometry(_frame(holed), tolerance_m=5.0).to_crs(UTM)
     assert shapely.get_num_interior_rings(shown.iloc[0]) == 1
     assert shown.iloc[0].is_valid
 
@@ -36,7 +36,7 @@ def test_a_small_hole_that_douglas_peucker_would_drop_is_kept() -> None:
 def test_densified_edges_are_simplified_and_the_area_kept() -> None:
     # A square whose edges carry a vertex every metre: 4 corners are enough to draw it.
     square = shapely.segmentize(shapely.box(0, 0, 200, 200), 1.0)
-    shown = display_geometry(_frame(square, square), tolerance_m=2.0, crs=UTM).to_crs(UTM)
+    shown = display_geometry(_frame(square, square), tolerance_m=2.0).to_crs(UTM)
     for geom in shown:
         assert shapely.get_num_coordinates(geom) <= 6
         assert abs(geom.area - 200 * 200) / (200 * 200) < 0.001
