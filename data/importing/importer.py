@@ -440,12 +440,18 @@ def upsert(
     return report
 
 
+def _stored_row(target: LayerTarget) -> str:
+    """The condition on the stored row ``t`` that the staged row ``s`` would conflict with:
+    the same key, under the arbiter's own predicate when the conflict target has one."""
+    arbiter = target.conflict_target.partition(" WHERE ")[2]
+    return f"t.{target.key} = s.{target.key}" + (f" AND ({arbiter})" if arbiter else "")
+
+
 def _fill_from_stored(session: Session, target: LayerTarget) -> None:
     """Give the staged rows' empty ``kept_when_empty`` cells their stored values, so that the
     merge neither overwrites them with the insert's default (``now()`` for a report time)
     nor counts an unchanged row as updated."""
-    arbiter = target.conflict_target.partition(" WHERE ")[2]
-    stored = f"t.{target.key} = s.{target.key}" + (f" AND ({arbiter})" if arbiter else "")
+    stored = _stored_row(target)
     for column in target.kept_when_empty:
         session.execute(
             text(
@@ -489,9 +495,7 @@ def _merge(
             + f" WHERE ({', '.join(f'{table}.{c}' for c in updated)}) IS DISTINCT FROM "
             f"({', '.join(f'EXCLUDED.{c}' for c in updated)})"
         )
-        # the stored row the insert would conflict with (the arbiter's own predicate)
-        arbiter = target.conflict_target.partition(" WHERE ")[2]
-        stored = f"t.{key} = s.{key}" + (f" AND ({arbiter})" if arbiter else "")
+        stored = _stored_row(target)
         incoming = ", ".join(f"CAST({mapping[c]} AS {types[c]})" for c in updated)
         same = ", ".join(f"t.{c}" for c in updated)
         unchanged = (
