@@ -356,8 +356,8 @@ def display_geometry(gdf: gpd.GeoDataFrame, *, tolerance_m: float) -> gpd.GeoSer
     :func:`_simplified`) in degrees, with ``tolerance_m`` read as degrees of latitude: a
     vertex moves at most ``tolerance_m`` north-south and ``tolerance_m × cos(latitude)``
     east-west, never more than ``tolerance_m``. Simplifying in a metric CRS instead meant
-    projecting every vertex there and back: 0.12 s of the 0.5 s drawing of a 5,814-grid page
-    at the megacity's full size (docs/scale.md), for the same vertices within 0.1 %. Then
+    projecting every vertex there and back, a large part of drawing a district-wide grid page
+    at the megacity's full size, for about the same vertices left. Then
     coordinates rounded to COORDINATE_DECIMALS (display only: never write these geometries
     back). Neighbouring polygons are simplified independently, so shared edges may part by up
     to the tolerance: keep it below a pixel at the zoom the map opens on (a few metres).
