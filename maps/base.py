@@ -60,8 +60,9 @@ class NotOfflineError(ValueError):
 # --------------------------------------------------------------------------- assets
 
 
-class _RawHtml(Element):
-    """Emit text verbatim: branca's Element would compile 147 kB of Leaflet as a Jinja template."""
+class RawText(Element):
+    """Text put into the page verbatim: branca's Element would compile it as a Jinja template
+    (147 kB of Leaflet, or megabytes of GeoJSON)."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -136,10 +137,10 @@ class OfflineMap(folium.Map):
             if not isinstance(figure, Figure):
                 raise TypeError("an OfflineMap renders only inside a branca Figure")
             figure.header.add_child(
-                _RawHtml(f"<script>{leaflet_inline_js()}</script>"), name="leaflet"
+                RawText(f"<script>{leaflet_inline_js()}</script>"), name="leaflet"
             )
             figure.header.add_child(
-                _RawHtml(f"<style>{leaflet_inline_css()}</style>"), name="leaflet_css"
+                RawText(f"<style>{leaflet_inline_css()}</style>"), name="leaflet_css"
             )
         return super().render(**kwargs)
 
@@ -283,7 +284,7 @@ class Legend(MacroElement):
     def render(self, **kwargs: Any) -> Any:
         figure = self.get_root()
         if isinstance(figure, Figure):
-            figure.header.add_child(_RawHtml(_LEGEND_CSS), name="gridwork_legend_css")
+            figure.header.add_child(RawText(_LEGEND_CSS), name="gridwork_legend_css")
         return super().render(**kwargs)
 
 

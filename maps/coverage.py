@@ -100,10 +100,10 @@ def coverage_map(
         frame["score"] = [None if pd.isna(v) else round(float(v), 4) for v in frame["score"]]
     what = _("grid") if level == "grids" else _("community")
 
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        uncovered = feature["properties"]["_colour"] == UNCOVERED
+    def style(colour: str) -> dict[str, Any]:
+        uncovered = colour == UNCOVERED
         return {
-            "fillColor": feature["properties"]["_colour"],
+            "fillColor": colour,
             "fillOpacity": 0.6 if uncovered else 0.45,
             "color": "#b30000" if uncovered else "#ffffff",
             "weight": 2 if uncovered else 1,

@@ -75,10 +75,10 @@ def band_colour(households: float | None, *, low: int, high: int) -> str:
     return WITHIN if households <= high else ABOVE
 
 
-def _coloured(feature: dict[str, Any]) -> dict[str, Any]:
+def _coloured(colour: str) -> dict[str, Any]:
     """Each area filled with the colour its class was given (``_colour``), white edges."""
     return {
-        "fillColor": feature["properties"]["_colour"],
+        "fillColor": colour,
         "fillOpacity": 0.5,
         "color": "#ffffff",
         "weight": 1,

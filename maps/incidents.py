@@ -53,9 +53,9 @@ def incident_map(
             **{colour_column: [scale.colour(v) if v else NONE_COLOUR for v in values]}
         )
 
-        def style(feature: dict[str, Any], column: str = colour_column) -> dict[str, Any]:
+        def style(colour: str) -> dict[str, Any]:
             return {
-                "fillColor": feature["properties"][column],
+                "fillColor": colour,
                 "fillOpacity": 0.5,
                 "color": "#737373",
                 "weight": 1,
@@ -68,6 +68,7 @@ def incident_map(
             columns=[*columns, colour_column],
             labels=labels,
             style=style,
+            style_key=colour_column,
             show=show,
             class_name="gw-grid" if show else "gw-grid-closed",
         )

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from sqlalchemy import text
 
+from maps.grids import band_colour
 from maps.style import OTHER_COLOUR, categorical_colours
 from tests.gridded import PASSWORD, Gridded, Live
 
@@ -155,6 +156,25 @@ def test_facilities_are_filled_circles_in_their_kind_colour(
     assert Counter(fills) == expected, fills
     if kind is None:
         assert len(expected) >= 5  # the whole map: many kinds, many colours
+
+
+def test_grids_are_filled_in_their_band_colour(session: Session, strips: Gridded) -> None:
+    """The styles are looked up in the browser by each grid's class: every grid's fill is the
+    colour of its households against the band, as many of each as the database says."""
+    page = session.page
+    page.goto(f"{session.live.url}/maps/grids", wait_until="load")
+    page.wait_for_selector("path.gw-grid")
+    fills = page.eval_on_selector_all("path.gw-grid", "els => els.map(e => e.getAttribute('fill'))")
+    with strips.engine.connect() as conn:
+        counts = conn.execute(
+            text(
+                "SELECT count(h.id) FROM grid g LEFT JOIN household h ON h.grid_id = g.id "
+                "WHERE g.valid_to IS NULL GROUP BY g.id"
+            )
+        ).scalars()
+        expected = Counter(band_colour(int(n), low=150, high=180) for n in counts)
+    assert Counter(fills) == expected
+    assert len(expected) >= 2  # not one colour for every grid
 
 
 def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:

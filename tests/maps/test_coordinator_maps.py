@@ -10,6 +10,9 @@ Two grids side by side, 100 m each, near Porto::
 
 from __future__ import annotations
 
+import json
+import re
+
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -72,6 +75,26 @@ def test_grid_and_workload_maps_are_offline_and_escape_names() -> None:
         assert_offline(page)
         assert "<b>" not in page.split("<body>")[1].split("<script>")[0]
         assert '"G1"' in page and '"G2"' in page
+
+
+def test_grid_data_cannot_end_the_script_and_keeps_its_names() -> None:
+    """The grids go into the page as plain text after the layer's script; a name that would
+    close the element stays inside the data, whole, and each class has one style."""
+    grids = _grids().assign(worker_name=["</script><script>alert(1)</script>", "王 & <!--"])
+    page = (
+        grid_band_map(grids, household_min=150, household_max=180, asset_mode="url")
+        .get_root()
+        .render()
+    )
+    assert "</script><script>alert" not in page and "<!--" not in page
+    (data,) = re.findall(r"\.addData\((\{.*\})\);", page)
+    names = [f["properties"]["worker_name"] for f in json.loads(data)["features"]]
+    assert names == ["</script><script>alert(1)</script>", "王 & <!--"]
+    (styles,) = re.findall(r"_styles = (\{.*\});", page)
+    assert {k: v["fillColor"] for k, v in json.loads(styles).items()} == {
+        WITHIN: WITHIN,
+        ABOVE: ABOVE,
+    }
 
 
 def test_incident_map_has_an_open_and_a_closed_layer() -> None:
