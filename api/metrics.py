@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.logs import ACCESS, REQUEST_ID
 from api.security import require
 from api.state import app_state
+from api.tile_cache import TileCache
 from data.backlog import Backlog, backlog
 from data.policy import Action
 from data.replica import ReadReplica
@@ -230,6 +231,9 @@ async def metrics(request: Request) -> Response:
         backlog=await anyio.to_thread.run_sync(_read_backlog, state.engine),
     )
     body = generate_latest(REGISTRY) + generate_latest(now)
+    tiles = getattr(state.ogc.state, "tiles", None)
+    if isinstance(tiles, TileCache):
+        body += generate_latest(_Tiles(tiles))
     if state.reads is not None:
         body += generate_latest(_Replica(state.reads))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -242,6 +246,29 @@ def _read_backlog(engine: Engine) -> Backlog | None:
     except SQLAlchemyError as exc:  # the scrape still answers, saying the database did not
         log.warning("metrics: backlog not read: %s", type(exc).__name__)
         return None
+
+
+class _Tiles(Collector):
+    """The vector tiles this process served from memory or had drawn, and what it keeps."""
+
+    def __init__(self, cache: TileCache) -> None:
+        self.values = (cache.hits, cache.misses, len(cache), cache.size)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        hits, misses, tiles, size = self.values
+        served = CounterMetricFamily(
+            "gridwork_tile_cache_requests",
+            "OGC vector tiles asked for while the cache was on: served from memory (hit) or "
+            "drawn by PostgreSQL (miss, as the first time and after what the tile shows changed)",
+            labels=["result"],
+        )
+        served.add_metric(["hit"], hits)
+        served.add_metric(["miss"], misses)
+        yield served
+        yield GaugeMetricFamily("gridwork_tile_cache_tiles", "Tiles kept in memory", value=tiles)
+        yield GaugeMetricFamily(
+            "gridwork_tile_cache_bytes", "Bytes of the tiles kept in memory", value=size
+        )
 
 
 class _Gauges(Collector):

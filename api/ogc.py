@@ -69,7 +69,15 @@ from api.grid_tiles import with_stored_shapes
 from api.ogc_guard import bbox_literals_as_polygons, check_request, parse_filter
 from api.security import Principal, optional_principal
 from api.state import AppState, app_state
-from api.tile_cache import SOURCES, VERSIONS_SQL, TileCache, tile_collection
+from api.tile_cache import (
+    GRID_TILE_KEY,
+    GRID_TILE_TABLES,
+    SOURCES,
+    VERSIONS_SQL,
+    TileCache,
+    grid_tile_envelope,
+    tile_collection,
+)
 from geo.errors import Forbidden, GridworkError, InvalidInput, Unauthorized
 
 SCHEMA = "ogc"
@@ -382,19 +390,24 @@ class DistrictWideOnly:
         collection = tile_collection(_route_path(scope))
         feed = state.changes
         if collection is not None and feed is not None and feed.live:
-            await self._tile(collection, feed.generation, scope, receive, send)
+            await self._tile(collection, feed.epoch, scope, receive, send)
             return
         await self.app(scope, receive, send)
 
     async def _tile(
-        self, collection: str, generation: int, scope: Scope, receive: Receive, send: Send
+        self, collection: str, epoch: int, scope: Scope, receive: Receive, send: Send
     ) -> None:
         """A tile from this process's :class:`~api.tile_cache.TileCache` while the versions
         of what it shows, read on the server the tile is read from, are those it was kept
         under; else from tipg, kept for next time."""
+        envelope = grid_tile_envelope(_route_path(scope))
         async with self.app.state.pool.acquire() as conn:
-            grids, tables = await conn.fetchrow(VERSIONS_SQL, list(SOURCES[collection]))
-        version = (generation, grids, tuple(tables))
+            if envelope is not None:
+                under = await conn.fetchrow(GRID_TILE_KEY, *envelope, list(GRID_TILE_TABLES))
+                version: tuple[object, ...] = (epoch, *under[:3], tuple(under[3]))
+            else:
+                grids, tables = await conn.fetchrow(VERSIONS_SQL, list(SOURCES[collection]))
+                version = (epoch, grids, tuple(tables))
         key = (_route_path(scope), bytes(scope.get("query_string", b"")))
         cache: TileCache = self.app.state.tiles
         if not await cache.serve(key, version, send):

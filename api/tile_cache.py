@@ -17,15 +17,23 @@ triggers in the writing transaction, so they become visible with the rows they s
 the primary and on a standby alike. A tile is served from memory only under the versions it was
 stored with. The versions are read before the tile is rendered, so a tile is never older than
 the versions it is filed under (at worst newer, and rendered once more at the next request). A
-restore replaces the store under the running processes: the change feed's generation is part of
-the key too, and while the feed is not live (a notification may have been lost) nothing is
-cached or served from the cache.
+restore replaces the store under the running processes: the change feed's epoch
+(:attr:`data.changes.ChangeFeed.epoch`, renewed by a restore and whenever the feed connects or
+loses its connection, not by ordinary writes, which the versions already tell) is part of the
+key too, and while the feed is not live (a notification may have been lost) nothing is cached
+or served from the cache.
+
+**A grid tile is keyed on the grids under it** (:data:`GRID_TILE_KEY`, migration 0029), not on
+versions of whole tables: at the megacity's full size any household registered anywhere moved
+a count and made every grid tile of the city cold, ~120 ms for a z10 tile. Now an edit makes
+cold only the tiles of the grids it touched.
 
 **Who sees what.** The OGC layers are district-wide and answered only to callers who may
 see the whole district (:func:`api.ogc.district_wide`), so one tile is the same for every
 caller: the key is the path and the query string, nothing about the caller.
 
-The price is one primary-key read per tile and the memory: at most :data:`MAX_BYTES` per
+The price is a read per tile (the versions by primary key; for a grid tile, the stamps and
+counts of the grids under it, by a GiST index) and the memory: at most :data:`MAX_BYTES` per
 process, the least recently used tiles going first.
 """
 
@@ -51,7 +59,9 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "ogc.facilities": ("facility",),
 }
 
-_TILE = re.compile(r"^/collections/(?P<collection>[^/]+)/tiles/[^/]+/\d+/\d+/\d+/?$")
+_TILE = re.compile(
+    r"^/collections/(?P<collection>[^/]+)/tiles/(?P<tms>[^/]+)/(?P<z>\d+)/(?P<x>\d+)/(?P<y>\d+)/?$"
+)
 
 VERSIONS_SQL = (
     "SELECT (SELECT value FROM deployment_setting WHERE key = 'grids_version'), "
@@ -59,6 +69,50 @@ VERSIONS_SQL = (
     "WHERE name = ANY($1::text[]) ORDER BY name)"
 )
 """The versions a tile is filed under, read with the tile's own pool (asyncpg)."""
+
+GRID_TILE_KEY = (
+    "SELECT count(*), coalesce(bit_xor(hashint8extended(s.stamp, 0)), 0), "
+    "coalesce(bit_xor(hashint8extended((s.grid_id::bigint << 32) | h.households, 0)), 0), "
+    "ARRAY(SELECT name || '=' || version::text FROM table_version "
+    "WHERE name = ANY($5::text[]) ORDER BY name) "
+    "FROM grid_tile_shape s LEFT JOIN grid_households h ON h.grid_id = s.grid_id "
+    "WHERE s.exact && ST_MakeEnvelope($1, $2, $3, $4, 3857)"
+)
+"""The key of one ``ogc.grids`` tile in Web Mercator (migration 0029), read from the grids
+under it: how many current grids' shapes reach into the (buffered) tile, an XOR of their
+shapes' stamps (renewed with every outline, code, community or worker of a grid), an XOR of
+their household counts, and the versions of :data:`GRID_TILE_TABLES`. Anything the tile
+shows changes one of them; a change elsewhere in the city changes none."""
+
+GRID_TILE_TABLES = ("community", "worker")
+"""Tables whose every write renews the key of every grid tile: the tile shows their codes
+and names, which are seldom written."""
+
+GRID_TILE_MARGIN = 1 / 8
+"""How far past its edges (a share of its width) a grid tile's key looks: at least tipg's
+buffer (256 of 4096 units), so a grid drawn in the buffer counts."""
+
+
+def grid_tile_envelope(path: str) -> tuple[float, float, float, float] | None:
+    """The Web Mercator box (metres) whose grids key an ``ogc.grids`` tile, with
+    :data:`GRID_TILE_MARGIN` around it; None for any other tile or tile matrix set."""
+    found = _TILE.match(path)
+    if found is None or found["collection"] != "ogc.grids":
+        return None
+    if found["tms"] != "WebMercatorQuad":
+        return None
+    z, x, y = int(found["z"]), int(found["x"]), int(found["y"])
+    if not 0 <= z <= 30 or not (0 <= x < 2**z and 0 <= y < 2**z):
+        return None
+    size = 2 * _HALF_WORLD / 2**z
+    margin = size * GRID_TILE_MARGIN
+    west = -_HALF_WORLD + x * size
+    north = _HALF_WORLD - y * size
+    return (west - margin, north - size - margin, west + size + margin, north + margin)
+
+
+_HALF_WORLD = 20037508.342789244
+"""Half the width of the Web Mercator world (metres): WebMercatorQuad's tile 0/0/0."""
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -93,6 +147,11 @@ class TileCache:
 
     def __len__(self) -> int:
         return len(self._tiles)
+
+    @property
+    def size(self) -> int:
+        """The bytes of the tiles kept."""
+        return self._bytes
 
     async def serve(self, key: tuple[str, bytes], version: tuple[object, ...], send: Send) -> bool:
         """Send the tile stored under ``key`` if it was stored under ``version``."""

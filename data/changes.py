@@ -17,6 +17,8 @@ only as good as its invalidation, so:
   prepared statements describe the tables the restore dropped).
 
 A cache entry is valid only under the generation it was read in (see :meth:`ChangeFeed.valid`).
+A cache that checks the store itself before each use needs only :attr:`ChangeFeed.epoch`,
+renewed by a restore and whenever the feed connects or loses its connection.
 
 The same listener hears ``NOTIFY gridwork_alert``, sent in the transaction that raises alerts
 (:func:`notify_alerts`): it rings :attr:`ChangeFeed.alerts`, a :class:`Bell` that wakes the
@@ -120,6 +122,7 @@ class ChangeFeed:
         self._first_retry_s = min(first_retry_s, retry_s)
         self._lock = threading.Lock()
         self._generation = 0
+        self._epoch = 0
         self._live = False
         self._connected = threading.Event()  # set the first time the listener is live
         self._stop = threading.Event()
@@ -142,6 +145,14 @@ class ChangeFeed:
         return self._generation
 
     @property
+    def epoch(self) -> int:
+        """Renewed only when the feed connects or loses its connection and when the database
+        is restored: what a cache must start over on when it checks the store itself before
+        each use (the tile cache reads the versions of what a tile shows) and so needs no
+        notice of ordinary writes."""
+        return self._epoch
+
+    @property
     def live(self) -> bool:
         return self._live
 
@@ -151,6 +162,12 @@ class ChangeFeed:
 
     def bump(self) -> None:
         with self._lock:
+            self._generation += 1
+
+    def _start_over(self) -> None:
+        """A new epoch (and generation): what was cached may belong to another store."""
+        with self._lock:
+            self._epoch += 1
             self._generation += 1
 
     def watch(self, engine: Engine) -> None:
@@ -197,7 +214,7 @@ class ChangeFeed:
             except Exception:  # the listener must keep listening
                 log.exception("closing the pooled connections after a restore failed")
         log.warning("the database was restored from a backup: caches and connections dropped")
-        self.bump()
+        self._start_over()
 
     # --- the listener thread ------------------------------------------------------------
 
@@ -232,7 +249,7 @@ class ChangeFeed:
                     conn.execute(f"LISTEN {CHANNEL}")
                     conn.execute(f"LISTEN {ALERTS}")
                     # Anything cached before this point may predate a missed notification.
-                    self.bump()
+                    self._start_over()
                     self._live = True
                     self.alerts.ring()  # and an alert may have been raised meanwhile
                     delay = self._first_retry_s
@@ -258,7 +275,7 @@ class ChangeFeed:
             finally:
                 if self._live:
                     self._live = False
-                    self.bump()
+                    self._start_over()
                     self.alerts.ring()  # inboxes poll until the feed is back
             self._stop.wait(delay)
             delay = min(delay * 2, self._retry_s)

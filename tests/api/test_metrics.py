@@ -137,6 +137,24 @@ def test_gauges_are_read_at_scrape_time(client: TestClient, admin: dict[str, str
     assert any(name.startswith("process_cpu_seconds") for name, _ in samples)
 
 
+def test_tile_cache_hits_and_misses(client: TestClient, admin: dict[str, str]) -> None:
+    """A tile drawn once and then served from memory: one miss, one hit, its bytes kept."""
+
+    def tiles(samples: dict) -> tuple[float, float, float]:
+        return (
+            samples[("gridwork_tile_cache_requests_total", frozenset({("result", "hit")}))],
+            samples[("gridwork_tile_cache_requests_total", frozenset({("result", "miss")}))],
+            samples[("gridwork_tile_cache_bytes", frozenset())],
+        )
+
+    hits, misses, size = tiles(scrape(client, admin))
+    path = "/ogc/collections/ogc.communities/tiles/WebMercatorQuad/14/7800/6133"
+    for _ in range(2):
+        assert client.get(path, headers=admin).status_code == 200
+    now = tiles(scrape(client, admin))
+    assert now[:2] == (hits + 1, misses + 1) and now[2] > size
+
+
 def test_no_personal_data(engine: Engine, client: TestClient, admin: dict[str, str]) -> None:
     """Names, keys, coordinates and query strings sent meanwhile appear nowhere."""
     device_key = add_key(engine, f"m-watch-{secrets.token_hex(3)}")

@@ -17,7 +17,7 @@ import morecantile
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from api.state import app_state
 from api.tile_cache import TileCache
@@ -49,15 +49,15 @@ def _cache(client: TestClient) -> TileCache:
     return cache
 
 
-def _tile_path(store: Engine, grid: str) -> str:
-    """The z14 tile holding the middle of ``grid``."""
+def _tile_path(store: Engine, grid: str, zoom: int = Z) -> str:
+    """The tile at ``zoom`` (z14 unless said) holding the middle of ``grid``."""
     with store.connect() as conn:
         lon, lat = conn.execute(
             text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid "
                  "WHERE code = :g AND valid_to IS NULL) s"),
             {"g": grid},
         ).one()  # fmt: skip
-    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, Z)
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, zoom)
     return f"{GRIDS}/{t.z}/{t.x}/{t.y}"
 
 
@@ -126,10 +126,87 @@ def test_an_edit_that_moves_no_count_keeps_the_tile(client: TestClient, store: E
     assert _features(client, path) == before
     assert cache.hits == hits + 1
     with store.begin() as conn:  # a count that moves, even by one, draws the tile anew
-        conn.execute(text("DELETE FROM household WHERE id = (SELECT max(id) FROM household)"))
+        _remove_a_household(conn, in_grid=next(iter(before)))
     misses = cache.misses
     _features(client, path)
     assert (cache.hits, cache.misses) == (hits + 1, misses + 1)
+
+
+def _remove_a_household(conn: Connection, *, in_grid: str) -> None:
+    conn.execute(
+        text("DELETE FROM household WHERE id = (SELECT min(h.id) FROM household h JOIN grid g "
+             "ON g.id = h.grid_id WHERE g.code = :g AND g.valid_to IS NULL)"),
+        {"g": in_grid},
+    )  # fmt: skip
+
+
+def _grid_away_from(store: Engine, path: str) -> str:
+    """A current grid with households that keeps a quarter of a tile's width away from the
+    tile at ``path``."""
+    z, x, y = (int(part) for part in path.rsplit("/", 3)[1:])
+    box = morecantile.tms.get("WebMercatorQuad").xy_bounds(morecantile.Tile(x, y, z))
+    pad = (box.right - box.left) / 4
+    with store.connect() as conn:
+        found: str = conn.execute(
+            text(
+                "SELECT g.code FROM grid g WHERE g.valid_to IS NULL "
+                "AND EXISTS (SELECT FROM household h WHERE h.grid_id = g.id) "
+                "AND NOT ST_Intersects(ST_Transform(g.geom, 3857), "
+                "ST_MakeEnvelope(:w, :s, :e, :n, 3857)) ORDER BY g.code LIMIT 1"
+            ),
+            {"w": box.left - pad, "s": box.bottom - pad, "e": box.right + pad, "n": box.top + pad},
+        ).scalar_one()
+    return found
+
+
+def test_a_change_elsewhere_in_the_city_keeps_the_tile(client: TestClient, store: Engine) -> None:
+    """A tile is keyed on the grids under it (migration 0029): a household gone, a grid
+    redrawn or given another worker two kilometres away leaves it as it was, served from
+    memory; the same edits to a grid of the tile draw it anew."""
+    path = _tile_path(store, "131208-G01", zoom=16)
+    before = _features(client, path)
+    far = _grid_away_from(store, path)
+    cache = _cache(client)
+    hits, misses = cache.hits, cache.misses
+    with store.begin() as conn:
+        _remove_a_household(conn, in_grid=far)
+        conn.execute(
+            text("UPDATE grid SET worker_id = NULL, geom = ST_Buffer(geom, -0.00001) "
+                 "WHERE code = :g AND valid_to IS NULL"),
+            {"g": far},
+        )  # fmt: skip
+    assert _features(client, path) == before
+    assert (cache.hits, cache.misses) == (hits + 1, misses)
+
+    inside = sorted(before)[0]
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE grid SET worker_id = NULL WHERE code = :g AND valid_to IS NULL"),
+            {"g": inside},
+        )
+    after = _features(client, path)
+    assert "worker_name" not in after[inside] and "worker_name" in before[inside]
+    assert (cache.hits, cache.misses) == (hits + 1, misses + 1)
+
+    # An outline redrawn inside the tile: the grid keeps its place, its shape changes.
+    layer = _layer(client, path)  # from memory
+    assert (cache.hits, cache.misses) == (hits + 2, misses + 1)
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE grid SET geom = ST_Buffer(geom, -0.0002) "
+                 "WHERE code = :g AND valid_to IS NULL"),
+            {"g": inside},
+        )  # fmt: skip
+    assert _layer(client, path)[inside] != layer[inside]
+    assert (cache.hits, cache.misses) == (hits + 2, misses + 2)
+
+
+def _layer(client: TestClient, path: str) -> dict[str, Any]:
+    """Code → geometry (tile units) of every grid in the tile."""
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    layer = mapbox_vector_tile.decode(r.content)["default"]
+    return {f["properties"]["code"]: f["geometry"] for f in layer["features"]}
 
 
 def test_a_change_rolled_back_keeps_the_tile_a_renamed_worker_does_not(

@@ -76,7 +76,7 @@ def test_the_feed_is_back_within_moments_after_its_connection_dies(db_url: str) 
     libpq = db_url.replace("postgresql+psycopg", "postgresql")
     try:
         assert feed.live
-        generation = feed.generation
+        generation, epoch = feed.generation, feed.epoch
         with psycopg.connect(libpq, autocommit=True) as other:
             other.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
@@ -85,6 +85,37 @@ def test_the_feed_is_back_within_moments_after_its_connection_dies(db_url: str) 
         killed = time.monotonic()
         while not (feed.live and feed.generation >= generation + 2):
             assert time.monotonic() - killed < 0.8, "the feed took a whole retry period"
+            time.sleep(0.005)
+        assert feed.epoch >= epoch + 2  # lost, then back: what the tile cache keeps goes
+    finally:
+        feed.stop()
+        engine.dispose()
+
+
+def test_a_write_renews_the_generation_not_the_epoch(db_url: str) -> None:
+    """Caches that check the store themselves (the tile cache) start over only when the feed
+    does or the store is restored; every watched write, heard or made here, renews the
+    generation, which the others go by."""
+    engine = make_engine(db_url)
+    feed = ChangeFeed.for_engine(engine)
+    feed.start()
+    libpq = db_url.replace("postgresql+psycopg", "postgresql")
+    try:
+        assert feed.live
+        generation, epoch = feed.generation, feed.epoch
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE street SET code = code"))
+        with psycopg.connect(libpq, autocommit=True) as other:
+            other.execute("NOTIFY gridwork_change, 'grid'")
+        waited = time.monotonic()
+        while feed.generation < generation + 2:
+            assert time.monotonic() - waited < 5, "the notice was not heard"
+            time.sleep(0.005)
+        assert feed.epoch == epoch
+        with psycopg.connect(libpq, autocommit=True) as other:
+            other.execute("NOTIFY gridwork_change, 'restore'")
+        while feed.epoch == epoch:
+            assert time.monotonic() - waited < 5, "the restore was not heard"
             time.sleep(0.005)
     finally:
         feed.stop()

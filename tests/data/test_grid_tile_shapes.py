@@ -100,16 +100,24 @@ def test_a_published_plan_replaces_its_communitys_shapes(store: Engine) -> None:
     }
 
 
+def stamps(store: Engine) -> dict[str, int]:
+    """Grid code → the stamp of its tile shapes (migration 0029)."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            text("SELECT g.code, s.stamp FROM grid_tile_shape s JOIN grid g ON g.id = s.grid_id")
+        ).all()
+    return {str(code): int(stamp) for code, stamp in rows}
+
+
 def test_redrawn_reinstated_deleted_and_untouched_grids(store: Engine) -> None:
-    """A redraw re-projects the grid; a worker assigned leaves its row as it was; a grid
-    made current again gets its row back; a deleted grid takes its row with it."""
-    g1, g2, g3 = (f"{COMMUNITY}-G0{i}" for i in (1, 2, 3))
+    """A redraw re-projects the grid; a worker assigned leaves its shapes as they were and
+    renews its stamp (0029: the tiles show the worker), as a redraw does; an untouched grid
+    keeps its stamp; a grid made current again gets its row back; a deleted grid takes its
+    row with it."""
+    g1, g2, g3, g4 = (f"{COMMUNITY}-G0{i}" for i in (1, 2, 3, 4))
     before = kept_shapes(store)
+    stamped = stamps(store)
     with store.begin() as conn:
-        written = conn.execute(
-            text("SELECT s.xmin::text FROM grid_tile_shape s JOIN grid g ON g.id = s.grid_id "
-                 "WHERE g.code = :g"), {"g": g2},
-        ).scalar_one()  # fmt: skip
         conn.execute(
             text("UPDATE grid SET geom = ST_Buffer(ST_PointOnSurface(geom), 0.0003, 2) "
                  "WHERE code = :g"), {"g": g1},
@@ -121,11 +129,9 @@ def test_redrawn_reinstated_deleted_and_untouched_grids(store: Engine) -> None:
     middle = kept_shapes(store)
     assert middle[g1] != before[g1] and g3 not in middle
     assert middle == {c: s for c, s in before.items() if c not in (g1, g3)} | {g1: middle[g1]}
+    now = stamps(store)
+    assert now[g1] > stamped[g1] and now[g2] > stamped[g2] and now[g4] == stamped[g4]
     with store.begin() as conn:
-        assert conn.execute(
-            text("SELECT s.xmin::text FROM grid_tile_shape s JOIN grid g ON g.id = s.grid_id "
-                 "WHERE g.code = :g"), {"g": g2},
-        ).scalar_one() == written  # fmt: skip
         conn.execute(text("UPDATE grid SET valid_to = NULL WHERE code = :g"), {"g": g3})
     assert kept_shapes(store)[g3] == before[g3]
     with store.begin() as conn:
