@@ -289,14 +289,67 @@ def _fetch(port: int, headers: str, paths: Sequence[str]) -> list[float]:
     return asyncio.run(run())
 
 
-def _touch_grids(engine: Engine) -> None:
-    """Write one grid without changing it (``grids_version`` renewed, 0003): every cached grid
-    tile is stale from here on, as after any grid edit or a plan's publish. (A household edit
-    that moves no count keeps them, and one that does renews ``grid_households``, which a
-    store migrated before 0022 was amended does not have.)"""
+def _renew_every_grid_tile(engine: Engine) -> None:
+    """Write one worker without changing it: ``table_version['worker']`` is renewed and with it
+    the key of every grid tile (they show workers' names; migration 0029), so each tile's next
+    request draws it as the first one did. Before 0029 any grid or household-count edit
+    anywhere did this."""
     with engine.begin() as conn:
-        conn.execute(text("UPDATE grid SET geom = geom WHERE id = (SELECT min(id) FROM grid "
-                          "WHERE valid_to IS NULL)"))  # fmt: skip
+        conn.execute(text("UPDATE worker SET code = code WHERE id = (SELECT min(id) FROM worker)"))
+
+
+_A_HOUSEHOLD = (
+    "SELECT h.id, h.grid_id, (SELECT n.id FROM grid g JOIN grid n ON n.valid_to IS NULL "
+    "AND n.id <> g.id AND ST_Touches(n.geom, g.geom) WHERE g.id = h.grid_id "
+    "ORDER BY n.id LIMIT 1) FROM household h WHERE h.grid_id IS NOT NULL ORDER BY h.id LIMIT 1"
+)
+
+
+def _move_a_household(engine: Engine, back: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Move the first household into a neighbouring grid (two grids' counts move, the edit a
+    city makes all day), or ``back`` (household, grid) where it was; returns how to undo it."""
+    with engine.begin() as conn:
+        if back is None:
+            household, grid, neighbour = conn.execute(text(_A_HOUSEHOLD)).one()
+            back, to = (household, grid), neighbour
+        else:
+            to = back[1]
+        conn.execute(text("UPDATE household SET grid_id = :g WHERE id = :h"),
+                     {"g": to, "h": back[0]})  # fmt: skip
+    return back
+
+
+_Keys = tuple[list[tuple[Any, ...]], list[float]]
+
+
+def _grid_tile_keys(engine: Engine, paths: Sequence[str]) -> _Keys:
+    """Each tile's key as the API reads it before serving it (0029's
+    :data:`api.tile_cache.GRID_TILE_KEY`) and the milliseconds that read takes, median of 3."""
+    from api.tile_cache import GRID_TILE_KEY, GRID_TILE_TABLES, grid_tile_envelope
+
+    async def run() -> _Keys:
+        import asyncpg
+
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        keys, ms = [], []
+        try:
+            await conn.execute("SET jit = off")
+            for path in paths:
+                envelope = grid_tile_envelope(path.removeprefix("/ogc"))
+                assert envelope is not None, path
+                times = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    row = await conn.fetchrow(GRID_TILE_KEY, *envelope, list(GRID_TILE_TABLES))
+                    times.append((time.perf_counter() - start) * 1000)
+                keys.append((*row[:3], tuple(row[3])))
+                ms.append(statistics.median(times))
+        finally:
+            await conn.close()
+        return keys, ms
+
+    return asyncio.run(run())
 
 
 def _tile_sql(engine: Engine, paths: Sequence[str]) -> dict[str, list[float]]:
@@ -354,30 +407,50 @@ def _tile_sql(engine: Engine, paths: Sequence[str]) -> dict[str, list[float]]:
 
 
 def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
-    """Tile latency by zoom over HTTP, both stores: cold (each tile's first request after a
-    grid was written, so the API's tile cache (:mod:`api.tile_cache`) holds nothing valid and
-    PostgreSQL renders it; the connection and the statement plans are warm from a first pass,
-    and the server has finished what the grid write set off, its ``/locate`` index rebuilt)
-    and warm (``repeat`` more requests of each, served from the cache). Then, for the same
-    tiles, PostgreSQL's time alone for tipg's own query against the one the API now sends
-    (:mod:`api.grid_tiles`), and the ratio."""
+    """Tile latency by zoom over HTTP, both stores, three ways. **Cold**: each tile's first
+    request after a write to the workers (whose names every grid tile shows), so the API's
+    tile cache (:mod:`api.tile_cache`) holds nothing valid and PostgreSQL draws every tile;
+    the connection and the statement plans are warm from a first pass, and the server has
+    finished what the write set off. **Warm**: ``repeat`` more requests of each, from memory.
+    **After one household moved** into a neighbouring grid: since 0029 a grid tile is keyed on
+    the grids under it, so only the tiles over those two grids are drawn again (how many of
+    the sample is counted from the keys before and after, as the API reads them); before, any
+    such edit anywhere made every tile cold. Then, for the same tiles, PostgreSQL's time
+    alone for tipg's own query against the one the API sends (:mod:`api.grid_tiles`), and
+    for reading a tile's key."""
     all_stores = stores()
     table = _table(f"ogc.grids vector tiles over HTTP, ≤ {per_zoom} tiles per zoom", all_stores)
     cold: dict[str, dict[int, list[float]]] = {}
     warm: dict[str, dict[int, list[float]]] = {}
+    moved: dict[str, dict[int, list[float]]] = {}
+    redrawn: dict[str, dict[int, int]] = {}
+    key_ms: dict[str, dict[int, list[float]]] = {}
     sql: dict[str, dict[int, dict[str, list[float]]]] = {}
     with _servers(all_stores) as servers:
         for s, server in zip(all_stores, servers, strict=True):
             auth = f"Authorization: Bearer {server.token}\r\n"
             paths = _tiles(s.engine, per_zoom)
             _fetch(server.port, auth, [p for z in ZOOMS for p in paths[z]])
-            _touch_grids(s.engine)
+            _renew_every_grid_tile(s.engine)
             _settled(servers, all_stores)
             cold[s.name] = {z: [t * 1000 for t in _fetch(server.port, auth, paths[z])]
                             for z in ZOOMS}  # fmt: skip
             warm[s.name] = {
                 z: [t * 1000 for t in _fetch(server.port, auth, paths[z] * repeat)] for z in ZOOMS
             }
+            before = {z: _grid_tile_keys(s.engine, paths[z])[0] for z in ZOOMS}
+            undo = _move_a_household(s.engine)
+            try:
+                _settled(servers, all_stores)
+                moved[s.name] = {z: [t * 1000 for t in _fetch(server.port, auth, paths[z])]
+                                 for z in ZOOMS}  # fmt: skip
+                after = {z: _grid_tile_keys(s.engine, paths[z]) for z in ZOOMS}
+            finally:
+                _move_a_household(s.engine, back=undo)
+            redrawn[s.name] = {
+                z: sum(a != b for a, b in zip(after[z][0], before[z], strict=True)) for z in ZOOMS
+            }
+            key_ms[s.name] = {z: after[z][1] for z in ZOOMS}
             sql[s.name] = {z: _tile_sql(s.engine, paths[z]) for z in ZOOMS}
     for z in ZOOMS:
         for label, ms in (("cold", cold), ("warm", warm)):
@@ -387,6 +460,14 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
             p99 = float(np.percentile(mega, 99))
             _row(table, f"z{z} {label} p99", p99, float(np.percentile(one, 99)), "ms",
                  "≤ 20 ms " + ("✔" if p99 <= 20 else "✘"))  # fmt: skip
+        mega, one = moved["megacity"][z], moved["one district"][z]
+        p99 = float(np.percentile(mega, 99))
+        drawn = f"{redrawn['megacity'][z]} | {redrawn['one district'][z]}"
+        _row(table, f"z{z} after one household moved, p99 ({drawn} tiles drawn again)",
+             p99, float(np.percentile(one, 99)), "ms",
+             "≤ 20 ms " + ("✔" if p99 <= 20 else "✘"))  # fmt: skip
+        _row(table, f"z{z} after one household moved, p50", float(np.percentile(mega, 50)),
+             float(np.percentile(one, 50)), "ms")  # fmt: skip
         for way, what in (("tipg", "tipg's query (projected per tile)"),
                           ("stored", "stored Web Mercator shapes (0024)")):  # fmt: skip
             mega, one = sql["megacity"][z][way], sql["one district"][z][way]
@@ -395,6 +476,8 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
         one_ratio = max(sql["one district"][z]["tipg"]) / max(sql["one district"][z]["stored"])
         table.add_row(f"⤷ z{z} tipg's ÷ stored shapes (max)", f"{mega_ratio:.2f}×",
                       f"{one_ratio:.2f}×", "", "")  # fmt: skip
+        _row(table, f"z{z} SQL alone, the tile's key (0029), max", max(key_ms["megacity"][z]),
+             max(key_ms["one district"][z]), "ms")  # fmt: skip
     _done(table)
 
 
