@@ -360,14 +360,22 @@ def record_device_reports(db: Db, reports: Sequence[DeviceReports]) -> None:
 
 
 def last_heard(db: Db, elder_ids: Sequence[int]) -> dict[int, tuple[datetime, float | None]]:
-    """Per elder, the newest keep-alive or refused report of their devices and the battery
-    the newest keep-alive gave; elders whose devices never sent one are absent."""
+    """Per elder, when their devices were last heard from (the newest keep-alive or refused
+    report, or the newest receipt of a fix, ``zone_state.last_received_at``: a watch that
+    uploads fixes it kept while out of reach is alive even though those fixes are old) and
+    the battery the newest keep-alive gave; elders never heard from are absent."""
     rows = db.execute(
         text(
             """
-            SELECT DISTINCT ON (elder_id) elder_id, last_heard_at, last_battery FROM device
-            WHERE elder_id = ANY(CAST(:e AS int[])) AND last_heard_at IS NOT NULL
-            ORDER BY elder_id, last_heard_at DESC
+            SELECT e.id, greatest(d.heard, s.last_received_at), d.battery
+            FROM unnest(CAST(:e AS int[])) AS e(id)
+            LEFT JOIN LATERAL (
+                SELECT last_heard_at AS heard, last_battery AS battery FROM device
+                WHERE elder_id = e.id AND last_heard_at IS NOT NULL
+                ORDER BY last_heard_at DESC LIMIT 1
+            ) d ON true
+            LEFT JOIN zone_state s ON s.elder_id = e.id
+            WHERE greatest(d.heard, s.last_received_at) IS NOT NULL
             """
         ),
         {"e": sorted(set(elder_ids))},

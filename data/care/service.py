@@ -800,7 +800,8 @@ def raise_silent(
 ) -> int:
     """One ``no_fix`` alert per consenting elder without a fix for ``no_fix_minutes`` (once
     a spell). Its detail tells a watch that is alive but has no GPS fix (a keep-alive or
-    another report heard within the period: indoors, say) from one that is silent."""
+    another report heard within the period: indoors, say; or old fixes it kept and uploaded
+    late) from one that is silent."""
     cutoff = now - timedelta(minutes=no_fix_minutes)
     alerts: list[q.NewAlert] = []
     contexts = q.silent_zones(session, cutoff=cutoff, epsg=epsg)

@@ -405,20 +405,31 @@ def test_no_fix_tells_a_watch_alive_without_gps_from_a_silent_one(
     lon, lat = district.home_lon, district.home_lat
     indoors = enrol(client, staff["care_staff"], "watch-indoors")
     silent = enrol(client, staff["care_staff"], "watch-silent")
-    for elder in (indoors, silent):
+    late = enrol(client, staff["care_staff"], "watch-late")
+    for elder in (indoors, silent, late):
         device = elder["device_id"]
         r = clients.traccar10(
             client, elder["api_key"], device, NOW - timedelta(minutes=50), lat=lat, lon=lon
         )
         assert r.json()["stored"] == 1
+    # The silent and the indoor watch sent that fix when they took it, 50 minutes ago; the
+    # late one kept it while out of reach and has just uploaded it.
+    with care.begin() as conn:
+        conn.execute(
+            text("UPDATE zone_state SET last_received_at = :t WHERE elder_id = ANY(:e)"),
+            {"t": NOW - timedelta(minutes=50), "e": [indoors["id"], silent["id"]]},
+        )
     beat = clients.traccar10(client, indoors["api_key"], "watch-indoors", NOW, battery=64)
     assert beat.status_code == 200
-    assert care_tasks.run_once(care_app, purge_now=False)["no_fix"] == 2
+    assert care_tasks.run_once(care_app, purge_now=False)["no_fix"] == 3
     [(kind, alive)] = _alerts(care, indoors["id"])
     assert kind == "no_fix" and alive is not None
     assert alive.startswith("watch alive, no GPS fix") and "battery 64%" in alive
     [(kind, quiet)] = _alerts(care, silent["id"])
     assert kind == "no_fix" and quiet is not None and quiet.startswith("watch silent")
+    [(kind, uploaded)] = _alerts(care, late["id"])
+    assert kind == "no_fix" and uploaded is not None
+    assert uploaded.startswith("watch alive, no GPS fix") and "battery" not in uploaded
 
 
 # --------------------------------------------------------------------------- time
