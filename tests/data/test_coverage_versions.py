@@ -247,8 +247,10 @@ def test_the_migration_goes_down_and_up_again(porto: Engine) -> None:
         "coalesce(to_regprocedure('bump_table_version()'), 0))"
     )
     with porto.connect() as conn:
-        # one trigger per event (0026: INSERT, UPDATE, DELETE with their rows; TRUNCATE)
-        assert tuple(conn.execute(objects).one()) == (True, True, 4 * len(WATCHED))
+        # one trigger per event (0026: INSERT, UPDATE, DELETE with their rows; TRUNCATE) on
+        # each table, those of 0021 and worker and community (0029)
+        tables = (*WATCHED, "worker", "community")
+        assert tuple(conn.execute(objects).one()) == (True, True, 4 * len(tables))
     command.downgrade(alembic_config(url), "0020")
     with porto.connect() as conn:
         assert tuple(conn.execute(objects).one()) == (False, False, 0)
