@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -67,56 +69,62 @@ def test_a_connection_cut_mid_transaction_still_raises_the_database_error(db_url
         engine.dispose()
 
 
-def test_the_feed_is_back_within_moments_after_its_connection_dies(db_url: str) -> None:
-    """Caches are off while the feed is away; after PostGIS restarts (down for a fraction of
-    a second) it must not wait a whole retry period before listening again."""
+@dataclass
+class Running:
+    """A started feed on its own engine, and a libpq URL to act on the database beside it."""
+
+    feed: ChangeFeed
+    engine: Engine
+    libpq: str
+
+
+@pytest.fixture
+def running(db_url: str) -> Iterator[Running]:
     engine = make_engine(db_url)
     feed = ChangeFeed.for_engine(engine)
     feed.start()
-    libpq = db_url.replace("postgresql+psycopg", "postgresql")
     try:
         assert feed.live
-        generation, epoch = feed.generation, feed.epoch
-        with psycopg.connect(libpq, autocommit=True) as other:
-            other.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                "query LIKE 'LISTEN gridwork_%' AND datname = current_database()"
-            )
-        killed = time.monotonic()
-        while not (feed.live and feed.generation >= generation + 2):
-            assert time.monotonic() - killed < 0.8, "the feed took a whole retry period"
-            time.sleep(0.005)
-        assert feed.epoch >= epoch + 2  # lost, then back: what the tile cache keeps goes
+        yield Running(feed, engine, db_url.replace("postgresql+psycopg", "postgresql"))
     finally:
         feed.stop()
         engine.dispose()
 
 
-def test_a_write_renews_the_generation_not_the_epoch(db_url: str) -> None:
+def test_the_feed_is_back_within_moments_after_its_connection_dies(running: Running) -> None:
+    """Caches are off while the feed is away; after PostGIS restarts (down for a fraction of
+    a second) it must not wait a whole retry period before listening again."""
+    feed = running.feed
+    generation, epoch = feed.generation, feed.epoch
+    with psycopg.connect(running.libpq, autocommit=True) as other:
+        other.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+            "query LIKE 'LISTEN gridwork_%' AND datname = current_database()"
+        )
+    killed = time.monotonic()
+    while not (feed.live and feed.generation >= generation + 2):
+        assert time.monotonic() - killed < 0.8, "the feed took a whole retry period"
+        time.sleep(0.005)
+    assert feed.epoch >= epoch + 2  # lost, then back: what the tile cache keeps goes
+
+
+def test_a_write_renews_the_generation_not_the_epoch(running: Running) -> None:
     """Caches that check the store themselves (the tile cache) start over only when the feed
     does or the store is restored; every watched write, heard or made here, renews the
     generation, which the others go by."""
-    engine = make_engine(db_url)
-    feed = ChangeFeed.for_engine(engine)
-    feed.start()
-    libpq = db_url.replace("postgresql+psycopg", "postgresql")
-    try:
-        assert feed.live
-        generation, epoch = feed.generation, feed.epoch
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE street SET code = code"))
-        with psycopg.connect(libpq, autocommit=True) as other:
-            other.execute("NOTIFY gridwork_change, 'grid'")
-        waited = time.monotonic()
-        while feed.generation < generation + 2:
-            assert time.monotonic() - waited < 5, "the notice was not heard"
-            time.sleep(0.005)
-        assert feed.epoch == epoch
-        with psycopg.connect(libpq, autocommit=True) as other:
-            other.execute("NOTIFY gridwork_change, 'restore'")
-        while feed.epoch == epoch:
-            assert time.monotonic() - waited < 5, "the restore was not heard"
-            time.sleep(0.005)
-    finally:
-        feed.stop()
-        engine.dispose()
+    feed = running.feed
+    generation, epoch = feed.generation, feed.epoch
+    with running.engine.begin() as conn:
+        conn.execute(text("UPDATE street SET code = code"))
+    with psycopg.connect(running.libpq, autocommit=True) as other:
+        other.execute("NOTIFY gridwork_change, 'grid'")
+    waited = time.monotonic()
+    while feed.generation < generation + 2:
+        assert time.monotonic() - waited < 5, "the notice was not heard"
+        time.sleep(0.005)
+    assert feed.epoch == epoch
+    with psycopg.connect(running.libpq, autocommit=True) as other:
+        other.execute("NOTIFY gridwork_change, 'restore'")
+    while feed.epoch == epoch:
+        assert time.monotonic() - waited < 5, "the restore was not heard"
+        time.sleep(0.005)
