@@ -252,17 +252,19 @@ class _Tiles(Collector):
     """The vector tiles this process served from memory or had drawn, and what it keeps."""
 
     def __init__(self, cache: TileCache) -> None:
-        self.values = (cache.hits, cache.misses, len(cache), cache.size)
+        self.values = (cache.hits, cache.unchanged, cache.misses, len(cache), cache.size)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        hits, misses, tiles, size = self.values
+        hits, unchanged, misses, tiles, size = self.values
         served = CounterMetricFamily(
             "gridwork_tile_cache_requests",
-            "OGC vector tiles asked for while the cache was on: served from memory (hit) or "
-            "drawn by PostgreSQL (miss, as the first time and after what the tile shows changed)",
+            "OGC vector tiles asked for while the cache was on: served from memory (hit; "
+            "unchanged: after a change elsewhere, the grids under it checked) or drawn by "
+            "PostgreSQL (miss, as the first time and after what the tile shows changed)",
             labels=["result"],
         )
         served.add_metric(["hit"], hits)
+        served.add_metric(["unchanged"], unchanged)
         served.add_metric(["miss"], misses)
         yield served
         yield GaugeMetricFamily("gridwork_tile_cache_tiles", "Tiles kept in memory", value=tiles)

@@ -290,12 +290,14 @@ def _fetch(port: int, headers: str, paths: Sequence[str]) -> list[float]:
 
 
 def _renew_every_grid_tile(engine: Engine) -> None:
-    """Write one worker without changing it: ``table_version['worker']`` is renewed and with it
-    the key of every grid tile (they show workers' names; migration 0029), so each tile's next
-    request draws it as the first one did. Before 0029 any grid or household-count edit
-    anywhere did this."""
+    """Write one community without changing it: ``table_version['community']`` is renewed
+    and with it the key of every grid tile (they show community codes; migration 0029), so
+    each tile's next request draws it as the first one did. Before 0029 any grid or
+    household-count edit anywhere did this. (Not a worker: the megacity has none.)"""
     with engine.begin() as conn:
-        conn.execute(text("UPDATE worker SET code = code WHERE id = (SELECT min(id) FROM worker)"))
+        conn.execute(
+            text("UPDATE community SET code = code WHERE id = (SELECT min(id) FROM community)")
+        )
 
 
 _A_HOUSEHOLD = (
@@ -408,14 +410,15 @@ def _tile_sql(engine: Engine, paths: Sequence[str]) -> dict[str, list[float]]:
 
 def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
     """Tile latency by zoom over HTTP, both stores, three ways. **Cold**: each tile's first
-    request after a write to the workers (whose names every grid tile shows), so the API's
+    request after a write to the communities (whose codes every grid tile shows), so the API's
     tile cache (:mod:`api.tile_cache`) holds nothing valid and PostgreSQL draws every tile;
     the connection and the statement plans are warm from a first pass, and the server has
     finished what the write set off. **Warm**: ``repeat`` more requests of each, from memory.
-    **After one household moved** into a neighbouring grid: since 0029 a grid tile is keyed on
-    the grids under it, so only the tiles over those two grids are drawn again (how many of
-    the sample is counted from the keys before and after, as the API reads them); before, any
-    such edit anywhere made every tile cold. Then, for the same tiles, PostgreSQL's time
+    **After one household moved** into a neighbouring grid: since 0029 a grid tile is kept
+    with the key of the grids under it, read when the versions moved, so only the tiles over
+    those two grids are drawn again (how many of the sample is counted from the keys before
+    and after, as the API reads them), the others served after that read; before, any such
+    edit anywhere made every tile cold. Then, for the same tiles, PostgreSQL's time
     alone for tipg's own query against the one the API sends (:mod:`api.grid_tiles`), and
     for reading a tile's key."""
     all_stores = stores()

@@ -140,14 +140,17 @@ def test_gauges_are_read_at_scrape_time(client: TestClient, admin: dict[str, str
 def test_tile_cache_hits_and_misses(client: TestClient, admin: dict[str, str]) -> None:
     """A tile drawn once and then served from memory: one miss, one hit, its bytes kept."""
 
-    def tiles(samples: dict) -> tuple[float, float, float]:
+    def tiles(samples: dict) -> tuple[float, ...]:
+        requests = "gridwork_tile_cache_requests_total"
         return (
-            samples[("gridwork_tile_cache_requests_total", frozenset({("result", "hit")}))],
-            samples[("gridwork_tile_cache_requests_total", frozenset({("result", "miss")}))],
+            *(samples[(requests, frozenset({("result", r)}))] for r in ("hit", "miss")),
             samples[("gridwork_tile_cache_bytes", frozenset())],
         )
 
     hits, misses, size = tiles(scrape(client, admin))
+    assert ("gridwork_tile_cache_requests_total", frozenset({("result", "unchanged")})) in (
+        scrape(client, admin)
+    )
     path = "/ogc/collections/ogc.communities/tiles/WebMercatorQuad/14/7800/6133"
     for _ in range(2):
         assert client.get(path, headers=admin).status_code == 200
