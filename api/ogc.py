@@ -227,12 +227,26 @@ class LoopPools:
             asyncio.AbstractEventLoop, dict[str, asyncio.Task[asyncpg.Pool]]
         ] = weakref.WeakKeyDictionary()
         self._chosen: contextvars.ContextVar[asyncpg.Pool] = contextvars.ContextVar("ogc_pool")
+        self._epochs: dict[int, int | None] = {}  # id(pool) → the feed's epoch it serves
 
-    async def ready(self, engine: Engine, *, standby: bool = False) -> asyncpg.Pool:
+    async def ready(
+        self, engine: Engine, *, standby: bool = False, epoch: int | None = None
+    ) -> asyncpg.Pool:
         """This loop's pool to ``engine``'s database (same server and credentials), the one
         the request's queries use from now on. A standby's connections skip tipg's catalog
         functions, which a hot standby refuses to create: the catalog is read on the
-        primary (:func:`_refresh_catalog`)."""
+        primary (:func:`_refresh_catalog`). ``epoch``: the change feed's
+        (:attr:`data.changes.ChangeFeed.epoch`); when it moved (a restore, or the feed lost
+        and found the database) the pool's connections are replaced as they come back, since
+        their prepared statements may name tables the restore dropped."""
+        pool = await self._pool(engine, standby=standby)
+        if self._epochs.setdefault(id(pool), epoch) != epoch:
+            self._epochs[id(pool)] = epoch
+            await pool.expire_connections()
+        self._chosen.set(pool)
+        return pool
+
+    async def _pool(self, engine: Engine, *, standby: bool) -> asyncpg.Pool:
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         task = pools.get(dsn)
@@ -249,12 +263,11 @@ class LoopPools:
 
             task = pools[dsn] = asyncio.get_running_loop().create_task(create())
         try:
-            pool = await task
+            pool: asyncpg.Pool = await task
         except BaseException:
             if pools.get(dsn) is task:  # a server that was down: try again next time
                 del pools[dsn]
             raise
-        self._chosen.set(pool)
         return pool
 
     def acquire(self) -> Any:
@@ -286,7 +299,7 @@ async def _standby_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def _read_from_standby(pools: LoopPools, state: AppState) -> None:
+async def _read_from_standby(pools: LoopPools, state: AppState, epoch: int | None) -> None:
     """Switch the request to the standby's pool while reads may go there (the layers and
     tiles are not personal: :mod:`data.replica`); one that cannot be reached is marked down
     and the request stays on the primary's."""
@@ -294,7 +307,7 @@ async def _read_from_standby(pools: LoopPools, state: AppState) -> None:
     if reads is None or reads.engine() is not reads.standby:
         return
     try:
-        await pools.ready(reads.standby, standby=True)
+        await pools.ready(reads.standby, standby=True, epoch=epoch)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reads.fall_back(exc)
 
@@ -369,9 +382,13 @@ class DistrictWideOnly:
             await _problem_for(exc)(scope, receive, send)
             return
         state = app_state(request)
-        await self.app.state.pool.ready(state.engine)
+        epoch = None if state.changes is None else state.changes.epoch
+        if getattr(self.app.state, "catalog_epoch", epoch) != epoch:
+            self.app.state.collection_catalog = None  # a restore: read the catalog again
+        self.app.state.catalog_epoch = epoch
+        await self.app.state.pool.ready(state.engine, epoch=epoch)
         await _refresh_catalog(self.app)  # on the primary: tipg's catalog functions
-        await _read_from_standby(self.app.state.pool, state)
+        await _read_from_standby(self.app.state.pool, state, epoch)
         try:
             check_request(
                 _route_path(scope),

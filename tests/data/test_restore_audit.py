@@ -46,6 +46,14 @@ def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
     return check()
 
 
+#: Layers and a tile of the OGC app (tipg on its own asyncpg pool), asked before and after.
+OGC = (
+    "/ogc/collections/ogc.grids/items?limit=5",
+    "/ogc/collections/ogc.communities/items?limit=5",
+    "/ogc/collections/ogc.grids/tiles/WebMercatorQuad/14/7800/6133",
+)
+
+
 @dataclass
 class Scenario:
     app: FastAPI
@@ -94,6 +102,8 @@ def scenario(
         for _ in range(6):  # a server in use: the same statements again and again
             assert client.get(f"/plans/{plan_id}", headers=admin).status_code == 200
             assert client.get("/checks", headers=admin).status_code == 200
+            for path in OGC:
+                assert client.get(path, headers=admin).status_code == 200, path
 
         result = runner.invoke(cli, ["backup", str(archive)])
         assert result.exit_code == 0, result.output
@@ -120,6 +130,15 @@ def test_a_running_server_answers_after_a_restore_without_a_restart(scenario: Sc
     ), client.get(f"/plans/{scenario.plan_id}", headers=admin).text
     assert client.get("/checks", headers=admin).status_code == 200
     assert client.get("/plans", headers=admin).status_code == 200
+
+
+def test_the_ogc_layers_and_tiles_answer_after_a_restore(scenario: Scenario) -> None:
+    """tipg's own connections (asyncpg, statements prepared on tables the restore dropped)
+    are made anew, as the app's are."""
+    client, admin = scenario.client, scenario.admin
+    for path in OGC:
+        r = client.get(path, headers=admin)
+        assert r.status_code == 200, (path, r.text)
 
 
 def test_a_key_the_restored_state_does_not_hold_stops_working(scenario: Scenario) -> None:
