@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,10 +53,17 @@ from api.security import (
 )
 from api.state import AppState, app_state
 from data.changes import ChangeFeed
-from data.db import app_database_url, database_url, make_engine, migrate
+from data.db import (
+    app_database_url,
+    database_url,
+    make_engine,
+    migrate,
+    serving_role_problem,
+)
 from data.replica import ReadReplica
 from data.settings import Settings
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "maps" / "static"
 
 
@@ -71,6 +79,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             migrate(database_url(settings))  # as the owner of the tables
             # ... and serve as the app's own role: no owner, no superuser (least privilege).
             state.database = make_engine(app_database_url(settings, start=False))
+            problem = await anyio.to_thread.run_sync(serving_role_problem, state.database)
+            if problem:  # DATABASE_URL without GRIDWORK_APP_DATABASE_URL (README)
+                log.warning(
+                    "%s: it could erase the audit log; set GRIDWORK_APP_DATABASE_URL to the "
+                    "app's own role (README, 'least privilege')",
+                    problem,
+                )
         if settings.read_database_url:  # non-personal reads on a hot standby (data.replica)
             state.reads = ReadReplica.for_url(
                 state.engine, settings.read_database_url, max_lag_s=settings.read_max_lag_s

@@ -11,7 +11,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from data.cluster import LocalCluster, drop_database, ensure_database
@@ -45,6 +45,26 @@ def app_database_url(settings: Settings, *, start: bool = True) -> str:
     if start:
         cluster.up()
     return cluster.app_url()
+
+
+_TOO_STRONG = text(
+    "SELECT r.rolsuper, EXISTS (SELECT FROM pg_class c JOIN pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.relowner = r.oid AND n.nspname = 'public') "
+    "FROM pg_roles r WHERE r.rolname = current_user"
+)
+
+
+def serving_role_problem(engine: Engine) -> str | None:
+    """Why the role ``engine`` connects as is too strong to serve the API (a superuser, or
+    the owner of gridwork's tables: it could erase the audit log), or None."""
+    with engine.connect() as conn:
+        superuser, owner = conn.execute(_TOO_STRONG).one()
+        role = conn.execute(text("SELECT current_user")).scalar_one()
+    if superuser:
+        return f"the server connects as {role}, a superuser"
+    if owner:
+        return f"the server connects as {role}, the owner of gridwork's tables"
+    return None
 
 
 def make_engine(url: str, *, connect_args: Mapping[str, object] | None = None) -> Engine:

@@ -23,7 +23,7 @@ from api.security import hash_password
 from api.state import app_state
 from data.access.queries import create_user
 from data.cluster import APP_ROLE, LocalCluster
-from data.db import make_engine, transaction
+from data.db import make_engine, serving_role_problem, transaction
 from data.models import Role
 from data.settings import Settings
 from tests.api.conftest import PASSWORD, make_settings
@@ -231,3 +231,16 @@ def test_the_app_role_makes_and_drops_position_partitions_and_nothing_more(
     for _name, definer, owner, config, public in rows:
         assert definer and owner != APP_ROLE and not public
         assert "search_path=pg_catalog, public, pg_temp" in config
+
+
+def test_a_server_serving_as_the_owner_is_told_why_not(app_engine: Engine, porto_url: str) -> None:
+    """The server warns at start when it connects as a superuser or the tables' owner (a
+    DATABASE_URL without GRIDWORK_APP_DATABASE_URL); the app's own role passes."""
+    assert serving_role_problem(app_engine) is None
+    owner = make_engine(porto_url)
+    try:
+        problem = serving_role_problem(owner)
+    finally:
+        owner.dispose()
+    assert problem is not None and problem.startswith("the server connects as ")
+    assert "superuser" in problem or "owner of gridwork's tables" in problem
