@@ -348,12 +348,29 @@ class _Parents(NamedTuple):
 def _gaps(geoms: np.ndarray, parents: _Parents, level: str, tol: _Tolerance) -> list[TopologyIssue]:
     """Parts of each parent that none of its children cover (a parent with no child is one gap)."""
     issues: list[TopologyIssue] = []
+    order = np.argsort(parents.idx, kind="stable")
+    starts = np.searchsorted(parents.idx[order], np.arange(len(parents.geoms) + 1))
     for p, parent in enumerate(parents.geoms):
-        union = shapely.union_all(geoms[parents.idx == p])
+        union = _union(geoms[order[starts[p] : starts[p + 1]]])
         issues += _issues_for(
             shapely.difference(parent, union), "gap", level, (str(parents.codes[p]),), tol
         )
     return issues
+
+
+def _union(geoms: np.ndarray) -> BaseGeometry:
+    """The union of one parent's children. Where they form a valid coverage (no overlaps,
+    shared edges matched vertex for vertex, as a planner's grids do) GEOS's coverage union,
+    which only drops the shared edges: with the check of the coverage first, ~3× faster than
+    the general overlay for the megacity's communities (over half of the checks' time at
+    full size). Anything else (overlaps, edges that do not match) takes the general one."""
+    if len(geoms) > 1:
+        try:
+            if shapely.coverage_is_valid(geoms):
+                return shapely.coverage_union_all(geoms)
+        except shapely.errors.GEOSException:
+            pass
+    return shapely.union_all(geoms)
 
 
 def _outside(

@@ -98,6 +98,34 @@ def test_gap_is_found_with_its_area_and_place() -> None:
     assert box(10, 10, 12, 20).contains(issue.location)
 
 
+@pytest.mark.parametrize("matched", [True, False], ids=["edges matched", "edges not matched"])
+def test_a_hole_among_children_is_one_gap_however_their_edges_meet(matched: bool) -> None:
+    """A 2 m square hole in the middle of P, between the four children. With their shared
+    edges matched vertex for vertex they are a valid coverage (GEOS's coverage union);
+    with a vertex on B's edge that A lacks they are not (the general union): one gap of
+    4 m² either way.
+
+    20 +----+----+
+       | C  | D  |
+    11 +--+-+-+--+
+       |  |##|  |      the hole: 9–11 × 9–11
+     9 +--+-+-+--+
+       | A  | B  |
+     0 +----+----+
+    """
+    hole = box(9, 9, 11, 11)
+    polys = {code: shapely.difference(p, hole) for code, p in _tiling().items()}
+    if not matched:
+        b = polys["B"]
+        polys["B"] = Polygon([(10, 0), (20, 0), (20, 10), (11, 10), (11, 9), (10, 9), (10, 4)])
+        assert polys["B"].equals(b)
+    assert bool(shapely.coverage_is_valid(list(polys.values()))) is matched
+    [issue] = _check(polys)
+    assert issue.kind == "gap" and issue.codes == ("P",)
+    assert issue.area_m2 == pytest.approx(4.0)
+    assert hole.contains(issue.location)
+
+
 def test_child_sticking_out_of_its_parent() -> None:
     """D runs 5 m past the right edge of P.
 
