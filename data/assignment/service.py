@@ -623,11 +623,17 @@ def _assign_written(db: Db, table: str, keys: Sequence[str], *, index: GridIndex
 
 # --- the check: stored assignment against PostGIS ----------------------------------------
 
+# The covering grid as grid_covering() (0011) finds it, written as a join: the function is
+# run as a query of its own for every point (not inlined), 2.5× the time for the district's
+# 146,112 households, and most of the checks' time at the megacity's 10 M.
 _COVERING = """
 SELECT p.id, p.{key} AS key, p.grid_id, p.snapped, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
        c.id AS expected, c.code AS expected_code, s.code AS stored_code
 FROM {table} p
-LEFT JOIN grid c ON c.id = grid_covering(p.geom)
+LEFT JOIN LATERAL (
+    SELECT g.id, g.code FROM grid g WHERE ST_Covers(g.geom, p.geom) AND g.valid_to IS NULL
+    ORDER BY g.code COLLATE "C" LIMIT 1
+) c ON true
 LEFT JOIN grid s ON s.id = p.grid_id
 WHERE (c.id IS NOT NULL AND (p.grid_id IS DISTINCT FROM c.id OR p.snapped))
    OR (c.id IS NULL AND (p.grid_id IS NOT NULL

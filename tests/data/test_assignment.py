@@ -166,6 +166,43 @@ def test_shared_vertex_goes_to_the_lowest_code(porto: Engine) -> None:
     assert not placed.snapped[0]
 
 
+def test_the_check_expects_the_lowest_code_on_a_shared_vertex(porto: Engine) -> None:
+    """A household on a vertex three grids share, stored in the highest of them: the check
+    names the lowest as expected (the rule of grid_covering() and of the index)."""
+    with porto.connect() as conn:
+        lon, lat, codes = conn.execute(
+            text(
+                'SELECT ST_X(v.geom), ST_Y(v.geom), array_agg(g.code ORDER BY g.code COLLATE "C") '
+                "FROM (SELECT DISTINCT (ST_DumpPoints(geom)).geom FROM grid) v "
+                "JOIN grid g ON ST_Covers(g.geom, v.geom) GROUP BY 1, 2 "
+                "HAVING count(*) >= 3 ORDER BY 1, 2 LIMIT 1"
+            )
+        ).one()
+        household, geom, grid, snapped = conn.execute(
+            text("SELECT id, geom, grid_id, snapped FROM household ORDER BY id LIMIT 1")
+        ).one()
+    move = text(
+        "UPDATE household SET geom = ST_SetSRID(ST_MakePoint(:x, :y), 4326), snapped = false, "
+        "grid_id = (SELECT id FROM grid WHERE code = :g) WHERE id = :h"
+    )
+    try:
+        with transaction(porto) as session:
+            session.execute(move, {"x": lon, "y": lat, "g": codes[-1], "h": household})
+        with porto.connect() as conn:
+            [wrong] = assignment_mismatches(conn)
+        assert (wrong.stored, wrong.expected) == (codes[-1], codes[0])
+        with transaction(porto) as session:
+            session.execute(move, {"x": lon, "y": lat, "g": codes[0], "h": household})
+        with porto.connect() as conn:
+            assert assignment_mismatches(conn) == []
+    finally:
+        with transaction(porto) as session:
+            session.execute(
+                text("UPDATE household SET geom = :geom, grid_id = :g, snapped = :s WHERE id = :h"),
+                {"geom": geom, "g": grid, "s": snapped, "h": household},
+            )
+
+
 def test_outside_points_snap_within_tolerance_and_stay_unassigned_beyond(
     porto: Engine, tmp_path: Path
 ) -> None:
