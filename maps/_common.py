@@ -84,8 +84,8 @@ def feature_collection_text(
     """GeoJSON text with only `columns` (those present), JSON-native values and display
     geometry.
 
-    Written by GEOS (``shapely.to_geojson``) a geometry array at a time: a Python dict per
-    vertex was a tenth of a second for a district-wide coordinator's grids. Nor
+    Written by GEOS (``shapely.to_geojson``) a geometry array at a time rather than a Python
+    object per vertex (thousands of grids on a district-wide coordinator's page), and not
     ``__geo_interface__``, which adds a bbox to every feature and keeps numpy scalars. Feature
     ids are row positions, so output order follows input order; empty geometries are left out.
     """

@@ -2,10 +2,11 @@
 
 folium's ``GeoJson`` calls the Python style function on every feature, groups the features by
 the resulting style into a ``switch`` over feature ids, and puts the whole GeoJSON inside the
-layer's script, which branca then compiles once more as a Jinja template. For a district-wide
-coordinator's 5,814 grids that was over half of the page's time (issue 19). Here the style
-is looked up in the browser from a small table keyed by one property (``_colour``: a grid's
-class), and the data goes into the page as plain text after the layer's script.
+layer's script, which branca then compiles once more as a Jinja template. Here the style is
+looked up in the browser from a small table keyed by one property (``_colour``: a grid's
+class), and the data goes into the page as plain text after the layer's script. With both
+gone, the grid page of a district-wide coordinator of the full megacity (5,814 grids) takes
+0.39 s instead of 1.18 s (``python -m bench.megacity grid-page``, docs/scale.md).
 """
 
 from __future__ import annotations

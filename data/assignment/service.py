@@ -624,8 +624,9 @@ def _assign_written(db: Db, table: str, keys: Sequence[str], *, index: GridIndex
 # --- the check: stored assignment against PostGIS ----------------------------------------
 
 # The covering grid as grid_covering() (0011) finds it, written as a join: the function is
-# run as a query of its own for every point (not inlined), 2.5× the time for the district's
-# 146,112 households, and most of the checks' time at the megacity's 10 M.
+# run as a query of its own for every point (a SQL function with LIMIT is not inlined). The
+# one district's comparison took 3.45 s this way, 6.3-9.0 s before (``bench.megacity
+# checks``, docs/scale.md); at the megacity's 10 M households ST_Covers itself dominates.
 _COVERING = """
 SELECT p.id, p.{key} AS key, p.grid_id, p.snapped, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat,
        c.id AS expected, c.code AS expected_code, s.code AS stored_code
