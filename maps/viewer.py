@@ -1,6 +1,6 @@
 """A vector-tile viewer: MapLibre GL JS over gridwork's own MVT endpoint, nothing else.
 
-The style has only our three vector sources (grids, roads, facilities from ``/ogc``), no
+The style has only our own vector sources (streets, grids, roads, facilities from ``/ogc``), no
 glyphs, no sprite and no symbol layers, so the page needs no font or icon server; MapLibre
 itself is vendored (``maps/static/maplibre/``, an ES module whose worker is a same-origin
 module script, which the pages' Content-Security-Policy allows). Hovering a grid shows its
@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from maps.base import OSM_ATTRIBUTION_HTML, Bounds
-from maps.grids import ABOVE, BELOW, WITHIN
+from maps.grids import ABOVE, BELOW, COMMUNITY_OUTLINE, WITHIN
 from maps.style import NO_DATA_COLOUR, OTHER_COLOUR, categorical_colours
 from maps.words import Gettext, english
 
@@ -23,6 +23,17 @@ MAPLIBRE_VERSION = "6.17.0"
 TILES = "/ogc/collections/ogc.{layer}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
 SOURCE_LAYER = "default"
 """tipg names every tile's layer 'default' (TIPG_SET_MVT_LAYERNAME unset)."""
+
+STREET_OUTLINE = COMMUNITY_OUTLINE
+"""The streets' (街道) outlines: the dark line the Leaflet maps draw around communities."""
+
+GRID_MINZOOM = 10
+"""The lowest zoom whose grid tiles the viewer asks for. tipg puts at most 10,000 features in
+a tile (``ORDER BY id LIMIT 10000``): at the megacity's density (~0.21 km² a grid) a z9 tile
+holds ~16,000 grids and would come back cut off, a z10 tile up to ~6,200. Below it a grid is
+a few pixels wide; the streets' outlines and a hint to zoom in are shown instead."""
+ROAD_MINZOOM = 11
+"""The same for the road segments: ~11,000 in a z10 tile of the megacity, ~2,800 at z11."""
 
 
 def viewer_style(
@@ -48,11 +59,11 @@ def viewer_style(
         ABOVE,
     ]
 
-    def source(layer: str) -> dict[str, Any]:
+    def source(layer: str, minzoom: int = 0) -> dict[str, Any]:
         return {
             "type": "vector",
             "tiles": [TILES.format(layer=layer)],
-            "minzoom": 0,
+            "minzoom": minzoom,
             "maxzoom": maxzoom,
             "attribution": OSM_ATTRIBUTION_HTML,
         }
@@ -60,7 +71,12 @@ def viewer_style(
     return {
         "version": 8,
         "name": "gridwork",
-        "sources": {name: source(name) for name in ("grids", "roads", "facilities")},
+        "sources": {
+            "streets": source("streets"),
+            "grids": source("grids", GRID_MINZOOM),
+            "roads": source("roads", ROAD_MINZOOM),
+            "facilities": source("facilities"),
+        },
         "layers": [
             {"id": "background", "type": "background", "paint": {"background-color": "#f4f3ef"}},
             {
@@ -83,6 +99,13 @@ def viewer_style(
                 "source": "grids",
                 "source-layer": SOURCE_LAYER,
                 "paint": {"line-color": "#d94801", "line-width": 1.2},
+            },
+            {
+                "id": "streets-line",
+                "type": "line",
+                "source": "streets",
+                "source-layer": SOURCE_LAYER,
+                "paint": {"line-color": STREET_OUTLINE, "line-width": 2},
             },
             {
                 "id": "facilities",
@@ -109,13 +132,17 @@ _PAGE = """<!doctype html>
 .gw-viewer{position:relative;height:calc(100vh - 16rem);min-height:20rem;
 border:1px solid #d5dbe3;border-radius:6px;overflow:hidden}
 #map{position:absolute;inset:0;margin:0}
+.gw-zoom-hint{position:absolute;top:.6rem;left:50%;transform:translateX(-50%);z-index:2;
+background:rgba(255,255,255,.94);border:1px solid #d5dbe3;border-radius:4px;
+padding:.3rem .7rem;font-size:.9rem}
 .gw-key{display:flex;flex-wrap:wrap;gap:.2rem 1.2rem;align-items:center;margin-top:.5rem;
 font-size:.85rem}
 .gw-key i{display:inline-block;width:12px;height:10px;margin-right:4px;border:1px solid #777}
 .gw-key i.line{height:0;border:0;border-top:3px solid}
 .gw-key i.circle{width:10px;height:10px;border-radius:50%;border-color:#333}
 .gw-key b{flex-basis:100%;margin-top:.3rem}
-</style></head><body><div class="gw-viewer"><div id="map"></div></div>
+</style></head><body><div class="gw-viewer"><div id="map"></div>
+<div class="gw-zoom-hint" id="gw-zoom-hint" role="status" hidden>__GW_ZOOM_HINT__</div></div>
 <div class="gw-key gridwork-legend" id="gw-key" role="group" aria-label="__GW_LEGEND__"></div>
 <script type="module">
 import * as maplibregl from "__GW_STATIC__/maplibre/maplibre-gl.mjs";
@@ -157,6 +184,15 @@ map.on("mousemove", "grids-fill", (e) => {
   map.getCanvas().style.cursor = "pointer";
 });
 map.on("mouseleave", "grids-fill", () => { popup.remove(); map.getCanvas().style.cursor = ""; });
+map.on("zoomstart", () => popup.remove());  // a grid's words stay only over it
+const hint = document.getElementById("gw-zoom-hint");
+// A vector source's tiles are 512 px unless it says otherwise: its tile zoom z is drawn from
+// map zoom z + 1, so below that map zoom the grid tiles are not asked for.
+const grids = style.sources.grids;
+const gridZoom = grids.minzoom + Math.log2((grids.tileSize || 512) / 256);
+const showHint = () => { hint.hidden = map.getZoom() >= gridZoom; };
+map.on("load", showHint);
+map.on("zoomend", showHint);
 map.once("idle", () => { window.gwReady = true; });
 map.on("error", (e) => { window.gwErrors = (window.gwErrors || []).concat(String(e.error)); });
 </script></body></html>"""
@@ -189,6 +225,7 @@ def viewer_page(
         [_("no households"), NO_DATA_COLOUR, "fill"],
         [_("Lines"), "", "title"],
         [_("grid boundary"), "#d94801", "line"],
+        [_("street boundary"), STREET_OUTLINE, "line"],
         [_("road"), "#8c8c8c", "line"],
     ]
     words = [
@@ -210,6 +247,7 @@ def viewer_page(
         .replace("__GW_BOUNDS__", js([[west, south], [east, north]]))
         .replace("__GW_TITLE__", escape(_("Vector-tile viewer")))
         .replace("__GW_LEGEND__", escape(_("Legend")))
+        .replace("__GW_ZOOM_HINT__", escape(_("Zoom in to see the grids")))
         .replace("__GW_KEY__", js(key))
         .replace("__GW_WORDS__", js(words))
         .replace("__GW_STYLE__", js(style))  # last: it holds imported names

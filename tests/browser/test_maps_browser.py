@@ -210,8 +210,26 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     page.mouse.move(x, y)
     page.wait_for_selector(".gw-popup")
     assert code in page.locator(".gw-popup").inner_text()
+    assert page.locator("#gw-zoom-hint").is_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+
+    # Zoomed out to a whole city: no grid tile is asked for (it would come back cut off at
+    # 10,000 grids), the hint says to zoom in, the streets' outlines stay.
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.evaluate("window.gwReady = false; gwMap.jumpTo({zoom: 8});"
+                  " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not page.evaluate("window.gwReady === true"):
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(200)
+    assert page.locator("#gw-zoom-hint").is_visible()
+    assert page.locator(".gw-popup").count() == 0  # no grid's words left over the city
+    assert not [u for u in asked if "ogc.grids/tiles" in u]
+    assert page.evaluate("gwMap.queryRenderedFeatures({layers: ['grids-fill']}).length") == 0
+    assert page.evaluate("gwMap.queryRenderedFeatures({layers: ['streets-line']}).length") > 0
+    page.screenshot(path=str(ARTIFACTS / "viewer-zoomed-out.png"))
 
 
 def test_maps_show_the_ground_roads_names_and_buildings(session: Session, strips: Gridded) -> None:

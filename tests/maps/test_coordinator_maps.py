@@ -24,7 +24,7 @@ from maps.base import assert_offline
 from maps.coverage import UNCOVERED, coverage_map, share_colour
 from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map
 from maps.incidents import incident_map
-from maps.viewer import viewer_page
+from maps.viewer import GRID_MINZOOM, ROAD_MINZOOM, viewer_page, viewer_style
 
 LON, LAT, STEP = -8.61, 41.145, 0.0012
 
@@ -142,6 +142,17 @@ def test_empty_inputs_are_refused() -> None:
         incident_map(empty, days=7, asset_mode="url")
     with pytest.raises(ValueError, match="at least one"):
         workload_map(empty, pd.DataFrame(columns=["worker_code"]), asset_mode="url")
+
+
+def test_viewer_asks_for_grids_and_roads_only_where_a_tile_holds_them_all() -> None:
+    """tipg cuts a tile off at 10,000 features: below GRID_MINZOOM (ROAD_MINZOOM) a tile of
+    a city would come back partly empty, so the viewer does not ask for it; the streets'
+    outlines are drawn at every zoom."""
+    style = viewer_style(kinds=["clinic"], household_min=150, household_max=180)
+    zooms = {name: source["minzoom"] for name, source in style["sources"].items()}
+    assert zooms == {"streets": 0, "grids": GRID_MINZOOM, "roads": ROAD_MINZOOM, "facilities": 0}
+    assert 0 < GRID_MINZOOM <= ROAD_MINZOOM
+    assert "streets-line" in [layer["id"] for layer in style["layers"]]
 
 
 def test_viewer_style_has_only_our_sources_and_no_glyphs() -> None:
