@@ -29,11 +29,13 @@ STREET_OUTLINE = COMMUNITY_OUTLINE
 
 GRID_MINZOOM = 10
 """The lowest zoom whose grid tiles the viewer asks for. tipg puts at most 10,000 features in
-a tile (``ORDER BY id LIMIT 10000``): at the megacity's density (~0.21 km² a grid) a z9 tile
-holds ~16,000 grids and would come back cut off, a z10 tile up to ~6,200. Below it a grid is
+a tile (``ORDER BY id LIMIT 10000``): at the megacity's density (~0.21 km² a grid) a z10
+tile at its latitude covers ~800 km², some 3,800 grids, and a z9 tile four times that, so
+it would come back cut off (an estimate from the density, not a count). Below it a grid is
 a few pixels wide; the streets' outlines and a hint to zoom in are shown instead."""
 ROAD_MINZOOM = 11
-"""The same for the road segments: ~11,000 in a z10 tile of the megacity, ~2,800 at z11."""
+"""The same for the road segments (~14 a km² in the megacity: ~11,000 in a z10 tile, by the
+same estimate)."""
 
 
 def viewer_style(
