@@ -177,15 +177,20 @@ def test_grids_are_filled_in_their_band_colour(session: Session, strips: Gridded
     assert len(expected) >= 2  # not one colour for every grid
 
 
-def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
-    page = session.page
-    page.goto(f"{session.live.url}/viewer", wait_until="load")
-    # Polled from Python: wait_for_function evaluates strings with eval, which the page's
-    # Content-Security-Policy (rightly) forbids.
+def _wait_ready(page: Page) -> None:
+    """Until the viewer's map is idle (``window.gwReady``). Polled from Python:
+    wait_for_function evaluates strings with eval, which the page's Content-Security-Policy
+    (rightly) forbids."""
     deadline = time.monotonic() + 30
     while not page.evaluate("window.gwReady === true"):
         assert time.monotonic() < deadline, page.evaluate("window.gwErrors || []")
         page.wait_for_timeout(200)
+
+
+def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
+    page = session.page
+    page.goto(f"{session.live.url}/viewer", wait_until="load")
+    _wait_ready(page)
     assert page.evaluate("window.gwErrors || []") == []
     drawn = page.evaluate(
         "new Set(gwMap.queryRenderedFeatures({layers: ['grids-fill']})"
@@ -220,10 +225,7 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     page.on("request", lambda r: asked.append(r.url))
     page.evaluate("window.gwReady = false; gwMap.jumpTo({zoom: 8});"
                   " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not page.evaluate("window.gwReady === true"):
-        assert time.monotonic() < deadline
-        page.wait_for_timeout(200)
+    _wait_ready(page)
     assert page.locator("#gw-zoom-hint").is_visible()
     assert page.locator(".gw-popup").count() == 0  # no grid's words left over the city
     assert not [u for u in asked if "ogc.grids/tiles" in u]

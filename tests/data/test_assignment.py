@@ -18,7 +18,7 @@ import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from typer.testing import CliRunner
 
 from api.cli import app as cli
@@ -149,18 +149,23 @@ def test_points_on_every_vertex_and_edge_are_stored_as_postgis_says(
     assert expected[: len(xs) // 2].count(None) == 0, "every vertex is covered by its grid"
 
 
+def _shared_vertex(conn: Connection) -> tuple[float, float, list[str]]:
+    """A vertex at least three grids share, and their codes, lowest first."""
+    lon, lat, codes = conn.execute(
+        text(
+            'SELECT ST_X(v.geom), ST_Y(v.geom), array_agg(g.code ORDER BY g.code COLLATE "C") '
+            "FROM (SELECT DISTINCT (ST_DumpPoints(geom)).geom FROM grid) v "
+            "JOIN grid g ON ST_Covers(g.geom, v.geom) GROUP BY 1, 2 "
+            "HAVING count(*) >= 3 ORDER BY 1, 2 LIMIT 1"
+        )
+    ).one()
+    return lon, lat, list(codes)
+
+
 def test_shared_vertex_goes_to_the_lowest_code(porto: Engine) -> None:
     with porto.connect() as conn:
-        row = conn.execute(
-            text(
-                'SELECT ST_X(v.geom), ST_Y(v.geom), array_agg(g.code ORDER BY g.code COLLATE "C") '
-                "FROM (SELECT DISTINCT (ST_DumpPoints(geom)).geom FROM grid) v "
-                "JOIN grid g ON ST_Covers(g.geom, v.geom) GROUP BY 1, 2 "
-                "HAVING count(*) >= 3 ORDER BY 1, 2 LIMIT 1"
-            )
-        ).one()
+        lon, lat, codes = _shared_vertex(conn)
         index = load_grid_index(conn)
-    lon, lat, codes = row
     placed = index.assign([lon], [lat])
     assert index.code[placed.area[0]] == codes[0]
     assert not placed.snapped[0]
@@ -170,14 +175,7 @@ def test_the_check_expects_the_lowest_code_on_a_shared_vertex(porto: Engine) -> 
     """A household on a vertex three grids share, stored in the highest of them: the check
     names the lowest as expected (the rule of grid_covering() and of the index)."""
     with porto.connect() as conn:
-        lon, lat, codes = conn.execute(
-            text(
-                'SELECT ST_X(v.geom), ST_Y(v.geom), array_agg(g.code ORDER BY g.code COLLATE "C") '
-                "FROM (SELECT DISTINCT (ST_DumpPoints(geom)).geom FROM grid) v "
-                "JOIN grid g ON ST_Covers(g.geom, v.geom) GROUP BY 1, 2 "
-                "HAVING count(*) >= 3 ORDER BY 1, 2 LIMIT 1"
-            )
-        ).one()
+        lon, lat, codes = _shared_vertex(conn)
         household, geom, grid, snapped = conn.execute(
             text("SELECT id, geom, grid_id, snapped FROM household ORDER BY id LIMIT 1")
         ).one()
