@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from data.access.queries import AreaScope
 from data.coverage.service import NetworkCache, coverage
+from data.district.hierarchy import count_grids
 from data.district.maps import grid_layers, incident_counts, worker_load
 from data.settings import Settings
 from maps._common import message_page
@@ -33,15 +34,21 @@ NO_GRIDS = N_(
     "The coverage and incident maps already work per community."
 )
 NO_AREA = N_("No area is assigned to you yet.")
+TOO_MANY_GRIDS = N_(
+    "This area has %(grids)s grids, more than one page can draw (%(most)s): open the "
+    "vector-tile viewer, which draws them as tiles, or the map of a smaller area."
+)
 
 
 class NoMap(Exception):
-    """Why a map cannot be drawn (no grids yet, no area): a page says so instead."""
+    """Why a map cannot be drawn (no grids yet, no area, too many grids): a page says so
+    instead. ``message`` is a catalog id; ``values`` fill its placeholders."""
 
-    def __init__(self, title: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, title: str, message: str, **values: object) -> None:
+        super().__init__(message % values if values else message)
         self.title = title
         self.message = message
+        self.values = values
 
 
 def build(
@@ -61,6 +68,14 @@ def build(
     """One map from the store, its words through ``gettext``; :class:`NoMap` when there is
     nothing to draw."""
     if kind in ("grids", "workload"):
+        grids = count_grids(conn, scope)
+        if grids > settings.grid_page_max_grids:
+            raise NoMap(
+                "Grids" if kind == "grids" else "Workload",
+                TOO_MANY_GRIDS,
+                grids=f"{grids:,}",
+                most=f"{settings.grid_page_max_grids:,}",
+            )
         layers = grid_layers(conn, scope)
         if layers.grids.empty:
             raise NoMap("Grids" if kind == "grids" else "Workload", NO_GRIDS)
@@ -113,6 +128,6 @@ def render(make: Callable[[], OfflineMap]) -> str:
     try:
         m = make()
     except NoMap as why:
-        return message_page(why.title, why.message)
+        return message_page(why.title, str(why))
     page: str = m.get_root().render()
     return page

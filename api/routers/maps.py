@@ -31,7 +31,7 @@ from maps.grids import (
     LOAD_UNDER,
     load_class,
 )
-from maps.pages import NO_AREA, NO_GRIDS, MapKind, NoMap, build
+from maps.pages import MapKind, NoMap, build
 from maps.viewer import viewer_page
 
 router = APIRouter(tags=["maps"])
@@ -151,7 +151,7 @@ def _page(
             **kw,
         )
     except NoMap as why:
-        message = ctx._(NO_GRIDS) if why.message == NO_GRIDS else ctx._(NO_AREA)
+        message = ctx._(why.message, **why.values)
         return render(
             request, principal, template, title=title, values={**page_values, "message": message}
         )

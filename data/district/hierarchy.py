@@ -79,6 +79,16 @@ def read_level(conn: Connection, level: str, scope: AreaScope | None = None) -> 
     return gpd.GeoDataFrame(frame, geometry=geometry)
 
 
+def count_grids(conn: Connection, scope: AreaScope | None = None) -> int:
+    """How many current grids ``read_level(conn, "grids", scope)`` would read."""
+    sql = "SELECT count(*) FROM grid t WHERE t.valid_to IS NULL"
+    params: dict[str, Any] = {}
+    if scope is not None and not scope.unrestricted:
+        sql += " AND " + _SCOPE["grids"]
+        params = {"grid_ids": scope.sql_ids("grid")}
+    return int(conn.execute(text(sql), params).scalar_one())
+
+
 def attach_buildings_to_communities(conn: Connection) -> int:
     """Each building belongs to the community covering a point on its surface."""
     result = conn.execute(

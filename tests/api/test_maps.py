@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from api.state import app_state
 from maps.base import assert_offline
+from tests.factory import make_app
 from tests.gridded import Gridded, login
 
 MAPS = ["/maps/grids", "/maps/workload", "/maps/incidents", "/maps/coverage?kind=pharmacy"]
@@ -134,6 +135,28 @@ def test_a_coordinator_sees_only_their_grids(strips_app, strips: Gridded) -> Non
         # The tiles are district-wide: an area's staff get the grids map of their area.
         r = client.get("/viewer", headers=headers, follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/maps/grids")
+
+
+@pytest.mark.parametrize("path", ["/maps/grids", "/maps/workload"])
+def test_an_area_with_more_grids_than_a_page_draws_is_sent_to_the_viewer(
+    strips: Gridded, path: str
+) -> None:
+    """Over grid_page_max_grids the page draws nothing and says why, in the reader's
+    language, with the count; a coordinator of one community (fewer grids) still gets it."""
+    most = min(len(strips.grid_codes) - 1, 10)
+    app = make_app(strips.engine, grid_page_max_grids=most)
+    with TestClient(app) as client:
+        headers = login(client, "g-admin")
+        page = client.get(path, headers={**headers, "Accept-Language": "en"}).text
+        assert f"This area has {len(strips.grid_codes)} grids" in page
+        assert f"({most})" in page and "vector-tile viewer" in page
+        assert not _codes_in(page)
+        zh = client.get(path, headers={**headers, "Accept-Language": "zh-CN"}).text
+        assert "超过一页能绘制的数量" in zh and f"{len(strips.grid_codes)} 个网格" in zh
+        headers = login(client, "g-coordinator")
+        mine = {c for c in strips.grid_codes if c.startswith("131208-")}
+        assert len(mine) <= most
+        assert _codes_in(client.get(path, headers=headers).text) == mine
 
 
 # --------------------------------------------------------------------------- Porto, no grids
