@@ -10,9 +10,12 @@ code, worker and households in a popup built with text nodes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
+
+from tipg.settings import MVTSettings
 
 from maps.base import OSM_ATTRIBUTION_HTML, Bounds
 from maps.grids import ABOVE, BELOW, COMMUNITY_OUTLINE, WITHIN
@@ -27,21 +30,43 @@ SOURCE_LAYER = "default"
 STREET_OUTLINE = COMMUNITY_OUTLINE
 """The streets' (街道) outlines: the dark line the Leaflet maps draw around communities."""
 
-GRID_MINZOOM = 10
-"""The lowest zoom whose grid tiles the viewer asks for. tipg puts at most 10,000 features in
-a tile (``ORDER BY id LIMIT 10000``): at the megacity's density (~0.21 km² a grid) a z10
-tile at its latitude covers ~800 km², some 3,800 grids, and a z9 tile four times that, so
-it would come back cut off (an estimate from the density, not a count). Below it a grid is
-a few pixels wide; the streets' outlines and a hint to zoom in are shown instead."""
-ROAD_MINZOOM = 11
-"""The same for the road segments (~14 a km² in the megacity: ~11,000 in a z10 tile, by the
-same estimate)."""
+TILE_FEATURES = MVTSettings().max_features_per_tile
+"""tipg puts at most this many features in a tile (``ORDER BY id LIMIT``; 10,000 unless
+``TIPG_MAX_FEATURES_PER_TILE`` says otherwise): past it a tile comes back cut off."""
+_EARTH_KM = 40075.016686
+
+
+def feature_minzoom(features: int, bounds: Bounds, *, share: float = 0.5) -> int:
+    """The lowest tile zoom at which a tile over ``bounds`` should hold at most ``share`` of
+    :data:`TILE_FEATURES` of a layer of ``features`` spread over them (the share leaves room
+    for uneven density). A district of 783 grids: 0, every zoom. The megacity's 60,000 grids
+    over ~112 km: 10, as a z9 tile there would hold ~15,000 (an estimate from the density,
+    not a count). Below it the viewer asks for none of that layer's tiles and, for grids,
+    says to zoom in; the streets' outlines stay."""
+    west, south, east, north = bounds
+    if features <= TILE_FEATURES * share:
+        return 0
+    km_per_degree = _EARTH_KM / 360
+    cos = math.cos(math.radians((south + north) / 2))
+    area = max((east - west) * km_per_degree * cos * (north - south) * km_per_degree, 1e-9)
+    for zoom in range(23):
+        tile = (_EARTH_KM * cos / 2**zoom) ** 2
+        if features * min(1.0, tile / area) <= TILE_FEATURES * share:
+            return zoom
+    return 22
 
 
 def viewer_style(
-    *, kinds: Sequence[str], household_min: int, household_max: int, maxzoom: int = 16
+    *,
+    kinds: Sequence[str],
+    household_min: int,
+    household_max: int,
+    maxzoom: int = 16,
+    grid_minzoom: int = 0,
+    road_minzoom: int = 0,
 ) -> dict[str, Any]:
-    """A MapLibre style (v8) with relative tile paths; the page makes them absolute."""
+    """A MapLibre style (v8) with relative tile paths; the page makes them absolute. The grid
+    and road tiles are asked for from their min zooms (:func:`feature_minzoom`)."""
     colours = categorical_colours(list(kinds))
     kind_match: list[Any] = ["match", ["get", "kind"]]
     for kind, colour in colours.items():
@@ -75,8 +100,8 @@ def viewer_style(
         "name": "gridwork",
         "sources": {
             "streets": source("streets"),
-            "grids": source("grids", GRID_MINZOOM),
-            "roads": source("roads", ROAD_MINZOOM),
+            "grids": source("grids", grid_minzoom),
+            "roads": source("roads", road_minzoom),
             "facilities": source("facilities"),
         },
         "layers": [
@@ -209,6 +234,8 @@ def viewer_page(
     static_url: str = "/static",
     kind_names: dict[str, str] | None = None,
     gettext: Gettext = english,
+    grid_minzoom: int = 0,
+    road_minzoom: int = 0,
 ) -> str:
     """The viewer's HTML, in the words ``gettext`` gives; ``bounds`` (west, south, east,
     north) is where it opens.
@@ -216,7 +243,13 @@ def viewer_page(
     The legend is HTML beside the map (the style has no glyphs, so MapLibre draws no text):
     grids by households against the band, the lines, and every facility kind's colour.
     """
-    style = viewer_style(kinds=kinds, household_min=household_min, household_max=household_max)
+    style = viewer_style(
+        kinds=kinds,
+        household_min=household_min,
+        household_max=household_max,
+        grid_minzoom=grid_minzoom,
+        road_minzoom=road_minzoom,
+    )
     names = kind_names or {}
     _ = gettext
     key = [

@@ -20,7 +20,13 @@ from api.schemas.coverage import Coverage
 from api.security import Principal
 from api.state import app_state
 from data.coverage.service import coverage, facility_kinds
-from data.district.maps import MAX_DAYS, district_bounds, grid_layers, worker_load
+from data.district.maps import (
+    MAX_DAYS,
+    district_bounds,
+    grid_layers,
+    tiled_counts,
+    worker_load,
+)
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
 from maps.grids import (
@@ -32,7 +38,7 @@ from maps.grids import (
     load_class,
 )
 from maps.pages import MapKind, NoMap, build
-from maps.viewer import viewer_page
+from maps.viewer import feature_minzoom, viewer_page
 
 router = APIRouter(tags=["maps"])
 
@@ -353,8 +359,11 @@ def viewer(request: Request, session: ReadSessionDep, principal: Viewer) -> Resp
             values={"message": ctx._("Nothing is stored yet.")},
         )
     settings: Settings = app_state(request).settings
+    grids, roads = tiled_counts(conn)
     document = viewer_page(
         bounds,
+        grid_minzoom=feature_minzoom(grids, bounds),
+        road_minzoom=feature_minzoom(roads, bounds),
         kinds=facility_kinds(conn),
         household_min=settings.household_min,
         household_max=settings.household_max,

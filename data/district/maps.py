@@ -121,3 +121,14 @@ def district_bounds(conn: Connection) -> tuple[float, float, float, float] | Non
     if row[0] is None:
         return None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def tiled_counts(conn: Connection) -> tuple[int, int]:
+    """(current grids, road segments) stored: how dense the viewer's tiles get."""
+    grids, roads = conn.execute(
+        text(
+            "SELECT (SELECT count(*) FROM grid WHERE valid_to IS NULL), "
+            "(SELECT count(*) FROM road_segment)"
+        )
+    ).one()
+    return int(grids), int(roads)

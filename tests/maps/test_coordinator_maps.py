@@ -24,7 +24,7 @@ from maps.base import assert_offline
 from maps.coverage import UNCOVERED, coverage_map, share_colour
 from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map
 from maps.incidents import incident_map
-from maps.viewer import GRID_MINZOOM, ROAD_MINZOOM, viewer_page, viewer_style
+from maps.viewer import TILE_FEATURES, feature_minzoom, viewer_page, viewer_style
 
 LON, LAT, STEP = -8.61, 41.145, 0.0012
 
@@ -145,13 +145,22 @@ def test_empty_inputs_are_refused() -> None:
 
 
 def test_viewer_asks_for_grids_and_roads_only_where_a_tile_holds_them_all() -> None:
-    """tipg cuts a tile off at 10,000 features: below GRID_MINZOOM (ROAD_MINZOOM) a tile of
-    a city would come back partly empty, so the viewer does not ask for it; the streets'
-    outlines are drawn at every zoom."""
-    style = viewer_style(kinds=["clinic"], household_min=150, household_max=180)
+    """tipg cuts a tile off at TILE_FEATURES: the viewer asks for a layer's tiles only from
+    the zoom where a tile holds at most half that, by the layer's density over the area. A
+    district's 783 grids fit at every zoom; the megacity's 60,000 grids over ~112 km from
+    z10, its 179,132 roads from z11. The streets' outlines are drawn at every zoom."""
+    district = (84.7795, 45.5261, 84.9589, 45.6350)  # the synthetic district, 14 × 12 km
+    city = (86.3, 43.3, 87.7, 44.3)  # ~112 km × 111 km around the megacity's centre
+    assert TILE_FEATURES == 10_000
+    assert feature_minzoom(783, district) == 0
+    assert feature_minzoom(60_000, city) == 10
+    assert feature_minzoom(179_132, city) == 11
+    assert feature_minzoom(4_000, city) == 0  # half a tile's worth: any tile holds them all
+    style = viewer_style(
+        kinds=["clinic"], household_min=150, household_max=180, grid_minzoom=10, road_minzoom=11
+    )
     zooms = {name: source["minzoom"] for name, source in style["sources"].items()}
-    assert zooms == {"streets": 0, "grids": GRID_MINZOOM, "roads": ROAD_MINZOOM, "facilities": 0}
-    assert 0 < GRID_MINZOOM <= ROAD_MINZOOM
+    assert zooms == {"streets": 0, "grids": 10, "roads": 11, "facilities": 0}
     assert "streets-line" in [layer["id"] for layer in style["layers"]]
 
 
