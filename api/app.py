@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, text
 
-from api import care_tasks, plan_clock
+from api import care_tasks, plan_clock, tile_seeder
 from api.errors import add_exception_handlers
 from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, SecurityHeaders
 from api.metrics import RequestMetrics
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         await anyio.to_thread.run_sync(ingest.warm_up, app)
         await anyio.to_thread.run_sync(plan_clock.switch_at_start, app)  # dates passed (16)
         task = care_tasks.start(app)  # no-fix alerts, retention, webhooks
+        seeding = tile_seeder.start(ogc_gate, state)  # the low-zoom grid tiles, kept drawn
         if own:  # the walking graph, so the first coverage page does not wait (an app
             # handed an engine, as in tests, builds it on first use)
             state.road_warmup.start(state.engine, state.network_cache)
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 await anyio.to_thread.run_sync(state.reads.stop)
                 state.reads = None
             await care_tasks.stop(task)
+            await tile_seeder.stop(seeding)
             await state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:
                 state.engine.dispose()
@@ -138,6 +140,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         },
     )
     state = app.state.gridwork = AppState(settings=settings, ogc=create_ogc_app(), database=engine)
+    ogc_gate = DistrictWideOnly(state.ogc)
     add_exception_handlers(app, identify=optional_principal)
     document_security(app)
 
@@ -180,7 +183,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if settings.metrics:  # admins, or a scraper's GRIDWORK_METRICS_KEY (api.metrics)
         app.include_router(metrics_router)
     # OGC API Features + Tiles (tipg): its own deny-by-default wrapper, district-wide only.
-    app.mount("/ogc", DistrictWideOnly(state.ogc))
+    app.mount("/ogc", ogc_gate)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
 
     # Outermost last: the body limit sees the request first, headers go on every answer.

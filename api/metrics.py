@@ -54,6 +54,7 @@ from api.logs import ACCESS, REQUEST_ID
 from api.security import require
 from api.state import app_state
 from api.tile_cache import TileCache
+from api.tile_seeder import TileSeeder
 from data.backlog import Backlog, backlog
 from data.policy import Action
 from data.replica import ReadReplica
@@ -234,6 +235,9 @@ async def metrics(request: Request) -> Response:
     tiles = getattr(state.ogc.state, "tiles", None)
     if isinstance(tiles, TileCache):
         body += generate_latest(_Tiles(tiles))
+    seeder = getattr(state.ogc.state, "seeder", None)
+    if isinstance(seeder, TileSeeder):
+        body += generate_latest(_Seeder(seeder))
     if state.reads is not None:
         body += generate_latest(_Replica(state.reads))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -270,6 +274,38 @@ class _Tiles(Collector):
         yield GaugeMetricFamily("gridwork_tile_cache_tiles", "Tiles kept in memory", value=tiles)
         yield GaugeMetricFamily(
             "gridwork_tile_cache_bytes", "Bytes of the tiles kept in memory", value=size
+        )
+
+
+class _Seeder(Collector):
+    """The low-zoom grid tiles this process draws in the background (:mod:`api.tile_seeder`)."""
+
+    def __init__(self, seeder: TileSeeder) -> None:
+        self.values = (seeder.passes, seeder.drawn, seeder.failures, seeder.tiles,
+                       seeder.last_pass_s, seeder.busy)  # fmt: skip
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        passes, drawn, failures, tiles, last_s, busy = self.values
+        yield CounterMetricFamily(
+            "gridwork_tile_seed_passes",
+            "Passes of the tile seeder over the low-zoom grid tiles (one at start, one after "
+            "each change of what grid tiles show)",
+            value=passes,
+        )
+        yield CounterMetricFamily(
+            "gridwork_tile_seed_drawn", "Grid tiles the seeder had PostgreSQL draw", value=drawn
+        )
+        yield CounterMetricFamily(
+            "gridwork_tile_seed_failures", "Looks of the seeder that failed", value=failures
+        )
+        yield GaugeMetricFamily(
+            "gridwork_tile_seed_tiles", "Grid tiles the last pass looked after", value=tiles
+        )
+        yield GaugeMetricFamily(
+            "gridwork_tile_seed_last_pass_seconds", "How long the last pass took", value=last_s
+        )
+        yield GaugeMetricFamily(
+            "gridwork_tile_seed_busy", "1 while a pass runs", value=1.0 if busy else 0.0
         )
 
 

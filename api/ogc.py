@@ -51,7 +51,7 @@ from morecantile import Tile
 from sqlalchemy import Engine
 from starlette.datastructures import QueryParams
 from starlette.templating import Jinja2Templates
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from tipg import dependencies as tipg_deps
 from tipg import errors as tipg_errors
 from tipg import factory as tipg_factory
@@ -382,13 +382,7 @@ class DistrictWideOnly:
             await _problem_for(exc)(scope, receive, send)
             return
         state = app_state(request)
-        epoch = None if state.changes is None else state.changes.epoch
-        if getattr(self.app.state, "catalog_epoch", epoch) != epoch:
-            self.app.state.collection_catalog = None  # a restore: read the catalog again
-        self.app.state.catalog_epoch = epoch
-        await self.app.state.pool.ready(state.engine, epoch=epoch)
-        await _refresh_catalog(self.app)  # on the primary: tipg's catalog functions
-        await _read_from_standby(self.app.state.pool, state, epoch)
+        await self.prepare(state)
         try:
             check_request(
                 _route_path(scope),
@@ -411,14 +405,74 @@ class DistrictWideOnly:
             return
         await self.app(scope, receive, send)
 
+    async def prepare(self, state: AppState) -> None:
+        """Connect the sub-app to ``state``'s database in this event loop: the pool (made
+        again after a restore), tipg's catalog, and the standby's pool while reads go there."""
+        epoch = None if state.changes is None else state.changes.epoch
+        if getattr(self.app.state, "catalog_epoch", epoch) != epoch:
+            self.app.state.collection_catalog = None  # a restore: read the catalog again
+        self.app.state.catalog_epoch = epoch
+        await self.app.state.pool.ready(state.engine, epoch=epoch)
+        await _refresh_catalog(self.app)  # on the primary: tipg's catalog functions
+        await _read_from_standby(self.app.state.pool, state, epoch)
+
+    async def keep_tile(self, state: AppState, path: str) -> str:
+        """Make sure the tile at ``path`` (``/collections/…/z/x/y``, no query string, as the
+        viewer asks for it) is in this process's cache, drawing it only if what it shows
+        changed, for :mod:`api.tile_seeder`. Not a request: no caller, no counting in the
+        cache's figures. Returns ``hit``, ``unchanged`` or ``drawn`` ('' while the change
+        feed is not live: nothing is cached then)."""
+        feed = state.changes
+        collection = tile_collection(path)
+        if collection is None or feed is None or not feed.live:
+            return ""
+        await self.prepare(state)
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "server": ("gridwork-tile-seeder", 0),
+            "client": None,
+            "root_path": "",
+            "app_root_path": "",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [],
+            "state": {},
+            "router": self.app.router,
+        }
+        statuses: list[int] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(int(message["status"]))
+
+        found = await self._tile(collection, feed.epoch, scope, receive, discard, counting=False)
+        if statuses and statuses[0] != 200:
+            raise RuntimeError(f"tile {path}: HTTP {statuses[0]}")
+        return found
+
     async def _tile(
-        self, collection: str, epoch: int, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+        self,
+        collection: str,
+        epoch: int,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        counting: bool = True,
+    ) -> str:
         """A tile from this process's :class:`~api.tile_cache.TileCache` while the versions
         of what it shows, read on the server the tile is read from, are those it was kept
         under, or, for a grid tile, after they changed, while the grids under it are as they
         were (read only then: ~14 ms for a z10 tile of the full megacity); else from tipg,
-        kept for next time."""
+        kept for next time. Returns ``hit``, ``unchanged`` or ``drawn``."""
         path = _route_path(scope)
         envelope = grid_tile_envelope(path)
         async with self.app.state.pool.acquire() as conn:
@@ -426,17 +480,19 @@ class DistrictWideOnly:
         version = (epoch, grids, tuple(tables))
         key = (path, bytes(scope.get("query_string", b"")))
         cache: TileCache = self.app.state.tiles
-        if await cache.serve(key, version, send, counting_miss=envelope is None):
-            return
+        miss = counting and envelope is None
+        if await cache.serve(key, version, send, counting_miss=miss, counting=counting):
+            return "hit"
         under: tuple[object, ...] | None = None
         if envelope is not None:
             # Something the grid tiles show changed somewhere: was it under this tile?
             async with self.app.state.pool.acquire() as conn:
                 row = await conn.fetchrow(GRID_TILE_KEY, *envelope, list(GRID_TILE_TABLES))
             under = (epoch, *row[:3], tuple(row[3]))
-            if await cache.serve_unchanged(key, under, version, send):
-                return
+            if await cache.serve_unchanged(key, under, version, send, counting=counting):
+                return "unchanged"
         await self.app(scope, receive, cache.keeping(key, version, send, under=under))
+        return "drawn"
 
 
 def _route_path(scope: Scope) -> str:

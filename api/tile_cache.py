@@ -165,16 +165,18 @@ class TileCache:
         send: Send,
         *,
         counting_miss: bool = True,
+        counting: bool = True,
     ) -> bool:
         """Send the tile stored under ``key`` if it was stored under ``version``
-        (``counting_miss``: False when :meth:`serve_unchanged` is asked next)."""
+        (``counting_miss``: False when :meth:`serve_unchanged` is asked next; ``counting``:
+        False for the seeder's own checks, which are no requests)."""
         with self._lock:
             tile = self._tiles.get(key)
             if tile is None or tile.version != version:
-                self.misses += counting_miss
+                self.misses += counting_miss and counting
                 return False
             self._tiles.move_to_end(key)
-            self.hits += 1
+            self.hits += counting
         await _send(tile, send)
         return True
 
@@ -184,6 +186,8 @@ class TileCache:
         under: tuple[object, ...],
         version: tuple[object, ...],
         send: Send,
+        *,
+        counting: bool = True,
     ) -> bool:
         """Send the tile stored under ``key`` if the grids under it are as they were when
         it was drawn (``under``: :data:`GRID_TILE_KEY`'s answer, read after ``version``),
@@ -191,11 +195,11 @@ class TileCache:
         with self._lock:
             tile = self._tiles.get(key)
             if tile is None or tile.under is None or tile.under != under:
-                self.misses += 1
+                self.misses += counting
                 return False
             tile.version = version
             self._tiles.move_to_end(key)
-            self.unchanged += 1
+            self.unchanged += counting
         await _send(tile, send)
         return True
 

@@ -183,6 +183,9 @@ def app_settings(url: str, **overrides: Any) -> Settings:
         "secret_key": secrets.token_urlsafe(48),
         "login_per_minute": 10_000,
         "token_minutes": 24 * 60,
+        # No tiles drawn in the background behind a test's back (tests/api/test_tile_seeder
+        # turns it on): the tile cache's tests count what requests drew.
+        "tile_seed_zoom": -1,
     }
     values.update(overrides)
     return Settings(**values)
