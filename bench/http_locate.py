@@ -88,9 +88,10 @@ def _free_port() -> int:
 
 
 class Server:
-    """uvicorn in a subprocess; stopped (by its own pid) when the block ends."""
+    """uvicorn in a subprocess (``env``: more settings for it); stopped (by its own pid)
+    when the block ends."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.password = secrets.token_urlsafe(16)
         engine = make_engine(url)
@@ -102,6 +103,7 @@ class Server:
             "DATABASE_URL": url,
             "GRIDWORK_SECRET_KEY": secrets.token_urlsafe(48),
             "GRIDWORK_LOGIN_PER_MINUTE": "1000",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [

@@ -28,6 +28,7 @@ import os
 import secrets
 import statistics
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -200,14 +201,16 @@ def _settled(servers: Sequence[Server], stores: Sequence[Store], timeout_s: floa
 
 
 @contextmanager
-def _servers(all_stores: Sequence[Store]) -> Iterator[list[Server]]:
-    """A uvicorn process per store (one worker), signed in as the benchmark's admin, once
-    its start-up work is done."""
+def _servers(
+    all_stores: Sequence[Store], env: dict[str, str] | None = None
+) -> Iterator[list[Server]]:
+    """A uvicorn process per store (one worker; ``env``: more settings), signed in as the
+    benchmark's admin, once its start-up work is done."""
     for s in all_stores:
         with s.engine.begin() as conn:
             conn.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": LOCATE_USER})
     with ExitStack() as stack:
-        servers = [stack.enter_context(Server(s.url)) for s in all_stores]
+        servers = [stack.enter_context(Server(s.url, env)) for s in all_stores]
         _settled(servers, all_stores)
         yield servers
 
@@ -258,6 +261,7 @@ def locate(clients: int = 8, seconds: float = 6.0, rounds: int = 3) -> None:
 # --- tiles ------------------------------------------------------------------------------------
 
 ZOOMS = (10, 12, 14, 16)
+SEEDED_ZOOM = 10  # of ZOOMS, the one the seeder keeps drawn (it does up to 11)
 
 
 def _tiles(engine: Engine, per_zoom: int) -> dict[int, list[str]]:
@@ -408,6 +412,73 @@ def _tile_sql(engine: Engine, paths: Sequence[str]) -> dict[str, list[float]]:
     return asyncio.run(run())
 
 
+_NO_SEEDER = {"GRIDWORK_TILE_SEED_ZOOM": "-1"}
+_SEEDER = {"GRIDWORK_TILE_SEED_ZOOM": "11"}  # the default, said here so that a run says it
+
+
+def _seeder_figures(server: Server) -> dict[str, float]:
+    """The server's ``gridwork_tile_seed_*`` metrics (:mod:`api.tile_seeder`)."""
+    request = urllib.request.Request(
+        server.url("/metrics"), headers={"Authorization": f"Bearer {server.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    out = {}
+    for line in lines:
+        if line.startswith("gridwork_tile_seed_"):
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix("gridwork_tile_seed_")] = float(value)
+    return out
+
+
+def _seeder_pass(server: Server, passes: float, timeout_s: float = 900.0) -> dict[str, float]:
+    """The seeder's figures once it has finished more than ``passes`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        now = _seeder_figures(server)
+        if now.get("passes_total", 0) > passes and not now.get("busy"):
+            return now
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the tile seeder did not finish a pass in {timeout_s:g} s")
+        time.sleep(0.1)
+
+
+@dataclass
+class _Seeded:
+    """The ``tiles`` figures with the seeder on, for one store."""
+
+    passes: dict[str, tuple[float, float, float]]  # what set it off: seconds, drawn, tiles
+    after_write: list[float]  # ms of each seeded-zoom tile's first request after the pass
+    after_move: list[float]
+
+
+def _with_seeder(s: Store, server: Server, paths: Sequence[str]) -> _Seeded:
+    """The seeder's passes at start, after a community write (every grid tile's key
+    renewed) and after a household moved, and the requests of ``paths`` after each pass."""
+    auth = f"Authorization: Bearer {server.token}\r\n"
+    passes: dict[str, tuple[float, float, float]] = {}
+    done, drawn = 0.0, 0.0
+
+    def record(what: str) -> None:
+        nonlocal done, drawn
+        now = _seeder_pass(server, done)
+        passes[what] = (now["last_pass_seconds"], now["drawn_total"] - drawn, now["tiles"])
+        done, drawn = now["passes_total"], now["drawn_total"]
+
+    record("start")
+    _fetch(server.port, auth, list(paths))  # the connection and statements warm
+    _renew_every_grid_tile(s.engine)
+    record("a community written")
+    after_write = [t * 1000 for t in _fetch(server.port, auth, paths)]
+    undo = _move_a_household(s.engine)
+    try:
+        record("a household moved")
+        after_move = [t * 1000 for t in _fetch(server.port, auth, paths)]
+    finally:
+        _move_a_household(s.engine, back=undo)
+    return _Seeded(passes, after_write, after_move)
+
+
 def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
     """Tile latency by zoom over HTTP, both stores, three ways. **Cold**: each tile's first
     request after a write to the communities (whose codes every grid tile shows), so the API's
@@ -429,7 +500,7 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
     redrawn: dict[str, dict[int, int]] = {}
     key_ms: dict[str, dict[int, list[float]]] = {}
     sql: dict[str, dict[int, dict[str, list[float]]]] = {}
-    with _servers(all_stores) as servers:
+    with _servers(all_stores, _NO_SEEDER) as servers:
         for s, server in zip(all_stores, servers, strict=True):
             auth = f"Authorization: Bearer {server.token}\r\n"
             paths = _tiles(s.engine, per_zoom)
@@ -455,6 +526,10 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
             }
             key_ms[s.name] = {z: after[z][1] for z in ZOOMS}
             sql[s.name] = {z: _tile_sql(s.engine, paths[z]) for z in ZOOMS}
+    seeded: dict[str, _Seeded] = {}
+    with _servers(all_stores, _SEEDER) as servers:  # the same, the low zooms kept drawn
+        for s, server in zip(all_stores, servers, strict=True):
+            seeded[s.name] = _with_seeder(s, server, _tiles(s.engine, per_zoom)[SEEDED_ZOOM])
     for z in ZOOMS:
         for label, ms in (("cold", cold), ("warm", warm)):
             mega, one = ms["megacity"][z], ms["one district"][z]
@@ -481,6 +556,21 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
                       f"{one_ratio:.2f}×", "", "")  # fmt: skip
         _row(table, f"z{z} SQL alone, the tile's key (0029), max", max(key_ms["megacity"][z]),
              max(key_ms["one district"][z]), "ms")  # fmt: skip
+    sm, so = seeded["megacity"], seeded["one district"]
+    for what in sm.passes:
+        (m_s, m_drawn, m_tiles), (o_s, o_drawn, o_tiles) = sm.passes[what], so.passes[what]
+        drawn = f"{m_drawn:.0f} of {m_tiles:.0f} | {o_drawn:.0f} of {o_tiles:.0f} tiles drawn"
+        _row(table, f"with the seeder: its pass after {what} ({drawn})", m_s * 1000, o_s * 1000,
+             "ms")  # fmt: skip
+    for label, m_ms, o_ms in (
+        ("a community written", sm.after_write, so.after_write),
+        ("a household moved", sm.after_move, so.after_move),
+    ):
+        for q in (50, 99):
+            p = float(np.percentile(m_ms, q))
+            _row(table, f"z{SEEDED_ZOOM} with the seeder, after {label} and its pass, p{q}", p,
+                 float(np.percentile(o_ms, q)), "ms",
+                 ("≤ 20 ms " + ("✔" if p <= 20 else "✘")) if q == 99 else "")  # fmt: skip
     _done(table)
 
 
