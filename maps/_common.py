@@ -220,7 +220,9 @@ def add_facilities(
     ]
     others = sum(n for kind, n in counts.items() if kind is None or colours[kind] == OTHER_COLOUR)
     if others:
-        entries.append(LegendEntry(f"{_('other')} ({others})", OTHER_COLOUR, "circle"))
+        entries.append(
+            LegendEntry(_("other ({count})").format(count=others), OTHER_COLOUR, "circle")
+        )
     Legend(_("facilities"), entries, position="bottomleft").add_to(m)
 
 

@@ -147,7 +147,7 @@ def coverage_map(
     if not walk.empty:
         folium.GeoJson(
             feature_collection(walk, [], tolerance_m=tolerance_m),
-            name=f"{_('Walking area')} ({minutes:g} {_('min')})",
+            name=_("Walking area ({minutes} min)").format(minutes=f"{minutes:g}"),
             style_function=lambda _f: {
                 "color": WALK_COLOUR,
                 "weight": 1,
@@ -188,13 +188,14 @@ def coverage_map(
         )
 
     tally = pd.Series(colours).value_counts()
-    entries = [LegendEntry(f"{_('uncovered')} ({tally.get(UNCOVERED, 0)})", UNCOVERED)]
+    entries = [LegendEntry(_("uncovered ({count})").format(count=tally.get(UNCOVERED, 0)),
+                           UNCOVERED)]  # fmt: skip
     entries += [
         LegendEntry(f"{label} ({tally.get(colour, 0)})", colour)
         for _upper, colour, label in SHARE_CLASSES
     ]
     entries += [
-        LegendEntry(f"{_('walking area')} ({minutes:g} {_('min')})", WALK_COLOUR),
+        LegendEntry(_("walking area ({minutes} min)").format(minutes=f"{minutes:g}"), WALK_COLOUR),
         LegendEntry(_("straight line (same radius)"), CROW_COLOUR, "dashed"),
     ]
     Legend(_("Households within reach"), entries).add_to(m)

@@ -44,14 +44,14 @@ def load_class(
     if households is None:
         return NO_DATA_COLOUR, _("no worker")
     if households < low:
-        return LOAD_UNDER, f"{_('under the band')} (< {low})"
+        return LOAD_UNDER, _("under the band (< {low})").format(low=low)
     if households <= high:
-        return LOAD_IN_BAND, f"{_('in the band')} ({low}–{high})"
+        return LOAD_IN_BAND, _("in the band ({low}–{high})").format(low=low, high=high)
     if households <= high * 1.2:
-        return LOAD_OVER, f"{_('over by up to 20 %')} (≤ {high * 1.2:.0f})"
+        return LOAD_OVER, _("over by up to 20 % (≤ {limit})").format(limit=f"{high * 1.2:.0f}")
     if households <= high * 2:
-        return LOAD_OVER_20, f"{_('over by more than 20 %')} (≤ {high * 2})"
-    return LOAD_OVER_2X, f"{_('over twice the band')} (> {high * 2})"
+        return LOAD_OVER_20, _("over by more than 20 % (≤ {limit})").format(limit=high * 2)
+    return LOAD_OVER_2X, _("over twice the band (> {limit})").format(limit=high * 2)
 
 
 LOAD_CLASSES = (LOAD_UNDER, LOAD_IN_BAND, LOAD_OVER, LOAD_OVER_20, LOAD_OVER_2X)
@@ -128,7 +128,9 @@ def grid_band_map(
     ]
     if tally.get(NO_DATA_COLOUR, 0):
         entries.append(
-            LegendEntry(f"{_('no households')} ({tally[NO_DATA_COLOUR]})", NO_DATA_COLOUR)
+            LegendEntry(
+                _("no households ({count})").format(count=tally[NO_DATA_COLOUR]), NO_DATA_COLOUR
+            )
         )
     Legend(_("Households per grid"), entries).add_to(m)
     within = int(tally.get(WITHIN, 0))

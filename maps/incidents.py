@@ -75,7 +75,9 @@ def incident_map(
         entries = [LegendEntry(label, colour) for label, colour in scale.labels()]
         entries.append(LegendEntry("0", NONE_COLOUR))
         Legend(
-            f"{_('open') if status == 'open' else _('closed')} ({days} {_('days')})",
+            (_("open ({days} days)") if status == "open" else _("closed ({days} days)")).format(
+                days=days
+            ),
             entries,
             position="bottomright" if show else "bottomleft",
         ).add_to(m)

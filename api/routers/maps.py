@@ -248,7 +248,7 @@ def incidents(
 def kind_label(ctx: PageContext, kind: str) -> str:
     """A facility kind in the page's language ("药店 (pharmacy)"), or as stored."""
     name = KIND_NAMES.get(kind)
-    return f"{ctx._(name)} ({kind})" if name else kind
+    return ctx._("%(name)s (%(kind)s)", name=ctx._(name), kind=kind) if name else kind
 
 
 @router.get(
