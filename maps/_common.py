@@ -22,6 +22,7 @@ from maps.base import (
     Legend,
     LegendEntry,
     OfflineMap,
+    collapsible,
     display_geometry,
     offline_map,
     to_wgs84,
@@ -230,8 +231,7 @@ def title_box(m: folium.Map, title: str, lines: Sequence[str]) -> None:
     """The map's title and key numbers, top left, as plain escaped HTML."""
     box = Legend(title, [], position="topleft")
     box.html_js = json.dumps(
-        f"<h4>{html.escape(title)}</h4>"
-        + "".join(f"<div>{html.escape(line)}</div>" for line in lines),
+        collapsible(title, "".join(f"<div>{html.escape(line)}</div>" for line in lines)),
         ensure_ascii=False,
     ).replace("</", "<\\/")
     box.add_to(m)

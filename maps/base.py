@@ -179,7 +179,10 @@ class _Background(MacroElement):
     _template = Template(
         """
         {% macro header(this, kwargs) %}
-            <style>.leaflet-container { background: {{ this.colour }}; }</style>
+            <style>.leaflet-container { background: {{ this.colour }}; }
+            @media (max-width: 599px) {
+              .leaflet-container .leaflet-control-attribution { font-size: 10px; }
+            }</style>
         {% endmacro %}
         """
     )
@@ -189,6 +192,19 @@ class _Background(MacroElement):
         if not re.fullmatch(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]+", colour):
             raise ValueError(f"background must be a hex or named CSS colour, not {colour!r}")
         self.colour = colour
+
+
+class _Scale(MacroElement):
+    """A metric scale bar. Folium's has a second line in feet, which nobody here reads and
+    which, on a phone, ran under the attribution."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
 
 
 class _Basemap(MacroElement):
@@ -212,6 +228,16 @@ class _Basemap(MacroElement):
 # --------------------------------------------------------------------------- legend
 
 
+OPEN_FROM_PX = 600
+"""Legends and title boxes start open on maps at least this wide (CSS pixels)."""
+
+
+def collapsible(title: str, body_html: str) -> str:
+    """``body_html`` under ``title`` (escaped here) in a ``<details>``, closed until the
+    legend's script opens it on a wide map or a reader taps the title."""
+    return f"<details><summary><h4>{html.escape(title)}</h4></summary>{body_html}</details>"
+
+
 @dataclass(frozen=True)
 class LegendEntry:
     """One legend row: a swatch drawn like the layer it explains, then a label."""
@@ -225,6 +251,9 @@ _LEGEND_CSS = """<style>
 .gridwork-legend { background: rgba(255,255,255,0.92); padding: 6px 8px; border-radius: 4px;
   box-shadow: 0 1px 4px rgba(0,0,0,0.3); font: 12px/1.4 sans-serif; color: #222; max-width: 240px; }
 .gridwork-legend h4 { margin: 0 0 4px; font-size: 12px; }
+.gridwork-legend summary { cursor: pointer; }
+.gridwork-legend summary h4 { display: inline; }
+.gridwork-legend details:not([open]) summary h4 { margin: 0; }
 .gridwork-legend div { display: flex; align-items: center; gap: 6px; }
 .gridwork-legend i { display: inline-block; flex: none; width: 14px; height: 12px; }
 .gridwork-legend i.fill { border: 1px solid #777; }
@@ -239,7 +268,10 @@ class Legend(MacroElement):
     """A Leaflet control of plain HTML swatches.
 
     Exists because branca's colormap legend loads d3 from a CDN. Labels are HTML-escaped here;
-    the CSS goes into the header once however many legends a map has.
+    the CSS goes into the header once however many legends a map has. Its content is a
+    ``<details>`` under its title, open where the map is wider than :data:`OPEN_FROM_PX`:
+    on a 390 px phone the workload map's title box (a line per worker) and its legend
+    covered the whole map; there they start closed, a tap on the title opens them.
     """
 
     _template = Template(
@@ -249,6 +281,10 @@ class Legend(MacroElement):
             {{ this.get_name() }}.onAdd = function () {
                 var div = L.DomUtil.create("div", "gridwork-legend");
                 div.innerHTML = {{ this.html_js }};
+                var box = div.querySelector("details");
+                if (box && {{ this._parent.get_name() }}.getSize().x >= {{ this.open_from }}) {
+                    box.open = true;
+                }
                 L.DomEvent.disableClickPropagation(div);
                 return div;
             };
@@ -267,7 +303,8 @@ class Legend(MacroElement):
         super().__init__()
         self._name = "Legend"
         self.position = position
-        rows = [f"<h4>{html.escape(title)}</h4>"]
+        self.open_from = OPEN_FROM_PX
+        rows = []
         for entry in entries:
             colour = html.escape(entry.colour, quote=True)
             style = (
@@ -279,7 +316,7 @@ class Legend(MacroElement):
                 f'<div><i class="{entry.symbol}" style="{style}"></i>'
                 f"<span>{html.escape(entry.label)}</span></div>"
             )
-        self.html_js = _js_string("".join(rows))
+        self.html_js = _js_string(collapsible(title, "".join(rows)))
 
     def render(self, **kwargs: Any) -> Any:
         figure = self.get_root()
@@ -399,10 +436,11 @@ def offline_map(
         location=[(south + north) / 2, (west + east) / 2],
         zoom_start=14,
         tiles=None,
-        control_scale=True,
+        control_scale=False,
         height=height,
     )
     _Background(background).add_to(m)
+    _Scale().add_to(m)
     if asset_mode == "url":
         # Served pages draw the ground from gridwork's own tables; a standalone file (inline)
         # has no server to ask, and shows its layers on the plain background.

@@ -67,3 +67,46 @@ def test_no_page_scrolls_sideways_on_a_phone(
         assert wide == {}, f"wider than the phone (scrollWidth, innerWidth, what): {wide}"
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_map_keeps_its_ground_visible_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    lang: str,
+) -> None:
+    """The workload map's title box lists every worker and its legend five classes: on a
+    phone they covered the whole map. There they start as their titles, a tap opens one;
+    on a desktop they start open."""
+    admin = Person(browser, server, "g-admin", lang)
+    try:
+        admin.page.set_viewport_size(PHONE)
+        page = admin.open("/maps/workload")
+        page.wait_for_selector(".gridwork-legend details")
+        boxes = page.locator(".gridwork-legend details")
+        assert boxes.count() == 2  # the title box and the legend
+        assert page.evaluate(_OPEN) == [False, False]
+        covered = page.evaluate(_COVERED)
+        assert covered < 0.1, f"{covered:.0%} of the map under its boxes"
+        page.locator(".gridwork-legend summary").first.click()
+        assert page.evaluate(_OPEN) == [True, False]
+        assert page.locator(".gridwork-legend details[open] div").count() >= 2  # the workers
+        assert page.locator(".leaflet-control-scale-line").count() == 1  # metres only
+
+        admin.page.set_viewport_size(ViewportSize(width=1280, height=860))
+        page = admin.open("/maps/workload")
+        page.wait_for_selector(".gridwork-legend details")
+        assert page.evaluate(_OPEN) == [True, True]
+    finally:
+        admin.close()
+
+
+_OPEN = "[...document.querySelectorAll('.gridwork-legend details')].map(d => d.open)"
+#: The share of the map's area under its legends and title box.
+_COVERED = """() => {
+  const area = r => r.width * r.height;
+  const map = document.querySelector('.folium-map').getBoundingClientRect();
+  const boxes = [...document.querySelectorAll('.gridwork-legend')]
+    .map(e => e.getBoundingClientRect());
+  return boxes.reduce((s, r) => s + area(r), 0) / area(map);
+}"""
