@@ -248,10 +248,14 @@ def workload_map(
     ]
     for row in staffed_load.head(top).itertuples():
         theirs = ", ".join(sorted(grid_codes.get(str(row.worker_code), [])))
-        counts = _("%(grids)s grids, %(households)s households") % {
-            "grids": row.grids,
-            "households": row.households,
-        }
+        # English says "1 grid"; the pages' gettext has no plurals, so the one case is a
+        # message of its own.
+        template = (
+            _("1 grid, %(households)s households")
+            if row.grids == 1
+            else _("%(grids)s grids, %(households)s households")
+        )
+        counts = template % {"grids": row.grids, "households": row.households}
         lines.append(f"{row.worker_name}: {counts} ({theirs})")
     title_box(m, _("Workload per worker"), lines)
     layer_control(m)

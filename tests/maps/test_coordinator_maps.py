@@ -13,18 +13,21 @@ from __future__ import annotations
 import json
 import re
 
+import folium
 import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import Point, box
 
+from api.pages.i18n import translations
 from data.district.maps import worker_load
-from maps.base import assert_offline
+from maps.base import Legend, assert_offline
 from maps.coverage import UNCOVERED, coverage_map, share_colour
 from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map
 from maps.incidents import incident_map
 from maps.viewer import TILE_FEATURES, feature_minzoom, viewer_page, viewer_style
+from maps.words import english
 
 LON, LAT, STEP = -8.61, 41.145, 0.0012
 
@@ -175,3 +178,22 @@ def test_viewer_style_has_only_our_sources_and_no_glyphs() -> None:
     assert '"glyphs"' not in page and '"sprite"' not in page
     assert "</script><script>alert" not in page
     assert 'from "/static/maplibre/maplibre-gl.mjs"' in page
+
+
+def test_the_workload_box_counts_one_grid_as_one() -> None:
+    """English says "1 grid" and "2 grids"; Chinese says 个 either way."""
+    grids = _grids().assign(worker_code=["W1", "W2"], worker_name=["Ana", "Rui"])
+    zh = translations("zh_CN").gettext
+    for gettext, one in ((english, "Ana: 1 grid, 165 households"), (zh, "Ana: 1 个网格，165 户")):
+        text = _title_box(workload_map(grids, worker_load(grids), asset_mode="url",
+                                       gettext=gettext))  # fmt: skip
+        assert one in text and "1 grids" not in text
+    both = _title_box(workload_map(_grids(), worker_load(_grids()), asset_mode="url"))
+    assert "Ana &lt;b&gt;: 2 grids, 365 households" in both
+
+
+def _title_box(m: folium.Map) -> str:
+    """The HTML of the map's title box (the legend control at the top left)."""
+    (box,) = [c for c in m._children.values() if isinstance(c, Legend) and
+              c.position == "topleft"]  # fmt: skip
+    return str(json.loads(box.html_js.replace("<\\/", "</")))
