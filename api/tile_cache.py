@@ -35,6 +35,10 @@ versions. An edit makes cold only the tiles over the grids it touched.
 see the whole district (:func:`api.ogc.district_wide`), so one tile is the same for every
 caller: the key is the path and the query string, nothing about the caller.
 
+**Low zooms ahead of time.** :mod:`api.tile_seeder` asks this cache for the low-zoom grid
+tiles in the background, at start and after each change, so that the tiles holding thousands
+of grids are drawn before a viewer asks for them.
+
 The price is a read per tile (the versions by primary key; for a grid tile, the stamps and
 counts of the grids under it, by a GiST index) and the memory: at most :data:`MAX_BYTES` per
 process, the least recently used tiles going first.
