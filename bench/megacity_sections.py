@@ -425,7 +425,7 @@ def _seeder_figures(server: Server) -> dict[str, float]:
         lines = r.read().decode().splitlines()
     out = {}
     for line in lines:
-        if line.startswith("gridwork_tile_seed_"):
+        if line.startswith(("gridwork_tile_seed_", "gridwork_tile_cache_bytes ")):
             name, value = line.rsplit(" ", 1)
             out[name.removeprefix("gridwork_tile_seed_")] = float(value)
     return out
@@ -448,6 +448,7 @@ class _Seeded:
     """The ``tiles`` figures with the seeder on, for one store."""
 
     passes: dict[str, tuple[float, float, float]]  # what set it off: seconds, drawn, tiles
+    kept_bytes: float  # the tile cache's bytes after the first pass (all of it seeded tiles)
     after_write: list[float]  # ms of each seeded-zoom tile's first request after the pass
     after_move: list[float]
 
@@ -466,6 +467,7 @@ def _with_seeder(s: Store, server: Server, paths: Sequence[str]) -> _Seeded:
         done, drawn = now["passes_total"], now["drawn_total"]
 
     record("start")
+    kept = _seeder_figures(server)["gridwork_tile_cache_bytes"]
     _fetch(server.port, auth, list(paths))  # the connection and statements warm
     _renew_every_grid_tile(s.engine)
     record("a community written")
@@ -476,7 +478,7 @@ def _with_seeder(s: Store, server: Server, paths: Sequence[str]) -> _Seeded:
         after_move = [t * 1000 for t in _fetch(server.port, auth, paths)]
     finally:
         _move_a_household(s.engine, back=undo)
-    return _Seeded(passes, after_write, after_move)
+    return _Seeded(passes, kept, after_write, after_move)
 
 
 def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
@@ -562,6 +564,8 @@ def tiles(per_zoom: int = 60, repeat: int = 3) -> None:
         drawn = f"{m_drawn:.0f} of {m_tiles:.0f} | {o_drawn:.0f} of {o_tiles:.0f} tiles drawn"
         _row(table, f"with the seeder: its pass after {what} ({drawn})", m_s * 1000, o_s * 1000,
              "ms")  # fmt: skip
+    _row(table, "with the seeder: bytes of the tiles it keeps (the cache holds 64 MiB)",
+         sm.kept_bytes / 2**20, so.kept_bytes / 2**20, "MiB")  # fmt: skip
     for label, m_ms, o_ms in (
         ("a community written", sm.after_write, so.after_write),
         ("a household moved", sm.after_move, so.after_move),
@@ -932,8 +936,16 @@ def plans(sample: int | None = 24, workers: int = 2, seed: int = 19) -> None:
     def mean_households(batch: PlanBatch) -> float:
         return statistics.fmean(c.households for c in batch.communities)
 
+    def mean_units(batch: PlanBatch) -> float:
+        return statistics.fmean(
+            len(c.assignment) for c in batch.communities if c.assignment is not None
+        )
+
     _row(table, "households per planned community, mean", mean_households(mega["serial"]),
          mean_households(one["serial"]), "")  # fmt: skip
+    # The search's work follows its units (blocks, lots, entrances), not the households.
+    _row(table, "units per planned community, mean", mean_units(mega["serial"]),
+         mean_units(one["serial"]), "")  # fmt: skip
     for way in ("serial", "dask"):
         m, o = mega[way], one[way]
         label = "serial" if way == "serial" else f"LocalCluster({workers})"
@@ -951,6 +963,8 @@ def plans(sample: int | None = 24, workers: int = 2, seed: int = 19) -> None:
                  _split_per(m), _split_per(o), "s")  # fmt: skip
             _row(table, "serial, per 1,000 households", _per(m) / mean_households(m) * 1000,
                  _per(o) / mean_households(o) * 1000, "s")  # fmt: skip
+            _row(table, "serial, per 100 units", _per(m) / mean_units(m) * 100,
+                 _per(o) / mean_units(o) * 100, "s")  # fmt: skip
     table.add_row(
         f"serial ÷ LocalCluster({workers})",
         f"{mega['serial'].total_s / mega['dask'].total_s:.2f}×",
