@@ -296,7 +296,9 @@ class _Seeder(Collector):
             "gridwork_tile_seed_drawn", "Grid tiles the seeder had PostgreSQL draw", value=drawn
         )
         yield CounterMetricFamily(
-            "gridwork_tile_seed_failures", "Looks of the seeder that failed", value=failures
+            "gridwork_tile_seed_failures",
+            "Looks of the seeder that failed, and tiles a pass could not draw",
+            value=failures,
         )
         yield GaugeMetricFamily(
             "gridwork_tile_seed_tiles", "Grid tiles the last pass looked after", value=tiles

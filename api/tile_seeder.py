@@ -75,7 +75,7 @@ class TileSeeder:
     tiles: int = 0  # tiles the last pass looked after
     last_pass_s: float = 0.0
     busy: bool = False
-    failures: int = 0
+    failures: int = 0  # looks that failed, and tiles a pass could not draw
     _mark: tuple[object, ...] | None = field(default=None, repr=False)
 
     async def step(self, gate: DistrictWideOnly, state: AppState, max_zoom: int) -> bool:
@@ -92,13 +92,21 @@ class TileSeeder:
             return False
         self.busy = True
         started = time.perf_counter()
+        failed: list[str] = []
         try:
             paths = await anyio.to_thread.run_sync(seed_paths, state.engine, max_zoom)
             drawn = 0
             for path in paths:
-                drawn += await gate.keep_tile(state, path) == "drawn"
+                try:
+                    drawn += await gate.keep_tile(state, path) == "drawn"
+                except Exception as exc:  # one tile refused: the others are still drawn,
+                    failed.append(f"{path}: {exc!r}")  # and a request draws this one
         finally:
             self.busy = False
+        if failed:
+            self.failures += len(failed)
+            log.warning("tile seeder: %d of %d tiles not drawn, first %s", len(failed),
+                        len(paths), failed[0])  # fmt: skip
         self.passes += 1
         self.drawn += drawn
         self.tiles = len(paths)
