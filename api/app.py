@@ -51,7 +51,7 @@ from api.security import (
     optional_principal,
     preload_device_keys,
 )
-from api.state import AppState, app_state
+from api.state import AppState, app_state, stop_task
 from data.changes import ChangeFeed
 from data.db import (
     app_database_url,
@@ -117,8 +117,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             if state.reads is not None:
                 await anyio.to_thread.run_sync(state.reads.stop)
                 state.reads = None
-            await care_tasks.stop(task)
-            await tile_seeder.stop(seeding)
+            await stop_task(task)
+            await stop_task(seeding)
             await state.ogc.state.pool.close()  # this loop's asyncpg pool, if any
             if own:
                 state.engine.dispose()

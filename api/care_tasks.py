@@ -9,7 +9,6 @@ requests keep flowing. With several server processes each runs the task: the row
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -70,16 +69,9 @@ async def care_loop(app: FastAPI, period_s: float) -> None:
 
 
 def start(app: FastAPI) -> asyncio.Task[None] | None:
-    """Start the loop unless ``care_tick_seconds`` is 0; the caller cancels it on shutdown."""
+    """Start the loop unless ``care_tick_seconds`` is 0; the caller stops it on shutdown
+    (:func:`api.state.stop_task`)."""
     period = float(app_state(app).settings.care_tick_seconds)
     if period <= 0:
         return None
     return asyncio.get_running_loop().create_task(care_loop(app, period))
-
-
-async def stop(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -10,6 +10,7 @@ place. (The tipg sub-app keeps its own ``state``: tipg reads its pool and catalo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,3 +108,12 @@ def app_state(holder: HTTPConnection | FastAPI) -> AppState:
     app = holder.app if isinstance(holder, HTTPConnection) else holder
     state: AppState = app.state.gridwork
     return state
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel one of the app's background loops (none: it was off) and wait for it to end."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -25,7 +25,6 @@ tile servers seed their low zooms:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -132,17 +131,10 @@ async def seed_loop(gate: DistrictWideOnly, state: AppState, seeder: TileSeeder)
 
 
 def start(gate: DistrictWideOnly, state: AppState) -> asyncio.Task[None] | None:
-    """Start seeding unless ``tile_seed_zoom`` is -1; the caller stops it on shutdown. Its
+    """Start seeding unless ``tile_seed_zoom`` is -1; the caller stops it on shutdown
+    (:func:`api.state.stop_task`). Its
     figures are kept on the OGC sub-app's state as ``seeder``, beside the cache's ``tiles``."""
     if state.settings.tile_seed_zoom < 0:
         return None
     seeder = gate.app.state.seeder = TileSeeder()
     return asyncio.get_running_loop().create_task(seed_loop(gate, state, seeder))
-
-
-async def stop(task: asyncio.Task[None] | None) -> None:
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -82,6 +82,17 @@ def _households(store: Engine, codes: set[str]) -> dict[str, int]:
     return dict(rows)
 
 
+def move_a_household(store: Engine, source: str, target: str) -> None:
+    """Move the first household of grid ``source`` into grid ``target`` (codes)."""
+    with store.begin() as conn:
+        conn.execute(
+            text("UPDATE household SET grid_id = (SELECT id FROM grid WHERE code = :t "
+                 "AND valid_to IS NULL) WHERE id = (SELECT min(h.id) FROM household h JOIN grid g "
+                 "ON g.id = h.grid_id WHERE g.code = :s AND g.valid_to IS NULL)"),
+            {"s": source, "t": target},
+        )  # fmt: skip
+
+
 def test_a_tile_is_served_again_until_its_households_change(
     client: TestClient, store: Engine
 ) -> None:
@@ -100,13 +111,7 @@ def test_a_tile_is_served_again_until_its_households_change(
 
     # A household of one grid of the tile moves to another grid of the tile.
     source, target = sorted(grids, key=lambda c: -shown[c])[:2]
-    with store.begin() as conn:
-        conn.execute(
-            text("UPDATE household SET grid_id = (SELECT id FROM grid WHERE code = :t "
-                 "AND valid_to IS NULL) WHERE id = (SELECT min(h.id) FROM household h JOIN grid g "
-                 "ON g.id = h.grid_id WHERE g.code = :s AND g.valid_to IS NULL)"),
-            {"s": source, "t": target},
-        )  # fmt: skip
+    move_a_household(store, source, target)
     now = {code: p["households"] for code, p in _features(client, path).items()}
     assert now == {**shown, source: shown[source] - 1, target: shown[target] + 1}
     assert now == _households(store, set(grids))

@@ -19,7 +19,13 @@ from sqlalchemy import Engine, text
 from api.state import app_state
 from api.tile_cache import TileCache, grid_tile_envelope
 from api.tile_seeder import TileSeeder, seed_paths
-from tests.api.test_tile_cache import ADMIN, _features, _households, _tile_path
+from tests.api.test_tile_cache import (
+    ADMIN,
+    _features,
+    _households,
+    _tile_path,
+    move_a_household,
+)
 from tests.factory import fresh_store, make_app, signed_in
 
 SEED_ZOOM = 15  # past the default 11, so the district spans many tiles of the top zooms
@@ -93,13 +99,7 @@ def test_low_zoom_grid_tiles_are_drawn_before_anyone_asks_and_again_after_an_edi
     # A household moves between two grids of the tile.
     source, target = sorted(grids, key=lambda c: -shown[c])[:2]
     passes, drawn = seeder.passes, seeder.drawn
-    with store.begin() as conn:
-        conn.execute(
-            text("UPDATE household SET grid_id = (SELECT id FROM grid WHERE code = :t "
-                 "AND valid_to IS NULL) WHERE id = (SELECT min(h.id) FROM household h JOIN grid g "
-                 "ON g.id = h.grid_id WHERE g.code = :s AND g.valid_to IS NULL)"),
-            {"s": source, "t": target},
-        )  # fmt: skip
+    move_a_household(store, source, target)
     _until(_settled(seeder, passes), "notice the move")
     # Drawn again: the tiles those two grids reach into; the rest were only checked.
     under = [p for p in paths if _reaches(store, p, {source, target})]
