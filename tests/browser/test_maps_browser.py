@@ -233,6 +233,41 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     page.screenshot(path=str(ARTIFACTS / "viewer-zoomed-out.png"))
 
 
+def test_the_viewer_says_to_zoom_in_below_the_grids_zoom(session: Session) -> None:
+    """In a city too dense for low-zoom grid tiles (the full megacity: from tile zoom 10) the
+    viewer asks for none below that zoom and says to zoom in. The live district is far too
+    small for that, so its page is served with the grid tiles' min zoom set to 13, as
+    :func:`maps.viewer.feature_minzoom` would set it for a denser city."""
+    page = session.page
+    grids_source = re.compile(
+        r'(ogc\.grids/tiles/WebMercatorQuad/\{z\}/\{x\}/\{y\}"\], *"minzoom": *)0'
+    )
+
+    def dense(route: Route) -> None:
+        original = route.fetch()
+        body, found = grids_source.subn(r"\g<1>13", original.text())
+        assert found == 1, "the viewer's grid source was not found in its page"
+        route.fulfill(response=original, body=body)
+
+    page.route(re.compile(r".*/viewer$"), dense)
+    page.goto(f"{session.live.url}/viewer", wait_until="load")
+    _wait_ready(page)
+    assert page.evaluate("gwMap.getStyle().sources.grids.minzoom") == 13
+    for zoom, hinted in ((11, True), (15, False)):
+        page.evaluate(f"window.gwReady = false; gwMap.jumpTo({{zoom: {zoom}}});"
+                      " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
+        _wait_ready(page)
+        hint = page.locator("#gw-zoom-hint")
+        assert hint.is_visible() is hinted, zoom
+        drawn = page.evaluate("gwMap.queryRenderedFeatures({layers: ['grids-fill']}).length")
+        assert (drawn == 0) is hinted, (zoom, drawn)
+        if hinted:
+            assert hint.inner_text() == "放大地图以查看网格"  # the deployment's zh-CN
+            streets = "gwMap.queryRenderedFeatures({layers: ['streets-line']}).length"
+            assert page.evaluate(streets) > 0  # the outlines stay
+            page.screenshot(path=str(ARTIFACTS / "viewer-zoom-hint.png"))
+
+
 def test_maps_show_the_ground_roads_names_and_buildings(session: Session, strips: Gridded) -> None:
     """A grid on a map is somewhere people know: roads with their names under it."""
     page = session.page
