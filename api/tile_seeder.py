@@ -12,7 +12,8 @@ tile servers seed their low zooms:
   computes it) up to ``GRIDWORK_TILE_SEED_ZOOM`` (11: from z12 on, a first drawing is under
   20 ms at full size), at most :data:`MAX_TILES`, low zooms first.
 * **When**: at start, and whenever the versions that grid tiles are cached under have moved
-  (one primary-key read every ``GRIDWORK_TILE_SEED_SECONDS``). A pass asks the cache for each
+  (one primary-key read every ``GRIDWORK_TILE_SEED_SECONDS``), at most a tenth of the time
+  (:data:`BUSY_SHARE`). A pass asks the cache for each
   tile as a request would (:meth:`api.ogc.DistrictWideOnly.keep_tile`): a tile whose grids are
   unchanged (the key of the grids under it, migration 0029) is only filed under the new
   versions, so an edit redraws the tiles over it and costs the others a key read each.
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 
 MAX_TILES = 256
 """The most tiles a pass draws (a city of ~110 km has ~70 at z10-z11)."""
+
+BUSY_SHARE = 0.1
+"""The most of its time the seeder spends in passes: after a pass of ``t`` seconds the next
+look waits ``t (1 / BUSY_SHARE − 1)``, at least ``GRIDWORK_TILE_SEED_SECONDS``. A city edits
+households all day, and every edit moves the versions a pass is set off by; at the full
+megacity's size a pass after one household moved took 0.5 s (``bench.megacity tiles``),
+so without the bound an edit every 2 s would keep a quarter of a core busy reading tile keys."""
 
 _PATH = "/collections/ogc.grids/tiles/WebMercatorQuad/{}/{}/{}"
 _TMS = morecantile.tms.get("WebMercatorQuad")
@@ -122,12 +130,14 @@ async def seed_loop(gate: DistrictWideOnly, state: AppState, seeder: TileSeeder)
     and tried again next time."""
     settings = state.settings
     while True:
+        rest = settings.tile_seed_seconds
         try:
-            await seeder.step(gate, state, settings.tile_seed_zoom)
+            if await seeder.step(gate, state, settings.tile_seed_zoom):
+                rest = max(rest, seeder.last_pass_s * (1 / BUSY_SHARE - 1))
         except Exception:  # the loop must outlive a database restart
             seeder.failures += 1
             log.warning("tile seeder: look failed; trying again", exc_info=True)
-        await asyncio.sleep(settings.tile_seed_seconds)
+        await asyncio.sleep(rest)
 
 
 def start(gate: DistrictWideOnly, state: AppState) -> asyncio.Task[None] | None:
