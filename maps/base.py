@@ -458,10 +458,37 @@ def offline_map(
 
 
 def layer_control(m: folium.Map, *, collapsed: bool = False) -> folium.LayerControl:
-    """Layer switcher; expanded by default because a handful of layers fit on screen."""
+    """Layer switcher; expanded by default because a handful of layers fit on screen, but
+    folded into its button on a map narrower than :data:`OPEN_FROM_PX` (a phone), where the
+    open list covered the title box beside it."""
     control = folium.LayerControl(collapsed=collapsed)
     control.add_to(m)
+    if not collapsed:
+        _FoldedWhenNarrow(control).add_to(m)
     return control
+
+
+class _FoldedWhenNarrow(MacroElement):
+    """Adds ``control`` to the map again as collapsed when the map is narrow: Leaflet wires
+    the button that opens a layer control only for one made collapsed."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            if ({{ this._parent.get_name() }}.getSize().x < {{ this.open_from }}) {
+                {{ this.control }}.remove();
+                {{ this.control }}.options.collapsed = true;
+                {{ this.control }}.addTo({{ this._parent.get_name() }});
+            }
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, control: folium.LayerControl) -> None:
+        super().__init__()
+        self._name = "FoldedWhenNarrow"
+        self.control = control.get_name()
+        self.open_from = OPEN_FROM_PX
 
 
 # --------------------------------------------------------------------------- offline check

@@ -76,8 +76,9 @@ def test_a_map_keeps_its_ground_visible_on_a_phone(
     lang: str,
 ) -> None:
     """The workload map's title box lists every worker and its legend five classes: on a
-    phone they covered the whole map. There they start as their titles, a tap opens one;
-    on a desktop they start open."""
+    phone they covered the whole map, and the open layer list covered the title box. There
+    they start as their titles (the layers as their button), a tap opens one; on a desktop
+    they start open."""
     admin = Person(browser, server, "g-admin", lang)
     try:
         admin.page.set_viewport_size(PHONE)
@@ -86,27 +87,31 @@ def test_a_map_keeps_its_ground_visible_on_a_phone(
         boxes = page.locator(".gridwork-legend details")
         assert boxes.count() == 2  # the title box and the legend
         assert page.evaluate(_OPEN) == [False, False]
+        assert page.locator(".leaflet-control-layers-expanded").count() == 0
         covered = page.evaluate(_COVERED)
         assert covered < 0.1, f"{covered:.0%} of the map under its boxes"
         page.locator(".gridwork-legend summary").first.click()
         assert page.evaluate(_OPEN) == [True, False]
         assert page.locator(".gridwork-legend details[open] div").count() >= 2  # the workers
         assert page.locator(".leaflet-control-scale-line").count() == 1  # metres only
+        page.locator(".leaflet-control-layers").hover()  # a tap, on a phone
+        assert page.locator(".leaflet-control-layers-expanded").count() == 1
 
         admin.page.set_viewport_size(ViewportSize(width=1280, height=860))
         page = admin.open("/maps/workload")
         page.wait_for_selector(".gridwork-legend details")
         assert page.evaluate(_OPEN) == [True, True]
+        assert page.locator(".leaflet-control-layers-expanded").count() == 1
     finally:
         admin.close()
 
 
 _OPEN = "[...document.querySelectorAll('.gridwork-legend details')].map(d => d.open)"
-#: The share of the map's area under its legends and title box.
+#: The share of the map's area under its legends, title box and layer control.
 _COVERED = """() => {
   const area = r => r.width * r.height;
   const map = document.querySelector('.folium-map').getBoundingClientRect();
-  const boxes = [...document.querySelectorAll('.gridwork-legend')]
+  const boxes = [...document.querySelectorAll('.gridwork-legend, .leaflet-control-layers')]
     .map(e => e.getBoundingClientRect());
   return boxes.reduce((s, r) => s + area(r), 0) / area(map);
 }"""
