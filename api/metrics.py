@@ -256,19 +256,23 @@ class _Tiles(Collector):
     """The vector tiles this process served from memory or had drawn, and what it keeps."""
 
     def __init__(self, cache: TileCache) -> None:
-        self.values = (cache.hits, cache.unchanged, cache.misses, len(cache), cache.size)
+        self.values = (
+            cache.hits, cache.unchanged, cache.joined, cache.misses, len(cache), cache.size
+        )  # fmt: skip
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        hits, unchanged, misses, tiles, size = self.values
+        hits, unchanged, joined, misses, tiles, size = self.values
         served = CounterMetricFamily(
             "gridwork_tile_cache_requests",
             "OGC vector tiles asked for while the cache was on: served from memory (hit; "
-            "unchanged: after a change elsewhere, the grids under it checked) or drawn by "
-            "PostgreSQL (miss, as the first time and after what the tile shows changed)",
+            "unchanged: after a change elsewhere, the grids under it checked; joined: after "
+            "waiting for the same tile's drawing under way) or drawn by PostgreSQL (miss, as "
+            "the first time and after what the tile shows changed)",
             labels=["result"],
         )
         served.add_metric(["hit"], hits)
         served.add_metric(["unchanged"], unchanged)
+        served.add_metric(["joined"], joined)
         served.add_metric(["miss"], misses)
         yield served
         yield GaugeMetricFamily("gridwork_tile_cache_tiles", "Tiles kept in memory", value=tiles)

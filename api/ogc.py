@@ -420,8 +420,8 @@ class DistrictWideOnly:
         """Make sure the tile at ``path`` (``/collections/…/z/x/y``, no query string, as the
         viewer asks for it) is in this process's cache, drawing it only if what it shows
         changed, for :mod:`api.tile_seeder`. Not a request: no caller, no counting in the
-        cache's figures. Returns ``hit``, ``unchanged`` or ``drawn`` ('' while the change
-        feed is not live: nothing is cached then)."""
+        cache's figures. Returns ``hit``, ``unchanged``, ``joined`` or ``drawn`` ('' while
+        the change feed is not live: nothing is cached then)."""
         feed = state.changes
         collection = tile_collection(path)
         if collection is None or feed is None or not feed.live:
@@ -472,7 +472,9 @@ class DistrictWideOnly:
         of what it shows, read on the server the tile is read from, are those it was kept
         under, or, for a grid tile, after they changed, while the grids under it are as they
         were (read only then: ~14 ms for a z10 tile of the full megacity); else from tipg,
-        kept for next time. Returns ``hit``, ``unchanged`` or ``drawn``."""
+        kept for next time; a request for a tile whose drawing is under way waits for it
+        (:meth:`~api.tile_cache.TileCache.flight`). Returns ``hit``, ``unchanged``,
+        ``joined`` or ``drawn``."""
         path = _route_path(scope)
         envelope = grid_tile_envelope(path)
         async with self.app.state.pool.acquire() as conn:
@@ -480,8 +482,7 @@ class DistrictWideOnly:
         version = (epoch, grids, tuple(tables))
         key = (path, bytes(scope.get("query_string", b"")))
         cache: TileCache = self.app.state.tiles
-        miss = counting and envelope is None
-        if await cache.serve(key, version, send, counting_miss=miss, counting=counting):
+        if await cache.serve(key, version, send, counting=counting):
             return "hit"
         under: tuple[object, ...] | None = None
         if envelope is not None:
@@ -491,7 +492,18 @@ class DistrictWideOnly:
             under = (epoch, *row[:3], tuple(row[3]))
             if await cache.serve_unchanged(key, under, version, send, counting=counting):
                 return "unchanged"
-        await self.app(scope, receive, cache.keeping(key, version, send, under=under))
+        flight, mine = cache.flight(key)
+        if not mine:  # the same tile is being drawn: take it from there
+            await asyncio.shield(flight)
+            if await cache.serve(key, version, send, counting=counting, joined=True):
+                return "joined"
+            # (not kept, or drawn under other versions: drawn here too)
+        cache.drawn(counting=counting)
+        try:
+            await self.app(scope, receive, cache.keeping(key, version, send, under=under))
+        finally:
+            if mine:
+                cache.landed(key, flight)
         return "drawn"
 
 

@@ -46,6 +46,7 @@ process, the least recently used tiles going first.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import OrderedDict
@@ -122,6 +123,7 @@ _HALF_WORLD = 20037508.342789244
 """Half the width of the Web Mercator world (metres): WebMercatorQuad's tile 0/0/0."""
 
 Message = MutableMapping[str, Any]
+Flight = asyncio.Future[None]
 Send = Callable[[Message], Awaitable[None]]
 
 
@@ -152,7 +154,9 @@ class TileCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.unchanged = 0  # served after a change elsewhere: the grids under it checked
-        self.misses = 0
+        self.joined = 0  # served after waiting for the same tile's drawing under way
+        self.misses = 0  # drawn by PostgreSQL
+        self._flights: dict[tuple[asyncio.AbstractEventLoop, tuple[str, bytes]], Flight] = {}
 
     def __len__(self) -> int:
         return len(self._tiles)
@@ -168,19 +172,21 @@ class TileCache:
         version: tuple[object, ...],
         send: Send,
         *,
-        counting_miss: bool = True,
         counting: bool = True,
+        joined: bool = False,
     ) -> bool:
         """Send the tile stored under ``key`` if it was stored under ``version``
-        (``counting_miss``: False when :meth:`serve_unchanged` is asked next; ``counting``:
-        False for the seeder's own checks, which are no requests)."""
+        (``counting``: False for the seeder's own checks, which are no requests; ``joined``:
+        counted as served after waiting for its drawing)."""
         with self._lock:
             tile = self._tiles.get(key)
             if tile is None or tile.version != version:
-                self.misses += counting_miss and counting
                 return False
             self._tiles.move_to_end(key)
-            self.hits += counting
+            if joined:
+                self.joined += counting
+            else:
+                self.hits += counting
         await _send(tile, send)
         return True
 
@@ -199,13 +205,38 @@ class TileCache:
         with self._lock:
             tile = self._tiles.get(key)
             if tile is None or tile.under is None or tile.under != under:
-                self.misses += counting
                 return False
             tile.version = version
             self._tiles.move_to_end(key)
             self.unchanged += counting
         await _send(tile, send)
         return True
+
+    def drawn(self, *, counting: bool = True) -> None:
+        """Count a tile PostgreSQL is asked to draw (a miss)."""
+        with self._lock:
+            self.misses += counting
+
+    def flight(self, key: tuple[str, bytes]) -> tuple[Flight, bool]:
+        """The drawing of ``key`` under way in this event loop, and whether the caller is the
+        one to draw it (it then calls :meth:`landed` when done, kept or not). Two viewers
+        opening the same map, or a viewer and the seeder, ask for the same cold tile at once;
+        the second waits for the first's drawing instead of drawing it again."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            found = self._flights.get((loop, key))
+            if found is not None:
+                return found, False
+            flight: Flight = loop.create_future()
+            self._flights[(loop, key)] = flight
+            return flight, True
+
+    def landed(self, key: tuple[str, bytes], flight: Flight) -> None:
+        """The drawing of ``key`` begun with :meth:`flight` is over: wake who waits."""
+        with self._lock:
+            self._flights.pop((asyncio.get_running_loop(), key), None)
+        if not flight.done():
+            flight.set_result(None)
 
     def keeping(
         self,

@@ -10,6 +10,7 @@ change rolled back, or none, serves the same bytes from memory.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import mapbox_vector_tile
@@ -297,3 +298,19 @@ def test_the_cache_keeps_at_most_its_bytes() -> None:
         assert len(cache) == 2
 
     asyncio.run(run())
+
+
+def test_a_cold_tile_asked_for_at_once_is_drawn_once(client: TestClient, store: Engine) -> None:
+    """Eight viewers open the same map at once: PostgreSQL draws the tile once, the other
+    requests wait for that drawing and get the same bytes."""
+    path = _tile_path(store, "131208-G01", zoom=12)
+    cache = _cache(client)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.get(path), range(8)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.content for r in answers}) == 1
+    assert cache.misses == 1
+    # The others came from memory: after waiting for that drawing, or once it was kept (a
+    # request that checked the grids under the tile while it was drawn counts unchanged).
+    assert cache.hits + cache.joined + cache.unchanged == 7
+    assert _features(client, path)  # a real tile, with grids in it
