@@ -18,7 +18,8 @@ tile servers seed their low zooms:
   unchanged (the key of the grids under it, migration 0029) is only filed under the new
   versions, so an edit redraws the tiles over it and costs the others a key read each.
 * **What it does not do**: it serves no one and counts in none of the cache's request figures;
-  a request arriving while its tile is being drawn draws it too (no waiting on the seeder); a
+  a request that comes before the pass reaches its tile draws it itself (one that comes while
+  the seeder draws it waits for that drawing: :meth:`api.tile_cache.TileCache.flight`); a
   tile dropped from memory (the cache is bounded) is drawn by the next pass only if something
   moved. While the change feed is not live nothing is cached, so nothing is seeded.
 """
