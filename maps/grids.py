@@ -256,7 +256,10 @@ def workload_map(
             else _("%(grids)s grids, %(households)s households")
         )
         counts = template % {"grids": row.grids, "households": row.households}
-        lines.append(f"{row.worker_name}: {counts} ({theirs})")
+        lines.append(
+            _("%(worker)s: %(counts)s (%(grids)s)")
+            % {"worker": row.worker_name, "counts": counts, "grids": theirs}
+        )
     title_box(m, _("Workload per worker"), lines)
     layer_control(m)
     return m

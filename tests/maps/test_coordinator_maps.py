@@ -181,10 +181,14 @@ def test_viewer_style_has_only_our_sources_and_no_glyphs() -> None:
 
 
 def test_the_workload_box_counts_one_grid_as_one() -> None:
-    """English says "1 grid" and "2 grids"; Chinese says 个 either way."""
+    """English says "1 grid" and "2 grids"; Chinese says 个 either way, with its own
+    punctuation (：，（）)."""
     grids = _grids().assign(worker_code=["W1", "W2"], worker_name=["Ana", "Rui"])
     zh = translations("zh_CN").gettext
-    for gettext, one in ((english, "Ana: 1 grid, 165 households"), (zh, "Ana: 1 个网格，165 户")):
+    for gettext, one in (
+        (english, "Ana: 1 grid, 165 households"),
+        (zh, "Ana：1 个网格，165 户（G1）"),
+    ):
         text = _title_box(workload_map(grids, worker_load(grids), asset_mode="url",
                                        gettext=gettext))  # fmt: skip
         assert one in text and "1 grids" not in text
