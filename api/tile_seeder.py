@@ -44,7 +44,8 @@ from maps.viewer import feature_minzoom
 log = logging.getLogger(__name__)
 
 MAX_TILES = 256
-"""The most tiles a pass draws (a city of ~110 km has ~70 at z10-z11)."""
+"""The most tiles a pass draws (the full megacity has 106 at z10-z11: ``bench.megacity
+tiles``); past it the highest zooms are left to requests."""
 
 BUSY_SHARE = 0.1
 """The most of its time the seeder spends in passes: after a pass of ``t`` seconds the next
