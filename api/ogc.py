@@ -227,7 +227,11 @@ class LoopPools:
             asyncio.AbstractEventLoop, dict[str, asyncio.Task[asyncpg.Pool]]
         ] = weakref.WeakKeyDictionary()
         self._chosen: contextvars.ContextVar[asyncpg.Pool] = contextvars.ContextVar("ogc_pool")
-        self._epochs: dict[int, int | None] = {}  # id(pool) → the feed's epoch it serves
+        # Per loop and server, the feed's epoch its pool serves (an asyncpg pool takes no weak
+        # reference, and an id could be reused once a loop's pool is closed).
+        self._epochs: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, int | None]
+        ] = weakref.WeakKeyDictionary()
 
     async def ready(
         self, engine: Engine, *, standby: bool = False, epoch: int | None = None
@@ -240,15 +244,17 @@ class LoopPools:
         and found the database) the pool's connections are replaced as they come back, since
         their prepared statements may name tables the restore dropped."""
         pool = await self._pool(engine, standby=standby)
-        if self._epochs.setdefault(id(pool), epoch) != epoch:
-            self._epochs[id(pool)] = epoch
+        served = self._epochs.setdefault(asyncio.get_running_loop(), {})
+        dsn = _dsn(engine)
+        if served.setdefault(dsn, epoch) != epoch:
+            served[dsn] = epoch
             await pool.expire_connections()
         self._chosen.set(pool)
         return pool
 
     async def _pool(self, engine: Engine, *, standby: bool) -> asyncpg.Pool:
         pools = self._pools.setdefault(asyncio.get_running_loop(), {})
-        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = _dsn(engine)
         task = pools.get(dsn)
         if task is None:
             init = _standby_connection if standby else connection_factory([SCHEMA], "pg_temp")
@@ -267,6 +273,7 @@ class LoopPools:
         except BaseException:
             if pools.get(dsn) is task:  # a server that was down: try again next time
                 del pools[dsn]
+                self._epochs.get(asyncio.get_running_loop(), {}).pop(dsn, None)
             raise
         return pool
 
@@ -275,9 +282,15 @@ class LoopPools:
 
     async def close(self) -> None:
         """Close this loop's pools (an app's lifespan ends in the loop that served it)."""
+        self._epochs.pop(asyncio.get_running_loop(), None)
         for task in self._pools.pop(asyncio.get_running_loop(), {}).values():
             if task.done() and not task.exception():
                 await task.result().close()
+
+
+def _dsn(engine: Engine) -> str:
+    """asyncpg's address of ``engine``'s database (same server and credentials)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # A tile's query is costed far above jit_above_cost (ST_AsMVTGeom over thousands of rows),
