@@ -38,7 +38,8 @@ from sqlalchemy import Engine
 from api.ogc import DistrictWideOnly
 from api.state import AppState
 from api.tile_cache import SOURCES, VERSIONS_SQL
-from data.district.maps import grid_tile_inputs
+from data.district.hierarchy import count_grids
+from data.district.maps import district_bounds
 from maps.viewer import feature_minzoom
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ BUSY_SHARE = 0.1
 look waits ``t (1 / BUSY_SHARE − 1)``, at least ``GRIDWORK_TILE_SEED_SECONDS``. A city edits
 households all day, and every edit moves the versions a pass is set off by; at the full
 megacity's size a pass after one household moved took 0.5 s (``bench.megacity tiles``),
-so without the bound an edit every 2 s would keep a quarter of a core busy reading tile keys."""
+so without the bound an edit every 2 s would keep a quarter of a core busy reading tile keys
+(an *estimate*: 0.5 s in every 2 s, not measured under such a load)."""
 
 _PATH = "/collections/ogc.grids/tiles/WebMercatorQuad/{}/{}/{}"
 _TMS = morecantile.tms.get("WebMercatorQuad")
@@ -61,11 +63,11 @@ _TMS = morecantile.tms.get("WebMercatorQuad")
 def seed_paths(engine: Engine, max_zoom: int) -> list[str]:
     """The grid tiles to keep drawn: over the district's bounds, from the viewer's grid min
     zoom up to ``max_zoom``, low zooms first, at most :data:`MAX_TILES`."""
-    with engine.connect() as conn:
-        found = grid_tile_inputs(conn)
-    if found is None:
+    with engine.connect() as conn:  # what the viewer computes its grid min zoom from
+        bounds = district_bounds(conn)
+        grids = count_grids(conn)
+    if bounds is None:
         return []
-    grids, bounds = found
     paths: list[str] = []
     for z in range(feature_minzoom(grids, bounds), max_zoom + 1):
         tiles = list(_TMS.tiles(*bounds, [z]))

@@ -123,16 +123,6 @@ def district_bounds(conn: Connection) -> tuple[float, float, float, float] | Non
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
-def grid_tile_inputs(conn: Connection) -> tuple[int, tuple[float, float, float, float]] | None:
-    """(current grids, :func:`district_bounds`): what the viewer's grid min zoom is computed
-    from, for the tile seeder; None when nothing is stored."""
-    bounds = district_bounds(conn)
-    if bounds is None:
-        return None
-    grids = conn.execute(text("SELECT count(*) FROM grid WHERE valid_to IS NULL")).scalar_one()
-    return int(grids), bounds
-
-
 def tiled_counts(conn: Connection) -> tuple[int, int]:
     """(current grids, road segments) stored: how dense the viewer's tiles get."""
     grids, roads = conn.execute(
