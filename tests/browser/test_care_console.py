@@ -185,6 +185,14 @@ def test_care_console_finds_a_lost_elder(
     # The locate page, from the alert: why first, then the route to the nearest facility.
     page.click(f"#alert-{alert_id} a.gw-locate")
     page.wait_for_selector("input[name=why][value=alert]:checked")
+    # Each reason's button sits just before its words, not half a screen away from them.
+    gaps = page.eval_on_selector_all(
+        ".gw-reasons label",
+        "ls => ls.map(l => { const t = document.createRange();"
+        " t.setStart(l.lastChild, 0); t.setEnd(l.lastChild, l.lastChild.length);"
+        " return t.getBoundingClientRect().left - l.getBoundingClientRect().left; })",
+    )
+    assert gaps and all(0 < g < 40 for g in gaps), gaps
     page.fill("#note", "家属来电")
     page.click("form.stack button[type=submit]")
     page.wait_for_selector("#gw-map")
