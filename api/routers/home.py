@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.case_viewer import case_viewer
 from api.deps import ReadSessionDep, SessionDep
 from api.pages.frame import PageContext, context, language_cookie, local_path, render
 from api.pages.i18n import LOCALES
@@ -16,6 +18,7 @@ from api.pages.map_page import framed_map
 from api.security import Principal, optional_principal, require
 from data.care import queries as care_queries
 from data.district.hierarchy import read_level
+from data.incidents import queries as incident_queries
 from data.models import Role
 from data.policy import Action, may
 from maps.hierarchy import hierarchy_map
@@ -34,28 +37,23 @@ class Card:
     links: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _cards(ctx: PageContext, principal: Principal) -> list[Card]:
+def _work_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> list[Card]:
     """Today's work for the caller's role; each workspace adds its card here."""
     cards: list[Card] = []
-    if may(principal.role, Action.view_district):
-        cards.append(
-            Card(
-                ctx._("Maps of your area"),
-                links=[
-                    ("/maps/hierarchy", ctx._("District map")),
-                    ("/maps/grids", ctx._("Grids and households")),
-                    ("/maps/workload", ctx._("Workload")),
-                    ("/maps/incidents", ctx._("Incidents map")),
-                    ("/maps/coverage", ctx._("Coverage")),
-                    ("/viewer", ctx._("Vector-tile viewer")),
-                ],
-            )
-        )
     if may(principal.role, Action.handle_cases) and principal.role is not Role.admin:
+        counts = incident_queries.my_case_counts(
+            session, case_viewer(session, principal), datetime.now(UTC)
+        )
         cards.append(  # issue 18: the cases routed to me (grid workers, departments)
             Card(
                 ctx._("My incidents"),
-                text=ctx._("Cases waiting for you, deadlines first."),
+                number=counts["waiting"],
+                text=(
+                    ctx._("Cases waiting for you, deadlines first.")
+                    if not counts["overdue"]
+                    else ctx._("Cases waiting for you, deadlines first. Overdue: %(n)s.")
+                    % {"n": counts["overdue"]}
+                ),
                 links=[
                     ("/app/incidents/mine", ctx._("My cases")),
                     ("/app/incidents/new", ctx._("Report an incident")),
@@ -83,6 +81,24 @@ def _cards(ctx: PageContext, principal: Principal) -> list[Card]:
             )
         )
     return cards
+
+
+def _map_card(ctx: PageContext, principal: Principal) -> list[Card]:
+    """The maps, after the work: a worker on a phone sees what waits for them first. The
+    vector-tile viewer is for district-wide accounts; staff with an area are sent from it
+    to the grid map, which the card already links."""
+    if not may(principal.role, Action.view_district):
+        return []
+    links = [
+        ("/maps/hierarchy", ctx._("District map")),
+        ("/maps/grids", ctx._("Grids and households")),
+        ("/maps/workload", ctx._("Workload")),
+        ("/maps/incidents", ctx._("Incidents map")),
+        ("/maps/coverage", ctx._("Coverage")),
+    ]
+    if principal.scope.unrestricted:
+        links.append(("/viewer", ctx._("Vector-tile viewer")))
+    return [Card(ctx._("Maps of your area"), links=links)]
 
 
 def _care_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> list[Card]:
@@ -133,7 +149,9 @@ def home(
         "home.html",
         title=ctx._("Today"),
         values={
-            "cards": _cards(ctx, principal) + _care_cards(ctx, principal, session),
+            "cards": _care_cards(ctx, principal, session)
+            + _work_cards(ctx, principal, session)
+            + _map_card(ctx, principal),
             "communities": rows,
         },
     )

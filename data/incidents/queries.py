@@ -410,6 +410,22 @@ def list_cases(
     return [dict(r) for r in rows]
 
 
+def my_case_counts(db: Db, viewer: Viewer, at: datetime) -> dict[str, int]:
+    """For a home page: the cases ``/app/incidents/mine`` lists (open ones assigned to the
+    viewer, and new ones of their area nobody took yet), and how many of those are overdue
+    at ``at``. Counts only: no case is read, so nothing is audited."""
+    row = db.execute(
+        text(
+            "SELECT count(*), count(*) FILTER (WHERE c.due_at <= :at) "
+            f"{CASE_FROM} WHERE {CASE_SEEN_SQL} AND ("
+            "(c.status IN ('new', 'accepted', 'in_progress') AND c.assignee_id = :me) "
+            "OR (c.status = 'new' AND c.assignee_id IS NULL))"
+        ),
+        viewer.params() | {"me": viewer.user_id, "at": at},
+    ).one()
+    return {"waiting": int(row[0]), "overdue": int(row[1])}
+
+
 def history(db: Db, case_id: int) -> list[dict[str, Any]]:
     rows = db.execute(
         text(

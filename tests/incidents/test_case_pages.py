@@ -114,6 +114,65 @@ def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Eng
     assert client.get("/app/incidents/mine", headers=auth["planner"] | HTML).status_code == 403
 
 
+def _cards(page: str) -> list[tuple[str, int | None, str]]:
+    """The home page's cards in order: title, number (if any), text."""
+    found = re.findall(
+        r'<article class="card">\s*<h2>(.*?)</h2>\s*(?:<div class="num">(\d+)</div>)?'
+        r'\s*(?:<p class="muted">(.*?)</p>)?',
+        page,
+    )
+    return [(html.unescape(t), int(n) if n else None, html.unescape(x)) for t, n, x in found]
+
+
+def _mine(client: TestClient, headers: dict[str, str]) -> tuple[int, int]:
+    """How many cases "my cases" lists, and how many of them it marks overdue."""
+    page = client.get("/app/incidents/mine", headers=headers).text
+    items = re.findall(r'<li class="([^"]*)">\s*<a href="/app/incidents/\d+">', page)
+    return len(items), items.count("overdue")
+
+
+def test_a_grid_workers_home_counts_what_waits_before_the_maps(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    en = auth["worker"] | HTML | {"Accept-Language": "en"}
+    cid = _report_form(client, auth, cases_engine)
+    listed, overdue = _mine(client, en)
+    assert listed >= 1
+    cards = _cards(client.get("/", headers=en).text)
+    titles = [t for t, _, _ in cards]
+    assert titles.index("My incidents") < titles.index("Maps of your area"), titles
+    mine = titles.index("My incidents")
+    assert cards[mine][1] == listed, (cards[mine], listed)
+    if not overdue:
+        assert cards[mine][2] == "Cases waiting for you, deadlines first."
+    with cases_engine.begin() as conn:
+        due = conn.execute(
+            text("SELECT due_at FROM incident_case WHERE id = :i"), {"i": cid}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE incident_case SET due_at = now() - interval '1 hour' WHERE id = :i"),
+            {"i": cid},
+        )
+    try:
+        listed, overdue = _mine(client, en)
+        assert overdue >= 1
+        cards = _cards(client.get("/", headers=en).text)
+        assert cards[mine][1:] == (
+            listed,
+            f"Cases waiting for you, deadlines first. Overdue: {overdue}.",
+        )
+        zh = auth["worker"] | HTML | {"Accept-Language": "zh-CN"}
+        assert f"已超期：{overdue} 件" in _cards(client.get("/", headers=zh).text)[mine][2]
+    finally:
+        with cases_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE incident_case SET due_at = :d WHERE id = :i"), {"d": due, "i": cid}
+            )
+    # The worker has an area: the vector-tile viewer would send them to the grid map.
+    home = client.get("/", headers=en).text
+    assert 'href="/viewer"' not in home and 'href="/maps/grids"' in home
+
+
 def _history_items(page: str) -> list[dict[str, Any]]:
     """Each entry of the page's history: its title, its moves (from → to) and its note."""
     start = page.index('<ol class="history">')
