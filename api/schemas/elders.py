@@ -119,6 +119,10 @@ class Reports(Answer):
         description="when a fix last arrived (kept after the positions are purged: a fact "
         "about the watch, not a position)"
     )
+    battery: float | None = Field(
+        description="per cent, from the newest report that gave one, fix or keep-alive "
+        "(as the elders list shows it)"
+    )
     keepalive_battery: float | None
     keepalive_charging: bool | None
     not_stored: int = Field(description="reports answered but not stored as a fix")

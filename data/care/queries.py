@@ -467,6 +467,8 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
                        d.last_refused_at, d.last_refused_reason,
                        (SELECT s.last_received_at FROM zone_state s WHERE s.elder_id = e.id)
                            AS last_fix_received_at,
+                       (SELECT s.battery FROM zone_state s WHERE s.elder_id = e.id)
+                           AS state_battery,
                        e.created_at,
                        EXISTS (SELECT 1 FROM consent c WHERE c.elder_id = e.id
                                AND c.withdrawn_at IS NULL) AS consent
@@ -490,10 +492,12 @@ def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict
         raise _refusal(db, elder_id, scope, to)
     out = dict(row)
     status = {k: out.pop(k) for k in _DEVICE_STATUS}
+    state_battery = out.pop("state_battery")  # the newest report's (0030); else a keep-alive's
     heard = [t for t in (status["last_heard_at"], status["last_fix_received_at"]) if t]
     out["reports"] = {
         "last_heard_at": max(heard).isoformat() if heard else None,
         "last_fix_received_at": _iso(status["last_fix_received_at"]),
+        "battery": status["last_battery"] if state_battery is None else state_battery,
         "keepalive_battery": status["last_battery"],
         "keepalive_charging": status["last_charging"],
         "not_stored": status["not_stored"] or 0,
@@ -693,7 +697,7 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
             SELECT s.elder_id, e.home_grid_id, s.outside, s.last_fix_time, s.last_x, s.last_y,
                    s.low_battery, s.no_fix, s.alarm, z.kind::text, z.updated_at,
                    ST_X(ST_Transform(z.centre, :epsg)), ST_Y(ST_Transform(z.centre, :epsg)),
-                   z.radius_m
+                   z.radius_m, s.battery
             FROM zone_state s JOIN elder e ON e.id = s.elder_id
             JOIN safe_zone z ON z.elder_id = s.elder_id
             WHERE {where} ORDER BY s.elder_id {lock}
@@ -725,6 +729,7 @@ def _zone_contexts(db: Db, where: str, params: dict[str, Any], *, lock: str) -> 
             low_battery=r[6],
             no_fix=r[7],
             alarm=r[8],
+            battery=r[14],
         )
         out.append(ZoneContext(r[0], r[1], zone, state))
     return out
@@ -808,12 +813,13 @@ def save_zone_states(
         text(
             """
             UPDATE zone_state s SET outside = v.o, last_fix_time = v.t, last_x = v.x,
-                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a,
+                last_y = v.y, low_battery = v.b, no_fix = v.n, alarm = v.a, battery = v.p,
                 last_received_at = greatest(s.last_received_at, v.r)
             FROM unnest(CAST(:e AS int[]), CAST(:o AS bool[]), CAST(:t AS timestamptz[]),
                         CAST(:x AS float8[]), CAST(:y AS float8[]), CAST(:b AS bool[]),
-                        CAST(:n AS bool[]), CAST(:a AS text[]), CAST(:r AS timestamptz[]))
-                 AS v(e, o, t, x, y, b, n, a, r)
+                        CAST(:n AS bool[]), CAST(:a AS text[]), CAST(:r AS timestamptz[]),
+                        CAST(:p AS float8[]))
+                 AS v(e, o, t, x, y, b, n, a, r, p)
             WHERE s.elder_id = v.e
             """
         ),
@@ -825,6 +831,7 @@ def save_zone_states(
             "x": [None if r.last_position is None else r.last_position[0] for r in rows],
             "y": [None if r.last_position is None else r.last_position[1] for r in rows],
             "b": [r.low_battery for r in rows],
+            "p": [r.battery for r in rows],
             "n": [r.no_fix for r in rows],
             "a": [r.alarm for r in rows],
         },
@@ -1230,8 +1237,9 @@ def elders_at_a_glance(
     db: Db, scope: AreaScope, *, search: str | None, limit: int, offset: int = 0
 ) -> list[dict[str, Any]]:
     """Elders the caller may read, with their state (no positions): when their device was
-    last heard from, the newest fix's time and battery, inside or outside the safe zone,
-    open alerts. ``search`` matches the name (case-insensitive, anywhere in it).
+    last heard from, the newest fix's time, the battery of the newest report that gave one
+    (the zone state's, as the elder's page shows it), inside or outside the safe zone, open
+    alerts. ``search`` matches the name (case-insensitive, anywhere in it).
 
     "Last heard" is the record's (:func:`elder_record`): the latest of any of the elder's
     devices' keep-alives and refusals and the last receipt of a fix (the zone state's, so a
@@ -1245,8 +1253,7 @@ def elders_at_a_glance(
                s.outside, s.no_fix,
                greatest(d.heard, s.last_received_at) AS last_heard_at,
                coalesce(near.time, far.time) AS last_fix_time,
-               coalesce(CASE WHEN near.time IS NULL THEN far.battery ELSE near.battery END,
-                        d.battery) AS battery,
+               coalesce(s.battery, d.battery) AS battery,
                (SELECT count(*) FROM alert a WHERE a.elder_id = e.id
                 AND a.status <> 'closed') AS open_alerts,
                EXISTS (SELECT 1 FROM safe_zone z WHERE z.elder_id = e.id) AS has_zone
@@ -1256,10 +1263,10 @@ def elders_at_a_glance(
                                   (array_agg(last_battery ORDER BY last_heard_at
                                              DESC NULLS LAST))[1] AS battery
                            FROM device WHERE elder_id = e.id) d ON true
-        LEFT JOIN LATERAL (SELECT time, battery FROM position
+        LEFT JOIN LATERAL (SELECT time FROM position
                            WHERE elder_id = e.id AND time >= s.last_fix_time
                            ORDER BY time DESC, id DESC LIMIT 1) near ON true
-        LEFT JOIN LATERAL (SELECT time, battery FROM position
+        LEFT JOIN LATERAL (SELECT time FROM position
                            WHERE elder_id = e.id AND near.time IS NULL
                            ORDER BY time DESC, id DESC LIMIT 1) far ON true
         WHERE {elder_sql(Action.locate_elders)}

@@ -760,7 +760,8 @@ def _signal(
             events.append(ZoneEvent("low_battery", time, None, detail=f"{battery:g}%"))
         elif low and battery > DEFAULT_LOW_BATTERY_PCT + DEFAULT_BATTERY_HYSTERESIS_PCT:
             low = False
-    return replace(state, low_battery=low, alarm=alarm), events
+    kept = state.battery if battery is None else battery
+    return replace(state, low_battery=low, alarm=alarm, battery=kept), events
 
 
 def _alert(ctx: q.ZoneContext, event: ZoneEvent, fix: q.PositionRef | None) -> q.NewAlert:

@@ -218,6 +218,9 @@ class ZoneState(Base):
     low_battery: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     no_fix: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     alarm: Mapped[str | None] = mapped_column(String(64))
+    battery: Mapped[float | None] = mapped_column(
+        Float, comment="per cent, from the elder's newest fix or keep-alive that gave one"
+    )  # migration 0030
     # Set by ingest with the fixes it stores; kept when they are purged (migration 0023).
     last_received_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True),

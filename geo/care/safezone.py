@@ -197,6 +197,9 @@ class ZoneState:
     low_battery: bool = False
     no_fix: bool = False
     alarm: str | None = None
+    battery: float | None = None
+    """Per cent, from the newest report that gave one: what staff are shown, whether it came
+    with a fix or a keep-alive (a watch indoors sends keep-alives for hours)."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,7 @@ def _apply_fix(
         last_position=position,
         low_battery=low_battery,
         alarm=alarm,
+        battery=state.battery if fix.battery is None else fix.battery,
     )
 
 

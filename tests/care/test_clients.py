@@ -9,6 +9,7 @@ cannot be read. The request shapes come from the clients' sources (``tests/care/
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -370,6 +371,7 @@ def test_a_heartbeat_without_a_fix_is_answered_and_kept_as_a_keep_alive(
         lon=district.home_lon,
     )
     assert fix.json()["stored"] == 1
+    assert _record(client, staff, elder["id"])["reports"]["battery"] == 80  # the fix's
     beat = clients.traccar10(client, key, "watch-beat", NOW, battery=57, charging=True)
     assert beat.status_code == 200, beat.text
     answer = beat.json()
@@ -389,6 +391,15 @@ def test_a_heartbeat_without_a_fix_is_answered_and_kept_as_a_keep_alive(
     assert _codes(marker.json()) == ["no_position"]
     reports = _record(client, staff, elder["id"])["reports"]
     assert reports["keepalive_battery"] == 57 and reports["keepalive_charging"] is True
+    # The keep-alive came after the fix: its battery is the one staff see, on the elder's
+    # page and in the list, which agree.
+    assert reports["battery"] == 57
+    html_headers = staff["care_staff"] | {"Accept": "text/html", "Accept-Language": "en"}
+    page = client.get(f"/app/elders/{elder['id']}", headers=html_headers).text
+    assert re.search(r"<dt>Battery</dt><dd><span[^>]*>57 %</span></dd>", page), page
+    listed = client.get("/app/elders?q=", headers=html_headers).text
+    row = listed[listed.index(f'href="/app/elders/{elder["id"]}"') :]
+    assert re.search(r"<td>[^<]*<span[^>]*>57 %</span>", row[: row.index("</tr>")])
     assert reports["not_stored"] == 2 and reports["last_refused"] is None
     heard = datetime.fromisoformat(reports["last_heard_at"])
     assert heard > NOW - timedelta(minutes=1)

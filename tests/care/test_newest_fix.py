@@ -115,7 +115,9 @@ def test_the_reads_still_answer_when_the_zone_states_fix_is_gone(
     assert reads["received"] == fixes[0].received_at.isoformat()
     assert reads["ref"] == q.PositionRef(fixes[0].id, LATE_AT, fixes[0].grid_id)
     assert reads["fix"] == (fixes[0].id, LATE_AT, True)
-    assert reads["glance"] == (LATE_AT, 30)
+    # The battery is the zone state's (0030): what the newest report said (the invalid fix's
+    # 40), a fact about the watch kept when fixes are deleted, as last_received_at is.
+    assert reads["glance"] == (LATE_AT, 40)
 
 
 def test_a_watch_with_only_invalid_fixes_and_an_elder_without_fixes(
