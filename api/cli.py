@@ -304,8 +304,9 @@ def _demo_admin(engine: Engine, settings: Settings) -> None:
 
 def _demo_accounts(engine: Engine, settings: Settings) -> None:
     """One sign-in per role (random passwords, kept in the state folder, mode 600), each
-    scoped to a real area of the demo: the first community, and the grid worker to the grids
-    of the first fictional worker, linked to that worker record."""
+    scoped to a real area of the demo: the planner to the street (街道) of the first
+    community, the coordinator and care staff to that community, and the grid worker to the
+    grids of the first fictional worker, linked to that worker record."""
     import secrets
 
     from sqlalchemy import text
@@ -318,6 +319,13 @@ def _demo_accounts(engine: Engine, settings: Settings) -> None:
     path = settings.state_path / "demo-accounts.txt"
     with engine.connect() as conn:
         community = conn.execute(text("SELECT code FROM community ORDER BY code LIMIT 1")).scalar()
+        street = conn.execute(  # the street office over it: where a planner works
+            text(
+                "SELECT s.code FROM street s JOIN community c ON c.street_id = s.id "
+                "WHERE c.code = :c"
+            ),
+            {"c": community},
+        ).scalar()
         worker = conn.execute(
             text(
                 "SELECT w.code, array_agg(g.code ORDER BY g.code) FROM worker w JOIN grid g "
@@ -327,7 +335,7 @@ def _demo_accounts(engine: Engine, settings: Settings) -> None:
         ).first()
     area = [(ScopeLevel.community, str(community))] if community else []
     people: list[tuple[str, Role, list[tuple[ScopeLevel, str]]]] = [
-        ("demo-planner", Role.planner, []),
+        ("demo-planner", Role.planner, [(ScopeLevel.street, str(street))] if street else area),
         ("demo-coordinator", Role.coordinator, area),
         ("demo-care", Role.care_staff, area),
     ]
@@ -339,18 +347,22 @@ def _demo_accounts(engine: Engine, settings: Settings) -> None:
     known = {line.split(":", 1)[0] for line in lines}
     with transaction(engine) as session:
         for username, role, scopes in people:
-            if find_user(session, username) is not None and username in known:
+            exists = find_user(session, username) is not None
+            password = None
+            if not exists or username not in known:  # new, or its password was lost
+                password = secrets.token_urlsafe(12)
+                if exists:
+                    session.execute(
+                        text("UPDATE app_user SET password_hash = :h WHERE username = :u"),
+                        {"h": hash_password(password), "u": username},
+                    )
+                else:
+                    create_user(session, username, hash_password(password), role)
+            # Every run (idempotent): an earlier demo made demo-planner without an area.
+            for level, code in scopes:
+                add_scope(session, username, level, code)
+            if password is None:
                 continue
-            password = secrets.token_urlsafe(12)
-            if find_user(session, username) is None:
-                create_user(session, username, hash_password(password), role)
-                for level, code in scopes:
-                    add_scope(session, username, level, code)
-            else:
-                session.execute(
-                    text("UPDATE app_user SET password_hash = :h WHERE username = :u"),
-                    {"h": hash_password(password), "u": username},
-                )
             if role is Role.grid_worker and worker is not None:
                 link_worker_account(session, worker[0], username)
             lines.append(f"{username}: {password}  ({role.value})")

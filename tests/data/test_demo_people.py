@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -34,8 +35,29 @@ def test_demo_staffs_grids_and_prints_one_sign_in_per_role(strips: Gridded, tmp_
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = dict(line.split(": ", 1) for line in path.read_text().splitlines())
     assert set(lines) == {"demo-planner", "demo-coordinator", "demo-care", "demo-worker"}
+    # An earlier demo made demo-planner without an area: a run gives it the street.
+    with strips.engine.begin() as conn:
+        conn.execute(
+            text(
+                "DELETE FROM user_scope WHERE user_id = "
+                "(SELECT id FROM app_user WHERE username = 'demo-planner')"
+            )
+        )
     _demo_accounts(strips.engine, settings)  # a second run keeps the passwords
     assert path.read_text().count("demo-") == 4
+    assert dict(line.split(": ", 1) for line in path.read_text().splitlines()) == lines
+    with strips.engine.connect() as conn:
+        areas = dict(
+            conn.execute(
+                text(
+                    "SELECT u.username, array_agg(s.level::text ORDER BY s.level) FROM app_user u "
+                    "JOIN user_scope s ON s.user_id = u.id GROUP BY u.username"
+                )
+            ).all()
+        )
+        communities = conn.execute(text("SELECT count(*) FROM community")).scalar_one()
+    assert areas["demo-planner"] == ["street"], areas
+    assert areas["demo-coordinator"] == areas["demo-care"] == ["community"]
     with TestClient(make_app(strips.engine)) as client:
         for username, rest in lines.items():
             password = rest.split()[0]
@@ -45,6 +67,10 @@ def test_demo_staffs_grids_and_prints_one_sign_in_per_role(strips: Gridded, tmp_
                 follow_redirects=False,
             )
             assert r.status_code == 303, (username, r.text)
+            if username == "demo-planner":  # a street office's planner: its communities
+                page = client.get("/app/plans", headers={"Accept-Language": "en"}).text
+                options = re.findall(r'<option value="([^"]+)"', page)
+                assert len(options) == communities, options
     with strips.engine.connect() as conn:
         linked = conn.execute(
             text(
