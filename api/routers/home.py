@@ -61,10 +61,21 @@ def _work_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> 
             )
         )
     if may(principal.role, Action.view_cases) and principal.role in (Role.coordinator, Role.admin):
+        area = incident_queries.open_case_counts(
+            session, case_viewer(session, principal), datetime.now(UTC)
+        )
         cards.append(  # issue 18: the open cases of my area
             Card(
                 ctx._("Open incidents"),
-                text=ctx._("Cases not yet resolved in your area; overdue ones in red."),
+                number=area["open"],
+                text=(
+                    ctx._("Cases not yet resolved in your area; overdue ones in red.")
+                    if not area["overdue"]
+                    else ctx._(
+                        "Cases not yet resolved in your area; overdue ones in red. Overdue: %(n)s."
+                    )
+                    % {"n": area["overdue"]}
+                ),
                 links=[
                     ("/app/incidents?status=open", ctx._("Open cases")),
                     ("/app/incidents?due=overdue", ctx._("Overdue")),

@@ -410,6 +410,20 @@ def list_cases(
     return [dict(r) for r in rows]
 
 
+def open_case_counts(db: Db, viewer: Viewer, at: datetime) -> dict[str, int]:
+    """For a home page: the open cases the viewer may see (``?status=open`` of the list)
+    and how many of them are overdue at ``at`` (``?due=overdue``). Counts only."""
+    row = db.execute(
+        text(
+            "SELECT count(*), count(*) FILTER (WHERE c.due_at <= :at) "
+            f"{CASE_FROM} WHERE {CASE_SEEN_SQL} "
+            "AND c.status IN ('new', 'accepted', 'in_progress')"
+        ),
+        viewer.params() | {"at": at},
+    ).one()
+    return {"open": int(row[0]), "overdue": int(row[1])}
+
+
 def my_case_counts(db: Db, viewer: Viewer, at: datetime) -> dict[str, int]:
     """For a home page: the cases ``/app/incidents/mine`` lists (open ones assigned to the
     viewer, and new ones of their area nobody took yet), and how many of those are overdue

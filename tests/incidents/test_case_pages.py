@@ -173,6 +173,42 @@ def test_a_grid_workers_home_counts_what_waits_before_the_maps(
     assert 'href="/viewer"' not in home and 'href="/maps/grids"' in home
 
 
+def _listed(client: TestClient, headers: dict[str, str], query: str) -> int:
+    """How many cases the coordinator's list shows for ``query``."""
+    page = client.get(f"/app/incidents?{query}", headers=headers).text
+    return len(re.findall(r'<tr class="[^"]*">\s*<td><a href="/app/incidents/\d+">', page))
+
+
+def test_a_coordinators_home_counts_the_open_and_overdue_cases_of_the_area(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    en = auth["community"] | HTML | {"Accept-Language": "en"}
+    cid = _report_form(client, auth, cases_engine)
+    cards = _cards(client.get("/", headers=en).text)
+    titles = [t for t, _, _ in cards]
+    card = titles.index("Open incidents")
+    assert card < titles.index("Maps of your area")
+    assert cards[card][1] == _listed(client, en, "status=open") >= 1
+    with cases_engine.begin() as conn:
+        due = conn.execute(
+            text("SELECT due_at FROM incident_case WHERE id = :i"), {"i": cid}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE incident_case SET due_at = now() - interval '1 hour' WHERE id = :i"),
+            {"i": cid},
+        )
+    try:
+        overdue = _listed(client, en, "due=overdue")
+        assert overdue >= 1
+        said = _cards(client.get("/", headers=en).text)[card][2]
+        assert said.endswith(f"overdue ones in red. Overdue: {overdue}."), said
+    finally:
+        with cases_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE incident_case SET due_at = :d WHERE id = :i"), {"d": due, "i": cid}
+            )
+
+
 def _history_items(page: str) -> list[dict[str, Any]]:
     """Each entry of the page's history: its title, its moves (from → to) and its note."""
     start = page.index('<ol class="history">')
