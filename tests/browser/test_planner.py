@@ -61,6 +61,12 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
         raise AssertionError(f"the editor did not load: {problems} {statuses}") from None
     finally:
         pg.screenshot(path=str(ARTIFACTS / "planner-editor-opened.png"))
+    # The ground under the plan: roads and buildings, also at a quarter zoom (the planner's
+    # map snaps to quarters; the basemap must still be asked for a whole one).
+    pg.wait_for_selector(".leaflet-gwBasemap-pane path", state="attached", timeout=20_000)
+    with pg.expect_response(lambda r: "/basemap?" in r.url, timeout=15_000) as asked:
+        pg.evaluate("gwPlanMap.setZoom(Math.floor(gwPlanMap.getZoom()) + 0.25)")
+    assert asked.value.status == 200, (asked.value.status, asked.value.url)
     before = _counts(pg)
     plan_id = pg.get_attribute("#workspace", "data-plan")
     units = pg.evaluate(f"fetch('/plans/{plan_id}/units').then(r => r.json())")

@@ -91,7 +91,9 @@
     }
 
     function refresh() {
-      var b = map.getBounds(), z = map.getZoom();
+      // The server draws whole zoom levels; a map with fractional zoom (the planner's snaps
+      // to quarters) asks for the nearest one, or it is refused and shows no ground.
+      var b = map.getBounds(), z = Math.round(map.getZoom());
       var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
         return v.toFixed(5);
       });
