@@ -11,7 +11,7 @@ open a plan is the API's rule: the caller must hold the plan's community
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response
@@ -197,6 +197,51 @@ def _metric_rows(ctx: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The plan's changes as the page says them: in its language, at local time."""
+    out = []
+    for step in steps:
+        n, grids = step["units"], ", ".join(step["grids"] or ())
+        if step["kind"] == "move":
+            said = ctx._("%(n)s unit(s) moved into %(grid)s", n=n, grid=step["target"] or "—")
+            if step["summary"].endswith("(forced)"):
+                said = ctx._(
+                    "%(n)s unit(s) moved into %(grid)s despite the checks",
+                    n=n,
+                    grid=step["target"] or "—",
+                )
+        elif step["kind"] == "lock":
+            said = ctx._("Locked %(grids)s", grids=grids)
+        elif step["kind"] == "unlock":
+            said = ctx._("Unlocked %(grids)s", grids=grids)
+        elif step["kind"] == "resplit":
+            said = ctx._("Re-split the unlocked grids: %(n)s unit(s) moved", n=n)
+        else:  # pragma: no cover - every kind the workspace records is said above
+            said = step["summary"]
+        state = {
+            "undone": ctx._("taken back"),
+            "dropped": ctx._("replaced by a later change"),
+        }.get(step["state"], "")
+        when = ctx.localtime(datetime.fromisoformat(step["at"]), format="short")
+        out.append(
+            {
+                "state": step["state"],
+                "text": said,
+                "by": f"{step['author']} · {when}",
+                "note": state,
+            }
+        )
+    return out
+
+
+@router.get("/plans/{plan_id}/history")
+def history_rows(
+    request: Request, session: SessionDep, principal: Planner, plan: HeldPlan
+) -> list[dict[str, str]]:
+    """The changes list as the page shows it, for the editor to refresh after an edit."""
+    return _history(context(request, principal), workspace.steps(session, plan.id)["steps"])
+
+
 @router.get("/plans", response_class=HTMLResponse)
 def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTMLResponse:
     ctx = context(request, principal)
@@ -219,6 +264,7 @@ def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTM
     for p in plans:
         p["state"] = _status(p)
         p["state_label"] = ctx._(STATUS[p["state"]])
+        p["drawn_at"] = ctx.localtime(datetime.fromisoformat(p["created_at"]), format="short")
     return render(
         request,
         principal,
@@ -347,12 +393,15 @@ def plan_page(
     plan_id = plan.id
     summary = planning.plan_summary(session, plan_id)
     summary["state"] = _status(summary)
+    if summary["switched_at"]:
+        switched = datetime.fromisoformat(summary["switched_at"])
+        summary["switched_local"] = ctx.localtime(switched, format="short")
     today = plan_clock.today(request.app)
     values: dict[str, Any] = {
         "plan": summary,
         "state_label": ctx._(STATUS[summary["state"]]),
         "metrics": _metric_rows(ctx, summary["metrics"]),
-        "history": workspace.steps(session, plan_id)["steps"],
+        "history": _history(ctx, workspace.steps(session, plan_id)["steps"]),
         "others": [
             p
             for p in planning.list_plans(session, plan.community_code, scope=principal.scope)

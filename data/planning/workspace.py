@@ -124,14 +124,18 @@ def _record(
 
 
 def steps(db: Db, plan_id: int) -> dict[str, Any]:
-    """The plan's edits, newest first, and whether undo and redo are possible."""
+    """The plan's edits, newest first, and whether undo and redo are possible. Each says
+    what it did as data, for a page to say in its language: ``units`` moved, the grid a
+    move went into (``target``), the grids a lock or unlock changed (``grids``); ``summary``
+    is the English line kept with the step."""
     get_plan(db, plan_id)
     rows = (
         db.execute(
             text(
                 "SELECT seq, kind, summary, author, at, state, state_at, state_by, "
-                "jsonb_array_length(changes) AS units FROM plan_step WHERE plan_id = :p "
-                "ORDER BY seq DESC"
+                "jsonb_array_length(changes) AS units, changes -> 0 ->> 2 AS target, "
+                "ARRAY(SELECT x ->> 0 FROM jsonb_array_elements(locks) x) AS grids "
+                "FROM plan_step WHERE plan_id = :p ORDER BY seq DESC"
             ),
             {"p": plan_id},
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -138,6 +140,32 @@ def test_locked_grid_refuses_moves(planner: TestClient) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["moved"] is True
     assert _grid_of_unit(planner, plan["id"], unit) == code
+    # The page's list of changes says each in the page's language, newest first.
+    said = {
+        lang: [
+            h["text"]
+            for h in planner.get(
+                f"/app/plans/{plan['id']}/history", headers={"Accept-Language": lang}
+            ).json()
+        ]
+        for lang in ("en", "zh-CN")
+    }
+    assert said["en"] == [
+        f"1 unit(s) moved into {code} despite the checks",
+        f"Unlocked {code}",
+        f"Locked {code}",
+    ]
+    assert said["zh-CN"] == [
+        f"1 个单元划入 {code}（未通过检查，强制执行）",
+        f"解锁 {code}",
+        f"锁定 {code}",
+    ]
+    # The list of plans says when each was drawn at local time, not as a UTC stamp.
+    drawn = datetime.fromisoformat(planner.get(f"/plans/{plan['id']}").json()["created_at"])
+    local = format_datetime(drawn, "short", tzinfo=ZoneInfo("Asia/Shanghai"), locale="en")
+    page = planner.get("/app/plans", headers={"Accept-Language": "en"}).text
+    row = page[page.index(f'href="/app/plans/{plan["id"]}"') :]
+    assert f"<td>{local}</td>" in row[: row.index("</tr>")], (local, row[:600])
 
 
 def _grid_of_unit(client: TestClient, plan_id: int, unit: int) -> str:

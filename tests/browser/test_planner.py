@@ -5,8 +5,11 @@ fails. Locks, re-splitting, comparing and publishing ahead: test_planner_publish
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -113,6 +116,16 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     assert moved, "no empty border unit could move"
     steps = "document.querySelectorAll('#history li:not(.muted)').length"
     _wait(pg, f"{steps} >= 1")
+    # The change is said in the page's language at local time (the deployment's zone),
+    # not as the English line and UTC stamp kept with the step.
+    said = pg.inner_text("#history li:first-child")
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    assert f"个单元划入 {target}" in said and "unit(s)" not in said, said
+    stamp = re.search(r"(\d{4})/(\d+)/(\d+) (\d\d):\d\d", said)
+    assert stamp, said
+    year, month, day, hour = (int(g) for g in stamp.groups())
+    shown = datetime(year, month, day, hour, tzinfo=local.tzinfo)
+    assert timedelta(0) <= local - shown < timedelta(hours=1, minutes=1), (said, local)
     pg.click("#undo")
     _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 1")
     pg.click("#redo")

@@ -80,9 +80,10 @@
   function load() {
     return Promise.all([
       api("GET", "/units"), api("GET", "/grids"), api("GET", "/metrics", null, "/app/plans/"),
-      api("GET", "/steps")
+      api("GET", "/steps"), api("GET", "/history", null, "/app/plans/")
     ]).then(function (res) {
       var units = res[0].body, grids = res[1].body, rows = res[2].body, steps = res[3].body;
+      var history = res[4].body;
       byUnit = {}; layerOf = {}; stroke = {}; locked = {};
       grids.features.forEach(function (f) { if (f.properties.locked) locked[f.properties.code] = true; });
       colours = window.gridworkPlanColours(grids.features.map(function (f) { return f.properties.code; }));
@@ -109,13 +110,23 @@
       });
       document.getElementById("undo").disabled = !steps.can_undo;
       document.getElementById("redo").disabled = !steps.can_redo;
+      // The changes as the server says them (the page's language, local time).
       var hist = document.getElementById("history");
       hist.innerHTML = "";
-      steps.steps.forEach(function (s) {
-        var li = document.createElement("li"); li.className = "step-" + s.state;
-        li.textContent = s.summary + " · " + s.author + " · " + s.at.slice(0, 16).replace("T", " ");
+      history.forEach(function (s) {
+        var li = document.createElement("li"), who = document.createElement("span");
+        li.className = "step-" + s.state;
+        who.className = "muted";
+        who.textContent = s.by + (s.note ? " · " + s.note : "");
+        li.appendChild(document.createTextNode(s.text + " "));
+        li.appendChild(who);
         hist.appendChild(li);
       });
+      if (!history.length) {
+        var none = document.createElement("li");
+        none.className = "muted"; none.textContent = hist.dataset.empty;
+        hist.appendChild(none);
+      }
     });
   }
 
