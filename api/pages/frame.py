@@ -155,6 +155,14 @@ def area_label(ctx: PageContext) -> str:
     communities = len(p.scope.held_community_ids or ())
     if not grids and not communities:
         return ctx._("no area assigned yet")
+    # Whole messages per case (the catalog has no plural forms): "1 grid", not "1 grids",
+    # and a grid worker's area is their grids, not "0 communities".
+    if not communities:
+        return ctx._("1 grid") if grids == 1 else ctx._("%(g)s grids", g=grids)
+    if communities == 1:
+        if grids == 1:
+            return ctx._("1 community, 1 grid")
+        return ctx._("1 community, %(g)s grids", g=grids)
     return ctx._("%(c)s communities, %(g)s grids", c=communities, g=grids)
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.pages.catalog import extract, read
-from api.pages.frame import nav_for
+from api.pages.frame import PageContext, area_label, nav_for
 from api.principals import Principal
 from data.access.queries import AreaScope
 from data.models import Role
@@ -139,3 +140,31 @@ def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_client(
         assert "此地址没有页面" in page.text and "返回首页" in page.text  # and a way back
         api = c.get("/no/such/page")
         assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("communities", "grids", "en", "zh"),
+    [
+        (0, 1, "1 grid", "1 个网格"),
+        (0, 3, "3 grids", "3 个网格"),
+        (1, 1, "1 community, 1 grid", "1 个社区，1 个网格"),
+        (1, 5, "1 community, 5 grids", "1 个社区，5 个网格"),
+        (4, 20, "4 communities, 20 grids", "4 个社区，20 个网格"),
+        (0, 0, "no area assigned yet", "尚未分配辖区"),
+    ],
+)
+def test_the_headers_area_is_said_as_people_count_it(
+    communities: int, grids: int, en: str, zh: str
+) -> None:
+    """A grid worker's area is their grids (not "0 communities"); one is not "1 grids"."""
+    scope = AreaScope(
+        frozenset(),
+        frozenset(range(communities)),
+        frozenset(range(grids)),
+        frozenset(range(communities)),
+    )
+    who = Principal("someone", Role.coordinator, 1, scope, "cookie")
+    said = {
+        lang: area_label(PageContext(lang, "Asia/Shanghai", who, "/")) for lang in ("en", "zh_CN")
+    }
+    assert said == {"en": en, "zh_CN": zh}
