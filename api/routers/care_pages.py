@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 
 from api.alert_fanout import SETTLE_S, AlertFanout, Inbox
 from api.deps import SessionDep, care_epsg, network_cache
+from api.pages.facility_kinds import kind_name
 from api.pages.forms import NOT_SENT, SentBack, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
 from api.pages.said import said
@@ -86,14 +87,6 @@ STATUSES: dict[str, str] = {
     "open": N_("Open"),
     "acknowledged": N_("Someone is on it"),
     "closed": N_("Closed"),
-}
-FACILITY_KINDS: dict[str, str] = {
-    "clinic": N_("Clinic"),
-    "hospital": N_("Hospital"),
-    "pharmacy": N_("Pharmacy"),
-    "school": N_("School"),
-    "police": N_("Police"),
-    "community_centre": N_("Community centre"),
 }
 NEAREST = 5
 TRAIL_HOURS = 6.0
@@ -564,7 +557,7 @@ def locate_page(
         "home": None if zone["home_lon"] is None else [zone["home_lon"], zone["home_lat"]],
         "facilities": [
             {
-                "name": f["name"] or ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
+                "name": f["name"] or kind_name(ctx, f["kind"]),
                 "kind": f["kind"],
                 "lon": f["lon"],
                 "lat": f["lat"],
@@ -610,8 +603,8 @@ def locate_page(
             "facilities": [
                 {
                     **f,
-                    "label": f["name"] or ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
-                    "kind_label": ctx._(FACILITY_KINDS.get(f["kind"], f["kind"])),
+                    "label": f["name"] or kind_name(ctx, f["kind"]),
+                    "kind_label": kind_name(ctx, f["kind"]),
                 }
                 for f in facilities
             ],

@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from api.deps import ReadSessionDep, SessionDep, Viewer, network_cache
-from api.pages.frame import N_, PageContext, context, render
+from api.pages.facility_kinds import KIND_NAMES, kind_label
+from api.pages.frame import N_, context, render
 from api.pages.map_page import framed_map
 from api.road_warmup import still_building
 from api.schemas.coverage import Coverage
@@ -50,48 +51,6 @@ MinutesQuery = Annotated[
 ]
 DaysQuery = Annotated[int, Query(ge=1, le=MAX_DAYS, description="look back this many days")]
 
-
-#: Facility kinds (OSM ``amenity`` values) in words people use; others show as stored.
-KIND_NAMES = {
-    "pharmacy": N_("Pharmacy"),
-    "clinic": N_("Clinic"),
-    "doctors": N_("Doctor's practice"),
-    "dentist": N_("Dentist"),
-    "hospital": N_("Hospital"),
-    "school": N_("School"),
-    "kindergarten": N_("Kindergarten"),
-    "childcare": N_("Childcare"),
-    "college": N_("College"),
-    "university": N_("University"),
-    "library": N_("Library"),
-    "community_centre": N_("Community centre"),
-    "social_facility": N_("Social care facility"),
-    "nursing_home": N_("Nursing home"),
-    "police": N_("Police"),
-    "fire_station": N_("Fire station"),
-    "post_office": N_("Post office"),
-    "townhall": N_("Town hall"),
-    "marketplace": N_("Market"),
-    "bank": N_("Bank"),
-    "bus_station": N_("Bus station"),
-    "toilets": N_("Public toilets"),
-    "cafe": N_("Café"),
-    "restaurant": N_("Restaurant"),
-    "fast_food": N_("Fast food"),
-    "bar": N_("Bar"),
-    "pub": N_("Pub"),
-    "parking": N_("Parking"),
-    "fuel": N_("Fuel station"),
-    "atm": N_("Cash machine"),
-    "bench": N_("Bench"),
-    "drinking_water": N_("Drinking water"),
-    "recycling": N_("Recycling"),
-    "waste_basket": N_("Waste basket"),
-    "bicycle_parking": N_("Bicycle parking"),
-    "theatre": N_("Theatre"),
-    "cinema": N_("Cinema"),
-    "arts_centre": N_("Arts centre"),
-}
 
 LOAD_NAMES = {
     LOAD_UNDER: N_("Under the band"),
@@ -243,12 +202,6 @@ def incidents(
 ) -> HTMLResponse:
     """Incidents reported in the last ``days`` per grid, open and closed (counts only)."""
     return _page(request, session, principal, "incidents", days=days)
-
-
-def kind_label(ctx: PageContext, kind: str) -> str:
-    """A facility kind in the page's language ("药店 (pharmacy)"), or as stored."""
-    name = KIND_NAMES.get(kind)
-    return ctx._("%(name)s (%(kind)s)", name=ctx._(name), kind=kind) if name else kind
 
 
 @router.get(
