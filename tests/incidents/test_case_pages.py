@@ -209,6 +209,33 @@ def test_a_coordinators_home_counts_the_open_and_overdue_cases_of_the_area(
             )
 
 
+def test_the_figures_say_a_short_resolution_in_minutes(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """A case resolved within the hour is said in minutes ("0.1 hours" read as nothing)."""
+    cid = _report_form(client, auth, cases_engine)
+    done = {"action": "resolve", "note": "lamp replaced"}
+    r = client.post(
+        f"/app/incidents/{cid}/act",
+        data=done,
+        headers=auth["worker"] | HTML,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = client.get(
+        "/app/incidents/figures?level=grid&code=131208-G01",
+        headers=auth["community"] | HTML | {"Accept-Language": "en"},
+    ).text
+    row = page[page.index("<td>131208-G01</td>") :]
+    typical = re.findall(r"<td>([^<]*)</td>", row[: row.index("</tr>")])[3]
+    assert re.fullmatch(r"\d+ minutes", typical), typical
+    zh = client.get(
+        "/app/incidents/figures?level=grid&code=131208-G01",
+        headers=auth["community"] | HTML | {"Accept-Language": "zh-CN"},
+    ).text
+    assert re.search(r"<td>\d+ 分钟</td>", zh)
+
+
 def _history_items(page: str) -> list[dict[str, Any]]:
     """Each entry of the page's history: its title, its moves (from → to) and its note."""
     start = page.index('<ol class="history">')
