@@ -698,6 +698,32 @@ AREA_SQL = {
 }
 
 
+#: The code of a case's area at each level, in ``CASE_FROM``'s names.
+AREA_CODE_SQL = {
+    "grid": "g.code",
+    "community": "m.code",
+    "street": "s.code",
+    "department": "d.code",
+}
+
+
+def case_areas(db: Db, viewer: Viewer, level: str, *, limit: int = 200) -> list[str]:
+    """The areas at ``level`` holding a case the viewer may see, by code: the rows of the
+    figures page. Codes only; no case is read."""
+    if level not in AREA_CODE_SQL:
+        raise InvalidInput(f"unknown area level '{level}'", field="level")
+    column = AREA_CODE_SQL[level]
+    return list(
+        db.execute(
+            text(
+                f"SELECT DISTINCT {column} {CASE_FROM} WHERE {CASE_SEEN_SQL} "
+                f"AND {column} IS NOT NULL ORDER BY 1 LIMIT :limit"
+            ),
+            viewer.params() | {"limit": limit},
+        ).scalars()
+    )
+
+
 def figures(
     db: Db, viewer: Viewer, level: str, code: str, since: datetime, until: datetime
 ) -> dict[str, Any]:
