@@ -1038,6 +1038,32 @@ def set_alert_status(
     return alert_record(db, alert_id, scope)
 
 
+#: Who closed an alert that closed by itself (``closed_by``), not a member of staff.
+SYSTEM_CLOSER = "gridwork"
+
+
+def close_left_zone_on_return(db: Db, returns: Sequence[tuple[int, datetime]]) -> list[int]:
+    """Close the ``left_zone`` alerts still open or acknowledged of each ``(elder, time)``
+    that came back into the safe zone at that time: the excursion is over, and the
+    ``returned`` alert raised with it is the one item left for staff. The ids closed."""
+    if not returns:
+        return []
+    return list(
+        db.execute(
+            text(
+                """
+                UPDATE alert a SET status = 'closed', closed_at = now(), closed_by = :by
+                FROM unnest(CAST(:e AS int[]), CAST(:t AS timestamptz[])) AS v(elder_id, t)
+                WHERE a.elder_id = v.elder_id AND a.kind = 'left_zone'
+                  AND a.status <> 'closed' AND a.event_time <= v.t
+                RETURNING a.id
+                """
+            ),
+            {"e": [e for e, _ in returns], "t": [t for _, t in returns], "by": SYSTEM_CLOSER},
+        ).scalars()
+    )
+
+
 # --------------------------------------------------------------------------- webhook outbox
 
 

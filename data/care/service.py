@@ -780,8 +780,13 @@ def _alert(ctx: q.ZoneContext, event: ZoneEvent, fix: q.PositionRef | None) -> q
 def raise_alerts(
     session: Session, alerts: Sequence[q.NewAlert], webhook_url: str | None
 ) -> list[int]:
-    """Store the alerts (routed to their workers) and queue them for the webhook, if any."""
+    """Store the alerts (routed to their workers) and queue them for the webhook, if any.
+    An elder back in the safe zone closes their ``left_zone`` alert: one excursion leaves
+    one item for staff (the ``returned`` alert), not two."""
     ids = q.insert_alerts(session, alerts)
+    q.close_left_zone_on_return(
+        session, [(a.elder_id, a.event_time) for a in alerts if a.kind == "returned"]
+    )
     if webhook_url:
         for alert_id in ids:
             q.queue_webhook(session, alert_id, webhook_url)

@@ -245,6 +245,25 @@ def test_care_console_finds_a_lost_elder(
         f"alert {alert_id} acknowledged; note: 网格员已出发",
         f"alert {alert_id} closed; note: 已找到，送回家",
     ]
+
+    # She goes out again and comes back by herself: the exit alert's card says so, live,
+    # and offers no buttons (the server closed it); the return is the one item left.
+    _wait(page, "window.gwLive === true", "the inbox never reconnected after closing")
+    _report(server_url, "watch-console-1", *home, datetime.now(UTC) - timedelta(seconds=50))
+    page.wait_for_selector("#gw-inbox li.gw-returned", timeout=10_000)
+    _report(server_url, "watch-console-1", *away, datetime.now(UTC) - timedelta(seconds=30))
+    again = f"#gw-inbox li.gw-left_zone.gw-status-open:not(#alert-{alert_id})"
+    second = page.wait_for_selector(again, timeout=10_000)
+    assert second is not None and second.query_selector("form") is not None
+    second_id = second.get_attribute("id")
+    _report(server_url, "watch-console-1", *home, datetime.now(UTC) - timedelta(seconds=10))
+    page.wait_for_selector(f"#{second_id} .gw-back", timeout=10_000)
+    assert page.locator(f"#{second_id} form").count() == 0
+    assert "gw-status-closed" in (page.get_attribute(f"#{second_id}", "class") or "")
+    assert page.locator("#gw-inbox li.gw-returned.gw-status-open").count() == 2
+    page.reload()
+    assert "回到安全区" in page.inner_text(f"#{second_id} .gw-back")
+    staff.shot("inbox-returned")
     staff.close()
 
     # The home grid's worker, on a phone, sees the alert routed to them.

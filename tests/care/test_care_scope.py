@@ -125,10 +125,16 @@ def test_an_open_alert_lets_out_of_area_staff_locate_but_never_take_over_the_eld
     )
     assert count(care, "SELECT count(*) FROM position WHERE elder_id = :e", e=e) == 3
 
-    # She walks home; the alert is still open, but far_care's view of her ends at once.
+    # She walks home: the excursion is over, its alert closes by itself, and far_care's
+    # view of her ends at once.
     assert _fix(client, elder, home_lon, home_lat, 100) == 200
     assert (
-        count(care, "SELECT count(*) FROM alert WHERE id = :a AND status = 'open'", a=alert["id"])
+        count(
+            care,
+            "SELECT count(*) FROM alert WHERE id = :a AND status = 'closed' "
+            "AND closed_by = 'gridwork'",
+            a=alert["id"],
+        )
         == 1
     )
     for path in (f"/elders/{e}/location", f"/elders/{e}/trail", f"/elders/{e}/trail/map"):

@@ -251,7 +251,7 @@
       return f;
     }
     function item(a, fresh) {
-      var li = el("li", { "class": "gw-alert gw-" + a.kind + " gw-status-" + a.status + (fresh ? " gw-fresh" : ""), id: "alert-" + a.id, "data-kind": a.kind });
+      var li = el("li", { "class": "gw-alert gw-" + a.kind + " gw-status-" + a.status + (fresh ? " gw-fresh" : ""), id: "alert-" + a.id, "data-kind": a.kind, "data-elder": String(a.elder_id) });
       var head = el("div", { "class": "gw-alert-head" });
       if (fresh) head.appendChild(el("span", { "class": "gw-new" }, labels["new"]));
       head.appendChild(el("strong", {}, a.kind_label));
@@ -262,6 +262,7 @@
         (a.home_grid_code && a.home_grid_code !== a.grid_code ? " · " + labels.home_grid + " " + a.home_grid_code : "") +
         " · " + a.status_label + (a.acknowledged_by ? " (" + labels.by + " " + a.acknowledged_by + ")" : ""));
       li.appendChild(info);
+      if (a.closed_on_return) li.appendChild(el("div", { "class": "gw-back" }, labels.back));
       if (a.recipients.length) {
         var who = el("div", { "class": "gw-routed" }, labels.routed + ": ");
         a.recipients.forEach(function (r) {
@@ -292,6 +293,17 @@
       var gone = list.querySelector(".gw-empty");
       if (gone) gone.remove();
       if (document.getElementById("alert-" + a.id)) return;
+      // Back in the safe zone: the server closed this elder's left_zone alert; say so on
+      // its card, whose buttons would now be refused.
+      if (a.kind === "returned") {
+        list.querySelectorAll('li[data-kind="left_zone"][data-elder="' + a.elder_id + '"]').forEach(function (old) {
+          if (old.classList.contains("gw-status-closed")) return;
+          old.classList.remove("gw-status-open", "gw-status-acknowledged");
+          old.classList.add("gw-status-closed");
+          old.querySelectorAll("form").forEach(function (f) { f.remove(); });
+          old.insertBefore(el("div", { "class": "gw-back" }, labels.back), old.querySelector(".gw-acts"));
+        });
+      }
       list.insertBefore(item(a, true), list.firstChild);
       if (data.loud.indexOf(a.kind) >= 0) { beep(); notify(a); }
     });
