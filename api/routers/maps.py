@@ -69,11 +69,12 @@ TITLES: dict[MapKind, str] = {
 INTROS: dict[MapKind, str] = {
     "grids": N_(
         "Each grid coloured by its households against the band a grid should hold "
-        "(%(low)s–%(high)s). Hover a grid for its worker."
+        "(%(low)s–%(high)s). Tap or hover over a grid for its worker."
     ),
     "workload": N_(
         "Each grid coloured by the load of the worker who answers for it: all their grids' "
-        "households against the band (%(low)s–%(high)s). Hover a grid for the worker's grids."
+        "households against the band (%(low)s–%(high)s). Tap or hover over a grid for the "
+        "worker's grids."
     ),
     "incidents": N_("Incidents reported in the last %(days)s days, per grid: open and closed."),
     "coverage": N_(
