@@ -1042,24 +1042,39 @@ def set_alert_status(
 SYSTEM_CLOSER = "gridwork"
 
 
-def close_left_zone_on_return(db: Db, returns: Sequence[tuple[int, datetime]]) -> list[int]:
-    """Close the ``left_zone`` alerts still open or acknowledged of each ``(elder, time)``
-    that came back into the safe zone at that time: the excursion is over, and the
-    ``returned`` alert raised with it is the one item left for staff. The ids closed."""
-    if not returns:
+#: The alerts that say where an elder is against the safe zone: each supersedes the ones
+#: before it (:func:`close_superseded_zone_alerts`).
+ZONE_KINDS = ("left_zone", "returned")
+
+
+def close_superseded_zone_alerts(db: Db, raised: Sequence[tuple[int, int, datetime]]) -> list[int]:
+    """For each new zone alert ``(id, elder, time)``, close the elder's earlier zone alerts
+    still open or acknowledged: back in the zone ends the excursion's ``left_zone`` alert,
+    out again ends the last ``returned`` one. Staff then hold one item per elder, the newest,
+    instead of a pair per excursion. The ids closed (``closed_by`` :data:`SYSTEM_CLOSER`)."""
+    if not raised:
         return []
     return list(
         db.execute(
             text(
                 """
                 UPDATE alert a SET status = 'closed', closed_at = now(), closed_by = :by
-                FROM unnest(CAST(:e AS int[]), CAST(:t AS timestamptz[])) AS v(elder_id, t)
-                WHERE a.elder_id = v.elder_id AND a.kind = 'left_zone'
+                FROM unnest(CAST(:i AS bigint[]), CAST(:e AS int[]), CAST(:t AS timestamptz[]))
+                     AS v(id, elder_id, t)
+                WHERE a.elder_id = v.elder_id
+                  AND a.kind::text = ANY(CAST(:kinds AS text[]))
                   AND a.status <> 'closed' AND a.event_time <= v.t
+                  AND a.id <> ALL(CAST(:i AS bigint[]))
                 RETURNING a.id
                 """
             ),
-            {"e": [e for e, _ in returns], "t": [t for _, t in returns], "by": SYSTEM_CLOSER},
+            {
+                "i": [i for i, _, _ in raised],
+                "e": [e for _, e, _ in raised],
+                "t": [t for _, _, t in raised],
+                "kinds": list(ZONE_KINDS),
+                "by": SYSTEM_CLOSER,
+            },
         ).scalars()
     )
 

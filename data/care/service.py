@@ -781,11 +781,16 @@ def raise_alerts(
     session: Session, alerts: Sequence[q.NewAlert], webhook_url: str | None
 ) -> list[int]:
     """Store the alerts (routed to their workers) and queue them for the webhook, if any.
-    An elder back in the safe zone closes their ``left_zone`` alert: one excursion leaves
-    one item for staff (the ``returned`` alert), not two."""
+    A zone alert closes the elder's earlier ones (``q.close_superseded_zone_alerts``): an
+    elder who went out and came back three times leaves one item for staff, not six."""
     ids = q.insert_alerts(session, alerts)
-    q.close_left_zone_on_return(
-        session, [(a.elder_id, a.event_time) for a in alerts if a.kind == "returned"]
+    q.close_superseded_zone_alerts(
+        session,
+        [
+            (i, a.elder_id, a.event_time)
+            for i, a in zip(ids, alerts, strict=True)
+            if a.kind in q.ZONE_KINDS
+        ],
     )
     if webhook_url:
         for alert_id in ids:

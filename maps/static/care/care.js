@@ -262,7 +262,7 @@
         (a.home_grid_code && a.home_grid_code !== a.grid_code ? " · " + labels.home_grid + " " + a.home_grid_code : "") +
         " · " + a.status_label + (a.acknowledged_by ? " (" + labels.by + " " + a.acknowledged_by + ")" : ""));
       li.appendChild(info);
-      if (a.closed_on_return) li.appendChild(el("div", { "class": "gw-back" }, labels.back));
+      if (a.superseded) li.appendChild(el("div", { "class": "gw-back" }, labels.superseded[a.kind]));
       if (a.recipients.length) {
         var who = el("div", { "class": "gw-routed" }, labels.routed + ": ");
         a.recipients.forEach(function (r) {
@@ -293,15 +293,17 @@
       var gone = list.querySelector(".gw-empty");
       if (gone) gone.remove();
       if (document.getElementById("alert-" + a.id)) return;
-      // Back in the safe zone: the server closed this elder's left_zone alert; say so on
-      // its card, whose buttons would now be refused.
-      if (a.kind === "returned") {
-        list.querySelectorAll('li[data-kind="left_zone"][data-elder="' + a.elder_id + '"]').forEach(function (old) {
-          if (old.classList.contains("gw-status-closed")) return;
-          old.classList.remove("gw-status-open", "gw-status-acknowledged");
-          old.classList.add("gw-status-closed");
-          old.querySelectorAll("form").forEach(function (f) { f.remove(); });
-          old.insertBefore(el("div", { "class": "gw-back" }, labels.back), old.querySelector(".gw-acts"));
+      // A zone alert closes the elder's earlier ones on the server (back in: the exit;
+      // out again: the last return); say so on their cards, whose buttons would be refused.
+      if (labels.superseded[a.kind]) {
+        Object.keys(labels.superseded).forEach(function (kind) {
+          list.querySelectorAll('li[data-kind="' + kind + '"][data-elder="' + a.elder_id + '"]').forEach(function (old) {
+            if (old.classList.contains("gw-status-closed")) return;
+            old.classList.remove("gw-status-open", "gw-status-acknowledged");
+            old.classList.add("gw-status-closed");
+            old.querySelectorAll("form").forEach(function (f) { f.remove(); });
+            old.insertBefore(el("div", { "class": "gw-back" }, labels.superseded[kind]), old.querySelector(".gw-acts"));
+          });
         });
       }
       list.insertBefore(item(a, true), list.firstChild);
