@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,6 +126,27 @@ def _cards(page: str) -> list[tuple[str, int | None, str]]:
     return [(html.unescape(t), int(n) if n else None, html.unescape(x)) for t, n, x in found]
 
 
+@contextmanager
+def _overdue(engine: Engine, case_id: int) -> Iterator[None]:
+    """The case overdue by an hour while the block runs; its deadline back after."""
+    with engine.begin() as conn:
+        due = conn.execute(
+            text("SELECT due_at FROM incident_case WHERE id = :i"), {"i": case_id}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE incident_case SET due_at = now() - interval '1 hour' WHERE id = :i"),
+            {"i": case_id},
+        )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE incident_case SET due_at = :d WHERE id = :i"),
+                {"d": due, "i": case_id},
+            )
+
+
 def _mine(client: TestClient, headers: dict[str, str]) -> tuple[int, int]:
     """How many cases "my cases" lists, and how many of them it marks overdue."""
     page = client.get("/app/incidents/mine", headers=headers).text
@@ -145,15 +168,7 @@ def test_a_grid_workers_home_counts_what_waits_before_the_maps(
     assert cards[mine][1] == listed, (cards[mine], listed)
     if not overdue:
         assert cards[mine][2] == "Cases waiting for you, deadlines first."
-    with cases_engine.begin() as conn:
-        due = conn.execute(
-            text("SELECT due_at FROM incident_case WHERE id = :i"), {"i": cid}
-        ).scalar_one()
-        conn.execute(
-            text("UPDATE incident_case SET due_at = now() - interval '1 hour' WHERE id = :i"),
-            {"i": cid},
-        )
-    try:
+    with _overdue(cases_engine, cid):
         listed, overdue = _mine(client, en)
         assert overdue >= 1
         cards = _cards(client.get("/", headers=en).text)
@@ -163,11 +178,6 @@ def test_a_grid_workers_home_counts_what_waits_before_the_maps(
         )
         zh = auth["worker"] | HTML | {"Accept-Language": "zh-CN"}
         assert f"已超期：{overdue} 件" in _cards(client.get("/", headers=zh).text)[mine][2]
-    finally:
-        with cases_engine.begin() as conn:
-            conn.execute(
-                text("UPDATE incident_case SET due_at = :d WHERE id = :i"), {"d": due, "i": cid}
-            )
     # The worker has an area: the vector-tile viewer would send them to the grid map.
     home = client.get("/", headers=en).text
     assert 'href="/viewer"' not in home and 'href="/maps/grids"' in home
@@ -189,24 +199,11 @@ def test_a_coordinators_home_counts_the_open_and_overdue_cases_of_the_area(
     card = titles.index("Open incidents")
     assert card < titles.index("Maps of your area")
     assert cards[card][1] == _listed(client, en, "status=open") >= 1
-    with cases_engine.begin() as conn:
-        due = conn.execute(
-            text("SELECT due_at FROM incident_case WHERE id = :i"), {"i": cid}
-        ).scalar_one()
-        conn.execute(
-            text("UPDATE incident_case SET due_at = now() - interval '1 hour' WHERE id = :i"),
-            {"i": cid},
-        )
-    try:
+    with _overdue(cases_engine, cid):
         overdue = _listed(client, en, "due=overdue")
         assert overdue >= 1
         said = _cards(client.get("/", headers=en).text)[card][2]
         assert said.endswith(f"overdue ones in red. Overdue: {overdue}."), said
-    finally:
-        with cases_engine.begin() as conn:
-            conn.execute(
-                text("UPDATE incident_case SET due_at = :d WHERE id = :i"), {"d": due, "i": cid}
-            )
 
 
 def test_the_figures_say_a_short_resolution_in_minutes(
