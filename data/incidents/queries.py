@@ -27,6 +27,10 @@ CASE_SEEN_SQL = (
 )
 
 
+#: A case still to be dealt with (``geo.incidents.rules.OPEN``), in ``CASE_FROM``'s names.
+OPEN_CASE_SQL = "c.status IN ('new', 'accepted', 'in_progress')"
+
+
 @dataclass(frozen=True)
 class Viewer:
     """Who is asking: area, account and department (if the account is one)."""
@@ -394,9 +398,8 @@ def list_cases(
     where.add("s.code = :street", street=street or None)
     where.add("c.opened_at >= :since", since=since)
     where.add("c.opened_at < :until", until=until)
-    open_case = "c.status IN ('new', 'accepted', 'in_progress')"
-    where.add(f"{open_case} AND c.due_at <= :over", over=overdue_at)
-    where.add(f"{open_case} AND c.due_at <= :due", due=due_before)
+    where.add(f"{OPEN_CASE_SQL} AND c.due_at <= :over", over=overdue_at)
+    where.add(f"{OPEN_CASE_SQL} AND c.due_at <= :due", due=due_before)
     where.add("c.assignee_id = :assignee", assignee=assignee_id)
     where.add("c.department_id = :dept_only", dept_only=department_id)
     rows = db.execute(
@@ -416,8 +419,7 @@ def open_case_counts(db: Db, viewer: Viewer, at: datetime) -> dict[str, int]:
     row = db.execute(
         text(
             "SELECT count(*), count(*) FILTER (WHERE c.due_at <= :at) "
-            f"{CASE_FROM} WHERE {CASE_SEEN_SQL} "
-            "AND c.status IN ('new', 'accepted', 'in_progress')"
+            f"{CASE_FROM} WHERE {CASE_SEEN_SQL} AND {OPEN_CASE_SQL}"
         ),
         viewer.params() | {"at": at},
     ).one()
@@ -432,7 +434,7 @@ def my_case_counts(db: Db, viewer: Viewer, at: datetime) -> dict[str, int]:
         text(
             "SELECT count(*), count(*) FILTER (WHERE c.due_at <= :at) "
             f"{CASE_FROM} WHERE {CASE_SEEN_SQL} AND ("
-            "(c.status IN ('new', 'accepted', 'in_progress') AND c.assignee_id = :me) "
+            f"({OPEN_CASE_SQL} AND c.assignee_id = :me) "
             "OR (c.status = 'new' AND c.assignee_id IS NULL))"
         ),
         viewer.params() | {"me": viewer.user_id, "at": at},
@@ -643,7 +645,7 @@ WITH due AS (
     SELECT c.id, c.level AS from_level, c.status AS from_status, {NEXT_LEVEL_SQL} AS to_level,
            t.grid_id
     FROM incident_case c JOIN incident t ON t.id = c.id
-    WHERE c.status IN ('new', 'accepted', 'in_progress') AND c.due_at <= :now
+    WHERE {OPEN_CASE_SQL} AND c.due_at <= :now
       AND c.level <> 'district'
     ORDER BY c.due_at
     LIMIT :limit
