@@ -262,7 +262,7 @@
         (a.home_grid_code && a.home_grid_code !== a.grid_code ? " · " + labels.home_grid + " " + a.home_grid_code : "") +
         " · " + a.status_label + (a.acknowledged_by ? " (" + labels.by + " " + a.acknowledged_by + ")" : ""));
       li.appendChild(info);
-      if (a.superseded) li.appendChild(el("div", { "class": "gw-back" }, labels.superseded[a.kind]));
+      if (a.superseded) li.appendChild(el("div", { "class": "gw-back gw-back-" + a.kind }, labels.superseded[a.kind]));
       if (a.recipients.length) {
         var who = el("div", { "class": "gw-routed" }, labels.routed + ": ");
         a.recipients.forEach(function (r) {
@@ -302,7 +302,7 @@
             old.classList.remove("gw-status-open", "gw-status-acknowledged");
             old.classList.add("gw-status-closed");
             old.querySelectorAll("form").forEach(function (f) { f.remove(); });
-            old.insertBefore(el("div", { "class": "gw-back" }, labels.superseded[kind]), old.querySelector(".gw-acts"));
+            old.insertBefore(el("div", { "class": "gw-back gw-back-" + kind }, labels.superseded[kind]), old.querySelector(".gw-acts"));
           });
         });
       }
