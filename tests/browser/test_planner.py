@@ -68,7 +68,11 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     # map snaps to quarters; the basemap must still be asked for a whole one).
     pg.wait_for_selector(".leaflet-gwBasemap-pane path", state="attached", timeout=20_000)
     with pg.expect_response(lambda r: "/basemap?" in r.url, timeout=15_000) as asked:
-        pg.evaluate("gwPlanMap.setZoom(Math.floor(gwPlanMap.getZoom()) + 0.25)")
+        # A quarter zoom other than the one the map may already be at (its fit snaps too).
+        pg.evaluate(
+            "(() => { const z = gwPlanMap.getZoom(), f = Math.floor(z);"
+            " gwPlanMap.setZoom(f + (z - f === 0.25 ? 0.75 : 0.25)); })()"
+        )
     assert asked.value.status == 200, (asked.value.status, asked.value.url)
     before = _counts(pg)
     plan_id = pg.get_attribute("#workspace", "data-plan")
