@@ -72,5 +72,6 @@ def test_the_migration_fills_the_battery_from_the_newest_stored_fix(
     command.downgrade(config, "0029")
     command.upgrade(config, "heads")
     with care.connect() as conn:
-        kept = dict(conn.execute(text("SELECT elder_id, battery FROM zone_state")).all())
+        rows = conn.execute(text("SELECT elder_id, battery FROM zone_state")).all()
+    kept: dict[int, float | None] = {int(r[0]): r[1] for r in rows}
     assert kept[elders[0]["id"]] == 55 and kept[elders[1]["id"]] is None

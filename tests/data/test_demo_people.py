@@ -47,7 +47,7 @@ def test_demo_staffs_grids_and_prints_one_sign_in_per_role(strips: Gridded, tmp_
     assert path.read_text().count("demo-") == 4
     assert dict(line.split(": ", 1) for line in path.read_text().splitlines()) == lines
     with strips.engine.connect() as conn:
-        areas = dict(
+        areas: dict[str, list[str]] = dict(
             conn.execute(
                 text(
                     "SELECT u.username, array_agg(s.level::text ORDER BY s.level) FROM app_user u "
