@@ -759,8 +759,8 @@ def _alert_view(ctx: PageContext, a: dict[str, Any]) -> dict[str, Any]:
         "home_grid_code": a["home_grid_code"],
         "detail": a["detail"],
         "acknowledged_by": a["acknowledged_by"],
-        # Closed by a newer zone alert of the elder (``q.close_superseded_zone_alerts``).
-        "superseded": a["kind"] in q.ZONE_KINDS and a["closed_by"] == q.SYSTEM_CLOSER,
+        # Closed by itself: a newer zone alert, or the watch put right (``q.close_by_itself``).
+        "by_itself": a["closed_by"] == q.SYSTEM_CLOSER,
         "recipients": [
             {"name": r["name"], "phone": r["phone"], "code": r["worker_code"]}
             for r in a["recipients"]
@@ -813,10 +813,13 @@ def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTML
                     "live": ctx._("Live: new alerts appear without reloading."),
                     "offline": ctx._("Connection lost; reconnecting…"),
                     "by": ctx._("by"),
-                    "superseded": {
+                    "by_itself": {
                         "left_zone": ctx._("Back in the safe zone: closed by itself."),
                         "returned": ctx._("Out of the safe zone again: see the newer alert."),
+                        "no_fix": ctx._("The watch has a position again: closed by itself."),
+                        "low_battery": ctx._("Charged again: closed by itself."),
                     },
+                    "zone_kinds": list(q.ZONE_KINDS),
                 },
             }
         },

@@ -1043,36 +1043,36 @@ SYSTEM_CLOSER = "gridwork"
 
 
 #: The alerts that say where an elder is against the safe zone: each supersedes the ones
-#: before it (:func:`close_superseded_zone_alerts`).
+#: before it (``data.care.service.raise_alerts``).
 ZONE_KINDS = ("left_zone", "returned")
 
 
-def close_superseded_zone_alerts(db: Db, raised: Sequence[tuple[int, int, datetime]]) -> list[int]:
-    """For each new zone alert ``(id, elder, time)``, close the elder's earlier zone alerts
-    still open or acknowledged: back in the zone ends the excursion's ``left_zone`` alert,
-    out again ends the last ``returned`` one. Staff then hold one item per elder, the newest,
-    instead of a pair per excursion. The ids closed (``closed_by`` :data:`SYSTEM_CLOSER`)."""
-    if not raised:
+def close_by_itself(
+    db: Db, closing: Sequence[tuple[int, str, datetime]], *, keep: Sequence[int] = ()
+) -> list[int]:
+    """For each ``(elder, kind, time)``, close the elder's alerts of that kind still open or
+    acknowledged and raised at or before ``time`` (but none of ``keep``): what they said is
+    over. ``closed_by`` is :data:`SYSTEM_CLOSER`. The ids closed."""
+    if not closing:
         return []
     return list(
         db.execute(
             text(
                 """
                 UPDATE alert a SET status = 'closed', closed_at = now(), closed_by = :by
-                FROM unnest(CAST(:i AS bigint[]), CAST(:e AS int[]), CAST(:t AS timestamptz[]))
-                     AS v(id, elder_id, t)
-                WHERE a.elder_id = v.elder_id
-                  AND a.kind::text = ANY(CAST(:kinds AS text[]))
+                FROM unnest(CAST(:e AS int[]), CAST(:k AS text[]), CAST(:t AS timestamptz[]))
+                     AS v(elder_id, kind, t)
+                WHERE a.elder_id = v.elder_id AND a.kind::text = v.kind
                   AND a.status <> 'closed' AND a.event_time <= v.t
-                  AND a.id <> ALL(CAST(:i AS bigint[]))
+                  AND a.id <> ALL(CAST(:keep AS bigint[]))
                 RETURNING a.id
                 """
             ),
             {
-                "i": [i for i, _, _ in raised],
-                "e": [e for _, e, _ in raised],
-                "t": [t for _, _, t in raised],
-                "kinds": list(ZONE_KINDS),
+                "e": [e for e, _, _ in closing],
+                "k": [k for _, k, _ in closing],
+                "t": [t for _, _, t in closing],
+                "keep": list(keep),
                 "by": SYSTEM_CLOSER,
             },
         ).scalars()

@@ -691,6 +691,7 @@ def _evaluate(
     raised: list[int] = []
     alerts: list[q.NewAlert] = []
     changed: dict[int, ZoneState] = {}
+    recovered: list[tuple[int, str, datetime]] = []
     # When each elder's stored fixes were received: their state row is written with it even
     # when the fixes leave the state as it was (a late fix, a repeat of the same place).
     received: dict[int, datetime] = {}
@@ -733,11 +734,29 @@ def _evaluate(
                 raised.append(owner)
         if state != ctx.state or elder_id in received:
             changed[elder_id] = state
+        recovered += _recovered(elder_id, ctx.state, state)
     raise_alerts(session, alerts, webhook_url)
+    q.close_by_itself(session, recovered)
     q.save_zone_states(
         session, changed, received={e: t for e, t in received.items() if e in changed}
     )
     return raised
+
+
+def _recovered(
+    elder_id: int, before: ZoneState, after: ZoneState
+) -> list[tuple[int, str, datetime]]:
+    """What this batch put right: a watch that has a position again ends its ``no_fix``
+    alert, one charged past the hysteresis its ``low_battery`` one (``q.close_by_itself``).
+    Every such alert raised until now: a ``no_fix`` alert carries the time of the check that
+    raised it, which may be later than the fix that ends it (sent late, or a clock behind)."""
+    at = datetime.now(UTC)
+    out = []
+    if before.no_fix and not after.no_fix:
+        out.append((elder_id, "no_fix", at))
+    if before.low_battery and not after.low_battery:
+        out.append((elder_id, "low_battery", at))
+    return out
 
 
 def _signal(
@@ -781,16 +800,18 @@ def raise_alerts(
     session: Session, alerts: Sequence[q.NewAlert], webhook_url: str | None
 ) -> list[int]:
     """Store the alerts (routed to their workers) and queue them for the webhook, if any.
-    A zone alert closes the elder's earlier ones (``q.close_superseded_zone_alerts``): an
-    elder who went out and came back three times leaves one item for staff, not six."""
+    A zone alert closes the elder's earlier ones (``q.close_by_itself``): an elder who went
+    out and came back three times leaves one item for staff, not six."""
     ids = q.insert_alerts(session, alerts)
-    q.close_superseded_zone_alerts(
+    q.close_by_itself(
         session,
         [
-            (i, a.elder_id, a.event_time)
-            for i, a in zip(ids, alerts, strict=True)
+            (a.elder_id, kind, a.event_time)
+            for a in alerts
             if a.kind in q.ZONE_KINDS
+            for kind in q.ZONE_KINDS
         ],
+        keep=ids,
     )
     if webhook_url:
         for alert_id in ids:

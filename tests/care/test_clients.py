@@ -351,6 +351,17 @@ def test_low_battery_from_a_fix_and_from_a_keep_alive(
     again = clients.traccar10(client, key, "watch-low10", NOW + timedelta(seconds=30), battery=11)
     assert again.status_code == 200
     assert len(_alerts(care, indoors["id"])) == 1  # once per episode
+    # Charged, but within the hysteresis: still low. Past it: the alert closes by itself.
+    for n, level in enumerate((22, 40), start=1):
+        at = NOW + timedelta(seconds=30 + 60 * n)
+        r = clients.traccar10(client, key, "watch-low10", at, battery=level, charging=True)
+        assert r.status_code == 200
+        with care.connect() as conn:
+            status, by = conn.execute(
+                text("SELECT status::text, closed_by FROM alert WHERE elder_id = :e"),
+                {"e": indoors["id"]},
+            ).one()
+        assert (status, by) == (("open", None) if level == 22 else ("closed", "gridwork"))
 
 
 # --------------------------------------------------------------------------- kept alive

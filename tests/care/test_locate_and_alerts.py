@@ -327,9 +327,13 @@ def test_the_periodic_task_raises_no_fix_once_and_purges_old_positions(
     assert alert["kind"] == "no_fix" and alert["grid_code"] == HOME_GRID
     assert alert["lon"] == district.home_lon
 
-    # A fresh fix ends the silence; `gridwork purge` deletes by the same rule.
+    # A fresh fix ends the silence, and its alert closes by itself; `gridwork purge`
+    # deletes by the same rule.
     osmand(client, elder["api_key"], "watch-quiet", district.home_lon, district.home_lat, NOW)
     assert count(care, "SELECT count(*) FROM zone_state WHERE no_fix") == 0
+    assert _alerts(client, staff["care_staff"]) == []
+    [closed] = _alerts(client, staff["care_staff"], status="closed")
+    assert (closed["id"], closed["closed_by"]) == (alert["id"], "gridwork")
     monkeypatch.setenv("DATABASE_URL", care_url)
     result = CliRunner().invoke(cli, ["purge", "--days", "1"])
     assert result.exit_code == 0, result.output

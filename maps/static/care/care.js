@@ -262,7 +262,7 @@
         (a.home_grid_code && a.home_grid_code !== a.grid_code ? " · " + labels.home_grid + " " + a.home_grid_code : "") +
         " · " + a.status_label + (a.acknowledged_by ? " (" + labels.by + " " + a.acknowledged_by + ")" : ""));
       li.appendChild(info);
-      if (a.superseded) li.appendChild(el("div", { "class": "gw-back gw-back-" + a.kind }, labels.superseded[a.kind]));
+      if (a.by_itself && labels.by_itself[a.kind]) li.appendChild(el("div", { "class": "gw-back gw-back-" + a.kind }, labels.by_itself[a.kind]));
       if (a.recipients.length) {
         var who = el("div", { "class": "gw-routed" }, labels.routed + ": ");
         a.recipients.forEach(function (r) {
@@ -295,14 +295,14 @@
       if (document.getElementById("alert-" + a.id)) return;
       // A zone alert closes the elder's earlier ones on the server (back in: the exit;
       // out again: the last return); say so on their cards, whose buttons would be refused.
-      if (labels.superseded[a.kind]) {
-        Object.keys(labels.superseded).forEach(function (kind) {
+      if (labels.zone_kinds.indexOf(a.kind) >= 0) {
+        labels.zone_kinds.forEach(function (kind) {
           list.querySelectorAll('li[data-kind="' + kind + '"][data-elder="' + a.elder_id + '"]').forEach(function (old) {
             if (old.classList.contains("gw-status-closed")) return;
             old.classList.remove("gw-status-open", "gw-status-acknowledged");
             old.classList.add("gw-status-closed");
             old.querySelectorAll("form").forEach(function (f) { f.remove(); });
-            old.insertBefore(el("div", { "class": "gw-back gw-back-" + kind }, labels.superseded[kind]), old.querySelector(".gw-acts"));
+            old.insertBefore(el("div", { "class": "gw-back gw-back-" + kind }, labels.by_itself[kind]), old.querySelector(".gw-acts"));
           });
         });
       }
