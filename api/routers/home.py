@@ -40,10 +40,15 @@ class Card:
 def _work_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> list[Card]:
     """Today's work for the caller's role; each workspace adds its card here."""
     cards: list[Card] = []
-    if may(principal.role, Action.handle_cases) and principal.role is not Role.admin:
-        counts = incident_queries.my_case_counts(
-            session, case_viewer(session, principal), datetime.now(UTC)
-        )
+    mine = may(principal.role, Action.handle_cases) and principal.role is not Role.admin
+    area_cases = may(principal.role, Action.view_cases) and principal.role in (
+        Role.coordinator,
+        Role.admin,
+    )
+    viewer = case_viewer(session, principal) if mine or area_cases else None  # one query
+    now = datetime.now(UTC)
+    if mine and viewer is not None:
+        counts = incident_queries.my_case_counts(session, viewer, now)
         cards.append(  # issue 18: the cases routed to me (grid workers, departments)
             Card(
                 ctx._("My incidents"),
@@ -60,10 +65,8 @@ def _work_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> 
                 ],
             )
         )
-    if may(principal.role, Action.view_cases) and principal.role in (Role.coordinator, Role.admin):
-        area = incident_queries.open_case_counts(
-            session, case_viewer(session, principal), datetime.now(UTC)
-        )
+    if area_cases and viewer is not None:
+        area = incident_queries.open_case_counts(session, viewer, now)
         cards.append(  # issue 18: the open cases of my area
             Card(
                 ctx._("Open incidents"),
