@@ -9,6 +9,7 @@ worker opens most, in both languages (the English words are the wider).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import Browser, ViewportSize
@@ -48,15 +49,24 @@ def server(strips: Gridded) -> Iterator[Live]:
         yield live
 
 
+@contextmanager
+def _on_a_phone(chromium: Browser, server: Live, username: str, lang: str) -> Iterator[Person]:
+    """``username`` signed in on a 390 px phone; closed (and checked) after the block."""
+    person = Person(chromium, server, username, lang)
+    try:
+        person.page.set_viewport_size(PHONE)
+        yield person
+    finally:
+        person.close()
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_page_scrolls_sideways_on_a_phone(
     browser: Browser,  # noqa: F811
     server: Live,
     lang: str,
 ) -> None:
-    worker = Person(browser, server, WORKER, lang)
-    try:
-        worker.page.set_viewport_size(PHONE)
+    with _on_a_phone(browser, server, WORKER, lang) as worker:
         wide: dict[str, tuple[int, int, list[str]]] = {}
         for path in PAGES:
             page = worker.open(path)
@@ -65,8 +75,6 @@ def test_no_page_scrolls_sideways_on_a_phone(
             if scroll > inner:
                 wide[path] = (scroll, inner, page.evaluate(STICKING_OUT))
         assert wide == {}, f"wider than the phone (scrollWidth, innerWidth, what): {wide}"
-    finally:
-        worker.close()
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -79,9 +87,7 @@ def test_a_map_keeps_its_ground_visible_on_a_phone(
     phone they covered the whole map, and the open layer list covered the title box. There
     they start as their titles (the layers as their button), a tap opens one; on a desktop
     they start open."""
-    admin = Person(browser, server, "g-admin", lang)
-    try:
-        admin.page.set_viewport_size(PHONE)
+    with _on_a_phone(browser, server, "g-admin", lang) as admin:
         page = admin.open("/maps/workload")
         page.wait_for_selector(".gridwork-legend details")
         boxes = page.locator(".gridwork-legend details")
@@ -102,8 +108,6 @@ def test_a_map_keeps_its_ground_visible_on_a_phone(
         page.wait_for_selector(".gridwork-legend details")
         assert page.evaluate(_OPEN) == [True, True]
         assert page.locator(".leaflet-control-layers-expanded").count() == 1
-    finally:
-        admin.close()
 
 
 _OPEN = "[...document.querySelectorAll('.gridwork-legend details')].map(d => d.open)"
