@@ -231,6 +231,8 @@ def test_the_figures_say_a_short_resolution_in_minutes(
         headers=auth["community"] | HTML | {"Accept-Language": "zh-CN"},
     ).text
     assert re.search(r"<td>\d+ 分钟</td>", zh)
+    # The level chooser says what the rows are per, not "made by" (制定人, the plans' "By").
+    assert "<label>统计单位" in zh and "制定人" not in zh
 
 
 def _history_items(page: str) -> list[dict[str, Any]]:
