@@ -197,7 +197,7 @@ def _metric_rows(ctx: Any, metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The plan's changes as the page says them: in its language, at local time."""
     out = []
     for step in steps:
@@ -225,6 +225,7 @@ def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, st
         when = ctx.localtime(datetime.fromisoformat(step["at"]), format="short")
         out.append(
             {
+                "seq": step["seq"],
                 "state": step["state"],
                 "text": said,
                 "by": f"{step['author']} · {when}",
@@ -237,7 +238,7 @@ def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, st
 @router.get("/plans/{plan_id}/history")
 def history_rows(
     request: Request, session: SessionDep, principal: Planner, plan: HeldPlan
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """The changes list as the page shows it, for the editor to refresh after an edit."""
     return _history(context(request, principal), workspace.steps(session, plan.id)["steps"])
 

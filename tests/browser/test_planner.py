@@ -134,6 +134,9 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 1")
     pg.click("#redo")
     _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 0")
+    # The message says the step as the list does, in the page's language.
+    _wait(pg, "document.getElementById('message').textContent.includes('个单元划入')")
+    assert "unit(s)" not in pg.inner_text("#message")
     assert _counts(pg) == before
     pg.screenshot(path=str(ARTIFACTS / "planner-editor.png"))
     assert problems == []

@@ -18,7 +18,7 @@
   var brush = document.getElementById("brush"), table = document.querySelector("#grids tbody");
   var unitLayer = null, outlineLayer = null, byUnit = {}, layerOf = {}, colours = {};
   var locked = {}, stroke = {}, painting = false, busy = false, first = true;
-  var checking = false, checkAgain = false;
+  var checking = false, checkAgain = false, shownHistory = [];
   // Moves and checks go through the page's route: the same rules, reasons in the page's language.
   function move(units, to, checkOnly) {
     return api("POST", "/moves", { units: units.map(Number), to_grid: to, check_only: !!checkOnly }, "/app/plans/");
@@ -84,6 +84,7 @@
     ]).then(function (res) {
       var units = res[0].body, grids = res[1].body, rows = res[2].body, steps = res[3].body;
       var history = res[4].body;
+      shownHistory = history;
       byUnit = {}; layerOf = {}; stroke = {}; locked = {};
       grids.features.forEach(function (f) { if (f.properties.locked) locked[f.properties.code] = true; });
       colours = window.gridworkPlanColours(grids.features.map(function (f) { return f.properties.code; }));
@@ -195,9 +196,16 @@
   function step(path, ok) {
     say(t("Working…"));
     api("POST", path).then(function (r) {
-      if (r.status === 200) say(t(ok) + " " + (r.body.summary || ""), "ok");
-      else say(t(path === "/undo" ? "Nothing to undo." : "Nothing to redo."), "problem");
-      load();
+      if (r.status !== 200) {
+        say(t(path === "/undo" ? "Nothing to undo." : "Nothing to redo."), "problem");
+        return load();
+      }
+      // Said as the list of changes says it (the page's language), not the API's English.
+      var seq = r.body.undone !== undefined ? r.body.undone : r.body.redone;
+      return load().then(function () {
+        var done = shownHistory.filter(function (h) { return h.seq === seq; })[0];
+        say(t(ok) + " " + (done ? done.text : ""), "ok");
+      });
     });
   }
   document.getElementById("undo").addEventListener("click", function () { step("/undo", "Undone:"); });
