@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.pages.frame import context, error_page, login_redirect_target, wants_html
-from api.pages.said import said_in_full
+from api.pages.said import said_check, said_in_full
 from api.principals import Principal
 from geo.errors import (
     Conflict,
@@ -96,8 +96,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         for err in exc.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-    if wants_html(request):
-        return error_page(request, 422, detail)
+    if wants_html(request):  # the same, in the page's language
+        ctx = context(request, getattr(request.state, "principal", None))
+        said = [
+            f"{e['field']}: {said_check(ctx, err)}"
+            for e, err in zip(errors, exc.errors(), strict=True)
+        ]
+        return error_page(request, 422, "; ".join(said))
     return problem(422, "InvalidInput", detail, errors=errors)
 
 

@@ -10,6 +10,8 @@ a reason to locate an elder). Anything else is shown as the domain said it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from api.pages.frame import N_, PageContext
 from geo.errors import GridworkError
 
@@ -94,3 +96,37 @@ def said_in_full(ctx: PageContext, exc: GridworkError) -> str:
     API says it (``field: reason``)."""
     reason = said(ctx, exc)
     return reason if reason != exc.reason else str(exc)
+
+
+#: The request checks FastAPI (pydantic) makes before a route runs, by error type, with
+#: the values of the error's ``ctx``: a URL edited by hand, or a link with a stale value.
+CHECKS: dict[str, str] = {
+    "missing": N_("required"),
+    "greater_than_equal": N_("must be at least %(ge)s"),
+    "greater_than": N_("must be more than %(gt)s"),
+    "less_than_equal": N_("must be at most %(le)s"),
+    "less_than": N_("must be less than %(lt)s"),
+    "string_too_short": N_("must be at least %(min_length)s characters"),
+    "string_too_long": N_("must be at most %(max_length)s characters"),
+    "int_parsing": N_("must be a whole number"),
+    "float_parsing": N_("must be a number"),
+    "bool_parsing": N_("must be true or false"),
+    "date_from_datetime_parsing": N_("must be a date (YYYY-MM-DD)"),
+    "date_parsing": N_("must be a date (YYYY-MM-DD)"),
+    "string_pattern_mismatch": N_("is not one of the values this page offers"),
+    "enum": N_("is not one of the values this page offers"),
+    "literal_error": N_("is not one of the values this page offers"),
+}
+
+
+def said_check(ctx: PageContext, error: dict[str, Any]) -> str:
+    """One failed request check (an item of ``RequestValidationError.errors()``) in the
+    page's language, as pydantic said it if the catalog has no words for its type."""
+    sentence = CHECKS.get(str(error.get("type")))
+    if sentence is None:
+        return str(error.get("msg", "invalid"))
+    values = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, int | float | str)}
+    try:
+        return ctx._(sentence, **values)
+    except (KeyError, ValueError):  # a ctx without the value the sentence names
+        return str(error.get("msg", "invalid"))

@@ -130,6 +130,25 @@ def test_a_browser_gets_errors_as_pages_in_its_language(
         assert api.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_refused_address_is_said_in_the_pages_language(
+    porto_app: FastAPI, tokens: dict[str, dict[str, str]]
+) -> None:
+    """A hand-edited URL (days=0, a word for a number) is refused with the field and the
+    reason in the page's language; the API keeps pydantic's English."""
+    with TestClient(porto_app, headers=tokens["coordinator"]) as c:
+        said = {}
+        for lang in ("zh-CN", "en"):
+            page = c.get("/maps/incidents?days=0", headers={**BROWSER, "Accept-Language": lang})
+            assert page.status_code == 422
+            said[lang] = page.text
+        assert "days: 不能小于 1" in said["zh-CN"] and "Input should" not in said["zh-CN"]
+        assert "days: must be at least 1" in said["en"]
+        page = c.get("/maps/incidents?days=many", headers={**BROWSER, "Accept-Language": "zh-CN"})
+        assert "days: 必须是整数" in page.text
+        api = c.get("/maps/incidents?days=0", headers={"Accept": "application/json"})
+        assert api.status_code == 422 and "greater than or equal to 1" in api.text
+
+
 def test_an_unknown_address_is_a_page_for_a_browser_and_json_for_a_client(
     porto_app: FastAPI, tokens: dict[str, dict[str, str]]
 ) -> None:
