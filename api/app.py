@@ -22,6 +22,7 @@ from api.metrics import RequestMetrics
 from api.metrics import router as metrics_router
 from api.ogc import DistrictWideOnly, create_ogc_app
 from api.routers import (
+    account_pages,  # my password; accounts and the audit log for administrators
     admin,
     alerts,
     assign,
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(cases.router, dependencies=private)
     app.include_router(plan_pages.router, dependencies=private)  # issue 16
     app.include_router(care_pages.router, dependencies=private)
+    app.include_router(account_pages.router, dependencies=private)
     app.include_router(case_pages.router, dependencies=private)
     app.include_router(open311.router)  # the standard's own keys (api.security)
     if settings.metrics:  # admins, or a scraper's GRIDWORK_METRICS_KEY (api.metrics)

@@ -465,8 +465,10 @@ def _read_password(password_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 12:
-        raise InvalidInput("at least 12 characters", field="password")
+    from data.access.accounts import MIN_PASSWORD
+
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput.said("password_too_short", field="password", minimum=MIN_PASSWORD)
     return password
 
 

@@ -29,6 +29,8 @@ class Principal:
     user_id: int | None
     scope: AreaScope
     via: str  # "token", "cookie" or "api_key"
+    #: An administrator chose this account's password: the pages ask for the holder's own.
+    must_change_password: bool = False
 
 
 @dataclass(frozen=True)

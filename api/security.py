@@ -9,6 +9,7 @@ key (devices, integrations) in ``X-API-Key``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -30,6 +31,7 @@ from api.state import app_state
 from data.access.queries import (
     ApiKeyRecord,
     AreaScope,
+    UserRecord,
     find_api_keys,
     find_user,
     live_device_keys,
@@ -93,25 +95,33 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _hasher.verify(password, password_hash or _DUMMY_HASH) and password_hash is not None
 
 
-def issue_token(settings: Settings, username: str, role: Role) -> tuple[str, int]:
+def password_stamp(password_hash: str) -> str:
+    """What a token says of the password it was signed in with (a digest of its hash, which
+    tells nothing of the password): a token whose stamp is not the current password's is
+    refused, so changing a password signs the account out everywhere, to the instant."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def issue_token(settings: Settings, user: UserRecord) -> tuple[str, int]:
     now = int(time.time())
     ttl = settings.token_minutes * 60
     claims = {
-        "sub": username,
-        "role": role.value,
+        "sub": user.username,
+        "role": user.role.value,
         "iat": now,
         "exp": now + ttl,
         "jti": uuid.uuid4().hex,
+        "pwd": password_stamp(user.password_hash),
     }
     return jwt.encode(claims, settings.signing_key(), algorithm=ALGORITHM), ttl
 
 
-def authenticate_password(session: Session, username: str, password: str) -> Role:
+def authenticate_password(session: Session, username: str, password: str) -> UserRecord:
     user = find_user(session, username)
     ok = verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.active:
         raise Unauthorized("wrong username or password")
-    return user.role
+    return user
 
 
 def _decode(settings: Settings, token: str) -> dict[str, object]:
@@ -129,13 +139,23 @@ def _decode(settings: Settings, token: str) -> dict[str, object]:
     return claims
 
 
-def _user_principal(session: Session, username: str, via: str) -> Principal:
+def _user_principal(session: Session, username: str, via: str, stamp: object) -> Principal:
     user = find_user(session, username)
     if user is None or not user.active:
         raise Unauthorized("the token's user no longer exists or is disabled")
+    # A token signed in with another password than the current one dies with it. (One
+    # without a stamp predates migration 0031: good while the password was never changed.)
+    unchanged = stamp is None and user.password_changed_at is None
+    if not unchanged and stamp != password_stamp(user.password_hash):
+        raise Unauthorized("the password was changed since this sign-in; sign in again")
     # The stored role wins over the token's claim: a demoted user loses rights at once.
     return Principal(
-        user.username, user.role, user.id, resolve_scope(session, user.role, user.id), via
+        user.username,
+        user.role,
+        user.id,
+        resolve_scope(session, user.role, user.id),
+        via,
+        must_change_password=user.must_change_password,
     )
 
 
@@ -241,7 +261,7 @@ async def identify(request: Request, bearer: str | None, api_key: str | None) ->
 
             def read() -> Principal:
                 with Session(state.engine) as session:
-                    return _user_principal(session, str(claims["sub"]), via)
+                    return _user_principal(session, str(claims["sub"]), via, claims.get("pwd"))
 
             async with _credential_reads(app):
                 principal = await anyio.to_thread.run_sync(read)

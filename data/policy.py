@@ -49,6 +49,7 @@ class Action(enum.StrEnum):
     handle_cases = "handle_cases"  # accept, work, escalate, resolve, close, hand to a department
     manage_categories = "manage_categories"  # the incident category catalogue, departments
     read_metrics = "read_metrics"  # /metrics: counts and latencies, no personal data
+    change_own_password = "change_own_password"  # noqa: S105 - an action's name, not a secret
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ RULES: dict[Action, Rule] = {
     Action.report_positions: _rule("send positions (a watch's API key)", Role.device),
     Action.read_audit: _rule("read the audit log", Role.admin),
     Action.manage_accounts: _rule("manage users, scopes and keys", Role.admin),
+    Action.change_own_password: _rule("change my own password", *STAFF, Role.department),
     Action.view_cases: _rule(
         "see the cases of my area, their history and figures (departments: cases given to them)",
         *STAFF,

@@ -45,6 +45,12 @@ SENTENCES: dict[str, str] = {
     "grid_not_polygon": (
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),
+    "no_area": "no street, community or grid with code '%(code)s'",
+    "user_exists": "user '%(user)s' already exists",
+    "last_admin": "'%(user)s' is the last active admin: make another admin first",
+    "no_worker": "no worker with code '%(code)s'",
+    "worker_linked": "worker %(code)s is linked to the account '%(user)s': unlink it there first",
+    "password_too_short": "at least %(minimum)s characters",
 }
 
 

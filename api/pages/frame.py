@@ -65,6 +65,8 @@ NAV: list[NavItem] = [
     NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases, _NOT_DEPT),
     NavItem("/app/incidents/queue", N_("Department queue"), Action.handle_cases, _DEPT),
     NavItem("/app/plans", N_("Grid plans"), Action.plan_grids),
+    NavItem("/app/accounts", N_("Accounts"), Action.manage_accounts),
+    NavItem("/app/audit", N_("Audit log"), Action.read_audit),
 ]
 
 ROLE_NAMES = {

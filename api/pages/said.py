@@ -48,6 +48,14 @@ SENTENCES: dict[str, str] = {
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),
+    "no_area": N_("no street, community or grid with code '%(code)s'"),
+    "user_exists": N_("user '%(user)s' already exists"),
+    "last_admin": N_("'%(user)s' is the last active admin: make another admin first"),
+    "no_worker": N_("no worker with code '%(code)s'"),
+    "worker_linked": N_(
+        "worker %(code)s is linked to the account '%(user)s': unlink it there first"
+    ),
+    "password_too_short": N_("at least %(minimum)s characters"),
 }
 
 #: Refusals without values that reach the pages' forms, each as the domain says it.
@@ -78,6 +86,9 @@ PLAIN: tuple[str, ...] = (
     N_("kind must be home_grid, circle or polygon"),
     N_("choose one of the reasons listed"),
     N_("say why in a few words"),
+    N_("not the username"),
+    N_("the two passwords differ"),
+    N_("2 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit"),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -21,8 +22,7 @@ from api.security import (
     require,
 )
 from api.state import app_state
-from data.access.queries import read_audit, scopes_of
-from data.models import Role
+from data.access.queries import UserRecord, read_audit, scopes_of
 from data.policy import Action
 from geo.errors import TooManyRequests, Unauthorized
 
@@ -35,7 +35,7 @@ _login_limit = limit("login", lambda r: app_state(r).settings.login_per_minute)
 _ACCOUNT = "login-account"
 
 
-def _sign_in(request: Request, session: SessionDep, username: str, password: str) -> Role:
+def _sign_in(request: Request, session: SessionDep, username: str, password: str) -> UserRecord:
     """... and failed sign-ins per minute per account, whatever addresses they come from:
     guessing one account's password from many addresses is refused too (429, even for the
     right password, so the refusal says nothing about it). Unknown names count alike."""
@@ -58,8 +58,8 @@ def token(
     request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
     """Exchange a username and password for a bearer token valid for a few minutes."""
-    role = _sign_in(request, session, form.username, form.password)
-    value, ttl = issue_token(app_state(request).settings, form.username, role)
+    user = _sign_in(request, session, form.username, form.password)
+    value, ttl = issue_token(app_state(request).settings, user)
     return Token(access_token=value, expires_in=ttl)
 
 
@@ -97,7 +97,7 @@ def login(
     the browser goes back to the page that sent it here."""
     ctx = context(request, None)
     try:
-        role = _sign_in(request, session, username, password)
+        user = _sign_in(request, session, username, password)
     except Unauthorized:
         return login_page(
             request, ctx._("Wrong username or password."), next_path=next, status_code=401
@@ -110,8 +110,12 @@ def login(
             status_code=429,
         )
     settings = app_state(request).settings
-    value, ttl = issue_token(settings, username, role)
-    response = RedirectResponse(local_path(next), status_code=303)
+    value, ttl = issue_token(settings, user)
+    target = local_path(next)
+    if user.must_change_password:
+        # A password an administrator chose: its holder chooses their own first.
+        target = "/app/password?" + urlencode({"next": target, "first": "1"})
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
         value,

@@ -78,22 +78,28 @@ class UserRecord:
     password_hash: str
     role: Role
     active: bool
+    #: Tokens issued before this second are refused (migration 0031); None: never changed.
+    password_changed_at: datetime | None = None
+    #: An administrator chose the password: its holder is asked to choose their own.
+    must_change_password: bool = False
 
 
 def find_user(db: Db, username: str) -> UserRecord | None:
     row = db.execute(
         text(
-            "SELECT id, username, password_hash, role::text, active FROM app_user "
-            "WHERE username = :u"
+            "SELECT id, username, password_hash, role::text, active, password_changed_at, "
+            "must_change_password FROM app_user WHERE username = :u"
         ),
         {"u": username},
     ).first()
-    return None if row is None else UserRecord(row[0], row[1], row[2], Role(row[3]), row[4])
+    if row is None:
+        return None
+    return UserRecord(row[0], row[1], row[2], Role(row[3]), row[4], row[5], row[6])
 
 
 def create_user(db: Db, username: str, password_hash: str, role: Role) -> int:
     if find_user(db, username) is not None:
-        raise Conflict(f"user '{username}' already exists", field="username")
+        raise Conflict.said("user_exists", field="username", user=username)
     return int(
         db.execute(
             text(
@@ -106,6 +112,10 @@ def create_user(db: Db, username: str, password_hash: str, role: Role) -> int:
 
 
 def set_role(db: Db, username: str, role: Role) -> None:
+    """Change a user's role; the last active admin stays one (nobody could manage accounts)."""
+    user = find_user(db, username)
+    if user is not None and role is not Role.admin:
+        _refuse_last_admin(db, user)
     result = db.execute(
         text("UPDATE app_user SET role = CAST(:r AS user_role) WHERE username = :u"),
         {"u": username, "r": role.value},
@@ -340,22 +350,46 @@ def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
     )
 
 
+#: The audit rows :func:`read_audit` reads, newest first (its parameters: a None is no filter).
+READ_AUDIT_SQL = (
+    "SELECT id, at, actor, role, method, route, subject_type, subject_ids, reason "
+    "FROM audit_log WHERE (CAST(:since AS timestamptz) IS NULL OR at >= :since) "
+    "AND (CAST(:until AS timestamptz) IS NULL OR at < :until) "
+    "AND (CAST(:actor AS text) IS NULL OR actor = :actor) "
+    "AND (CAST(:kind AS text) IS NULL OR subject_type = :kind) "
+    "AND (CAST(:subject AS text) IS NULL "
+    "OR subject_ids @> ARRAY[CAST(:subject AS varchar)]) "
+    "AND (CAST(:before AS bigint) IS NULL OR id < :before) "
+    "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+)
+
+
 def read_audit(
-    db: Db, *, since: datetime | None, actor: str | None, limit: int, offset: int
+    db: Db,
+    *,
+    since: datetime | None,
+    actor: str | None,
+    limit: int,
+    offset: int,
+    until: datetime | None = None,
+    subject_type: str | None = None,
+    subject_id: str | None = None,
+    before_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    rows = (
-        db.execute(
-            text(
-                "SELECT id, at, actor, role, method, route, subject_type, subject_ids, reason "
-                "FROM audit_log WHERE (CAST(:since AS timestamptz) IS NULL OR at >= :since) "
-                "AND (CAST(:actor AS text) IS NULL OR actor = :actor) "
-                "ORDER BY id DESC LIMIT :limit OFFSET :offset"
-            ),
-            {"since": since, "actor": actor, "limit": limit, "offset": offset},
-        )
-        .mappings()
-        .all()
-    )
+    """Audit rows, newest first: by whom, about which kind of subject and which one, in a
+    span of time; ``before_id`` pages on by id (the audit page's "older"). A subject is
+    found through the GIN index on ``subject_ids`` (migration 0031)."""
+    params = {
+        "since": since,
+        "until": until,
+        "actor": actor,
+        "kind": subject_type,
+        "subject": subject_id,
+        "before": before_id,
+        "limit": limit,
+        "offset": offset,
+    }
+    rows = db.execute(text(READ_AUDIT_SQL), params).mappings().all()
     return [{**r, "at": r["at"].isoformat()} for r in rows]
 
 
@@ -428,12 +462,9 @@ def _other_active_admins(db: Db, username: str) -> int:
     )
 
 
-def _refuse_last_admin(db: Db, user: UserRecord, what: str) -> None:
+def _refuse_last_admin(db: Db, user: UserRecord) -> None:
     if user.role == Role.admin and user.active and _other_active_admins(db, user.username) == 0:
-        raise Conflict(
-            f"cannot {what} '{user.username}': the last active admin (make another admin first)",
-            field="username",
-        )
+        raise Conflict.said("last_admin", field="username", user=user.username)
 
 
 def set_user_active(db: Db, username: str, active: bool) -> None:
@@ -443,7 +474,7 @@ def set_user_active(db: Db, username: str, active: bool) -> None:
     if user is None:
         raise NotFound(f"no user '{username}'", field="username")
     if not active:
-        _refuse_last_admin(db, user, "disable")
+        _refuse_last_admin(db, user)
     db.execute(text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id})
 
 
@@ -453,7 +484,7 @@ def remove_user(db: Db, username: str) -> int:
     user = find_user(db, username)
     if user is None:
         raise NotFound(f"no user '{username}'", field="username")
-    _refuse_last_admin(db, user, "remove")
+    _refuse_last_admin(db, user)
     keys = int(
         db.execute(
             text("SELECT count(*) FROM api_key WHERE user_id = :id"), {"id": user.id}

@@ -9,12 +9,17 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from data.access.queries import Db, find_user
-from geo.errors import InvalidInput, NotFound
+from geo.errors import Conflict, InvalidInput, NotFound
 
 
-def link_worker_account(db: Db, worker_code: str, username: str | None) -> None:
+def link_worker_account(
+    db: Db, worker_code: str, username: str | None, *, replace: bool = True
+) -> None:
     """Link the worker ``worker_code`` to the account ``username`` (None: unlink). An account
-    is linked to at most one worker record; linking it elsewhere moves the link."""
+    is linked to at most one worker record; linking it elsewhere moves the link. A worker
+    record linked to another account is taken from it, unless ``replace`` is False: then it
+    is refused, naming that account (the accounts page, where a code picked from a list
+    must not silently cut a colleague off from their households)."""
     user_id = None
     if username is not None:
         user = find_user(db, username)
@@ -22,10 +27,17 @@ def link_worker_account(db: Db, worker_code: str, username: str | None) -> None:
             raise NotFound(f"no user '{username}'", field="username")
         user_id = user.id
     found = db.execute(
-        text("SELECT id FROM worker WHERE code = :c FOR UPDATE"), {"c": worker_code}
+        text(
+            "SELECT w.id, u.username FROM worker w LEFT JOIN app_user u ON u.id = w.user_id "
+            "WHERE w.code = :c FOR UPDATE OF w"
+        ),
+        {"c": worker_code},
     ).first()
     if found is None:
-        raise InvalidInput(f"no worker with code '{worker_code}'", field="worker")
+        raise InvalidInput.said("no_worker", field="worker", code=worker_code)
+    holder = found[1]
+    if not replace and holder is not None and username is not None and holder != username:
+        raise Conflict.said("worker_linked", field="worker", code=worker_code, user=holder)
     if user_id is not None:
         db.execute(
             text("UPDATE worker SET user_id = NULL WHERE user_id = :u AND id <> :w"),

@@ -61,6 +61,18 @@ class AppUser(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, name="user_role"))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: Tokens and cookies issued before this second are refused (migration 0031).
+    password_changed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True),
+        comment="tokens issued before this second are refused; NULL: never changed",
+    )
+    #: Set by an administrator (a new account, a reset): its holder is asked to choose their own.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean,
+        default=False,
+        server_default=text("false"),
+        comment="the password was set by an administrator; its holder is asked to change it",
+    )
 
 
 class UserScope(Base):

@@ -1,7 +1,8 @@
 """Statements that run often at city size find their rows through an index (0015, 0020).
 
 Real PostGIS, enough rows that the planner chooses honestly (sequential scans stay enabled):
-20,000 alerts, each pointing at a fix, 6,000 grids and 30,000 buildings in 300 communities.
+20,000 alerts, each pointing at a fix, 6,000 grids and 30,000 buildings in 300 communities,
+40,000 audit rows about 10,000 elders.
 Each test fails on a schema without the index, where the same plan is a sequential scan.
 """
 
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+from data.access.queries import READ_AUDIT_SQL
 from data.care.queries import purge_positions
 from data.db import make_engine
 from tests.conftest import own_database
@@ -20,6 +22,7 @@ from tests.conftest import own_database
 ALERTS = 20_000
 COMMUNITIES, GRIDS_EACH = 300, 20
 BUILDINGS = 30_000
+AUDIT_ROWS = 40_000
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -84,7 +87,15 @@ def big(server_url: str) -> Iterator[Engine]:
             ),
             {"n": BUILDINGS, "c": COMMUNITIES},
         )
-        conn.execute(text("ANALYZE position, alert, community, grid, building"))
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (actor, role, method, route, subject_type, subject_ids) "
+                "SELECT 'care-' || (i % 20), 'care_staff', 'GET', '/app/elders', 'elder', "
+                "ARRAY[CAST(i % :elders AS varchar)] FROM generate_series(1, :n) i"
+            ),
+            {"n": AUDIT_ROWS, "elders": AUDIT_ROWS // 4},
+        )
+        conn.execute(text("ANALYZE position, alert, community, grid, building, audit_log"))
     yield engine
     engine.dispose()
 
@@ -155,3 +166,21 @@ def test_a_communitys_households_are_counted_through_its_buildings_by_index(big:
     plan = _plan(big, sql, {})
     assert "ix_building_community_id" in plan, plan
     assert "Seq Scan on building" not in plan, plan
+
+
+def test_who_read_one_elder_is_found_by_index(big: Engine) -> None:
+    """The audit page's question (migration 0031): the rows naming one subject, through the
+    GIN index on ``subject_ids``, not by reading the log backwards until 50 are found."""
+    params: dict[str, object] = {
+        "since": None,
+        "until": None,
+        "actor": None,
+        "kind": "elder",
+        "subject": "4242",
+        "before": None,
+        "limit": 51,
+        "offset": 0,
+    }
+    plan = _plan(big, READ_AUDIT_SQL, params)
+    assert "ix_audit_log_subject_ids" in plan, plan
+    assert "Seq Scan on audit_log" not in plan, plan
