@@ -184,7 +184,7 @@ def _account_view(ctx: PageContext, a: accounts.Account) -> dict[str, Any]:
         "areas": [_area_view(ctx, area) for area in a.areas],
         "worker_code": a.worker_code,
         "worker_name": a.worker_name,
-        "keys": a.keys,
+        "live_keys": a.keys,  # not "keys": a template would read the dict's method
         "everywhere": a.role is Role.admin,
     }
 

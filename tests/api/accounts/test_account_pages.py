@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.security import COOKIE
-from data.access.queries import write_audit
+from data.access.queries import create_api_key, write_audit
 from data.db import transaction
+from data.models import Role
 from tests.api.accounts.conftest import ADMIN, COORDINATOR
 from tests.factory import PASSWORD
 
@@ -218,6 +219,12 @@ def test_an_administrator_moves_disables_resets_and_removes_an_account(
     me = wang.get("/me").json()
     assert me["role"] == "coordinator" and me["scope"] == [{"level": "community", "code": "131208"}]
 
+    page = admin.get("/app/accounts/wang")
+    assert "API keys acting for it" not in page.text  # it has none
+    with transaction(accounts_engine) as session:
+        create_api_key(session, "t-wang-sync", Role.coordinator, "wang")
+    page = admin.get("/app/accounts/wang")
+    assert "API keys acting for it</dt><dd>1</dd>" in page.text
     assert admin.post("/app/accounts/wang/role", {"role": "planner"}).status_code == 303
     assert admin.post("/app/accounts/wang/areas", {"area": "PORTO-CH"}).status_code == 303
     removed = admin.post(
@@ -284,7 +291,7 @@ def test_an_administrator_moves_disables_resets_and_removes_an_account(
         "disabled",
         "enabled",
         "password reset",
-        "removed with 0 API key(s)",
+        "removed with 1 API key(s)",
     ]
 
 
