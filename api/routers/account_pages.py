@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -87,9 +88,11 @@ def password_form(
     request: Request,
     principal: Holder,
     next: Annotated[str, Query(max_length=2000)] = "/",
+    changed: Annotated[bool, Query()] = False,
     sent: Shown = NOT_SENT,
 ) -> HTMLResponse:
-    """Change my password: the old one, the new one twice."""
+    """Change my password: the old one, the new one twice; after a change, says so and
+    leads on to the page the holder was going to."""
     ctx = context(request, principal)
     return render(
         request,
@@ -100,6 +103,7 @@ def password_form(
         values={
             "next": next if next.startswith("/") and not next.startswith("//") else "/",
             "minimum": accounts.MIN_PASSWORD,
+            "changed": changed and not sent.errors and not sent.error,
             **sent.values(),
         },
     )
@@ -133,7 +137,7 @@ def password_submit(
             )
     except GridworkError as exc:
         sent = refused(ctx, exc, {}, PASSWORD_FIELDS, status_code=422)
-        return password_form(request, principal, next, sent)
+        return password_form(request, principal, next, False, sent)
     accounts.set_password(
         session, user.username, hash_password(new_password), temporary=False, at=datetime.now(UTC)
     )
@@ -144,7 +148,7 @@ def password_submit(
     value, ttl = issue_token(settings, renewed)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(
-        target + ("&" if "?" in target else "?") + "password=changed", status_code=303
+        "/app/password?" + urlencode({"changed": "1", "next": target}), status_code=303
     )
     response.set_cookie(
         COOKIE,

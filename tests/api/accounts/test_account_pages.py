@@ -156,7 +156,13 @@ def test_a_new_worker_gets_an_account_and_chooses_their_own_password(
             "next": "/",
         },
     )
-    assert done.status_code == 303 and done.headers["location"] == "/?password=changed"
+    assert done.status_code == 303
+    assert done.headers["location"] == "/app/password?changed=1&next=%2F"
+    said = worker.get(done.headers["location"])
+    assert (
+        "Your password is changed." in said.text and 'class="button primary" href="/"' in said.text
+    )
+    assert 'id="gw-password"' not in said.text
     assert worker.cookie != old_cookie  # signed in again, here
     home = worker.get("/")
     assert home.status_code == 200 and "a password an administrator gave you" not in home.text
