@@ -358,6 +358,20 @@ def test_the_audit_log_says_who_read_one_elder_at_local_time(
     # Said at Asia/Shanghai's time (8 hours past UTC), as English says a time of day.
     assert f"{local.hour % 12 or 12}:{local:%M:%S}" in admin.get("/app/audit?actor=care-b").text
 
+    with transaction(accounts_engine) as session:
+        write_audit(
+            session,
+            actor="gridwork",
+            role="system",
+            method="SWITCH",
+            route="/plans/7/publish",
+            subject_type="plan",
+            subject_ids=[7],
+            reason="grids switched",
+        )
+    switched = admin.get("/app/audit?actor=gridwork")
+    assert "gridwork itself" in switched.text and 'href="/app/plans/7"' in switched.text
+
     bad = admin.get("/app/audit?since=2026-13-01")
     assert bad.status_code == 422 and field_error(bad, "since") == "A date as yyyy-mm-dd."
     future = admin.get("/app/audit?since=2999-01-01")
