@@ -528,9 +528,7 @@ def audit_page(
                 "id": r["id"],
                 "when": ctx.localtime(datetime.fromisoformat(r["at"])),
                 "actor": r["actor"],
-                "role": ctx._(ROLE_NAMES[Role(r["role"])])
-                if r["role"] in ROLE_VALUES
-                else r["role"],
+                "role": _role_name(ctx, r["role"]),
                 "method": r["method"],
                 "route": r["route"],
                 "kind": ctx._(SUBJECT_KINDS[r["subject_type"]])
