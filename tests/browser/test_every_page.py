@@ -2,11 +2,12 @@
 
 The frame's own pages are walked in test_coordinator.py; here the pages behind them: the care
 console (elders, an elder, enrol, why-then-locate, alerts, safe zone), the planner's (list,
-editor, compare, a published plan, print) and the cases (list, a case, report, mine,
-figures). One browser and one server for all; the data they show (an enrolled elder, a
-draft and a published plan, a reported case) is made once through the app itself. axe-core
-is vendored (tests/browser/vendor); a serious or critical violation fails the page's test,
-and every page is saved to ``artifacts/frame/<page>-<lang>.png``.
+editor, compare, a published plan, print), the cases (list, a case, report, mine, figures)
+and the administrator's (accounts, an account, the audit log; my password). One browser and
+one server for all; the data they show (an enrolled elder, a draft and a published plan, a
+reported case) is made once through the app itself. axe-core is vendored
+(tests/browser/vendor); a serious or critical violation fails the page's test, and every
+page is saved to ``artifacts/frame/<page>-<lang>.png``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.gridded import Gridded, Live, live_server
 pytestmark = pytest.mark.browser
 
 AREA = ((ScopeLevel.community, "131208"),)
-CARE, PLANNER, COORDINATOR = "p-care", "g-planner", "g-coordinator"
+CARE, PLANNER, COORDINATOR, ADMIN = "p-care", "g-planner", "g-coordinator", "g-admin"
 
 #: (name, who opens it, its address with {elder}, {draft}, {published}, {case} filled in)
 PAGES = [
@@ -49,6 +50,10 @@ PAGES = [
     ("cases-new", COORDINATOR, "/app/incidents/new"),
     ("cases-mine", COORDINATOR, "/app/incidents/mine"),
     ("cases-figures", COORDINATOR, "/app/incidents/figures"),
+    ("accounts-list", ADMIN, "/app/accounts"),
+    ("accounts-account", ADMIN, "/app/accounts/g-coordinator"),
+    ("accounts-audit", ADMIN, "/app/audit"),
+    ("accounts-password", COORDINATOR, "/app/password"),
 ]
 
 

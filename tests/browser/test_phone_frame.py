@@ -24,6 +24,8 @@ pytestmark = pytest.mark.browser
 WORKER = "p-worker"
 PHONE = ViewportSize(width=390, height=844)
 PAGES = ("/", "/app/incidents", "/app/incidents/mine", "/app/incidents/new", "/app/elders")
+#: An administrator's pages with tables and forms (the accounts, one account, the audit log).
+ADMIN_PAGES = ("/app/accounts", f"/app/accounts/{WORKER}", "/app/audit", "/app/password")
 #: What reaches past the window's right edge without a scrolling box around it to hold it
 #: (the outermost such element): what to fix when the test fails.
 STICKING_OUT = """() => {
@@ -60,6 +62,21 @@ def _on_a_phone(chromium: Browser, server: Live, username: str, lang: str) -> It
         person.close()
 
 
+def _wider_than_the_phone(
+    person: Person, paths: tuple[str, ...], *, bar: int
+) -> dict[str, tuple[int, int, list[str]]]:
+    """The pages of ``paths`` wider than the phone: scrollWidth, innerWidth, what sticks
+    out. Each page shows at least ``bar`` entries in its navigation, which scrolls itself."""
+    wide = {}
+    for path in paths:
+        page = person.open(path)
+        assert page.locator("nav.main a").count() >= bar, path
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        if scroll > inner:
+            wide[path] = (scroll, inner, page.evaluate(STICKING_OUT))
+    return wide
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_page_scrolls_sideways_on_a_phone(
     browser: Browser,  # noqa: F811
@@ -67,13 +84,18 @@ def test_no_page_scrolls_sideways_on_a_phone(
     lang: str,
 ) -> None:
     with _on_a_phone(browser, server, WORKER, lang) as worker:
-        wide: dict[str, tuple[int, int, list[str]]] = {}
-        for path in PAGES:
-            page = worker.open(path)
-            assert page.locator("nav.main a").count() >= 5, path  # the worker's long bar
-            scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
-            if scroll > inner:
-                wide[path] = (scroll, inner, page.evaluate(STICKING_OUT))
+        wide = _wider_than_the_phone(worker, PAGES, bar=5)  # the worker's long bar
+        assert wide == {}, f"wider than the phone (scrollWidth, innerWidth, what): {wide}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_administrators_page_scrolls_sideways_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    lang: str,
+) -> None:
+    with _on_a_phone(browser, server, "g-admin", lang) as admin:
+        wide = _wider_than_the_phone(admin, ADMIN_PAGES, bar=10)  # every workspace
         assert wide == {}, f"wider than the phone (scrollWidth, innerWidth, what): {wide}"
 
 
