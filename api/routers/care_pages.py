@@ -745,6 +745,15 @@ def zone_submit(
 # --------------------------------------------------------------------------- alerts
 
 
+def _once_each(recipients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Who an alert was sent to, each worker once: in or back at home, the current grid's
+    worker is the home grid's too, and the card listed (and offered to call) them twice."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in recipients:
+        seen.setdefault(r["worker_code"], {"name": r["name"], "phone": r["phone"]})
+    return [{**who, "code": code} for code, who in seen.items()]
+
+
 def _alert_view(ctx: PageContext, a: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": a["id"],
@@ -761,15 +770,25 @@ def _alert_view(ctx: PageContext, a: dict[str, Any]) -> dict[str, Any]:
         "acknowledged_by": a["acknowledged_by"],
         # Closed by itself: a newer zone alert, or the watch put right (``q.close_by_itself``).
         "by_itself": a["closed_by"] == q.SYSTEM_CLOSER,
-        "recipients": [
-            {"name": r["name"], "phone": r["phone"], "code": r["worker_code"]}
-            for r in a["recipients"]
-        ],
+        "recipients": _once_each(a["recipients"]),
     }
 
 
+#: Closed alerts the inbox keeps below the open ones (folded away): enough to see what was
+#: done today; with zone alerts closing each other, 20 made a wandering elder's page
+#: 5,000 px long on a phone.
+CLOSED_SHOWN = 10
+
+
 @router.get("/alerts", response_class=HTMLResponse)
-def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTMLResponse:
+def alerts_page(
+    request: Request,
+    session: SessionDep,
+    principal: Staff,
+    done: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """Open and acknowledged alerts, newest first, then the last closed ones folded away
+    (unfolded, with the card marked, when ``done`` names the alert just closed here)."""
     ctx = context(request, principal)
     open_ = q.list_alerts(
         session, principal.scope, status=AlertStatus.open, limit=200, offset=0, with_position=False
@@ -783,7 +802,12 @@ def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTML
         with_position=False,
     )
     closed = q.list_alerts(
-        session, principal.scope, status=AlertStatus.closed, limit=20, offset=0, with_position=False
+        session,
+        principal.scope,
+        status=AlertStatus.closed,
+        limit=CLOSED_SHOWN,
+        offset=0,
+        with_position=False,
     )
     shown = open_ + acked + closed
     audit_subjects(
@@ -796,7 +820,9 @@ def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTML
         title=ctx._("Alerts"),
         values={
             "data": {
-                "alerts": [_alert_view(ctx, a) for a in shown],
+                "alerts": [_alert_view(ctx, a) for a in open_ + acked],
+                "closed": [_alert_view(ctx, a) for a in closed],
+                "done": done,
                 "after": q.newest_alert_id(session),
                 "loud": ["left_zone", "sos"],
                 "labels": {
@@ -810,6 +836,7 @@ def alerts_page(request: Request, session: SessionDep, principal: Staff) -> HTML
                     "call": ctx._("Call"),
                     "new": ctx._("New"),
                     "none": ctx._("No alerts. New ones appear here by themselves."),
+                    "closed_lately": ctx._("Closed lately: %(n)s", n=len(closed)),
                     "live": ctx._("Live: new alerts appear without reloading."),
                     "offline": ctx._("Connection lost; reconnecting…"),
                     "by": ctx._("by"),
@@ -848,7 +875,7 @@ def alert_action(
     if note.strip():
         reason += f"; note: {_note(note)}"
     audit_subjects(session, request, principal, "elder", [alert["elder_id"]], reason)
-    return RedirectResponse("/app/alerts", status_code=303)
+    return RedirectResponse(f"/app/alerts?done={alert_id}", status_code=303)
 
 
 def _catch_up(

@@ -230,7 +230,8 @@ def test_care_console_finds_a_lost_elder(
     page.wait_for_selector(f"#alert-{alert_id}.gw-status-acknowledged")
     page.fill(f"#alert-{alert_id} form[action$='/close'] input[name=note]", "已找到，送回家")
     page.click(f"#alert-{alert_id} form[action$='/close'] button")
-    page.wait_for_selector(f"#alert-{alert_id}.gw-status-closed")
+    # The page comes back with the closed card unfolded among the closed ones, marked.
+    page.wait_for_selector(f"#gw-closed[open] #alert-{alert_id}.gw-status-closed.gw-done")
     with care.connect() as conn:
         status = conn.execute(
             text("SELECT status::text FROM alert WHERE id = :a"), {"a": alert_id}
@@ -274,6 +275,10 @@ def test_care_console_finds_a_lost_elder(
     # The home grid's worker, on a phone, sees the alert routed to them.
     worker = Person(browser, care_live, STAFF["home_worker"].username, 390, 844)
     worker.page.goto(f"{care_live}/app/alerts")
+    # Closed alerts are folded away below the open ones, the fold saying how many.
+    assert worker.page.inner_text("#gw-closed summary") == "最近已关闭：3"
+    assert worker.page.is_hidden(f"#alert-{alert_id}")
+    worker.page.click("#gw-closed summary")
     item = worker.page.wait_for_selector(f"#alert-{alert_id}")
     assert item is not None and "王秀英" in item.inner_text()
     assert district.worker_of("S01-C01-G05")  # the grid has a worker, who is listed

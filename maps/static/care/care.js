@@ -280,6 +280,18 @@
       return li;
     }
     data.alerts.forEach(function (a) { list.appendChild(item(a, false)); });
+    // The last closed ones, folded away below; unfolded when one was just handled here.
+    var closed = document.getElementById("gw-closed");
+    if (data.closed.length) {
+      closed.hidden = false;
+      closed.querySelector("summary").textContent = labels.closed_lately;
+      var closedList = document.getElementById("gw-closed-list");
+      data.closed.forEach(function (a) {
+        var li = closedList.appendChild(item(a, false));
+        if (a.id === data.done) li.classList.add("gw-fresh", "gw-done");
+      });
+      if (data.closed.some(function (a) { return a.id === data.done; })) closed.open = true;
+    }
     function empty() {
       if (!list.children.length) list.appendChild(el("li", { "class": "muted gw-empty" }, labels.none));
     }
