@@ -15,11 +15,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio.to_thread
+import numpy as np
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.state import app_state
+from data.access.queries import AreaScope
+from data.assignment.points import Placement
 from data.assignment.service import GridIndex
+from geo.errors import Forbidden
+from geo.point_input import check_lonlat
 
 
 async def current_grid_index(request: Request) -> GridIndex:
@@ -39,3 +44,16 @@ async def current_grid_index(request: Request) -> GridIndex:
 
 
 GridIndexDep = Annotated[GridIndex, Depends(current_grid_index)]
+
+
+def place_point(index: GridIndex, scope: AreaScope, lon: float, lat: float) -> Placement:
+    """A point's assignment (the API's and the pages' writes of households, facilities and
+    incidents), refused when it lies outside the caller's area."""
+    check_lonlat(np.array([lon]), np.array([lat]), field="lon/lat")
+    placed = index.assign([lon], [lat])
+    area = int(placed.area[0])
+    grid_id = int(index.grid_id[area]) if area >= 0 else None
+    if not scope.unrestricted and (grid_id is None or grid_id not in (scope.grid_ids or ())):
+        raise Forbidden(f"({lon}, {lat}) lies outside your area", field="lon/lat")
+    distance = float(placed.distance_m[0])
+    return Placement(grid_id, bool(placed.snapped[0]), None if np.isnan(distance) else distance)

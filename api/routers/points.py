@@ -51,7 +51,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.deps import LimitDep, OffsetDep, ReadSessionDep, Reason, SessionDep
-from api.grid_index import GridIndexDep
+from api.grid_index import GridIndexDep, place_point
 from api.schemas.points import (
     Facility,
     FacilityCreate,
@@ -71,7 +71,6 @@ from api.security import Principal, audit_read, require
 from data.access.queries import AreaScope
 from data.assignment.points import (
     KINDS,
-    Placement,
     PointKind,
     delete_point,
     existing_keys,
@@ -89,8 +88,7 @@ from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
 from data.models import IncidentStatus
 from data.policy import Action
-from geo.errors import Forbidden, GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
-from geo.point_input import check_lonlat
+from geo.errors import GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
 
 router = APIRouter(tags=["households, facilities, incidents"])
 
@@ -118,18 +116,6 @@ def _scope(session: Session, principal: Principal, kind: PointKind) -> AreaScope
     if kind.table == "household":
         return household_scope(session, principal.scope, principal.role, principal.user_id)
     return principal.scope
-
-
-def _place(index: GridIndex, scope: AreaScope, lon: float, lat: float) -> Placement:
-    """The point's assignment, refused when it lies outside the caller's area."""
-    check_lonlat(np.array([lon]), np.array([lat]), field="lon/lat")
-    placed = index.assign([lon], [lat])
-    area = int(placed.area[0])
-    grid_id = int(index.grid_id[area]) if area >= 0 else None
-    if not scope.unrestricted and (grid_id is None or grid_id not in (scope.grid_ids or ())):
-        raise Forbidden(f"({lon}, {lat}) lies outside your area", field="lon/lat")
-    distance = float(placed.distance_m[0])
-    return Placement(grid_id, bool(placed.snapped[0]), None if np.isnan(distance) else distance)
 
 
 def _location(body: BaseModel) -> tuple[float, float] | None:
@@ -197,13 +183,13 @@ def _write(
             _fields(body, only_given=False),
             lon=location[0],
             lat=location[1],
-            placement=_place(index, scope, *location),
+            placement=place_point(index, scope, *location),
             scope=scope,
         )
     else:
         _visible(session, kind, key, scope)
         location = _location(body)
-        placement = _place(index, scope, *location) if location else None
+        placement = place_point(index, scope, *location) if location else None
         update_point(
             session,
             kind,

@@ -1,0 +1,352 @@
+"""The household register in the browser (户数台账): a grid worker keeps the households of
+their grids up to date from a phone.
+
+Households could be written only through the JSON API (``api/routers/points.py``), so a grid
+worker whose household moved away, grew, or now lives alone had no way to say so. These pages
+act through the same use cases and rules: a grid worker reads and writes the households of
+the grids they work (``household_scope``), care staff read those of their area, an
+administrator any; a point is assigned to its grid as it is written (``place_point``); every
+page that shows households writes an audit row first, naming them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.deps import SessionDep
+from api.grid_index import GridIndexDep, place_point
+from api.pages.forms import NOT_SENT, Shown, refused
+from api.pages.frame import N_, PageContext, context, render
+from api.security import Principal, audit_read, require
+from data.assignment.points import (
+    KINDS,
+    delete_point,
+    get_point,
+    household_scope,
+    insert_point,
+    list_points,
+    not_in_area,
+    update_point,
+)
+from data.assignment.register import grid_outline, kept_grids
+from data.district.grids import GridRef, find_grid
+from data.models import AgeBand
+from data.policy import Action, may
+from geo.errors import Conflict, Forbidden, GridworkError, InvalidInput, NotFound
+
+router = APIRouter(prefix="/app/households", include_in_schema=False)
+
+Reader = Annotated[Principal, Depends(require(Action.read_households))]
+Keeper = Annotated[Principal, Depends(require(Action.edit_households))]
+
+HOUSEHOLDS = KINDS["households"]
+FIELDS = ("code", "size", "lives_alone", "age_band", "lon/lat", "confirm")
+#: What the API's key allows: no control characters, no "/" (no path could carry it back).
+KEY = re.compile(r"[^\x00-\x1f/]{1,64}")
+
+AGE_BANDS = {
+    AgeBand.minor: N_("0–17"),
+    AgeBand.adult: N_("18–59"),
+    AgeBand.senior: N_("60–79"),
+    AgeBand.elder: N_("80 and over"),
+}
+
+
+def _scope(session: SessionDep, principal: Principal) -> Any:
+    return household_scope(session, principal.scope, principal.role, principal.user_id)
+
+
+def _audit(
+    session: SessionDep, request: Request, principal: Principal, codes: list[Any], why: str
+) -> None:
+    if codes:
+        audit_read(
+            session, request, principal, subject_type="household", subject_ids=codes, reason=why
+        )
+
+
+def _view(ctx: PageContext, h: dict[str, Any]) -> dict[str, Any]:
+    band = h["age_band"]
+    return {
+        "code": h["code"],
+        "size": h["size"],
+        "lives_alone": h["lives_alone"],
+        "age_band": band,
+        "age_label": ctx._(AGE_BANDS[AgeBand(band)]) if band else "—",
+        "estimated": h["estimated"],
+        "building": h["building"],
+        "lon": h["lon"],
+        "lat": h["lat"],
+        "grid": h["assignment"]["grid"],
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+def register_page(
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    grid: Annotated[str, Query(max_length=64)] = "",
+    done: Annotated[str, Query(max_length=64)] = "",
+    removed: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
+    """My grids, and the households of one of them on a map and in a list (after a change,
+    saying which household was saved or removed)."""
+    ctx = context(request, principal)
+    scope = _scope(session, principal)
+    grids = kept_grids(session, scope)
+    chosen: GridRef | None = None
+    if grid:
+        chosen = find_grid(session, grid, scope)
+    elif len(grids) == 1:
+        chosen = find_grid(session, grids[0].code, scope)
+    households: list[dict[str, Any]] = []
+    total = 0
+    outline = None
+    if chosen is not None:
+        rows, total = list_points(session, HOUSEHOLDS, scope, grid_id=chosen.id, limit=500)
+        households = [_view(ctx, h) for h in rows]
+        outline = grid_outline(session, chosen.id)
+        _audit(session, request, principal, [h["code"] for h in rows], "household register (page)")
+    return render(
+        request,
+        principal,
+        "households/register.html",
+        title=ctx._("Households"),
+        values={
+            "grids": grids,
+            "chosen": chosen.code if chosen else None,
+            "households": households,
+            "total": total,
+            "may_edit": may(principal.role, Action.edit_households),
+            "done": done,
+            "removed": removed,
+            "data": {
+                "outline": outline,
+                "households": households,
+                "edit": may(principal.role, Action.edit_households),
+                "labels": {"alone": ctx._("lives alone"), "people": ctx._("people")},
+            },
+        },
+    )
+
+
+def _point(form: dict[str, Any]) -> list[Any] | None:
+    """Where the form's marker stands: the household's place, or where the map was tapped."""
+    return [form["lon"], form["lat"]] if form.get("lon") and form.get("lat") else None
+
+
+def _form_page(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    *,
+    household: dict[str, Any] | None,
+    grid: str,
+    sent: Any,
+) -> HTMLResponse:
+    """The form of one household (``household`` None: a new one in ``grid``)."""
+    ctx = context(request, principal)
+    scope = _scope(session, principal)
+    ref = find_grid(session, grid, scope)
+    form = dict(sent.form) if sent.form else ({} if household is None else household)
+    return render(
+        request,
+        principal,
+        "households/household.html",
+        title=ctx._("Household %(code)s", code=household["code"])
+        if household
+        else ctx._("New household"),
+        status_code=sent.status_code,
+        values={
+            "household": household,
+            "grid": ref.code,
+            "bands": [(b.value, ctx._(label)) for b, label in AGE_BANDS.items()],
+            "data": {
+                "outline": grid_outline(session, ref.id),
+                "point": [form["lon"], form["lat"]]
+                if form.get("lon") and form.get("lat")
+                else None,
+                "labels": {"here": ctx._("The household lives here")},
+            },
+            **sent.values(),
+            "form": form,
+        },
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+def new_form(
+    request: Request,
+    session: SessionDep,
+    principal: Keeper,
+    grid: Annotated[str, Query(min_length=1, max_length=64)],
+    sent: Shown = NOT_SENT,
+) -> HTMLResponse:
+    return _form_page(request, session, principal, household=None, grid=grid, sent=sent)
+
+
+def _values(ctx: PageContext, size: str, lives_alone: str, age_band: str) -> dict[str, Any]:
+    """The form's fields as the use case takes them, refused with the field's reason."""
+    try:
+        people = int(size)
+    except ValueError:
+        raise InvalidInput(
+            ctx._("How many people live there: a whole number."), field="size"
+        ) from None
+    if not 1 <= people <= 30:
+        raise InvalidInput(ctx._("Between 1 and 30 people."), field="size")
+    if age_band and age_band not in {b.value for b in AgeBand}:
+        raise InvalidInput(ctx._("Choose one of the age bands listed."), field="age_band")
+    return {
+        "size": people,
+        "lives_alone": lives_alone == "on" or people == 1,
+        "age_band": age_band or None,
+    }
+
+
+def _place(
+    ctx: PageContext, index: Any, scope: Any, lon: str, lat: str
+) -> tuple[tuple[float, float], Any]:
+    """Where the map was tapped, and its grid; refused outside the caller's grids."""
+    try:
+        where = (float(lon), float(lat))
+    except ValueError:
+        raise InvalidInput(
+            ctx._("Tap the map where the household lives."), field="lon/lat"
+        ) from None
+    try:
+        return where, place_point(index, scope, *where)
+    except Forbidden as exc:
+        raise InvalidInput(ctx._("That place lies outside your grids."), field="lon/lat") from exc
+
+
+def _refusal(exc: GridworkError) -> int:
+    return 409 if isinstance(exc, Conflict) else 422
+
+
+@router.post("/new", response_class=HTMLResponse, response_model=None)
+def new_submit(
+    request: Request,
+    session: SessionDep,
+    principal: Keeper,
+    index: GridIndexDep,
+    grid: Annotated[str, Form(max_length=64)],
+    code: Annotated[str, Form(max_length=200)] = "",
+    size: Annotated[str, Form(max_length=10)] = "1",
+    lives_alone: Annotated[str, Form(max_length=3)] = "",
+    age_band: Annotated[str, Form(max_length=10)] = "",
+    lon: Annotated[str, Form(max_length=40)] = "",
+    lat: Annotated[str, Form(max_length=40)] = "",
+) -> HTMLResponse | RedirectResponse:
+    """Register a household where the map was tapped; it is assigned to its grid at once."""
+    ctx = context(request, principal)
+    sent_form = {
+        "code": code, "size": size, "lives_alone": lives_alone == "on",
+        "age_band": age_band, "lon": lon, "lat": lat,
+    }  # fmt: skip
+    scope = _scope(session, principal)
+    try:
+        key = code.strip()
+        if not KEY.fullmatch(key):
+            raise InvalidInput(ctx._("A code of 1 to 64 characters, without '/'."), field="code")
+        values = _values(ctx, size, lives_alone, age_band)
+        where, placement = _place(ctx, index, scope, lon, lat)
+        insert_point(
+            session, HOUSEHOLDS, key, values, lon=where[0], lat=where[1],
+            placement=placement, scope=scope,
+        )  # fmt: skip
+    except GridworkError as exc:
+        session.rollback()
+        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        return _form_page(request, session, principal, household=None, grid=grid, sent=sent)
+    _audit(session, request, principal, [key], "registered (page)")
+    stored = get_point(session, HOUSEHOLDS, key, scope)
+    home = stored["assignment"]["grid"] if stored else grid
+    return RedirectResponse(f"/app/households?grid={home}&done={key}", status_code=303)
+
+
+def _household(session: SessionDep, principal: Principal, code: str) -> dict[str, Any]:
+    row = get_point(session, HOUSEHOLDS, code, _scope(session, principal))
+    if row is None:
+        raise NotFound(not_in_area(HOUSEHOLDS, code), field="code")
+    return row
+
+
+@router.get("/{code}", response_class=HTMLResponse)
+def household_form(
+    request: Request,
+    session: SessionDep,
+    principal: Keeper,
+    code: str,
+    sent: Shown = NOT_SENT,
+) -> HTMLResponse:
+    """One household: people, lives alone, age band, where it is; or remove it."""
+    ctx = context(request, principal)
+    row = _household(session, principal, code)
+    _audit(session, request, principal, [code], "household opened (page)")
+    view = _view(ctx, row)
+    return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
+
+
+@router.post("/{code}", response_class=HTMLResponse, response_model=None)
+def household_submit(
+    request: Request,
+    session: SessionDep,
+    principal: Keeper,
+    index: GridIndexDep,
+    code: str,
+    size: Annotated[str, Form(max_length=10)] = "1",
+    lives_alone: Annotated[str, Form(max_length=3)] = "",
+    age_band: Annotated[str, Form(max_length=10)] = "",
+    lon: Annotated[str, Form(max_length=40)] = "",
+    lat: Annotated[str, Form(max_length=40)] = "",
+    moved: Annotated[str, Form(max_length=1)] = "",
+) -> HTMLResponse | RedirectResponse:
+    """Save the household; moved on the map, it is assigned to the grid it now lies in."""
+    ctx = context(request, principal)
+    row = _household(session, principal, code)
+    sent_form = {
+        "size": size, "lives_alone": lives_alone == "on", "age_band": age_band,
+        "lon": lon, "lat": lat,
+    }  # fmt: skip
+    scope = _scope(session, principal)
+    try:
+        values = _values(ctx, size, lives_alone, age_band)
+        where, placement = _place(ctx, index, scope, lon, lat) if moved else (None, None)
+        update_point(session, HOUSEHOLDS, code, values, location=where, placement=placement)
+    except GridworkError as exc:
+        session.rollback()
+        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        view = _view(ctx, row)
+        return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
+    _audit(session, request, principal, [code], "changed (page)" + (", moved" if where else ""))
+    stored = _household(session, principal, code)
+    grid = stored["assignment"]["grid"]
+    return RedirectResponse(f"/app/households?grid={grid}&done={code}", status_code=303)
+
+
+@router.post("/{code}/remove", response_class=HTMLResponse, response_model=None)
+def household_remove(
+    request: Request,
+    session: SessionDep,
+    principal: Keeper,
+    code: str,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse | RedirectResponse:
+    """Remove a household that moved away (typing its code to confirm); audited."""
+    ctx = context(request, principal)
+    row = _household(session, principal, code)
+    if confirm.strip() != code:
+        exc = InvalidInput(ctx._("Type the household's code to confirm."), field="confirm")
+        sent = refused(ctx, exc, {}, FIELDS, status_code=422)
+        view = _view(ctx, row)
+        return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
+    delete_point(session, HOUSEHOLDS, code)
+    _audit(session, request, principal, [code], "removed (page)")
+    grid = row["assignment"]["grid"]
+    return RedirectResponse(f"/app/households?grid={grid}&removed={code}", status_code=303)

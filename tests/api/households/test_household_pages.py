@@ -1,0 +1,234 @@
+"""The household register in the browser, as a grid worker keeps it from a phone: their
+grid's households on a map and in a list, one changed, moved, registered and removed, every
+look and change audited, and nobody else's households within reach."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from tests.api.households.conftest import CARE, COORDINATOR, WORKED_GRID, WORKER
+from tests.factory import sign_in
+
+PAGE = {"Accept": "text/html", "Accept-Language": "en"}
+
+
+@pytest.fixture(scope="module")
+def client(households_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(households_app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def worker(client: TestClient) -> dict[str, str]:
+    return {**sign_in(client, WORKER.username), **PAGE}
+
+
+def inside(engine: Engine, grid: str) -> tuple[float, float]:
+    """A point well inside the current grid ``grid``."""
+    with engine.connect() as conn:
+        x, y = conn.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM grid "
+                "WHERE code = :c AND valid_to IS NULL) s"
+            ),
+            {"c": grid},
+        ).one()
+    return float(x), float(y)
+
+
+def stored(engine: Engine, code: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = (
+            conn.execute(
+                text(
+                    "SELECT h.size, h.lives_alone, h.age_band::text AS age_band, g.code AS grid, "
+                    "ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, h.estimated FROM household h "
+                    "LEFT JOIN grid g ON g.id = h.grid_id WHERE h.code = :c"
+                ),
+                {"c": code},
+            )
+            .mappings()
+            .first()
+        )
+    return None if row is None else dict(row)
+
+
+def audited(engine: Engine, code: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT reason FROM audit_log WHERE subject_type = 'household' "
+                    "AND subject_ids @> ARRAY[CAST(:c AS varchar)] ORDER BY id"
+                ),
+                {"c": code},
+            ).scalars()
+        )
+
+
+def field_error(page: Any, field: str) -> str:
+    found = re.search(rf'id="{re.escape(field)}-error" role="alert">([^<]+)</p>', page.text)
+    assert found, (field, page.status_code, page.text[:3000])
+    return html.unescape(found.group(1))
+
+
+def first_household(engine: Engine, grid: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "SELECT h.code FROM household h JOIN grid g ON g.id = h.grid_id "
+                    'WHERE g.code = :g ORDER BY h.code COLLATE "C" LIMIT 1'
+                ),
+                {"g": grid},
+            ).scalar_one()
+        )
+
+
+def test_a_worker_sees_their_grids_households_on_a_map_and_in_a_list(
+    client: TestClient, worker: dict[str, str], households_engine: Engine
+) -> None:
+    page = client.get("/app/households", headers=worker)
+    assert page.status_code == 200
+    # Their one grid is opened at once; the list is its households, each audited.
+    assert f'<option value="{WORKED_GRID}" selected>' in page.text
+    listed = re.findall(r'<a href="/app/households/([^"]+)">', page.text)
+    with households_engine.connect() as conn:
+        expected = (
+            conn.execute(
+                text(
+                    "SELECT h.code FROM household h JOIN grid g ON g.id = h.grid_id "
+                    'WHERE g.code = :g ORDER BY h.code COLLATE "C"'
+                ),
+                {"g": WORKED_GRID},
+            )
+            .scalars()
+            .all()
+        )
+    assert listed == list(expected) and len(listed) > 10
+    data = re.search(r'<script id="gw-data" type="application/json">(.*?)</script>', page.text)
+    assert data and '"Polygon"' in data.group(1)  # the grid's outline for the map
+    assert audited(households_engine, listed[0]) == ["household register (page)"]
+    # Another grid of the parish is not theirs to keep.
+    other = client.get("/app/households?grid=131208-G01", headers=worker)
+    assert other.status_code == 404
+
+
+def test_a_worker_changes_moves_registers_and_removes_a_household(
+    client: TestClient, worker: dict[str, str], households_engine: Engine
+) -> None:
+    code = first_household(households_engine, WORKED_GRID)
+    form = client.get(f"/app/households/{code}", headers=worker)
+    assert form.status_code == 200 and 'id="gw-hh-form"' in form.text
+    before = stored(households_engine, code)
+    assert before is not None
+
+    changed = client.post(
+        f"/app/households/{code}",
+        data={"size": "2", "age_band": "80+", "lon": "0", "lat": "0"},
+        headers=worker,
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert changed.headers["location"] == f"/app/households?grid={WORKED_GRID}&done={code}"
+    after = stored(households_engine, code)
+    assert after is not None
+    assert (after["size"], after["lives_alone"], after["age_band"]) == (2, False, "80+")
+    assert (after["lon"], after["lat"]) == (before["lon"], before["lat"])  # not moved: no tap
+
+    lon_out, lat_out = inside(households_engine, "131208-G01")
+    away = client.post(
+        f"/app/households/{code}",
+        data={"size": "2", "lon": str(lon_out), "lat": str(lat_out), "moved": "1"},
+        headers=worker,
+    )
+    assert away.status_code == 422
+    assert field_error(away, "lon/lat") == "That place lies outside your grids."
+    assert stored(households_engine, code) == after  # nothing was written
+
+    lon_in, lat_in = inside(households_engine, WORKED_GRID)
+    moved = client.post(
+        f"/app/households/{code}",
+        data={"size": "1", "lon": str(lon_in), "lat": str(lat_in), "moved": "1"},
+        headers=worker,
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    now = stored(households_engine, code)
+    assert now is not None and now["grid"] == WORKED_GRID and now["lives_alone"]  # one alone
+    assert abs(now["lon"] - lon_in) < 1e-6 and abs(now["lat"] - lat_in) < 1e-6
+
+    taken = client.post(
+        "/app/households/new",
+        data={
+            "grid": WORKED_GRID,
+            "code": code,
+            "size": "3",
+            "lon": str(lon_in),
+            "lat": str(lat_in),
+        },
+        headers=worker,
+    )
+    assert taken.status_code == 409 and code in field_error(taken, "code")
+    nowhere = client.post(
+        "/app/households/new",
+        data={"grid": WORKED_GRID, "code": "NEW-DOOR-1", "size": "3"},
+        headers=worker,
+    )
+    assert field_error(nowhere, "lon/lat") == "Tap the map where the household lives."
+    assert 'value="NEW-DOOR-1"' in nowhere.text  # what was typed is kept
+    made = client.post(
+        "/app/households/new",
+        data={"grid": WORKED_GRID, "code": "NEW-DOOR-1", "size": "3", "age_band": "60-79",
+              "lon": str(lon_in), "lat": str(lat_in)},
+        headers=worker,
+        follow_redirects=False,
+    )  # fmt: skip
+    assert made.headers["location"] == f"/app/households?grid={WORKED_GRID}&done=NEW-DOOR-1"
+    new = stored(households_engine, "NEW-DOOR-1")
+    assert new is not None and (new["grid"], new["size"], new["estimated"]) == (
+        WORKED_GRID,
+        3,
+        False,
+    )
+
+    wrong = client.post(
+        "/app/households/NEW-DOOR-1/remove", data={"confirm": "NEW"}, headers=worker
+    )
+    assert field_error(wrong, "confirm") == "Type the household's code to confirm."
+    gone = client.post(
+        "/app/households/NEW-DOOR-1/remove",
+        data={"confirm": "NEW-DOOR-1"},
+        headers=worker,
+        follow_redirects=False,
+    )
+    assert gone.headers["location"] == f"/app/households?grid={WORKED_GRID}&removed=NEW-DOOR-1"
+    assert stored(households_engine, "NEW-DOOR-1") is None
+    assert audited(households_engine, "NEW-DOOR-1") == ["registered (page)", "removed (page)"]
+    assert audited(households_engine, code)[-3:] == [
+        "household opened (page)",
+        "changed (page)",
+        "changed (page), moved",
+    ]
+
+
+def test_care_staff_read_the_register_and_others_do_not_reach_it(
+    client: TestClient, households_engine: Engine
+) -> None:
+    care = {**sign_in(client, CARE.username), **PAGE}
+    page = client.get(f"/app/households?grid={WORKED_GRID}", headers=care)
+    assert page.status_code == 200
+    assert "/app/households/new" not in page.text  # reading only
+    assert not re.findall(r'<a href="/app/households/[^"?]+">', page.text)
+    code = first_household(households_engine, WORKED_GRID)
+    assert client.get(f"/app/households/{code}", headers=care).status_code == 403
+    coordinator = {**sign_in(client, COORDINATOR.username), **PAGE}
+    assert client.get("/app/households", headers=coordinator).status_code == 403
