@@ -44,7 +44,7 @@ Reader = Annotated[Principal, Depends(require(Action.read_households))]
 Keeper = Annotated[Principal, Depends(require(Action.edit_households))]
 
 HOUSEHOLDS = KINDS["households"]
-FIELDS = ("code", "size", "lives_alone", "age_band", "lon/lat", "confirm")
+FIELDS = ("code", "size", "age_band", "lon/lat", "confirm")
 #: What the API's key allows: no control characters, no "/" (no path could carry it back).
 KEY = re.compile(r"[^\x00-\x1f/]{1,64}")
 
@@ -116,7 +116,7 @@ def register_page(
         request,
         principal,
         "households/register.html",
-        title=ctx._("Households"),
+        title=ctx._("Household register"),
         values={
             "grids": grids,
             "chosen": chosen.code if chosen else None,
@@ -190,8 +190,10 @@ def new_form(
     return _form_page(request, session, principal, household=None, grid=grid, sent=sent)
 
 
-def _values(ctx: PageContext, size: str, lives_alone: str, age_band: str) -> dict[str, Any]:
-    """The form's fields as the use case takes them, refused with the field's reason."""
+def _values(ctx: PageContext, size: str, age_band: str) -> dict[str, Any]:
+    """The form's fields as the use case takes them, refused with the field's reason. Living
+    alone is a household of one: the register never held it otherwise, and a tick box beside
+    the number let the two disagree."""
     try:
         people = int(size)
     except ValueError:
@@ -204,7 +206,7 @@ def _values(ctx: PageContext, size: str, lives_alone: str, age_band: str) -> dic
         raise InvalidInput(ctx._("Choose one of the age bands listed."), field="age_band")
     return {
         "size": people,
-        "lives_alone": lives_alone == "on" or people == 1,
+        "lives_alone": people == 1,
         "age_band": age_band or None,
     }
 
@@ -238,7 +240,6 @@ def new_submit(
     grid: Annotated[str, Form(max_length=64)],
     code: Annotated[str, Form(max_length=200)] = "",
     size: Annotated[str, Form(max_length=10)] = "1",
-    lives_alone: Annotated[str, Form(max_length=3)] = "",
     age_band: Annotated[str, Form(max_length=10)] = "",
     lon: Annotated[str, Form(max_length=40)] = "",
     lat: Annotated[str, Form(max_length=40)] = "",
@@ -246,15 +247,14 @@ def new_submit(
     """Register a household where the map was tapped; it is assigned to its grid at once."""
     ctx = context(request, principal)
     sent_form = {
-        "code": code, "size": size, "lives_alone": lives_alone == "on",
-        "age_band": age_band, "lon": lon, "lat": lat,
+        "code": code, "size": size, "age_band": age_band, "lon": lon, "lat": lat,
     }  # fmt: skip
     scope = _scope(session, principal)
     try:
         key = code.strip()
         if not KEY.fullmatch(key):
             raise InvalidInput(ctx._("A code of 1 to 64 characters, without '/'."), field="code")
-        values = _values(ctx, size, lives_alone, age_band)
+        values = _values(ctx, size, age_band)
         where, placement = _place(ctx, index, scope, lon, lat)
         insert_point(
             session, HOUSEHOLDS, key, values, lon=where[0], lat=where[1],
@@ -301,7 +301,6 @@ def household_submit(
     index: GridIndexDep,
     code: str,
     size: Annotated[str, Form(max_length=10)] = "1",
-    lives_alone: Annotated[str, Form(max_length=3)] = "",
     age_band: Annotated[str, Form(max_length=10)] = "",
     lon: Annotated[str, Form(max_length=40)] = "",
     lat: Annotated[str, Form(max_length=40)] = "",
@@ -311,12 +310,11 @@ def household_submit(
     ctx = context(request, principal)
     row = _household(session, principal, code)
     sent_form = {
-        "size": size, "lives_alone": lives_alone == "on", "age_band": age_band,
-        "lon": lon, "lat": lat,
+        "size": size, "age_band": age_band, "lon": lon, "lat": lat,
     }  # fmt: skip
     scope = _scope(session, principal)
     try:
-        values = _values(ctx, size, lives_alone, age_band)
+        values = _values(ctx, size, age_band)
         where, placement = _place(ctx, index, scope, lon, lat) if moved else (None, None)
         update_point(session, HOUSEHOLDS, code, values, location=where, placement=placement)
     except GridworkError as exc:

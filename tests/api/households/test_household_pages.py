@@ -163,7 +163,8 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
     )
     assert moved.status_code == 303
     now = stored(households_engine, code)
-    assert now is not None and now["grid"] == WORKED_GRID and now["lives_alone"]  # one alone
+    assert now is not None and now["grid"] == WORKED_GRID
+    assert now["lives_alone"]  # a household of one lives alone
     assert abs(now["lon"] - lon_in) < 1e-6 and abs(now["lat"] - lat_in) < 1e-6
 
     taken = client.post(
