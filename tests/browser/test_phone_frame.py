@@ -24,8 +24,16 @@ pytestmark = pytest.mark.browser
 WORKER = "p-worker"
 PHONE = ViewportSize(width=390, height=844)
 PAGES = ("/", "/app/incidents", "/app/incidents/mine", "/app/incidents/new", "/app/elders")
-#: An administrator's pages with tables and forms (the accounts, one account, the audit log).
-ADMIN_PAGES = ("/app/accounts", f"/app/accounts/{WORKER}", "/app/audit", "/app/password")
+#: An administrator's pages with tables and forms (the accounts, one account, the audit log,
+#: the household register and its form).
+ADMIN_PAGES = (
+    "/app/accounts",
+    f"/app/accounts/{WORKER}",
+    "/app/audit",
+    "/app/password",
+    "/app/households?grid=131208-G01",
+    "/app/households/new?grid=131208-G01",
+)
 #: What reaches past the window's right edge without a scrolling box around it to hold it
 #: (the outermost such element): what to fix when the test fails.
 STICKING_OUT = """() => {
