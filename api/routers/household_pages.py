@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -85,6 +86,21 @@ def _view(ctx: PageContext, h: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _on_the_map(ctx: PageContext, h: dict[str, Any], *, edit: bool) -> dict[str, Any]:
+    """A household as the register's map draws it (points.js): those living alone in red."""
+    if h["lives_alone"]:
+        words = ctx._("%(code)s · 1 person, lives alone", code=h["code"])
+    else:
+        words = ctx._("%(code)s · %(n)s people", code=h["code"], n=h["size"])
+    return {
+        "lon": h["lon"],
+        "lat": h["lat"],
+        "label": words,
+        "marked": h["lives_alone"],
+        "href": f"/app/households/{quote(h['code'], safe='')}" if edit else None,
+    }
+
+
 @router.get("", response_class=HTMLResponse)
 def register_page(
     request: Request,
@@ -127,9 +143,10 @@ def register_page(
             "removed": removed,
             "data": {
                 "outline": outline,
-                "households": households,
-                "edit": may(principal.role, Action.edit_households),
-                "labels": {"alone": ctx._("lives alone"), "people": ctx._("people")},
+                "points": [
+                    _on_the_map(ctx, h, edit=may(principal.role, Action.edit_households))
+                    for h in households
+                ],
             },
         },
     )
