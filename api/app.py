@@ -36,6 +36,7 @@ from api.routers import (
     checks,
     consent_scans,
     elders,
+    facility_pages,  # the facility register (coverage's service points)
     grids,
     home,
     household_pages,  # the grid worker's household register
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(care_pages.router, dependencies=private)
     app.include_router(account_pages.router, dependencies=private)
     app.include_router(household_pages.router, dependencies=private)
+    app.include_router(facility_pages.router, dependencies=private)
     app.include_router(case_pages.router, dependencies=private)
     app.include_router(open311.router)  # the standard's own keys (api.security)
     if settings.metrics:  # admins, or a scraper's GRIDWORK_METRICS_KEY (api.metrics)

@@ -1,5 +1,6 @@
-"""The household register of a grid worker's grids (户数台账), as their page shows it: which
-grids they keep, each grid's outline and households.
+"""The registers staff keep on their pages: the household register of a grid worker's grids
+(住户台账: which grids they keep, each grid's outline) and the facilities of an area (its
+extent, for the map).
 
 Households are read and written through :mod:`data.assignment.points`, by the same rules as
 the API (``household_scope``: a grid worker keeps the households of the grids they work);
@@ -50,3 +51,16 @@ def grid_outline(db: Db, grid_id: int) -> dict[str, Any]:
     ).scalar_one()
     outline: dict[str, Any] = json.loads(found)
     return outline
+
+
+def area_extent(db: Db, scope: AreaScope) -> list[float] | None:
+    """West, south, east, north of the current grids of ``scope`` (WGS-84), or None."""
+    row = db.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) "
+            "AS e FROM grid WHERE valid_to IS NULL "
+            "AND (CAST(:ids AS int[]) IS NULL OR id = ANY(:ids))) s"
+        ),
+        {"ids": scope.sql_ids("grid")},
+    ).one()
+    return None if row[0] is None else [float(v) for v in row]

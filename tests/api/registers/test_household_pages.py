@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from tests.api.households.conftest import CARE, COORDINATOR, WORKED_GRID, WORKER
+from tests.api.registers.conftest import CARE, COORDINATOR, WORKED_GRID, WORKER
 from tests.factory import sign_in
 
 PAGE = {"Accept": "text/html", "Accept-Language": "en"}
