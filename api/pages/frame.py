@@ -58,7 +58,7 @@ NAV: list[NavItem] = [
     NavItem("/maps/workload", N_("Workload"), Action.view_district),
     NavItem("/maps/incidents", N_("Incidents map"), Action.view_district),
     NavItem("/maps/coverage", N_("Coverage"), Action.view_district),
-    NavItem("/app/facilities", N_("Facilities"), Action.view_district),
+    NavItem("/app/facilities", N_("Facility register"), Action.view_district),
     NavItem("/app/households", N_("Household register"), Action.read_households),
     NavItem("/app/elders", N_("Elders"), Action.locate_elders),
     NavItem("/app/alerts", N_("Alerts"), Action.handle_alerts),

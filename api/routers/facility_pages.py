@@ -80,7 +80,7 @@ def register_page(
         request,
         principal,
         "facilities/register.html",
-        title=ctx._("Facilities"),
+        title=ctx._("Facility register"),
         values={
             "facilities": shown,
             "total": total,
