@@ -5,8 +5,8 @@ console (elders, an elder, enrol, why-then-locate, alerts, safe zone), the plann
 editor, compare, a published plan, print), the cases (list, a case, report, mine, figures)
 and the administrator's (accounts, an account, the audit log; my password). One browser and
 one server for all; the data they show (an enrolled elder, a draft and a published plan, a
-reported case) is made once through the app itself; the household register (a grid's list,
-a new household's form) is read from the test grids. axe-core is vendored
+reported case) is made once through the app itself; the registers (a grid's households,
+the area's facilities, a new one's form each) are read from the test grids. axe-core is vendored
 (tests/browser/vendor); a serious or critical violation fails the page's test, and every
 page is saved to ``artifacts/frame/<page>-<lang>.png``.
 """
@@ -51,6 +51,8 @@ PAGES = [
     ("cases-new", COORDINATOR, "/app/incidents/new"),
     ("cases-mine", COORDINATOR, "/app/incidents/mine"),
     ("cases-figures", COORDINATOR, "/app/incidents/figures"),
+    ("facilities-register", COORDINATOR, "/app/facilities"),
+    ("facilities-new", COORDINATOR, "/app/facilities/new"),
     ("households-register", CARE, "/app/households?grid=131208-G01"),
     ("households-new", ADMIN, "/app/households/new?grid=131208-G01"),
     ("accounts-list", ADMIN, "/app/accounts"),

@@ -25,7 +25,7 @@ WORKER = "p-worker"
 PHONE = ViewportSize(width=390, height=844)
 PAGES = ("/", "/app/incidents", "/app/incidents/mine", "/app/incidents/new", "/app/elders")
 #: An administrator's pages with tables and forms (the accounts, one account, the audit log,
-#: the household register and its form).
+#: the household and facility registers and their forms).
 ADMIN_PAGES = (
     "/app/accounts",
     f"/app/accounts/{WORKER}",
@@ -33,6 +33,8 @@ ADMIN_PAGES = (
     "/app/password",
     "/app/households?grid=131208-G01",
     "/app/households/new?grid=131208-G01",
+    "/app/facilities",
+    "/app/facilities/new",
 )
 #: What reaches past the window's right edge without a scrolling box around it to hold it
 #: (the outermost such element): what to fix when the test fails.
