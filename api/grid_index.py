@@ -23,7 +23,7 @@ from api.state import app_state
 from data.access.queries import AreaScope
 from data.assignment.points import Placement
 from data.assignment.service import GridIndex
-from geo.errors import Forbidden
+from geo.errors import Forbidden, InvalidInput
 from geo.point_input import check_lonlat
 
 
@@ -57,3 +57,19 @@ def place_point(index: GridIndex, scope: AreaScope, lon: float, lat: float) -> P
         raise Forbidden(f"({lon}, {lat}) lies outside your area", field="lon/lat")
     distance = float(placed.distance_m[0])
     return Placement(grid_id, bool(placed.snapped[0]), None if np.isnan(distance) else distance)
+
+
+def place_tapped(
+    index: GridIndex, scope: AreaScope, lon: str, lat: str, *, missing: str, outside: str
+) -> tuple[tuple[float, float], Placement]:
+    """Where a page's map was tapped (its hidden ``lon``/``lat`` fields) and the point's
+    assignment; refused beside the field ``lon/lat`` with the page's words: ``missing`` when
+    nothing was tapped, ``outside`` when the place lies outside the caller's area."""
+    try:
+        where = (float(lon), float(lat))
+    except ValueError:
+        raise InvalidInput(missing, field="lon/lat") from None
+    try:
+        return where, place_point(index, scope, *where)
+    except Forbidden as exc:
+        raise InvalidInput(outside, field="lon/lat") from exc

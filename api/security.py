@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import jwt
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pwdlib import PasswordHash
 from sqlalchemy.exc import SQLAlchemyError
@@ -114,6 +114,22 @@ def issue_token(settings: Settings, user: UserRecord) -> tuple[str, int]:
         "pwd": password_stamp(user.password_hash),
     }
     return jwt.encode(claims, settings.signing_key(), algorithm=ALGORITHM), ttl
+
+
+def signed_in(response: Response, settings: Settings, user: UserRecord) -> Response:
+    """``response`` with a new session cookie for ``user``: the token in an HttpOnly,
+    SameSite=Strict cookie (Secure in production), as the browser's sign-in sets it."""
+    value, ttl = issue_token(settings, user)
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=ttl,
+        httponly=True,
+        samesite="strict",
+        secure=settings.environment == "production",
+        path="/",
+    )
+    return response
 
 
 def authenticate_password(session: Session, username: str, password: str) -> UserRecord:

@@ -23,7 +23,7 @@ from fastapi import Depends
 
 from api.pages.frame import PageContext
 from api.pages.said import said, said_in_full
-from geo.errors import GridworkError
+from geo.errors import Conflict, GridworkError
 
 
 def field_errors(
@@ -69,17 +69,25 @@ def _not_sent() -> SentBack:
 Shown = Annotated[SentBack, Depends(_not_sent)]
 
 
+def refusal_status(exc: GridworkError) -> int:
+    """A refused form answers 409 for a conflict (a code or device taken already), else 422:
+    even a row not found (404 in the API) is a field to correct on a form."""
+    return 409 if isinstance(exc, Conflict) else 422
+
+
 def refused(
     ctx: PageContext,
     exc: GridworkError,
     form: Mapping[str, Any],
     fields: Collection[str],
     *,
-    status_code: int,
+    status_code: int | None = None,
     aliases: Mapping[str, str] | None = None,
 ) -> SentBack:
     """``form`` sent back with the reason of ``exc`` beside its field, or else above the form
-    in full (a route that shows only field reasons raises when ``errors`` is empty)."""
+    in full (a route that shows only field reasons raises when ``errors`` is empty); answered
+    with ``status_code``, by default :func:`refusal_status`."""
     errors = field_errors(exc, fields, aliases=aliases, ctx=ctx)
     error = None if errors else said_in_full(ctx, exc)
-    return SentBack(form=form, errors=errors, error=error, status_code=status_code)
+    status = refusal_status(exc) if status_code is None else status_code
+    return SentBack(form=form, errors=errors, error=error, status_code=status)

@@ -25,12 +25,11 @@ from api.deps import SessionDep
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, ROLE_NAMES, PageContext, context, render
 from api.security import (
-    COOKIE,
     Principal,
     audit_subjects,
     hash_password,
-    issue_token,
     require,
+    signed_in,
     verify_password,
 )
 from api.state import app_state
@@ -74,10 +73,6 @@ SUBJECT_KINDS = {
 
 #: Where a subject of the audit log has a page of its own.
 SUBJECT_PAGES = {"elder": "/app/elders/{}", "user": "/app/accounts/{}", "plan": "/app/plans/{}"}
-
-
-def _refusal_status(exc: GridworkError) -> int:
-    return 409 if isinstance(exc, Conflict) else 422
 
 
 # --------------------------------------------------------------------------- my password
@@ -142,24 +137,11 @@ def password_submit(
         session, user.username, hash_password(new_password), temporary=False, at=datetime.now(UTC)
     )
     audit_subjects(session, request, principal, "user", [user.username], "changed own password")
-    settings = app_state(request).settings
     renewed = access.find_user(session, user.username)
     assert renewed is not None  # changed just above, in this transaction
-    value, ttl = issue_token(settings, renewed)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
-    response = RedirectResponse(
-        "/app/password?" + urlencode({"changed": "1", "next": target}), status_code=303
-    )
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=ttl,
-        httponly=True,
-        samesite="strict",
-        secure=settings.environment == "production",
-        path="/",
-    )
-    return response
+    back = "/app/password?" + urlencode({"changed": "1", "next": target})
+    return signed_in(RedirectResponse(back, status_code=303), app_state(request).settings, renewed)
 
 
 # --------------------------------------------------------------------------- accounts
@@ -266,7 +248,7 @@ def account_create(
             link_worker_account(session, worker.strip(), name, replace=False)
     except GridworkError as exc:
         session.rollback()
-        sent = refused(ctx, exc, form, NEW_FIELDS, status_code=_refusal_status(exc))
+        sent = refused(ctx, exc, form, NEW_FIELDS)
         return accounts_page(request, session, principal, sent)
     reason = f"created as {role}" + (f", area {found[1]}" if found else "")
     reason += f", worker {worker.strip()}" if worker.strip() else ""
@@ -318,7 +300,7 @@ def _refuse(
 ) -> HTMLResponse:
     session.rollback()
     ctx = context(request, principal)
-    sent = refused(ctx, exc, form, ACCOUNT_FIELDS, status_code=_refusal_status(exc))
+    sent = refused(ctx, exc, form, ACCOUNT_FIELDS)
     return account_page(request, session, principal, username, sent)
 
 

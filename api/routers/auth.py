@@ -20,6 +20,7 @@ from api.security import (
     authenticate_password,
     issue_token,
     require,
+    signed_in,
 )
 from api.state import app_state
 from data.access.queries import UserRecord, read_audit, scopes_of
@@ -109,23 +110,11 @@ def login(
             next_path=next,
             status_code=429,
         )
-    settings = app_state(request).settings
-    value, ttl = issue_token(settings, user)
     target = local_path(next)
     if user.must_change_password:
         # A password an administrator chose: its holder chooses their own first.
         target = "/app/password?" + urlencode({"next": target, "first": "1"})
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=ttl,
-        httponly=True,
-        samesite="strict",
-        secure=settings.environment == "production",
-        path="/",
-    )
-    return response
+    return signed_in(RedirectResponse(target, status_code=303), app_state(request).settings, user)
 
 
 @public.post("/logout", include_in_schema=False)

@@ -49,7 +49,7 @@ from data.changes import Bell
 from data.models.care import AlertStatus, DeviceDatum
 from data.policy import Action, may
 from geo.care.datum import from_wgs84
-from geo.errors import Conflict, GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput, NotFound
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
@@ -202,12 +202,6 @@ def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) ->
     )
 
 
-def _refusal_status(exc: GridworkError) -> int:
-    """A refused care form answers 409 for a conflict (a device enrolled already), else 422:
-    even a household not found (404 in the API) is a field to correct here."""
-    return 409 if isinstance(exc, Conflict) else 422
-
-
 def _qr_svg(data: str) -> Markup:
     image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
     svg = image.to_string(encoding="unicode")
@@ -290,8 +284,7 @@ def enrol_submit(
         session.rollback()
         # The reason beside its field (a consent record's, beside who gave it); else above.
         aliases = {"consent": "consent_given_by"}
-        status_code = _refusal_status(exc)
-        sent = refused(ctx, exc, form, ENROL_FIELDS, aliases=aliases, status_code=status_code)
+        sent = refused(ctx, exc, form, ENROL_FIELDS, aliases=aliases)
         return enrol_form(request, principal, sent)
     audit_read(
         session,
@@ -426,8 +419,7 @@ def consent_submit(
     except GridworkError as exc:
         session.rollback()
         aliases = {"given_on": "consent_given_on"}
-        status_code = _refusal_status(exc)
-        sent = refused(ctx, exc, form, CONSENT_FIELDS, aliases=aliases, status_code=status_code)
+        sent = refused(ctx, exc, form, CONSENT_FIELDS, aliases=aliases)
         return elder_page(request, session, principal, elder_id, sent)
     what = f"consent {consent_id} recorded, given on {consent.given_on.isoformat()}"
     if scanned is not None:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
-from api.grid_index import GridIndexDep, place_point
+from api.grid_index import GridIndexDep, place_tapped
 from api.pages.facility_kinds import KIND_NAMES, kind_label, kind_name
 from api.pages.forms import NOT_SENT, SentBack, Shown, refused
 from api.pages.frame import PageContext, context, render
@@ -34,7 +34,7 @@ from data.assignment.points import (
 )
 from data.assignment.register import area_extent
 from data.policy import Action, may
-from geo.errors import Conflict, Forbidden, GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput, NotFound
 
 router = APIRouter(prefix="/app/facilities", include_in_schema=False)
 
@@ -167,18 +167,9 @@ def _values(ctx: PageContext, kind: str, name: str, capacity: str) -> dict[str, 
 
 def _place(ctx: PageContext, index: Any, scope: Any, lon: str, lat: str) -> Any:
     """Where the map was tapped, and its grid; refused outside the caller's area."""
-    try:
-        where = (float(lon), float(lat))
-    except ValueError:
-        raise InvalidInput(ctx._("Tap the map where the facility is."), field="lon/lat") from None
-    try:
-        return where, place_point(index, scope, *where)
-    except Forbidden as exc:
-        raise InvalidInput(ctx._("That place lies outside your area."), field="lon/lat") from exc
-
-
-def _refusal(exc: GridworkError) -> int:
-    return 409 if isinstance(exc, Conflict) else 422
+    missing = ctx._("Tap the map where the facility is.")
+    outside = ctx._("That place lies outside your area.")
+    return place_tapped(index, scope, lon, lat, missing=missing, outside=outside)
 
 
 @router.post("/new", response_class=HTMLResponse, response_model=None)
@@ -207,7 +198,7 @@ def new_submit(
         )  # fmt: skip
     except GridworkError as exc:
         session.rollback()
-        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, facility=None, sent=sent)
     return RedirectResponse(f"/app/facilities?done={key}", status_code=303)
 
@@ -252,7 +243,7 @@ def facility_submit(
         update_point(session, FACILITIES, key, values, location=where, placement=placement)
     except GridworkError as exc:
         session.rollback()
-        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, facility=_view(ctx, row), sent=sent)
     return RedirectResponse(f"/app/facilities?done={quote(key, safe='')}", status_code=303)
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
-from api.grid_index import GridIndexDep, place_point
+from api.grid_index import GridIndexDep, place_tapped
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
 from api.security import Principal, audit_read, require
@@ -37,7 +37,7 @@ from data.assignment.register import grid_outline, kept_grids
 from data.district.grids import GridRef, find_grid
 from data.models import AgeBand
 from data.policy import Action, may
-from geo.errors import Conflict, Forbidden, GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput, NotFound
 
 router = APIRouter(prefix="/app/households", include_in_schema=False)
 
@@ -232,20 +232,9 @@ def _place(
     ctx: PageContext, index: Any, scope: Any, lon: str, lat: str
 ) -> tuple[tuple[float, float], Any]:
     """Where the map was tapped, and its grid; refused outside the caller's grids."""
-    try:
-        where = (float(lon), float(lat))
-    except ValueError:
-        raise InvalidInput(
-            ctx._("Tap the map where the household lives."), field="lon/lat"
-        ) from None
-    try:
-        return where, place_point(index, scope, *where)
-    except Forbidden as exc:
-        raise InvalidInput(ctx._("That place lies outside your grids."), field="lon/lat") from exc
-
-
-def _refusal(exc: GridworkError) -> int:
-    return 409 if isinstance(exc, Conflict) else 422
+    missing = ctx._("Tap the map where the household lives.")
+    outside = ctx._("That place lies outside your grids.")
+    return place_tapped(index, scope, lon, lat, missing=missing, outside=outside)
 
 
 @router.post("/new", response_class=HTMLResponse, response_model=None)
@@ -279,7 +268,7 @@ def new_submit(
         )  # fmt: skip
     except GridworkError as exc:
         session.rollback()
-        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, household=None, grid=grid, sent=sent)
     _audit(session, request, principal, [key], "registered (page)")
     stored = get_point(session, HOUSEHOLDS, key, scope)
@@ -336,7 +325,7 @@ def household_submit(
         update_point(session, HOUSEHOLDS, code, values, location=where, placement=placement)
     except GridworkError as exc:
         session.rollback()
-        sent = refused(ctx, exc, sent_form, FIELDS, status_code=_refusal(exc))
+        sent = refused(ctx, exc, sent_form, FIELDS)
         view = _view(ctx, row)
         return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
     _audit(session, request, principal, [code], "changed (page)" + (", moved" if where else ""))
