@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -287,7 +287,7 @@ def _changed(
     request: Request, session: SessionDep, principal: Principal, username: str, what: str
 ) -> RedirectResponse:
     audit_subjects(session, request, principal, "user", [username], what)
-    return RedirectResponse(f"/app/accounts/{username}?done=saved", status_code=303)
+    return RedirectResponse(f"/app/accounts/{quote(username, safe='')}?done=saved", 303)
 
 
 def _refuse(
@@ -438,7 +438,7 @@ def account_remove(
     audit_subjects(
         session, request, principal, "user", [username], f"removed with {keys} API key(s)"
     )
-    return RedirectResponse("/app/accounts?removed=" + username, status_code=303)
+    return RedirectResponse("/app/accounts?" + urlencode({"removed": username}), 303)
 
 
 # --------------------------------------------------------------------------- audit log
