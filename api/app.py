@@ -33,6 +33,7 @@ from api.routers import (
     case_pages,  # incidents as cases (issue 18)
     case_photos,
     cases,
+    catalogue_pages,  # incident categories and departments, for administrators
     checks,
     consent_scans,
     elders,
@@ -184,6 +185,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(account_pages.router, dependencies=private)
     app.include_router(household_pages.router, dependencies=private)
     app.include_router(facility_pages.router, dependencies=private)
+    app.include_router(catalogue_pages.router, dependencies=private)
     app.include_router(case_pages.router, dependencies=private)
     app.include_router(open311.router)  # the standard's own keys (api.security)
     if settings.metrics:  # admins, or a scraper's GRIDWORK_METRICS_KEY (api.metrics)

@@ -67,6 +67,7 @@ NAV: list[NavItem] = [
     NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases, _NOT_DEPT),
     NavItem("/app/incidents/queue", N_("Department queue"), Action.handle_cases, _DEPT),
     NavItem("/app/plans", N_("Grid plans"), Action.plan_grids),
+    NavItem("/app/categories", N_("Incident categories"), Action.manage_categories),
     NavItem("/app/accounts", N_("Accounts"), Action.manage_accounts),
     NavItem("/app/audit", N_("Audit log"), Action.read_audit),
 ]

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
+from api.pages.case_words import LEVEL_NAMES  # an area's level is named as a case's
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, ROLE_NAMES, PageContext, context, render
 from api.security import (
@@ -50,12 +51,6 @@ PASSWORD_FIELDS = ("current_password", "new_password", "repeat_password")
 NEW_FIELDS = ("username", "role", "area", "worker")
 ACCOUNT_FIELDS = ("role", "area", "worker", "confirm", "username")
 
-LEVEL_NAMES = {
-    ScopeLevel.street: N_("Street"),
-    ScopeLevel.community: N_("Community"),
-    ScopeLevel.grid: N_("Grid"),
-}
-
 #: What the audit log's subjects are, in words (a kind not named here is shown as stored).
 SUBJECT_KINDS = {
     "elder": N_("Elder"),
@@ -69,6 +64,8 @@ SUBJECT_KINDS = {
     "user": N_("Account"),
     "api_key": N_("API key"),
     "backup": N_("Backup"),
+    "category": N_("Incident category"),
+    "department": N_("Department"),
 }
 
 #: Where a subject of the audit log has a page of its own.

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.case_viewer import case_viewer
 from api.deps import SessionDep
 from api.errors import status_for
+from api.pages.case_words import LEVEL_NAMES
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
@@ -43,12 +44,6 @@ STATUS_NAMES = {
     "in_progress": N_("In progress"),
     "resolved": N_("Resolved"),
     "closed": N_("Closed"),
-}
-LEVEL_NAMES = {
-    "grid": N_("Grid"),
-    "community": N_("Community"),
-    "street": N_("Street"),
-    "district": N_("District"),
 }
 ACTION_NAMES = {
     "accept": N_("Accept"),

@@ -21,6 +21,7 @@ from api.case_viewer import case_viewer as _viewer
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas import Answer, StrictModel
 from api.schemas import cases as answers
+from api.schemas.cases import CategoryIn, DepartmentIn
 from api.security import Principal, audit_read, require
 from api.state import app_state
 from data.incidents import queries as q
@@ -50,26 +51,6 @@ Move = enum.StrEnum("Move", {m: m for m in MOVES})  # type: ignore[misc]
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-class CategoryIn(StrictModel):
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
-    name: str = Field(min_length=1, max_length=200, description="中文名称")
-    name_en: str = Field(min_length=1, max_length=200)
-    first_level: str = Field("grid", pattern="^(grid|community|street|district)$")
-    department: str | None = Field(None, max_length=64)
-    hours_grid: int = Field(ge=1, le=24 * 365)
-    hours_community: int = Field(ge=1, le=24 * 365)
-    hours_street: int = Field(ge=1, le=24 * 365)
-    hours_district: int = Field(ge=1, le=24 * 365)
-    active: bool = True
-
-
-class DepartmentIn(StrictModel):
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
-    account: str | None = Field(None, max_length=64, description="a `department` account")
 
 
 class ReportIn(StrictModel):

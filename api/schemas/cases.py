@@ -9,7 +9,30 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from api.schemas import Answer, Moment
+from api.schemas import Answer, Moment, StrictModel
+
+# --- the catalogue as sent: PUT /cases/categories/{code}, /cases/departments/{code}, and
+# the administrators' catalogue pages, which check their forms by these same models.
+
+
+class CategoryIn(StrictModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=200, description="中文名称")
+    name_en: str = Field(min_length=1, max_length=200)
+    first_level: str = Field("grid", pattern="^(grid|community|street|district)$")
+    department: str | None = Field(None, max_length=64)
+    hours_grid: int = Field(ge=1, le=24 * 365)
+    hours_community: int = Field(ge=1, le=24 * 365)
+    hours_street: int = Field(ge=1, le=24 * 365)
+    hours_district: int = Field(ge=1, le=24 * 365)
+    active: bool = True
+
+
+class DepartmentIn(StrictModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    name_en: str = Field(min_length=1, max_length=200)
+    account: str | None = Field(None, max_length=64, description="a `department` account")
 
 
 class Category(Answer):
