@@ -3,12 +3,12 @@
 The frame's own pages are walked in test_coordinator.py; here the pages behind them: the care
 console (elders, an elder, enrol, why-then-locate, alerts, safe zone), the planner's (list,
 editor, compare, a published plan, print), the cases (list, a case, report, mine, figures)
-and the administrator's (accounts, an account, the audit log; my password). One browser and
-one server for all; the data they show (an enrolled elder, a draft and a published plan, a
-reported case) is made once through the app itself; the registers (a grid's households,
-the area's facilities, a new one's form each) are read from the test grids. axe-core is vendored
-(tests/browser/vendor); a serious or critical violation fails the page's test, and every
-page is saved to ``artifacts/frame/<page>-<lang>.png``.
+and the administrator's (accounts, an account, the audit log, the incident catalogue; my
+password). One browser and one server for all; the data they show (an enrolled elder, a
+draft and a published plan, a reported case) is made once through the app itself; the
+registers (a grid's households, the area's facilities, a new one's form each) are read from
+the test grids. axe-core is vendored (tests/browser/vendor); a serious or critical violation
+fails the page's test, and every page is saved to ``artifacts/frame/<page>-<lang>.png``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ PAGES = [
     ("facilities-new", COORDINATOR, "/app/facilities/new"),
     ("households-register", CARE, "/app/households?grid=131208-G01"),
     ("households-new", ADMIN, "/app/households/new?grid=131208-G01"),
+    ("catalogue-categories", ADMIN, "/app/categories"),
+    ("catalogue-category", ADMIN, "/app/categories/street_light"),
+    ("catalogue-departments", ADMIN, "/app/departments"),
     ("accounts-list", ADMIN, "/app/accounts"),
     ("accounts-account", ADMIN, "/app/accounts/g-coordinator"),
     ("accounts-audit", ADMIN, "/app/audit"),

@@ -25,7 +25,7 @@ WORKER = "p-worker"
 PHONE = ViewportSize(width=390, height=844)
 PAGES = ("/", "/app/incidents", "/app/incidents/mine", "/app/incidents/new", "/app/elders")
 #: An administrator's pages with tables and forms (the accounts, one account, the audit log,
-#: the household and facility registers and their forms).
+#: the household and facility registers and their forms, the incident catalogue).
 ADMIN_PAGES = (
     "/app/accounts",
     f"/app/accounts/{WORKER}",
@@ -35,6 +35,9 @@ ADMIN_PAGES = (
     "/app/households/new?grid=131208-G01",
     "/app/facilities",
     "/app/facilities/new",
+    "/app/categories",
+    "/app/categories/street_light",
+    "/app/departments",
 )
 #: What reaches past the window's right edge without a scrolling box around it to hold it
 #: (the outermost such element): what to fix when the test fails.
