@@ -231,14 +231,14 @@ def account_create(
             raise InvalidInput(ctx._("Choose what this person does."), field="role")
         chosen = Role(role)
         found = accounts.find_area(session, area) if area.strip() else None
-        if found is None and chosen is not Role.admin:
+        # An administrator sees everywhere; a department without an area serves everywhere.
+        if found is None and chosen not in (Role.admin, Role.department):
             raise InvalidInput(
                 ctx._("Give an area: a street, community or grid code."), field="area"
             )
-        access.create_user(session, name, hash_password(password), chosen)
-        accounts.set_password(
-            session, name, hash_password(password), temporary=True, at=datetime.now(UTC)
-        )
+        hashed = hash_password(password)
+        access.create_user(session, name, hashed, chosen)
+        accounts.set_password(session, name, hashed, temporary=True, at=datetime.now(UTC))
         if found is not None:
             access.add_scope(session, name, *found)
         if worker.strip():

@@ -113,7 +113,7 @@ def login(
     target = local_path(next)
     if user.must_change_password:
         # A password an administrator chose: its holder chooses their own first.
-        target = "/app/password?" + urlencode({"next": target, "first": "1"})
+        target = "/app/password?" + urlencode({"next": target})
     return signed_in(RedirectResponse(target, status_code=303), app_state(request).settings, user)
 
 

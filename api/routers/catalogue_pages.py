@@ -29,7 +29,7 @@ from data.access.queries import list_users
 from data.incidents import queries as q
 from data.models import Role
 from data.policy import Action
-from geo.errors import GridworkError, NotFound
+from geo.errors import Conflict, GridworkError, NotFound
 from geo.incidents.rules import LEVELS
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -158,6 +158,12 @@ def category_submit(
     }  # fmt: skip
     try:
         checked = _checked(ctx, CategoryIn, form)
+        taken = {c["code"] for c in q.categories(session, active_only=False)}
+        if not existing and checked.code in taken:
+            # The new-category form would otherwise overwrite the category of that code.
+            raise Conflict(
+                ctx._("A category with this code exists: open it to change it."), field="code"
+            )
         q.save_category(session, checked.model_dump())
     except GridworkError as exc:
         session.rollback()

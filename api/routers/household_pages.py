@@ -45,6 +45,9 @@ Reader = Annotated[Principal, Depends(require(Action.read_households))]
 Keeper = Annotated[Principal, Depends(require(Action.edit_households))]
 
 HOUSEHOLDS = KINDS["households"]
+#: Grids offered in the chooser: a whole district's (783 in the reference one) for an
+#: administrator; a grid worker keeps a handful.
+GRID_CHOICES = 1000
 FIELDS = ("code", "size", "age_band", "lon/lat", "confirm")
 #: What the API's key allows: no control characters, no "/" (no path could carry it back).
 KEY = re.compile(r"[^\x00-\x1f/]{1,64}")
@@ -114,7 +117,7 @@ def register_page(
     saying which household was saved or removed)."""
     ctx = context(request, principal)
     scope = _scope(session, principal)
-    grids = kept_grids(session, scope)
+    grids = kept_grids(session, scope, limit=GRID_CHOICES)
     chosen: GridRef | None = None
     if grid:
         chosen = find_grid(session, grid, scope)

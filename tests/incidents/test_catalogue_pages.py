@@ -80,6 +80,11 @@ def test_an_administrator_adds_a_category_and_reports_use_its_hours(
     given = datetime.fromisoformat(answer["due_at"]) - datetime.fromisoformat(answer["opened_at"])
     assert (answer["level"], given) == ("community", timedelta(hours=24))
 
+    # The new-category form does not overwrite the category of a code already taken.
+    again = client.post("/app/categories", data={**CATEGORY, "hours_grid": "1"}, headers=admin)
+    assert again.status_code == 409
+    assert field_error(again, "code") == "A category with this code exists: open it to change it."
+
     # Changed and retired from its own page: the code stays; reports under it are refused.
     page = client.get("/app/categories/t_pothole", headers=admin)
     assert 'name="existing" value="t_pothole"' in page.text

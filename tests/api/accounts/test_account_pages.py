@@ -197,6 +197,10 @@ def test_a_refused_new_account_is_said_beside_its_field_in_the_pages_language(
     odd = admin.post("/app/accounts", {"username": "赵 六", "role": "planner", "area": "PORTO-CH"})
     assert "letters, digits" in field_error(odd, "username")
 
+    # A department without an area serves the whole district: it needs none.
+    dept = admin.post("/app/accounts", {"username": "water-dept", "role": "department"})
+    assert dept.status_code == 200 and given_password(dept)
+
     zh = Browser(client, ZH)
     zh.sign_in(ADMIN.username)
     said = zh.post("/app/accounts", {"username": "zhao", "role": "", "area": "PORTO-CH"})
