@@ -16,6 +16,7 @@ from api.pages.frame import PageContext, context, language_cookie, local_path, r
 from api.pages.i18n import LOCALES
 from api.pages.map_page import framed_map
 from api.security import Principal, optional_principal, require
+from data.access.accounts import account_counts
 from data.care import queries as care_queries
 from data.district.hierarchy import read_level
 from data.incidents import queries as incident_queries
@@ -134,6 +135,31 @@ def _care_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> 
     return [alerts, Card(ctx._("Elders in your care"), number=counts["elders"], links=links)]
 
 
+def _keeping_cards(ctx: PageContext, principal: Principal, session: SessionDep) -> list[Card]:
+    """The registers the caller keeps or reads, and for an administrator the accounts (with
+    those still on a password an administrator chose), the audit log and the catalogue."""
+    cards = []
+    links = []
+    if may(principal.role, Action.read_households):
+        links.append(("/app/households", ctx._("Household register")))
+    if may(principal.role, Action.edit_facilities):
+        links.append(("/app/facilities", ctx._("Facility register")))
+    if links:
+        cards.append(Card(ctx._("Registers"), links=links))
+    if may(principal.role, Action.manage_accounts):
+        active, waiting = account_counts(session)
+        text = ""
+        if waiting == 1:
+            text = ctx._("1 of them has not chosen their own password yet.")
+        elif waiting:
+            text = ctx._("%(n)s of them have not chosen their own password yet.", n=waiting)
+        admin_links = [("/app/accounts", ctx._("Accounts")), ("/app/audit", ctx._("Audit log"))]
+        if may(principal.role, Action.manage_categories):
+            admin_links.append(("/app/categories", ctx._("Incident categories")))
+        cards.append(Card(ctx._("Active accounts"), number=active, text=text, links=admin_links))
+    return cards
+
+
 @public.get("/", response_class=HTMLResponse)
 def home(
     request: Request,
@@ -165,6 +191,7 @@ def home(
         values={
             "cards": _care_cards(ctx, principal, session)
             + _work_cards(ctx, principal, session)
+            + _keeping_cards(ctx, principal, session)
             + _map_card(ctx, principal),
             "communities": rows,
         },

@@ -195,3 +195,15 @@ def worker_choices(db: Db) -> list[tuple[str, str, str | None]]:
         )
     ).all()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+def account_counts(db: Db) -> tuple[int, int]:
+    """How many accounts are active, and how many of them still hold a password an
+    administrator chose (for the administrator's home)."""
+    row = db.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE active), "
+            "count(*) FILTER (WHERE active AND must_change_password) FROM app_user"
+        )
+    ).one()
+    return int(row[0]), int(row[1])

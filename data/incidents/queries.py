@@ -70,7 +70,12 @@ def categories(db: Db, *, active_only: bool = True) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def category(db: Db, code: str, *, field: str = "category") -> dict[str, Any]:
+def category(
+    db: Db, code: str, *, field: str = "category", retired_too: bool = False
+) -> dict[str, Any]:
+    """A category by code, refused when unknown or, for a new report, retired. A case
+    already open under a category that is retired since (``retired_too``) is still
+    escalated, reopened and handed over by its hours and department."""
     row = (
         db.execute(
             text(
@@ -82,7 +87,7 @@ def category(db: Db, code: str, *, field: str = "category") -> dict[str, Any]:
         .mappings()
         .first()
     )
-    if row is None or not row["active"]:
+    if row is None or not (row["active"] or retired_too):
         raise InvalidInput.said("unknown_category", code=code, field=field)
     return dict(row)
 

@@ -133,7 +133,7 @@ def act(
     if to == "closed":
         sets.append("closed_at = :now")
     if action == "reopen":
-        kind = q.category(db, row["category"])
+        kind = q.category(db, row["category"], retired_too=True)
         sets += [
             "resolved_at = NULL",
             "resolved_in_time = NULL",
@@ -177,7 +177,7 @@ def escalate(
     row = q.case(db, case_id, who, lock=True)
     clean = rules.clean_note(reason, required=True, field="reason")
     up = rules.escalation(row["status"], row["level"])
-    kind = q.category(db, row["category"])
+    kind = q.category(db, row["category"], retired_too=True)
     db.execute(
         text(
             "UPDATE incident_case SET level = CAST(:up AS case_level), "
@@ -228,7 +228,7 @@ def hand_to_department(
     if row["status"] not in rules.OPEN:
         raise Conflict(f"a {row['status']} case is not handed over", field="department")
     if department is None:
-        kind = q.category(db, row["category"])
+        kind = q.category(db, row["category"], retired_too=True)
         department = kind["department"]
         if department is None:
             raise InvalidInput("this category has no department; name one", field="department")

@@ -114,6 +114,8 @@ def test_a_new_worker_gets_an_account_and_chooses_their_own_password(
     assert "no-store" in made.headers["cache-control"]  # the password is shown once only
     handed = given_password(made)
     assert len(handed) == 19
+    # The administrator's home counts who still holds a password made for them.
+    assert "1 of them has not chosen their own password yet." in admin.get("/").text
 
     worker = Browser(client)
     first = worker.sign_in("li.wei", handed)
@@ -174,6 +176,7 @@ def test_a_new_worker_gets_an_account_and_chooses_their_own_password(
     assert Browser(client).sign_in("li.wei", handed).status_code == 401
     assert Browser(client).sign_in("li.wei", "paper lantern river").headers["location"] == "/"
 
+    assert "not chosen their own password" not in admin.get("/").text
     listed = admin.get("/app/accounts")
     row = re.search(r"li\.wei</a></td>(.*?)</tr>", listed.text, re.S)
     assert row and "W-131208-G02" in row.group(1) and "Active" in row.group(1)
