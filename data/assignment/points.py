@@ -303,7 +303,8 @@ def update_point(
     location: tuple[float, float] | None,
     placement: Placement | None,
 ) -> None:
-    """Change the given fields (and the location with its new assignment)."""
+    """Change the given fields (and the location with its new assignment); a household
+    changed is registered from then on (``estimated`` false)."""
     values = _checked_values(kind, values)
     _check_building(db, kind, values)
     params: dict[str, Any] = {"key": key}
@@ -311,6 +312,11 @@ def update_point(
     for name, value in values.items():
         sets.append(f"{name} = {_writable_expr(kind, name)}")
         params[_param(name)] = value
+    if kind.table == "household":
+        # A household someone changed is a registered one: a new estimate from the
+        # buildings (``gridwork derive households``) replaces only the estimated ones, and
+        # would otherwise drop the correction.
+        sets.append("estimated = false")
     if kind.table == "incident" and "status" in values:
         sets.append(
             "closed_at = CASE WHEN CAST(:status AS incident_status) = 'closed' "

@@ -184,6 +184,16 @@ def derive_households(
             geometry=points.geometry.values,
             crs=4326,
         )
+        # A registered household keeps its code: an estimate of the same code (the household
+        # of that building and number, corrected by a worker since) is not written over it.
+        registered = set(
+            session.execute(
+                text("SELECT code FROM household WHERE code = ANY(:codes)"),
+                {"codes": frame["code"].tolist()},
+            ).scalars()
+        )
+        if registered:
+            frame = frame[~frame["code"].isin(registered)]
         placed = _placed_before_write(session, "households", frame, settings)
         upsert(
             session,

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from data.importing.loading import derive_households
 from tests.api.registers.conftest import CARE, COORDINATOR, WORKED_GRID, WORKER
-from tests.factory import sign_in
+from tests.factory import app_settings, sign_in
 
 PAGE = {"Accept": "text/html", "Accept-Language": "en"}
 
@@ -129,7 +130,7 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
     form = client.get(f"/app/households/{code}", headers=worker)
     assert form.status_code == 200 and 'id="gw-hh-form"' in form.text
     before = stored(households_engine, code)
-    assert before is not None
+    assert before is not None and before["estimated"]  # the sample's, from its buildings
 
     changed = client.post(
         f"/app/households/{code}",
@@ -143,6 +144,9 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
     assert after is not None
     assert (after["size"], after["lives_alone"], after["age_band"]) == (2, False, "80+")
     assert (after["lon"], after["lat"]) == (before["lon"], before["lat"])  # not moved: no tap
+    # Corrected on the ground, it is a registered household: a new estimate from the
+    # buildings (which replaces the estimated ones) keeps it.
+    assert after["estimated"] is False
 
     lon_out, lat_out = inside(households_engine, "131208-G01")
     away = client.post(
@@ -233,3 +237,26 @@ def test_care_staff_read_the_register_and_others_do_not_reach_it(
     assert client.get(f"/app/households/{code}", headers=care).status_code == 403
     coordinator = {**sign_in(client, COORDINATOR.username), **PAGE}
     assert client.get("/app/households", headers=coordinator).status_code == 403
+
+
+def test_a_household_corrected_on_the_page_outlives_a_new_estimate(
+    client: TestClient, worker: dict[str, str], households_engine: Engine
+) -> None:
+    """A worker's correction is a registered household: deriving households from the
+    buildings again replaces the estimated ones, and keeps it as the worker left it."""
+    code = first_household(households_engine, WORKED_GRID)
+    r = client.post(
+        f"/app/households/{code}",
+        data={"size": "4", "age_band": "60-79"},
+        headers=worker,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    derive_households(
+        households_engine,
+        seed=7,
+        settings=app_settings(str(households_engine.url.render_as_string(hide_password=False))),
+    )
+    kept = stored(households_engine, code)
+    assert kept is not None
+    assert (kept["size"], kept["age_band"], kept["estimated"]) == (4, "60-79", False)
