@@ -204,7 +204,7 @@ def _history(ctx: PageContext, steps: list[dict[str, Any]]) -> list[dict[str, An
         n, grids = step["units"], ", ".join(step["grids"] or ())
         if step["kind"] == "move":
             said = ctx._("%(n)s unit(s) moved into %(grid)s", n=n, grid=step["target"] or "—")
-            if step["summary"].endswith("(forced)"):
+            if step["forced"]:
                 said = ctx._(
                     "%(n)s unit(s) moved into %(grid)s despite the checks",
                     n=n,

@@ -101,6 +101,7 @@ class Step(Answer):
     state_at: Timestamp | None
     state_by: str | None
     units: int | None
+    forced: bool = Field(False, description="a move made despite the band and contiguity checks")
 
 
 class Steps(Answer):

@@ -25,6 +25,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -138,6 +139,12 @@ class PlanStep(_OfPlan, Base):
     state: Mapped[str] = mapped_column(String(8), server_default="done")
     state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     state_by: Mapped[str | None] = mapped_column(String(128))
+    #: A move made despite the band and contiguity checks (migration 0032).
+    forced: Mapped[bool] = mapped_column(
+        Boolean,
+        server_default=text("false"),
+        comment="a move made despite the band and contiguity checks",
+    )
 
 
 class GridLineage(Base):

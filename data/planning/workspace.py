@@ -96,6 +96,7 @@ def _record(
     author: str,
     changes: list[list[Any]] = (),  # type: ignore[assignment]
     locks: list[list[Any]] = (),  # type: ignore[assignment]
+    forced: bool = False,
 ) -> int:
     db.execute(
         text(
@@ -107,9 +108,9 @@ def _record(
     return int(
         db.execute(
             text(
-                "INSERT INTO plan_step (plan_id, seq, kind, summary, changes, locks, author) "
-                "SELECT :p, coalesce(max(seq), 0) + 1, :k, :s, CAST(:c AS jsonb), "
-                "CAST(:l AS jsonb), :a FROM plan_step WHERE plan_id = :p RETURNING seq"
+                "INSERT INTO plan_step (plan_id, seq, kind, summary, changes, locks, author, "
+                "forced) SELECT :p, coalesce(max(seq), 0) + 1, :k, :s, CAST(:c AS jsonb), "
+                "CAST(:l AS jsonb), :a, :f FROM plan_step WHERE plan_id = :p RETURNING seq"
             ),
             {
                 "p": plan_id,
@@ -118,6 +119,7 @@ def _record(
                 "c": json.dumps(list(changes)),
                 "l": json.dumps(list(locks)),
                 "a": author,
+                "f": forced,
             },
         ).scalar_one()
     )
@@ -126,13 +128,14 @@ def _record(
 def steps(db: Db, plan_id: int) -> dict[str, Any]:
     """The plan's edits, newest first, and whether undo and redo are possible. Each says
     what it did as data, for a page to say in its language: ``units`` moved, the grid a
-    move went into (``target``), the grids a lock or unlock changed (``grids``); ``summary``
-    is the English line kept with the step."""
+    move went into (``target``), whether it was made despite the checks (``forced``), the
+    grids a lock or unlock changed (``grids``); ``summary`` is the English line kept with
+    the step."""
     get_plan(db, plan_id)
     rows = (
         db.execute(
             text(
-                "SELECT seq, kind, summary, author, at, state, state_at, state_by, "
+                "SELECT seq, kind, summary, forced, author, at, state, state_at, state_by, "
                 "jsonb_array_length(changes) AS units, changes -> 0 ->> 2 AS target, "
                 "ARRAY(SELECT x ->> 0 FROM jsonb_array_elements(locks) x) AS grids "
                 "FROM plan_step WHERE plan_id = :p ORDER BY seq DESC"
@@ -292,6 +295,7 @@ def move(
         summary=f"{len(changes)} unit(s) into {to_grid}" + (" (forced)" if force else ""),
         author=author,
         changes=changes,
+        forced=force,
     )
     return MoveOutcome(True, result.problems, households)
 

@@ -155,6 +155,13 @@ def test_locked_grid_refuses_moves(planner: TestClient) -> None:
         f"Unlocked {code}",
         f"Locked {code}",
     ]
+    # The API says it as data too (plan_step.forced), not only in its English summary.
+    steps = planner.get(f"/plans/{plan['id']}/steps").json()["steps"]
+    assert [(st["kind"], st["forced"]) for st in steps] == [
+        ("move", True),
+        ("unlock", False),
+        ("lock", False),
+    ]
     assert said["zh-CN"] == [
         f"1 个单元划入 {code}（未通过检查，强制执行）",
         f"解锁 {code}",
