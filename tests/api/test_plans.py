@@ -8,12 +8,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from babel.dates import format_datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from data.db import make_engine
+from data.db import alembic_config, make_engine
 from tests.api.conftest import PASSWORD, STAFF, make_settings
 from tests.factory import add_accounts, database, make_app, signed_in
 
@@ -114,7 +115,7 @@ def test_a_move_that_breaks_the_band_is_refused_with_reasons_unless_forced(
     assert after["metrics"]["in_band_share"] < 1.0
 
 
-def test_locked_grid_refuses_moves(planner: TestClient) -> None:
+def test_locked_grid_refuses_moves(planner: TestClient, plans_engine: Engine) -> None:
     """A unit of an unlocked grid, touching a locked one, may not be moved into it, even
     forced; once unlocked the same forced move goes through (so the lock was the reason)."""
     plan = _draft(planner)
@@ -162,6 +163,12 @@ def test_locked_grid_refuses_moves(planner: TestClient) -> None:
         ("unlock", False),
         ("lock", False),
     ]
+    # Migration 0032 fills the column of the steps stored before it from their summaries.
+    config = alembic_config(plans_engine.url.render_as_string(hide_password=False))
+    command.downgrade(config, "0031")
+    command.upgrade(config, "heads")
+    again = planner.get(f"/plans/{plan['id']}/steps").json()["steps"]
+    assert [st["forced"] for st in again] == [True, False, False]
     assert said["zh-CN"] == [
         f"1 个单元划入 {code}（未通过检查，强制执行）",
         f"解锁 {code}",
