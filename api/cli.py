@@ -507,6 +507,31 @@ def user_add(
     out.print(f"user {username} ({role.value}) created")
 
 
+@user_app.command("password")
+def user_password(
+    username: str,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from stdin")] = False,
+    temporary: Annotated[
+        bool, typer.Option(help="its holder chooses their own at their next sign-in")
+    ] = True,
+) -> None:
+    """Set a user's password: a forgotten one, the last administrator's too. Every sign-in of
+    the account ends; by default the holder chooses their own at their next sign-in."""
+    from datetime import UTC, datetime
+
+    from api.security import hash_password
+    from data.access.accounts import set_password
+    from data.db import transaction
+
+    password = _read_password(password_stdin)
+    with transaction(_engine(_settings())) as session:
+        set_password(
+            session, username, hash_password(password), temporary=temporary, at=datetime.now(UTC)
+        )
+        _audit_cli(session, "user password", "user", username)
+    out.print(f"{username}: password set; every sign-in of the account has ended")
+
+
 @user_app.command("role")
 def user_role(username: str, role: Role) -> None:
     """Change a user's role; it takes effect on their next request."""

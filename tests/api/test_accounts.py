@@ -340,3 +340,29 @@ def test_gridwork_serve_does_not_believe_forwarded_for_from_loopback(
         if "server" in started:
             started["server"].should_exit = True
         thread.join(timeout=15)
+
+
+def test_an_operator_sets_a_forgotten_password_at_the_command_line(
+    anonymous: TestClient, porto_engine: Engine, porto_url: str
+) -> None:
+    """``gridwork user password``: the way back for a forgotten password, the last
+    administrator's too. The old sign-ins end; its holder chooses their own next."""
+    user = new_user(porto_engine, Role.admin)
+    bearer = token(anonymous, user)
+    runner = CliRunner(env={"DATABASE_URL": porto_url})
+    done = runner.invoke(
+        cli.app, ["user", "password", user, "--password-stdin"], input="a fresh start, typed\n"
+    )
+    assert done.exit_code == 0, (done.output, done.exception)
+    assert eventually(lambda: anonymous.get("/me", headers=bearer).status_code == 401)
+    assert (
+        anonymous.post("/token", data={"username": user, "password": PASSWORD}).status_code == 401
+    )
+    signed = anonymous.post(
+        "/login",
+        data={"username": user, "password": "a fresh start, typed"},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303 and signed.headers["location"].startswith("/app/password")
+    short = runner.invoke(cli.app, ["user", "password", user, "--password-stdin"], input="short\n")
+    assert short.exit_code != 0
