@@ -412,7 +412,7 @@ def figures_page(
     start, end = days.start(), days.end()
     assert start is not None  # or_last closed both ends
     assert end is not None
-    rows = [q.figures(session, viewer, level, c, start, end) for c in shown]
+    rows = q.figures_by_area(session, viewer, level, shown, start, end)
     return render(
         request,
         principal,

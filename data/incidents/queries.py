@@ -697,14 +697,6 @@ def sweep(
 
 # --- figures ---------------------------------------------------------------------------------
 
-AREA_SQL = {
-    "grid": "t.grid_id IN (SELECT id FROM grid WHERE code = :code)",
-    "community": "c.community_id = (SELECT id FROM community WHERE code = :code)",
-    "street": "c.street_id = (SELECT id FROM street WHERE code = :code)",
-    "department": "c.department_id = (SELECT id FROM department WHERE code = :code)",
-}
-
-
 #: The code of a case's area at each level, in ``CASE_FROM``'s names.
 AREA_CODE_SQL = {
     "grid": "g.code",
@@ -736,14 +728,24 @@ def figures(
 ) -> dict[str, Any]:
     """Opened and closed in [since, until); of the cases resolved then: median hours to
     resolve, share within the deadline, share settled at grid level (never escalated)."""
-    if level not in AREA_SQL:
+    return figures_by_area(db, viewer, level, [code], since, until)[0]
+
+
+def figures_by_area(
+    db: Db, viewer: Viewer, level: str, codes: list[str], since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """:func:`figures` of each area of ``codes`` at ``level``, in their order, in one
+    statement (the figures page showed up to 200 areas with a query each). An area with
+    no case the viewer may see has zero counts and no shares."""
+    if level not in AREA_CODE_SQL:
         raise InvalidInput(f"unknown area level '{level}'", field="level")
-    area = AREA_SQL[level]
-    row = (
+    column = AREA_CODE_SQL[level]
+    rows = (
         db.execute(
             text(
                 f"""
                 SELECT
+                  {column} AS code,
                   count(*) FILTER (WHERE c.opened_at >= :since AND c.opened_at < :until)
                     AS opened,
                   count(*) FILTER (WHERE c.closed_at >= :since AND c.closed_at < :until)
@@ -756,21 +758,26 @@ def figures(
                     AS in_time,
                   avg(CASE WHEN c.top_level = 'grid' THEN 1.0 ELSE 0.0 END) FILTER (WHERE r.ok)
                     AS at_grid
-                FROM incident_case c JOIN incident t ON t.id = c.id,
+                {CASE_FROM},
                 LATERAL (SELECT c.resolved_at >= :since AND c.resolved_at < :until AS ok) r
-                WHERE {area} AND {CASE_SEEN_SQL}
+                WHERE {column} = ANY(:codes) AND {CASE_SEEN_SQL}
+                GROUP BY 1
                 """  # noqa: S608
             ),
-            viewer.params() | {"code": code, "since": since, "until": until},
+            viewer.params() | {"codes": codes, "since": since, "until": until},
         )
         .mappings()
-        .one()
+        .all()
     )
-    out = dict(row)
-    for key in ("median_hours", "in_time", "at_grid"):
-        out[key] = None if out[key] is None else float(out[key])
-    out["escalated"] = None if out["at_grid"] is None else 1.0 - out["at_grid"]
-    return out | {"level": level, "code": code, "since": since, "until": until}
+    found = {r["code"]: dict(r) for r in rows}
+    out = []
+    for code in codes:
+        row = found.get(code) or {"opened": 0, "closed": 0, "resolved": 0}
+        for key in ("median_hours", "in_time", "at_grid"):
+            row[key] = None if row.get(key) is None else float(row[key])
+        row["escalated"] = None if row["at_grid"] is None else 1.0 - row["at_grid"]
+        out.append(row | {"level": level, "code": code, "since": since, "until": until})
+    return out
 
 
 def area_centre(db: Db, scope: AreaScope) -> tuple[float, float] | None:

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from api import care_tasks
+from data.access.queries import AreaScope
+from data.incidents import queries as q
 from data.incidents import service
 from tests.incidents.conftest import inside
 
@@ -355,3 +357,28 @@ def test_figures_match_the_history(client: TestClient, auth: Auth, cases_engine:
     assert f["at_grid"] == pytest.approx(at_grid / len(resolved)) == 0.5
     assert f["escalated"] == pytest.approx(0.5)
     assert f["in_time"] == pytest.approx(1.0)
+
+
+def test_the_figures_of_many_areas_in_one_statement_count_each_areas_cases(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The figures page reads every area's figures at once (``figures_by_area``): each
+    area's counts are its own cases', as a plain count says, and an area without cases is
+    there with zeros."""
+    since, until = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    everyone = q.Viewer(AreaScope.everywhere(), None, None, "test")
+    with cases_engine.connect() as conn:
+        counted = dict(
+            conn.execute(
+                text(
+                    "SELECT m.code, count(*) FROM incident_case c "
+                    "JOIN community m ON m.id = c.community_id GROUP BY 1"
+                )
+            ).all()
+        )
+        assert counted  # the flow tests above reported cases
+        codes = [*sorted(counted), "NO-SUCH-AREA"]
+        rows = q.figures_by_area(conn, everyone, "community", codes, since, until)
+    assert [r["code"] for r in rows] == codes
+    assert {r["code"]: r["opened"] for r in rows[:-1]} == counted
+    assert (rows[-1]["opened"], rows[-1]["resolved"], rows[-1]["median_hours"]) == (0, 0, None)
