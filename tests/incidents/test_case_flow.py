@@ -368,7 +368,7 @@ def test_the_figures_of_many_areas_in_one_statement_count_each_areas_cases(
     since, until = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     everyone = q.Viewer(AreaScope.everywhere(), None, None, "test")
     with cases_engine.connect() as conn:
-        counted = dict(
+        counted: dict[str, int] = dict(
             conn.execute(
                 text(
                     "SELECT m.code, count(*) FROM incident_case c "
