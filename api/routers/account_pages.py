@@ -13,6 +13,7 @@ is sent to choose their own at sign-in. Every change is audited as ``user`` with
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -130,12 +131,11 @@ def password_submit(
     except GridworkError as exc:
         sent = refused(ctx, exc, {}, PASSWORD_FIELDS, status_code=422)
         return password_form(request, principal, next, False, sent)
-    accounts.set_password(
-        session, user.username, hash_password(new_password), temporary=False, at=datetime.now(UTC)
-    )
+    hashed = hash_password(new_password)
+    accounts.set_password(session, user.username, hashed, temporary=False, at=datetime.now(UTC))
     audit_subjects(session, request, principal, "user", [user.username], "changed own password")
-    renewed = access.find_user(session, user.username)
-    assert renewed is not None  # changed just above, in this transaction
+    # This browser signs in again with the new password's stamp (no need to read it back).
+    renewed = replace(user, password_hash=hashed, must_change_password=False)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     back = "/app/password?" + urlencode({"changed": "1", "next": target})
     return signed_in(RedirectResponse(back, status_code=303), app_state(request).settings, renewed)

@@ -29,7 +29,7 @@ from data.access.queries import list_users
 from data.incidents import queries as q
 from data.models import Role
 from data.policy import Action
-from geo.errors import Conflict, GridworkError, NotFound
+from geo.errors import Conflict, GridworkError, InvalidInput, NotFound
 from geo.incidents.rules import LEVELS
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -52,14 +52,15 @@ def _checked(ctx: PageContext, model: type[Any], values: dict[str, Any]) -> Any:
         reason = said_check(ctx, dict(first))
         if field == "code" and first["type"] == "string_pattern_mismatch":
             reason = ctx._("Letters, digits, '_' and '-' only (a category's: lower-case).")
-        raise _FieldRefusal(reason, field) from None
+        raise InvalidInput(reason, field=field) from None
 
 
-class _FieldRefusal(GridworkError):
-    """A form value the API's model refused (already in the page's language)."""
-
-    def __init__(self, reason: str, field: str | None) -> None:
-        super().__init__(reason, field=field)
+def _stored(session: SessionDep, code: str) -> dict[str, Any] | None:
+    """The category of ``code``, in use or retired, or None (``q.category`` by its rule)."""
+    try:
+        return q.category(session, code, field="code", retired_too=True)
+    except InvalidInput:
+        return None
 
 
 def _category_view(ctx: PageContext, c: dict[str, Any]) -> dict[str, Any]:
@@ -95,10 +96,10 @@ def _category_form(
     ctx = context(request, principal)
     current = None
     if code is not None:
-        found = [c for c in q.categories(session, active_only=False) if c["code"] == code]
-        if not found:
+        found = _stored(session, code)
+        if found is None:
             raise NotFound(f"no category '{code}'", field="code")
-        current = _category_view(ctx, found[0])
+        current = _category_view(ctx, found)
     form = dict(sent.form) if sent.form else (current or {"first_level": "grid", "active": True})
     return render(
         request,
@@ -158,8 +159,7 @@ def category_submit(
     }  # fmt: skip
     try:
         checked = _checked(ctx, CategoryIn, form)
-        taken = {c["code"] for c in q.categories(session, active_only=False)}
-        if not existing and checked.code in taken:
+        if not existing and _stored(session, checked.code) is not None:
             # The new-category form would otherwise overwrite the category of that code.
             raise Conflict(
                 ctx._("A category with this code exists: open it to change it."), field="code"
