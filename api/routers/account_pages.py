@@ -59,7 +59,7 @@ SUBJECT_KINDS = {
     "elder_consent": N_("Consent record"),
     "elder_device": N_("Watch"),
     "elder_zone": N_("Safe zone"),
-    "household": N_("Households"),
+    "household": N_("Household"),
     "case_reporter": N_("Case reporter's contact"),
     "plan": N_("Grid plan"),
     "user": N_("Account"),

@@ -376,6 +376,20 @@ def test_the_audit_log_says_who_read_one_elder_at_local_time(
             subject_ids=[7],
             reason="grids switched",
         )
+        write_audit(
+            session,
+            actor="worker-a",
+            role="grid_worker",
+            method="GET",
+            route="/app/households",
+            subject_type="household",
+            subject_ids=["HH-1"],
+            reason="household register (page)",
+        )
+    # A household is named as one (住户), not as the counts' word (户数).
+    zh = Browser(client, ZH)
+    zh.sign_in(ADMIN.username)
+    assert "<td>住户 HH-1</td>" in zh.get("/app/audit?kind=household").text
     switched = admin.get("/app/audit?actor=gridwork")
     assert "gridwork itself" in switched.text and 'href="/app/plans/7"' in switched.text
 
