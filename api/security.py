@@ -38,6 +38,7 @@ from data.access.queries import (
     resolve_scope,
     write_audit,
 )
+from data.access.reasons import AuditReason
 from data.models import Role
 from data.policy import STAFF, Action, roles_for
 from data.settings import Settings
@@ -340,9 +341,12 @@ def audit_read(
     *,
     subject_type: str,
     subject_ids: list[object],
-    reason: str | None,
+    reason: str | AuditReason | None,
 ) -> None:
-    """Record a read of personal data in the caller's own transaction, before it is answered."""
+    """Record a read of personal data in the caller's own transaction, before it is answered.
+
+    ``reason``: an :class:`AuditReason` where gridwork words it (the audit page says it in its
+    language), the caller's own words as a string."""
     write_audit(
         session,
         actor=principal.name,
@@ -361,7 +365,7 @@ def audit_subjects(
     principal: Principal,
     kind: str,
     ids: list[object],
-    reason: str | None,
+    reason: str | AuditReason | None,
 ) -> None:
     """:func:`audit_read` of ``ids`` of one ``kind`` (elder, position, household), for the
     routes that read several in one place."""

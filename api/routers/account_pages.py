@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import SessionDep
+from api.pages.audit_words import say_reason
 from api.pages.case_words import LEVEL_NAMES  # an area's level is named as a case's
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, ROLE_NAMES, PageContext, context, render
@@ -37,6 +38,7 @@ from api.security import (
 from api.state import app_state
 from data.access import accounts
 from data.access import queries as access
+from data.access.reasons import AuditReason, said
 from data.district.workers import link_worker_account
 from data.models import Role, ScopeLevel
 from data.policy import Action
@@ -133,7 +135,7 @@ def password_submit(
         return password_form(request, principal, next, False, sent)
     hashed = hash_password(new_password)
     accounts.set_password(session, user.username, hashed, temporary=False, at=datetime.now(UTC))
-    audit_subjects(session, request, principal, "user", [user.username], "changed own password")
+    audit_subjects(session, request, principal, "user", [user.username], said("own_password"))
     # This browser signs in again with the new password's stamp (no need to read it back).
     renewed = replace(user, password_hash=hashed, must_change_password=False)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
@@ -247,8 +249,9 @@ def account_create(
         session.rollback()
         sent = refused(ctx, exc, form, NEW_FIELDS)
         return accounts_page(request, session, principal, sent)
-    reason = f"created as {role}" + (f", area {found[1]}" if found else "")
-    reason += f", worker {worker.strip()}" if worker.strip() else ""
+    reason = said("account_created", role=role)
+    reason = reason.and_("with_area", level=found[0].value, code=found[1]) if found else reason
+    reason = reason.and_("with_worker", worker=worker.strip()) if worker.strip() else reason
     audit_subjects(session, request, principal, "user", [name], reason)
     return _given(request, principal, name, password, new=True)
 
@@ -281,7 +284,11 @@ def account_page(
 
 
 def _changed(
-    request: Request, session: SessionDep, principal: Principal, username: str, what: str
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    username: str,
+    what: AuditReason,
 ) -> RedirectResponse:
     audit_subjects(session, request, principal, "user", [username], what)
     return RedirectResponse(f"/app/accounts/{quote(username, safe='')}?done=saved", 303)
@@ -317,7 +324,7 @@ def account_role(
         access.set_role(session, username, Role(role))
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {"role": role})
-    return _changed(request, session, principal, username, f"role set to {role}")
+    return _changed(request, session, principal, username, said("role_set", role=role))
 
 
 @router.post("/accounts/{username}/areas", response_model=None)
@@ -334,7 +341,9 @@ def account_area_add(
         access.add_scope(session, username, level, code)
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {"area": area})
-    return _changed(request, session, principal, username, f"area {level.value} {code} added")
+    return _changed(
+        request, session, principal, username, said("area_added", level=level.value, code=code)
+    )
 
 
 @router.post("/accounts/{username}/areas/remove", response_model=None)
@@ -350,7 +359,9 @@ def account_area_remove(
         accounts.remove_scope(session, username, level, code)
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {})
-    return _changed(request, session, principal, username, f"area {level.value} {code} removed")
+    return _changed(
+        request, session, principal, username, said("area_removed", level=level.value, code=code)
+    )
 
 
 @router.post("/accounts/{username}/worker", response_model=None)
@@ -371,7 +382,9 @@ def account_worker(
             link_worker_account(session, current.worker_code, None)
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {"worker": worker})
-    what = f"worker record {worker.strip()} linked" if worker.strip() else "worker record unlinked"
+    what = (
+        said("worker_linked", worker=worker.strip()) if worker.strip() else said("worker_unlinked")
+    )
     return _changed(request, session, principal, username, what)
 
 
@@ -391,7 +404,7 @@ def account_password(
         )
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {})
-    audit_subjects(session, request, principal, "user", [username], "password reset")
+    audit_subjects(session, request, principal, "user", [username], said("password_reset"))
     return _given(request, principal, username, password, new=False)
 
 
@@ -410,7 +423,13 @@ def account_active(
         access.set_user_active(session, username, active)
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {})
-    return _changed(request, session, principal, username, "enabled" if active else "disabled")
+    return _changed(
+        request,
+        session,
+        principal,
+        username,
+        said("account_enabled" if active else "account_disabled"),
+    )
 
 
 @router.post("/accounts/{username}/remove", response_model=None)
@@ -433,7 +452,7 @@ def account_remove(
     except GridworkError as exc:
         return _refuse(request, session, principal, username, exc, {"confirm": confirm})
     audit_subjects(
-        session, request, principal, "user", [username], f"removed with {keys} API key(s)"
+        session, request, principal, "user", [username], said("account_removed", keys=keys)
     )
     return RedirectResponse("/app/accounts?" + urlencode({"removed": username}), 303)
 
@@ -515,7 +534,7 @@ def audit_page(
                 else r["subject_type"],
                 "subjects": [{"id": i, "href": page.format(i) if page else None} for i in ids[:10]],
                 "more_subjects": max(0, len(ids) - 10),
-                "reason": r["reason"] or "",
+                "reason": say_reason(ctx, r["reason"], r["reason_said"]),
             }
         )
     query = {k: v for k, v in form.items() if v}

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas.alerts import Alert, Alerts
 from api.security import Principal, audit_subjects, require
+from data.access.reasons import said
 from data.care import queries as q
 from data.models.care import AlertStatus
 from data.policy import Action
@@ -71,7 +72,12 @@ def _move(
 ) -> dict[str, Any]:
     alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
     audit_subjects(
-        session, request, principal, "elder", [alert["elder_id"]], f"alert {alert_id} {to.value}"
+        session,
+        request,
+        principal,
+        "elder",
+        [alert["elder_id"]],
+        said(f"alert_{to.value}", alert=alert_id),
     )
     return alert
 

@@ -41,6 +41,8 @@ from api.security import Principal, audit_read, audit_subjects, require
 from api.state import app_state
 from api.uploads import ScanDep
 from data.access.queries import write_audit
+from data.access.reasons import AuditReason
+from data.access.reasons import said as audit_reason
 from data.care import consent_scan
 from data.care import queries as q
 from data.care import service as care
@@ -165,7 +167,7 @@ def household_search(
         principal,
         "household",
         [h["id"] for h in found],
-        "finding an elder's home household to enrol them",
+        audit_reason("enrol_search"),
     )
     return {"households": [{k: v for k, v in h.items() if k != "id"} for h in found]}
 
@@ -292,10 +294,7 @@ def enrol_submit(
         principal,
         subject_type="elder",
         subject_ids=[enrolled.elder_id],
-        reason=f"enrolled with a device (datum {datum.value}), "
-        + ("consent recorded" if consent is not None else "no consent yet")
-        + (f" with a scanned form ({scanned.content_type})" if scanned is not None else "")
-        + f", safe zone home grid + {home_buffer_m:g} m (from the console)",
+        reason=_enrolled(datum.value, consent is not None, scanned, home_buffer_m),
     )
     base = str(request.base_url).rstrip("/")
     server_url = f"{base}/ingest/osmand?key={enrolled.api_key}"
@@ -421,11 +420,11 @@ def consent_submit(
         aliases = {"given_on": "consent_given_on"}
         sent = refused(ctx, exc, form, CONSENT_FIELDS, aliases=aliases)
         return elder_page(request, session, principal, elder_id, sent)
-    what = f"consent {consent_id} recorded, given on {consent.given_on.isoformat()}"
+    what = audit_reason("consent_saved", consent=consent_id, day=consent.given_on.isoformat())
     if scanned is not None:
-        what += f", with a scanned form ({scanned.content_type})"
+        what = what.and_("with_scan", type=scanned.content_type)
     audit_subjects(
-        session, request, principal, "elder_consent", [elder_id], what + " (from the console)"
+        session, request, principal, "elder_consent", [elder_id], what.and_("from_console")
     )
     return RedirectResponse(f"/app/elders/{elder_id}?consent=saved", status_code=303)
 
@@ -493,11 +492,11 @@ def locate_page(
                 "elder_id": elder_id,
             },
         )
-    # Stored in English (the audit log's language, whatever the page's); shown in the page's.
-    reason = REASONS[why] + (f": {note.strip()}" if note.strip() else "")
+    # Kept as sentence codes (the audit page says them in its reader's language).
+    reason = audit_reason(f"locate_{why}").noted(note, "why")
     shown_reason = ctx._(REASONS[why]) + (f": {note.strip()}" if note.strip() else "")
     if alert is not None:
-        reason += f" (alert {alert})"
+        reason = reason.and_("for_alert", alert=alert)
         shown_reason += " " + ctx._("(alert %(id)s)", id=alert)
     audit_read(
         session, request, principal, subject_type="position", subject_ids=[elder_id], reason=reason
@@ -634,7 +633,7 @@ def zone_page(
         principal,
         "elder_zone",
         [elder_id],
-        "opened the safe zone editor (shows the home)",
+        audit_reason("zone_editor"),
     )
     zone = q.zone_and_home(session, elder_id)
     return render(
@@ -688,7 +687,7 @@ def zone_submit(
     try:
         if kind == "home_grid":
             care.home_zone(session, elder_id, epsg=epsg, buffer_m=buffer_m)
-            what = f"safe zone set: home grid + {buffer_m:g} m"
+            what = audit_reason("zone_set_home", metres=f"{buffer_m:g}")
         elif kind == "circle":
             if not lon or not lat:
                 raise InvalidInput(
@@ -699,7 +698,7 @@ def zone_submit(
             care.circle_zone(
                 session, elder_id, lon=float(lon), lat=float(lat), radius_m=radius_m, epsg=epsg
             )
-            what = f"safe zone set: circle of {radius_m:g} m"
+            what = audit_reason("zone_set_circle", metres=f"{radius_m:g}")
         elif kind == "polygon":
             try:
                 shape = json.loads(geometry)
@@ -710,7 +709,7 @@ def zone_submit(
                     ctx._("Click at least three corners on the map."), field="geometry"
                 )
             care.polygon_zone(session, elder_id, shape, epsg=epsg)
-            what = "safe zone set: Polygon"
+            what = audit_reason("zone_set_polygon")
         else:
             raise InvalidInput("kind must be home_grid, circle or polygon", field="kind")
     except InvalidInput as exc:
@@ -729,7 +728,7 @@ def zone_submit(
         principal,
         "elder_zone",
         [elder_id],
-        what + ", containing the home (from the console)",
+        what.and_("zone_has_home").and_("from_console"),
     )
     return RedirectResponse(f"/app/elders/{elder_id}?zone=saved", status_code=303)
 
@@ -845,6 +844,15 @@ def alerts_page(
     )
 
 
+def _enrolled(datum: str, consent: bool, scanned: Any, buffer_m: float) -> AuditReason:
+    """What an enrolment from the console recorded, for the audit log."""
+    reason = audit_reason("enrolled", datum=datum)
+    reason = reason.and_("consent_recorded" if consent else "no_consent")
+    if scanned is not None:
+        reason = reason.and_("with_scan", type=scanned.content_type)
+    return reason.and_("zone_home", metres=f"{buffer_m:g}").and_("from_console")
+
+
 def _note(value: str) -> str:
     return " ".join(value.split())[:300]
 
@@ -863,9 +871,7 @@ def alert_action(
     if to is None:
         raise NotFound(f"no action {action!r}: ack or close", field="action")
     alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
-    reason = f"alert {alert_id} {to.value}"
-    if note.strip():
-        reason += f"; note: {_note(note)}"
+    reason = audit_reason(f"alert_{to.value}", alert=alert_id).noted(_note(note))
     audit_subjects(session, request, principal, "elder", [alert["elder_id"]], reason)
     return RedirectResponse(f"/app/alerts?done={alert_id}", status_code=303)
 

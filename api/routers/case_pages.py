@@ -25,6 +25,7 @@ from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
 from api.state import app_state
 from api.uploads import PhotoDep
+from data.access.reasons import said
 from data.incidents import duplicates, photos, service
 from data.incidents import queries as q
 from data.models import Role
@@ -447,7 +448,7 @@ def case_page(
             principal,
             subject_type="case_reporter",
             subject_ids=[case_id],
-            reason="case page",
+            reason=said("case_page"),
         )
     moves = [a for a, (start, _, _) in MOVES.items() if row["status"] in start]
     return render(

@@ -24,6 +24,7 @@ from api.schemas import cases as answers
 from api.schemas.cases import CategoryIn, DepartmentIn
 from api.security import Principal, audit_read, require
 from api.state import app_state
+from data.access.reasons import said
 from data.incidents import queries as q
 from data.incidents import service
 from data.policy import Action, may
@@ -108,7 +109,7 @@ def _with_history(
             principal,
             subject_type="case_reporter",
             subject_ids=[row["id"]],
-            reason="case page",
+            reason=said("case_page"),
         )
     return out
 

@@ -26,6 +26,7 @@ from api.pages.said import said_check
 from api.schemas.cases import CategoryIn, DepartmentIn
 from api.security import Principal, audit_subjects, require
 from data.access.queries import list_users
+from data.access.reasons import said
 from data.incidents import queries as q
 from data.models import Role
 from data.policy import Action
@@ -169,10 +170,13 @@ def category_submit(
         session.rollback()
         sent = refused(ctx, exc, form, CATEGORY_FIELDS)
         return _category_form(request, session, principal, existing or None, sent)
-    hours = ", ".join(f"{level} {getattr(checked, f'hours_{level}')} h" for level in LEVELS)
-    what = f"category saved: first {checked.first_level}, {hours}"
-    what += f", department {checked.department}" if checked.department else ""
-    what += "" if checked.active else ", retired"
+    what = said("category_saved", level=checked.first_level)
+    for level in LEVELS:
+        what = what.and_("level_hours", level=level, hours=getattr(checked, f"hours_{level}"))
+    what = (
+        what.and_("with_department", department=checked.department) if checked.department else what
+    )
+    what = what if checked.active else what.and_("category_retired")
     audit_subjects(session, request, principal, "category", [checked.code], what)
     return RedirectResponse(f"/app/categories?done={quote(checked.code, safe='')}", 303)
 
@@ -230,6 +234,7 @@ def department_submit(
         session.rollback()
         sent = refused(ctx, exc, form, DEPARTMENT_FIELDS)
         return _departments_page(request, session, principal, sent)
-    what = "department saved" + (f", account {d.account}" if d.account else ", no account")
+    what = said("department_saved")
+    what = what.and_("with_account", account=d.account) if d.account else what.and_("no_account")
     audit_subjects(session, request, principal, "department", [d.code], what)
     return RedirectResponse(f"/app/departments?done={quote(d.code, safe='')}", 303)

@@ -16,6 +16,7 @@ from api.deps import Reason, SessionDep
 from api.schemas.consent_scans import ConsentScan
 from api.security import Principal, audit_subjects, require
 from api.uploads import ScanDep, multipart_body
+from data.access.reasons import said
 from data.care import consent_scan
 from data.policy import Action
 from geo.errors import InvalidInput
@@ -55,7 +56,7 @@ def upload(
         principal,
         "elder_consent",
         [elder_id],
-        f"scanned consent form attached to consent {consent_id} ({clean.content_type})",
+        said("scan_attached", consent=consent_id, type=clean.content_type),
     )
     return row | {"url": scan_url(elder_id, consent_id)}
 
@@ -75,7 +76,7 @@ def read(
     reason: Reason = None,
 ) -> Response:
     kind, body = consent_scan.read(session, elder_id, consent_id, scope=principal.scope)
-    why = f"scanned consent form of consent {consent_id}" + (f"; why: {reason}" if reason else "")
+    why = said("scan_read", consent=consent_id).noted(reason, "why")
     audit_subjects(session, request, principal, "elder_consent", [elder_id], why)
     extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[kind]
     return Response(

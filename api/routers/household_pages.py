@@ -23,6 +23,7 @@ from api.grid_index import GridIndexDep, place_tapped
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
 from api.security import Principal, audit_read, require
+from data.access.reasons import AuditReason, said
 from data.assignment.points import (
     KINDS,
     delete_point,
@@ -65,7 +66,11 @@ def _scope(session: SessionDep, principal: Principal) -> Any:
 
 
 def _audit(
-    session: SessionDep, request: Request, principal: Principal, codes: list[Any], why: str
+    session: SessionDep,
+    request: Request,
+    principal: Principal,
+    codes: list[Any],
+    why: AuditReason,
 ) -> None:
     if codes:
         audit_read(
@@ -130,7 +135,7 @@ def register_page(
         rows, total = list_points(session, HOUSEHOLDS, scope, grid_id=chosen.id, limit=500)
         households = [_view(ctx, h) for h in rows]
         outline = grid_outline(session, chosen.id)
-        _audit(session, request, principal, [h["code"] for h in rows], "household register (page)")
+        _audit(session, request, principal, [h["code"] for h in rows], said("household_register"))
     return render(
         request,
         principal,
@@ -273,7 +278,7 @@ def new_submit(
         session.rollback()
         sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, household=None, grid=grid, sent=sent)
-    _audit(session, request, principal, [key], "registered (page)")
+    _audit(session, request, principal, [key], said("household_registered"))
     stored = get_point(session, HOUSEHOLDS, key, scope)
     home = stored["assignment"]["grid"] if stored else grid
     return RedirectResponse(f"/app/households?grid={home}&done={key}", status_code=303)
@@ -297,7 +302,7 @@ def household_form(
     """One household: people, lives alone, age band, where it is; or remove it."""
     ctx = context(request, principal)
     row = _household(session, principal, code)
-    _audit(session, request, principal, [code], "household opened (page)")
+    _audit(session, request, principal, [code], said("household_opened"))
     view = _view(ctx, row)
     return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
 
@@ -331,7 +336,10 @@ def household_submit(
         sent = refused(ctx, exc, sent_form, FIELDS)
         view = _view(ctx, row)
         return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
-    _audit(session, request, principal, [code], "changed (page)" + (", moved" if where else ""))
+    changed = said("household_changed")
+    _audit(
+        session, request, principal, [code], changed.and_("household_moved") if where else changed
+    )
     stored = _household(session, principal, code)
     grid = stored["assignment"]["grid"]
     return RedirectResponse(f"/app/households?grid={grid}&done={code}", status_code=303)
@@ -354,6 +362,6 @@ def household_remove(
         view = _view(ctx, row)
         return _form_page(request, session, principal, household=view, grid=view["grid"], sent=sent)
     delete_point(session, HOUSEHOLDS, code)
-    _audit(session, request, principal, [code], "removed (page)")
+    _audit(session, request, principal, [code], said("household_removed"))
     grid = row["assignment"]["grid"]
     return RedirectResponse(f"/app/households?grid={grid}&removed={code}", status_code=303)

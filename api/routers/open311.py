@@ -33,6 +33,7 @@ from api.pages.i18n import from_accept_language
 from api.schemas import open311 as s
 from api.security import Principal, audit_read, identify
 from api.state import app_state
+from data.access.reasons import said
 from data.incidents import open311 as o311
 from data.incidents import photos
 from data.incidents import queries as q
@@ -430,7 +431,7 @@ def _read(
             principal,
             subject_type="case_reporter",
             subject_ids=shown,
-            reason="open311",
+            reason=said("open311"),
         )
     english, zone = _english(request), _settings(request).timezone
     return [_request(r, english, zone, _media_url(request, r)) for r in rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from api.schemas import Answer, Timestamp
@@ -35,7 +37,12 @@ class AuditEntry(Answer):
     route: str
     subject_type: str
     subject_ids: list[str]
-    reason: str | None
+    reason: str | None = Field(description="why, in English (as typed, where someone typed it)")
+    reason_said: list[tuple[str, dict[str, Any]]] | None = Field(
+        None,
+        description="the reason as gridwork worded it: sentence codes with their values "
+        "(data.access.reasons), for saying it in another language; null where typed",
+    )
 
 
 class AuditLog(Answer):

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from data.access.reasons import AuditReason, split
 from data.models import Role, ScopeLevel
 from geo.errors import Conflict, InvalidInput, NotFound
 
@@ -285,12 +286,17 @@ def write_audit(
     route: str,
     subject_type: str,
     subject_ids: Sequence[object],
-    reason: str | None,
+    reason: str | AuditReason | None,
 ) -> None:
+    """One audit row. A reason gridwork words itself is an :class:`AuditReason` (kept in
+    English and as sentence codes, for the audit page to say in its language); words someone
+    typed are a plain string, kept as typed."""
+    why, said = split(reason)
     db.execute(
         text(
-            "INSERT INTO audit_log (actor, role, method, route, subject_type, "
-            "subject_ids, reason) VALUES (:a, :r, :m, :route, :t, :ids, :why)"
+            "INSERT INTO audit_log (actor, role, method, route, subject_type, subject_ids, "
+            "reason, reason_said) VALUES (:a, :r, :m, :route, :t, :ids, :why, "
+            "CAST(:said AS jsonb))"
         ),
         {
             "a": actor,
@@ -299,7 +305,8 @@ def write_audit(
             "route": route,
             "t": subject_type,
             "ids": [str(i) for i in subject_ids],
-            "why": reason,
+            "why": why,
+            "said": None if said is None else json.dumps(said),
         },
     )
 
@@ -314,7 +321,7 @@ class AuditRow:
     route: str
     subject_type: str
     subject_ids: Sequence[object]
-    reason: str | None
+    reason: str | AuditReason | None
 
 
 def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
@@ -325,10 +332,10 @@ def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
     db.execute(
         text(
             "INSERT INTO audit_log (actor, role, method, route, subject_type, subject_ids, "
-            "reason) SELECT r.actor, r.role, r.method, r.route, r.subject_type, "
-            "r.subject_ids, r.reason FROM json_to_recordset(CAST(:rows AS json)) AS r("
+            "reason, reason_said) SELECT r.actor, r.role, r.method, r.route, r.subject_type, "
+            "r.subject_ids, r.reason, r.said FROM json_to_recordset(CAST(:rows AS json)) AS r("
             "ord int, actor text, role text, method text, route text, subject_type text, "
-            "subject_ids text[], reason text) ORDER BY r.ord"
+            "subject_ids text[], reason text, said jsonb) ORDER BY r.ord"
         ),
         {
             "rows": json.dumps(
@@ -341,7 +348,8 @@ def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
                         "route": r.route,
                         "subject_type": r.subject_type,
                         "subject_ids": [str(x) for x in r.subject_ids],
-                        "reason": r.reason,
+                        "reason": split(r.reason)[0],
+                        "said": split(r.reason)[1],
                     }
                     for i, r in enumerate(rows)
                 ]
@@ -352,8 +360,8 @@ def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
 
 #: The audit rows :func:`read_audit` reads, newest first (its parameters: a None is no filter).
 READ_AUDIT_SQL = (
-    "SELECT id, at, actor, role, method, route, subject_type, subject_ids, reason "
-    "FROM audit_log WHERE (CAST(:since AS timestamptz) IS NULL OR at >= :since) "
+    "SELECT id, at, actor, role, method, route, subject_type, subject_ids, reason, "
+    "reason_said FROM audit_log WHERE (CAST(:since AS timestamptz) IS NULL OR at >= :since) "
     "AND (CAST(:until AS timestamptz) IS NULL OR at < :until) "
     "AND (CAST(:actor AS text) IS NULL OR actor = :actor) "
     "AND (CAST(:kind AS text) IS NULL OR subject_type = :kind) "

@@ -18,6 +18,7 @@ import shapely
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from data.access.reasons import said
 from data.assignment.service import assign_after_import, load_grid_index, placement_columns
 from data.crs import metric_epsg
 from data.db import transaction
@@ -511,7 +512,7 @@ def enrol_demo_elders(
                     route="gridwork demo",
                     subject_type="elder",
                     subject_ids=[elder_id],
-                    reason="demo: enrolled a fictional elder with a watch, consent recorded",
+                    reason=said("demo_elder"),
                 )
             elif key is None or key not in live:
                 key = care.replace_device(session, elder_id, device_code=code, datum=datum)

@@ -16,7 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from data.models.base import Base
@@ -115,3 +115,6 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_said: Mapped[list[list[object]] | None] = mapped_column(
+        JSONB, comment="the reason as [[sentence code, {values}], ...] (data.access.reasons)"
+    )

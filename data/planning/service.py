@@ -24,6 +24,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from data.access.queries import AreaScope
+from data.access.reasons import said
 from data.assignment.service import reassign
 from data.crs import metric_epsg
 from data.policy import HELD_COMMUNITY_SQL, sees_grid
@@ -652,8 +653,13 @@ def _switch(
         route=f"/plans/{plan_id}/publish",
         subject_type="plan",
         subject_ids=[plan_id],
-        reason=f"grids of community {plan.community_code} switched on {effective}: "
-        f"{len(closed)} closed, {len(created)} opened",
+        reason=said(
+            "plan_switched",
+            community=plan.community_code,
+            day=effective.isoformat(),
+            closed=len(closed),
+            opened=len(created),
+        ),
     )
     return {
         "plan": plan_id,

@@ -221,7 +221,7 @@ def test_care_console_finds_a_lost_elder(
             .scalars()
             .all()
         )
-    assert reasons == ["Welfare check", f"Checking an alert: 家属来电 (alert {alert_id})"]
+    assert reasons == ["Welfare check", f"Checking an alert; why: 家属来电; for alert {alert_id}"]
 
     # Acknowledge, then close, each with a note.
     page.goto(f"{care_live}/app/alerts")

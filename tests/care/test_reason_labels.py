@@ -1,5 +1,6 @@
-"""Why a position is read: the choices and the reason shown are in the page's language, the
-audit log keeps the stored (English) label, whatever the page's language was."""
+"""Why a position is read: the choices and the reason shown are in the page's language; the
+audit log keeps the English label and the reason's code, whatever the page's language was, so
+that the audit page can say it in its reader's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.routers.care_pages import REASONS
+from data.access.reasons import SENTENCES as WRITTEN
 from tests.care.conftest import enrol
 
 ZH_LABELS = {
@@ -29,6 +31,8 @@ def _page(client: TestClient, headers: dict[str, str], path: str, language: str)
 
 def test_every_reason_has_a_chinese_label() -> None:
     assert set(ZH_LABELS) == set(REASONS)
+    # … and is one of the audit log's sentences, in the same words.
+    assert {code: WRITTEN[f"locate_{code}"] for code in REASONS} == REASONS
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
@@ -60,12 +64,13 @@ def test_the_reason_shown_is_in_chinese_and_the_audit_keeps_the_code_label(
         reasons = (
             conn.execute(
                 text(
-                    "SELECT reason FROM audit_log WHERE subject_type = 'position' "
+                    "SELECT reason, reason_said FROM audit_log WHERE subject_type = 'position' "
                     "AND route = :r ORDER BY id DESC LIMIT 2"
                 ),
                 {"r": f"/app/elders/{elder['id']}/locate"},
             )
-            .scalars()
+            .tuples()
             .all()
         )
-    assert reasons == ["Family request: 女儿来电"] * 2
+    said = [["locate_family", {}], ["why", {"text": "女儿来电"}]]
+    assert reasons == [("Family request; why: 女儿来电", said)] * 2

@@ -120,10 +120,10 @@ def test_an_administrator_adds_a_category_and_reports_use_its_hours(
             .all()
         )
     assert said == [
-        "category saved: first community, grid 12 h, community 24 h, street 48 h, "
-        "district 96 h, department WATER",
-        "category saved: first community, grid 12 h, community 24 h, street 48 h, "
-        "district 96 h, department WATER, retired",
+        "category saved, first level community; grid 12 h; community 24 h; street 48 h; "
+        "district 96 h; department WATER",
+        "category saved, first level community; grid 12 h; community 24 h; street 48 h; "
+        "district 96 h; department WATER; retired",
     ]
 
 

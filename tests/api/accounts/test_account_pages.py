@@ -294,7 +294,7 @@ def test_an_administrator_moves_disables_resets_and_removes_an_account(
             .all()
         )
     assert said == [
-        "created as coordinator, area 131208",
+        "created as coordinator; area community 131208",
         "changed own password",
         "role set to planner",
         "area street PORTO-CH added",
@@ -397,3 +397,42 @@ def test_the_audit_log_says_who_read_one_elder_at_local_time(
     assert bad.status_code == 422 and field_error(bad, "since") == "A date as yyyy-mm-dd."
     future = admin.get("/app/audit?since=2999-01-01")
     assert "Nothing in the audit log matches." in future.text
+
+
+def test_the_audit_log_says_its_reasons_in_the_readers_language(
+    client: TestClient, admin: Browser, accounts_engine: Engine
+) -> None:
+    """An administrator of a street office reads the log in Chinese: what gridwork wrote (an
+    account made, its role changed) is said in Chinese, role and level in words; what someone
+    typed stays as typed; the English stays the record the API answers."""
+    admin.post("/app/accounts", {"username": "li", "role": "coordinator", "area": "131208"})
+    assert admin.post("/app/accounts/li/role", {"role": "planner"}).status_code == 303
+    with transaction(accounts_engine) as session:
+        write_audit(
+            session,
+            actor="care-c",
+            role="care_staff",
+            method="GET",
+            route="/elders/77/locate",
+            subject_type="position",
+            subject_ids=[77],
+            reason="走失，家属报告",
+        )
+    zh = Browser(client, ZH)
+    zh.sign_in(ADMIN.username)
+    page = html.unescape(zh.get("/app/audit?kind=user&subject=li").text)
+    assert "新建账号，角色：协调员；辖区：社区 131208" in page
+    assert "角色改为 规划员" in page
+    assert "created as" not in page and "role set to" not in page
+    typed = html.unescape(zh.get("/app/audit?kind=position&subject=77").text)
+    assert "走失，家属报告" in typed
+    english = html.unescape(admin.get("/app/audit?kind=user&subject=li").text)
+    assert "created as Coordinator; area Community 131208" in english
+
+    entries = admin.get("/audit?actor=a-admin&limit=10").json()["entries"]
+    made = next(e for e in entries if (e["reason"] or "").startswith("created as"))
+    assert made["reason"] == "created as coordinator; area community 131208"
+    assert made["reason_said"] == [
+        ["account_created", {"role": "coordinator"}],
+        ["with_area", {"level": "community", "code": "131208"}],
+    ]

@@ -221,7 +221,7 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
     assert audited(households_engine, code)[-3:] == [
         "household opened (page)",
         "changed (page)",
-        "changed (page), moved",
+        "changed (page); moved to where it was tapped",
     ]
 
 
