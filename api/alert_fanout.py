@@ -9,6 +9,10 @@ the ones its reader may see (``data.policy.sees_alert``, the rule of every alert
 the audit rows — one per reader handed something, as each stream wrote before — go in one
 statement, in the transaction of the look, before anything is handed over.
 
+A look also asks which alerts were acknowledged or closed in the last :data:`SETTLE_S`
+seconds (by a colleague, or by itself when the watch reported again), and hands each reader
+who may see one the alert as it is now, once per status, for the card the page already shows.
+
 Late commits: an alert's id is taken before its transaction commits, so alert 11 may be
 visible before alert 10. A look does not stop at the highest id seen: it also takes the
 alerts below it raised in the last :data:`SETTLE_S` seconds that it has not seen yet. (An
@@ -48,6 +52,7 @@ class Inbox:
     route: str
     sent: set[int] = field(default_factory=set)  # ids handed to this inbox (never twice)
     pending: list[dict[str, Any]] = field(default_factory=list)  # handed, not yet sent
+    changed: list[dict[str, Any]] = field(default_factory=list)  # acknowledged or closed since
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class AlertFanout:
         self._inboxes: set[Inbox] = set()
         self._high: int | None = None  # the highest id seen; None before the first look
         self._seen: set[int] = set()  # ids handed out (or there at the first look), recent
+        self._changes: set[tuple[int, str]] = set()  # (id, status) handed out, in the window
         self._looking: tuple[_Look, asyncio.Future[None]] | None = None
         self._last: _Look | None = None  # the newest look that ended well
 
@@ -91,6 +97,12 @@ class AlertFanout:
         with self._lock:
             taken, inbox.pending = inbox.pending, []
         return sorted(taken, key=lambda a: int(a["id"]))
+
+    def take_changes(self, inbox: Inbox) -> list[dict[str, Any]]:
+        """The alerts acknowledged or closed since it last took, as they are now."""
+        with self._lock:
+            taken, inbox.changed = inbox.changed, []
+        return taken
 
     async def look(
         self, engine: Engine, bell: Bell | None, *, rung: int | None = None, since: float = math.inf
@@ -130,31 +142,46 @@ class AlertFanout:
             high = self._high
         with engine.begin() as conn:
             newest = q.newest_alert_id(conn)
+            changes = q.alert_changes_since(conn, recent_s=SETTLE_S)
             if high is None or newest < high:  # where to start, handing nothing out
                 found = q.alert_ids_since(conn, high=newest, recent_s=SETTLE_S)
                 with self._lock:
                     self._seen = {i for i, _, _ in found}
                     self._high = max([newest, *(i for i, _, _ in found)])
+                    self._changes = {(i, status) for i, status, _, _ in changes}
                 return
             found = q.alert_ids_since(conn, high=high, recent_s=SETTLE_S)
             with self._lock:  # the inboxes open once the ids were read: a later one reads
                 new = [f for f in found if f[0] not in self._seen]  # its own catch-up
+                fresh_ids = {i for i, _, _ in new}
+                moved = [
+                    c
+                    for c in changes
+                    if (c[0], c[1]) not in self._changes and c[0] not in fresh_ids
+                ]
                 inboxes = list(self._inboxes)
             handed: list[tuple[Inbox, list[dict[str, Any]]]] = []
-            if new and inboxes:
-                grids = {i: (g, h) for i, g, h in new}
+            told: list[tuple[Inbox, list[dict[str, Any]]]] = []
+            if (new or moved) and inboxes:
+                grids = {i: (g, h) for i, g, h in new} | {i: (g, h) for i, _, g, h in moved}
                 rows = q.alerts_by_id(conn, list(grids))
                 for inbox in inboxes:
-                    mine = [
+                    seen = [
                         a
                         for a in rows
-                        if a["id"] not in inbox.sent
-                        and sees_alert(
+                        if sees_alert(
                             inbox.scope, grid_id=grids[a["id"]][0], home_grid_id=grids[a["id"]][1]
                         )
                     ]
+                    mine = [a for a in seen if a["id"] in fresh_ids and a["id"] not in inbox.sent]
+                    now = [a for a in seen if a["id"] not in fresh_ids]
                     if mine:
                         handed.append((inbox, mine))
+                    if now:
+                        told.append((inbox, now))
+                readers: dict[int, list[dict[str, Any]]] = {}
+                for inbox, alerts in [*handed, *told]:
+                    readers.setdefault(id(inbox), []).extend(alerts)
                 write_audits(
                     conn,
                     [
@@ -164,10 +191,10 @@ class AlertFanout:
                             method="GET",
                             route=inbox.route,
                             subject_type="elder",
-                            subject_ids=sorted({a["elder_id"] for a in mine}),
+                            subject_ids=sorted({a["elder_id"] for a in readers[id(inbox)]}),
                             reason=None,
                         )
-                        for inbox, mine in handed
+                        for inbox in {id(i): i for i, _ in [*handed, *told]}.values()
                     ],
                 )
         # Committed, audit rows and all: now hand them over.
@@ -176,6 +203,9 @@ class AlertFanout:
                 fresh = [a for a in mine if a["id"] not in inbox.sent]
                 inbox.sent.update(a["id"] for a in fresh)
                 inbox.pending.extend(fresh)
+            for inbox, now in told:
+                inbox.changed.extend(now)
+            self._changes = {(i, status) for i, status, _, _ in changes}
             self._seen.update(i for i, _, _ in new)
             self._high = max([high, *(i for i, _, _ in found)])
             floor = self._high - q.RECENT_IDS  # no look asks below it again

@@ -49,7 +49,7 @@ from data.care import service as care
 from data.care.routes import routes_to
 from data.changes import Bell
 from data.models.care import AlertStatus, DeviceDatum
-from data.policy import Action, may
+from data.policy import Action, may, sees_alert
 from geo.care.datum import from_wgs84
 from geo.errors import GridworkError, InvalidInput, NotFound
 
@@ -827,7 +827,8 @@ def alerts_page(
                     "call": ctx._("Call"),
                     "new": ctx._("New"),
                     "none": ctx._("No alerts. New ones appear here by themselves."),
-                    "closed_lately": ctx._("Closed lately: %(n)s", n=len(closed)),
+                    # The script counts the fold (a card closed elsewhere moves into it).
+                    "closed_lately": ctx._("Closed lately: %(n)s", n="__N__"),
                     "live": ctx._("Live: new alerts appear without reloading."),
                     "offline": ctx._("Connection lost; reconnecting…"),
                     "by": ctx._("by"),
@@ -878,13 +879,21 @@ def alert_action(
 
 def _catch_up(
     engine: Engine, principal: Principal, after: int | None, route: str
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What the stream sends as it opens: the alerts after ``after`` (none: from now on) and
-    those raised lately below it (committed late); audited like every look."""
+    those raised lately below it (committed late), and the alerts of my area acknowledged or
+    closed lately (the page may have been drawn before); audited like every look."""
     with engine.begin() as conn:
         start = q.newest_alert_id(conn) if after is None else after
         alerts = q.alerts_after(conn, principal.scope, after_id=start, recent_s=SETTLE_S)
-        if alerts:
+        new = {a["id"] for a in alerts}
+        moved = [
+            i
+            for i, _, grid, home in q.alert_changes_since(conn, recent_s=SETTLE_S)
+            if i not in new and sees_alert(principal.scope, grid_id=grid, home_grid_id=home)
+        ]
+        changed = q.alerts_by_id(conn, moved) if moved else []
+        if alerts or changed:
             write_audit(
                 conn,
                 actor=principal.name,
@@ -892,10 +901,10 @@ def _catch_up(
                 method="GET",
                 route=route,
                 subject_type="elder",
-                subject_ids=sorted({a["elder_id"] for a in alerts}),
+                subject_ids=sorted({a["elder_id"] for a in [*alerts, *changed]}),
                 reason=None,
             )
-        return alerts
+        return alerts, changed
 
 
 @router.get("/alerts/stream")
@@ -921,6 +930,9 @@ async def alert_stream(
         body = json.dumps(_alert_view(ctx, a), ensure_ascii=False)
         return f"id: {a['id']}\nevent: alert\ndata: {body}\n\n"
 
+    def status(a: dict[str, Any]) -> str:  # no id: the stream's place is the newest alert's
+        return f"event: status\ndata: {json.dumps(_alert_view(ctx, a), ensure_ascii=False)}\n\n"
+
     def bell() -> Bell | None:
         feed = state.changes if notified else None
         return None if feed is None or not feed.live else feed.alerts
@@ -932,15 +944,22 @@ async def alert_stream(
         try:
             ringing = bell()
             rung = None if ringing is None else ringing.rings  # before looking
-            caught = await anyio.to_thread.run_sync(_catch_up, engine, principal, start, route)
+            caught, changed = await anyio.to_thread.run_sync(
+                _catch_up, engine, principal, start, route
+            )
             yield "retry: 2000\n\n"
             for a in fanout.claim(inbox, caught):
                 yield event(a)
+            for a in changed:
+                yield status(a)
             ends = time.monotonic() + STREAM_LIFETIME_S
             quiet_since = time.monotonic()
             while time.monotonic() < ends and not await request.is_disconnected():
                 for a in fanout.take(inbox):
                     yield event(a)
+                    quiet_since = time.monotonic()
+                for a in fanout.take_changes(inbox):
+                    yield status(a)
                     quiet_since = time.monotonic()
                 if time.monotonic() - quiet_since > STREAM_KEEPALIVE_S:
                     yield ": still here\n\n"

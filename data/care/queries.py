@@ -1035,6 +1035,7 @@ def set_alert_status(
         ),
         {"id": alert_id, "to": to.value, "by": by},
     )
+    notify_alerts(db)  # the open inboxes show it on the card, at commit
     return alert_record(db, alert_id, scope)
 
 
@@ -1055,7 +1056,7 @@ def close_by_itself(
     over. ``closed_by`` is :data:`SYSTEM_CLOSER`. The ids closed."""
     if not closing:
         return []
-    return list(
+    closed = list(
         db.execute(
             text(
                 """
@@ -1077,6 +1078,9 @@ def close_by_itself(
             },
         ).scalars()
     )
+    if closed:
+        notify_alerts(db)  # the open inboxes show them closed, at commit
+    return closed
 
 
 # --------------------------------------------------------------------------- webhook outbox
@@ -1399,6 +1403,24 @@ def alert_ids_since(
         {"floor": high - RECENT_IDS, "high": high, "recent": recent_s},
     ).all()
     return [(int(r[0]), r[1], r[2]) for r in rows]
+
+
+def alert_changes_since(
+    db: Db, *, recent_s: float
+) -> list[tuple[int, str, int | None, int | None]]:
+    """``(id, status, grid_id, home_grid_id)`` of every alert acknowledged or closed in the
+    last ``recent_s`` seconds, by anyone or by itself: what the live inboxes show on cards
+    they already hold. A change's time is its transaction's start, so the window also covers
+    one committed late (the inboxes skip changes they have handed out)."""
+    rows = db.execute(
+        text(
+            "SELECT id, status::text, grid_id, home_grid_id FROM alert "
+            "WHERE acknowledged_at >= clock_timestamp() - make_interval(secs => :recent) "
+            "OR closed_at >= clock_timestamp() - make_interval(secs => :recent) ORDER BY id"
+        ),
+        {"recent": recent_s},
+    ).all()
+    return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
 
 def alerts_by_id(db: Db, ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -235,6 +235,9 @@ class Alert(Base):
     __tablename__ = "alert"
     __table_args__ = (
         Index("ix_alert_status_raised", "status", "raised_at"),
+        # The live inboxes' look for alerts acknowledged or closed lately (migration 0034).
+        Index("ix_alert_acknowledged_at", "acknowledged_at"),
+        Index("ix_alert_closed_at", "closed_at"),
         # The fix it was raised at is named by its whole key (migration 0019): an alert
         # outlives its fix, and the purge or a withdrawal of consent empties both columns
         # (a trigger on position since 0027, not a foreign key).

@@ -21,6 +21,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 from sqlalchemy import Engine, text
 
+from data.access.queries import AreaScope
+from data.care.queries import set_alert_status
+from data.db import transaction
+from data.models.care import AlertStatus
 from geo.care.datum import from_wgs84
 from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
 from tests.care.conftest import (  # noqa: F401 - fixtures used by name
@@ -285,4 +289,22 @@ def test_care_console_finds_a_lost_elder(
     assert worker.page.locator(f"#alert-{alert_id} .gw-routed").count() == 1
     assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
     worker.shot("worker-390")
+
+    # A colleague closes the one alert left open: the worker's card moves into the fold at
+    # once, without a reload, so nobody goes to a call already handled.
+    _wait(worker.page, "window.gwLive === true", "the worker's inbox never went live")
+    worker.page.evaluate("window.gwSameVisit = 1")
+    left = worker.page.get_attribute("#gw-inbox li.gw-status-open", "id") or ""
+    with transaction(care) as session:
+        set_alert_status(
+            session,
+            int(left.removeprefix("alert-")),
+            AreaScope.everywhere(),
+            to=AlertStatus.closed,
+            by=STAFF["care_staff"].username,
+        )
+    worker.page.wait_for_selector(f"#gw-closed-list #{left}.gw-status-closed", timeout=10_000)
+    assert worker.page.locator("#gw-inbox li.gw-status-open").count() == 0
+    assert worker.page.inner_text("#gw-closed summary") == "最近已关闭：4"
+    assert worker.page.evaluate("window.gwSameVisit") == 1, "the page was reloaded"
     worker.close()

@@ -44,6 +44,16 @@ def _raise_alert(engine: Engine, elder_id: int, *, commit: bool = True) -> None:
             session.rollback()
 
 
+def _events(body: str, kind: str = "alert") -> list[dict[str, Any]]:
+    """The JSON of each ``event: kind`` block of a server-sent stream, in order."""
+    out: list[dict[str, Any]] = []
+    for block in body.split("\n\n"):
+        lines = block.splitlines()
+        if f"event: {kind}" in lines:
+            out.extend(json.loads(x[len("data: ") :]) for x in lines if x.startswith("data: "))
+    return out
+
+
 def test_bell_wakes_a_waiter_from_another_thread() -> None:
     async def scenario() -> tuple[bool, float, bool, bool]:
         bell = Bell()
@@ -108,11 +118,7 @@ def test_the_stream_sends_a_new_alert_when_the_bell_rings(
     r = client.get("/app/alerts/stream", headers=staff["care_staff"])
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
-    events = [
-        json.loads(line[len("data: ") :])
-        for line in r.text.splitlines()
-        if line.startswith("data: ")
-    ]
+    events = _events(r.text)
     if wake == "notify":
         assert [(e["elder_id"], e["kind"]) for e in events] == [(elder["id"], "sos")]
     else:
@@ -120,20 +126,16 @@ def test_the_stream_sends_a_new_alert_when_the_bell_rings(
 
 
 def _streams(
-    client: TestClient, headers: dict[str, dict[str, str]], who: list[str]
-) -> dict[str, list[dict[str, object]]]:
+    client: TestClient, headers: dict[str, dict[str, str]], who: list[str], kind: str = "alert"
+) -> dict[str, list[dict[str, Any]]]:
     """Open one stream per reader at once (the same app, the same event loop); each one's
-    alerts once all have ended."""
-    got: dict[str, list[dict[str, object]]] = {}
+    events of ``kind`` (new alerts; ``status``: changes) once all have ended."""
+    got: dict[str, list[dict[str, Any]]] = {}
 
     def read(name: str) -> None:
         r = client.get("/app/alerts/stream", headers=headers[name])
         assert r.status_code == 200, r.text
-        got[name] = [
-            json.loads(line[len("data: ") :])
-            for line in r.text.splitlines()
-            if line.startswith("data: ")
-        ]
+        got[name] = _events(r.text, kind)
 
     threads = [threading.Thread(target=read, args=(name,)) for name in who]
     for thread in threads:
@@ -233,6 +235,63 @@ def test_an_alert_committed_after_a_newer_one_still_reaches_the_inbox(
     threading.Thread(target=scenario, daemon=True).start()
     got = _streams(client, staff, ["care_staff"])["care_staff"]
     assert [(e["id"], e["kind"]) for e in got] == [(2, "sos"), (1, "no_fix")]
+
+
+def test_an_alert_acknowledged_or_closed_elsewhere_reaches_the_open_inboxes_of_its_area(
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A colleague takes an alert ("I'm on it") and closes it, and a watch's no-fix alert
+    closes by itself when it reports again: every open inbox of the area is told each change
+    once, as the card should now read, and audited; one elsewhere is told nothing. They used to
+    learn of it only on reload, and two people went to the same call."""
+    elder = enrol(client, staff["care_staff"], "watch-changes")
+    monkeypatch.setattr(care_pages, "STREAM_LIFETIME_S", 6.0)
+    start = count(care, "SELECT coalesce(max(id), 0) FROM audit_log")
+    _raise_alert(care, elder["id"])
+    sos = count(care, "SELECT max(id) FROM alert")
+    with transaction(care) as session:
+        home = session.execute(
+            text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": HOME_GRID}
+        ).scalar_one()
+        no_fix = q.insert_alerts(
+            session,
+            [q.NewAlert(elder["id"], "no_fix", datetime.now(UTC), None, home, home, "quiet")],
+        )[0]
+
+    def later() -> None:
+        time.sleep(1.5)  # every stream is open by now
+        colleague = staff["home_worker"]
+        assert client.post(f"/alerts/{sos}/ack", headers=colleague).status_code == 200
+        time.sleep(1.0)
+        assert client.post(f"/alerts/{sos}/close", headers=colleague).status_code == 200
+        with transaction(care) as session:  # the watch reports again
+            q.close_by_itself(session, [(elder["id"], "no_fix", datetime.now(UTC))])
+
+    threading.Thread(target=later, daemon=True).start()
+    got = _streams(client, staff, ["care_staff", "admin", "far_care"], kind="status")
+    ours = [(e["id"], e["status"]) for e in got["care_staff"] if e["elder_id"] == elder["id"]]
+    assert ours == [(sos, "acknowledged"), (sos, "closed"), (no_fix, "closed")]
+    told = {(e["id"], e["status"]) for e in got["admin"] if e["elder_id"] == elder["id"]}
+    assert told == set(ours)
+    assert got["far_care"] == []
+    closed = next(e for e in got["care_staff"] if e["id"] == no_fix)
+    assert closed["by_itself"] and closed["acknowledged_by"] is None
+    assert (
+        next(e for e in got["care_staff"] if e["status"] == "acknowledged")["acknowledged_by"]
+        == "c-home-worker"
+    )
+    with care.connect() as conn:
+        readers = conn.execute(
+            text(
+                "SELECT DISTINCT actor FROM audit_log WHERE id > :s "
+                "AND route = '/app/alerts/stream' AND :e = ANY(subject_ids)"
+            ),
+            {"s": start, "e": str(elder["id"])},
+        ).scalars()
+        assert set(readers) == {"c-care", "c-admin"}
 
 
 def test_sees_alert_answers_as_the_alert_queries_do(

@@ -284,7 +284,7 @@
     var closed = document.getElementById("gw-closed");
     if (data.closed.length) {
       closed.hidden = false;
-      closed.querySelector("summary").textContent = labels.closed_lately;
+      closed.querySelector("summary").textContent = labels.closed_lately.replace("__N__", String(data.closed.length));
       var closedList = document.getElementById("gw-closed-list");
       data.closed.forEach(function (a) {
         var li = closedList.appendChild(item(a, false));
@@ -320,6 +320,25 @@
       }
       list.insertBefore(item(a, true), list.firstChild);
       if (data.loud.indexOf(a.kind) >= 0) { beep(); notify(a); }
+    });
+    // An alert acknowledged or closed elsewhere (a colleague, or by itself when the watch
+    // reported again): its card says so at once; a closed one moves down into the fold.
+    source.addEventListener("status", function (e) {
+      var a = JSON.parse(e.data);
+      var old = document.getElementById("alert-" + a.id);
+      if (!old || old.classList.contains("gw-status-" + a.status)) return;
+      var now = item(a, false);
+      now.classList.add("gw-changed");
+      if (a.status === "closed") {
+        old.remove();
+        var folded = document.getElementById("gw-closed-list");
+        closed.hidden = false;
+        folded.insertBefore(now, folded.firstChild);
+        closed.querySelector("summary").textContent = labels.closed_lately.replace("__N__", String(folded.children.length));
+        empty();
+      } else {
+        old.replaceWith(now);
+      }
     });
   };
 
