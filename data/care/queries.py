@@ -1405,6 +1405,17 @@ def alert_ids_since(
     return [(int(r[0]), r[1], r[2]) for r in rows]
 
 
+#: The alerts acknowledged or closed lately, through ``ix_alert_acknowledged_at`` and
+#: ``ix_alert_closed_at`` (migration 0034). The cut-off is from ``now()``, the look's
+#: transaction start, which the planner knows: against ``clock_timestamp()`` (volatile, or
+#: read once by a subquery, unknown when planning) it chose to read every alert by id.
+ALERT_CHANGES_SQL = (
+    "SELECT id, status::text, grid_id, home_grid_id FROM alert "
+    "WHERE acknowledged_at >= now() - make_interval(secs => :recent) "
+    "OR closed_at >= now() - make_interval(secs => :recent) ORDER BY id"
+)
+
+
 def alert_changes_since(
     db: Db, *, recent_s: float
 ) -> list[tuple[int, str, int | None, int | None]]:
@@ -1412,14 +1423,7 @@ def alert_changes_since(
     last ``recent_s`` seconds, by anyone or by itself: what the live inboxes show on cards
     they already hold. A change's time is its transaction's start, so the window also covers
     one committed late (the inboxes skip changes they have handed out)."""
-    rows = db.execute(
-        text(
-            "SELECT id, status::text, grid_id, home_grid_id FROM alert "
-            "WHERE acknowledged_at >= clock_timestamp() - make_interval(secs => :recent) "
-            "OR closed_at >= clock_timestamp() - make_interval(secs => :recent) ORDER BY id"
-        ),
-        {"recent": recent_s},
-    ).all()
+    rows = db.execute(text(ALERT_CHANGES_SQL), {"recent": recent_s}).all()
     return [(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
 

@@ -1,4 +1,5 @@
-"""Statements that run often at city size find their rows through an index (0015, 0020).
+"""Statements that run often at city size find their rows through an index (0015, 0020, 0031,
+0034).
 
 Real PostGIS, enough rows that the planner chooses honestly (sequential scans stay enabled):
 20,000 alerts, each pointing at a fix, 6,000 grids and 30,000 buildings in 300 communities,
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from data.access.queries import READ_AUDIT_SQL
-from data.care.queries import purge_positions
+from data.care.queries import ALERT_CHANGES_SQL, purge_positions
 from data.db import make_engine
 from tests.conftest import own_database
 
@@ -56,8 +57,9 @@ def big(server_url: str) -> Iterator[Engine]:
         conn.execute(
             text(
                 "INSERT INTO alert (elder_id, kind, status, event_time, position_id, "
-                "position_time) SELECT p.elder_id, 'left_zone', 'closed', p.time, p.id, p.time "
-                "FROM position p"
+                "position_time, acknowledged_at, closed_at) SELECT p.elder_id, 'left_zone', "
+                "'closed', p.time, p.id, p.time, p.time + interval '2 minutes', "
+                "p.time + interval '5 minutes' FROM position p"
             )
         )
         conn.execute(
@@ -184,3 +186,11 @@ def test_who_read_one_elder_is_found_by_index(big: Engine) -> None:
     plan = _plan(big, READ_AUDIT_SQL, params)
     assert "ix_audit_log_subject_ids" in plan, plan
     assert "Seq Scan on audit_log" not in plan, plan
+
+
+def test_the_live_inboxes_find_the_alerts_changed_lately_by_index(big: Engine) -> None:
+    """Every look of the live inboxes asks which alerts were acknowledged or closed in the last
+    half minute (migration 0034): through the two indexes, not by reading 20,000 alerts."""
+    plan = _plan(big, ALERT_CHANGES_SQL, {"recent": 30.0})
+    assert "ix_alert_acknowledged_at" in plan and "ix_alert_closed_at" in plan, plan
+    assert "Seq Scan on alert" not in plan, plan
