@@ -15,8 +15,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas.alerts import Alert, Alerts
 from api.security import Principal, audit_subjects, require
+from api.state import app_state
 from data.access.reasons import said
 from data.care import queries as q
+from data.care import service as care
 from data.models.care import AlertStatus
 from data.policy import Action
 
@@ -70,7 +72,14 @@ def list_alerts(
 def _move(
     request: Request, session: SessionDep, principal: Principal, alert_id: int, to: AlertStatus
 ) -> dict[str, Any]:
-    alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
+    alert = care.set_alert_status(
+        session,
+        alert_id,
+        principal.scope,
+        to=to,
+        by=principal.name,
+        webhook_url=app_state(request).settings.alert_webhook_url,
+    )
     audit_subjects(
         session,
         request,

@@ -871,7 +871,14 @@ def alert_action(
     to = {"ack": AlertStatus.acknowledged, "close": AlertStatus.closed}.get(action)
     if to is None:
         raise NotFound(f"no action {action!r}: ack or close", field="action")
-    alert = q.set_alert_status(session, alert_id, principal.scope, to=to, by=principal.name)
+    alert = care.set_alert_status(
+        session,
+        alert_id,
+        principal.scope,
+        to=to,
+        by=principal.name,
+        webhook_url=app_state(request).settings.alert_webhook_url,
+    )
     reason = audit_reason(f"alert_{to.value}", alert=alert_id).noted(_note(note))
     audit_subjects(session, request, principal, "elder", [alert["elder_id"]], reason)
     return RedirectResponse(f"/app/alerts?done={alert_id}", status_code=303)

@@ -1086,10 +1086,16 @@ def close_by_itself(
 # --------------------------------------------------------------------------- webhook outbox
 
 
-def queue_webhook(db: Db, alert_id: int, url: str) -> None:
-    """Put an alert in the outbox; the payload is what a dispatcher needs, nothing more."""
+def queue_webhook(db: Db, alert_id: int, url: str, event: str = "raised") -> None:
+    """Put an alert in the outbox; the payload is what a dispatcher needs, nothing more.
+    ``event``: ``raised``, or ``acknowledged`` / ``closed`` when its status changed (by staff,
+    or by itself: ``by_itself``), so that a dispatcher's copy never stays open."""
     alert = alert_record(db, alert_id, AreaScope.everywhere(), with_position=True)
     payload = {
+        "event": event,
+        "status": alert["status"],
+        "by_itself": alert["closed_by"] == SYSTEM_CLOSER,
+    } | {
         k: alert[k]
         for k in (
             "id",

@@ -32,7 +32,7 @@ from data.care import queries as q
 from data.coverage.service import NetworkCache
 from data.db import transaction
 from data.models import Role
-from data.models.care import DeviceDatum, ZoneKind
+from data.models.care import AlertStatus, DeviceDatum, ZoneKind
 from geo.care.datum import to_wgs84
 from geo.care.osmand import DEFAULT_MAX_FUTURE_SKEW, Fix, KeepAlive, Report
 from geo.care.safezone import (
@@ -736,7 +736,7 @@ def _evaluate(
             changed[elder_id] = state
         recovered += _recovered(elder_id, ctx.state, state)
     raise_alerts(session, alerts, webhook_url)
-    q.close_by_itself(session, recovered)
+    _tell_closed(session, q.close_by_itself(session, recovered), webhook_url)
     q.save_zone_states(
         session, changed, received={e: t for e, t in received.items() if e in changed}
     )
@@ -803,7 +803,7 @@ def raise_alerts(
     A zone alert closes the elder's earlier ones (``q.close_by_itself``): an elder who went
     out and came back three times leaves one item for staff, not six."""
     ids = q.insert_alerts(session, alerts)
-    q.close_by_itself(
+    closed = q.close_by_itself(
         session,
         [
             (a.elder_id, kind, a.event_time)
@@ -816,7 +816,32 @@ def raise_alerts(
     if webhook_url:
         for alert_id in ids:
             q.queue_webhook(session, alert_id, webhook_url)
+    _tell_closed(session, closed, webhook_url)
     return ids
+
+
+def _tell_closed(session: Session, closed: Sequence[int], webhook_url: str | None) -> None:
+    """Alerts closed by themselves, queued for the webhook as closed."""
+    if webhook_url:
+        for alert_id in closed:
+            q.queue_webhook(session, alert_id, webhook_url, event="closed")
+
+
+def set_alert_status(
+    session: Session,
+    alert_id: int,
+    scope: AreaScope,
+    *,
+    to: AlertStatus,
+    by: str,
+    webhook_url: str | None,
+) -> dict[str, Any]:
+    """Acknowledge or close an alert (:func:`data.care.queries.set_alert_status`) and queue
+    the change for the webhook, if any, in the same transaction."""
+    alert = q.set_alert_status(session, alert_id, scope, to=to, by=by)
+    if webhook_url:
+        q.queue_webhook(session, alert_id, webhook_url, event=to.value)
+    return alert
 
 
 # --------------------------------------------------------------------------- periodic work

@@ -31,12 +31,14 @@ from tests.care.conftest import (
     HOME_CODE,
     HOME_GRID,
     PASSWORD,
+    STAFF,
     District,
     care_settings,
     count,
     enrol,
     osmand,
 )
+from tests.factory import sign_in
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FAR_EAST = 0.03  # degrees east of home: ~2.3 km, well outside home grid + 200 m
@@ -483,6 +485,54 @@ def test_webhooks_are_delivered_with_retries(
     assert message["alert"]["home_grid_code"] == HOME_GRID
     assert elder["api_key"] not in json.dumps(message)
     assert count(care, "SELECT attempts FROM webhook_outbox") == 2
+
+
+def test_the_webhook_hears_when_an_alert_is_taken_closed_or_closes_by_itself(
+    care_engine: Engine,
+    care_url: str,
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    district: District,
+) -> None:
+    """A dispatcher's copy of an alert must not stay open after gridwork closed it: the exit
+    closed by the return, and the return taken and closed by staff, each reach the outbox as
+    its own event, in the transaction of the change."""
+    elder = enrol(client, staff["care_staff"], "watch-hook-events")
+    url = "http://127.0.0.1:9/hook"
+    app = create_app(care_settings(care_url, alert_webhook_url=url), engine=care_engine)
+    start = count(care, "SELECT coalesce(max(id), 0) FROM webhook_outbox")
+    with TestClient(app) as hooked:
+        for dlon, seconds in ((FAR_EAST, 120), (0.0, 60)):  # out, then home again
+            r = osmand(
+                hooked,
+                elder["api_key"],
+                "watch-hook-events",
+                district.home_lon + dlon,
+                district.home_lat,
+                NOW - timedelta(seconds=seconds),
+            )
+            assert r.status_code == 200, r.text
+        back = count(care, f"SELECT max(id) FROM alert WHERE elder_id = {elder['id']}")
+        headers = sign_in(hooked, STAFF["care_staff"].username)
+        for action in ("ack", "close"):
+            r = hooked.post(f"/alerts/{back}/{action}", headers=headers)
+            assert r.status_code == 200, r.text
+    with care.connect() as conn:
+        events = conn.execute(
+            text(
+                "SELECT payload->>'kind', payload->>'event', payload->>'status', "
+                "(payload->>'by_itself')::boolean FROM webhook_outbox WHERE id > :s ORDER BY id"
+            ),
+            {"s": start},
+        ).all()
+    assert [tuple(e) for e in events] == [
+        ("left_zone", "raised", "open", False),
+        ("returned", "raised", "open", False),
+        ("left_zone", "closed", "closed", True),
+        ("returned", "acknowledged", "acknowledged", False),
+        ("returned", "closed", "closed", False),
+    ]
 
 
 def test_exits_committed_in_one_batch_each_raise_their_own_routed_alert(
