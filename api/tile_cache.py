@@ -64,6 +64,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "ogc.communities": ("building", "household"),
     "ogc.streets": (),
     "ogc.roads": ("road_segment",),
+    "ogc.buildings": ("building",),
     "ogc.facilities": ("facility",),
 }
 

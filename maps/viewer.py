@@ -1,10 +1,13 @@
 """A vector-tile viewer: MapLibre GL JS over gridwork's own MVT endpoint, nothing else.
 
-The style has only our own vector sources (streets, grids, roads, facilities from ``/ogc``), no
-glyphs, no sprite and no symbol layers, so the page needs no font or icon server; MapLibre
-itself is vendored (``maps/static/maplibre/``, an ES module whose worker is a same-origin
-module script, which the pages' Content-Security-Policy allows). Hovering a grid shows its
-code, worker and households in a popup built with text nodes.
+The style has only our own vector sources (streets, grids, buildings, roads, facilities from
+``/ogc``), so the ground is drawn as on every other map: buildings, roads, and the names of
+roads, grids, streets and facilities. It has no ``glyphs`` and no sprite: since MapLibre GL JS
+5.11 a style without ``glyphs`` draws its text with the device's own fonts (``text-font`` is a
+list of font families), so the page needs no font server, which an intranet does not have.
+MapLibre itself is vendored (``maps/static/maplibre/``, an ES module whose worker is a
+same-origin module script, which the pages' Content-Security-Policy allows). Hovering a grid
+shows its code, worker and households in a popup built with text nodes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ SOURCE_LAYER = "default"
 
 STREET_OUTLINE = COMMUNITY_OUTLINE
 """The streets' (街道) outlines: the dark line the Leaflet maps draw around communities."""
+
+BUILDING_FILL = "#d6cfc7"
+"""Buildings, in the warm grey of the offline basemap under the Leaflet maps."""
+
+FONTS = ["Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "sans-serif"]
+"""The font families labels are drawn in, the first one the device has (no glyph server)."""
+
+NAME_ZOOM = {"streets": 11, "grids": 13, "roads": 14, "facilities": 16}
+"""The map zoom from which each layer's names are drawn: a street's name over the district,
+grid codes once grids are a finger wide, road and facility names close in."""
 
 TILE_FEATURES = MVTSettings().max_features_per_tile
 """tipg puts at most this many features in a tile (``ORDER BY id LIMIT``; 10,000 unless
@@ -64,9 +77,10 @@ def viewer_style(
     maxzoom: int = 16,
     grid_minzoom: int = 0,
     road_minzoom: int = 0,
+    building_minzoom: int = 0,
 ) -> dict[str, Any]:
-    """A MapLibre style (v8) with relative tile paths; the page makes them absolute. The grid
-    and road tiles are asked for from their min zooms (:func:`feature_minzoom`)."""
+    """A MapLibre style (v8) with relative tile paths; the page makes them absolute. The grid,
+    road and building tiles are asked for from their min zooms (:func:`feature_minzoom`)."""
     colours = categorical_colours(list(kinds))
     kind_match: list[Any] = ["match", ["get", "kind"]]
     for kind, colour in colours.items():
@@ -101,11 +115,19 @@ def viewer_style(
         "sources": {
             "streets": source("streets"),
             "grids": source("grids", grid_minzoom),
+            "buildings": source("buildings", building_minzoom),
             "roads": source("roads", road_minzoom),
             "facilities": source("facilities"),
         },
         "layers": [
             {"id": "background", "type": "background", "paint": {"background-color": "#f4f3ef"}},
+            {
+                "id": "buildings",
+                "type": "fill",
+                "source": "buildings",
+                "source-layer": SOURCE_LAYER,
+                "paint": {"fill-color": BUILDING_FILL, "fill-outline-color": "#b9b0a6"},
+            },
             {
                 "id": "grids-fill",
                 "type": "fill",
@@ -146,7 +168,36 @@ def viewer_style(
                     "circle-stroke-width": 1,
                 },
             },
+            _names("street-names", "streets", "name", size=15, colour=STREET_OUTLINE),
+            _names("road-names", "roads", "name", size=11, colour="#444444", along=True),
+            _names("grid-codes", "grids", "code", size=12, colour="#7f2704"),
+            _names("facility-names", "facilities", "name", size=11, colour="#222222"),
         ],
+    }
+
+
+def _names(
+    layer: str, source: str, field: str, *, size: int, colour: str, along: bool = False
+) -> dict[str, Any]:
+    """A layer of text: ``field`` of each feature of ``source`` from its :data:`NAME_ZOOM`,
+    along the line for roads, in the device's fonts, haloed in white to read over anything;
+    names that would overlap are left out."""
+    layout: dict[str, Any] = {
+        "text-field": ["coalesce", ["get", field], ""],
+        "text-font": FONTS,
+        "text-size": size,
+        "text-max-width": 8,
+    }
+    if along:
+        layout["symbol-placement"] = "line"
+    return {
+        "id": layer,
+        "type": "symbol",
+        "source": source,
+        "source-layer": SOURCE_LAYER,
+        "minzoom": NAME_ZOOM[source],
+        "layout": layout,
+        "paint": {"text-color": colour, "text-halo-color": "#ffffff", "text-halo-width": 1.5},
     }
 
 
@@ -236,12 +287,13 @@ def viewer_page(
     gettext: Gettext = english,
     grid_minzoom: int = 0,
     road_minzoom: int = 0,
+    building_minzoom: int = 0,
 ) -> str:
     """The viewer's HTML, in the words ``gettext`` gives; ``bounds`` (west, south, east,
     north) is where it opens.
 
-    The legend is HTML beside the map (the style has no glyphs, so MapLibre draws no text):
-    grids by households against the band, the lines, and every facility kind's colour.
+    The legend is HTML beside the map: grids by households against the band, buildings, the
+    lines, and every facility kind's colour.
     """
     style = viewer_style(
         kinds=kinds,
@@ -249,6 +301,7 @@ def viewer_page(
         household_max=household_max,
         grid_minzoom=grid_minzoom,
         road_minzoom=road_minzoom,
+        building_minzoom=building_minzoom,
     )
     names = kind_names or {}
     _ = gettext
@@ -258,6 +311,8 @@ def viewer_page(
         [f"{household_min}–{household_max} " + _("in the band"), WITHIN, "fill"],
         [f"> {household_max} " + _("over the band"), ABOVE, "fill"],
         [_("no households"), NO_DATA_COLOUR, "fill"],
+        [_("Ground"), "", "title"],
+        [_("building"), BUILDING_FILL, "fill"],
         [_("Lines"), "", "title"],
         [_("grid boundary"), "#d94801", "line"],
         [_("street boundary"), STREET_OUTLINE, "line"],

@@ -313,11 +313,12 @@ def viewer(request: Request, session: ReadSessionDep, principal: Viewer) -> Resp
             values={"message": ctx._("Nothing is stored yet.")},
         )
     settings: Settings = app_state(request).settings
-    grids, roads = tiled_counts(conn)
+    grids, roads, buildings = tiled_counts(conn)
     document = viewer_page(
         bounds,
         grid_minzoom=feature_minzoom(grids, bounds),
         road_minzoom=feature_minzoom(roads, bounds),
+        building_minzoom=feature_minzoom(buildings, bounds),
         kinds=facility_kinds(conn),
         household_min=settings.household_min,
         household_max=settings.household_max,

@@ -123,12 +123,12 @@ def district_bounds(conn: Connection) -> tuple[float, float, float, float] | Non
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
 
-def tiled_counts(conn: Connection) -> tuple[int, int]:
-    """(current grids, road segments) stored: how dense the viewer's tiles get."""
-    grids, roads = conn.execute(
+def tiled_counts(conn: Connection) -> tuple[int, int, int]:
+    """(current grids, road segments, buildings) stored: how dense the viewer's tiles get."""
+    grids, roads, buildings = conn.execute(
         text(
             "SELECT (SELECT count(*) FROM grid WHERE valid_to IS NULL), "
-            "(SELECT count(*) FROM road_segment)"
+            "(SELECT count(*) FROM road_segment), (SELECT count(*) FROM building)"
         )
     ).one()
-    return int(grids), int(roads)
+    return int(grids), int(roads), int(buildings)

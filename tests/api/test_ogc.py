@@ -20,7 +20,14 @@ from maps.base import assert_offline
 from tests.gridded import Gridded, Live, login
 
 GRIDS = "/ogc/collections/ogc.grids"
-LAYERS = {"ogc.streets", "ogc.communities", "ogc.grids", "ogc.roads", "ogc.facilities"}
+LAYERS = {
+    "ogc.streets",
+    "ogc.communities",
+    "ogc.grids",
+    "ogc.buildings",
+    "ogc.roads",
+    "ogc.facilities",
+}
 
 
 def test_ogc_refuses_anyone_not_district_wide(strips_app, strips: Gridded) -> None:

@@ -42,7 +42,14 @@ from tests.factory import Account, add_accounts, add_key, database, make_app, si
 _UNUSED = "postgresql+psycopg://unused@127.0.0.1:1/unused"
 _OFFLINE_APP = create_app(make_settings(_UNUSED), engine=create_engine(_UNUSED))
 schema = schemathesis.openapi.from_dict(_OFFLINE_APP.openapi())
-OGC_LAYERS = ["ogc.streets", "ogc.communities", "ogc.grids", "ogc.roads", "ogc.facilities"]
+OGC_LAYERS = [
+    "ogc.streets",
+    "ogc.communities",
+    "ogc.grids",
+    "ogc.buildings",
+    "ogc.roads",
+    "ogc.facilities",
+]
 
 
 def _ogc_document() -> dict[str, Any]:

@@ -219,6 +219,21 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
 
+    # Close in, the ground as on every other map: buildings, and the names of roads and grids
+    # drawn in the device's fonts (the style has no glyph server to ask).
+    page.evaluate(f"window.gwReady = false; gwMap.jumpTo({{center: [{lon}, {lat}], zoom: 17}});"
+                  " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
+    _wait_ready(page)
+    assert page.evaluate("window.gwErrors || []") == []
+    for layer in ("buildings", "road-names", "grid-codes"):
+        placed = page.evaluate(f"gwMap.queryRenderedFeatures({{layers: ['{layer}']}}).length")
+        assert placed > 0, layer
+    names = page.evaluate(
+        "gwMap.queryRenderedFeatures({layers: ['road-names']}).map(f => f.properties.name)"
+    )
+    assert all(names), names
+    page.screenshot(path=str(ARTIFACTS / "viewer-close.png"))
+
     # Zoomed far out: a district this small fits in one tile at any zoom (its grids are far
     # under tipg's cut, maps.viewer.feature_minzoom), so its grids stay, with no hint to zoom
     # in; the grid's words close with the zoom; the streets' outlines are drawn.

@@ -163,7 +163,7 @@ def test_viewer_asks_for_grids_and_roads_only_where_a_tile_holds_them_all() -> N
         kinds=["clinic"], household_min=150, household_max=180, grid_minzoom=10, road_minzoom=11
     )
     zooms = {name: source["minzoom"] for name, source in style["sources"].items()}
-    assert zooms == {"streets": 0, "grids": 10, "roads": 11, "facilities": 0}
+    assert zooms == {"streets": 0, "grids": 10, "buildings": 0, "roads": 11, "facilities": 0}
     assert "streets-line" in [layer["id"] for layer in style["layers"]]
 
 
