@@ -39,9 +39,11 @@ BUILDING_FILL = "#d6cfc7"
 FONTS = ["Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "sans-serif"]
 """The font families labels are drawn in, the first one the device has (no glyph server)."""
 
-NAME_ZOOM = {"streets": 11, "grids": 13, "roads": 14, "facilities": 16}
-"""The map zoom from which each layer's names are drawn: a street's name over the district,
-grid codes once grids are a finger wide, road and facility names close in."""
+NAME_ZOOM = {"streets": (11, 15), "grids": (13, 24), "roads": (14, 24), "facilities": (16, 24)}
+"""The map zooms between which each layer's names are drawn: a street's name over the
+district (not close in, where it would sit over the roads' names), grid codes once grids are a
+finger wide, road and facility names close in. A grid wider than a tile is named once in each
+tile it reaches (MapLibre labels a polygon per tile), which keeps its code in sight."""
 
 TILE_FEATURES = MVTSettings().max_features_per_tile
 """tipg puts at most this many features in a tile (``ORDER BY id LIMIT``; 10,000 unless
@@ -195,7 +197,8 @@ def _names(
         "type": "symbol",
         "source": source,
         "source-layer": SOURCE_LAYER,
-        "minzoom": NAME_ZOOM[source],
+        "minzoom": NAME_ZOOM[source][0],
+        "maxzoom": NAME_ZOOM[source][1],
         "layout": layout,
         "paint": {"text-color": colour, "text-halo-color": "#ffffff", "text-halo-width": 1.5},
     }
