@@ -110,6 +110,14 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     # The reason in the page's language (zh-CN here), not the API's English.
     assert "户" in pg.inner_text("#message") and "would" not in pg.inner_text("#message")
     pg.screenshot(path=str(ARTIFACTS / "planner-refused.png"))
+    # Close in, the ground is named by its community, not by the current grids: the plan names
+    # its own grids, and the current codes beside them read as the plan's.
+    with pg.expect_response(lambda r: "/basemap?" in r.url and "zoom=18" in r.url):
+        pg.evaluate("gwPlanMap.setZoom(18)")
+    pg.wait_for_timeout(300)
+    names = pg.eval_on_selector_all(".gw-area-label", "ls => ls.map(l => l.textContent)")
+    assert any("Miragaia" in n for n in names), names
+    assert not any(re.fullmatch(r"131208-G\d+", n) for n in names), names
     # An empty unit moves; undo and redo replay it, kept in the plan's history.
     empty = [b for b in border if households[b[0]] == 0]
     moved = False

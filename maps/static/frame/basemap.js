@@ -3,6 +3,8 @@
  * system's fonts, so Chinese and Latin names both render offline.
  *
  *   gridworkBasemap(map, {url: "/basemap"})
+ *   gridworkBasemap(map, {url: "/basemap", gridNames: false})  // a plan's map: its grids are
+ *                                                              // named by it, not the current
  */
 (function () {
   "use strict";
@@ -56,7 +58,9 @@
         L.geoJSON(layers[name], L.extend({ style: STYLE[name] }, common)).addTo(group);
       });
       // Names: areas first (at their centre), then one per road name (its middle piece).
-      var areaLayer = zoom >= 16 ? "grids" : zoom >= 13 ? "communities" : "streets";
+      // A plan's map names its own grids: the current ones would sit beside them, named alike.
+      var gridNames = !(options && options.gridNames === false);
+      var areaLayer = zoom >= 16 && gridNames ? "grids" : zoom >= 13 ? "communities" : "streets";
       L.geoJSON(layers[areaLayer]).eachLayer(function (layer) {
         var text = areaLayer === "grids" ? layer.feature.properties.code : label(layer.feature.properties);
         var c = centreOf(layer);

@@ -16,7 +16,7 @@
 
   function baseMap(el) {
     var map = L.map(el, { preferCanvas: false, zoomSnap: 0.25 });
-    if (window.gridworkBasemap) window.gridworkBasemap(map, { url: "/basemap" });
+    if (window.gridworkBasemap) window.gridworkBasemap(map, { url: "/basemap", gridNames: false });
     return map;
   }
 
