@@ -26,6 +26,7 @@ SENTENCES: dict[str, str] = {
     "household_changed": N_("changed (page)"),
     "household_moved": N_("moved to where it was tapped"),
     "household_removed": N_("removed (page)"),
+    "household_found": N_("found by its code (page)"),
     "enrol_search": N_("finding an elder's home household to enrol them"),
     "account_created": N_("created as %(role)s"),
     "with_area": N_("area %(level)s %(code)s"),

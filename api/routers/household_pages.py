@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import SessionDep
 from api.grid_index import GridIndexDep, place_tapped
@@ -49,6 +49,9 @@ HOUSEHOLDS = KINDS["households"]
 #: Grids offered in the chooser: a whole district's (783 in the reference one) for an
 #: administrator; a grid worker keeps a handful.
 GRID_CHOICES = 1000
+FEW_GRIDS = 20
+"""Up to this many grids are chosen from a list; more are typed, the browser suggesting
+codes as one types (an administrator's 783 grids in a list are a long scroll)."""
 FIELDS = ("code", "size", "age_band", "lon/lat", "confirm")
 #: What the API's key allows: no control characters, no "/" (no path could carry it back).
 KEY = re.compile(r"[^\x00-\x1f/]{1,64}")
@@ -109,7 +112,7 @@ def _on_the_map(ctx: PageContext, h: dict[str, Any], *, edit: bool) -> dict[str,
     }
 
 
-@router.get("", response_class=HTMLResponse)
+@router.get("", response_class=HTMLResponse, response_model=None)
 def register_page(
     request: Request,
     session: SessionDep,
@@ -117,11 +120,23 @@ def register_page(
     grid: Annotated[str, Query(max_length=64)] = "",
     done: Annotated[str, Query(max_length=64)] = "",
     removed: Annotated[str, Query(max_length=64)] = "",
-) -> HTMLResponse:
+    find: Annotated[str, Query(max_length=64)] = "",
+    found: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
     """My grids, and the households of one of them on a map and in a list (after a change,
-    saying which household was saved or removed)."""
+    saying which household was saved or removed). ``find`` looks a household up by its code
+    in my area and opens its grid with it marked (``found``); a code not there is said so."""
     ctx = context(request, principal)
     scope = _scope(session, principal)
+    missing = ""
+    if find.strip():
+        row = get_point(session, HOUSEHOLDS, find.strip(), scope)
+        if row is not None and row["assignment"]["grid"]:
+            code = row["code"]
+            _audit(session, request, principal, [code], said("household_found"))
+            target = urlencode({"grid": row["assignment"]["grid"], "found": code})
+            return RedirectResponse(f"/app/households?{target}#hh-{quote(code)}", 303)
+        missing = find.strip()
     grids = kept_grids(session, scope, limit=GRID_CHOICES)
     chosen: GridRef | None = None
     if grid:
@@ -149,6 +164,9 @@ def register_page(
             "may_edit": may(principal.role, Action.edit_households),
             "done": done,
             "removed": removed,
+            "found": found,
+            "missing": missing,
+            "few": len(grids) <= FEW_GRIDS,
             "data": {
                 "outline": outline,
                 "points": [

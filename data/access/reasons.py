@@ -29,6 +29,7 @@ SENTENCES: dict[str, str] = {
     "household_changed": "changed (page)",
     "household_moved": "moved to where it was tapped",
     "household_removed": "removed (page)",
+    "household_found": "found by its code (page)",
     "enrol_search": "finding an elder's home household to enrol them",
     # accounts
     "account_created": "created as %(role)s",

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.routers import household_pages
 from data.importing.loading import derive_households
 from tests.api.registers.conftest import CARE, COORDINATOR, WORKED_GRID, WORKER
 from tests.factory import app_settings, sign_in
@@ -237,6 +238,36 @@ def test_care_staff_read_the_register_and_others_do_not_reach_it(
     assert client.get(f"/app/households/{code}", headers=care).status_code == 403
     coordinator = {**sign_in(client, COORDINATOR.username), **PAGE}
     assert client.get("/app/households", headers=coordinator).status_code == 403
+
+
+def test_care_staff_find_a_household_by_its_code_and_only_in_their_area(
+    client: TestClient, households_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller gives a household's code: its grid opens with its row marked, the look
+    audited; a household of another community is "not in your area", its grid not opened.
+    Past a few grids the grid is typed, with the codes suggested (a datalist), not scrolled
+    through in a list."""
+    care = {**sign_in(client, CARE.username), **PAGE}
+    code = first_household(households_engine, WORKED_GRID)
+    found = client.get(f"/app/households?find={code}", headers=care, follow_redirects=False)
+    assert found.status_code == 303
+    assert found.headers["location"] == (
+        f"/app/households?grid={WORKED_GRID}&found={code}#hh-{code}"
+    )
+    assert audited(households_engine, code)[-1] == "found by its code (page)"
+    page = client.get(found.headers["location"], headers=care)
+    assert f'<tr id="hh-{code}" class="gw-done">' in page.text
+    assert f"Found: household {code}" in html.unescape(page.text)
+    elsewhere = first_household(households_engine, "131215-G01")
+    missed = client.get(f"/app/households?find={elsewhere}", headers=care)
+    assert missed.status_code == 200
+    assert f"No household {elsewhere} in your area" in html.unescape(missed.text)
+    assert audited(households_engine, elsewhere) == []
+
+    monkeypatch.setattr(household_pages, "FEW_GRIDS", 2)  # the community's 5 grids are many
+    typed = client.get("/app/households", headers=care)
+    assert '<input name="grid" list="gw-grids"' in typed.text
+    assert typed.text.count('<option value="131208-G') == 5
 
 
 def test_a_household_corrected_on_the_page_outlives_a_new_estimate(
