@@ -37,6 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 from tipg.settings import FeaturesSettings, MVTSettings
 
+from api.deps import parse_bbox
 from geo.errors import GridworkError, InvalidInput
 
 FILTER_MAX_CHARS = 16_000
@@ -95,6 +96,11 @@ def check_request(path: str, query: QueryParams, collections: Mapping[str, Any])
     """
     for value in query.getlist("datetime"):
         check_datetime(value)
+    for value in query.getlist("bbox"):
+        # The collections list reads bbox through tipg's own parser, which a word makes
+        # a 500; the items' and tiles' own check says the same as this one (api.ogc).
+        if value:
+            parse_bbox(value)
     in_collection = _COLLECTION.match(path)
     if in_collection is None:
         return

@@ -37,19 +37,13 @@ from api.state import app_state
 from data.db import make_engine
 from data.models import Role
 from tests.api.conftest import make_settings
+from tests.api.test_ogc import LAYERS
 from tests.factory import Account, add_accounts, add_key, database, make_app, sign_in
 
 _UNUSED = "postgresql+psycopg://unused@127.0.0.1:1/unused"
 _OFFLINE_APP = create_app(make_settings(_UNUSED), engine=create_engine(_UNUSED))
 schema = schemathesis.openapi.from_dict(_OFFLINE_APP.openapi())
-OGC_LAYERS = [
-    "ogc.streets",
-    "ogc.communities",
-    "ogc.grids",
-    "ogc.buildings",
-    "ogc.roads",
-    "ogc.facilities",
-]
+OGC_LAYERS = sorted(LAYERS)  # what /ogc serves (tests/api/test_ogc.py checks the set)
 
 
 def _ogc_document() -> dict[str, Any]:
