@@ -12,7 +12,7 @@ its field in the page's language (``said_check``). Every change is audited.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -23,6 +23,7 @@ from api.pages.case_words import LEVEL_NAMES
 from api.pages.forms import NOT_SENT, SentBack, Shown, refused
 from api.pages.frame import PageContext, context, render
 from api.pages.said import said_check
+from api.pages.told import heard, signed
 from api.schemas.cases import CategoryIn, DepartmentIn
 from api.security import Principal, audit_subjects, require
 from data.access.queries import list_users
@@ -86,7 +87,7 @@ def categories_page(request: Request, session: SessionDep, principal: Admin) -> 
         values={
             "categories": rows,
             "levels": [(level, ctx._(LEVEL_NAMES[level])) for level in LEVELS],
-            "done": request.query_params.get("done", ""),
+            "done": heard(request, request.query_params.get("done", "")),
         },
     )
 
@@ -178,7 +179,9 @@ def category_submit(
     )
     what = what if checked.active else what.and_("category_retired")
     audit_subjects(session, request, principal, "category", [checked.code], what)
-    return RedirectResponse(f"/app/categories?done={quote(checked.code, safe='')}", 303)
+    return RedirectResponse(
+        f"/app/categories?{urlencode({'done': signed(request, checked.code)})}", 303
+    )
 
 
 # --------------------------------------------------------------------------- departments
@@ -198,7 +201,7 @@ def _departments_page(
         values={
             "departments": q.departments(session),
             "accounts": accounts,
-            "done": request.query_params.get("done", ""),
+            "done": heard(request, request.query_params.get("done", "")),
             **sent.values(),
         },
     )
@@ -237,4 +240,4 @@ def department_submit(
     what = said("department_saved")
     what = what.and_("with_account", account=d.account) if d.account else what.and_("no_account")
     audit_subjects(session, request, principal, "department", [d.code], what)
-    return RedirectResponse(f"/app/departments?done={quote(d.code, safe='')}", 303)
+    return RedirectResponse(f"/app/departments?{urlencode({'done': signed(request, d.code)})}", 303)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -22,6 +22,7 @@ from api.grid_index import GridIndexDep, place_tapped
 from api.pages.facility_kinds import KIND_NAMES, kind_label, kind_name
 from api.pages.forms import NOT_SENT, SentBack, Shown, refused
 from api.pages.frame import PageContext, context, render
+from api.pages.told import heard, signed
 from api.security import Principal, require
 from data.assignment.points import (
     KINDS,
@@ -66,8 +67,8 @@ def register_page(
     session: SessionDep,
     principal: Viewer,
     kind: Annotated[str, Query(max_length=64)] = "",
-    done: Annotated[str, Query(max_length=64)] = "",
-    removed: Annotated[str, Query(max_length=200)] = "",
+    done: Annotated[str, Query(max_length=100)] = "",
+    removed: Annotated[str, Query(max_length=240)] = "",
 ) -> HTMLResponse:
     """The facilities of my area (of one kind, if chosen), on a map and in a list."""
     ctx = context(request, principal)
@@ -87,8 +88,8 @@ def register_page(
             "kinds": [(k, kind_label(ctx, k)) for k in kinds],
             "kind": kind,
             "may_edit": edit,
-            "done": done,
-            "removed": removed,
+            "done": heard(request, done),
+            "removed": heard(request, removed),
             "data": {
                 "extent": area_extent(session, principal.scope) if not shown else None,
                 "points": [
@@ -200,7 +201,7 @@ def new_submit(
         session.rollback()
         sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, facility=None, sent=sent)
-    return RedirectResponse(f"/app/facilities?done={key}", status_code=303)
+    return RedirectResponse(f"/app/facilities?{urlencode({'done': signed(request, key)})}", 303)
 
 
 def _facility(session: SessionDep, principal: Principal, key: str) -> dict[str, Any]:
@@ -245,7 +246,7 @@ def facility_submit(
         session.rollback()
         sent = refused(ctx, exc, sent_form, FIELDS)
         return _form_page(request, session, principal, facility=_view(ctx, row), sent=sent)
-    return RedirectResponse(f"/app/facilities?done={quote(key, safe='')}", status_code=303)
+    return RedirectResponse(f"/app/facilities?{urlencode({'done': signed(request, key)})}", 303)
 
 
 @router.post("/{key}/remove", response_class=HTMLResponse, response_model=None)
@@ -265,4 +266,4 @@ def facility_remove(
         return _form_page(request, session, principal, facility=_view(ctx, row), sent=sent)
     delete_point(session, FACILITIES, key)
     gone = row["name"] or kind_name(ctx, row["kind"])
-    return RedirectResponse(f"/app/facilities?removed={quote(gone, safe='')}", status_code=303)
+    return RedirectResponse(f"/app/facilities?{urlencode({'removed': signed(request, gone)})}", 303)

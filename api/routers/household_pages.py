@@ -22,6 +22,7 @@ from api.deps import SessionDep
 from api.grid_index import GridIndexDep, place_tapped
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
+from api.pages.told import heard, signed
 from api.security import Principal, audit_read, require
 from data.access.reasons import AuditReason, said
 from data.assignment.points import (
@@ -118,24 +119,25 @@ def register_page(
     session: SessionDep,
     principal: Reader,
     grid: Annotated[str, Query(max_length=64)] = "",
-    done: Annotated[str, Query(max_length=64)] = "",
-    removed: Annotated[str, Query(max_length=64)] = "",
+    done: Annotated[str, Query(max_length=100)] = "",
+    removed: Annotated[str, Query(max_length=100)] = "",
     find: Annotated[str, Query(max_length=64)] = "",
-    found: Annotated[str, Query(max_length=64)] = "",
+    found: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     """My grids, and the households of one of them on a map and in a list (after a change,
     saying which household was saved or removed). ``find`` looks a household up by its code
     in my area and opens its grid with it marked (``found``); a code not there is said so."""
     ctx = context(request, principal)
     scope = _scope(session, principal)
+    done, removed, found = (heard(request, v) for v in (done, removed, found))
     missing = ""
     if find.strip():
         row = get_point(session, HOUSEHOLDS, find.strip(), scope)
         if row is not None and row["assignment"]["grid"]:
             code = row["code"]
             _audit(session, request, principal, [code], said("household_found"))
-            target = urlencode({"grid": row["assignment"]["grid"], "found": code})
-            return RedirectResponse(f"/app/households?{target}#hh-{quote(code)}", 303)
+            target = _told(request, grid=row["assignment"]["grid"], found=code)
+            return RedirectResponse(f"{target}#hh-{quote(code)}", 303)
         missing = find.strip()
     grids = kept_grids(session, scope, limit=GRID_CHOICES)
     chosen: GridRef | None = None
@@ -175,6 +177,13 @@ def register_page(
                 ],
             },
         },
+    )
+
+
+def _told(request: Request, *, grid: str, **said: str) -> str:
+    """The register of ``grid`` saying what was just done to which household (signed)."""
+    return "/app/households?" + urlencode(
+        {"grid": grid, **{k: signed(request, v) for k, v in said.items()}}
     )
 
 
@@ -299,7 +308,7 @@ def new_submit(
     _audit(session, request, principal, [key], said("household_registered"))
     stored = get_point(session, HOUSEHOLDS, key, scope)
     home = stored["assignment"]["grid"] if stored else grid
-    return RedirectResponse(f"/app/households?grid={home}&done={key}", status_code=303)
+    return RedirectResponse(_told(request, grid=home, done=key), status_code=303)
 
 
 def _household(session: SessionDep, principal: Principal, code: str) -> dict[str, Any]:
@@ -360,7 +369,7 @@ def household_submit(
     )
     stored = _household(session, principal, code)
     grid = stored["assignment"]["grid"]
-    return RedirectResponse(f"/app/households?grid={grid}&done={code}", status_code=303)
+    return RedirectResponse(_told(request, grid=grid, done=code), status_code=303)
 
 
 @router.post("/{code}/remove", response_class=HTMLResponse, response_model=None)
@@ -382,4 +391,4 @@ def household_remove(
     delete_point(session, HOUSEHOLDS, code)
     _audit(session, request, principal, [code], said("household_removed"))
     grid = row["assignment"]["grid"]
-    return RedirectResponse(f"/app/households?grid={grid}&removed={code}", status_code=303)
+    return RedirectResponse(_told(request, grid=grid, removed=code), status_code=303)

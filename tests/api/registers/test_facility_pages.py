@@ -91,7 +91,7 @@ def test_a_coordinator_adds_changes_and_removes_a_facility(
         follow_redirects=False,
     )
     assert made.status_code == 303
-    key = made.headers["location"].split("done=")[1]
+    key = made.headers["location"].split("done=")[1].split("~")[0]
     assert key.startswith("gw-")
     assert stored(households_engine, key) == {
         "kind": "elderly_care",
@@ -127,7 +127,13 @@ def test_a_coordinator_adds_changes_and_removes_a_facility(
         headers=me,
         follow_redirects=False,
     )
-    assert gone.headers["location"] == "/app/facilities?removed=Casa%20do%20Largo%202"
+    assert re.fullmatch(
+        r"/app/facilities\?removed=Casa\+do\+Largo\+2~[0-9a-f]{20}", gone.headers["location"]
+    )
+    said = client.get(gone.headers["location"], headers=me)
+    assert "Removed: Casa do Largo 2." in html.unescape(said.text)
+    forged = client.get("/app/facilities?removed=Call%20555-0100", headers=me)
+    assert "Removed:" not in forged.text
     assert stored(households_engine, key) is None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from urllib.parse import quote
 from typing import Any
 
 import pytest
@@ -140,7 +141,10 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
         follow_redirects=False,
     )
     assert changed.status_code == 303
-    assert changed.headers["location"] == f"/app/households?grid={WORKED_GRID}&done={code}"
+    assert re.fullmatch(
+        rf"/app/households\?grid={WORKED_GRID}&done={code}~[0-9a-f]{{20}}",
+        changed.headers["location"],
+    )
     after = stored(households_engine, code)
     assert after is not None
     assert (after["size"], after["lives_alone"], after["age_band"]) == (2, False, "80+")
@@ -198,7 +202,10 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
         headers=worker,
         follow_redirects=False,
     )  # fmt: skip
-    assert made.headers["location"] == f"/app/households?grid={WORKED_GRID}&done=NEW-DOOR-1"
+    assert re.fullmatch(
+        rf"/app/households\?grid={WORKED_GRID}&done=NEW-DOOR-1~[0-9a-f]{{20}}",
+        made.headers["location"],
+    )
     new = stored(households_engine, "NEW-DOOR-1")
     assert new is not None and (new["grid"], new["size"], new["estimated"]) == (
         WORKED_GRID,
@@ -216,7 +223,10 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
         headers=worker,
         follow_redirects=False,
     )
-    assert gone.headers["location"] == f"/app/households?grid={WORKED_GRID}&removed=NEW-DOOR-1"
+    assert re.fullmatch(
+        rf"/app/households\?grid={WORKED_GRID}&removed=NEW-DOOR-1~[0-9a-f]{{20}}",
+        gone.headers["location"],
+    )
     assert stored(households_engine, "NEW-DOOR-1") is None
     assert audited(households_engine, "NEW-DOOR-1") == ["registered (page)", "removed (page)"]
     assert audited(households_engine, code)[-3:] == [
@@ -224,6 +234,15 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
         "changed (page)",
         "changed (page); moved to where it was tapped",
     ]
+    told = client.get(gone.headers["location"], headers=worker)
+    assert "Removed: household NEW-DOOR-1." in html.unescape(told.text)
+    # The page says only what it signed: a link made by hand, or altered, says nothing.
+    for forged in ("NEW-DOOR-1", "X. Call 555-0100 to confirm your account",
+                   gone.headers["location"].split("removed=")[1].replace("NEW", "OLD")):  # fmt: skip
+        page = client.get(
+            f"/app/households?grid={WORKED_GRID}&removed={quote(forged)}", headers=worker
+        )
+        assert page.status_code == 200 and "Removed:" not in page.text, forged
 
 
 def test_care_staff_read_the_register_and_others_do_not_reach_it(
@@ -251,8 +270,9 @@ def test_care_staff_find_a_household_by_its_code_and_only_in_their_area(
     code = first_household(households_engine, WORKED_GRID)
     found = client.get(f"/app/households?find={code}", headers=care, follow_redirects=False)
     assert found.status_code == 303
-    assert found.headers["location"] == (
-        f"/app/households?grid={WORKED_GRID}&found={code}#hh-{code}"
+    assert re.fullmatch(
+        rf"/app/households\?grid={WORKED_GRID}&found={code}~[0-9a-f]{{20}}#hh-{code}",
+        found.headers["location"],
     )
     assert audited(households_engine, code)[-1] == "found by its code (page)"
     page = client.get(found.headers["location"], headers=care)
