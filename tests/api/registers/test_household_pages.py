@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -237,8 +237,8 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
     told = client.get(gone.headers["location"], headers=worker)
     assert "Removed: household NEW-DOOR-1." in html.unescape(told.text)
     # The page says only what it signed: a link made by hand, or altered, says nothing.
-    for forged in ("NEW-DOOR-1", "X. Call 555-0100 to confirm your account",
-                   gone.headers["location"].split("removed=")[1].replace("NEW", "OLD")):  # fmt: skip
+    altered = gone.headers["location"].split("removed=")[1].replace("NEW", "OLD")
+    for forged in ("NEW-DOOR-1", "X. Call 555-0100 to confirm your account", altered):
         page = client.get(
             f"/app/households?grid={WORKED_GRID}&removed={quote(forged)}", headers=worker
         )
