@@ -73,7 +73,7 @@ class Elder(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     household_id: Mapped[int | None] = mapped_column(
-        ForeignKey("household.id", ondelete="SET NULL"), comment="the home household"
+        ForeignKey("household.id", ondelete="SET NULL"), index=True, comment="the home household"
     )
     home_grid_id: Mapped[int | None] = mapped_column(
         ForeignKey("grid.id", ondelete="SET NULL"), index=True
