@@ -163,7 +163,11 @@ def scopes_of(db: Db, user_id: int) -> list[tuple[ScopeLevel, str]]:
 def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
     """Expand scope rows downwards (street → its communities → their grids); the streets and
     communities holding a scoped grid become visible for context, not their other grids.
-    An admin sees everywhere; anyone else sees nothing unless given an area."""
+    A grid worker's area also holds the current grids whose worker record is theirs
+    (``grid.worker_id`` → ``worker.user_id``): a grid scope names a grid by its code, which a
+    published plan closes (new grids get new codes), and the worker step after publishing gives
+    them their new grids. An admin sees everywhere; anyone else sees nothing unless given an
+    area (or, as a grid worker, a grid)."""
     if role == Role.admin:
         return AreaScope.everywhere()
     if user_id is None:
@@ -182,7 +186,10 @@ def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
             SELECT g.id, g.community_id FROM grid g
             WHERE g.community_id IN (SELECT id FROM own_communities) AND g.valid_to IS NULL
             UNION SELECT g.id, g.community_id FROM grid g
-                  JOIN s ON s.level = 'grid' AND s.code = g.code AND g.valid_to IS NULL),
+                  JOIN s ON s.level = 'grid' AND s.code = g.code AND g.valid_to IS NULL
+            UNION SELECT g.id, g.community_id FROM grid g
+                  JOIN worker w ON w.id = g.worker_id
+                  WHERE w.user_id = :id AND :role = 'grid_worker' AND g.valid_to IS NULL),
         communities AS (SELECT id FROM own_communities UNION SELECT community_id FROM grids),
         streets AS (SELECT id FROM own_streets UNION
                     SELECT street_id FROM community WHERE id IN (SELECT id FROM communities)
@@ -193,7 +200,7 @@ def resolve_scope(db: Db, role: Role, user_id: int | None) -> AreaScope:
                (SELECT coalesce(array_agg(id), '{}') FROM own_communities)
         """
         ),
-        {"id": user_id},
+        {"id": user_id, "role": role.value},
     ).one()
     return AreaScope(*(frozenset(r) for r in row))
 
