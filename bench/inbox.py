@@ -106,15 +106,20 @@ async def _sse_inbox(
         status, _ = await _read_head(reader)
         if status != 200:
             raise RuntimeError(f"inbox {no}: the stream answered {status}")
+        kind = "message"  # an event's type, until the blank line that ends it
         while (line := await reader.readline()) not in (b"", b"0\r\n"):  # end of the chunks
             if line.startswith(b"retry:") and first:
                 first = False
                 opened()
-            elif line.startswith(b"data: "):
+            elif line.startswith(b"event: "):
+                kind = line[len(b"event: ") :].strip().decode()
+            elif line.startswith(b"data: ") and kind == "alert":  # not a card's new status
                 seen = time.time()
                 alert = json.loads(line[len(b"data: ") :])
                 arrivals.append((no, int(alert["id"]), seen))
                 after = int(alert["id"])
+            elif line.strip() == b"":
+                kind = "message"
         writer.close()
 
 
