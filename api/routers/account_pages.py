@@ -152,6 +152,7 @@ def _area_view(ctx: PageContext, area: accounts.Area) -> dict[str, Any]:
         "level_label": ctx._(LEVEL_NAMES[area.level]),
         "code": area.code,
         "name": area.name or "",
+        "current": area.current,
     }
 
 
@@ -169,6 +170,7 @@ def _account_view(ctx: PageContext, a: accounts.Account) -> dict[str, Any]:
         "areas": [_area_view(ctx, area) for area in a.areas],
         "worker_code": a.worker_code,
         "worker_name": a.worker_name,
+        "worker_grids": list(a.worker_grids),
         "live_keys": a.keys,  # not "keys": a template would read the dict's method
         "everywhere": a.role is Role.admin,
     }

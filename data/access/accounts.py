@@ -112,6 +112,7 @@ class Area:
     level: ScopeLevel
     code: str
     name: str | None  # the street's or community's own name; a grid has none
+    current: bool = True  # False: a grid code no current grid has (a published plan closed it)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class Account:
     worker_code: str | None
     worker_name: str | None
     keys: int  # live API keys acting for this account
+    worker_grids: tuple[str, ...] = ()  # the current grids of the linked worker record
 
 
 _ACCOUNT_SQL = """
@@ -135,12 +137,16 @@ SELECT u.username, u.role::text AS role, u.active, u.created_at, u.password_chan
        u.must_change_password, w.code AS worker_code, w.display_name AS worker_name,
        (SELECT count(*) FROM api_key k WHERE k.user_id = u.id AND k.revoked_at IS NULL) AS keys,
        coalesce((SELECT json_agg(json_build_array(s.level::text, s.code,
-                         coalesce(st.name_local, st.name, c.name_local, c.name))
+                         coalesce(st.name_local, st.name, c.name_local, c.name),
+                         s.level <> 'grid' OR EXISTS (SELECT 1 FROM grid g
+                             WHERE g.code = s.code AND g.valid_to IS NULL))
                          ORDER BY s.level, s.code)
                  FROM user_scope s
                  LEFT JOIN street st ON s.level = 'street' AND st.code = s.code
                  LEFT JOIN community c ON s.level = 'community' AND c.code = s.code
-                 WHERE s.user_id = u.id), '[]') AS areas
+                 WHERE s.user_id = u.id), '[]') AS areas,
+       ARRAY(SELECT g.code FROM grid g WHERE g.worker_id = w.id AND g.valid_to IS NULL
+             ORDER BY g.code) AS worker_grids
 FROM app_user u LEFT JOIN worker w ON w.user_id = u.id
 """
 
@@ -153,10 +159,11 @@ def _account(row: Any) -> Account:
         created_at=row["created_at"],
         password_changed_at=row["password_changed_at"],
         must_change_password=row["must_change_password"],
-        areas=[Area(ScopeLevel(a[0]), a[1], a[2]) for a in row["areas"]],
+        areas=[Area(ScopeLevel(a[0]), a[1], a[2], bool(a[3])) for a in row["areas"]],
         worker_code=row["worker_code"],
         worker_name=row["worker_name"],
         keys=int(row["keys"]),
+        worker_grids=tuple(row["worker_grids"] or ()),
     )
 
 

@@ -22,12 +22,13 @@ COMMUNITY = "131208"
 OLD_GRID = "131208-G02"
 PLANNER = Account("r-planner", Role.planner, ((ScopeLevel.community, COMMUNITY),))
 WORKER = Account("r-worker", Role.grid_worker, ((ScopeLevel.grid, OLD_GRID),))
+ADMIN = Account("r-admin", Role.admin)
 
 
 @pytest.fixture
 def engine(server_url: str) -> Iterator[Engine]:
     eng = make_engine(database(server_url, "gridwork_test_worker_replan", "porto_grids"))
-    add_accounts(eng, [PLANNER, WORKER])
+    add_accounts(eng, [PLANNER, WORKER, ADMIN])
     with transaction(eng) as session:
         link_worker_account(session, "W-" + OLD_GRID, WORKER.username)
     yield eng
@@ -79,3 +80,9 @@ def test_a_grid_worker_keeps_their_households_after_the_community_is_redrawn(
         # … and the register page opens on them.
         page = client.get("/app/households", headers={**worker, "Accept": "text/html"})
         assert page.status_code == 200 and theirs[0] in page.text
+        # The administrator's page of the account says the grid it names is closed, and
+        # which grids its worker record holds now.
+        admin = {**sign_in(client, ADMIN.username), "Accept": "text/html", "Accept-Language": "en"}
+        account = client.get(f"/app/accounts/{WORKER.username}", headers=admin).text
+        assert "closed: a published plan replaced this grid" in account
+        assert f"Grids of this worker record now: {', '.join(theirs)}." in account
