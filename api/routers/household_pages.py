@@ -180,10 +180,10 @@ def register_page(
     )
 
 
-def _told(request: Request, *, grid: str, **said: str) -> str:
+def _told(request: Request, *, grid: str, **done: str) -> str:
     """The register of ``grid`` saying what was just done to which household (signed)."""
     return "/app/households?" + urlencode(
-        {"grid": grid, **{k: signed(request, v) for k, v in said.items()}}
+        {"grid": grid, **{k: signed(request, v) for k, v in done.items()}}
     )
 
 
