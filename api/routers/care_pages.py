@@ -364,6 +364,7 @@ def elder_page(
                 "kind": zone["kind"],
                 "buffer_m": zone["buffer_m"],
                 "radius_m": zone["radius_m"],
+                "home_outside": zone["home_outside"],
             },
             "zone_json": {"zone": zone["zone"]},
             "alerts": [

@@ -1204,14 +1204,17 @@ def trail(db: Db, elder_id: int, *, since: datetime, limit: int) -> list[dict[st
 
 
 def zone_and_home(db: Db, elder_id: int) -> dict[str, Any]:
-    """The safe zone (GeoJSON, WGS-84) and the home household point of one elder."""
+    """The safe zone (GeoJSON, WGS-84) and the home household point of one elder, and
+    whether the zone still holds the home (``home_outside``: the household was moved since
+    the zone was drawn, and every fix at the new home would be an exit)."""
     row = (
         db.execute(
             text(
                 """
                 SELECT z.kind::text AS kind, z.buffer_m, z.radius_m,
                        ST_AsGeoJSON(z.geom, 7) AS zone, ST_X(h.geom) AS home_lon,
-                       ST_Y(h.geom) AS home_lat
+                       ST_Y(h.geom) AS home_lat,
+                       coalesce(NOT ST_Covers(z.geom, h.geom), false) AS home_outside
                 FROM elder e LEFT JOIN safe_zone z ON z.elder_id = e.id
                 LEFT JOIN household h ON h.id = e.household_id WHERE e.id = :e
                 """

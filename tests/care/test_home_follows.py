@@ -1,6 +1,8 @@
 """An elder's home grid follows their household (migration 0036): when a planner's new grids
 or a move put the household in another grid, alerts name and reach that grid's worker, and
-the old grid's worker no longer holds the elder. It used to stay the grid of enrolment."""
+the old grid's worker no longer holds the elder. It used to stay the grid of enrolment. A
+zone drawn around the old home is not moved with it: the elder's page says the home lies
+outside it."""
 
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ def test_an_elder_is_homed_in_the_grid_their_household_is_reassigned_to(
         assert district.worker_of(HOME_GRID) not in called
         mine = client.get("/elders", headers=staff["home_worker"]).json()["elders"]
         assert elder["id"] not in {e["id"] for e in mine}
+        # The zone was drawn around the old home: the elder's page says so, and where to
+        # draw it again (every fix at the new home counts as leaving it).
+        assert WARNING in _elder_page(client, staff["admin"], elder["id"])
     finally:
         back = client.patch(
             f"/households/{HOME_CODE}",
@@ -62,3 +67,16 @@ def test_an_elder_is_homed_in_the_grid_their_household_is_reassigned_to(
         )
         assert back.status_code == 200, back.text
     assert _home_grid(care, elder["id"]) == HOME_GRID
+    assert WARNING not in _elder_page(client, staff["admin"], elder["id"])
+
+
+WARNING = "The home is outside this safe zone"
+
+
+def _elder_page(client: TestClient, headers: dict[str, str], elder_id: int) -> str:
+    page = client.get(
+        f"/app/elders/{elder_id}",
+        headers={**headers, "Accept": "text/html", "Accept-Language": "en"},
+    )
+    assert page.status_code == 200, page.text[:300]
+    return page.text
