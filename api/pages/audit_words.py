@@ -84,6 +84,11 @@ VALUE_WORDS: dict[str, dict[str, str]] = {
     "level": LEVEL_NAMES,
 }
 
+#: Values that are codes of a name said alike in every language (a coordinate datum).
+VALUE_NAMES: dict[str, dict[str, str]] = {
+    "datum": {"wgs84": "WGS-84", "gcj02": "GCJ-02", "bd09": "BD-09"},
+}
+
 #: Sentences one after another ("；" in Chinese).
 _JOINED = N_("%(before)s; %(after)s")
 
@@ -117,7 +122,8 @@ def _value(ctx: PageContext, key: str, value: object) -> object:
     words = VALUE_WORDS.get(key)
     if words is not None and isinstance(value, str) and value in words:
         return ctx._(words[value])
-    return value
+    names = VALUE_NAMES.get(key, {})
+    return names.get(value, value) if isinstance(value, str) else value
 
 
-__all__ = ["SENTENCES", "VALUE_WORDS", "say_reason"]
+__all__ = ["SENTENCES", "VALUE_NAMES", "VALUE_WORDS", "say_reason"]

@@ -46,6 +46,8 @@ def test_a_row_is_said_in_the_page_language() -> None:
     assert say_reason(ZH, *split(switched)) == (
         "社区 C7 的网格于 2027-01-01 切换：撤销 5 个，启用 6 个"
     )
+    enrolled = said("enrolled", datum="gcj02").and_("no_consent")
+    assert say_reason(ZH, *split(enrolled)) == "登记老人及设备（坐标系 GCJ-02）；尚未登记知情同意"
     # Rows from before the sentences were kept: a sentence without values is said from its
     # English; anything else, and what someone typed, as written.
     assert say_reason(ZH, "household register (page)", None) == "查看住户台账（页面）"
