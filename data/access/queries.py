@@ -355,8 +355,7 @@ def write_audits(db: Db, rows: Sequence[AuditRow]) -> None:
                         "route": r.route,
                         "subject_type": r.subject_type,
                         "subject_ids": [str(x) for x in r.subject_ids],
-                        "reason": split(r.reason)[0],
-                        "said": split(r.reason)[1],
+                        **dict(zip(("reason", "said"), split(r.reason), strict=True)),
                     }
                     for i, r in enumerate(rows)
                 ]
