@@ -66,6 +66,8 @@ EVENT_NAMES = {
     "escalated": N_("Sent up a level"),
     "to_department": N_("Handed to a department"),
     "from_department": N_("Given back by the department"),
+    # data.incidents.service.follow_grid_workers; the note is the grid's code
+    "handed_over": N_("Handed to the grid's worker"),
     "photo": N_("Photo added"),
     "duplicate_of": N_("Linked as a duplicate of"),
     "duplicate_linked": N_("Linked as its duplicate"),

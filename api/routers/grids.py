@@ -79,6 +79,7 @@ def change_grid(
         geometry=polygon,
         worker_code=body.worker_code,
         settings=app_state(request).settings,
+        actor=principal.name,
     )
     return {
         "grid": grid.code,

@@ -513,7 +513,9 @@ def withdraw_form(session: SessionDep, plan: HeldPlan) -> RedirectResponse:
 
 
 @router.post("/plans/{plan_id}/workers")
-async def workers_form(request: Request, session: SessionDep, plan: HeldPlan) -> RedirectResponse:
+async def workers_form(
+    request: Request, session: SessionDep, principal: Planner, plan: HeldPlan
+) -> RedirectResponse:
     form = await request.form()
     choice: dict[str, int | None] = {}
     for key, value in form.multi_items():
@@ -521,7 +523,7 @@ async def workers_form(request: Request, session: SessionDep, plan: HeldPlan) ->
             if value and not value.isdigit():
                 raise InvalidInput("must be a worker", field=key)
             choice[key[len("worker:") :]] = int(value) if value else None
-    workspace.confirm_workers(session, plan.id, choice)
+    workspace.confirm_workers(session, plan.id, choice, actor=principal.name)
     return _to_plan(plan.id, "#workers")
 
 

@@ -343,7 +343,7 @@ def put_workers(
     session: SessionDep, principal: Planner, plan_id: int, body: WorkersRequest
 ) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
-    workspace.confirm_workers(session, plan_id, body.workers)
+    workspace.confirm_workers(session, plan_id, body.workers, actor=principal.name)
     return {"grids": workspace.worker_step(session, plan_id)}
 
 

@@ -89,6 +89,9 @@ class Published(Answer):
     grids_closed: int
     grids_created: int
     reassigned: dict[str, int] = Field(description="rows reassigned, per table")
+    cases_handed_over: int = Field(
+        0, description="open grid cases handed to the worker their new grid has (at the switch)"
+    )
 
 
 class Step(Answer):

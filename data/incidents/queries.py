@@ -317,6 +317,7 @@ HISTORY_KINDS = (
     "escalated",
     "to_department",
     "from_department",
+    "handed_over",
     "photo",
     "duplicate_of",
     "duplicate_linked",

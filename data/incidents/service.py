@@ -282,6 +282,62 @@ def return_from_department(
     return q.case(db, case_id, who)
 
 
+#: The open grid-level cases of some grids that are not with the grid's worker's account:
+#: held by a grid worker who no longer has the grid, or by nobody while the grid has a worker
+#: now. A case a community or street handler took (an account that is no grid worker's) stays.
+_STRAYED_SQL = """
+SELECT c.id, c.status::text AS status, w.user_id AS to_user, g.code AS grid
+FROM incident_case c JOIN incident t ON t.id = c.id
+JOIN grid g ON g.id = t.grid_id AND g.valid_to IS NULL
+LEFT JOIN worker w ON w.id = g.worker_id
+WHERE t.grid_id = ANY(:grids) AND c.level = 'grid'
+  AND c.status IN ('new', 'accepted', 'in_progress')
+  AND c.assignee_id IS DISTINCT FROM w.user_id
+  AND (c.assignee_id IS NULL
+       OR EXISTS (SELECT 1 FROM worker o WHERE o.user_id = c.assignee_id))
+ORDER BY c.id
+FOR UPDATE OF c
+"""
+
+
+def follow_grid_workers(
+    db: Db, grid_ids: list[int], *, actor: str, now: datetime | None = None
+) -> int:
+    """Hand each open grid-level case of these grids to the grid's worker as it is now.
+
+    A case is routed to its grid's worker when it is reported; a re-plan (the incident moves
+    to a new grid), the planner's worker step or a grid's new worker changes who that is, and
+    the old worker, whose area no longer holds the grid, could no longer even see the case.
+    So the case goes to the new worker as a new case (they accept it themselves), with a
+    history entry naming the grid and a notice; without a worker it waits, new, for the
+    grid's community. Answers how many cases were handed over.
+    """
+    if not grid_ids:
+        return 0
+    rows = db.execute(text(_STRAYED_SQL), {"grids": sorted(set(grid_ids))}).mappings().all()
+    if not rows:
+        return 0
+    at = now or db.execute(text("SELECT now()")).scalar_one()
+    for r in rows:
+        db.execute(
+            text("UPDATE incident_case SET assignee_id = :u, status = 'new' WHERE id = :id"),
+            {"id": r["id"], "u": r["to_user"]},
+        )
+        q.set_incident_status(db, r["id"], "new", at)
+        q.add_event(
+            db,
+            r["id"],
+            at=at,
+            actor=actor,
+            kind="handed_over",
+            from_status=r["status"],
+            to_status="new",
+            note=r["grid"],
+        )
+        q.add_notice(db, r["id"], at=at, level="grid", kind="handed_over", user_id=r["to_user"])
+    return len(rows)
+
+
 SWEEP_BATCH = 20_000
 SWEEP_WORKERS = 2  # this project's machine has two cores; a backlog's batches share them
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
+from data.incidents.service import follow_grid_workers
 from data.planning.service import (
     Db,
     MoveOutcome,
@@ -487,8 +488,9 @@ def worker_step(db: Db, plan_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def confirm_workers(db: Db, plan_id: int, choice: dict[str, int | None]) -> int:
-    """Give each grid of the plan the chosen worker (``None``: none yet)."""
+def confirm_workers(db: Db, plan_id: int, choice: dict[str, int | None], *, actor: str) -> int:
+    """Give each grid of the plan the chosen worker (``None``: none yet); the grids' open
+    cases follow to the chosen worker (:func:`follow_grid_workers`)."""
     codes: dict[str, int] = dict(
         db.execute(
             text("SELECT code, id FROM grid WHERE plan_id = :p AND valid_to IS NULL"),
@@ -505,6 +507,7 @@ def confirm_workers(db: Db, plan_id: int, choice: dict[str, int | None]) -> int:
         db.execute(
             text("UPDATE grid SET worker_id = :w WHERE id = :g"), {"w": worker, "g": codes[code]}
         )
+    follow_grid_workers(db, [codes[c] for c in choice], actor=actor)
     return len(choice)
 
 

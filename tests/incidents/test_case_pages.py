@@ -280,6 +280,8 @@ def test_every_history_kind_and_status_is_said_in_words(
             status = "new"
         entry("to_department", note="WATER: valve")
         entry("from_department", note="WATER: valve replaced")
+        entry("handed_over", actor="c-planner", from_status=status, to_status="new",
+              note="131208-G01")  # fmt: skip
         entry("photo", note="photo 7")
         entry("duplicate_of", note="#1")
         entry("duplicate_linked", note="#2")
@@ -296,7 +298,7 @@ def test_every_history_kind_and_status_is_said_in_words(
         )
         assert page.status_code == 200
         items = _history_items(page.text)
-        assert len(items) == 1 + len(MOVES) + len(LEVELS) - 1 + 8
+        assert len(items) == 1 + len(MOVES) + len(LEVELS) - 1 + 9
         titles = [i["title"] for i in items]
         assert len(set(titles)) == len(HISTORY_KINDS)  # each kind in its own words
         said = titles + [w for i in items for w in i["words"]]
