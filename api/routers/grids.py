@@ -20,8 +20,8 @@ from data.district.grids import (
     out_of_band,
     parse_band,
     polygon_from_geojson,
-    update_grid,
 )
+from data.planning.grids import change_grid as change_one_grid
 
 router = APIRouter(tags=["grids"])
 
@@ -72,7 +72,7 @@ def change_grid(
 ) -> dict[str, Any]:
     grid = find_grid(session, code, principal.scope)
     polygon = polygon_from_geojson(body.geometry) if body.geometry is not None else None
-    results = update_grid(
+    results = change_one_grid(
         session,
         grid,
         scope=principal.scope,

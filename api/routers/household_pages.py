@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, care_epsg
 from api.grid_index import GridIndexDep, place_tapped
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, PageContext, context, render
@@ -36,6 +36,7 @@ from data.assignment.points import (
     update_point,
 )
 from data.assignment.register import grid_outline, kept_grids
+from data.care.service import follow_households
 from data.district.grids import GridRef, find_grid
 from data.models import AgeBand
 from data.policy import Action, may
@@ -358,6 +359,8 @@ def household_submit(
         values = _values(ctx, size, age_band)
         where, placement = _place(ctx, index, scope, lon, lat) if moved else (None, None)
         update_point(session, HOUSEHOLDS, code, values, location=where, placement=placement)
+        if where is not None:  # an elder's "home grid" zone follows the household
+            follow_households(session, [code], epsg=care_epsg(request, session))
     except GridworkError as exc:
         session.rollback()
         sent = refused(ctx, exc, sent_form, FIELDS)

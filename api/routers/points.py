@@ -50,7 +50,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api.deps import LimitDep, OffsetDep, ReadSessionDep, Reason, SessionDep
+from api.deps import LimitDep, OffsetDep, ReadSessionDep, Reason, SessionDep, care_epsg
 from api.grid_index import GridIndexDep, place_point
 from api.schemas.points import (
     Facility,
@@ -83,6 +83,7 @@ from data.assignment.points import (
     update_point,
 )
 from data.assignment.service import GridIndex, placement_columns
+from data.care.service import follow_households
 from data.district.grids import find_grid
 from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
@@ -198,6 +199,8 @@ def _write(
             location=location,
             placement=placement,
         )
+    if kind.table == "household" and location is not None:  # an elder's zone may follow
+        follow_households(session, [key], epsg=care_epsg(request, session))
     _audit(session, request, principal, kind, [key], None)
     return _visible(session, kind, key, scope)
 

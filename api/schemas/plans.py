@@ -92,6 +92,9 @@ class Published(Answer):
     cases_handed_over: int = Field(
         0, description="open grid cases handed to the worker their new grid has (at the switch)"
     )
+    zones_redrawn: int = Field(
+        0, description="elders' 'home grid' safe zones redrawn from their new home grid"
+    )
 
 
 class Step(Answer):

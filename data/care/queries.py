@@ -246,6 +246,19 @@ def save_zone(
     )
 
 
+def zone_is(db: Db, elder_id: int, zone: SafeZone, *, epsg: int) -> bool:
+    """Whether the elder's stored zone is this one, as :func:`save_zone` would store it (so a
+    redraw that changes nothing keeps the zone's ``updated_at`` and its cached shape)."""
+    same = db.execute(
+        text(
+            "SELECT ST_Equals(z.geom, ST_Transform(ST_GeomFromWKB(:wkb, :epsg), 4326)) "
+            "FROM safe_zone z WHERE z.elder_id = :e"
+        ),
+        {"e": elder_id, "wkb": shapely.to_wkb(zone.geometry), "epsg": epsg},
+    ).scalar()
+    return bool(same)
+
+
 def add_consent(
     db: Db, elder_id: int, *, given_by: str, recorded_by: str, given_on: date, scope: str
 ) -> int:

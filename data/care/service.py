@@ -23,11 +23,12 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon
-from sqlalchemy import Engine
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from data import webhooks
-from data.access.queries import AreaScope, create_api_key
+from data.access.queries import AreaScope, Db, create_api_key
 from data.care import queries as q
 from data.coverage.service import NetworkCache
 from data.db import transaction
@@ -196,6 +197,52 @@ def home_zone(
     check = _checked(session, elder_id, zone, epsg=epsg, force=force, field="buffer_m")
     q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
     return check
+
+
+def follow_home_grids(session: Db, *, grid_ids: Sequence[int], epsg: int) -> int:
+    """Redraw the "home grid grown by N m" zones of the elders whose home grid is one of
+    these, from the grid as it is now; answers how many zones changed.
+
+    That kind of zone promises the home grid, but it is stored as drawn: after a published
+    plan (the household lies in a new grid, 0036 moves ``home_grid_id``), a grid's new outline
+    or a household's move, it kept the old grid's shape, so the elder could walk their new
+    grid's streets and raise "left the zone", or leave it unnoticed. Circles and drawn
+    polygons stay as staff drew them (their page warns when the home falls outside).
+    """
+    if not grid_ids:
+        return 0
+    rows = session.execute(
+        text(
+            "SELECT e.id, e.home_grid_id, z.buffer_m FROM elder e "
+            "JOIN safe_zone z ON z.elder_id = e.id "
+            "WHERE z.kind = 'home_grid' AND e.home_grid_id = ANY(:g) ORDER BY e.id"
+        ),
+        {"g": sorted(set(grid_ids))},
+    ).all()
+    grids: dict[int, BaseGeometry] = {}
+    changed = 0
+    for elder_id, grid_id, buffer_m in rows:
+        if grid_id not in grids:
+            grids[grid_id] = q.grid_metric(session, grid_id, epsg)
+        buffer = DEFAULT_HOME_BUFFER_M if buffer_m is None else float(buffer_m)
+        zone = SafeZone.around_grid(grids[grid_id], buffer_m=buffer)
+        if q.zone_is(session, elder_id, zone, epsg=epsg):
+            continue
+        q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer)
+        changed += 1
+    return changed
+
+
+def follow_households(session: Db, codes: Sequence[str], *, epsg: int) -> int:
+    """:func:`follow_home_grids` for the elders of these households (after a move)."""
+    grids = session.execute(
+        text(
+            "SELECT DISTINCT e.home_grid_id FROM elder e JOIN household h ON h.id = e.household_id "
+            "WHERE h.code = ANY(:codes) AND e.home_grid_id IS NOT NULL"
+        ),
+        {"codes": list(codes)},
+    ).scalars()
+    return follow_home_grids(session, grid_ids=[int(g) for g in grids], epsg=epsg)
 
 
 def circle_zone(

@@ -19,7 +19,6 @@ from sqlalchemy import text
 from data.access.queries import AreaScope
 from data.assignment.service import Db, TableResult, load_grid_index, reassign_near
 from data.crs import metric_epsg, require_epsg
-from data.incidents.service import follow_grid_workers
 from data.policy import may_plan
 from data.settings import Settings
 from geo.district.topology import check_grid_shape
@@ -183,7 +182,6 @@ def update_grid(
     geometry: shapely.Polygon | None,
     worker_code: str | None,
     settings: Settings | None,
-    actor: str,
 ) -> list[TableResult]:
     """Change a grid's shape and/or worker; with a new shape, reassign every point that the
     old or the new shape can affect, in the caller's transaction.
@@ -215,7 +213,6 @@ def update_grid(
             text("UPDATE grid SET worker_id = :w WHERE id = :id"), {"w": worker, "id": grid.id}
         )
     if geometry is None:
-        follow_grid_workers(db, [grid.id], actor=actor)
         return []
     geometry = _fitted_shape(db, grid, str(community[0]), bytes(community[1]), geometry, settings)
     old = db.execute(
@@ -232,14 +229,7 @@ def update_grid(
     minx, miny, maxx, maxy = geometry.bounds
     bounds = (min(old[0], minx), min(old[1], miny), max(old[2], maxx), max(old[3], maxy))
     index = load_grid_index(db, settings=settings)
-    results = reassign_near(db, bounds, index=index)
-    # points may have moved to a neighbour: every grid of the community is looked at
-    neighbours = db.execute(
-        text("SELECT id FROM grid WHERE community_id = :c AND valid_to IS NULL"),
-        {"c": grid.community_id},
-    ).scalars()
-    follow_grid_workers(db, [int(g) for g in neighbours], actor=actor)
-    return results
+    return reassign_near(db, bounds, index=index)
 
 
 def _fitted_shape(

@@ -27,7 +27,7 @@ from data.access.queries import AreaScope
 from data.access.reasons import said
 from data.assignment.service import reassign
 from data.crs import metric_epsg
-from data.incidents.service import follow_grid_workers
+from data.planning.grids import follow_grids
 from data.policy import HELD_COMMUNITY_SQL, sees_grid
 from data.settings import Settings
 from geo.district.tiling import fit_to_parent
@@ -646,7 +646,7 @@ def _switch(
         {"p": plan_id, "d": effective},
     )
     results = reassign(db, settings=settings)
-    handed = follow_grid_workers(db, created, actor=actor)
+    followed = follow_grids(db, created, actor=actor, epsg=epsg)
     write_audit(
         db,
         actor=actor,
@@ -671,7 +671,7 @@ def _switch(
         "grids_closed": len(closed),
         "grids_created": len(created),
         "reassigned": {r.table: r.changed for r in results},
-        "cases_handed_over": handed,
+        **followed,
     }
 
 

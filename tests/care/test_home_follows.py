@@ -1,8 +1,8 @@
 """An elder's home grid follows their household (migration 0036): when a planner's new grids
 or a move put the household in another grid, alerts name and reach that grid's worker, and
-the old grid's worker no longer holds the elder. It used to stay the grid of enrolment. A
-zone drawn around the old home is not moved with it: the elder's page says the home lies
-outside it."""
+the old grid's worker no longer holds the elder. It used to stay the grid of enrolment. The
+default zone, "home grid grown by 200 m", is redrawn from the new home grid; a circle staff
+drew around the old home stays as drawn, and the elder's page says the home lies outside it."""
 
 from __future__ import annotations
 
@@ -27,46 +27,84 @@ def _home_grid(care: Engine, elder_id: int) -> str:
         )
 
 
+def _zone(care: Engine, elder_id: int) -> tuple[str, bool]:
+    """The zone's kind and whether it holds the elder's home."""
+    with care.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT z.kind::text, ST_Covers(z.geom, h.geom) FROM elder e "
+                "JOIN safe_zone z ON z.elder_id = e.id JOIN household h ON h.id = e.household_id "
+                "WHERE e.id = :e"
+            ),
+            {"e": elder_id},
+        ).one()
+    return str(row[0]), bool(row[1])
+
+
+def _other_grid(district: District) -> tuple[str, float, float]:
+    """Another grid of the home's street, and a point inside it."""
+    street = district.grids[district.grids["code"].str.startswith("S01-")]
+    other = street[street["code"] != HOME_GRID].iloc[0]
+    spot = other.geometry.representative_point()
+    return str(other["code"]), float(spot.x), float(spot.y)
+
+
+def _move_home(client: TestClient, headers: dict[str, str], lon: float, lat: float) -> None:
+    moved = client.patch(f"/households/{HOME_CODE}", json={"lon": lon, "lat": lat}, headers=headers)
+    assert moved.status_code == 200, moved.text
+
+
 def test_an_elder_is_homed_in_the_grid_their_household_is_reassigned_to(
     client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
 ) -> None:
     elder = enrol(client, staff["care_staff"], "watch-moved")
     assert _home_grid(care, elder["id"]) == HOME_GRID
-    street = district.grids[district.grids["code"].str.startswith("S01-")]
-    other = street[street["code"] != HOME_GRID].iloc[0]
-    spot = other.geometry.representative_point()
-    moved = client.patch(
-        f"/households/{HOME_CODE}", json={"lon": spot.x, "lat": spot.y}, headers=staff["admin"]
-    )
-    assert moved.status_code == 200, moved.text
+    other, lon, lat = _other_grid(district)
+    _move_home(client, staff["admin"], lon, lat)
     try:
-        assert _home_grid(care, elder["id"]) == other["code"]
+        assert _home_grid(care, elder["id"]) == other
         # The watch's SOS at the new home: the alert's home grid is the new one, its worker
         # is called; the old grid's worker no longer has the elder in their list.
         r = osmand(
-            client, elder["api_key"], "watch-moved", spot.x, spot.y, datetime.now(UTC),
-            alarm="sos",
-        )  # fmt: skip
+            client, elder["api_key"], "watch-moved", lon, lat, datetime.now(UTC), alarm="sos"
+        )
         assert r.status_code == 200, r.text
         alerts = client.get("/alerts", headers=staff["admin"]).json()["alerts"]
-        sos = next(a for a in alerts if a["elder_id"] == elder["id"] and a["kind"] == "sos")
-        assert sos["home_grid_code"] == other["code"]
+        mine = [a for a in alerts if a["elder_id"] == elder["id"]]
+        sos = next(a for a in mine if a["kind"] == "sos")
+        assert sos["home_grid_code"] == other
         called = {r["worker_code"] for r in sos["recipients"]}
-        assert district.worker_of(other["code"]) in called
+        assert district.worker_of(other) in called
         assert district.worker_of(HOME_GRID) not in called
-        mine = client.get("/elders", headers=staff["home_worker"]).json()["elders"]
-        assert elder["id"] not in {e["id"] for e in mine}
-        # The zone was drawn around the old home: the elder's page says so, and where to
-        # draw it again (every fix at the new home counts as leaving it).
+        held = client.get("/elders", headers=staff["home_worker"]).json()["elders"]
+        assert elder["id"] not in {e["id"] for e in held}
+        # The default zone is the home grid grown by 200 m: it was redrawn from the new home
+        # grid, so the fix at the new home is inside it and nothing needs redrawing by hand.
+        assert _zone(care, elder["id"]) == ("home_grid", True)
+        assert "left_zone" not in {a["kind"] for a in mine}
+        assert WARNING not in _elder_page(client, staff["admin"], elder["id"])
+    finally:
+        _move_home(client, staff["admin"], district.home_lon, district.home_lat)
+    assert _home_grid(care, elder["id"]) == HOME_GRID
+    assert _zone(care, elder["id"]) == ("home_grid", True)
+
+
+def test_a_drawn_zone_stays_as_drawn_and_the_page_says_the_home_left_it(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    elder = enrol(client, staff["care_staff"], "watch-circle")
+    zone = {"kind": "circle", "lon": district.home_lon, "lat": district.home_lat, "radius_m": 150}
+    r = client.put(f"/elders/{elder['id']}/zone", json=zone, headers=staff["care_staff"])
+    assert r.status_code == 200, r.text
+    _, lon, lat = _other_grid(district)
+    _move_home(client, staff["admin"], lon, lat)
+    try:
+        # Staff drew this circle where the elder walks: it is theirs to move, and the page
+        # says where (every fix at the new home counts as leaving it).
+        assert _zone(care, elder["id"]) == ("circle", False)
         assert WARNING in _elder_page(client, staff["admin"], elder["id"])
     finally:
-        back = client.patch(
-            f"/households/{HOME_CODE}",
-            json={"lon": district.home_lon, "lat": district.home_lat},
-            headers=staff["admin"],
-        )
-        assert back.status_code == 200, back.text
-    assert _home_grid(care, elder["id"]) == HOME_GRID
+        _move_home(client, staff["admin"], district.home_lon, district.home_lat)
     assert WARNING not in _elder_page(client, staff["admin"], elder["id"])
 
 
