@@ -417,8 +417,10 @@ def plan_page(
     request: Request, session: SessionDep, principal: Viewer, plan_id: int
 ) -> HTMLResponse:
     plan = _plan_in_scope(session, principal, plan_id)
+    grids = planning.plan_grids(session, plan_id)
+    grids["code"] = grids["published_code"].fillna(grids["code"])  # the code since the switch
     m = plan_map(
-        planning.plan_grids(session, plan_id),
+        grids,
         title=f"plan {plan_id}",
         min_households=plan.min_households,
         max_households=plan.max_households,

@@ -839,8 +839,9 @@ def plan_grids(db: Db, plan_id: int) -> gpd.GeoDataFrame:
     conn = db.connection() if isinstance(db, Session) else db
     frame = gpd.read_postgis(
         text(
-            "SELECT code, households, locked, flagged, (metrics->>'polsby_popper')::float AS "
-            "polsby_popper, (metrics->>'road_share')::float AS road_share, geom FROM plan_grid "
+            "SELECT code, published_code, households, locked, flagged, "
+            "(metrics->>'polsby_popper')::float AS polsby_popper, "
+            "(metrics->>'road_share')::float AS road_share, geom FROM plan_grid "
             "WHERE plan_id = :p ORDER BY code"
         ),
         conn,

@@ -112,6 +112,9 @@ def test_a_case_follows_the_replan_to_the_worker_confirmed_on_its_new_grid(
         choice = {g["code"]: new_worker for g in step}
         r = client.post(f"/plans/{plan['id']}/workers", json={"workers": choice}, headers=planner)
         assert r.status_code == 200, r.text
+        # The plan's map labels each grid with the code it has since the switch.
+        grids = client.get(f"/plans/{plan['id']}/grids", headers=planner).json()["features"]
+        assert {g["properties"]["published_code"] for g in grids} == set(choice)
         case = _handed_over(client, new, case_id)
         assert case["grid"] in choice and case["grid"] != GRID
         assert case["history"][-1]["note"] == case["grid"]
