@@ -260,14 +260,19 @@ def my_cases(request: Request, session: SessionDep, principal: Handling) -> Resp
 def _notices(
     session: SessionDep, ctx: Any, principal: Principal, viewer: q.Viewer
 ) -> list[dict[str, Any]]:
-    """Unread notices for the caller (a department's: the cases handed to it)."""
+    """Unread notices for the caller (a department's: the cases handed to it), one line per
+    case: its newest (a case routed, then handed over, is one thing to look at)."""
+    once: dict[int, dict[str, Any]] = {}
+    for n in q.notices(session, viewer, _levels(session, principal)):
+        if n["case_id"] not in once:
+            once[n["case_id"]] = n | {"category_label": _category_name(ctx, n)}
+    return list(once.values())
+
+
+def _levels(session: SessionDep, principal: Principal) -> set[str]:
+    """The levels whose notices the caller reads (the district's too, for the whole area)."""
     levels = q.scope_levels(session, principal.user_id)
-    notices = q.notices(
-        session, viewer, levels | ({"district"} if principal.scope.unrestricted else set())
-    )
-    for n in notices:
-        n["category_label"] = _category_name(ctx, n)
-    return notices
+    return levels | ({"district"} if principal.scope.unrestricted else set())
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -440,6 +445,8 @@ def case_page(
     viewer = case_viewer(session, principal)
     row = q.case(session, case_id, viewer)
     _decorate(ctx, [row], datetime.now(UTC))
+    # Opened: its notices leave "New for you" (the API marks them one by one).
+    q.read_case_notices(session, case_id, viewer, _levels(session, principal), datetime.now(UTC))
     handler = may(principal.role, Action.handle_cases)
     reporter = None
     if handler and (row["reporter_name"] or row["reporter_contact"]):

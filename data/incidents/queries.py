@@ -558,14 +558,33 @@ def notices(db: Db, viewer: Viewer, levels: set[str], *, limit: int = 50) -> lis
             "k.name AS category_name, k.name_en AS category_name_en, c.status::text AS status "
             f"FROM case_notice n JOIN incident_case c ON c.id = n.case_id "
             "JOIN incident t ON t.id = c.id JOIN incident_category k ON k.id = c.category_id "
-            f"WHERE n.read_at IS NULL AND {CASE_SEEN_SQL} AND ("
-            "n.user_id = :me OR (n.department_id IS NOT NULL AND n.department_id = :dept_id) "
-            "OR (n.user_id IS NULL AND n.department_id IS NULL "
-            "AND n.level::text = ANY(:levels))) ORDER BY n.at DESC, n.id DESC LIMIT :limit"
+            f"WHERE n.read_at IS NULL AND {CASE_SEEN_SQL} AND {FOR_VIEWER_SQL} "
+            "ORDER BY n.at DESC, n.id DESC LIMIT :limit"
         ),
         viewer.params() | {"me": viewer.user_id, "levels": sorted(levels), "limit": limit},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+#: A notice meant for the viewer (aliases: ``n`` notice): to their account, their department,
+#: or the staff of a level they hold (:levels).
+FOR_VIEWER_SQL = (
+    "(n.user_id = :me OR (n.department_id IS NOT NULL AND n.department_id = :dept_id) "
+    "OR (n.user_id IS NULL AND n.department_id IS NULL AND n.level::text = ANY(:levels)))"
+)
+
+
+def read_case_notices(db: Db, case_id: int, viewer: Viewer, levels: set[str], at: datetime) -> int:
+    """The viewer opened the case: its unread notices meant for them are read (a level's
+    notice is read for the level: one of its staff has the case in front of them)."""
+    result = db.execute(
+        text(
+            "UPDATE case_notice n SET read_at = :at WHERE n.case_id = :id "  # noqa: S608
+            f"AND n.read_at IS NULL AND {FOR_VIEWER_SQL}"
+        ),
+        viewer.params() | {"id": case_id, "at": at, "me": viewer.user_id, "levels": sorted(levels)},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def mark_read(db: Db, notice_id: int, viewer: Viewer, levels: set[str], at: datetime) -> None:

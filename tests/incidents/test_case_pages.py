@@ -314,3 +314,33 @@ def test_every_history_kind_and_status_is_said_in_words(
             assert word not in raw and "_" not in word, (locale, word)
             if lang == "zh_CN":  # every word of the page's own: none left in English
                 assert not re.search("[A-Za-z]", word), word
+
+
+def _new_for_you(client: TestClient, headers: dict[str, str]) -> list[int]:
+    """The cases listed under "New for you" on /app/incidents/mine, in order."""
+    page = client.get("/app/incidents/mine", headers=headers | HTML).text
+    found = re.search(r'<section class="notices">(.*?)</section>', page, re.S)
+    return [int(n) for n in re.findall(r"/app/incidents/(\d+)", found.group(1))] if found else []
+
+
+def test_new_for_you_lists_a_case_once_until_it_is_opened(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """Notices used to be read only through the API, so the page's list grew with every
+    routing and hand-over, a case once per notice, and never emptied."""
+    cid = _report_form(client, auth, cases_engine)  # routed to the worker: a notice
+    with transaction(cases_engine) as session:  # and a second one, as a hand-over writes
+        worker = q.find_user(session, "c-worker")
+        assert worker is not None
+        q.add_notice(session, cid, at=datetime.now(UTC), level="grid", kind="handed_over",
+                     user_id=worker.id)  # fmt: skip
+        # a notice to the community's staff, as an escalation writes
+        q.add_notice(session, cid, at=datetime.now(UTC), level="community", kind="escalated")
+    assert _new_for_you(client, auth["worker"]).count(cid) == 1
+    assert cid in _new_for_you(client, auth["community"])
+    assert client.get(f"/app/incidents/{cid}", headers=auth["worker"] | HTML).status_code == 200
+    assert cid not in _new_for_you(client, auth["worker"])
+    # The worker read theirs; the community's staff have not opened it yet.
+    assert cid in _new_for_you(client, auth["community"])
+    assert client.get(f"/app/incidents/{cid}", headers=auth["community"] | HTML).status_code == 200
+    assert cid not in _new_for_you(client, auth["community"])
