@@ -28,6 +28,7 @@ from data.district.maps import (
     tiled_counts,
     worker_load,
 )
+from data.district.workers import idle_workers
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
 from maps.grids import (
@@ -189,7 +190,11 @@ def workload(request: Request, session: ReadSessionDep, principal: Viewer) -> HT
         principal,
         "workload",
         template="maps/workload.html",
-        values={"workers": workers, "unstaffed": unstaffed},
+        values={
+            "workers": workers,
+            "unstaffed": unstaffed,
+            "idle": idle_workers(session, principal.scope.sql_ids("held_community")),
+        },
     )
 
 

@@ -44,3 +44,19 @@ def link_worker_account(
             {"u": user_id, "w": found[0]},
         )
     db.execute(text("UPDATE worker SET user_id = :u WHERE id = :w"), {"u": user_id, "w": found[0]})
+
+
+def idle_workers(db: Db, held_community_ids: list[int] | None) -> list[str]:
+    """The names of the workers of these communities (None: everywhere) who answer for no
+    current grid: after a re-plan gave their grids to others, they are who a coordinator can
+    give a grid to, and no map shows them."""
+    rows = db.execute(
+        text(
+            "SELECT coalesce(w.display_name, w.code) FROM worker w "
+            "WHERE (CAST(:c AS int[]) IS NULL OR w.community_id = ANY(:c)) "
+            "AND NOT EXISTS (SELECT 1 FROM grid g WHERE g.worker_id = w.id AND g.valid_to IS NULL) "
+            "ORDER BY 1"
+        ),
+        {"c": held_community_ids},
+    ).scalars()
+    return [str(r) for r in rows]

@@ -178,3 +178,35 @@ def test_coverage_tooltips_show_a_stored_local_name() -> None:
     )  # fmt: skip
     assert '"name_local": "米拉盖亚"' in page
     assert "local name" in page  # the tooltip's label (English: no gettext given)
+
+
+def test_workload_names_the_workers_of_the_area_without_a_grid(
+    strips_client: TestClient, strips: Gridded
+) -> None:
+    """After a re-plan gave a worker's grids to others, no map showed them; the coordinator
+    of their community is told who is free, and a coordinator elsewhere is not."""
+    with strips.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO worker (code, display_name, community_id) SELECT 'W-IDLE', "
+                "'空闲网格员', id FROM community WHERE code = '131208'"
+            )
+        )
+    try:
+        said = "Workers without a grid: 空闲网格员"
+        assert said in strips_client.get("/maps/workload", headers=EN).text
+        coordinator = login(strips_client, "g-coordinator")
+        page = strips_client.get("/maps/workload", headers=ZH | coordinator).text
+        assert "没有负责网格的网格员： 空闲网格员" in page
+        with strips.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE worker SET community_id = (SELECT id FROM community "
+                    "WHERE code <> '131208' ORDER BY code LIMIT 1) WHERE code = 'W-IDLE'"
+                )
+            )
+        page = strips_client.get("/maps/workload", headers=ZH | coordinator).text
+        assert "空闲网格员" not in page
+    finally:
+        with strips.engine.begin() as conn:
+            conn.execute(text("DELETE FROM worker WHERE code = 'W-IDLE'"))
