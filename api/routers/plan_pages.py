@@ -421,7 +421,7 @@ def plan_page(
     }
     values |= sent.values()
     template = "planning/editor.html" if plan.status == "draft" else "planning/published.html"
-    title = ctx._("Plan %(id)s · community %(c)s", id=plan_id, c=plan.community_code)
+    title = ctx._("Plan %(id)s · community %(c)s", id=plan_id, c=plan.community_label)
     return render(
         request, principal, template, title=title, values=values, status_code=sent.status_code
     )
@@ -550,7 +550,7 @@ def print_page(
         request,
         principal,
         "planning/print.html",
-        title=ctx._("Grid plan %(id)s · community %(c)s", id=plan.id, c=summary["community"]),
+        title=ctx._("Grid plan %(id)s · community %(c)s", id=plan.id, c=plan.community_label),
         values={
             "plan": summary,
             "workers": workers,

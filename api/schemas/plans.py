@@ -52,6 +52,7 @@ class Resplit(Plan):
 class PlanRow(Answer):
     id: int
     community: str
+    community_name: str | None = None
     status: str
     author: str | None
     created_at: Timestamp

@@ -375,13 +375,21 @@ class StoredPlan:
     seed: int
     author: str
     version: str
+    community_name: str | None = None
+
+    @property
+    def community_label(self) -> str:
+        """How a page names the community: "Miragaia (131208)", or the code alone."""
+        if self.community_name:
+            return f"{self.community_name} ({self.community_code})"
+        return self.community_code
 
 
 def get_plan(db: Db, plan_id: int) -> StoredPlan:
     row = db.execute(
         text(
             "SELECT p.id, p.community_id, c.code, p.status::text, p.min_households, "
-            "p.max_households, p.seed, p.author, p.community_version FROM plan p "
+            "p.max_households, p.seed, p.author, p.community_version, c.name FROM plan p "
             "JOIN community c ON c.id = p.community_id WHERE p.id = :p"
         ),
         {"p": plan_id},
@@ -810,7 +818,8 @@ def list_plans(
     rows = (
         db.execute(
             text(
-                "SELECT t.id, c.code AS community, t.status::text AS status, t.author, "  # noqa: S608
+                "SELECT t.id, c.code AS community, c.name AS community_name, "  # noqa: S608
+                "t.status::text AS status, t.author, "
                 "t.created_at, t.metrics->'n_grids' AS grids, "
                 "t.metrics->'in_band_share' AS in_band, t.effective, t.switched_at, "
                 "t.seed, t.min_households, t.max_households "

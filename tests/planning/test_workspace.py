@@ -5,6 +5,7 @@ same plan from the same data and seed in any process."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -140,8 +141,11 @@ def test_exports_and_pages(client: TestClient, tmp_path: Path) -> None:
     assert client.get(f"/plans/{pid}/export.shp").status_code == 422
     home = client.get("/app/plans")
     assert home.status_code == 200 and COMMUNITY in home.text
+    # Plans are named by their community's name, as the chooser names it.
+    assert f'<td>Miragaia <span class="muted">{COMMUNITY}</span></td>' in home.text
     editor = client.get(f"/app/plans/{pid}")
     assert editor.status_code == 200 and 'id="planmap"' in editor.text
+    assert re.search(rf"<h1>[^<]*Miragaia \({COMMUNITY}\)</h1>", editor.text)
     assert client.get(f"/app/plans/{pid}/print", params={"paper": "A3"}).status_code == 200
     other = _draft(client, seed=3)
     cmp = client.get("/app/plans/compare", params={"a": pid, "b": other["id"]})
