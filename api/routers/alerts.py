@@ -12,13 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.alert_moves import move_alert
 from api.deps import LimitDep, OffsetDep, SessionDep
 from api.schemas.alerts import Alert, Alerts
 from api.security import Principal, audit_subjects, require
-from api.state import app_state
-from data.access.reasons import said
 from data.care import queries as q
-from data.care import service as care
 from data.models.care import AlertStatus
 from data.policy import Action
 
@@ -69,28 +67,6 @@ def list_alerts(
     return {"alerts": alerts}
 
 
-def _move(
-    request: Request, session: SessionDep, principal: Principal, alert_id: int, to: AlertStatus
-) -> dict[str, Any]:
-    alert = care.set_alert_status(
-        session,
-        alert_id,
-        principal.scope,
-        to=to,
-        by=principal.name,
-        webhook_url=app_state(request).settings.alert_webhook_url,
-    )
-    audit_subjects(
-        session,
-        request,
-        principal,
-        "elder",
-        [alert["elder_id"]],
-        said(f"alert_{to.value}", alert=alert_id),
-    )
-    return alert
-
-
 @router.post(
     "/{alert_id}/ack",
     response_model=Alert,
@@ -100,7 +76,7 @@ def _move(
 def acknowledge(
     request: Request, session: SessionDep, principal: Staff, alert_id: int
 ) -> dict[str, Any]:
-    return _move(request, session, principal, alert_id, AlertStatus.acknowledged)
+    return move_alert(request, session, principal, alert_id, AlertStatus.acknowledged)
 
 
 @router.post(
@@ -110,4 +86,4 @@ def acknowledge(
     summary="Close: the elder is safe, or it was a false alarm",
 )
 def close(request: Request, session: SessionDep, principal: Staff, alert_id: int) -> dict[str, Any]:
-    return _move(request, session, principal, alert_id, AlertStatus.closed)
+    return move_alert(request, session, principal, alert_id, AlertStatus.closed)

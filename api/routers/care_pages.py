@@ -31,6 +31,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 
 from api.alert_fanout import SETTLE_S, AlertFanout, Inbox
+from api.alert_moves import move_alert
 from api.deps import SessionDep, care_epsg, network_cache
 from api.pages.facility_kinds import kind_name
 from api.pages.forms import NOT_SENT, SentBack, Shown, refused
@@ -872,16 +873,7 @@ def alert_action(
     to = {"ack": AlertStatus.acknowledged, "close": AlertStatus.closed}.get(action)
     if to is None:
         raise NotFound(f"no action {action!r}: ack or close", field="action")
-    alert = care.set_alert_status(
-        session,
-        alert_id,
-        principal.scope,
-        to=to,
-        by=principal.name,
-        webhook_url=app_state(request).settings.alert_webhook_url,
-    )
-    reason = audit_reason(f"alert_{to.value}", alert=alert_id).noted(_note(note))
-    audit_subjects(session, request, principal, "elder", [alert["elder_id"]], reason)
+    move_alert(request, session, principal, alert_id, to, note=_note(note))
     return RedirectResponse(f"/app/alerts?done={alert_id}", status_code=303)
 
 
