@@ -307,4 +307,15 @@ def test_care_console_finds_a_lost_elder(
     assert worker.page.locator("#gw-inbox li.gw-status-open").count() == 0
     assert worker.page.inner_text("#gw-closed summary") == "最近已关闭：4"
     assert worker.page.evaluate("window.gwSameVisit") == 1, "the page was reloaded"
+
+    # Their elders on the phone: a card each, the name on a line of its own and each figure
+    # beside its heading (seven columns had squeezed names into a column a word wide).
+    worker.page.goto(f"{care_live}/app/elders")
+    name = worker.page.locator("table.gw-elders td.gw-who").first
+    assert (name.bounding_box() or {"width": 0})["width"] > 300
+    assert worker.page.locator("table.gw-elders thead").is_hidden()
+    grid = worker.page.locator("table.gw-elders td[data-label]").last
+    assert grid.get_attribute("data-label") == "住所网格"
+    assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
+    worker.shot("worker-elders-390")
     worker.close()
