@@ -148,3 +148,28 @@ def test_a_grid_worker_reads_the_facilities_and_changes_none(
     with households_engine.connect() as conn:
         key = conn.execute(text("SELECT source_id FROM facility LIMIT 1")).scalar_one()
     assert client.get(f"/app/facilities/{key}", headers=worker).status_code == 403
+
+
+def test_an_unnamed_facility_is_listed_by_its_key(
+    client: TestClient, households_engine: Engine
+) -> None:
+    """OSM has many unnamed schools and kindergartens: the list said "—" for each, so three
+    rows could not be told apart on the page."""
+    me = {**sign_in(client, COORDINATOR.username), **PAGE}
+    lon, lat = inside(households_engine, "131208-G01")
+    made = client.post(
+        "/app/facilities/new",
+        data={"kind": "school", "name": "", "capacity": "", "lon": lon, "lat": lat},
+        headers=me,
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text
+    key = made.headers["location"].split("done=")[1].split("~")[0]
+    try:
+        listed = client.get("/app/facilities", headers=me).text
+        assert f'no name <span class="muted">{key}</span></a>' in listed
+        chinese = client.get("/app/facilities", headers={**me, "Accept-Language": "zh-CN"}).text
+        assert f'未命名 <span class="muted">{key}</span>' in chinese
+    finally:
+        with households_engine.begin() as conn:
+            conn.execute(text("DELETE FROM facility WHERE source_id = :k"), {"k": key})
