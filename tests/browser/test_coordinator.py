@@ -206,6 +206,17 @@ def test_coordinator_changes_the_coverage_controls_and_the_language(
         assert (
             page.locator("select[name=kind] option[value=pharmacy]").inner_text().startswith("药店")
         )
+        # Every kind at a glance, filled in from /coverage one kind after another.
+        share = page.locator("#coverage-glance tr[data-kind=pharmacy] [data-f=share]")
+        page.wait_for_function(
+            "() => !document.querySelector('#coverage-glance tbody tr:last-child "
+            "[data-f=none]').textContent.includes('…')",
+            timeout=30_000,
+        )
+        assert re.fullmatch(r"\d+ % \(\d+ / \d+\)", share.inner_text()), share.inner_text()
+        least = page.locator("#coverage-glance tr[data-kind=pharmacy] [data-f=least]")
+        assert re.fullmatch(r"1312\d\d-G\d\d · \d+ %", least.inner_text()), least.inner_text()
+        assert "未能算出" not in page.inner_text("#coverage-glance")
         assert _axe(page) == []
         _shot(page, "coverage-choose-zh_CN")
         page.select_option("select[name=kind]", "pharmacy")
