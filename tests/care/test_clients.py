@@ -410,7 +410,9 @@ def test_a_heartbeat_without_a_fix_is_answered_and_kept_as_a_keep_alive(
     assert re.search(r"<dt>Battery</dt><dd><span[^>]*>57 %</span></dd>", page), page
     listed = client.get("/app/elders?q=", headers=html_headers).text
     row = listed[listed.index(f'href="/app/elders/{elder["id"]}"') :]
-    assert re.search(r"<td>[^<]*<span[^>]*>57 %</span>", row[: row.index("</tr>")])
+    assert re.search(
+        r'<td data-label="Battery">[^<]*<span[^>]*>57 %</span>', row[: row.index("</tr>")]
+    )
     assert reports["not_stored"] == 2 and reports["last_refused"] is None
     heard = datetime.fromisoformat(reports["last_heard_at"])
     assert heard > NOW - timedelta(minutes=1)

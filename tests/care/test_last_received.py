@@ -80,7 +80,8 @@ def _pages_heard(client: TestClient, headers: dict[str, str], elder_id: int) -> 
     listing = client.get("/app/elders", headers=english)
     page = client.get(f"/app/elders/{elder_id}", headers=english)
     assert listing.status_code == page.status_code == 200
-    row = re.search(rf'href="/app/elders/{elder_id}">.*?</td>\s*<td title="([^"]*)"', listing.text)
+    heard = r'<td data-label="Last heard from" title="([^"]*)"'
+    row = re.search(rf'href="/app/elders/{elder_id}">.*?</td>\s*{heard}', listing.text)
     cell = re.search(r'Last heard from</dt><dd title="([^"]*)"', page.text)
     assert row is not None and cell is not None
     return row.group(1), cell.group(1)
