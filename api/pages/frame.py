@@ -45,24 +45,43 @@ class NavItem:
     label: str  # a catalog message id
     action: Action
     roles: frozenset[Role] | None = None  # narrower than the action's roles, if set
+    #: Other pages this entry stands for (the maps' own bar), marked current on them too.
+    also: tuple[str, ...] = ()
+
+    def current(self, path: str) -> bool:
+        return path == self.href or path in self.also
+
+    def offered_to(self, role: Role) -> bool:
+        return may(role, self.action) and (self.roles is None or role in self.roles)
 
 
 _DEPT = frozenset({Role.department})  # a 职能部门 works its queue, not "my cases"
 _NOT_DEPT = frozenset(Role) - _DEPT
 
-#: The navigation, in order. A workspace adds its entry here.
-NAV: list[NavItem] = [
-    NavItem("/", N_("Home"), Action.view_district),
+#: The maps, one entry ("Maps") in the navigation and a bar of their own on each map page:
+#: six map entries made the main bar too long to see whole (an administrator's had 17).
+MAP_NAV: list[NavItem] = [
     NavItem("/maps/hierarchy", N_("District map"), Action.view_district),
     NavItem("/maps/grids", N_("Grids and households"), Action.view_district),
     NavItem("/maps/workload", N_("Workload"), Action.view_district),
     NavItem("/maps/incidents", N_("Incidents map"), Action.view_district),
     NavItem("/maps/coverage", N_("Coverage"), Action.view_district),
+    NavItem("/viewer", N_("Vector-tile viewer"), Action.view_district, frozenset({Role.admin})),
+]
+
+#: The navigation, in order. A workspace adds its entry here.
+NAV: list[NavItem] = [
+    NavItem("/", N_("Home"), Action.view_district),
+    NavItem(
+        "/maps/hierarchy",
+        N_("Maps"),
+        Action.view_district,
+        also=tuple(item.href for item in MAP_NAV),
+    ),
     NavItem("/app/facilities", N_("Facility register"), Action.view_district),
     NavItem("/app/households", N_("Household register"), Action.read_households),
     NavItem("/app/elders", N_("Elders"), Action.locate_elders),
     NavItem("/app/alerts", N_("Alerts"), Action.handle_alerts),
-    NavItem("/viewer", N_("Vector-tile viewer"), Action.view_district, frozenset({Role.admin})),
     NavItem("/app/incidents", N_("Cases"), Action.view_cases),
     NavItem("/app/incidents/mine", N_("My cases"), Action.handle_cases, _NOT_DEPT),
     NavItem("/app/incidents/queue", N_("Department queue"), Action.handle_cases, _DEPT),
@@ -71,6 +90,8 @@ NAV: list[NavItem] = [
     NavItem("/app/accounts", N_("Accounts"), Action.manage_accounts),
     NavItem("/app/audit", N_("Audit log"), Action.read_audit),
 ]
+
+MAP_PATHS = frozenset(item.href for item in MAP_NAV)
 
 ROLE_NAMES = {
     Role.admin: N_("Administrator"),
@@ -142,11 +163,14 @@ def nav_for(principal: Principal | None) -> list[NavItem]:
     """The entries the caller's role may open (none when signed out)."""
     if principal is None:
         return []
-    return [
-        item
-        for item in NAV
-        if may(principal.role, item.action) and (item.roles is None or principal.role in item.roles)
-    ]
+    return [item for item in NAV if item.offered_to(principal.role)]
+
+
+def map_nav_for(principal: Principal | None) -> list[NavItem]:
+    """The maps the caller's role may open (the bar of a map page)."""
+    if principal is None:
+        return []
+    return [item for item in MAP_NAV if item.offered_to(principal.role)]
 
 
 def area_label(ctx: PageContext) -> str:
@@ -189,6 +213,7 @@ def render(
         title=title,
         lang=html_lang(ctx.locale),
         nav=nav_for(principal),
+        map_nav=map_nav_for(principal) if ctx.path in MAP_PATHS else [],
         role_name=ctx._(ROLE_NAMES[principal.role]) if principal else "",
         area=area_label(ctx),
         languages=[(code, SELF_NAMES[code]) for code in LOCALES],

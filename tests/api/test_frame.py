@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.pages.catalog import extract, read
-from api.pages.frame import PageContext, area_label, nav_for
+from api.pages.frame import PageContext, area_label, map_nav_for, nav_for
 from api.principals import Principal
 from data.access.queries import AreaScope
 from data.models import Role
@@ -107,7 +107,8 @@ def test_no_role_is_offered_a_link_it_may_not_open(
     """Every navigation entry shown to a role opens for that role (no 401/403)."""
     for who in ("admin", "planner", "coordinator", "care_staff"):
         role = STAFF[who].role
-        items = nav_for(Principal(who, role, None, AreaScope.everywhere(), "token"))
+        principal = Principal(who, role, None, AreaScope.everywhere(), "token")
+        items = nav_for(principal) + map_nav_for(principal)  # the maps' bar too
         assert items, who
         with TestClient(porto_app, headers=tokens[who]) as c:
             for item in items:

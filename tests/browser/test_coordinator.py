@@ -128,8 +128,15 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def _nav(page: Page) -> list[str]:
-    return page.eval_on_selector_all("nav.main a", "els => els.map(e => e.getAttribute('href'))")
+def _nav(page: Page, base: str) -> list[str]:
+    """The main bar's entries, then the maps' own bar (opened from its "Maps" entry)."""
+    main = page.eval_on_selector_all("nav.main a", "els => els.map(e => e.getAttribute('href'))")
+    if "/maps/hierarchy" not in main:
+        return list(main)
+    page.goto(f"{base}/maps/hierarchy")
+    maps = page.eval_on_selector_all("nav.sub a", "els => els.map(e => e.getAttribute('href'))")
+    assert maps and maps[0] == "/maps/hierarchy", maps
+    return list(main) + [href for href in maps if href not in main]
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -146,10 +153,10 @@ def test_each_role_walks_its_home_and_navigation(
             assert html_lang == ("zh-CN" if lang == "zh_CN" else "en")
             if lang == "en":
                 assert role in page.locator("header .role").inner_text()
-            links = _nav(page)
-            assert links and links[0] == "/"
             problems[f"home {username}"] = _axe(page)
             _shot(page, f"home-{username}-{lang}")
+            links = _nav(page, live.url)
+            assert links and links[0] == "/"
             for href in links[1:]:
                 # Every entry answers (no link that would 403); a page not yet seen is
                 # opened, checked and kept as a screenshot.
