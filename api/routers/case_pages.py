@@ -26,6 +26,7 @@ from api.security import Principal, audit_read, require
 from api.state import app_state
 from api.uploads import PhotoDep
 from data.access.reasons import said
+from data.assignment.register import area_extent
 from data.incidents import duplicates, photos, service
 from data.incidents import queries as q
 from data.models import Role
@@ -335,6 +336,8 @@ def report_form(
         values={
             "categories": cats,
             "centre": q.area_centre(session, principal.scope),
+            # the picker opens on the caller's grids, not at a fixed zoom around a point
+            "extent": area_extent(session, principal.scope),
             "form": sent.form,
             "errors": sent.errors,
         },

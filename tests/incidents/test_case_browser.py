@@ -102,6 +102,16 @@ def test_a_grid_worker_reports_on_a_phone(browser: Browser, live_url: str) -> No
     page.locator("#pickmap").scroll_into_view_if_needed()
     box = page.locator("#pickmap").bounding_box()
     assert box and box["width"] <= 390
+    # The picker shows the worker's grid whole, close up (it used to open at zoom 15 around
+    # the middle of the area, whatever its size).
+    extent = page.get_attribute("#pickmap", "data-extent") or ""
+    west, south, east, north = (float(v) for v in extent.split(","))
+    shown = page.evaluate(
+        "() => { const m = document.getElementById('pickmap').gridworkMap, b = m.getBounds();"
+        " return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth(), m.getZoom()]; }"
+    )
+    assert shown[0] <= west and shown[1] <= south and shown[2] >= east and shown[3] >= north
+    assert shown[4] >= 16, shown
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.screenshot(path=str(ARTIFACTS / "incidents-report-390.png"), full_page=True)
     assert page.input_value("#lon") != ""

@@ -29,6 +29,13 @@
   var pick = document.getElementById("pickmap");
   if (pick) {
     var pmap = baseMap(pick, centreOf(pick), 15);
+    // The caller's grids fill the picker (a worker's two grids, not a fixed zoom around the
+    // middle of their area, which left half of it off the phone's screen).
+    var extent = (pick.getAttribute("data-extent") || "").split(",").map(Number);
+    if (extent.length === 4 && extent.every(isFinite)) {
+      pmap.fitBounds([[extent[1], extent[0]], [extent[3], extent[2]]], { padding: [8, 8], maxZoom: 17 });
+    }
+    pick.gridworkMap = pmap; // for the browser tests: what the picker shows
     var marker = null;
     var where = document.getElementById("where");
     function choose(lat, lon) {
