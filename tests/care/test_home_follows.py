@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from data.db import alembic_config
 from tests.care.conftest import HOME_CODE, HOME_GRID, District, enrol, osmand
 
 
@@ -118,3 +120,40 @@ def _elder_page(client: TestClient, headers: dict[str, str], elder_id: int) -> s
     )
     assert page.status_code == 200, page.text[:300]
     return page.text
+
+
+def test_the_upgrade_redraws_home_grid_zones_left_behind(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine, district: District
+) -> None:
+    """Migration 0037: a "home grid" zone drawn before zones followed their grid (here made
+    so by moving it 500 m off its grid) is redrawn from the home grid; a circle is not."""
+    elder = enrol(client, staff["care_staff"], "watch-behind")
+    drawn = enrol(client, staff["care_staff"], "watch-drawn-circle")
+    zone = {"kind": "circle", "lon": district.home_lon, "lat": district.home_lat, "radius_m": 120}
+    r = client.put(f"/elders/{drawn['id']}/zone", json=zone, headers=staff["care_staff"])
+    assert r.status_code == 200, r.text
+    with care.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE safe_zone SET geom = ST_Translate(geom, 0.006, 0) WHERE elder_id = ANY(:e)"
+            ),
+            {"e": [elder["id"], drawn["id"]]},
+        )
+    assert _zone(care, elder["id"]) == ("home_grid", False)
+    config = alembic_config(care.url.render_as_string(hide_password=False))
+    command.downgrade(config, "0036")
+    command.upgrade(config, "heads")
+    assert _zone(care, elder["id"]) == ("home_grid", True)
+    assert _zone(care, drawn["id"]) == ("circle", False)  # staff's drawing is theirs
+    with care.connect() as conn:
+        drift = conn.execute(
+            text(
+                "SELECT ST_HausdorffDistance(ST_Transform(z.geom, s.epsg), "
+                "ST_Buffer(ST_Transform(g.geom, s.epsg), z.buffer_m, 16)) FROM safe_zone z "
+                "JOIN elder e ON e.id = z.elder_id JOIN grid g ON g.id = e.home_grid_id, "
+                "(SELECT value::int AS epsg FROM deployment_setting "
+                "WHERE key = 'metric_epsg') s WHERE z.elder_id = :e"
+            ),
+            {"e": elder["id"]},
+        ).scalar_one()
+    assert drift < 1.0
