@@ -523,7 +523,13 @@ async def workers_form(
             if value and not value.isdigit():
                 raise InvalidInput("must be a worker", field=key)
             choice[key[len("worker:") :]] = int(value) if value else None
-    workspace.confirm_workers(session, plan.id, choice, actor=principal.name)
+    workspace.confirm_workers(
+        session,
+        plan.id,
+        choice,
+        actor=principal.name,
+        webhook_url=app_state(request).settings.case_webhook_url,
+    )
     return _to_plan(plan.id, "#workers")
 
 

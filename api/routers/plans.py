@@ -340,10 +340,16 @@ def get_workers(session: SessionDep, principal: Planner, plan_id: int) -> dict[s
     summary="Confirm the new grids' workers",
 )
 def put_workers(
-    session: SessionDep, principal: Planner, plan_id: int, body: WorkersRequest
+    request: Request, session: SessionDep, principal: Planner, plan_id: int, body: WorkersRequest
 ) -> dict[str, Any]:
     _plan_in_scope(session, principal, plan_id)
-    workspace.confirm_workers(session, plan_id, body.workers, actor=principal.name)
+    workspace.confirm_workers(
+        session,
+        plan_id,
+        body.workers,
+        actor=principal.name,
+        webhook_url=app_state(request).settings.case_webhook_url,
+    )
     return {"grids": workspace.worker_step(session, plan_id)}
 
 

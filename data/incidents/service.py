@@ -301,7 +301,12 @@ FOR UPDATE OF c
 
 
 def follow_grid_workers(
-    db: Db, grid_ids: list[int], *, actor: str, now: datetime | None = None
+    db: Db,
+    grid_ids: list[int],
+    *,
+    actor: str,
+    now: datetime | None = None,
+    webhook_url: str | None = None,
 ) -> int:
     """Hand each open grid-level case of these grids to the grid's worker as it is now.
 
@@ -310,7 +315,8 @@ def follow_grid_workers(
     the old worker, whose area no longer holds the grid, could no longer even see the case.
     So the case goes to the new worker as a new case (they accept it themselves), with a
     history entry naming the grid and a notice; without a worker it waits, new, for the
-    grid's community. Answers how many cases were handed over.
+    grid's community. The case webhook (if set) hears ``handed_over``, the reason being the
+    grid's code. Answers how many cases were handed over.
     """
     if not grid_ids:
         return 0
@@ -335,6 +341,7 @@ def follow_grid_workers(
             note=r["grid"],
         )
         q.add_notice(db, r["id"], at=at, level="grid", kind="handed_over", user_id=r["to_user"])
+        q.queue_case_hook(db, r["id"], "handed_over", "grid", r["grid"], url=webhook_url, now=at)
     return len(rows)
 
 

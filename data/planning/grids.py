@@ -22,11 +22,16 @@ from data.incidents.service import follow_grid_workers
 from data.settings import Settings
 
 
-def follow_grids(db: Db, grid_ids: Sequence[int], *, actor: str, epsg: int) -> dict[str, int]:
+def follow_grids(
+    db: Db, grid_ids: Sequence[int], *, actor: str, epsg: int, settings: Settings
+) -> dict[str, int]:
     """Hand the grids' open cases to their workers and redraw their elders' home-grid zones;
     how many of each changed."""
+    handed = follow_grid_workers(
+        db, list(grid_ids), actor=actor, webhook_url=settings.case_webhook_url
+    )
     return {
-        "cases_handed_over": follow_grid_workers(db, list(grid_ids), actor=actor),
+        "cases_handed_over": handed,
         "zones_redrawn": follow_home_grids(db, grid_ids=grid_ids, epsg=epsg),
     }
 
@@ -56,5 +61,5 @@ def change_grid(
             ).scalars()
         ]
     epsg = require_epsg(metric_epsg(db, settings.metric_epsg))
-    follow_grids(db, ids, actor=actor, epsg=epsg)
+    follow_grids(db, ids, actor=actor, epsg=epsg, settings=settings)
     return results

@@ -654,7 +654,7 @@ def _switch(
         {"p": plan_id, "d": effective},
     )
     results = reassign(db, settings=settings)
-    followed = follow_grids(db, created, actor=actor, epsg=epsg)
+    followed = follow_grids(db, created, actor=actor, epsg=epsg, settings=settings)
     write_audit(
         db,
         actor=actor,

@@ -488,7 +488,14 @@ def worker_step(db: Db, plan_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def confirm_workers(db: Db, plan_id: int, choice: dict[str, int | None], *, actor: str) -> int:
+def confirm_workers(
+    db: Db,
+    plan_id: int,
+    choice: dict[str, int | None],
+    *,
+    actor: str,
+    webhook_url: str | None = None,
+) -> int:
     """Give each grid of the plan the chosen worker (``None``: none yet); the grids' open
     cases follow to the chosen worker (:func:`follow_grid_workers`)."""
     codes: dict[str, int] = dict(
@@ -507,7 +514,7 @@ def confirm_workers(db: Db, plan_id: int, choice: dict[str, int | None], *, acto
         db.execute(
             text("UPDATE grid SET worker_id = :w WHERE id = :g"), {"w": worker, "g": codes[code]}
         )
-    follow_grid_workers(db, [codes[c] for c in choice], actor=actor)
+    follow_grid_workers(db, [codes[c] for c in choice], actor=actor, webhook_url=webhook_url)
     return len(choice)
 
 

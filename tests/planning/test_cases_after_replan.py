@@ -71,8 +71,12 @@ def _handed_over(client: TestClient, who: dict[str, str], case_id: int) -> dict[
     return case
 
 
+#: Nothing listens there: the test reads what was queued for it.
+HOOK = "http://127.0.0.1:9/cases"
+
+
 def test_a_case_follows_its_grid_to_the_worker_a_planner_names(engine: Engine) -> None:
-    app = make_app(engine, snap_tolerance_m=0.0, care_tick_seconds=0)
+    app = make_app(engine, snap_tolerance_m=0.0, care_tick_seconds=0, case_webhook_url=HOOK)
     with TestClient(app) as client:
         planner = sign_in(client, PLANNER.username)
         old, new = sign_in(client, OLD.username), sign_in(client, NEW.username)
@@ -82,6 +86,16 @@ def test_a_case_follows_its_grid_to_the_worker_a_planner_names(engine: Engine) -
         case = _handed_over(client, new, case_id)
         assert case["history"][-1]["note"] == GRID
         assert case_id in _mine(client, new)
+        # The case webhook hears of it, as of an escalation (a dispatcher's copy follows).
+        with engine.connect() as conn:
+            told = conn.execute(
+                text(
+                    "SELECT payload FROM webhook_outbox WHERE case_id = :c AND url = :u "
+                    "ORDER BY id DESC LIMIT 1"
+                ),
+                {"c": case_id, "u": HOOK},
+            ).scalar_one()
+        assert (told["event"], told["reason"], told["grid"]) == ("handed_over", GRID, GRID)
         # The old worker no longer holds the grid: the case is not theirs to see any more.
         assert client.get(f"/cases/{case_id}", headers=old).status_code == 404
 
