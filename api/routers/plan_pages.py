@@ -343,7 +343,7 @@ def compare_page(
         request,
         principal,
         "planning/compare.html",
-        title=ctx._("Compare plans"),
+        title=ctx._("Compare plans · %(c)s", c=left.community_label),
         values={"a": sa, "b": sb, "rows": rows, "others": others},
     )
 

@@ -150,6 +150,7 @@ def test_exports_and_pages(client: TestClient, tmp_path: Path) -> None:
     other = _draft(client, seed=3)
     cmp = client.get("/app/plans/compare", params={"a": pid, "b": other["id"]})
     assert cmp.status_code == 200 and "map-b" in cmp.text
+    assert re.search(rf"<h1>[^<]*Miragaia \({COMMUNITY}\)</h1>", cmp.text)
 
 
 def test_plans_of_a_community_not_held_are_404(client: TestClient, engine: Engine) -> None:
