@@ -27,7 +27,8 @@ def test_a_signed_in_browser_keeps_its_navigation_on_an_unknown_address(
         assert page.status_code == 404
         assert "There is no page at this address." in page.text
         assert '<nav class="main"' in page.text
-        assert 'href="/maps/coverage"' in page.text  # the coordinator's entries
+        assert 'href="/maps/hierarchy"' in page.text  # the coordinator's entries: the maps
+        assert 'href="/app/incidents/mine"' in page.text  # and their cases
         assert 'href="/app/plans"' not in page.text  # and not a planner's
         assert STAFF["coordinator"].username in page.text and "Coordinator" in page.text
 
