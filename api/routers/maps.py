@@ -7,20 +7,23 @@ Each map is assembled from ``data`` and drawn by :func:`maps.pages.render`, whic
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from api.deps import ReadSessionDep, SessionDep, Viewer, network_cache
+from api.deps import Planner, ReadSessionDep, SessionDep, Viewer, network_cache
 from api.pages.facility_kinds import KIND_NAMES, kind_label
 from api.pages.frame import N_, context, render
 from api.pages.map_page import framed_map
+from api.pages.told import heard, signed
 from api.road_warmup import still_building
 from api.schemas.coverage import Coverage
 from api.security import Principal
 from api.state import app_state
 from data.coverage.service import coverage, facility_kinds
+from data.district.grids import area_grid_codes, find_grid
 from data.district.maps import (
     MAX_DAYS,
     district_bounds,
@@ -28,9 +31,12 @@ from data.district.maps import (
     tiled_counts,
     worker_load,
 )
-from data.district.workers import idle_workers
+from data.district.workers import area_workers, idle_workers, worker_name
+from data.planning.grids import change_grid
+from data.policy import Action, may
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
+from geo.errors import InvalidInput
 from maps.grids import (
     LOAD_IN_BAND,
     LOAD_OVER,
@@ -147,10 +153,18 @@ def grids_map(request: Request, session: ReadSessionDep, principal: Viewer) -> H
     response_class=HTMLResponse,
     summary="Households per worker",
 )
-def workload(request: Request, session: ReadSessionDep, principal: Viewer) -> HTMLResponse:
-    """Each grid coloured by its worker's load against the band; every worker's grids listed."""
+def workload(
+    request: Request,
+    session: ReadSessionDep,
+    principal: Viewer,
+    given: Annotated[str, Query(max_length=400)] = "",
+) -> HTMLResponse:
+    """Each grid coloured by its worker's load against the band; every worker's grids listed.
+    A planner of the area also gives a grid to another worker here (``given``: what the last
+    such change did, signed)."""
     settings: Settings = app_state(request).settings
     ctx = context(request, principal)
+    held = principal.scope.sql_ids("held_community")
     grids = grid_layers(session.connection(), principal.scope).grids
     workers = []
     if not grids.empty:
@@ -193,9 +207,53 @@ def workload(request: Request, session: ReadSessionDep, principal: Viewer) -> HT
         values={
             "workers": workers,
             "unstaffed": unstaffed,
-            "idle": idle_workers(session, principal.scope.sql_ids("held_community")),
+            "idle": idle_workers(session, held),
+            **_giving(request, session, principal, given),
         },
     )
+
+
+def _giving(
+    request: Request, session: ReadSessionDep, principal: Principal, given: str
+) -> dict[str, Any]:
+    """The workload page's form to give a grid to a worker, for who may plan the area: the
+    grids and workers to choose from (typed, with suggestions), and what was just done."""
+    held = principal.scope.sql_ids("held_community")
+    if not may(principal.role, Action.plan_grids) or held == []:
+        return {"may_give": False}
+    done = heard(request, given).split("|") if given else []
+    return {
+        "may_give": True,
+        "give_grids": area_grid_codes(session, held),
+        "give_workers": area_workers(session, held),
+        "given": done if len(done) == 2 else None,
+    }
+
+
+@router.post("/maps/workload/worker", include_in_schema=False)
+def give_grid(
+    request: Request,
+    session: SessionDep,
+    principal: Planner,
+    grid: Annotated[str, Form(max_length=64)],
+    worker: Annotated[str, Form(max_length=64)],
+) -> RedirectResponse:
+    """Give a grid to another worker (a planning act: the caller must hold its community); its
+    open cases go with it (``data.planning.grids.change_grid``)."""
+    if not worker.strip():
+        raise InvalidInput("choose the worker who takes the grid", field="worker")
+    ref = find_grid(session, grid.strip(), principal.scope)
+    change_grid(
+        session,
+        ref,
+        scope=principal.scope,
+        geometry=None,
+        worker_code=worker.strip(),
+        settings=app_state(request).settings,
+        actor=principal.name,
+    )
+    said = signed(request, f"{ref.code}|{worker_name(session, worker.strip())}")
+    return RedirectResponse(f"/maps/workload?{urlencode({'given': said})}#give", status_code=303)
 
 
 @router.get(

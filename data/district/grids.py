@@ -283,3 +283,15 @@ def polygon_from_geojson(value: dict[str, Any]) -> shapely.Polygon:
     polygon = good.geometry.iloc[0]
     assert isinstance(polygon, shapely.Polygon)
     return polygon
+
+
+def area_grid_codes(db: Db, held_community_ids: list[int] | None) -> list[str]:
+    """The codes of the current grids of these communities (None: everywhere), in order."""
+    rows = db.execute(
+        text(
+            "SELECT code FROM grid WHERE valid_to IS NULL "
+            "AND (CAST(:c AS int[]) IS NULL OR community_id = ANY(:c)) ORDER BY code"
+        ),
+        {"c": held_community_ids},
+    ).scalars()
+    return [str(r) for r in rows]

@@ -60,3 +60,26 @@ def idle_workers(db: Db, held_community_ids: list[int] | None) -> list[str]:
         {"c": held_community_ids},
     ).scalars()
     return [str(r) for r in rows]
+
+
+def area_workers(db: Db, held_community_ids: list[int] | None) -> list[tuple[str, str]]:
+    """(code, name) of the workers a planner of these communities (None: everywhere) may give
+    a grid to: the communities' own, and those answering for a grid there now."""
+    rows = db.execute(
+        text(
+            "SELECT w.code, coalesce(w.display_name, w.code) FROM worker w "
+            "WHERE CAST(:c AS int[]) IS NULL OR w.community_id = ANY(:c) OR EXISTS ("
+            "SELECT 1 FROM grid g WHERE g.worker_id = w.id AND g.valid_to IS NULL "
+            "AND g.community_id = ANY(:c)) ORDER BY 2, 1"
+        ),
+        {"c": held_community_ids},
+    ).all()
+    return [(str(code), str(name)) for code, name in rows]
+
+
+def worker_name(db: Db, code: str) -> str:
+    """A worker's name as pages say it (the code when there is none)."""
+    name = db.execute(
+        text("SELECT coalesce(display_name, code) FROM worker WHERE code = :c"), {"c": code}
+    ).scalar()
+    return str(name or code)

@@ -210,3 +210,77 @@ def test_workload_names_the_workers_of_the_area_without_a_grid(
     finally:
         with strips.engine.begin() as conn:
             conn.execute(text("DELETE FROM worker WHERE code = 'W-IDLE'"))
+
+
+def _worker_of(strips: Gridded, grid: str) -> str:
+    with strips.engine.connect() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "SELECT w.code FROM grid g JOIN worker w ON w.id = g.worker_id "
+                    "WHERE g.code = :g AND g.valid_to IS NULL"
+                ),
+                {"g": grid},
+            ).scalar_one()
+        )
+
+
+def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
+    strips_client: TestClient, strips: Gridded
+) -> None:
+    """Worker turnover is daily work: a grid's worker used to change only through a published
+    plan's worker step or PATCH /grids; the workload page, where the loads are seen, now does
+    it for whoever may plan the community."""
+    planner = {**login(strips_client, "g-planner"), **EN}
+    page = strips_client.get("/maps/workload", headers=planner).text
+    offered = re.search(r'<datalist id="give-grids">(.*?)</datalist>', page, re.S)
+    assert offered, page[-2000:]
+    codes = re.findall(r'value="([^"]+)"', offered.group(1))
+    assert codes and all(c.startswith("131208-") for c in codes)  # their community only
+    before, taker = _worker_of(strips, "131208-G01"), _worker_of(strips, "131208-G02")
+    try:
+        r = strips_client.post(
+            "/maps/workload/worker",
+            data={"grid": "131208-G01", "worker": taker},
+            headers=planner,
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+        assert _worker_of(strips, "131208-G01") == taker
+        told = strips_client.get(r.headers["location"], headers=planner).text
+        assert re.search(r"131208-G01 is now with [^;<]+; its open cases went to them\.", told)
+        forged = strips_client.get("/maps/workload?given=131208-G01|Mallory", headers=planner)
+        assert "is now with" not in forged.text
+        elsewhere = strips_client.post(
+            "/maps/workload/worker",
+            data={"grid": "131213-G01", "worker": taker},
+            headers=planner,
+            follow_redirects=False,
+        )
+        assert elsewhere.status_code == 404 and "131213-G01" in elsewhere.text
+        nobody = strips_client.post(
+            "/maps/workload/worker",
+            data={"grid": "131208-G01", "worker": "W-NOBODY"},
+            headers=planner,
+            follow_redirects=False,
+        )
+        assert nobody.status_code == 422 and "W-NOBODY" in nobody.text
+    finally:
+        with strips.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE grid SET worker_id = (SELECT id FROM worker WHERE code = :w) "
+                    "WHERE code = '131208-G01' AND valid_to IS NULL"
+                ),
+                {"w": before},
+            )
+    # A coordinator sees the loads but gives no grid away.
+    coordinator = {**login(strips_client, "g-coordinator"), **EN}
+    assert 'id="give"' not in strips_client.get("/maps/workload", headers=coordinator).text
+    refused = strips_client.post(
+        "/maps/workload/worker",
+        data={"grid": "131208-G01", "worker": taker},
+        headers=coordinator,
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
