@@ -31,7 +31,7 @@ from data.district.maps import (
     tiled_counts,
     worker_load,
 )
-from data.district.workers import area_workers, idle_workers, worker_name
+from data.district.workers import area_workers, idle_workers, worker_code_for, worker_name
 from data.planning.grids import change_grid
 from data.policy import Action, may
 from data.settings import Settings
@@ -243,16 +243,17 @@ def give_grid(
     if not worker.strip():
         raise InvalidInput("choose the worker who takes the grid", field="worker")
     ref = find_grid(session, grid.strip(), principal.scope)
+    code = worker_code_for(session, worker.strip())
     change_grid(
         session,
         ref,
         scope=principal.scope,
         geometry=None,
-        worker_code=worker.strip(),
+        worker_code=code,
         settings=app_state(request).settings,
         actor=principal.name,
     )
-    said = signed(request, f"{ref.code}|{worker_name(session, worker.strip())}")
+    said = signed(request, f"{ref.code}|{worker_name(session, code)}")
     return RedirectResponse(f"/maps/workload?{urlencode({'given': said})}#give", status_code=303)
 
 

@@ -83,3 +83,20 @@ def worker_name(db: Db, code: str) -> str:
         text("SELECT coalesce(display_name, code) FROM worker WHERE code = :c"), {"c": code}
     ).scalar()
     return str(name or code)
+
+
+def worker_code_for(db: Db, typed: str) -> str:
+    """The worker someone typed: a code, or a name that only one worker has (as pages offer
+    both); what was typed when neither, so that the change refuses it naming it."""
+    found = (
+        db.execute(
+            text(
+                "SELECT code FROM worker WHERE code = :t UNION ALL "
+                "(SELECT code FROM worker WHERE display_name = :t LIMIT 2)"
+            ),
+            {"t": typed},
+        )
+        .scalars()
+        .all()
+    )
+    return str(found[0]) if len(found) == 1 or (found and found[0] == typed) else typed

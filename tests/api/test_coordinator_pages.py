@@ -249,6 +249,19 @@ def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
         assert _worker_of(strips, "131208-G01") == taker
         told = strips_client.get(r.headers["location"], headers=planner).text
         assert re.search(r"131208-G01 is now with [^;<]+; its open cases went to them\.", told)
+        # Typed by name, as the suggestions show workers, it goes back.
+        with strips.engine.connect() as conn:
+            name = conn.execute(
+                text("SELECT display_name FROM worker WHERE code = :w"), {"w": before}
+            ).scalar_one()
+        back = strips_client.post(
+            "/maps/workload/worker",
+            data={"grid": "131208-G01", "worker": name},
+            headers=planner,
+            follow_redirects=False,
+        )
+        assert back.status_code == 303, back.text
+        assert _worker_of(strips, "131208-G01") == before
         forged = strips_client.get("/maps/workload?given=131208-G01|Mallory", headers=planner)
         assert "is now with" not in forged.text
         elsewhere = strips_client.post(
