@@ -244,6 +244,8 @@ def give_grid(
         raise InvalidInput("choose the worker who takes the grid", field="worker")
     ref = find_grid(session, grid.strip(), principal.scope)
     code = worker_code_for(session, worker.strip())
+    if code is None:
+        raise InvalidInput.said("no_worker", field="worker", code=worker.strip())
     change_grid(
         session,
         ref,

@@ -85,9 +85,9 @@ def worker_name(db: Db, code: str) -> str:
     return str(name or code)
 
 
-def worker_code_for(db: Db, typed: str) -> str:
+def worker_code_for(db: Db, typed: str) -> str | None:
     """The worker someone typed: a code, or a name that only one worker has (as pages offer
-    both); what was typed when neither, so that the change refuses it naming it."""
+    both); None when it is neither."""
     found = (
         db.execute(
             text(
@@ -99,4 +99,6 @@ def worker_code_for(db: Db, typed: str) -> str:
         .scalars()
         .all()
     )
-    return str(found[0]) if len(found) == 1 or (found and found[0] == typed) else typed
+    if found and (found[0] == typed or len(found) == 1):
+        return str(found[0])
+    return None
