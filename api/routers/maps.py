@@ -241,7 +241,7 @@ def give_grid(
     """Give a grid to another worker (a planning act: the caller must hold its community); its
     open cases go with it (``data.planning.grids.change_grid``)."""
     if not worker.strip():
-        raise InvalidInput("choose the worker who takes the grid", field="worker")
+        raise InvalidInput("required", field="worker")  # said in the page's language
     ref = find_grid(session, grid.strip(), principal.scope)
     code = worker_code_for(session, worker.strip())
     if code is None:
