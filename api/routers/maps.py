@@ -213,6 +213,10 @@ def workload(
     )
 
 
+#: Grids and workers offered as suggestions in the give-a-grid form (any may be typed).
+SUGGESTED = 2_000
+
+
 def _giving(
     request: Request, session: ReadSessionDep, principal: Principal, given: str
 ) -> dict[str, Any]:
@@ -224,8 +228,8 @@ def _giving(
     done = heard(request, given).split("|") if given else []
     return {
         "may_give": True,
-        "give_grids": area_grid_codes(session, held),
-        "give_workers": area_workers(session, held),
+        "give_grids": area_grid_codes(session, held, limit=SUGGESTED),
+        "give_workers": area_workers(session, held, limit=SUGGESTED),
         "given": done if len(done) == 2 else None,
     }
 

@@ -285,13 +285,14 @@ def polygon_from_geojson(value: dict[str, Any]) -> shapely.Polygon:
     return polygon
 
 
-def area_grid_codes(db: Db, held_community_ids: list[int] | None) -> list[str]:
-    """The codes of the current grids of these communities (None: everywhere), in order."""
+def area_grid_codes(db: Db, held_community_ids: list[int] | None, *, limit: int) -> list[str]:
+    """The codes of the current grids of these communities (None: everywhere), in order, at
+    most ``limit`` (suggestions for a typed field: a city's 60,000 would be a page of them)."""
     rows = db.execute(
         text(
             "SELECT code FROM grid WHERE valid_to IS NULL "
-            "AND (CAST(:c AS int[]) IS NULL OR community_id = ANY(:c)) ORDER BY code"
+            "AND (CAST(:c AS int[]) IS NULL OR community_id = ANY(:c)) ORDER BY code LIMIT :n"
         ),
-        {"c": held_community_ids},
+        {"c": held_community_ids, "n": limit},
     ).scalars()
     return [str(r) for r in rows]

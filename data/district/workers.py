@@ -62,17 +62,20 @@ def idle_workers(db: Db, held_community_ids: list[int] | None) -> list[str]:
     return [str(r) for r in rows]
 
 
-def area_workers(db: Db, held_community_ids: list[int] | None) -> list[tuple[str, str]]:
+def area_workers(
+    db: Db, held_community_ids: list[int] | None, *, limit: int
+) -> list[tuple[str, str]]:
     """(code, name) of the workers a planner of these communities (None: everywhere) may give
-    a grid to: the communities' own, and those answering for a grid there now."""
+    a grid to: the communities' own, and those answering for a grid there now; at most
+    ``limit`` (suggestions for a typed field)."""
     rows = db.execute(
         text(
             "SELECT w.code, coalesce(w.display_name, w.code) FROM worker w "
             "WHERE CAST(:c AS int[]) IS NULL OR w.community_id = ANY(:c) OR EXISTS ("
             "SELECT 1 FROM grid g WHERE g.worker_id = w.id AND g.valid_to IS NULL "
-            "AND g.community_id = ANY(:c)) ORDER BY 2, 1"
+            "AND g.community_id = ANY(:c)) ORDER BY 2, 1 LIMIT :n"
         ),
-        {"c": held_community_ids},
+        {"c": held_community_ids, "n": limit},
     ).all()
     return [(str(code), str(name)) for code, name in rows]
 
