@@ -233,6 +233,20 @@ def follow_home_grids(session: Db, *, grid_ids: Sequence[int], epsg: int) -> int
     return changed
 
 
+def mend_home_zones(session: Db, *, epsg: int) -> int:
+    """:func:`follow_home_grids` for every elder whose "home grid" zone no longer covers their
+    home grid: after an import moved households or replaced grids, where no one list of
+    changed grids is at hand. Answers how many zones were redrawn."""
+    grids = session.execute(
+        text(
+            "SELECT DISTINCT e.home_grid_id FROM elder e JOIN safe_zone z ON z.elder_id = e.id "
+            "JOIN grid g ON g.id = e.home_grid_id "
+            "WHERE z.kind = 'home_grid' AND NOT ST_Covers(z.geom, g.geom)"
+        )
+    ).scalars()
+    return follow_home_grids(session, grid_ids=[int(g) for g in grids], epsg=epsg)
+
+
 def follow_households(session: Db, codes: Sequence[str], *, epsg: int) -> int:
     """:func:`follow_home_grids` for the elders of these households (after a move)."""
     grids = session.execute(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from data.access.reasons import said
 from data.assignment.service import assign_after_import, load_grid_index, placement_columns
+from data.care.service import mend_home_zones
 from data.crs import metric_epsg
 from data.db import transaction
 from data.district.checks import run_checks
@@ -111,11 +112,15 @@ def import_file(
             placed=placed is not None,
         )
         _after_import(session, kind)
-        metric_epsg(session, settings.metric_epsg if settings else None)
+        epsg = metric_epsg(session, settings.metric_epsg if settings else None)
         if placed is None:
             assign_after_import(
                 session, kind, settings=settings, keys=_written_keys(kind, result.frame, report)
             )
+        if kind in ("households", "grids") and epsg is not None:
+            # Households moved or grids replaced: elders' "home grid" zones follow (their home
+            # grid already did, by 0036's trigger), as they do after a plan or a register edit.
+            mend_home_zones(session, epsg=epsg)
         # Fresh statistics now, not at autovacuum's next round: a table that grew from
         # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
         # A file that changed no row leaves them as they are.

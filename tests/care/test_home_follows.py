@@ -7,13 +7,17 @@ drew around the old home stays as drawn, and the elder's page says the home lies
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import geopandas as gpd
 from alembic import command
 from fastapi.testclient import TestClient
+from shapely.geometry import Point
 from sqlalchemy import Engine, text
 
 from data.db import alembic_config
-from tests.care.conftest import HOME_CODE, HOME_GRID, District, enrol, osmand
+from data.importing.loading import import_file
+from tests.care.conftest import HOME_CODE, HOME_GRID, District, care_settings, enrol, osmand
 
 
 def _home_grid(care: Engine, elder_id: int) -> str:
@@ -157,3 +161,33 @@ def test_the_upgrade_redraws_home_grid_zones_left_behind(
             {"e": elder["id"]},
         ).scalar_one()
     assert drift < 1.0
+
+
+def test_a_household_import_that_moves_the_home_redraws_the_zone(
+    client: TestClient,
+    staff: dict[str, dict[str, str]],
+    care: Engine,
+    care_url: str,
+    district: District,
+    tmp_path: Path,
+) -> None:
+    """The yearly household file moves a household to another grid: the elder's home grid
+    follows (0036), and so does their "home grid" zone, as after an edit on the register."""
+    elder = enrol(client, staff["care_staff"], "watch-imported")
+    other, lon, lat = _other_grid(district)
+
+    def imported(x: float, y: float) -> None:
+        path = tmp_path / "households.geojson"
+        row = {"code": HOME_CODE, "size": 1, "lives_alone": True, "age_band": "80+"}
+        gpd.GeoDataFrame([row], geometry=[Point(x, y)], crs=4326).to_file(path, driver="GeoJSON")
+        report = import_file(care, "households", path, settings=care_settings(care_url))
+        assert report.updated == 1, report
+
+    imported(lon, lat)
+    try:
+        assert _home_grid(care, elder["id"]) == other
+        assert _zone(care, elder["id"]) == ("home_grid", True)
+    finally:
+        imported(district.home_lon, district.home_lat)
+    assert _home_grid(care, elder["id"]) == HOME_GRID
+    assert _zone(care, elder["id"]) == ("home_grid", True)
