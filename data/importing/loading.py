@@ -27,6 +27,7 @@ from data.district.checks import run_checks
 from data.district.hierarchy import attach_buildings_to_communities, district_outline, read_level
 from data.importing.importer import TARGETS, ImportReport, upsert
 from data.importing.readers import Kind, Progress, read_layer
+from data.incidents.service import follow_grid_workers
 from data.models import Role
 from data.settings import Settings
 from geo.district.households import estimate_households, place_households, scale_to_population
@@ -121,6 +122,14 @@ def import_file(
             # Households moved or grids replaced: elders' "home grid" zones follow (their home
             # grid already did, by 0036's trigger), as they do after a plan or a register edit.
             mend_home_zones(session, epsg=epsg)
+        if kind == "grids":  # new outlines or workers: open cases go to the grid's worker
+            current = session.execute(text("SELECT id FROM grid WHERE valid_to IS NULL"))
+            follow_grid_workers(
+                session,
+                [int(g) for g in current.scalars()],
+                actor="gridwork (grid import)",
+                webhook_url=settings.case_webhook_url if settings else None,
+            )
         # Fresh statistics now, not at autovacuum's next round: a table that grew from
         # nothing is otherwise planned as nearly empty (sequential scans, bad join orders).
         # A file that changed no row leaves them as they are.

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from data.db import make_engine, transaction
 from data.district.workers import link_worker_account
+from data.importing.loading import import_file
 from data.models import Role, ScopeLevel
+from tests.data.porto_grids import write_grid_files
 from tests.factory import Account, add_accounts, database, make_app, sign_in
 from tests.incidents.conftest import inside
 
@@ -144,3 +148,36 @@ def test_a_case_follows_the_replan_to_the_worker_confirmed_on_its_new_grid(
                 {"id": kept},
             ).scalar_one()
         assert holder == OLD.username
+
+
+def test_a_case_follows_its_grid_to_the_worker_a_grid_import_names(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The street office's grid file, imported again with another worker for a grid: the
+    grid's open cases go to that worker, as when a planner names one on a page."""
+    app = make_app(engine, snap_tolerance_m=0.0, care_tick_seconds=0)
+    with TestClient(app) as client:
+        old, new = sign_in(client, OLD.username), sign_in(client, NEW.username)
+        case_id = _report_and_accept(client, engine, old)
+        with engine.connect() as conn:
+            grids = gpd.read_postgis(
+                text(
+                    "SELECT g.code, c.code AS community_code, w.code AS worker_code, g.geom "
+                    "FROM grid g JOIN community c ON c.id = g.community_id "
+                    "JOIN worker w ON w.id = g.worker_id WHERE g.valid_to IS NULL ORDER BY g.code"
+                ),
+                conn,
+                geom_col="geom",
+                crs=4326,
+            )
+        grids.loc[grids["code"] == GRID, "worker_code"] = "W-131208-G03"
+        _, path = write_grid_files(tmp_path, grids.rename_geometry("geometry"))
+        import_file(engine, "grids", path, layer="grids", id_field="code")
+        case = client.get(f"/cases/{case_id}", headers=new).json()
+        assert case["assignee"] == NEW.username and case["status"] == "new"
+        last = case["history"][-1]
+        assert (last["kind"], last["actor"], last["note"]) == (
+            "handed_over",
+            "gridwork (grid import)",
+            GRID,
+        )
