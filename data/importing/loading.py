@@ -123,10 +123,9 @@ def import_file(
             # grid already did, by 0036's trigger), as they do after a plan or a register edit.
             mend_home_zones(session, epsg=epsg)
         if kind == "grids":  # new outlines or workers: open cases go to the grid's worker
-            current = session.execute(text("SELECT id FROM grid WHERE valid_to IS NULL"))
             follow_grid_workers(
                 session,
-                [int(g) for g in current.scalars()],
+                None,  # every current grid
                 actor="gridwork (grid import)",
                 webhook_url=settings.case_webhook_url if settings else None,
             )

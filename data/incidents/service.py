@@ -290,7 +290,7 @@ SELECT c.id, c.status::text AS status, w.user_id AS to_user, g.code AS grid
 FROM incident_case c JOIN incident t ON t.id = c.id
 JOIN grid g ON g.id = t.grid_id AND g.valid_to IS NULL
 LEFT JOIN worker w ON w.id = g.worker_id
-WHERE t.grid_id = ANY(:grids) AND c.level = 'grid'
+WHERE (CAST(:grids AS int[]) IS NULL OR t.grid_id = ANY(:grids)) AND c.level = 'grid'
   AND c.status IN ('new', 'accepted', 'in_progress')
   AND c.assignee_id IS DISTINCT FROM w.user_id
   AND (c.assignee_id IS NULL
@@ -302,7 +302,7 @@ FOR UPDATE OF c
 
 def follow_grid_workers(
     db: Db,
-    grid_ids: list[int],
+    grid_ids: list[int] | None,
     *,
     actor: str,
     now: datetime | None = None,
@@ -316,11 +316,13 @@ def follow_grid_workers(
     So the case goes to the new worker as a new case (they accept it themselves), with a
     history entry naming the grid and a notice; without a worker it waits, new, for the
     grid's community. The case webhook (if set) hears ``handed_over``, the reason being the
-    grid's code. Answers how many cases were handed over.
+    grid's code. ``grid_ids`` None: every current grid (after a grid import). Answers how
+    many cases were handed over.
     """
-    if not grid_ids:
+    if grid_ids is not None and not grid_ids:
         return 0
-    rows = db.execute(text(_STRAYED_SQL), {"grids": sorted(set(grid_ids))}).mappings().all()
+    grids = None if grid_ids is None else sorted(set(grid_ids))
+    rows = db.execute(text(_STRAYED_SQL), {"grids": grids}).mappings().all()
     if not rows:
         return 0
     at = now or db.execute(text("SELECT now()")).scalar_one()
