@@ -69,15 +69,12 @@ MAP_NAV: list[NavItem] = [
     NavItem("/viewer", N_("Vector-tile viewer"), Action.view_district, frozenset({Role.admin})),
 ]
 
+MAP_PATHS = tuple(item.href for item in MAP_NAV)
+
 #: The navigation, in order. A workspace adds its entry here.
 NAV: list[NavItem] = [
     NavItem("/", N_("Home"), Action.view_district),
-    NavItem(
-        "/maps/hierarchy",
-        N_("Maps"),
-        Action.view_district,
-        also=tuple(item.href for item in MAP_NAV),
-    ),
+    NavItem("/maps/hierarchy", N_("Maps"), Action.view_district, also=MAP_PATHS),
     NavItem("/app/facilities", N_("Facility register"), Action.view_district),
     NavItem("/app/households", N_("Household register"), Action.read_households),
     NavItem("/app/elders", N_("Elders"), Action.locate_elders),
@@ -90,8 +87,6 @@ NAV: list[NavItem] = [
     NavItem("/app/accounts", N_("Accounts"), Action.manage_accounts),
     NavItem("/app/audit", N_("Audit log"), Action.read_audit),
 ]
-
-MAP_PATHS = frozenset(item.href for item in MAP_NAV)
 
 ROLE_NAMES = {
     Role.admin: N_("Administrator"),

@@ -31,7 +31,7 @@ from data.district.maps import (
     tiled_counts,
     worker_load,
 )
-from data.district.workers import area_workers, idle_workers, worker_code_for, worker_name
+from data.district.workers import area_workers, idle_workers, worker_typed
 from data.planning.grids import change_grid
 from data.policy import Action, may
 from data.settings import Settings
@@ -208,7 +208,7 @@ def workload(
             "workers": workers,
             "unstaffed": unstaffed,
             "idle": idle_workers(session, held),
-            **_giving(request, session, principal, given),
+            **_giving(request, session, principal, held, given),
         },
     )
 
@@ -218,19 +218,23 @@ SUGGESTED = 2_000
 
 
 def _giving(
-    request: Request, session: ReadSessionDep, principal: Principal, given: str
+    request: Request,
+    session: ReadSessionDep,
+    principal: Principal,
+    held: list[int] | None,
+    given: str,
 ) -> dict[str, Any]:
-    """The workload page's form to give a grid to a worker, for who may plan the area: the
-    grids and workers to choose from (typed, with suggestions), and what was just done."""
-    held = principal.scope.sql_ids("held_community")
+    """The workload page's form to give a grid to a worker, for who may plan the area (the
+    communities ``held``): the grids and workers to choose from (typed, with suggestions),
+    and what was just done."""
     if not may(principal.role, Action.plan_grids) or held == []:
         return {"may_give": False}
-    done = heard(request, given).split("|") if given else []
+    grid, sep, name = heard(request, given).partition("|") if given else ("", "", "")
     return {
         "may_give": True,
         "give_grids": area_grid_codes(session, held, limit=SUGGESTED),
         "give_workers": area_workers(session, held, limit=SUGGESTED),
-        "given": done if len(done) == 2 else None,
+        "given": (grid, name) if sep else None,
     }
 
 
@@ -247,19 +251,19 @@ def give_grid(
     if not worker.strip():
         raise InvalidInput("required", field="worker")  # said in the page's language
     ref = find_grid(session, grid.strip(), principal.scope)
-    code = worker_code_for(session, worker.strip())
-    if code is None:
+    taker = worker_typed(session, worker.strip())
+    if taker is None:
         raise InvalidInput.said("no_worker", field="worker", code=worker.strip())
     change_grid(
         session,
         ref,
         scope=principal.scope,
         geometry=None,
-        worker_code=code,
+        worker_code=taker[0],
         settings=app_state(request).settings,
         actor=principal.name,
     )
-    said = signed(request, f"{ref.code}|{worker_name(session, code)}")
+    said = signed(request, f"{ref.code}|{taker[1]}")
     return RedirectResponse(f"/maps/workload?{urlencode({'given': said})}#give", status_code=303)
 
 

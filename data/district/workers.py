@@ -80,28 +80,16 @@ def area_workers(
     return [(str(code), str(name)) for code, name in rows]
 
 
-def worker_name(db: Db, code: str) -> str:
-    """A worker's name as pages say it (the code when there is none)."""
-    name = db.execute(
-        text("SELECT coalesce(display_name, code) FROM worker WHERE code = :c"), {"c": code}
-    ).scalar()
-    return str(name or code)
-
-
-def worker_code_for(db: Db, typed: str) -> str | None:
-    """The worker someone typed: a code, or a name that only one worker has (as pages offer
-    both); None when it is neither."""
-    found = (
-        db.execute(
-            text(
-                "SELECT code FROM worker WHERE code = :t UNION ALL "
-                "(SELECT code FROM worker WHERE display_name = :t LIMIT 2)"
-            ),
-            {"t": typed},
-        )
-        .scalars()
-        .all()
-    )
-    if found and (found[0] == typed or len(found) == 1):
-        return str(found[0])
-    return None
+def worker_typed(db: Db, typed: str) -> tuple[str, str] | None:
+    """(code, name) of the worker someone typed: a code, or a name that only one worker has
+    (as pages offer both); None when it is neither."""
+    rows = db.execute(
+        text(
+            "SELECT code, coalesce(display_name, code) FROM worker "
+            "WHERE code = :t OR display_name = :t"
+        ),
+        {"t": typed},
+    ).all()
+    exact = [r for r in rows if r[0] == typed]
+    one = exact or (rows if len(rows) == 1 else [])
+    return (str(one[0][0]), str(one[0][1])) if one else None

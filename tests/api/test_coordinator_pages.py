@@ -5,6 +5,7 @@ viewer's legend, and a scoped user's viewer."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -225,6 +226,16 @@ def _worker_of(strips: Gridded, grid: str) -> str:
         )
 
 
+def _give(client: TestClient, grid: str, worker: str, headers: dict[str, str]) -> Any:
+    """The workload page's form sent: give ``grid`` to ``worker``."""
+    return client.post(
+        "/maps/workload/worker",
+        data={"grid": grid, "worker": worker},
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
 def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
     strips_client: TestClient, strips: Gridded
 ) -> None:
@@ -239,12 +250,7 @@ def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
     assert codes and all(c.startswith("131208-") for c in codes)  # their community only
     before, taker = _worker_of(strips, "131208-G01"), _worker_of(strips, "131208-G02")
     try:
-        r = strips_client.post(
-            "/maps/workload/worker",
-            data={"grid": "131208-G01", "worker": taker},
-            headers=planner,
-            follow_redirects=False,
-        )
+        r = _give(strips_client, "131208-G01", taker, planner)
         assert r.status_code == 303, r.text
         assert _worker_of(strips, "131208-G01") == taker
         told = strips_client.get(r.headers["location"], headers=planner).text
@@ -254,29 +260,14 @@ def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
             name = conn.execute(
                 text("SELECT display_name FROM worker WHERE code = :w"), {"w": before}
             ).scalar_one()
-        back = strips_client.post(
-            "/maps/workload/worker",
-            data={"grid": "131208-G01", "worker": name},
-            headers=planner,
-            follow_redirects=False,
-        )
+        back = _give(strips_client, "131208-G01", name, planner)
         assert back.status_code == 303, back.text
         assert _worker_of(strips, "131208-G01") == before
         forged = strips_client.get("/maps/workload?given=131208-G01|Mallory", headers=planner)
         assert "is now with" not in forged.text
-        elsewhere = strips_client.post(
-            "/maps/workload/worker",
-            data={"grid": "131213-G01", "worker": taker},
-            headers=planner,
-            follow_redirects=False,
-        )
+        elsewhere = _give(strips_client, "131213-G01", taker, planner)
         assert elsewhere.status_code == 404 and "131213-G01" in elsewhere.text
-        nobody = strips_client.post(
-            "/maps/workload/worker",
-            data={"grid": "131208-G01", "worker": "W-NOBODY"},
-            headers=planner,
-            follow_redirects=False,
-        )
+        nobody = _give(strips_client, "131208-G01", "W-NOBODY", planner)
         assert nobody.status_code == 422 and "worker: no worker with code 'W-NOBODY'" in (
             nobody.text.replace("&#39;", "'")
         )
@@ -292,10 +283,5 @@ def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
     # A coordinator sees the loads but gives no grid away.
     coordinator = {**login(strips_client, "g-coordinator"), **EN}
     assert 'id="give"' not in strips_client.get("/maps/workload", headers=coordinator).text
-    refused = strips_client.post(
-        "/maps/workload/worker",
-        data={"grid": "131208-G01", "worker": taker},
-        headers=coordinator,
-        follow_redirects=False,
-    )
+    refused = _give(strips_client, "131208-G01", taker, coordinator)
     assert refused.status_code == 403
