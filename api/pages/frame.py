@@ -49,10 +49,17 @@ class NavItem:
     also: tuple[str, ...] = ()
 
     def current(self, path: str) -> bool:
-        return path == self.href or path in self.also
+        """This entry's page, or one it stands for, or a form's address below one of those
+        (``/maps/workload/worker`` answers a refused form with the workload page)."""
+        return path == self.href or any(within(path, page) for page in self.also)
 
     def offered_to(self, role: Role) -> bool:
         return may(role, self.action) and (self.roles is None or role in self.roles)
+
+
+def within(path: str, page: str) -> bool:
+    """``path`` is ``page`` or an address below it."""
+    return path == page or path.startswith(page + "/")
 
 
 _DEPT = frozenset({Role.department})  # a 职能部门 works its queue, not "my cases"
@@ -208,7 +215,8 @@ def render(
         title=title,
         lang=html_lang(ctx.locale),
         nav=nav_for(principal),
-        map_nav=map_nav_for(principal) if ctx.path in MAP_PATHS else [],
+        map_nav=map_nav_for(principal) if any(within(ctx.path, p) for p in MAP_PATHS) else [],
+        within=within,
         role_name=ctx._(ROLE_NAMES[principal.role]) if principal else "",
         area=area_label(ctx),
         languages=[(code, SELF_NAMES[code]) for code in LOCALES],

@@ -12,9 +12,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from api.deps import Planner, ReadSessionDep, SessionDep, Viewer, network_cache
 from api.pages.facility_kinds import KIND_NAMES, kind_label
+from api.pages.forms import NOT_SENT, SentBack, refused
 from api.pages.frame import N_, context, render
 from api.pages.map_page import framed_map
 from api.pages.told import heard, signed
@@ -36,7 +38,7 @@ from data.planning.grids import change_grid
 from data.policy import Action, may
 from data.settings import Settings
 from geo.coverage.walk import DEFAULT_SPEED_KMH, MAX_MINUTES
-from geo.errors import InvalidInput
+from geo.errors import GridworkError, InvalidInput
 from maps.grids import (
     LOAD_IN_BAND,
     LOAD_OVER,
@@ -162,6 +164,14 @@ def workload(
     """Each grid coloured by its worker's load against the band; every worker's grids listed.
     A planner of the area also gives a grid to another worker here (``given``: what the last
     such change did, signed)."""
+    return _workload_page(request, session, principal, given, NOT_SENT)
+
+
+def _workload_page(
+    request: Request, session: Session, principal: Principal, given: str, sent: SentBack
+) -> HTMLResponse:
+    """The workload page; ``sent``: the give-a-grid form as refused (its reasons beside its
+    fields, answered with its status)."""
     settings: Settings = app_state(request).settings
     ctx = context(request, principal)
     held = principal.scope.sql_ids("held_community")
@@ -198,7 +208,7 @@ def workload(
         )
     else:
         unstaffed = []
-    return _page(
+    page = _page(
         request,
         session,
         principal,
@@ -209,17 +219,23 @@ def workload(
             "unstaffed": unstaffed,
             "idle": idle_workers(session, held),
             **_giving(request, session, principal, held, given),
+            **sent.values(),
         },
     )
+    page.status_code = sent.status_code
+    return page
 
 
 #: Grids and workers offered as suggestions in the give-a-grid form (any may be typed).
 SUGGESTED = 2_000
+#: The give-a-grid form's fields, and the use cases' names for them.
+GIVE_FIELDS = ("grid", "worker")
+GIVE_ALIASES = {"code": "grid", "worker_code": "worker"}
 
 
 def _giving(
     request: Request,
-    session: ReadSessionDep,
+    session: Session,
     principal: Principal,
     held: list[int] | None,
     given: str,
@@ -245,24 +261,31 @@ def give_grid(
     principal: Planner,
     grid: Annotated[str, Form(max_length=64)],
     worker: Annotated[str, Form(max_length=64)],
-) -> RedirectResponse:
+) -> Response:
     """Give a grid to another worker (a planning act: the caller must hold its community); its
-    open cases go with it (``data.planning.grids.change_grid``)."""
-    if not worker.strip():
-        raise InvalidInput("required", field="worker")  # said in the page's language
-    ref = find_grid(session, grid.strip(), principal.scope)
-    taker = worker_typed(session, worker.strip())
-    if taker is None:
-        raise InvalidInput.said("no_worker", field="worker", code=worker.strip())
-    change_grid(
-        session,
-        ref,
-        scope=principal.scope,
-        geometry=None,
-        worker_code=taker[0],
-        settings=app_state(request).settings,
-        actor=principal.name,
-    )
+    open cases go with it (``data.planning.grids.change_grid``). A refusal comes back on the
+    workload page, beside the field it is about."""
+    try:
+        if not worker.strip():
+            raise InvalidInput("required", field="worker")  # said in the page's language
+        ref = find_grid(session, grid.strip(), principal.scope)
+        taker = worker_typed(session, worker.strip())
+        if taker is None:
+            raise InvalidInput.said("no_worker", field="worker", code=worker.strip())
+        change_grid(
+            session,
+            ref,
+            scope=principal.scope,
+            geometry=None,
+            worker_code=taker[0],
+            settings=app_state(request).settings,
+            actor=principal.name,
+        )
+    except GridworkError as exc:
+        session.rollback()
+        form = {"grid": grid, "worker": worker}
+        sent = refused(context(request, principal), exc, form, GIVE_FIELDS, aliases=GIVE_ALIASES)
+        return _workload_page(request, session, principal, "", sent)
     said = signed(request, f"{ref.code}|{taker[1]}")
     return RedirectResponse(f"/maps/workload?{urlencode({'given': said})}#give", status_code=303)
 

@@ -4,6 +4,7 @@ viewer's legend, and a scoped user's viewer."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -265,12 +266,22 @@ def test_a_planner_gives_a_grid_to_another_worker_from_the_workload_page(
         assert _worker_of(strips, "131208-G01") == before
         forged = strips_client.get("/maps/workload?given=131208-G01|Mallory", headers=planner)
         assert "is now with" not in forged.text
+        # Refusals come back on the page, beside their field, with what was typed.
         elsewhere = _give(strips_client, "131213-G01", taker, planner)
-        assert elsewhere.status_code == 404 and "131213-G01" in elsewhere.text
+        assert elsewhere.status_code == 422  # a typed code not in the area: the form is wrong
+        assert re.search(r'id="grid-error" role="alert">[^<]*131213-G01', elsewhere.text)
+        assert 'value="131213-G01"' in elsewhere.text
         nobody = _give(strips_client, "131208-G01", "W-NOBODY", planner)
-        assert nobody.status_code == 422 and "worker: no worker with code 'W-NOBODY'" in (
-            nobody.text.replace("&#39;", "'")
-        )
+        assert nobody.status_code == 422
+        # still the workload page in the frame: Maps and Workload marked, the field focused
+        assert 'href="/maps/hierarchy" aria-current="page">Maps' in nobody.text
+        assert 'href="/maps/workload" aria-current="page">Workload' in nobody.text
+        assert 'aria-describedby="worker-error" autofocus' in nobody.text
+        said = html.unescape(nobody.text)
+        assert 'id="worker-error" role="alert">no worker with code \'W-NOBODY\'' in said
+        blank = _give(strips_client, "131208-G01", " ", {**planner, **ZH})
+        assert blank.status_code == 422 and 'id="worker-error" role="alert">必填' in blank.text
+        assert _worker_of(strips, "131208-G01") == before  # nothing was changed by them
     finally:
         with strips.engine.begin() as conn:
             conn.execute(
