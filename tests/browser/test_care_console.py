@@ -26,6 +26,7 @@ from data.care.queries import set_alert_status
 from data.db import transaction
 from data.models.care import AlertStatus
 from geo.care.datum import from_wgs84
+from tests.browser.poll import wait_until
 from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
 from tests.care.conftest import (  # noqa: F401 - fixtures used by name
     HOME_CODE,
@@ -97,14 +98,6 @@ class Person:
         assert self.errors == [], f"JavaScript errors: {self.errors}"
 
 
-def _wait(page: Page, script: str, what: str, within_s: float = 10.0) -> None:
-    """Poll from Python (the pages' CSP forbids the eval behind wait_for_function)."""
-    deadline = time.monotonic() + within_s
-    while not page.evaluate(script):
-        assert time.monotonic() < deadline, what
-        page.wait_for_timeout(100)
-
-
 def _report(server_url: str, device: str, lon: float, lat: float, when: datetime) -> None:
     """One report as Traccar Client sends it: GET on the server URL, in the watch's datum."""
     params = {
@@ -153,7 +146,7 @@ def test_care_console_finds_a_lost_elder(
     with care.connect() as conn:
         elder_id = conn.execute(text("SELECT id FROM elder")).scalar_one()
     page.goto(f"{care_live}/app/elders/{elder_id}/locate?why=welfare")
-    _wait(page, "window.gwReady === true", "the locate map without a fix never finished")
+    wait_until(page, "window.gwReady === true", "the locate map without a fix never finished")
     assert page.locator("p.gw-nofix").count() == 1
     assert page.locator("path.gw-home").count() == 1 and page.locator("path.gw-fix").count() == 0
     assert page.locator(".leaflet-overlay-pane path").count() == 2  # the zone and the home
@@ -164,7 +157,7 @@ def test_care_console_finds_a_lost_elder(
 
     # The inbox is open and live before the elder walks off.
     page.goto(f"{care_live}/app/alerts")
-    _wait(page, "window.gwLive === true", "the inbox never connected its live stream")
+    wait_until(page, "window.gwLive === true", "the inbox never connected its live stream")
     page.click("#gw-loud")  # the user's gesture that lets the page beep
     page.evaluate("window.gwSameVisit = 1")
 
@@ -202,7 +195,7 @@ def test_care_console_finds_a_lost_elder(
     page.wait_for_selector("#gw-map")
     assert staff.errors == [], staff.errors
     page.wait_for_selector("path.gw-route", state="attached", timeout=10_000)
-    _wait(page, "window.gwReady === true", "the locate map never finished")
+    wait_until(page, "window.gwReady === true", "the locate map never finished")
     route_d = page.get_attribute("path.gw-route", "d") or ""
     assert route_d.count("L") >= 2, route_d  # a line along roads, not a dot
     assert page.locator("path.gw-accuracy").count() == 1
@@ -253,7 +246,7 @@ def test_care_console_finds_a_lost_elder(
 
     # She goes out again and comes back by herself: the exit alert's card says so, live,
     # and offers no buttons (the server closed it); the return is the one item left.
-    _wait(page, "window.gwLive === true", "the inbox never reconnected after closing")
+    wait_until(page, "window.gwLive === true", "the inbox never reconnected after closing")
     _report(server_url, "watch-console-1", *home, datetime.now(UTC) - timedelta(seconds=50))
     first_back = page.wait_for_selector("#gw-inbox li.gw-returned", timeout=10_000)
     assert first_back is not None
@@ -292,7 +285,7 @@ def test_care_console_finds_a_lost_elder(
 
     # A colleague closes the one alert left open: the worker's card moves into the fold at
     # once, without a reload, so nobody goes to a call already handled.
-    _wait(worker.page, "window.gwLive === true", "the worker's inbox never went live")
+    wait_until(worker.page, "window.gwLive === true", "the worker's inbox never went live")
     worker.page.evaluate("window.gwSameVisit = 1")
     left = worker.page.get_attribute("#gw-inbox li.gw-status-open", "id") or ""
     with transaction(care) as session:

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from data.models import Role, ScopeLevel
+from tests.browser.poll import wait_until
 from tests.factory import Account, add_accounts
 from tests.gridded import PASSWORD, Gridded, Live, live_server
 
@@ -215,10 +216,11 @@ def test_coordinator_changes_the_coverage_controls_and_the_language(
         )
         # Every kind at a glance, filled in from /coverage one kind after another.
         share = page.locator("#coverage-glance tr[data-kind=pharmacy] [data-f=share]")
-        page.wait_for_function(
-            "() => !document.querySelector('#coverage-glance tbody tr:last-child "
+        wait_until(
+            page,
+            "!document.querySelector('#coverage-glance tbody tr:last-child "
             "[data-f=none]').textContent.includes('…')",
-            timeout=30_000,
+            "the coverage glance's last row",
         )
         assert re.fullmatch(r"\d+ % \(\d+ / \d+\)", share.inner_text()), share.inner_text()
         least = page.locator("#coverage-glance tr[data-kind=pharmacy] [data-f=least]")

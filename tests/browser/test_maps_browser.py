@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from maps.grids import band_colour
 from maps.style import OTHER_COLOUR, categorical_colours
+from tests.browser.poll import wait_until
 from tests.gridded import PASSWORD, Gridded, Live
 
 pytestmark = pytest.mark.browser
@@ -177,20 +178,10 @@ def test_grids_are_filled_in_their_band_colour(session: Session, strips: Gridded
     assert len(expected) >= 2  # not one colour for every grid
 
 
-def _wait_ready(page: Page) -> None:
-    """Until the viewer's map is idle (``window.gwReady``). Polled from Python:
-    wait_for_function evaluates strings with eval, which the page's Content-Security-Policy
-    (rightly) forbids."""
-    deadline = time.monotonic() + 30
-    while not page.evaluate("window.gwReady === true"):
-        assert time.monotonic() < deadline, page.evaluate("window.gwErrors || []")
-        page.wait_for_timeout(200)
-
-
 def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     page = session.page
     page.goto(f"{session.live.url}/viewer", wait_until="load")
-    _wait_ready(page)
+    wait_until(page, "window.gwReady === true")
     assert page.evaluate("window.gwErrors || []") == []
     drawn = page.evaluate(
         "new Set(gwMap.queryRenderedFeatures({layers: ['grids-fill']})"
@@ -223,7 +214,7 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     # drawn in the device's fonts (the style has no glyph server to ask).
     page.evaluate(f"window.gwReady = false; gwMap.jumpTo({{center: [{lon}, {lat}], zoom: 17}});"
                   " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
-    _wait_ready(page)
+    wait_until(page, "window.gwReady === true")
     assert page.evaluate("window.gwErrors || []") == []
     for layer in ("buildings", "road-names", "grid-codes"):
         placed = page.evaluate(f"gwMap.queryRenderedFeatures({{layers: ['{layer}']}}).length")
@@ -239,7 +230,7 @@ def test_vector_tile_viewer(session: Session, strips: Gridded) -> None:
     # in; the grid's words close with the zoom; the streets' outlines are drawn.
     page.evaluate("window.gwReady = false; gwMap.jumpTo({zoom: 8});"
                   " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
-    _wait_ready(page)
+    wait_until(page, "window.gwReady === true")
     assert page.evaluate("gwMap.getStyle().sources.grids.minzoom") == 0
     assert page.locator("#gw-zoom-hint").is_hidden()
     assert page.locator(".gw-popup").count() == 0
@@ -266,12 +257,12 @@ def test_the_viewer_says_to_zoom_in_below_the_grids_zoom(session: Session) -> No
 
     page.route(re.compile(r".*/viewer$"), dense)
     page.goto(f"{session.live.url}/viewer", wait_until="load")
-    _wait_ready(page)
+    wait_until(page, "window.gwReady === true")
     assert page.evaluate("gwMap.getStyle().sources.grids.minzoom") == 13
     for zoom, hinted in ((11, True), (15, False)):
         page.evaluate(f"window.gwReady = false; gwMap.jumpTo({{zoom: {zoom}}});"
                       " gwMap.once('idle', () => { window.gwReady = true; })")  # fmt: skip
-        _wait_ready(page)
+        wait_until(page, "window.gwReady === true")
         hint = page.locator("#gw-zoom-hint")
         assert hint.is_visible() is hinted, zoom
         drawn = page.evaluate("gwMap.queryRenderedFeatures({layers: ['grids-fill']}).length")

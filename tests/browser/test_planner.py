@@ -6,7 +6,6 @@ fails. Locks, re-splitting, comparing and publishing ahead: test_planner_publish
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ import shapely
 from playwright.sync_api import Page
 
 from tests.browser.planner_page import signed_in_planner
+from tests.browser.poll import wait_until
 from tests.browser.test_maps_browser import ARTIFACTS
 from tests.gridded import Live
 
@@ -37,13 +37,6 @@ def _counts(page: Page) -> dict[str, int]:
     return {g: int(n.split()[0].replace(",", "")) for g, n in rows}
 
 
-def _wait(page: Page, check: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(check):
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        page.wait_for_timeout(150)
-
-
 def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     page: tuple[Page, list[str]], live: Live
 ) -> None:
@@ -54,7 +47,7 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     pg.locator("form.stack button[type=submit]").first.click()
     pg.wait_for_url(f"{live.url}/app/plans/*")
     try:
-        _wait(pg, "document.querySelectorAll('#grids tbody tr').length >= 2")
+        wait_until(pg, "document.querySelectorAll('#grids tbody tr').length >= 2")
     except AssertionError:
         pid = pg.get_attribute("#workspace", "data-plan")
         statuses = pg.evaluate(
@@ -100,7 +93,7 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
             " return [p.x + b.left, p.y + b.top]; })()"
         )
         pg.mouse.click(x, y)
-        _wait(pg, "/ok|problem/.test(document.getElementById('message').className)")
+        wait_until(pg, "/ok|problem/.test(document.getElementById('message').className)")
         return pg.get_attribute("#message", "class") or ""
 
     # Every grid is full (180 of 150-180): a unit with households refused, with its reason.
@@ -127,7 +120,7 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
             break
     assert moved, "no empty border unit could move"
     steps = "document.querySelectorAll('#history li:not(.muted)').length"
-    _wait(pg, f"{steps} >= 1")
+    wait_until(pg, f"{steps} >= 1")
     # The change is said in the page's language at local time (the deployment's zone),
     # not as the English line and UTC stamp kept with the step.
     said = pg.inner_text("#history li:first-child")
@@ -139,11 +132,11 @@ def test_a_planner_splits_moves_a_unit_undoes_and_redoes(
     shown = datetime(year, month, day, hour, tzinfo=local.tzinfo)
     assert timedelta(0) <= local - shown < timedelta(hours=1, minutes=1), (said, local)
     pg.click("#undo")
-    _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 1")
+    wait_until(pg, "document.querySelectorAll('#history li.step-undone').length == 1")
     pg.click("#redo")
-    _wait(pg, "document.querySelectorAll('#history li.step-undone').length == 0")
+    wait_until(pg, "document.querySelectorAll('#history li.step-undone').length == 0")
     # The message says the step as the list does, in the page's language.
-    _wait(pg, "document.getElementById('message').textContent.includes('个单元划入')")
+    wait_until(pg, "document.getElementById('message').textContent.includes('个单元划入')")
     assert "unit(s)" not in pg.inner_text("#message")
     assert _counts(pg) == before
     pg.screenshot(path=str(ARTIFACTS / "planner-editor.png"))

@@ -11,7 +11,6 @@ one), with a clock read from a file (tests/live_server.py) and a one-second peri
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from sqlalchemy import Engine, text
 
 from data.db import make_engine
 from tests.browser.planner_page import signed_in_planner
+from tests.browser.poll import wait_until
 from tests.browser.test_maps_browser import ARTIFACTS
 from tests.gridded import Live, live_server, strips_database
 
@@ -63,13 +63,6 @@ def page(server: Server) -> Iterator[tuple[Page, list[str]]]:
         yield signed_in
 
 
-def _wait(page: Page, check: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not page.evaluate(check):
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        page.wait_for_timeout(150)
-
-
 def _get(page: Page, path: str) -> Any:
     return page.evaluate(f"fetch({path!r}).then(r => r.json())")
 
@@ -82,7 +75,7 @@ def _split(page: Page, url: str, seed: int) -> int:
     form.locator("[name=seed]").fill(str(seed))
     form.locator("button[type=submit]").click()
     page.wait_for_url(re.compile(r".*/app/plans/\d+$"))
-    _wait(page, "document.querySelectorAll('#grids tbody tr').length >= 2")
+    wait_until(page, "document.querySelectorAll('#grids tbody tr').length >= 2")
     return int(page.get_attribute("#workspace", "data-plan") or 0)
 
 
@@ -144,7 +137,7 @@ def test_lock_resplit_compare_and_publish_ahead(
     shapes_before = _grid_shapes(pg, first)
     kept = sorted(units_before)[0]
     pg.locator(f"#grids tbody tr[data-grid='{kept}'] input.lock").check()
-    _wait(pg, "document.querySelectorAll('#history li.step-done').length >= 1")
+    wait_until(pg, "document.querySelectorAll('#history li.step-done').length >= 1")
     locked = {
         f["properties"]["code"]
         for f in _get(pg, f"/plans/{first}/grids")["features"]
@@ -154,7 +147,7 @@ def test_lock_resplit_compare_and_publish_ahead(
     pg.fill("#seed", "7")
     pg.evaluate("document.getElementById('message').className = 'message'")
     pg.click("#resplit")
-    _wait(pg, "/ok|problem/.test(document.getElementById('message').className)", 60)
+    wait_until(pg, "/ok|problem/.test(document.getElementById('message').className)", within_s=60)
     assert "ok" in (pg.get_attribute("#message", "class") or ""), pg.inner_text("#message")
     units_after = _grid_units(pg, first)
     shapes_after = _grid_shapes(pg, first)
@@ -178,7 +171,7 @@ def test_lock_resplit_compare_and_publish_ahead(
     )
     assert cells and all(a != "—" and b != "—" for a, b in cells[:3])
     for box in ("map-current", "map-a", "map-b"):
-        _wait(pg, f"document.querySelectorAll('#{box} path.leaflet-interactive').length >= 2")
+        wait_until(pg, f"document.querySelectorAll('#{box} path.leaflet-interactive').length >= 2")
     pg.screenshot(path=str(ARTIFACTS / "planner-compare.png"), full_page=True)
 
     # Before publishing: what every user sees today.
@@ -210,11 +203,12 @@ def test_lock_resplit_compare_and_publish_ahead(
 
     # The clock passes the date: the periodic task switches by itself.
     server.set_day(effective + timedelta(days=1))
-    _wait(pg, f"fetch('/plans/{first}').then(r => r.json()).then(p => !!p.switched_at)", 30)
+    wait_until(pg, f"fetch('/plans/{first}').then(r => r.json()).then(p => !!p.switched_at)")
     new_codes = {g["published_code"] for g in _get(pg, f"/plans/{first}")["grids"]}
     assert not new_codes & old_codes, "an old code was reused for a new shape"
-    _wait(pg, f"fetch('/locate?lon={point['lon']}&lat={point['lat']}')"
-          ".then(r => r.json()).then(j => j.grid !== " + repr(located) + ")", 15)  # fmt: skip
+    wait_until(pg, f"fetch('/locate?lon={point['lon']}&lat={point['lat']}')"
+               ".then(r => r.json()).then(j => j.grid !== " + repr(located) + ")",
+               within_s=15)  # fmt: skip
     assert _located(pg, point) in new_codes
     assert _map_codes(pg) == new_codes
     assert _households(server.engine) != households

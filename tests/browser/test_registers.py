@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 from data.db import transaction
 from data.district.workers import link_worker_account
 from data.models import Role, ScopeLevel
+from tests.browser.poll import wait_until
 from tests.browser.test_coordinator import ARTIFACTS, Person, _shot, browser  # noqa: F401
 from tests.factory import Account, add_accounts
 from tests.gridded import Gridded, Live, live_server
@@ -51,7 +52,7 @@ def _inside(engine: Engine, grid: str) -> tuple[float, float]:
 def _tap(page: Page, map_id: str, lon: float, lat: float) -> tuple[float, float]:
     """Tap the map where ``lon, lat`` is drawn (as a finger would); the place the form then
     holds, checked to lie under the finger (within 2 px: a tap lands on whole pixels)."""
-    page.wait_for_function("window.gwMap !== undefined")
+    wait_until(page, "window.gwMap !== undefined")
     page.locator(f"#{map_id}").scroll_into_view_if_needed()
     to_pixel = (
         "([lat, lon]) => { const p = window.gwMap.latLngToContainerPoint([lat, lon]);"

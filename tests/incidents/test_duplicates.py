@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 from data.crs import metric_epsg
 from data.db import transaction
 from data.incidents import queries as q
+from tests.browser.poll import wait_until
 from tests.factory import PASSWORD
 from tests.gridded import live_server
 from tests.incidents.conftest import PEOPLE, inside
@@ -288,7 +289,7 @@ def test_the_report_form_offers_the_case_nearby_in_a_browser(
         assert page.locator("ul.photo-list img").count() == 1
         thumb = page.locator("ul.photo-list img")
         thumb.scroll_into_view_if_needed()  # loaded lazily
-        page.wait_for_function("document.querySelector('ul.photo-list img').naturalWidth > 0")
+        wait_until(page, "document.querySelector('ul.photo-list img').naturalWidth > 0")
         assert thumb.evaluate("i => Math.max(i.naturalWidth, i.naturalHeight)") == 320
         page.screenshot(path=str(ARTIFACTS / "incidents-case-photo-390.png"), full_page=True)
         browser.close()
