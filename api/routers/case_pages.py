@@ -117,8 +117,12 @@ def _category_name(ctx: Any, row: dict[str, Any]) -> str:
 
 
 def _decorate(ctx: Any, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    zh = ctx.locale.startswith("zh")
     for r in rows:
         r["category_label"] = _category_name(ctx, r)
+        if r.get("department"):  # its name in the page's language, as the hand-off list says it
+            named = r["department_name"] if zh else r["department_name_en"]
+            r["department_label"] = named or r["department"]
         r["overdue"] = r["status"] in OPEN and r["due_at"] <= now
         r["due_soon"] = r["status"] in OPEN and now < r["due_at"] <= now + DUE_SOON
     return rows

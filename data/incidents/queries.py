@@ -294,7 +294,8 @@ SELECT EXISTS (SELECT 1 FROM k) AS known, (SELECT grid_id FROM p) AS placed_grid
     c.id, ok.category, ok.category_name, ok.category_name_en,
     c.status::text AS status, c.level::text AS level, c.top_level::text AS top_level,
     ok.grid, ok.community, ok.street, u.username AS assignee,
-    CAST(NULL AS varchar) AS department, c.description, c.source, c.opened_at, c.due_at,
+    CAST(NULL AS varchar) AS department, CAST(NULL AS varchar) AS department_name,
+    CAST(NULL AS varchar) AS department_name_en, c.description, c.source, c.opened_at, c.due_at,
     c.resolved_at, c.resolved_in_time, c.closed_at, c.escalations, i.lon, i.lat,
     c.reporter_name, c.reporter_contact, c.category_id, c.community_id, c.street_id,
     ok.grid_id, c.assignee_id, c.department_id,
@@ -340,7 +341,8 @@ CASE_COLUMNS = """
     c.id, k.code AS category, k.name AS category_name, k.name_en AS category_name_en,
     c.status::text AS status, c.level::text AS level, c.top_level::text AS top_level,
     g.code AS grid, m.code AS community, s.code AS street, u.username AS assignee,
-    d.code AS department, c.description, c.source, c.opened_at, c.due_at, c.resolved_at,
+    d.code AS department, d.name AS department_name, d.name_en AS department_name_en,
+    c.description, c.source, c.opened_at, c.due_at, c.resolved_at,
     c.resolved_in_time, c.closed_at, c.escalations,
     ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat
 """

@@ -98,3 +98,23 @@ def test_staff_asking_for_the_queue_get_their_own_cases(client: TestClient, auth
     assert (r.status_code, r.headers["location"]) == (303, "/app/incidents/mine")
     r = client.get(QUEUE, headers=auth["planner"] | HTML, follow_redirects=False)
     assert r.status_code == 403  # planners do not handle cases
+
+
+def test_the_area_sees_the_department_by_its_name_in_the_pages_language(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The hand-off list offers "供水"; the list and the case page said "WATER" afterwards."""
+    cid = _case(client, auth, cases_engine, "WATER")
+    for lang, name in (("zh-CN", "供水"), ("en", "Water supply")):
+        headers = auth["community"] | HTML | {"Accept-Language": lang}
+        listed = client.get("/app/incidents", headers=headers)
+        assert listed.status_code == 200, listed.text
+        row = re.search(rf'<tr class="[^"]*">\s*<td class="lead"><a href="/app/incidents/{cid}">'
+                        r'.*?</tr>', listed.text, re.S)  # fmt: skip
+        assert row, listed.text[-2000:]
+        assert f">{name}</td>" in row.group(0) and "WATER" not in row.group(0)
+        page = client.get(f"/app/incidents/{cid}", headers=headers).text
+        facts = re.search(r'<dl class="facts">.*?</dl>', page, re.S)
+        assert facts and f" {name}</dd>" in facts.group(0) and "WATER" not in facts.group(0)
+    # the API still answers the department's code, for the machines that route on it
+    assert client.get(f"/cases/{cid}", headers=auth["community"]).json()["department"] == "WATER"
