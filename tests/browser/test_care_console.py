@@ -28,6 +28,7 @@ from data.models.care import AlertStatus
 from geo.care.datum import from_wgs84
 from tests.browser.poll import wait_until
 from tests.browser.test_maps_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.browser.test_phone_frame import LINES
 from tests.care.conftest import (  # noqa: F401 - fixtures used by name
     HOME_CODE,
     PASSWORD,
@@ -304,8 +305,8 @@ def test_care_console_finds_a_lost_elder(
     # Their elders on the phone: a card each, the name on a line of its own and each figure
     # beside its heading (seven columns had squeezed names into a column a word wide).
     worker.page.goto(f"{care_live}/app/elders")
-    name = worker.page.locator("table.gw-elders td.gw-who").first
-    assert (name.bounding_box() or {"width": 0})["width"] > 300
+    name = worker.page.locator("table.gw-elders td.gw-who a").first
+    assert name.evaluate(LINES) == 1, "the name wraps"
     assert worker.page.locator("table.gw-elders thead").is_hidden()
     grid = worker.page.locator("table.gw-elders td[data-label]").last
     assert grid.get_attribute("data-label") == "住所网格"

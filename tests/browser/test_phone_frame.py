@@ -15,9 +15,10 @@ import pytest
 from playwright.sync_api import Browser, ViewportSize
 
 from data.models import Role, ScopeLevel
-from tests.browser.test_coordinator import LANGS, Person, browser  # noqa: F401
+from tests.browser.test_coordinator import LANGS, Person, _shot, browser  # noqa: F401
 from tests.factory import Account, add_accounts
 from tests.gridded import Gridded, Live, live_server
+from tests.incidents.conftest import inside
 
 pytestmark = pytest.mark.browser
 
@@ -54,6 +55,12 @@ STICKING_OUT = """() => {
     .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
               + ' ' + e.textContent.trim().slice(0, 40));
 }"""
+
+#: How many lines an element's text takes (its text's line boxes).
+LINES = (
+    "e => { const r = document.createRange(); r.selectNodeContents(e);"
+    " return r.getClientRects().length; }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +161,36 @@ _COVERED = """() => {
     .map(e => e.getBoundingClientRect());
   return boxes.reduce((s, r) => s + area(r), 0) / area(map);
 }"""
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_case_list_is_a_card_per_case_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    strips: Gridded,
+    lang: str,
+) -> None:
+    """Seven columns squeezed a category into a column two characters wide ("老人需 / 要探 /
+    访") and a status into one ("新 / 上 / 报"). On a phone each case is a card: "#id
+    category" on one line, then each figure beside its heading."""
+    lon, lat = inside(strips.engine, "131208-G02")
+    with _on_a_phone(browser, server, WORKER, lang) as worker:
+        page = worker.open("/app/incidents/new")
+        body = {"category": "elder_visit", "lon": lon, "lat": lat, "description": "a visit"}
+        made = page.request.post(f"{server.url}/cases", data=body)
+        assert made.status == 201, made.text()
+        case = made.json()["id"]
+        page = worker.open("/app/incidents")
+        card = page.locator(f"table.cases tr:has(a[href='/app/incidents/{case}'])")
+        assert page.locator("table.cases thead").is_hidden()
+        category = card.locator("td.lead a").last
+        assert category.evaluate(LINES) == 1, "the category wraps"
+        assert (
+            card.locator("td.lead a").first.evaluate("a => getComputedStyle(a, '::before').content")
+            == '"#"'
+        )
+        status = card.locator("td[data-label]").first
+        assert status.get_attribute("data-label") == ("状态" if lang == "zh_CN" else "Status")
+        assert status.evaluate(LINES) == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        _shot(page, f"cases-phone-{lang}")

@@ -94,7 +94,7 @@ def test_overdue_cases_are_red_in_the_list(
         )
     r = client.get("/app/incidents?due=overdue", headers=auth["community"] | HTML)
     assert r.status_code == 200
-    row = re.search(rf'<tr class="([^"]*)">\s*<td><a href="/app/incidents/{cid}">', r.text)
+    row = re.search(rf'<tr class="([^"]*)">\s*<td[^>]*><a href="/app/incidents/{cid}">', r.text)
     assert row and row.group(1) == "overdue"
     r = client.get("/app/incidents?status=closed", headers=auth["community"] | HTML)
     assert f'href="/app/incidents/{cid}"' not in r.text
@@ -186,7 +186,7 @@ def test_a_grid_workers_home_counts_what_waits_before_the_maps(
 def _listed(client: TestClient, headers: dict[str, str], query: str) -> int:
     """How many cases the coordinator's list shows for ``query``."""
     page = client.get(f"/app/incidents?{query}", headers=headers).text
-    return len(re.findall(r'<tr class="[^"]*">\s*<td><a href="/app/incidents/\d+">', page))
+    return len(re.findall(r'<tr class="[^"]*">\s*<td[^>]*><a href="/app/incidents/\d+">', page))
 
 
 def test_a_coordinators_home_counts_the_open_and_overdue_cases_of_the_area(
