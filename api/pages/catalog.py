@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
@@ -26,7 +26,8 @@ METHOD_MAP = [
     ("maps/**.py", "python"),
 ]
 OPTIONS = {"api/pages/templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true"}}
-KEYWORDS = {"_": None, "N_": None, "gettext": None}
+#: ``ngettext(singular, plural, n)``: English says "1 case" and "2 cases"; Chinese has one form.
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 
 
 def extract() -> Catalog:
@@ -35,7 +36,8 @@ def extract() -> Catalog:
     for filename, lineno, message, comments, _context in extract_from_dir(
         ROOT, METHOD_MAP, OPTIONS, keywords=KEYWORDS
     ):
-        if isinstance(message, str) and message:
+        # A string, or a plural's (singular, plural); an empty one is not a message.
+        if message and all(message if isinstance(message, tuple) else (message,)):
             catalog.add(message, locations=[(filename, lineno)], auto_comments=comments)
     return catalog
 
@@ -70,9 +72,20 @@ def update() -> dict[str, list[str]]:
     return missing
 
 
+def key(message: Message) -> str:
+    """How a translator names a message: its id, or a plural's singular."""
+    return str(message.id[0] if isinstance(message.id, tuple) else message.id)
+
+
+def is_translated(message: Message) -> bool:
+    """Translated, not fuzzy (gettext ignores fuzzy entries), and every plural form filled."""
+    forms = message.string if isinstance(message.string, tuple) else (message.string,)
+    return bool(message.id) and all(forms) and not message.fuzzy
+
+
 def untranslated(catalog: Catalog) -> list[str]:
     """Message ids with no translation (or a fuzzy one, which gettext does not use)."""
-    return [str(m.id) for m in catalog if m.id and (not m.string or m.fuzzy)]
+    return [key(m) for m in catalog if m.id and not is_translated(m)]
 
 
 def write(f: BinaryIO, catalog: Catalog) -> None:
@@ -85,8 +98,11 @@ def fill(locale: str, translated: dict[str, str]) -> list[str]:
     update()
     catalog = read(locale)
     for message in catalog:
-        if message.id and message.id in translated:
-            message.string = translated[str(message.id)]
+        if message.id and key(message) in translated:
+            zh = translated[key(message)]
+            # A plural takes one string per form of the language (Chinese: one).
+            plural = isinstance(message.id, tuple)
+            message.string = (zh,) * catalog.num_plurals if plural else zh
             message.flags.discard("fuzzy")
     with po_path(locale).open("wb") as f:
         write(f, catalog)

@@ -126,6 +126,13 @@ def gettext(locale: str, message: str, **values: Any) -> str:
     return text % values if values else text
 
 
+def ngettext(locale: str, singular: str, plural: str, n: int, **values: Any) -> str:
+    """The form of ``singular``/``plural`` for ``n`` in ``locale`` ("1 case", "2 cases";
+    one form in Chinese), with ``%(num)s`` (as Jinja's ``ngettext``) and the other values."""
+    text = translations(locale).ngettext(singular, plural, n)
+    return text % ({"num": n} | values)
+
+
 @dataclass(frozen=True)
 class PageContext:
     """What every page knows about its request: language, zone, the caller."""
@@ -137,6 +144,9 @@ class PageContext:
 
     def _(self, message: str, **values: Any) -> str:
         return gettext(self.locale, message, **values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        return ngettext(self.locale, singular, plural, n, **values)
 
     def localtime(self, value: datetime | None, *, format: str = "medium") -> str:
         """A time in the deployment's zone, in the page's language (naive times are UTC)."""

@@ -109,7 +109,7 @@ def _since(ctx: PageContext, value: datetime | None) -> str:
         return ctx._("%(n)s min ago", n=round(seconds / 60))
     if seconds < 36 * 3600:
         return ctx._("%(n)s h ago", n=round(seconds / 3600))
-    return ctx._("%(n)s days ago", n=round(seconds / 86400))
+    return ctx.ngettext("%(num)s day ago", "%(num)s days ago", round(seconds / 86400))
 
 
 def _parse_time(value: str | None) -> datetime | None:

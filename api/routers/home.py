@@ -149,10 +149,12 @@ def _keeping_cards(ctx: PageContext, principal: Principal, session: SessionDep) 
     if may(principal.role, Action.manage_accounts):
         active, waiting = account_counts(session)
         text = ""
-        if waiting == 1:
-            text = ctx._("1 of them has not chosen their own password yet.")
-        elif waiting:
-            text = ctx._("%(n)s of them have not chosen their own password yet.", n=waiting)
+        if waiting:
+            text = ctx.ngettext(
+                "%(num)s of them has not chosen their own password yet.",
+                "%(num)s of them have not chosen their own password yet.",
+                waiting,
+            )
         admin_links = [("/app/accounts", ctx._("Accounts")), ("/app/audit", ctx._("Audit log"))]
         if may(principal.role, Action.manage_categories):
             admin_links.append(("/app/categories", ctx._("Incident categories")))

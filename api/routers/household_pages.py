@@ -104,7 +104,9 @@ def _on_the_map(ctx: PageContext, h: dict[str, Any], *, edit: bool) -> dict[str,
     if h["lives_alone"]:
         words = ctx._("%(code)s · 1 person, lives alone", code=h["code"])
     else:
-        words = ctx._("%(code)s · %(n)s people", code=h["code"], n=h["size"])
+        words = ctx.ngettext(
+            "%(code)s · %(num)s person", "%(code)s · %(num)s people", h["size"], code=h["code"]
+        )
     return {
         "lon": h["lon"],
         "lat": h["lat"],

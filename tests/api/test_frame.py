@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.pages.catalog import extract, read
-from api.pages.frame import PageContext, area_label, map_nav_for, nav_for
+from api.pages.catalog import extract, is_translated, key, read
+from api.pages.frame import PageContext, area_label, map_nav_for, nav_for, ngettext
 from api.principals import Principal
 from data.access.queries import AreaScope
 from data.models import Role
@@ -23,8 +23,8 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 
 def test_every_page_string_has_a_chinese_translation() -> None:
     """A string added to a page without a zh_CN entry fails here (scripts/translate.py)."""
-    wanted = {str(m.id) for m in extract() if m.id}
-    translated = {str(m.id) for m in read("zh_CN") if m.id and m.string and not m.fuzzy}
+    wanted = {key(m) for m in extract() if m.id}
+    translated = {key(m) for m in read("zh_CN") if is_translated(m)}
     assert wanted - translated == set()
 
 
@@ -188,3 +188,15 @@ def test_the_headers_area_is_said_as_people_count_it(
         lang: area_label(PageContext(lang, "Asia/Shanghai", who, "/")) for lang in ("en", "zh_CN")
     }
     assert said == {"en": en, "zh_CN": zh}
+
+
+def test_a_count_is_said_in_the_form_its_number_takes() -> None:
+    """The case list said "1 cases", a household "1 people", an elder "1 days ago". Plurals
+    come from the catalog's plural entries (Chinese has one form, English two)."""
+    one, many = "%(num)s case", "%(num)s cases"
+    assert [ngettext("en", one, many, n) for n in (0, 1, 2)] == ["0 cases", "1 case", "2 cases"]
+    assert [ngettext("zh_CN", one, many, n) for n in (1, 7)] == ["共 1 件", "共 7 件"]
+    said = ngettext("en", "%(code)s · %(num)s person", "%(code)s · %(num)s people", 1, code="H1")
+    assert said == "H1 · 1 person"
+    plurals = [m for m in read("zh_CN") if isinstance(m.id, tuple)]
+    assert len(plurals) >= 8 and all(is_translated(m) for m in plurals)
