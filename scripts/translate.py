@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/translate.py [file.py ...]
 
-Each file defines ``ZH = {"English message id": "中文", ...}``. With no file, it only extracts
+Each file defines ``ZH = {"English message id": "中文", ...}``; a plural (``ngettext``) is
+keyed by its singular, and its one Chinese form carries ``%(num)s``. With no file, it only extracts
 and lists what still lacks a translation. Existing translations in the .po are kept.
 """
 
