@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -86,12 +87,18 @@ async def _gridwork_error(request: Request, exc: Exception) -> Response:
     return problem(status, type(exc).__name__, str(exc), **extra)
 
 
+def _reason(err: dict[str, Any]) -> str:
+    """A check's words; a validator's own sentence without pydantic's "Value error, "."""
+    raised = err.get("ctx", {}).get("error") if err.get("type") == "value_error" else None
+    return str(raised) if raised is not None else str(err.get("msg", "invalid"))
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
             "field": ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query")),
-            "reason": err.get("msg", "invalid"),
+            "reason": _reason(err),
         }
         for err in exc.errors()
     ]

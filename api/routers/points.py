@@ -637,8 +637,8 @@ def _limit_rejects(kind: PointKind, frame: Any) -> list[RowReject]:
 
 def _limit_text(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    if error["type"] == "string_pattern_mismatch":
-        return "may not contain '/' or control characters"
+    if error["type"] == "value_error":  # the domain's sentence (a key, geo.assignment.keys)
+        return str(error["ctx"]["error"])
     return str(error["msg"])
 
 

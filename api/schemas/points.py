@@ -6,15 +6,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from api.schemas import Answer, StrictModel, Timestamp
 from data.models import AgeBand, IncidentStatus
+from geo.assignment.keys import key_problem
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
-#: A row's own key: also no ``/``, which no path could carry back (GET/PATCH/DELETE).
-_KEY_PATTERN = r"^[^\x00-\x1f/]+$"
-Key = Annotated[str, Field(min_length=1, max_length=64, pattern=_KEY_PATTERN)]
+
+
+def _addressable(key: str) -> str:
+    problem = key_problem(key)
+    if problem:
+        raise ValueError(problem)
+    return key
+
+
+#: A row's own key, which a path must carry back (GET/PATCH/DELETE): the domain's rule
+#: (``geo.assignment.keys``), said in its words.
+Key = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="no '/' or control characters, and not 'new'",
+    ),
+    AfterValidator(_addressable),
+]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 Kind64 = Annotated[str, Field(min_length=1, max_length=64)]
 Summary = Annotated[str, Field(max_length=4000)]

@@ -22,6 +22,7 @@ from data.assignment.service import Db
 from data.models import Role
 from data.policy import ASSIGNED_ROW_SQL, WORKED_GRIDS_ROLES, WORKED_GRIDS_SQL
 from data.sql import Filters
+from geo.assignment.keys import key_problem
 from geo.errors import Conflict, InvalidInput, NotFound
 
 
@@ -255,6 +256,9 @@ def insert_point(
     """Insert one row with its assignment already decided (no second write). A key already
     stored in the caller's area is a conflict; one stored elsewhere answers like any key
     outside the area (404), not "already exists", which would confirm it."""
+    problem = key_problem(key)
+    if problem:
+        raise InvalidInput(problem, field=kind.key)
     values = _checked_values(kind, values)
     _check_building(db, kind, values)
     exists = db.execute(

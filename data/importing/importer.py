@@ -23,6 +23,7 @@ from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Session
 
 from data.models import Base
+from geo.assignment.keys import key_problem
 from geo.errors import ImportRejected, InvalidInput, RowReject
 
 
@@ -45,6 +46,9 @@ class LayerTarget:
     # Columns whose empty cell keeps what is stored (a new row gets the insert's default):
     # an incident re-imported without its report time keeps the time it was first filed.
     kept_when_empty: tuple[str, ...] = ()
+    # The key names the record in a URL path (the registers and the point API): it must be
+    # one a path can hold (``geo.assignment.keys``).
+    addressed: bool = False
 
     @property
     def conflict_target(self) -> str:
@@ -140,6 +144,7 @@ TARGETS: dict[str, LayerTarget] = {
             Column("name_local", "text"),
             Column("capacity", "bigint"),
         ),
+        addressed=True,
     ),
     "households": LayerTarget(
         "household",
@@ -154,6 +159,7 @@ TARGETS: dict[str, LayerTarget] = {
             Column("estimated", "boolean"),
         ),
         parents={"building_source_id": ("building", "source_id")},
+        addressed=True,
     ),
     "incidents": LayerTarget(
         "incident",
@@ -167,6 +173,7 @@ TARGETS: dict[str, LayerTarget] = {
             Column("reported_at", "timestamptz"),
         ),
         kept_when_empty=("reported_at",),
+        addressed=True,
     ),
 }
 
@@ -388,7 +395,7 @@ def upsert(
     if target.key not in frame.columns:
         raise InvalidInput(f"the data has no '{target.key}' column", field="id_field")
     report = ImportReport(kind=kind, source=source, rejects=list(prior_rejects or []))
-    too_big = _column_limits(target, frame)
+    too_big = _column_limits(target, frame) + _unaddressable(target, frame)
     if too_big:  # the database would refuse the whole COPY with one line and no row number
         report.rejects += too_big
         too_big_rows = {r.row for r in too_big}
@@ -519,6 +526,21 @@ def _merge(
 
 
 _INT4_MAX = 2**31 - 1
+
+
+def _unaddressable(target: LayerTarget, frame: gpd.GeoDataFrame) -> list[RowReject]:
+    """A key no page or API path can open (``12/3``, ``new``) is a reject naming its row: once
+    stored, the record would be listed and never opened, moved or removed."""
+    if not target.addressed:
+        return []
+    rows = frame["_row"].to_numpy() if "_row" in frame.columns else range(1, len(frame) + 1)
+    rejects = []
+    for row, raw in zip(rows, frame[target.key], strict=True):
+        key = _value(raw)
+        problem = key_problem(key) if isinstance(key, str) else None
+        if problem:
+            rejects.append(RowReject(int(row), f"{target.key}: {problem}", key))
+    return rejects
 
 
 def _column_limits(target: LayerTarget, frame: gpd.GeoDataFrame) -> list[RowReject]:

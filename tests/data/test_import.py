@@ -188,3 +188,30 @@ def test_a_key_staged_three_times_keeps_its_first_row_and_rejects_the_others(
     with clean_engine.connect() as conn:
         stored = conn.execute(text("SELECT source_id, ST_X(geom) FROM facility ORDER BY 1")).all()
     assert [(k, round(x, 2)) for k, x in stored] == [("a", -8.61), ("b", -8.62), ("c", -8.64)]
+
+
+def test_a_key_no_page_or_api_path_can_open_is_a_reject(
+    clean_engine: Engine, tmp_path: Path
+) -> None:
+    """A facility keyed ``12/3`` or ``new`` was stored and listed, and its page (and the
+    API's ``/facilities/{source_id}``) could never open it: the path splits at the slash, and
+    ``new`` is the register's page for adding one. Each is a reject naming its row and why;
+    ``NEW`` and a key with a dash are fine."""
+    path = _write_geojson(
+        tmp_path / "f.geojson",
+        [
+            _point("12/3", -8.61, 41.14),
+            _point("new", -8.61, 41.141),
+            _point("NEW", -8.62, 41.15),
+            _point("door\t1", -8.62, 41.151),
+            _point("12-3", -8.62, 41.152),
+        ],
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_file(clean_engine, "facilities", path)
+    said = [(r.row, r.source_id, r.reason) for r in caught.value.rejects]
+    assert [(row, key) for row, key, _ in said] == [(1, "12/3"), (2, "new"), (4, "door\t1")]
+    assert "'/'" in said[0][2] and "'new'" in said[1][2] and "control" in said[2][2]
+    assert _count(clean_engine, "facility") == 0
+    report = import_file(clean_engine, "facilities", path, allow_rejects=True)
+    assert report.inserted == 2 and len(report.rejects) == 3

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from data.assignment.service import assignment_mismatches
+from geo.assignment.keys import key_problem
 
 
 def _grid_point(engine: Engine, grid: str) -> tuple[float, float]:
@@ -445,3 +446,21 @@ def test_nobody_without_an_area_sees_nothing(
     assert anon.get("/grids/131208-G01/summary", headers=nobody).status_code == 404
     assert anon.get("/incidents", headers=nobody).json()["total"] == 0
     assert anon.get("/grids/out-of-band", headers=nobody).json()["grids"] == []
+
+
+@pytest.mark.parametrize(
+    ("code", "why"), [("12/3", "cannot contain '/'"), ("new", "'new' is the register's page")]
+)
+def test_a_code_no_path_could_open_is_refused(
+    admin: TestClient, gridded_engine: Engine, code: str, why: str
+) -> None:
+    """``/households/12/3`` reaches no route; ``/app/households/new`` is the form for a new
+    one: a household stored with either code could never be read, moved or removed."""
+    lon, lat = _grid_point(gridded_engine, "131208-G01")
+    r = admin.post("/households", json={"code": code, "size": 2, "lon": lon, "lat": lat})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "code", "reason": key_problem(code)}]
+    assert why in r.json()["detail"]
+    with gridded_engine.connect() as conn:
+        kept = conn.execute(text("SELECT count(*) FROM household WHERE code = :c"), {"c": code})
+        assert kept.scalar_one() == 0

@@ -188,6 +188,16 @@ def test_a_worker_changes_moves_registers_and_removes_a_household(
         headers=worker,
     )
     assert taken.status_code == 409 and code in field_error(taken, "code")
+    # "new" would be stored and listed, and its link would open the form for a new one
+    reserved = client.post(
+        "/app/households/new",
+        data={"grid": WORKED_GRID, "code": "new", "size": "3",
+              "lon": str(lon_in), "lat": str(lat_in)},
+        headers=worker,
+    )  # fmt: skip
+    assert reserved.status_code == 422
+    assert field_error(reserved, "code").startswith("'new' is the register's page for adding")
+    assert stored(households_engine, "new") is None
     nowhere = client.post(
         "/app/households/new",
         data={"grid": WORKED_GRID, "code": "NEW-DOOR-1", "size": "3"},
