@@ -275,9 +275,7 @@ def _notices(
 
 
 def _levels(session: SessionDep, principal: Principal) -> set[str]:
-    """The levels whose notices the caller reads (the district's too, for the whole area)."""
-    levels = q.scope_levels(session, principal.user_id)
-    return levels | ({"district"} if principal.scope.unrestricted else set())
+    return q.notice_levels(session, principal.user_id, whole_district=principal.scope.unrestricted)
 
 
 @router.get("/queue", response_class=HTMLResponse)

@@ -29,7 +29,7 @@ from data.incidents import queries as q
 from data.incidents import service
 from data.policy import Action, may
 from geo.errors import InvalidInput
-from geo.incidents.rules import LEVELS, MOVES, STATUSES
+from geo.incidents.rules import MOVES, STATUSES
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -232,10 +232,7 @@ def my_notices(session: SessionDep, principal: Viewing) -> dict[str, Any]:
 
 
 def _levels(session: SessionDep, principal: Principal) -> set[str]:
-    levels = q.scope_levels(session, principal.user_id)
-    if principal.scope.unrestricted:
-        levels |= set(LEVELS)
-    return levels
+    return q.notice_levels(session, principal.user_id, whole_district=principal.scope.unrestricted)
 
 
 @router.post(

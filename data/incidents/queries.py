@@ -216,6 +216,14 @@ def scope_levels(db: Db, user_id: int | None) -> set[str]:
     return set(rows)
 
 
+def notice_levels(db: Db, user_id: int | None, *, whole_district: bool) -> set[str]:
+    """The levels whose notices an account reads: its scopes' levels, and the district's for
+    an account of the whole district. Not every level's: a notice says a case came to the
+    reader's level ("small matters stay in the grid"), and the district's staff would
+    otherwise be told of every grid's new case. The page and the API read the same."""
+    return scope_levels(db, user_id) | ({"district"} if whole_district else set())
+
+
 # --- placing a report ------------------------------------------------------------------------
 
 

@@ -382,3 +382,23 @@ def test_the_figures_of_many_areas_in_one_statement_count_each_areas_cases(
     assert [r["code"] for r in rows] == codes
     assert {r["code"]: r["opened"] for r in rows[:-1]} == counted
     assert (rows[-1]["opened"], rows[-1]["resolved"], rows[-1]["median_hours"]) == (0, 0, None)
+
+
+def test_a_district_account_is_told_of_cases_that_reach_the_district_only(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The API told a district-wide account of every level's notices (each grid's new case),
+    while its page told it of the district's; both now say what came to the district."""
+    cid = _report(client, auth, "worker", "131208-G01", cases_engine).json()["id"]
+    assert cid in _notices(client, auth, "worker")
+    # grid → community → street → district; each level's staff are told, the district not
+    for who, up in (("worker", "community"), ("community", "street"), ("street", None)):
+        r = client.post(f"/cases/{cid}/escalate", json={"reason": "too big"}, headers=auth[who])
+        assert r.status_code == 200, (who, r.text)
+        if up:
+            assert cid in _notices(client, auth, up)
+            assert cid not in _notices(client, auth, "admin"), f"told of the {up}'s case"
+    assert client.get(f"/cases/{cid}", headers=auth["admin"]).json()["level"] == "district"
+    assert cid in _notices(client, auth, "admin")
+    page = client.get("/app/incidents/mine", headers=auth["admin"] | {"Accept": "text/html"})
+    assert f'href="/app/incidents/{cid}"' in page.text

@@ -359,6 +359,8 @@ def world(server_url: str) -> Iterator[World]:
         for area in AREAS:
             for level in ("grid", "community"):
                 w.shared[("notice", area)] = w.notice(w.shared[("case", area)], level=level)
+            # and to the district's: an account of the whole district reads only those
+            w.notice(w.shared[("case", area)], level="district")
         headers["device"] = {"X-API-Key": w.shared[("elder", "in")]["api_key"]}
         yield w
     engine.dispose()
