@@ -286,8 +286,10 @@ def return_from_department(
 #: held by a grid worker who no longer has the grid, or by nobody while the grid has a worker
 #: now. A case a community or street handler took (an account that is no grid worker's) stays.
 _STRAYED_SQL = """
-SELECT c.id, c.status::text AS status, w.user_id AS to_user, g.code AS grid
+SELECT c.id, c.status::text AS status, w.user_id AS to_user, g.code AS grid, c.due_at,
+       k.hours_grid
 FROM incident_case c JOIN incident t ON t.id = c.id
+JOIN incident_category k ON k.id = c.category_id
 JOIN grid g ON g.id = t.grid_id AND g.valid_to IS NULL
 LEFT JOIN worker w ON w.id = g.worker_id
 WHERE (CAST(:grids AS int[]) IS NULL OR t.grid_id = ANY(:grids)) AND c.level = 'grid'
@@ -314,7 +316,8 @@ def follow_grid_workers(
     to a new grid), the planner's worker step or a grid's new worker changes who that is, and
     the old worker, whose area no longer holds the grid, could no longer even see the case.
     So the case goes to the new worker as a new case (they accept it themselves), with a
-    history entry naming the grid and a notice; without a worker it waits, new, for the
+    history entry naming the grid and a notice, and at least the grid level's hours left
+    (:func:`geo.incidents.rules.due_after_hand_over`); without a worker it waits, new, for the
     grid's community. The case webhook (if set) hears ``handed_over``, the reason being the
     grid's code. ``grid_ids`` None: every current grid (after a grid import). Answers how
     many cases were handed over.
@@ -328,8 +331,15 @@ def follow_grid_workers(
     at = now or db.execute(text("SELECT now()")).scalar_one()
     for r in rows:
         db.execute(
-            text("UPDATE incident_case SET assignee_id = :u, status = 'new' WHERE id = :id"),
-            {"id": r["id"], "u": r["to_user"]},
+            text(
+                "UPDATE incident_case SET assignee_id = :u, status = 'new', due_at = :due "
+                "WHERE id = :id"
+            ),
+            {
+                "id": r["id"],
+                "u": r["to_user"],
+                "due": rules.due_after_hand_over(r["due_at"], r["hours_grid"], at),
+            },
         )
         q.set_incident_status(db, r["id"], "new", at)
         q.add_event(

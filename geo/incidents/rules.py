@@ -49,6 +49,14 @@ class Deadlines:
         return start + timedelta(hours=self.hours(level))
 
 
+def due_after_hand_over(due: datetime, level_hours: int, at: datetime) -> datetime:
+    """A case handed to a new holder because its grid changed hands (a re-plan, a new
+    worker) keeps its deadline, but never leaves them less than the level's own time: the
+    sweep would otherwise send up, minutes after it arrived, a case its new holder had no
+    chance to see, for the planner's change rather than anyone's delay."""
+    return max(due, at + timedelta(hours=level_hours))
+
+
 def level_of(value: str, field: str = "level") -> str:
     if value not in LEVELS:
         raise InvalidInput(f"unknown level '{value}'; one of {', '.join(LEVELS)}", field=field)

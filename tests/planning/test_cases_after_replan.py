@@ -181,3 +181,44 @@ def test_a_case_follows_its_grid_to_the_worker_a_grid_import_names(
             "gridwork (grid import)",
             GRID,
         )
+
+
+def test_a_handed_over_case_leaves_its_new_worker_at_least_the_grids_hours(
+    engine: Engine,
+) -> None:
+    """A case an hour from its deadline, handed over, was sent up by the sweep an hour later,
+    before its new worker could have seen it. It now has the grid level's hours again; a case
+    with more time left keeps its deadline."""
+    app = make_app(engine, snap_tolerance_m=0.0, care_tick_seconds=0)
+    with TestClient(app) as client:
+        planner = sign_in(client, PLANNER.username)
+        old, new = sign_in(client, OLD.username), sign_in(client, NEW.username)
+        tight, roomy = (_report_and_accept(client, engine, old) for _ in range(2))
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE incident_case SET due_at = CASE id WHEN :t THEN now() + interval "
+                    "'1 hour' ELSE now() + interval '30 days' END WHERE id IN (:t, :r)"
+                ),
+                {"t": tight, "r": roomy},
+            )
+            hours = conn.execute(
+                text("SELECT hours_grid FROM incident_category WHERE code = 'leaking_pipe'")
+            ).scalar_one()
+            before = conn.execute(
+                text("SELECT due_at FROM incident_case WHERE id = :r"), {"r": roomy}
+            ).scalar_one()
+        r = client.patch(f"/grids/{GRID}", json={"worker_code": "W-131208-G03"}, headers=planner)
+        assert r.status_code == 200, r.text
+        with engine.connect() as conn:
+            due, now = conn.execute(
+                text("SELECT due_at, now() FROM incident_case WHERE id = :t"), {"t": tight}
+            ).one()
+            kept = conn.execute(
+                text("SELECT due_at FROM incident_case WHERE id = :r"), {"r": roomy}
+            ).scalar_one()
+        assert hours > 1
+        assert abs((due - now).total_seconds() - hours * 3600) < 120, (due, now, hours)
+        assert kept == before
+        for case_id in (tight, roomy):
+            _handed_over(client, new, case_id)
