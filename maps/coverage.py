@@ -203,7 +203,7 @@ def coverage_map(
     reached = int(np.nansum(areas["covered_households"].to_numpy(dtype=float)))
     share = f"{100 * reached / households:.0f} %" if households else _("no households")
     radius = minutes * speed_kmh * 1000 / 60
-    how_far = _("%(n)s facilities, %(minutes)s min at %(speed)s km/h (%(radius)s m)") % {
+    how_far = _("Facilities: %(n)s · %(minutes)s min at %(speed)s km/h (%(radius)s m)") % {
         "n": len(facilities),
         "minutes": f"{minutes:g}",
         "speed": f"{speed_kmh:g}",

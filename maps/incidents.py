@@ -82,9 +82,9 @@ def incident_map(
             position="bottomright" if show else "bottomleft",
         ).add_to(m)
     tally = (
-        _("%(open)s open, %(closed)s closed in %(n)s grids")
+        _("Grids: %(n)s · open: %(open)s, closed: %(closed)s")
         if level == "grids"
-        else _("%(open)s open, %(closed)s closed in %(n)s communities (no grids yet)")
+        else _("Communities (no grids yet): %(n)s · open: %(open)s, closed: %(closed)s")
     )
     counts = {"open": int(areas["open"].sum()), "closed": int(areas["closed"].sum())}
     title_box(

@@ -52,9 +52,9 @@ def test_workload_adds_up_a_workers_grids(strips_client: TestClient) -> None:
 def test_incidents_count_the_last_n_days_open_and_closed(strips_client: TestClient) -> None:
     en = {"Accept-Language": "en"}
     page = strips_client.get("/maps/incidents", params={"days": 30}, headers=en).text
-    assert "4 open, 2 closed" in page
+    assert "open: 4, closed: 2" in page
     page = strips_client.get("/maps/incidents", params={"days": 365}, headers=en).text
-    assert "5 open, 3 closed" in page
+    assert "open: 5, closed: 3" in page
 
 
 def test_coverage_numbers_per_grid(strips_client: TestClient, strips: Gridded) -> None:
@@ -173,7 +173,7 @@ def test_without_grids_coverage_and_incidents_work_per_community(
     assert "社区（尚无网格）" in page  # the map's words in the deployment's language
     page = porto_client.get("/maps/incidents", headers={"Accept-Language": "en"}).text
     assert_offline(page)
-    assert "communities (no grids yet)" in page
+    assert "Communities (no grids yet): " in page
 
 
 @pytest.mark.parametrize("path", ["/maps/grids", "/maps/workload"])

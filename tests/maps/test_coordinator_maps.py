@@ -103,7 +103,7 @@ def test_grid_data_cannot_end_the_script_and_keeps_its_names() -> None:
 def test_incident_map_has_an_open_and_a_closed_layer() -> None:
     page = incident_map(_grids(), days=30, asset_mode="inline").get_root().render()
     assert_offline(page)
-    assert "2 open, 1 closed in 2 grids" in page
+    assert "Grids: 2 · open: 2, closed: 1" in page
     assert "gw-grid-closed" in page
 
 
