@@ -194,3 +194,23 @@ def test_the_case_list_is_a_card_per_case_on_a_phone(
         assert status.evaluate(LINES) == 1
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, f"cases-phone-{lang}")
+
+
+def test_the_audit_log_is_a_card_per_entry_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+) -> None:
+    """Five columns at 390 px stacked a reader's name and the household codes they read a few
+    characters a line; each entry is a card, its when and who first, every other cell's
+    value flowing beside its heading (the links and the "and 170 more" note in one text)."""
+    with _on_a_phone(browser, server, "g-admin", "en") as admin:
+        admin.open("/app/households?grid=131208-G01")  # a read of residents: an entry at least
+        page = admin.open("/app/audit")
+        assert page.locator("table.audit thead").is_hidden()
+        entry = page.locator("table.audit tbody tr").first
+        assert entry.locator("td.lead").count() == 2
+        about = entry.locator("td[data-label]").first
+        assert about.get_attribute("data-label") == "About"
+        assert about.evaluate("td => getComputedStyle(td).display") == "block"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        _shot(page, "audit-phone-en")
