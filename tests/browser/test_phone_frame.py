@@ -214,3 +214,9 @@ def test_the_audit_log_is_a_card_per_entry_on_a_phone(
         assert about.evaluate("td => getComputedStyle(td).display") == "block"
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, "audit-phone-en")
+        # the accounts likewise: the name and role, then area, worker record and state
+        page = admin.open("/app/accounts")
+        assert page.locator("table.accounts thead").is_hidden()
+        card = page.locator("table.accounts tbody tr").first
+        labels = card.locator("td[data-label]").evaluate_all("tds => tds.map(t => t.dataset.label)")
+        assert labels == ["Area", "Worker record", "State"]
