@@ -55,8 +55,9 @@ FEW_GRIDS = 20
 """Up to this many grids are chosen from a list; more are typed, the browser suggesting
 codes as one types (an administrator's 783 grids in a list are a long scroll)."""
 FIELDS = ("code", "size", "age_band", "lon/lat", "confirm")
-#: What the API's key allows: no control characters, no "/" (no path could carry it back).
-KEY = re.compile(r".{1,64}", re.S)  # what else a code may not be: geo.assignment.keys
+#: A code's length, as the API's key allows; what else it may not be ('/', 'new', control
+#: characters) insert_point says (geo.assignment.keys).
+KEY = re.compile(r".{1,64}", re.S)
 
 AGE_BANDS = {
     AgeBand.minor: N_("0–17"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 #: Words of the registers' own pages, which a key cannot take.
 RESERVED = frozenset({"new"})
 
-#: The sentences, as :data:`geo.errors.PLAIN`-style plain reasons (the pages translate them).
+#: The refusals, plain sentences (``api.pages.said.PLAIN`` marks them for the pages).
 SLASH = "a code cannot contain '/': the pages and the API open each record by its code"
 CONTROL = "a code cannot contain control characters"
 RESERVED_WORD = "'new' is the register's page for adding one; choose another code"
