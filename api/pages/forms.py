@@ -60,6 +60,10 @@ class SentBack:
 
 NOT_SENT = SentBack()
 
+#: At most this many suggestions in a typed field's datalist (any value may still be typed):
+#: a megacity's 60,000 worker records would make a page of several megabytes.
+SUGGESTIONS = 2_000
+
 
 def _not_sent() -> SentBack:
     return NOT_SENT

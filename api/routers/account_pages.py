@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.deps import SessionDep
 from api.pages.audit_words import say_reason
 from api.pages.case_words import LEVEL_NAMES  # an area's level is named as a case's
-from api.pages.forms import NOT_SENT, Shown, refused
+from api.pages.forms import NOT_SENT, SUGGESTIONS, Shown, refused
 from api.pages.frame import N_, ROLE_NAMES, PageContext, context, render
 from api.security import (
     Principal,
@@ -180,7 +180,7 @@ def _choices(ctx: PageContext, session: SessionDep) -> dict[str, Any]:
     return {
         "roles": [(r.value, ctx._(ROLE_NAMES[r])) for r in accounts.ACCOUNT_ROLES],
         "area_choices": [_area_view(ctx, a) for a in accounts.area_choices(session)],
-        "workers": accounts.worker_choices(session),
+        "workers": accounts.worker_choices(session, limit=SUGGESTIONS),
     }
 
 

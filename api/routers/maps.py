@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import Planner, ReadSessionDep, SessionDep, Viewer, network_cache
 from api.pages.facility_kinds import KIND_NAMES, kind_label
-from api.pages.forms import NOT_SENT, SentBack, refused
+from api.pages.forms import NOT_SENT, SUGGESTIONS, SentBack, refused
 from api.pages.frame import N_, context, render
 from api.pages.map_page import framed_map
 from api.pages.told import heard, signed
@@ -226,8 +226,6 @@ def _workload_page(
     return page
 
 
-#: Grids and workers offered as suggestions in the give-a-grid form (any may be typed).
-SUGGESTED = 2_000
 #: The give-a-grid form's fields, and the use cases' names for them.
 GIVE_FIELDS = ("grid", "worker")
 GIVE_ALIASES = {"code": "grid", "worker_code": "worker"}
@@ -248,8 +246,8 @@ def _giving(
     grid, sep, name = heard(request, given).partition("|") if given else ("", "", "")
     return {
         "may_give": True,
-        "give_grids": area_grid_codes(session, held, limit=SUGGESTED),
-        "give_workers": area_workers(session, held, limit=SUGGESTED),
+        "give_grids": area_grid_codes(session, held, limit=SUGGESTIONS),
+        "give_workers": area_workers(session, held, limit=SUGGESTIONS),
         "given": (grid, name) if sep else None,
     }
 

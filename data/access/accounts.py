@@ -193,13 +193,17 @@ def area_choices(db: Db) -> list[Area]:
     return [Area(ScopeLevel(r[0]), r[1], r[2]) for r in rows]
 
 
-def worker_choices(db: Db) -> list[tuple[str, str, str | None]]:
-    """Every worker record: code, name, and the account it is linked to (if any)."""
+def worker_choices(db: Db, *, limit: int) -> list[tuple[str, str, str | None]]:
+    """Worker records to suggest when linking an account: code, name, and the account it is
+    linked to (if any); at most ``limit``, those without an account first (the ones an
+    administrator links), each group by code."""
     rows = db.execute(
         text(
             "SELECT w.code, w.display_name, u.username FROM worker w "
-            "LEFT JOIN app_user u ON u.id = w.user_id ORDER BY w.code"
-        )
+            "LEFT JOIN app_user u ON u.id = w.user_id "
+            "ORDER BY u.username IS NOT NULL, w.code LIMIT :n"
+        ),
+        {"n": limit},
     ).all()
     return [(r[0], r[1], r[2]) for r in rows]
 

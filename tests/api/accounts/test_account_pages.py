@@ -16,12 +16,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from api.pages.forms import SUGGESTIONS
 from api.security import COOKIE
+from data.access.accounts import worker_choices
 from data.access.queries import create_api_key, write_audit
 from data.db import transaction
+from data.district.workers import link_worker_account
 from data.models import Role
 from tests.api.accounts.conftest import ADMIN, COORDINATOR
-from tests.factory import PASSWORD
+from tests.factory import PASSWORD, Account, add_accounts
 
 Response = Any  # what the test client answers (starlette's own httpx)
 
@@ -436,3 +439,26 @@ def test_the_audit_log_says_its_reasons_in_the_readers_language(
         ["account_created", {"role": "coordinator"}],
         ["with_area", {"level": "community", "code": "131208"}],
     ]
+
+
+def test_worker_suggestions_are_bounded_and_put_the_unlinked_first(
+    accounts_engine: Engine, client: TestClient, admin: Browser
+) -> None:
+    """The account pages listed every worker record in a datalist: 60,000 at megacity size.
+    They suggest at most SUGGESTIONS, the records without an account first (those an
+    administrator links); any code may still be typed."""
+    add_accounts(accounts_engine, [Account("a-linked", Role.grid_worker)])
+    with transaction(accounts_engine) as session:
+        link_worker_account(session, "W-131208-G01", "a-linked")
+        every = worker_choices(session, limit=SUGGESTIONS)
+        two = worker_choices(session, limit=2)
+    assert len(every) > 2 and len(two) == 2
+    linked = [code for code, _, user in every if user]
+    assert "W-131208-G01" in linked
+    assert [user for _, _, user in every] == sorted(
+        (user for _, _, user in every), key=lambda u: u is not None
+    )  # the unlinked first
+    assert all(user is None for _, _, user in two)
+    page = admin.get("/app/accounts")
+    offered = re.findall(r'<datalist id="gw-workers">(.*?)</datalist>', page.text, re.S)
+    assert offered and offered[0].count("<option") == len(every) <= SUGGESTIONS
