@@ -72,8 +72,9 @@ def incident_map(
             show=show,
             class_name="gw-grid" if show else "gw-grid-closed",
         )
-        entries = [LegendEntry(label, colour) for label, colour in scale.labels()]
-        entries.append(LegendEntry("0", NONE_COLOUR))
+        # From none up: "0" first, then the scale's classes (it read 2, 3, 0).
+        entries = [LegendEntry("0", NONE_COLOUR)]
+        entries += [LegendEntry(label, colour) for label, colour in scale.labels()]
         Legend(
             (_("open ({days} days)") if status == "open" else _("closed ({days} days)")).format(
                 days=days

@@ -105,6 +105,11 @@ def test_incident_map_has_an_open_and_a_closed_layer() -> None:
     assert_offline(page)
     assert "Grids: 2 · open: 2, closed: 1" in page
     assert "gw-grid-closed" in page
+    # each legend reads from none up ("2, 3, 0" put the empty grids' colour last)
+    for title in ("open (30 days)", "closed (30 days)"):
+        legend = page[page.index(title) :].split("<\\/details>")[0]
+        counts = re.findall(r"<span>([^<]+)<", legend)
+        assert counts[0] == "0" and "0" not in counts[1:], (title, counts)
 
 
 def test_coverage_map_layers() -> None:
