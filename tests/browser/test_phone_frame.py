@@ -194,6 +194,12 @@ def test_the_case_list_is_a_card_per_case_on_a_phone(
         assert status.evaluate(LINES) == 1
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, f"cases-phone-{lang}")
+        # its page: every move is a thumb's size (the accept button was 32 px tall)
+        page = worker.open(f"/app/incidents/{case}")
+        heights = page.locator("section.actions button").evaluate_all(
+            "bs => bs.map(b => b.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 44, heights
 
 
 def test_the_audit_log_is_a_card_per_entry_on_a_phone(
