@@ -101,6 +101,17 @@ def test_overdue_cases_are_red_in_the_list(
     assert (
         client.get(f"/app/incidents/{cid}", headers=auth["other_worker"] | HTML).status_code == 404
     )
+    # The case page says it as the list does: overdue, and due soon within a day.
+    en = auth["community"] | HTML | {"Accept-Language": "en"}
+    page = client.get(f"/app/incidents/{cid}", headers=en).text
+    assert re.search(r'<dd class="problem">[^<]* — overdue</dd>', page)
+    with cases_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE incident_case SET due_at = now() + interval '3 hours' WHERE id = :i"),
+            {"i": cid},
+        )
+    page = client.get(f"/app/incidents/{cid}", headers=en).text
+    assert re.search(r'<dd class="">[^<]* <span class="soon">due soon</span></dd>', page)
 
 
 def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Engine) -> None:
