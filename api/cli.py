@@ -841,7 +841,9 @@ def plan_show(plan: int) -> None:
 @plan_app.command("publish")
 def plan_publish(
     plan: int,
-    effective: Annotated[str | None, typer.Option(help="YYYY-MM-DD, default today")] = None,
+    effective: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD, default today in GRIDWORK_TIMEZONE")
+    ] = None,
 ) -> None:
     """Make a draft's grids current; the old grids stay in history; every point is reassigned."""
     from datetime import date
@@ -849,11 +851,11 @@ def plan_publish(
     from data.db import transaction
     from data.planning.service import publish
 
+    settings = _settings()
     try:
-        day = date.fromisoformat(effective) if effective else date.today()
+        day = date.fromisoformat(effective) if effective else settings.today()
     except ValueError as exc:
         raise InvalidInput(f"'{effective}' is not a YYYY-MM-DD date", field="effective") from exc
-    settings = _settings()
     with transaction(_engine(settings)) as session:
         result = publish(session, plan, effective=day, settings=settings)
     out.print(

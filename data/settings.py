@@ -7,6 +7,7 @@ build apps from settings they choose instead of patching globals.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -201,6 +202,10 @@ class Settings(BaseSettings):
             raise ValueError("GRIDWORK_METRICS_KEY must be at least 32 characters")
         return value
 
+    def today(self, now: datetime | None = None) -> date:
+        """The district's date now (or at ``now``): :func:`date_in` its zone."""
+        return date_in(self.timezone, now)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -243,3 +248,11 @@ class Settings(BaseSettings):
     @property
     def state_path(self) -> Path:
         return self.state_dir.expanduser().resolve()
+
+
+def date_in(zone: str, now: datetime | None = None) -> date:
+    """The date in ``zone`` now (or at ``now``), not the machine's: a server kept in UTC is
+    still on yesterday until 08:00 in Shanghai, so a plan published "today" at 02:00 there
+    took effect on a date before it was drawn, and a consent given that morning could not be
+    dated (the form's latest day was yesterday)."""
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(zone)).date()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,6 +28,7 @@ from api.principals import Principal
 from api.state import app_state
 from data.models import Role
 from data.policy import Action, may
+from data.settings import date_in
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -147,6 +148,10 @@ class PageContext:
 
     def ngettext(self, singular: str, plural: str, n: int, **values: Any) -> str:
         return ngettext(self.locale, singular, plural, n, **values)
+
+    def today(self) -> date:
+        """The date in the deployment's zone (a date field's default and limit)."""
+        return date_in(self.timezone)
 
     def localtime(self, value: datetime | None, *, format: str = "medium") -> str:
         """A time in the deployment's zone, in the page's language (naive times are UTC)."""

@@ -201,7 +201,7 @@ def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) ->
         "care/enrol.html",
         title=ctx._("Enrol an elder"),
         status_code=sent.status_code,
-        values={"datums": datums, "today": date.today().isoformat(), **sent.values()},
+        values={"datums": datums, "today": ctx.today().isoformat(), **sent.values()},
     )
 
 
@@ -344,7 +344,7 @@ def elder_page(
         status_code=sent.status_code,
         values={
             "elder": elder,
-            "today": date.today().isoformat(),
+            "today": ctx.today().isoformat(),
             **sent.values(),
             # consent_submit's and zone_submit's redirects: say what was kept, or staff
             # cannot tell.

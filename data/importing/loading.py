@@ -328,7 +328,7 @@ def plan_ungridded(engine: Engine, *, settings: Settings, author: str) -> Iterat
                 settings=settings,
             )
             metrics = plan_summary(session, plan_id)["metrics"]
-            publish(session, plan_id, effective=date.today(), settings=settings)
+            publish(session, plan_id, effective=settings.today(), settings=settings)
         yield (
             f"community {code}: plan {plan_id} published, {metrics['n_grids']} grids, "
             f"{metrics['in_band_share']:.0%} in band, households "

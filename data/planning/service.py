@@ -480,7 +480,7 @@ def publish(
     assignments, workers and maps stay as they are until :func:`switch_due` runs on or after
     that date (the periodic task, or the first start-up after it).
     """
-    today = today or date.today()
+    today = today or settings.today()
     plan = get_plan(db, plan_id)
     _require_draft(plan)
     db.execute(text("SELECT id FROM community WHERE id = :c FOR UPDATE"), {"c": plan.community_id})
