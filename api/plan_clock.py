@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -29,7 +28,7 @@ def now(app: FastAPI) -> datetime:
 
 def today(app: FastAPI) -> date:
     """Today in the deployment's zone: an effective date starts at local midnight."""
-    return now(app).astimezone(ZoneInfo(app_state(app).settings.timezone)).date()
+    return app_state(app).settings.today(now(app))
 
 
 def switch_due(app: FastAPI) -> list[dict[str, Any]]:
