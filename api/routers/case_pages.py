@@ -31,6 +31,7 @@ from data.incidents import duplicates, photos, service
 from data.incidents import queries as q
 from data.models import Role
 from data.policy import Action, may
+from data.settings import date_in
 from geo.errors import GridworkError, InvalidInput
 from geo.incidents.rules import MOVES, OPEN, STATUSES
 
@@ -158,7 +159,7 @@ class Days:
 
     def or_last(self, days: int) -> Days:
         """Open ends closed: until today, since ``days`` days before today."""
-        today = datetime.now(ZoneInfo(self.zone)).date()
+        today = date_in(self.zone)
         return Days(self.since or today - timedelta(days), self.until or today, self.zone)
 
 
