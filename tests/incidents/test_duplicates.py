@@ -249,7 +249,10 @@ def test_the_report_form_offers_the_case_nearby_in_a_browser(
     url = cases_engine.url.render_as_string(hide_password=False)
     with live_server(url) as live, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
+        # a computer set to another zone than the district's (the footer names the district's)
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, locale="en-US", timezone_id="America/New_York"
+        )
         outside: list[str] = []
         errors: list[str] = []
 
@@ -277,6 +280,16 @@ def test_the_report_form_offers_the_case_nearby_in_a_browser(
         offered.wait_for(timeout=10_000)
         assert page.locator("#dupes").is_visible()
         assert "m away" in page.locator("#dupe-list").inner_text()
+        # its time in the district's zone, as the server writes every other time
+        opened = client.get(f"/cases/{earlier}", headers=auth["worker"]).json()["opened_at"]
+        zone = page.get_attribute("#dupes", "data-zone")
+        ours, theirs = (
+            page.evaluate(f"new Date({opened!r}).toLocaleString('en-US', {{timeZone: {z!r}}})")
+            for z in (zone, "America/New_York")
+        )
+        assert zone == "Asia/Shanghai" and ours != theirs
+        said = page.locator("#dupe-list").inner_text()
+        assert ours in said and theirs not in said, (ours, theirs, said)
         offered.check()
         page.fill("#description", "the same bench, split in two")
         page.set_input_files("#photo", str(picture))

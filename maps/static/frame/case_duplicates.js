@@ -1,7 +1,7 @@
 /* The report form's duplicate check (issue 18): once a category and a place are chosen, ask
  * which cases of the same category lie within 50 m and 7 days (GET /cases/duplicates) and
  * offer them, so the reporter can link the report to one instead of counting it twice.
- * Texts come translated from the page (data attributes); times in the browser's local time. */
+ * Texts come translated from the page (data attributes); times in the district's zone. */
 (function () {
   "use strict";
   var box = document.getElementById("dupes");
@@ -19,7 +19,10 @@
     radio.value = String(c.id);
     label.appendChild(radio);
     var away = box.getAttribute("data-away").replace("{m}", String(Math.round(c.distance_m)));
-    var when = new Date(c.opened_at).toLocaleString(document.documentElement.lang || undefined);
+    // In the district's zone, as every time the server writes (the footer names it), not
+    // the zone this computer happens to be set to.
+    var when = new Date(c.opened_at).toLocaleString(document.documentElement.lang || undefined,
+                                                    { timeZone: box.getAttribute("data-zone") || undefined });
     label.appendChild(document.createTextNode(" #" + c.id + " · " + away + " · " + when + " — " + c.description));
     li.appendChild(label);
     var open = document.createElement("a");
