@@ -217,7 +217,7 @@ def test_the_audit_log_is_a_card_per_entry_on_a_phone(
         assert entry.locator("td.lead").count() == 2
         about = entry.locator("td[data-label]").first
         assert about.get_attribute("data-label") == "About"
-        assert about.evaluate("td => getComputedStyle(td).display") == "block"
+        assert about.evaluate("td => getComputedStyle(td).display") not in ("flex", "grid")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, "audit-phone-en")
         # the accounts likewise: the name and role, then area, worker record and state
@@ -226,3 +226,27 @@ def test_the_audit_log_is_a_card_per_entry_on_a_phone(
         card = page.locator("table.accounts tbody tr").first
         labels = card.locator("td[data-label]").evaluate_all("tds => tds.map(t => t.dataset.label)")
         assert labels == ["Area", "Worker record", "State"]
+
+
+#: Each labelled cell of a card at least as tall as its heading (a heading on two lines ran
+#: into the next cell's); the heights that are not.
+LABEL_OVERRUNS = """rows => rows.flatMap(td => {
+  const label = parseFloat(getComputedStyle(td, '::before').height);
+  const cell = td.getBoundingClientRect().height;
+  return cell + 0.5 >= label ? [] : [[td.dataset.label, cell, label]];
+})"""
+
+
+def test_the_coverage_glance_is_a_card_per_kind_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+) -> None:
+    """Four columns at 390 px broke "88 % (793 / 900)" over four lines; as cards, the long
+    Chinese heading 可步行到达的户数比例 wraps in its own column and its cell grows with it."""
+    with _on_a_phone(browser, server, "g-coordinator", "zh_CN") as coordinator:
+        page = coordinator.open("/maps/coverage")
+        assert page.locator("#coverage-glance thead").is_hidden()
+        cells = page.locator("#coverage-glance td[data-label]")
+        assert cells.count() >= 3
+        assert cells.evaluate_all(LABEL_OVERRUNS) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
