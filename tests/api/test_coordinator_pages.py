@@ -73,6 +73,9 @@ def test_workload_lists_each_workers_grids_and_separates_overload(
     page = strips_client.get("/maps/workload", headers=EN).text
     rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"n\">(\d+)</td>(.*?)</tr>", page, re.S)
     assert rows, page[-3000:]
+    # the last column lists codes, so its heading is not the count 'Grids' (网格数) reads as
+    zh = strips_client.get("/maps/workload", headers={**EN, "Accept-Language": "zh-CN"}).text
+    assert "<th>负责的网格</th></tr></thead>" in zh
     by_name = {name: (int(h), rest) for name, h, rest in rows}
     # W001 answers for two grids of ~170 households: over by more than 20 %, and both
     # of their grids are listed; every other worker (one grid each) is in the band.
