@@ -22,7 +22,7 @@ from shapely.geometry import Point, box
 
 from api.pages.i18n import translations
 from data.district.maps import worker_load
-from maps.base import Legend, assert_offline
+from maps.base import DEFAULT_BACKGROUND, Legend, assert_offline
 from maps.coverage import UNCOVERED, coverage_map, share_colour
 from maps.grids import ABOVE, BELOW, WITHIN, band_colour, grid_band_map, workload_map
 from maps.incidents import incident_map
@@ -78,6 +78,30 @@ def test_grid_and_workload_maps_are_offline_and_escape_names() -> None:
         assert_offline(page)
         assert "<b>" not in page.split("<body>")[1].split("<script>")[0]
         assert '"G1"' in page and '"G2"' in page
+
+
+def _luminance(hex_colour: str) -> float:
+    """WCAG relative luminance of ``#rrggbb``."""
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_each_grid_is_edged_so_that_two_alike_are_two() -> None:
+    """The grid and workload maps edged their grids in white 1 px over the light ground: a
+    community of five grids in the band read as one green area. Every grid style's edge now
+    stands 3:1 against the ground (WCAG's contrast for the parts of a graphic)."""
+    grids = _grids()
+    for m in (
+        grid_band_map(grids, household_min=150, household_max=180, asset_mode="inline"),
+        workload_map(grids, worker_load(grids), asset_mode="inline"),
+    ):
+        page = m.get_root().render()
+        edges = set(re.findall(r'"fillOpacity":\s?0\.5,\s?"color":\s?"(#[0-9a-f]{6})"', page))
+        assert edges, "no grid style found"
+        ground = _luminance(DEFAULT_BACKGROUND)
+        for edge in edges:
+            assert (ground + 0.05) / (_luminance(edge) + 0.05) >= 3, edge
 
 
 def test_grid_data_cannot_end_the_script_and_keeps_its_names() -> None:
