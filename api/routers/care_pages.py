@@ -44,6 +44,7 @@ from api.uploads import ScanDep
 from data.access.queries import write_audit
 from data.access.reasons import AuditReason
 from data.access.reasons import said as audit_reason
+from data.assignment.register import grid_outline
 from data.care import consent_scan
 from data.care import queries as q
 from data.care import service as care
@@ -548,6 +549,16 @@ def locate_page(
         },
         "zone": zone["zone"],
         "home": None if zone["home_lon"] is None else [zone["home_lon"], zone["home_lat"]],
+        # The grid the last position lies in, outlined: the panel names it and its worker,
+        # the map shows where it ends (the ground's labels alone did not).
+        "grid": None
+        if fix is None or fix["grid_id"] is None
+        else {
+            "outline": grid_outline(session, fix["grid_id"]),
+            "label": " · ".join(
+                v for v in (fix["grid_code"], fix["worker_name"] or fix["worker_code"]) if v
+            ),
+        },
         "facilities": [
             {
                 "name": f["name"] or kind_name(ctx, f["kind"]),
@@ -575,6 +586,7 @@ def locate_page(
             "home": ctx._("Home"),
             "zone": ctx._("Safe zone"),
             "route": ctx._("Walking route"),
+            "grid": ctx._("Grid of the last position"),
         },
     }
     shown = None

@@ -1157,7 +1157,7 @@ def last_fix(db: Db, elder_id: int) -> dict[str, Any] | None:
                            ST_Y(p.geom) AS lat, p.raw_lon, p.raw_lat, p.accuracy_m, p.battery,
                            p.speed_mps, p.valid, d.datum::text AS datum,
                            extract(epoch FROM now() - p.time) AS age_s,
-                           g.code AS grid_code, c.code AS community_code,
+                           g.id AS grid_id, g.code AS grid_code, c.code AS community_code,
                            c.name AS community_name, s.code AS street_code,
                            s.name AS street_name, w.code AS worker_code,
                            w.display_name AS worker_name, w.phone AS worker_phone

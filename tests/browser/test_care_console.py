@@ -201,6 +201,13 @@ def test_care_console_finds_a_lost_elder(
     assert route_d.count("L") >= 2, route_d  # a line along roads, not a dot
     assert page.locator("path.gw-accuracy").count() == 1
     assert page.locator("path.gw-alert-pos").count() == 1
+    # The grid the panel names, outlined on the map around the last position.
+    assert page.locator("path.gw-fix-grid").count() == 1
+    assert page.evaluate(
+        "(() => { const by = {}; gwMap.eachLayer(l => { if (l.options && l.options.className)"
+        " by[l.options.className] = l; });"
+        " return by['gw-fix-grid'].getBounds().contains(by['gw-accuracy'].getLatLng()); })()"
+    )
     assert page.locator("a.gw-call[href^='tel:']").count() == 1
     # The ground under it: the basemap arrives by its own request, after the page's layers.
     page.wait_for_selector(".leaflet-gwBasemap-pane path", timeout=20_000)

@@ -49,6 +49,11 @@
       var z = L.geoJSON(data.zone, { style: ZONE }).bindTooltip(labels.zone).addTo(map);
       bounds.extend(z.getBounds());
     }
+    if (data.grid) {  // the grid the last position lies in: whose ground it is
+      L.geoJSON(data.grid.outline, {
+        style: { color: "#1f2937", weight: 2.5, dashArray: "8 5", fill: false, className: "gw-fix-grid" }
+      }).bindTooltip(labels.grid + ": " + data.grid.label, { sticky: true }).addTo(map);
+    }
     homeMarker(map, data.home, labels.home);
     var trail = data.trail || [];
     var trailLine = null, walked = null, cursor = null;
