@@ -240,6 +240,7 @@ LABEL_OVERRUNS = """rows => rows.flatMap(td => {
 def test_the_coverage_glance_is_a_card_per_kind_on_a_phone(
     browser: Browser,  # noqa: F811
     server: Live,
+    strips: Gridded,
 ) -> None:
     """Four columns at 390 px broke "88 % (793 / 900)" over four lines; as cards, the long
     Chinese heading 可步行到达的户数比例 wraps in its own column and its cell grows with it."""
@@ -250,3 +251,13 @@ def test_the_coverage_glance_is_a_card_per_kind_on_a_phone(
         assert cells.count() >= 3
         assert cells.evaluate_all(LABEL_OVERRUNS) == []
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # the case figures likewise: a card per area, seven columns no longer to scroll
+        lon, lat = inside(strips.engine, "131208-G03")
+        body = {"category": "street_light", "lon": lon, "lat": lat, "description": "dark"}
+        made = page.request.post(f"{server.url}/cases", data=body)
+        assert made.status == 201, made.text()
+        page = coordinator.open("/app/incidents/figures")
+        assert page.locator("table.figures thead").is_hidden()
+        cells = page.locator("table.figures td[data-label]")
+        assert cells.count() >= 6
+        assert cells.evaluate_all(LABEL_OVERRUNS) == []
