@@ -243,7 +243,7 @@ def workload_map(
         entries.append(LegendEntry(_("no worker"), NO_DATA_COLOUR))
     Legend(_("Households per worker (workers)"), entries).add_to(m)
     lines = [
-        _("%(workers)s workers, %(grids)s grids")
+        _("Workers: %(workers)s · grids: %(grids)s")
         % {"workers": len(staffed_load), "grids": len(grids)}
     ]
     for row in staffed_load.head(top).itertuples():
