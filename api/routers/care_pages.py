@@ -375,6 +375,10 @@ def elder_page(
                     "kind_label": ctx._(ALERT_KINDS.get(a["kind"], a["kind"])),
                     "status_label": ctx._(STATUSES[a["status"]]),
                     "when": ctx.localtime(_parse_time(a["event_time"])),
+                    # closed by gridwork itself (the elder came back, the watch put right)
+                    "closed_by": ctx._("by itself")
+                    if a["closed_by"] == q.SYSTEM_CLOSER
+                    else a["closed_by"],
                 }
                 for a in alerts
             ],

@@ -43,3 +43,8 @@ def test_two_excursions_leave_the_last_return_open(
         ("left_zone", "gridwork"),
         ("returned", "gridwork"),
     ]
+    # The elder's page says who closed them in words: 'by itself', not the account 'gridwork'.
+    for lang, word in (("en", "by itself"), ("zh-CN", "自动")):
+        headers = staff["care_staff"] | {"Accept": "text/html", "Accept-Language": lang}
+        page = client.get(f"/app/elders/{elder['id']}", headers=headers).text
+        assert page.count(f"({word})") == 3 and "(gridwork)" not in page, lang
