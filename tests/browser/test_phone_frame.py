@@ -261,3 +261,26 @@ def test_the_coverage_glance_is_a_card_per_kind_on_a_phone(
         cells = page.locator("table.figures td[data-label]")
         assert cells.count() >= 6
         assert cells.evaluate_all(LABEL_OVERRUNS) == []
+
+
+def test_the_plans_are_a_card_per_plan_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+) -> None:
+    """Eight columns at 390 px broke a plan's state a character a line (已 / 发 / 布) and pushed
+    the drawing time off the screen; each plan is a card: number and community, then each
+    figure beside its heading."""
+    with _on_a_phone(browser, server, "g-planner", "zh_CN") as planner:
+        page = planner.open("/app/plans")
+        made = page.request.post(f"{server.url}/plans", data={"community": "131208"})
+        assert made.status == 201, made.text()
+        page = planner.open("/app/plans")
+        assert page.locator("#plans thead").is_hidden()
+        card = page.locator("#plans tbody tr").first
+        assert card.locator("td.lead").count() == 2
+        cells = card.locator("td[data-label]")
+        assert cells.count() == 6
+        assert cells.first.get_attribute("data-label") == "状态"
+        assert cells.first.locator("a").evaluate(LINES) == 1, "the state wraps"
+        assert page.locator("#plans td[data-label]").evaluate_all(LABEL_OVERRUNS) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
