@@ -121,6 +121,8 @@ def _decorate(ctx: Any, rows: list[dict[str, Any]], now: datetime) -> list[dict[
     zh = ctx.locale.startswith("zh")
     for r in rows:
         r["category_label"] = _category_name(ctx, r)
+        # a grid worker by the name their colleagues know, not their account's username
+        r["assignee_label"] = r.get("assignee_name") or r["assignee"]
         if r.get("department"):  # its name in the page's language, as the hand-off list says it
             named = r["department_name"] if zh else r["department_name_en"]
             r["department_label"] = named or r["department"]

@@ -66,6 +66,18 @@ def test_report_accept_and_history_on_the_page(
     assert page.text.count("<li><time>") == 2  # reported, accepted
     mine = client.get("/app/incidents/mine", headers=auth["worker"] | HTML)
     assert f"/app/incidents/{cid}" in mine.text
+    # The coordinator sees who holds it by the worker's name, not the account's username.
+    with cases_engine.connect() as conn:
+        name = conn.execute(
+            text("SELECT display_name FROM worker WHERE code = 'W-131208-G01'")
+        ).scalar_one()
+    listed = client.get("/app/incidents", headers=auth["community"] | HTML).text
+    row = listed[listed.index(f'href="/app/incidents/{cid}"') :]
+    row = row[: row.index("</tr>")]
+    assert f">{html.escape(name)}</td>" in row and "c-worker" not in row, row
+    page = client.get(f"/app/incidents/{cid}", headers=auth["community"] | HTML)
+    facts = re.search(r'<dl class="facts">.*?</dl>', page.text, re.S)
+    assert facts and html.escape(name) in facts.group(0) and "c-worker" not in facts.group(0)
 
 
 def test_the_form_refuses_a_report_without_a_place(
