@@ -6,14 +6,14 @@ longer had the grid and so could not even open it: the case sat with nobody who 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from data.db import make_engine, transaction
 from data.district.workers import link_worker_account
@@ -183,6 +183,17 @@ def test_a_case_follows_its_grid_to_the_worker_a_grid_import_names(
         )
 
 
+def _deadlines(conn: Connection, *case_ids: int) -> list[datetime]:
+    """The cases' deadlines, in the order asked."""
+    due: dict[int, datetime] = dict(
+        conn.execute(
+            text("SELECT id, due_at FROM incident_case WHERE id = ANY(:ids)"),
+            {"ids": list(case_ids)},
+        ).all()
+    )
+    return [due[c] for c in case_ids]
+
+
 def test_a_handed_over_case_leaves_its_new_worker_at_least_the_grids_hours(
     engine: Engine,
 ) -> None:
@@ -205,20 +216,14 @@ def test_a_handed_over_case_leaves_its_new_worker_at_least_the_grids_hours(
             hours = conn.execute(
                 text("SELECT hours_grid FROM incident_category WHERE code = 'leaking_pipe'")
             ).scalar_one()
-            before = conn.execute(
-                text("SELECT due_at FROM incident_case WHERE id = :r"), {"r": roomy}
-            ).scalar_one()
+            before = _deadlines(conn, tight, roomy)
         r = client.patch(f"/grids/{GRID}", json={"worker_code": "W-131208-G03"}, headers=planner)
         assert r.status_code == 200, r.text
         with engine.connect() as conn:
-            due, now = conn.execute(
-                text("SELECT due_at, now() FROM incident_case WHERE id = :t"), {"t": tight}
-            ).one()
-            kept = conn.execute(
-                text("SELECT due_at FROM incident_case WHERE id = :r"), {"r": roomy}
-            ).scalar_one()
+            now = conn.execute(text("SELECT now()")).scalar_one()
+            due, kept = _deadlines(conn, tight, roomy)
         assert hours > 1
         assert abs((due - now).total_seconds() - hours * 3600) < 120, (due, now, hours)
-        assert kept == before
+        assert kept == before[1]
         for case_id in (tight, roomy):
             _handed_over(client, new, case_id)
