@@ -91,7 +91,9 @@ def register_page(
             "done": heard(request, done),
             "removed": heard(request, removed),
             "data": {
-                "extent": area_extent(session, principal.scope) if not shown else None,
+                # The whole area, not only its facilities: one facility alone would be
+                # shown at street level, with nothing around to say where it is.
+                "extent": area_extent(session, principal.scope),
                 "points": [
                     {
                         "lon": f["lon"],

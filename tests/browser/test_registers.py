@@ -132,3 +132,45 @@ def test_a_coordinator_adds_a_facility_with_a_tap(
         ).scalar_one()
     assert grid == "131208-G02"
     coordinator.close()
+
+
+def test_a_worker_sees_their_whole_grid_around_its_one_facility(
+    browser: object,  # noqa: F811
+    live: Live,
+    strips: Gridded,
+) -> None:
+    """With one facility in the grid, the map still frames the grid: a map fitted to the one
+    point showed a street corner and no grid to say where it was."""
+    with strips.engine.connect() as conn:
+        grid, west, south, east, north = conn.execute(
+            text(
+                "SELECT code, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
+                "FROM grid g WHERE valid_to IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM facility f WHERE f.grid_id = g.id) ORDER BY code LIMIT 1"
+            )
+        ).one()
+    add_accounts(strips.engine, [Account("r-lone", Role.grid_worker, ((ScopeLevel.grid, grid),))])
+    lon, lat = _inside(strips.engine, grid)
+    with transaction(strips.engine) as session:
+        session.execute(
+            text(
+                "INSERT INTO facility (source_id, kind, name, geom, grid_id) "
+                "SELECT 'r-one-pharmacy', 'pharmacy', 'Farmácia do Largo', "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), id FROM grid "
+                "WHERE code = :g AND valid_to IS NULL"
+            ),
+            {"lon": lon, "lat": lat, "g": grid},
+        )
+    worker = Person(browser, live, "r-lone", "zh_CN")  # type: ignore[arg-type]
+    worker.page.set_viewport_size(ViewportSize(width=390, height=844))
+    page = worker.open("/app/facilities")
+    wait_until(page, "window.gwMap !== undefined")
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1 and "Farmácia do Largo" in rows.inner_text(), page.inner_text("table")
+    shown = page.evaluate(
+        "([w, s, e, n]) => window.gwMap.getBounds().contains([[s, w], [n, e]])",
+        [west, south, east, north],
+    )
+    _shot(page, "registers-facilities-phone")
+    assert shown, f"the map does not show the whole of {grid}"
+    worker.close()
