@@ -200,7 +200,8 @@ def policy_table() -> None:
 def check(
     geojson: Annotated[Path | None, typer.Option(help="also write the issues as GeoJSON")] = None,
 ) -> None:
-    """Report overlaps, gaps, children outside their parent and slivers, level by level."""
+    """Report overlaps, gaps, children outside their parent and slivers, level by level; stored
+    assignments PostGIS disagrees with; and keys no page or API path can open."""
     from data.district.checks import run_checks
 
     settings = _settings()
@@ -223,11 +224,35 @@ def check(
         f"stored assignment vs PostGIS ST_Covers: {len(report.assignment)} mismatch(es)"
         + ("" if report.assignment else " [green]✓[/]")
     )
+    for k in report.unaddressable:
+        where = k["grid"] or "no grid"
+        out.print(f"[red]key[/] {k['table']} {k['key']!r} in {where}: {k['reason']}")
+    out.print(
+        f"keys no page or API path can open: {len(report.unaddressable)}"
+        + (" (give each a new one: gridwork recode)" if report.unaddressable else " [green]✓[/]")
+    )
     if geojson:
         geojson.write_text(json.dumps(report.geojson, ensure_ascii=False))
         out.print(f"wrote {geojson}")
-    if report.issues or report.assignment:
+    if report.issues or report.assignment or report.unaddressable:
         raise typer.Exit(1)
+
+
+@app.command("recode")
+def recode(
+    table: Annotated[str, typer.Argument(help="household, facility or incident")],
+    old: Annotated[str, typer.Argument(help="the key as stored (as `gridwork check` lists it)")],
+    new: Annotated[str, typer.Argument(help="a key the pages can open: no '/', not 'new'")],
+) -> None:
+    """Give a household, facility or incident a new key: for keys no page or API path can
+    open, stored before such keys were refused (`gridwork check` lists them)."""
+    from data.assignment.keys import recode as recode_row
+    from data.db import transaction
+
+    settings = _settings()
+    with transaction(_engine(settings)) as session:
+        recode_row(session, table, old, new)
+    out.print(f"{table} {old!r} is now {new!r}")
 
 
 @app.command("assign")

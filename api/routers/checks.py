@@ -1,9 +1,11 @@
 """``GET /checks``: the same report as ``gridwork check``, as JSON or GeoJSON.
 
-``ok`` is false when either part below found anything (what ``gridwork check`` exits
-non-zero on). Two parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
-``ungridded``), and ``assignment_mismatches``: every household, facility and incident whose
-stored grid PostGIS ``ST_Covers`` disagrees with (there must be none). Both come from
+``ok`` is false when any part below found anything (what ``gridwork check`` exits
+non-zero on). Three parts, as in the CLI: the topology of the hierarchy (``issues``, ``count``,
+``ungridded``); ``assignment_mismatches``: every household, facility and incident whose
+stored grid PostGIS ``ST_Covers`` disagrees with (there must be none); and
+``unaddressable_keys``: rows whose key no path can open (:mod:`data.assignment.keys`), which
+follow the same rules of who sees what as the mismatches. Both come from
 :func:`data.district.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
 The GeoJSON format carries the topology issues only, like ``gridwork check --geojson``.
 
@@ -46,7 +48,7 @@ _PERSONAL = ("key", "lon", "lat")  # what names or locates a household in a mism
     "/checks",
     response_model=CheckReport | FeatureCollection,
     summary="Overlaps, gaps, overhangs and slivers in the hierarchy; stored assignment vs "
-    "ST_Covers (household identifiers audited)",
+    "ST_Covers; keys no path opens (household identifiers audited)",
 )
 def checks(
     request: Request,
@@ -65,7 +67,11 @@ def checks(
         m if personal or m["table"] != "household" else {**m, **dict.fromkeys(_PERSONAL)}
         for m in report.assignment
     ]
-    households = [m["key"] for m in mismatches if m["table"] == "household" and m["key"]]
+    keys = [
+        k if personal or k["table"] != "household" else {**k, "key": None}
+        for k in report.unaddressable
+    ]
+    households = [m["key"] for m in [*mismatches, *keys] if m["table"] == "household" and m["key"]]
     if households:
         audit_read(
             session,
@@ -77,9 +83,10 @@ def checks(
         )
     return {
         # One flag for monitoring: ``count`` is the topology issues only, as it always was.
-        "ok": not report.issues and not mismatches,
+        "ok": not report.issues and not mismatches and not keys,
         "count": len(report.issues),
         "issues": report.issues,
         "ungridded": report.ungridded,
         "assignment_mismatches": mismatches,
+        "unaddressable_keys": keys,
     }

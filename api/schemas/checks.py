@@ -1,5 +1,6 @@
-"""``GET /checks``: the topology of the hierarchy and the stored assignments PostGIS
-disagrees with (``?format=geojson``: the topology issues as a FeatureCollection)."""
+"""``GET /checks``: the topology of the hierarchy, the stored assignments PostGIS disagrees
+with and the stored keys no path can open (``?format=geojson``: the topology issues as a
+FeatureCollection)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,23 @@ class Mismatch(Answer):
     lat: float | None
 
 
+class Unaddressable(Answer):
+    """A household, facility or incident whose key no path can open (a ``/``, a control
+    character or ``new``, stored before such keys were refused). For a caller who may not
+    read households, a household's ``key`` is null."""
+
+    table: str = Field(description="household, facility or incident")
+    key: str | None
+    grid: str | None = Field(description="the grid it is filed in")
+    reason: str
+
+
 class CheckReport(Answer):
     ok: bool = Field(description="false when either part found anything")
     count: int = Field(description="topology issues")
     issues: list[TopologyIssue]
     ungridded: list[str] = Field(description="communities with no grid yet")
     assignment_mismatches: list[Mismatch]
+    unaddressable_keys: list[Unaddressable] = Field(
+        description="rows to recode: no page or API path can open them"
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from data.access.queries import AreaScope
+from data.assignment.keys import unaddressable_keys
 from data.assignment.service import assignment_mismatches
 from data.crs import metric_epsg
 from data.district.hierarchy import read_level
@@ -24,16 +25,18 @@ class CheckReport:
     ungridded: list[str] = field(default_factory=list)
     # stored grid of a household / facility / incident that PostGIS ST_Covers disagrees with
     assignment: list[dict[str, Any]] = field(default_factory=list)
+    # households, facilities and incidents whose key no path can open (data.assignment.keys)
+    unaddressable: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_checks(
     engine: Engine, *, settings: Settings, scope: AreaScope | None = None
 ) -> CheckReport:
-    """Every overlap, gap, overhang and sliver of every level, located in WGS-84, and every
-    stored assignment PostGIS disagrees with.
+    """Every overlap, gap, overhang and sliver of every level, located in WGS-84, every
+    stored assignment PostGIS disagrees with, and every stored key no path can open.
 
-    ``scope`` (the caller's area; None or unrestricted: everywhere) narrows only the
-    assignment mismatches, which name rows: see :func:`_mismatches_in_scope`. The topology
+    ``scope`` (the caller's area; None or unrestricted: everywhere) narrows only the parts
+    that name rows, the mismatches and the keys: see :func:`_mismatches_in_scope`. The topology
     issues name streets, communities and grids only and are reported whole, as before.
     """
     with engine.connect() as conn:
@@ -41,10 +44,14 @@ def run_checks(
         levels = {name: read_level(conn, name) for name in ("streets", "communities", "grids")}
         found = [m.as_dict() for m in assignment_mismatches(conn, settings=settings)]
         mismatches = _mismatches_in_scope(conn, found, scope)
+        keys = [k.as_dict() for k in unaddressable_keys(conn)]
+        unaddressable = _keys_in_scope(conn, keys, scope)
         conn.commit()
     if epsg is None:
         empty = {"type": "FeatureCollection", "features": []}
-        return CheckReport(issues=[], geojson=empty, assignment=mismatches)
+        return CheckReport(
+            issues=[], geojson=empty, assignment=mismatches, unaddressable=unaddressable
+        )
     metric = {name: frame.to_crs(epsg) for name, frame in levels.items()}
     # A community with no grids yet (before the planner runs) is not a gap of its grids: it
     # is listed as ungridded instead of drowning real problems in one huge "gap".
@@ -74,7 +81,13 @@ def run_checks(
         }
         for i, pt in zip(issues, frame.geometry, strict=True)
     ]
-    return CheckReport(issues=rows, geojson=geojson, ungridded=ungridded, assignment=mismatches)
+    return CheckReport(
+        issues=rows,
+        geojson=geojson,
+        ungridded=ungridded,
+        assignment=mismatches,
+        unaddressable=unaddressable,
+    )
 
 
 def _mismatches_in_scope(
@@ -90,9 +103,24 @@ def _mismatches_in_scope(
     """
     if scope is None or scope.unrestricted:
         return mismatches
-    codes = set(
+    codes = _grid_codes(conn, scope)
+    return [m for m in mismatches if m["stored"] in codes or m["expected"] in codes]
+
+
+def _keys_in_scope(
+    conn: Connection, keys: list[dict[str, Any]], scope: AreaScope | None
+) -> list[dict[str, Any]]:
+    """The unaddressable rows a scoped caller may see: those filed in one of their grids (rows
+    in no grid only to unrestricted callers, as above)."""
+    if scope is None or scope.unrestricted:
+        return keys
+    codes = _grid_codes(conn, scope)
+    return [k for k in keys if k["grid"] in codes]
+
+
+def _grid_codes(conn: Connection, scope: AreaScope) -> set[str]:
+    return set(
         conn.execute(
             text("SELECT code FROM grid WHERE id = ANY(:ids)"), {"ids": scope.sql_ids("grid")}
         ).scalars()
     )
-    return [m for m in mismatches if m["stored"] in codes or m["expected"] in codes]

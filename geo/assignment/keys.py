@@ -13,6 +13,10 @@ from __future__ import annotations
 #: Words of the registers' own pages, which a key cannot take.
 RESERVED = frozenset({"new"})
 
+#: Every character :func:`key_problem` refuses, as a PostgreSQL regular expression: how the
+#: store finds keys taken before the rule (``gridwork check``). A test holds the two alike.
+REFUSED_CHARACTERS_SQL = r"[/\x01-\x1f\x7f]"
+
 #: The refusals, plain sentences (``api.pages.said.PLAIN`` marks them for the pages).
 SLASH = "a code cannot contain '/': the pages and the API open each record by its code"
 CONTROL = "a code cannot contain control characters"

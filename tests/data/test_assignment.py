@@ -34,6 +34,7 @@ from data.assignment.service import (
 from data.db import make_engine, transaction
 from data.importing.loading import import_file
 from data.settings import Settings
+from geo.errors import Conflict, InvalidInput
 from tests.conftest import own_database
 from tests.data.porto_grids import write_grid_files
 
@@ -422,6 +423,51 @@ def test_cli_assign_and_check(porto: Engine) -> None:
     assert "household" in assigned.output
     checked = runner.invoke(cli, ["check"], env=env)
     assert "0 mismatch(es)" in checked.output
+    assert "keys no page or API path can open: 0" in checked.output
+
+
+def test_cli_check_lists_a_household_code_no_path_can_open_and_recode_mends_it(
+    porto: Engine,
+) -> None:
+    """A household coded ``12/3`` before such codes were refused: the check names it and
+    fails; ``gridwork recode`` refuses another bad code and one already taken, then gives it
+    a code the pages open, and the check passes."""
+    with transaction(porto) as session:
+        first, other = session.execute(text("SELECT min(id), max(code) FROM household")).one()
+        first_code = session.execute(
+            text("SELECT code FROM household WHERE id = :id"), {"id": first}
+        ).scalar_one()
+        session.execute(text("UPDATE household SET code = '12/3' WHERE id = :id"), {"id": first})
+    env = {"DATABASE_URL": porto.url.render_as_string(hide_password=False)}
+    runner = CliRunner()
+    try:
+        checked = runner.invoke(cli, ["check"], env=env)
+        assert checked.exit_code == 1, checked.output
+        assert "household '12/3'" in checked.output
+        assert "keys no page or API path can open: 1" in checked.output
+        # (the command's main() prints these as "error: …" and exits 2)
+        refused = runner.invoke(cli, ["recode", "household", "12/3", "new"], env=env)
+        assert isinstance(refused.exception, InvalidInput), refused.output
+        assert "'new' is the register's page" in str(refused.exception)
+        taken = runner.invoke(cli, ["recode", "household", "12/3", other], env=env)
+        assert isinstance(taken.exception, Conflict), taken.output
+        mended = runner.invoke(cli, ["recode", "household", "12/3", "12-3"], env=env)
+        assert mended.exit_code == 0, mended.output
+        with porto.connect() as conn:
+            assert (
+                conn.execute(
+                    text("SELECT code FROM household WHERE id = :id"), {"id": first}
+                ).scalar_one()
+                == "12-3"
+            )
+        again = runner.invoke(cli, ["check"], env=env)
+        assert "keys no page or API path can open: 0" in again.output
+    finally:
+        with transaction(porto) as session:
+            session.execute(
+                text("UPDATE household SET code = :c WHERE id = :id"),
+                {"c": first_code, "id": first},
+            )
 
 
 def test_grids_version_changes_with_every_grid_write(porto: Engine) -> None:

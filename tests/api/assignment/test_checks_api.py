@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from data.db import transaction
 from data.models import Role, ScopeLevel
+from geo.assignment.keys import REFUSED_CHARACTERS_SQL, key_problem
 from tests.factory import Account, add_accounts, sign_in
 
 STORED = "131215-G05"  # where the corrupted household is filed, far from where it lies
@@ -168,3 +169,94 @@ def test_anonymous_callers_are_refused(anon: TestClient, corrupted: Corrupted) -
     r = anon.get("/checks")
     assert r.status_code == 401
     assert corrupted.code not in r.text
+
+
+@dataclass(frozen=True)
+class Miscoded:
+    household: str  # a household of 131208-G01 coded as before keys were checked
+    facility: str  # a facility of a grid of 131214
+
+
+@pytest.fixture
+def miscoded(gridded_engine: Engine) -> Iterator[Miscoded]:
+    """A household coded ``12/3`` and a facility coded ``new`` by hand, as a database filled
+    before such keys were refused holds them; their codes put back afterwards."""
+    with transaction(gridded_engine) as session:
+        household = session.execute(
+            text(
+                "SELECT h.id, h.code FROM household h JOIN grid g ON g.id = h.grid_id "
+                "WHERE g.code = '131208-G01' ORDER BY h.id LIMIT 1"
+            )
+        ).one()
+        facility = session.execute(
+            text(
+                "SELECT f.id, f.source_id FROM facility f JOIN grid g ON g.id = f.grid_id "
+                "WHERE g.code LIKE '131214-%' ORDER BY f.id LIMIT 1"
+            )
+        ).one()
+        session.execute(
+            text("UPDATE household SET code = '12/3' WHERE id = :id"), {"id": household.id}
+        )
+        session.execute(
+            text("UPDATE facility SET source_id = 'new' WHERE id = :id"), {"id": facility.id}
+        )
+    try:
+        yield Miscoded("12/3", "new")
+    finally:
+        with transaction(gridded_engine) as session:
+            session.execute(
+                text("UPDATE household SET code = :c WHERE id = :id"),
+                {"c": household.code, "id": household.id},
+            )
+            session.execute(
+                text("UPDATE facility SET source_id = :c WHERE id = :id"),
+                {"c": facility.source_id, "id": facility.id},
+            )
+
+
+def test_a_clean_database_has_no_unaddressable_key(admin: TestClient) -> None:
+    assert admin.get("/checks").json()["unaddressable_keys"] == []
+
+
+def test_keys_no_path_can_open_are_listed_for_recoding(
+    admin: TestClient,
+    anon: TestClient,
+    area_planners: dict[str, dict[str, str]],
+    miscoded: Miscoded,
+    gridded_engine: Engine,
+) -> None:
+    before = len(_household_audits(gridded_engine, "g-admin"))
+    r = admin.get("/checks", params={"reason": "after the upgrade"})
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is False
+    keys = r.json()["unaddressable_keys"]
+    assert [(k["table"], k["key"], k["grid"][:6]) for k in keys] == [
+        ("household", "12/3", "131208"),
+        ("facility", "new", "131214"),
+    ]
+    assert "cannot contain '/'" in keys[0]["reason"] and "'new'" in keys[1]["reason"]
+    # The household is still there and still cannot be opened: why it must be recoded.
+    assert admin.get("/households/12%2F3").status_code == 404
+    audits = _household_audits(gridded_engine, "g-admin")[before:]
+    assert [(a.subject_ids, a.reason) for a in audits] == [(["12/3"], "after the upgrade")]
+    # A planner of the household's parish learns of it without its code; another parish's
+    # planner is told of its own facility only.
+    seen = {
+        p: anon.get("/checks", headers=area_planners[p]).json()["unaddressable_keys"]
+        for p in ("131208", "131214")
+    }
+    assert [(k["table"], k["key"]) for k in seen["131208"]] == [("household", None)]
+    assert [(k["table"], k["key"]) for k in seen["131214"]] == [("facility", "new")]
+
+
+def test_postgis_reads_the_refused_characters_as_the_rule_does(gridded_engine: Engine) -> None:
+    """The store's search (``REFUSED_CHARACTERS_SQL`` in PostgreSQL) finds exactly the
+    characters the domain's rule refuses, over every ASCII character."""
+    with gridded_engine.connect() as conn:
+        found = set(
+            conn.execute(
+                text("SELECT c FROM generate_series(1, 127) c WHERE ('a' || chr(c) || 'b') ~ :p"),
+                {"p": REFUSED_CHARACTERS_SQL},
+            ).scalars()
+        )
+    assert found == {c for c in range(1, 128) if key_problem(f"a{chr(c)}b") is not None}
