@@ -284,3 +284,29 @@ def test_the_plans_are_a_card_per_plan_on_a_phone(
         assert cells.first.locator("a").evaluate(LINES) == 1, "the state wraps"
         assert page.locator("#plans td[data-label]").evaluate_all(LABEL_OVERRUNS) == []
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_household_register_reads_each_code_on_one_line_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    lang: str,
+) -> None:
+    """A household's code broke at its hyphens ("E- / 209635015- / 1"), read as two codes and
+    made a grid of 180 households 12,000 px long. Each code is on one line; in Chinese the
+    whole row fits the phone (the English headings are wider and the table scrolls itself)."""
+    with _on_a_phone(browser, server, "g-admin", lang) as admin:
+        page = admin.open("/app/households?grid=131208-G01")
+        codes = page.locator("table.households tbody td:first-child a")
+        assert codes.count() > 100
+        lines = codes.evaluate_all(
+            "as => as.map(a => { const r = document.createRange(); r.selectNodeContents(a);"
+            " return r.getClientRects().length; })"
+        )
+        assert set(lines) == {1}, "a code wraps"
+        if lang == "zh_CN":
+            right = page.locator("table.households").evaluate(
+                "t => Math.max(...[...t.rows[0].cells].map(c => c.getBoundingClientRect().right))"
+            )
+            assert right <= PHONE["width"], "the last column is off the screen"
+            _shot(page, "households-phone-zh_CN")
