@@ -766,7 +766,7 @@ def map_file(
     days: Annotated[int, typer.Option(help="days back, for incidents")] = 30,
 ) -> None:
     """Write one map as a standalone HTML file (Leaflet inlined: it opens without a server)."""
-    from api.pages.frame import gettext
+    from api.pages.frame import gettext, ngettext
     from data.access.queries import AreaScope
     from data.coverage.service import NetworkCache
     from maps.pages import build, render
@@ -789,6 +789,7 @@ def map_file(
                 minutes=minutes,
                 days=days,
                 gettext=lambda message: gettext(settings.locale, message),  # the deployment's
+                ngettext=lambda one, many, n: ngettext(settings.locale, one, many, n),
             )
         )
     output.write_text(page, encoding="utf-8")

@@ -12,7 +12,7 @@ import geopandas as gpd
 from maps._common import add_areas, area_map, number, title_box
 from maps.base import AssetMode, Legend, LegendEntry, OfflineMap, layer_control
 from maps.style import quantile_scale
-from maps.words import Gettext, english
+from maps.words import Gettext, Ngettext, english, english_plural
 
 REDS_5 = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
 GREENS_5 = ("#edf8e9", "#bae4b3", "#74c476", "#31a354", "#006d2c")
@@ -27,6 +27,7 @@ def incident_map(
     asset_mode: AssetMode,
     static_url: str = "/static",
     gettext: Gettext = english,
+    ngettext: Ngettext = english_plural,
 ) -> OfflineMap:
     """Areas (``code``, ``open``, ``closed``) coloured by incidents in the last ``days``.
 
@@ -76,9 +77,9 @@ def incident_map(
         entries = [LegendEntry("0", NONE_COLOUR)]
         entries += [LegendEntry(label, colour) for label, colour in scale.labels()]
         Legend(
-            (_("open ({days} days)") if status == "open" else _("closed ({days} days)")).format(
-                days=days
-            ),
+            ngettext("open (%(num)s day)", "open (%(num)s days)", days)
+            if status == "open"
+            else ngettext("closed (%(num)s day)", "closed (%(num)s days)", days),
             entries,
             position="bottomright" if show else "bottomleft",
         ).add_to(m)
@@ -90,7 +91,7 @@ def incident_map(
     counts = {"open": int(areas["open"].sum()), "closed": int(areas["closed"].sum())}
     title_box(
         m,
-        _("Incidents, last %(days)s days") % {"days": days},
+        ngettext("Incidents, last %(num)s day", "Incidents, last %(num)s days", days),
         [tally % {**counts, "n": len(areas)}],
     )
     layer_control(m)

@@ -19,7 +19,7 @@ from maps.base import AssetMode, OfflineMap
 from maps.coverage import coverage_map
 from maps.grids import grid_band_map, workload_map
 from maps.incidents import incident_map
-from maps.words import Gettext, english
+from maps.words import Gettext, Ngettext, english, english_plural
 
 MapKind = Literal["grids", "workload", "incidents", "coverage"]
 
@@ -64,9 +64,10 @@ def build(
     days: int = 30,
     straight_line: bool = False,
     gettext: Gettext = english,
+    ngettext: Ngettext = english_plural,
 ) -> OfflineMap:
-    """One map from the store, its words through ``gettext``; :class:`NoMap` when there is
-    nothing to draw."""
+    """One map from the store, its words through ``gettext`` (counted ones through
+    ``ngettext``); :class:`NoMap` when there is nothing to draw."""
     if kind in ("grids", "workload"):
         grids = count_grids(conn, scope)
         if grids > settings.grid_page_max_grids:
@@ -102,7 +103,12 @@ def build(
         if counts.areas.empty:
             raise NoMap("Incidents", NO_AREA)
         return incident_map(
-            counts.areas, days=days, level=counts.level, asset_mode=asset_mode, gettext=gettext
+            counts.areas,
+            days=days,
+            level=counts.level,
+            asset_mode=asset_mode,
+            gettext=gettext,
+            ngettext=ngettext,
         )
     if facility is None:
         raise ValueError("a coverage map needs a facility kind")

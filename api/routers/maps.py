@@ -85,7 +85,6 @@ INTROS: dict[MapKind, str] = {
         "households against the band (%(low)s–%(high)s). Tap or hover over a grid for the "
         "worker's grids."
     ),
-    "incidents": N_("Incidents reported in the last %(days)s days, per grid: open and closed."),
     "coverage": N_(
         "Who can walk to a facility of one kind in so many minutes, at an unhurried 4.5 km/h "
         "along the roads."
@@ -107,11 +106,15 @@ def _page(
     ctx = context(request, principal)
     settings: Settings = app_state(request).settings
     title = ctx._(TITLES[kind])
-    intro = ctx._(
-        INTROS[kind],
-        low=settings.household_min,
-        high=settings.household_max,
-        days=kw.get("days", 30),
+    days = kw.get("days", 30)
+    intro = (
+        ctx.ngettext(
+            "Incidents reported in the last %(num)s day, per grid: open and closed.",
+            "Incidents reported in the last %(num)s days, per grid: open and closed.",
+            days,
+        )
+        if kind == "incidents"
+        else ctx._(INTROS[kind], low=settings.household_min, high=settings.household_max)
     )
     page_values = {"intro": intro, **(values or {})}
     try:
@@ -123,6 +126,7 @@ def _page(
             cache=network_cache(request),
             asset_mode="url",
             gettext=ctx._,
+            ngettext=ctx.ngettext,
             **kw,
         )
     except NoMap as why:

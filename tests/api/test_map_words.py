@@ -32,3 +32,26 @@ def test_map_words_follow_the_page_language(
     for word in zh:
         # As written, or JSON-escaped (\uXXXX) where folium dumps it.
         assert word in chinese or json.dumps(word) in chinese, (path, word)
+
+
+@pytest.mark.parametrize("days", [1, 30])
+def test_the_incidents_map_counts_its_days_in_english_and_chinese(
+    strips_client: TestClient, days: int
+) -> None:
+    """The title, the introduction and both legends count the days shown: "the last 1 day",
+    never "1 days"; Chinese has one form."""
+    path = f"/maps/incidents?days={days}"
+    english = strips_client.get(path, headers={"Accept-Language": "en"}).text
+    chinese = strips_client.get(path, headers={"Accept-Language": "zh-CN"}).text
+    unit = "day" if days == 1 else "days"
+    for words in (
+        f"Incidents, last {days} {unit}",
+        f"Incidents reported in the last {days} {unit}, per grid",
+        f"open ({days} {unit})",
+        f"closed ({days} {unit})",
+    ):
+        assert words in english, words
+    if days == 1:
+        assert "1 days" not in english
+    for words in (f"事件（近 {days} 天）", f"最近 {days} 天上报的事件", f"未结（{days} 天）"):
+        assert words in chinese or json.dumps(words)[1:-1] in chinese, words
