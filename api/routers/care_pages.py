@@ -219,7 +219,9 @@ def enrol_submit(
     principal: Enroller,
     display_name: Annotated[str, Form(min_length=1, max_length=200)],
     device_id: Annotated[str, Form(min_length=1, max_length=100)],
-    datum: Annotated[DeviceDatum, Form()],
+    # A choice with no default: a watch's datum guessed wrong puts every position hundreds of
+    # metres off, so none chosen is said beside the field (the form again).
+    datum: Annotated[str, Form(max_length=10)] = "",
     # Not required here: none chosen is said beside the household search (the form again).
     household_code: Annotated[str, Form(max_length=64)] = "",
     emergency_contact: Annotated[str, Form(max_length=200)] = "",
@@ -234,7 +236,7 @@ def enrol_submit(
         "display_name": display_name,
         "household_code": household_code,
         "device_id": device_id,
-        "datum": datum.value,
+        "datum": datum,
         "emergency_contact": emergency_contact,
         "consent_given_by": consent_given_by,
         "consent_given_on": consent_given_on,
@@ -242,6 +244,12 @@ def enrol_submit(
         "home_buffer_m": home_buffer_m,
     }
     try:
+        if datum not in {d.value for d in DeviceDatum}:
+            raise InvalidInput(
+                ctx._("Choose which coordinates the watch sends: “Which one does my watch send?”"),
+                field="datum",
+            )
+        device_datum = DeviceDatum(datum)
         if not household_code.strip():
             raise InvalidInput(
                 ctx._("Find and choose the home household first."), field="household_code"
@@ -271,7 +279,7 @@ def enrol_submit(
             household_code=household_code.strip(),
             emergency_contact=emergency_contact.strip() or None,
             device_code=device_id,
-            datum=datum,
+            datum=device_datum,
             consent=consent,
             by=principal.name,
             scope=principal.scope,
@@ -296,7 +304,7 @@ def enrol_submit(
         principal,
         subject_type="elder",
         subject_ids=[enrolled.elder_id],
-        reason=_enrolled(datum.value, consent is not None, scanned, home_buffer_m),
+        reason=_enrolled(device_datum.value, consent is not None, scanned, home_buffer_m),
     )
     base = str(request.base_url).rstrip("/")
     server_url = f"{base}/ingest/osmand?key={enrolled.api_key}"

@@ -128,6 +128,31 @@ def test_a_refused_enrolment_keeps_the_typing_and_says_why_beside_the_device(
     assert "Find and choose the home household" in _beside(r.text, "gw-hh-q")
 
 
+def test_an_enrolment_names_the_watchs_coordinates_or_is_refused_beside_them(
+    client: TestClient, strips: Gridded
+) -> None:
+    """A watch's datum guessed wrong puts every position hundreds of metres off, so the form
+    offers no default (it offered WGS-84, while watches sold in China send GCJ-02): none
+    chosen is refused beside the choice, with the rest kept, and nothing is enrolled."""
+    headers = {**sign_in(client, "f-care"), **BROWSER}
+    blank = client.get("/app/elders/new", headers=headers)
+    assert '<option value="" selected>' in blank.text
+    assert '<option value="wgs84" selected>' not in blank.text
+    form = {"display_name": "李桂兰", "household_code": "H-1", "device_id": "w-datum-1"}
+    for sent in (form, {**form, "datum": ""}, {**form, "datum": "utm"}):
+        r = client.post("/app/elders/new", data=sent, headers=headers)
+        assert r.status_code == 422, r.text[-300:]
+        assert "Choose which coordinates the watch sends" in _beside(r.text, "datum")
+        assert 'value="w-datum-1"' in r.text
+    with strips.engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM device WHERE device_code = 'w-datum-1'")
+            ).scalar()
+            == 0
+        )
+
+
 def test_a_refused_publish_is_the_editor_with_the_reason_beside_the_date(
     client: TestClient, strips: Gridded
 ) -> None:
