@@ -462,3 +462,18 @@ def test_worker_suggestions_are_bounded_and_put_the_unlinked_first(
     page = admin.get("/app/accounts")
     offered = re.findall(r'<datalist id="gw-workers">(.*?)</datalist>', page.text, re.S)
     assert offered and offered[0].count("<option") == len(every) <= SUGGESTIONS
+
+
+def test_the_list_names_a_linked_worker_record_as_colleagues_know_it(
+    accounts_engine: Engine, admin: Browser
+) -> None:
+    """The accounts list said "DW-131208-G01" where the account's own page and every map
+    say 王敏: the record's name follows its code."""
+    add_accounts(accounts_engine, [Account("a-named", Role.grid_worker)])
+    with transaction(accounts_engine) as session:
+        link_worker_account(session, "W-131208-G02", "a-named")
+        name = session.execute(
+            text("SELECT display_name FROM worker WHERE code = 'W-131208-G02'")
+        ).scalar_one()
+    page = admin.get("/app/accounts")
+    assert name and re.search(rf">W-131208-G02 {re.escape(name)}</td>", page.text), name
