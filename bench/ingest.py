@@ -117,6 +117,7 @@ def prepare(url: str, n_devices: int) -> list[Device]:
                     by="bench",
                     scope=AreaScope.everywhere(),
                     epsg=epsg,
+                    today=consent.given_on,
                 )
                 devices.append(Device(code, enrolled.api_key, datums[i % 3], home[0], home[1]))
     finally:

@@ -284,6 +284,7 @@ def enrol_submit(
             by=principal.name,
             scope=principal.scope,
             epsg=care_epsg(request, session),
+            today=ctx.today(),
             buffer_m=home_buffer_m,
         )
         if scanned is not None:
@@ -425,7 +426,9 @@ def consent_submit(
     try:
         consent = _consent_record(ctx, consent_given_by, consent_given_on, consent_scope)
         scanned = None if scan is None else consent_scan.clean(scan)
-        consent_id = care.record_consent(session, elder_id, consent, by=principal.name)
+        consent_id = care.record_consent(
+            session, elder_id, consent, by=principal.name, today=ctx.today()
+        )
         if scanned is not None:
             consent_scan.store(
                 session, elder_id, consent_id, scanned, scope=principal.scope, by=principal.name

@@ -42,6 +42,7 @@ from api.schemas.elders import (
 )
 from api.schemas.geojson import GeoJSONResponse
 from api.security import Principal, audit_read, audit_subjects, require
+from api.state import app_state
 from data.care import queries as q
 from data.care import service as care
 from data.policy import Action
@@ -86,6 +87,7 @@ def enrol(request: Request, session: SessionDep, principal: Enroller, body: Elde
         by=principal.name,
         scope=principal.scope,
         epsg=care_epsg(request, session),
+        today=app_state(request).settings.today(),
         buffer_m=body.home_buffer_m,
     )
     _audit_change(
@@ -175,7 +177,13 @@ def add_consent(
     reason: Why = None,
 ) -> dict[str, Any]:
     q.elder_record(session, elder_id, principal.scope, to=Action.enrol_elders)
-    consent_id = care.record_consent(session, elder_id, body.record(), by=principal.name)
+    consent_id = care.record_consent(
+        session,
+        elder_id,
+        body.record(),
+        by=principal.name,
+        today=app_state(request).settings.today(),
+    )
     _audit_change(
         session,
         request,

@@ -95,12 +95,13 @@ def enrol(
     by: str,
     scope: AreaScope,
     epsg: int,
+    today: date,
     buffer_m: float = DEFAULT_HOME_BUFFER_M,
 ) -> Enrolled:
     """An elder, their device with its own API key, the default safe zone and (maybe) consent.
 
     Without a consent record the device is enrolled but its fixes are refused until one is
-    recorded (``record_consent``).
+    recorded (``record_consent``). ``today`` is the district's date (``Settings.today``).
     """
     home = q.find_home_household(session, household_code, scope)
     if q.device_code_taken(session, device_code, f"device:{device_code}"):
@@ -117,7 +118,7 @@ def enrol(
     zone = SafeZone.around_grid(q.grid_metric(session, home.grid_id, epsg), buffer_m=buffer_m)
     q.save_zone(session, elder_id, zone, kind=ZoneKind.home_grid, epsg=epsg, buffer_m=buffer_m)
     if consent is not None:
-        record_consent(session, elder_id, consent, by=by)
+        record_consent(session, elder_id, consent, by=by, today=today)
     return Enrolled(elder_id, device_code, key, home.grid_code)
 
 
@@ -156,8 +157,12 @@ def deactivate_devices(session: Session, elder_id: int) -> list[str]:
     return q.retire_devices(session, elder_id)
 
 
-def record_consent(session: Session, elder_id: int, consent: ConsentRecord, *, by: str) -> int:
-    if consent.given_on > date.today() + timedelta(days=1):
+def record_consent(
+    session: Session, elder_id: int, consent: ConsentRecord, *, by: str, today: date
+) -> int:
+    """Store a consent record; one dated after ``today``, the district's date (not the
+    server's: in Shanghai the server's UTC date is yesterday until 08:00), is refused."""
+    if consent.given_on > today:
         raise InvalidInput("consent cannot be given in the future", field="given_on")
     return q.add_consent(
         session,

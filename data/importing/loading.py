@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -500,12 +500,13 @@ def enrol_demo_elders(
                     datum=datum,
                     consent=care.ConsentRecord(
                         given_by=f"DEMO: fictional guardian of demo elder {n} (not a real person)",
-                        given_on=date.today() - timedelta(days=30 + n),
+                        given_on=settings.today() - timedelta(days=30 + n),
                         scope="DEMO (fictional): locate when lost; alert the grid worker",
                     ),
                     by=care_user,
                     scope=scope,
                     epsg=epsg,
+                    today=settings.today(),
                 )
                 elder_id, key = enrolled.elder_id, enrolled.api_key
                 if n == 1:
