@@ -57,6 +57,12 @@ def kind_name(ctx: PageContext, kind: str) -> str:
 
 def kind_label(ctx: PageContext, kind: str) -> str:
     """A facility kind in the page's language with its code ("药店 (pharmacy)"), or as
-    stored: where people pick a kind and may know it by its code."""
+    stored: where people pick a kind and may know it by its code. Where the name already
+    says the code ("Pharmacy"), once is enough."""
     name = KIND_NAMES.get(kind)
-    return ctx._("%(name)s (%(kind)s)", name=ctx._(name), kind=kind) if name else kind
+    if not name:
+        return kind
+    said = ctx._(name)
+    if said.lower().replace(" ", "_") == kind:  # "Pharmacy", not "Pharmacy (pharmacy)"
+        return said
+    return ctx._("%(name)s (%(kind)s)", name=said, kind=kind)

@@ -136,6 +136,11 @@ def test_viewer_legend_names_every_facility_kind(
         assert kind in key
     assert "药店 (pharmacy)" in key
     assert '["道路", "#8c8c8c", "line"]' in key  # the roads, in the page's language
+    english = strips_client.get("/viewer", headers={"Accept-Language": "en"}).text
+    key = english[english.index("const key = ") : english.index("const box")]
+    # A name that says its code already is not followed by it again.
+    assert '"Pharmacy"' in key and "Pharmacy (pharmacy)" not in key
+    assert "social_facility" in kinds and "Social care facility (social_facility)" in key
 
 
 def test_a_scoped_coordinator_is_sent_to_their_area_not_refused(strips_app) -> None:
