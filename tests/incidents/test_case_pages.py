@@ -201,6 +201,11 @@ def test_a_grid_workers_home_counts_what_waits_before_the_maps(
         )
         zh = auth["worker"] | HTML | {"Accept-Language": "zh-CN"}
         assert f"已超期：{overdue} 件" in _cards(client.get("/", headers=zh).text)[mine][2]
+        # Each case's deadline is labelled as each language writes it ("办理期限：", no
+        # ASCII colon and space inside Chinese).
+        assert "<div>Deadline: " in client.get("/app/incidents/mine", headers=en).text
+        mine_zh = client.get("/app/incidents/mine", headers=zh).text
+        assert "<div>办理期限：" in mine_zh and "办理期限: " not in mine_zh
     # The worker has an area: the vector-tile viewer would send them to the grid map.
     home = client.get("/", headers=en).text
     assert 'href="/viewer"' not in home and 'href="/maps/grids"' in home
