@@ -246,12 +246,27 @@ def recode(
 ) -> None:
     """Give a household, facility or incident a new key: for keys no page or API path can
     open, stored before such keys were refused (`gridwork check` lists them)."""
+    import getpass
+
+    from data.access.queries import write_audit
+    from data.access.reasons import said
     from data.assignment.keys import recode as recode_row
     from data.db import transaction
 
     settings = _settings()
     with transaction(_engine(settings)) as session:
         recode_row(session, table, old, new)
+        # The audit log names records by key: this row ties the old key's rows to the new.
+        write_audit(
+            session,
+            actor=f"cli:{getpass.getuser()}"[:128],
+            role="admin",
+            method="CLI",
+            route="gridwork recode",
+            subject_type=table,
+            subject_ids=[new],
+            reason=said("recoded", old=old, new=new),
+        )
     out.print(f"{table} {old!r} is now {new!r}")
 
 

@@ -28,6 +28,7 @@ SENTENCES: dict[str, str] = {
     "household_removed": N_("removed (page)"),
     "household_found": N_("found by its code (page)"),
     "enrol_search": N_("finding an elder's home household to enrol them"),
+    "recoded": N_("recoded from %(old)s to %(new)s (command line)"),
     "account_created": N_("created as %(role)s"),
     "with_area": N_("area %(level)s %(code)s"),
     "with_worker": N_("worker %(worker)s"),

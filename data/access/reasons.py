@@ -31,6 +31,7 @@ SENTENCES: dict[str, str] = {
     "household_removed": "removed (page)",
     "household_found": "found by its code (page)",
     "enrol_search": "finding an elder's home household to enrol them",
+    "recoded": "recoded from %(old)s to %(new)s (command line)",
     # accounts
     "account_created": "created as %(role)s",
     "with_area": "area %(level)s %(code)s",

@@ -462,6 +462,14 @@ def test_cli_check_lists_a_household_code_no_path_can_open_and_recode_mends_it(
             )
         again = runner.invoke(cli, ["check"], env=env)
         assert "keys no page or API path can open: 0" in again.output
+        with porto.connect() as conn:  # the old code's audit rows stay findable
+            reason = conn.execute(
+                text(
+                    "SELECT reason FROM audit_log WHERE route = 'gridwork recode' "
+                    "AND '12-3' = ANY(subject_ids)"
+                )
+            ).scalar_one()
+        assert reason == "recoded from 12/3 to 12-3 (command line)"
     finally:
         with transaction(porto) as session:
             session.execute(
