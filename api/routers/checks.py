@@ -5,7 +5,7 @@ non-zero on). Three parts, as in the CLI: the topology of the hierarchy (``issue
 ``ungridded``); ``assignment_mismatches``: every household, facility and incident whose
 stored grid PostGIS ``ST_Covers`` disagrees with (there must be none); and
 ``unaddressable_keys``: rows whose key no path can open (:mod:`data.assignment.keys`), which
-follow the same rules of who sees what as the mismatches. Both come from
+follow the same rules of who sees what as the mismatches. All three come from
 :func:`data.district.checks.run_checks`, so the HTTP answer and the CLI run one query in one place.
 The GeoJSON format carries the topology issues only, like ``gridwork check --geojson``.
 
