@@ -21,6 +21,7 @@ from geo.errors import GridworkError, ImportRejected, InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from data.access.reasons import AuditReason
     from data.importing.loading import DemoElder
     from data.importing.readers import Kind
 
@@ -246,9 +247,6 @@ def recode(
 ) -> None:
     """Give a household, facility or incident a new key: for keys no page or API path can
     open, stored before such keys were refused (`gridwork check` lists them)."""
-    import getpass
-
-    from data.access.queries import write_audit
     from data.access.reasons import said
     from data.assignment.keys import recode as recode_row
     from data.db import transaction
@@ -257,16 +255,7 @@ def recode(
     with transaction(_engine(settings)) as session:
         recode_row(session, table, old, new)
         # The audit log names records by key: this row ties the old key's rows to the new.
-        write_audit(
-            session,
-            actor=f"cli:{getpass.getuser()}"[:128],
-            role="admin",
-            method="CLI",
-            route="gridwork recode",
-            subject_type=table,
-            subject_ids=[new],
-            reason=said("recoded", old=old, new=new),
-        )
+        _audit_cli(session, "recode", table, new, reason=said("recoded", old=old, new=new))
     out.print(f"{table} {old!r} is now {new!r}")
 
 
@@ -642,8 +631,11 @@ def key_add(
     out.print(key)
 
 
-def _audit_cli(session: Session, command: str, kind: str, name: str) -> None:
-    """An audit row for an account or key change made at the command line."""
+def _audit_cli(
+    session: Session, command: str, kind: str, name: str, *, reason: AuditReason | None = None
+) -> None:
+    """An audit row for a change made at the command line (an account, a key, a record's
+    code)."""
     import getpass
 
     from data.access.queries import write_audit
@@ -656,7 +648,7 @@ def _audit_cli(session: Session, command: str, kind: str, name: str) -> None:
         route=f"gridwork {command}",
         subject_type=kind,
         subject_ids=[name[:64]],
-        reason=None,
+        reason=reason,
     )
 
 
