@@ -601,7 +601,8 @@ def locate_page(
             "home": ctx._("Home"),
             "zone": ctx._("Safe zone"),
             "route": ctx._("Walking route"),
-            "grid": ctx._("Grid of the last position"),
+            # with the colon of the page's language (网格：…), as the templates join a label
+            "grid": ctx._("%(what)s: ", what=ctx._("Grid of the last position")),
         },
     }
     shown = None
@@ -852,7 +853,7 @@ def alerts_page(
                     "note": ctx._("Note (what was done)"),
                     "grid": ctx._("Grid"),
                     "home_grid": ctx._("Home grid"),
-                    "routed": ctx._("Sent to"),
+                    "routed": ctx._("%(what)s: ", what=ctx._("Sent to")),
                     "call": ctx._("Call"),
                     "new": ctx._("New"),
                     "none": ctx._("No alerts. New ones appear here by themselves."),

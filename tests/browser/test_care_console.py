@@ -288,6 +288,8 @@ def test_care_console_finds_a_lost_elder(
     assert item is not None and "王秀英" in item.inner_text()
     assert district.worker_of("S01-C01-G05")  # the grid has a worker, who is listed
     assert worker.page.locator(f"#alert-{alert_id} .gw-routed").count() == 1
+    # labelled with the page's colon: 已通知：…, not 已通知: …
+    assert worker.page.inner_text(f"#alert-{alert_id} .gw-routed").startswith("已通知：")
     assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
     worker.shot("worker-390")
 

@@ -52,7 +52,7 @@
     if (data.grid) {  // the grid the last position lies in: whose ground it is
       L.geoJSON(data.grid.outline, {
         style: { color: "#1f2937", weight: 2.5, dashArray: "8 5", fill: false, className: "gw-fix-grid" }
-      }).bindTooltip(labels.grid + ": " + data.grid.label, { sticky: true }).addTo(map);
+      }).bindTooltip(labels.grid + data.grid.label, { sticky: true }).addTo(map);
     }
     homeMarker(map, data.home, labels.home);
     var trail = data.trail || [];
@@ -269,7 +269,7 @@
       li.appendChild(info);
       if (a.by_itself && labels.by_itself[a.kind]) li.appendChild(el("div", { "class": "gw-back gw-back-" + a.kind }, labels.by_itself[a.kind]));
       if (a.recipients.length) {
-        var who = el("div", { "class": "gw-routed" }, labels.routed + ": ");
+        var who = el("div", { "class": "gw-routed" }, labels.routed);
         a.recipients.forEach(function (r) {
           who.appendChild(document.createTextNode(r.name + " "));
           if (r.phone) who.appendChild(el("a", { href: "tel:" + r.phone.replace(/\s/g, ""), "class": "gw-call" }, labels.call + " " + r.phone));
