@@ -87,9 +87,15 @@ def json_depth(body: bytes) -> int:
     return max(int(np.cumsum(steps, dtype=np.int32).max()), 0)
 
 
-def _is_json(scope: Scope) -> bool:
+FORM = b"application/x-www-form-urlencoded"
+
+
+def _media(scope: Scope) -> bytes:
     content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
-    media = content_type.split(b";", 1)[0].strip().lower()
+    return content_type.split(b";", 1)[0].strip().lower()
+
+
+def _is_json(media: bytes) -> bool:
     return media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     )
@@ -100,8 +106,10 @@ class InputGuard:
 
     * JSON nested deeper than ``max_depth`` (100,000 nested arrays make Python's parser and
       pydantic recurse until they fail): 422, counted on the raw bytes.
-    * A NUL character in the path, a query parameter or a JSON string: PostgreSQL text cannot
-      hold one, so it would surface as a database error (500) instead of a 422.
+    * A NUL character in the path, a query parameter, a JSON string or a field of a URL-encoded
+      form (the sign-in, the pages' forms): PostgreSQL text cannot hold one, so it would
+      surface as a database error (500) instead of a 422. Multipart bodies pass: a file may
+      hold any byte, and what is stored from one is read by the importers.
     """
 
     def __init__(self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -116,7 +124,8 @@ class InputGuard:
         if refusal is not None:
             await problem(422, "InvalidInput", refusal[1], field=refusal[0])(scope, receive, send)
             return
-        if not _is_json(scope):
+        media = _media(scope)
+        if not (_is_json(media) or media == FORM):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -129,13 +138,17 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        detail = None
-        if json_depth(body) > self.max_depth:
+        field, detail = "body", None
+        if media == FORM:
+            refusal = _nul_in_pairs(body.decode("latin-1"))
+            if refusal is not None:
+                field, detail = refusal
+        elif json_depth(body) > self.max_depth:
             detail = f"body: JSON nested deeper than {self.max_depth} levels"
         elif b"\\u0000" in body and _JSON_NUL.search(body):
             detail = "body: a string contains a NUL character (\\u0000), which cannot be stored"
         if detail:
-            await problem(422, "InvalidInput", detail, field="body")(scope, receive, send)
+            await problem(422, "InvalidInput", detail, field=field)(scope, receive, send)
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay(whole, receive), send)
@@ -144,10 +157,14 @@ class InputGuard:
 def _nul_in_url(scope: Scope) -> tuple[str, str] | None:
     if "\x00" in scope.get("path", ""):
         return "path", "path: contains a NUL character"
-    query = scope.get("query_string", b"").decode("latin-1")
-    if "%00" not in query and "\x00" not in query:
+    return _nul_in_pairs(scope.get("query_string", b"").decode("latin-1"))
+
+
+def _nul_in_pairs(encoded: str) -> tuple[str, str] | None:
+    """The first name=value pair of a query string or form body holding a NUL, named."""
+    if "%00" not in encoded and "\x00" not in encoded:
         return None
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in parse_qsl(encoded, keep_blank_values=True):
         if "\x00" in name or "\x00" in value:
             shown = name.replace("\x00", "\\x00")
             return shown, f"{shown}: contains a NUL character, which cannot be stored"

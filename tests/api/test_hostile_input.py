@@ -171,6 +171,21 @@ def test_nul_in_a_query_parameter_names_the_parameter(
     assert r.json()["field"] == "actor"
 
 
+@pytest.mark.parametrize("path", ["/token", "/login"])
+def test_nul_in_a_form_field_names_the_field(client: TestClient, path: str) -> None:
+    """The sign-in (API and page) reads a URL-encoded form; a NUL there once reached the
+    database and answered 500 (schemathesis found it on POST /token)."""
+    r = client.post(path, data={"username": "t-admin\x00", "password": "x"})
+    assert r.status_code == 422
+    assert r.json()["field"] == "username"
+    assert "NUL" in r.json()["detail"]
+
+
+def test_a_form_with_another_control_character_reaches_the_sign_in(client: TestClient) -> None:
+    r = client.post("/token", data={"username": "t-admin\x01", "password": "x"})
+    assert r.status_code == 401
+
+
 def test_ingest_is_rate_limited_per_caller(
     client: TestClient, tokens: dict[str, dict[str, str]], admin: dict[str, str]
 ) -> None:

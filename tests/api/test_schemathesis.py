@@ -15,12 +15,17 @@ that the generated requests reach the query parameters (filter, datetime, ids, o
 The schema is read from an app built without a database (its OpenAPI does not need one).
 ``schemathesis.pytest.from_fixture`` would be the natural loader, but it sets a private pytest
 attribute that pytest 9 no longer has.
+
+The operations are parametrized with pytest's own ``parametrize``, each fuzzed by hypothesis
+inside its test. ``schema.parametrize()`` made one item per operation only in a serial run: in
+an xdist worker (``make test`` runs ``-n 2``) it collected a single item per test that fuzzed
+``/health`` and ``/ogc/`` and nothing else, so CI checked two operations of 121.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,8 +33,9 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from sqlalchemy import create_engine
 
 from api.app import create_app
@@ -74,34 +80,67 @@ def fuzz_app(server_url: str) -> Iterator[tuple[FastAPI, dict[str, dict[str, str
         engine.dispose()
 
 
-@pytest.mark.timeout(60)
-@schema.parametrize()
-@settings(
-    max_examples=15,
+FUZZ = settings(
     deadline=timedelta(seconds=5),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     database=None,
     derandomize=True,
 )
+
+
+def _operations(loaded: schemathesis.BaseSchema) -> list[Any]:
+    """Every operation of ``loaded``, as pytest parameters named by method and path.
+
+    An operation schemathesis cannot read stops the collection, rather than going unfuzzed.
+    """
+    params = []
+    for result in loaded.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        params.append(pytest.param(result.ok(), id=result.ok().label))
+    return params
+
+
+def _fuzz(operation: Any, examples: int, call: Callable[[Any], None]) -> None:
+    """Generate ``examples`` requests for ``operation`` and ``call`` each (hypothesis shrinks)."""
+
+    @settings(FUZZ, max_examples=examples)
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        call(case)
+
+    run()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("operation", _operations(schema))
 def test_no_operation_answers_5xx(
-    case: Any, fuzz_app: tuple[FastAPI, dict[str, dict[str, str]]]
+    operation: Any, fuzz_app: tuple[FastAPI, dict[str, dict[str, str]]]
 ) -> None:
     app, headers = fuzz_app
-    who = "device" if case.path.startswith("/ingest/") else "admin"
-    case.call_and_validate(app=app, headers=headers[who], checks=[not_a_server_error])
+
+    def call(case: Any) -> None:
+        who = "device" if case.path.startswith("/ingest/") else "admin"
+        case.call_and_validate(app=app, headers=headers[who], checks=[not_a_server_error])
+
+    _fuzz(operation, 15, call)
 
 
 @pytest.mark.timeout(60)
-@ogc_schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=timedelta(seconds=5),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    database=None,
-    derandomize=True,
-)
+@pytest.mark.parametrize("operation", _operations(ogc_schema))
 def test_no_ogc_operation_answers_5xx(
-    case: Any, fuzz_app: tuple[FastAPI, dict[str, dict[str, str]]]
+    operation: Any, fuzz_app: tuple[FastAPI, dict[str, dict[str, str]]]
 ) -> None:
     app, headers = fuzz_app
-    case.call_and_validate(app=app, headers=headers["admin"], checks=[not_a_server_error])
+
+    def call(case: Any) -> None:
+        case.call_and_validate(app=app, headers=headers["admin"], checks=[not_a_server_error])
+
+    _fuzz(operation, 25, call)
+
+
+def test_every_operation_is_a_test_of_its_own(request: pytest.FixtureRequest) -> None:
+    """Each operation is collected as its own item, under xdist too (see the module's note)."""
+    names = {item.name for item in request.session.items}
+    for operation in _operations(schema):
+        assert f"test_no_operation_answers_5xx[{operation.id}]" in names
