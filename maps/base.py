@@ -272,6 +272,9 @@ class Legend(MacroElement):
     ``<details>`` under its title, open where the map is wider than :data:`OPEN_FROM_PX`:
     on a 390 px phone the workload map's title box (a line per worker) and its legend
     covered the whole map; there they start closed, a tap on the title opens them.
+
+    Given ``layer``, the legend is on the map only while that layer is: the incidents map's
+    closed-incidents legend stood beside the open one while its layer was hidden.
     """
 
     _template = Template(
@@ -288,7 +291,17 @@ class Legend(MacroElement):
                 L.DomEvent.disableClickPropagation(div);
                 return div;
             };
+            {% if this.layer %}
+            (function (control, layer, map) {
+                function follow() {
+                    if (map.hasLayer(layer)) { control.addTo(map); } else { control.remove(); }
+                }
+                layer.on("add remove", follow);
+                follow();
+            })({{ this.get_name() }}, {{ this.layer.get_name() }}, {{ this._parent.get_name() }});
+            {% else %}
             {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+            {% endif %}
         {% endmacro %}
         """
     )
@@ -299,10 +312,12 @@ class Legend(MacroElement):
         entries: Sequence[LegendEntry],
         *,
         position: Literal["topleft", "topright", "bottomleft", "bottomright"] = "bottomright",
+        layer: MacroElement | None = None,
     ) -> None:
         super().__init__()
         self._name = "Legend"
         self.position = position
+        self.layer = layer
         self.open_from = OPEN_FROM_PX
         rows = []
         for entry in entries:

@@ -62,7 +62,7 @@ def incident_map(
                 "weight": 1,
             }
 
-        add_areas(
+        layer = add_areas(
             m,
             frame,
             name=_("open incidents") if status == "open" else _("closed incidents"),
@@ -82,6 +82,7 @@ def incident_map(
             else ngettext("closed (%(num)s day)", "closed (%(num)s days)", days),
             entries,
             position="bottomright" if show else "bottomleft",
+            layer=layer,
         ).add_to(m)
     tally = (
         _("Grids: %(n)s · open: %(open)s, closed: %(closed)s")

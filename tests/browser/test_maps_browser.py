@@ -125,6 +125,30 @@ def test_map_in_chromium(session: Session, strips: Gridded, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"map-{name}.png"))
 
 
+_LEGENDS = "document.querySelectorAll('.gridwork-legend summary').length"
+
+
+def test_the_closed_incidents_legend_shows_only_with_its_layer(
+    session: Session, strips: Gridded
+) -> None:
+    """The closed layer starts hidden; its legend stood on the map all the same."""
+    page = session.page
+    page.goto(f"{session.live.url}/maps/incidents?days=30", wait_until="load")
+    page.wait_for_selector("path.gw-grid")
+    legends = page.locator(".gridwork-legend summary")
+    titles = legends.all_inner_texts()
+    assert any(t.startswith("open") for t in titles), titles
+    assert not any(t.startswith("closed") for t in titles), titles
+    page.locator(".leaflet-control-layers").hover()
+    closed = page.get_by_label("closed incidents")
+    closed.check()
+    wait_until(page, f"{_LEGENDS} === {len(titles) + 1}")
+    assert any(t.startswith("closed") for t in legends.all_inner_texts())
+    closed.uncheck()
+    wait_until(page, f"{_LEGENDS} === {len(titles)}")
+    assert not any(t.startswith("closed") for t in legends.all_inner_texts())
+
+
 def _circle_fills(page: Page) -> list[str | None]:
     """The fill of every CircleMarker (an SVG path drawn with arcs)."""
     return page.eval_on_selector_all(
