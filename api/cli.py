@@ -232,6 +232,16 @@ def check(
         f"keys no page or API path can open: {len(report.unaddressable)}"
         + (" (give each a new one: gridwork recode)" if report.unaddressable else " [green]✓[/]")
     )
+    households = [
+        row["key"]
+        for row in [*report.assignment, *report.unaddressable]
+        if row["table"] == "household"
+    ]
+    if households:  # household codes went to the terminal: a read, audited like GET /checks'
+        from data.db import transaction
+
+        with transaction(_engine(settings)) as session:
+            _audit_cli(session, "check", "household", households)
     if geojson:
         geojson.write_text(json.dumps(report.geojson, ensure_ascii=False))
         out.print(f"wrote {geojson}")
@@ -632,10 +642,15 @@ def key_add(
 
 
 def _audit_cli(
-    session: Session, command: str, kind: str, name: str, *, reason: AuditReason | None = None
+    session: Session,
+    command: str,
+    kind: str,
+    name: str | list[str],
+    *,
+    reason: AuditReason | None = None,
 ) -> None:
     """An audit row for a change made at the command line (an account, a key, a record's
-    code)."""
+    code), or for personal data it printed (``name`` is then every key shown)."""
     import getpass
 
     from data.access.queries import write_audit
@@ -647,7 +662,7 @@ def _audit_cli(
         method="CLI",
         route=f"gridwork {command}",
         subject_type=kind,
-        subject_ids=[name[:64]],
+        subject_ids=[key[:64] for key in ([name] if isinstance(name, str) else name)],
         reason=reason,
     )
 

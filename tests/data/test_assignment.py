@@ -445,6 +445,7 @@ def test_cli_check_lists_a_household_code_no_path_can_open_and_recode_mends_it(
         assert checked.exit_code == 1, checked.output
         assert "household '12/3'" in checked.output
         assert "keys no page or API path can open: 1" in checked.output
+        assert _check_reads(porto) == [("household", ["12/3"])]  # printed: a read, audited
         # (the command's main() prints these as "error: …" and exits 2)
         refused = runner.invoke(cli, ["recode", "household", "12/3", "new"], env=env)
         assert isinstance(refused.exception, InvalidInput), refused.output
@@ -462,6 +463,7 @@ def test_cli_check_lists_a_household_code_no_path_can_open_and_recode_mends_it(
             )
         again = runner.invoke(cli, ["check"], env=env)
         assert "keys no page or API path can open: 0" in again.output
+        assert len(_check_reads(porto)) == 1  # no household printed, nothing read
         with porto.connect() as conn:  # the old code's audit rows stay findable
             reason = conn.execute(
                 text(
@@ -476,6 +478,17 @@ def test_cli_check_lists_a_household_code_no_path_can_open_and_recode_mends_it(
                 text("UPDATE household SET code = :c WHERE id = :id"),
                 {"c": first_code, "id": first},
             )
+
+
+def _check_reads(engine: Engine) -> list[tuple[str, list[str]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT subject_type, subject_ids FROM audit_log "
+                "WHERE route = 'gridwork check' ORDER BY id"
+            )
+        )
+        return [(kind, list(ids)) for kind, ids in rows]
 
 
 def test_grids_version_changes_with_every_grid_write(porto: Engine) -> None:
