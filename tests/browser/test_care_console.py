@@ -228,13 +228,17 @@ def test_care_console_finds_a_lost_elder(
         )
     assert reasons == ["Welfare check", f"Checking an alert; why: 家属来电; for alert {alert_id}"]
 
-    # Acknowledge, then close, each with a note.
+    # Acknowledge, then close, each with a note: one note box a card, whichever button.
     page.goto(f"{care_live}/app/alerts")
-    page.fill(f"#alert-{alert_id} form[action$='/ack'] input[name=note]", "网格员已出发")
-    page.click(f"#alert-{alert_id} form[action$='/ack'] button")
-    page.wait_for_selector(f"#alert-{alert_id}.gw-status-acknowledged")
-    page.fill(f"#alert-{alert_id} form[action$='/close'] input[name=note]", "已找到，送回家")
-    page.click(f"#alert-{alert_id} form[action$='/close'] button")
+    card = f"#alert-{alert_id}"
+    assert page.locator(f"{card} input[name=note]").count() == 1
+    page.fill(f"{card} input[name=note]", "网格员已出发")
+    page.click(f"{card} button[formaction$='/ack']")
+    page.wait_for_selector(f"{card}.gw-status-acknowledged")
+    assert page.locator(f"{card} input[name=note]").count() == 1
+    assert page.locator(f"{card} button[formaction$='/ack']").count() == 0  # done already
+    page.fill(f"{card} input[name=note]", "已找到，送回家")
+    page.click(f"{card} button[formaction$='/close']")
     # The page comes back with the closed card unfolded among the closed ones, marked.
     page.wait_for_selector(f"#gw-closed[open] #alert-{alert_id}.gw-status-closed.gw-done")
     with care.connect() as conn:
@@ -291,6 +295,10 @@ def test_care_console_finds_a_lost_elder(
     # labelled with the page's colon: 已通知：…, not 已通知: …
     assert worker.page.inner_text(f"#alert-{alert_id} .gw-routed").startswith("已通知：")
     assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
+    # One note box, then 我来处理 and 结案 each on one line (they broke a character a line).
+    open_card = worker.page.locator("#gw-inbox li.gw-status-open").first
+    assert open_card.locator("input[name=note]").count() == 1
+    assert open_card.locator(".gw-act button").evaluate_all(f"bs => bs.map({LINES})") == [1, 1]
     worker.shot("worker-390")
 
     # A colleague closes the one alert left open: the worker's card moves into the fold at

@@ -248,11 +248,14 @@
       beep();
       if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
     });
-    function actionForm(a, action, label) {
-      var f = el("form", { method: "post", action: "/app/alerts/" + a.id + "/" + action, "class": "gw-act" });
-      var note = el("input", { name: "note", maxlength: "500", placeholder: labels.note, "aria-label": labels.note });
-      f.appendChild(note);
-      f.appendChild(el("button", { type: "submit", "class": action === "ack" ? "primary" : "" }, label));
+    // One note for whichever button is pressed: two note boxes side by side (one per button)
+    // left staff guessing which note went with which.
+    function actionForm(a) {
+      var base = "/app/alerts/" + a.id + "/";
+      var f = el("form", { method: "post", action: base + "close", "class": "gw-act" });
+      f.appendChild(el("input", { name: "note", maxlength: "500", placeholder: labels.note, "aria-label": labels.note }));
+      if (a.status === "open") f.appendChild(el("button", { type: "submit", "class": "primary", formaction: base + "ack" }, labels.ack));
+      f.appendChild(el("button", { type: "submit", formaction: base + "close" }, labels.close));
       return f;
     }
     function item(a, fresh) {
@@ -279,8 +282,7 @@
       }
       var acts = el("div", { "class": "gw-acts" });
       acts.appendChild(el("a", { href: "/app/elders/" + a.elder_id + "/locate?alert=" + a.id, "class": "button primary gw-locate" }, labels.locate));
-      if (a.status === "open") acts.appendChild(actionForm(a, "ack", labels.ack));
-      if (a.status !== "closed") acts.appendChild(actionForm(a, "close", labels.close));
+      if (a.status !== "closed") acts.appendChild(actionForm(a));
       li.appendChild(acts);
       return li;
     }
