@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from fastapi import Request
+from starlette.formparsers import MultiPartException
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -88,6 +89,7 @@ def json_depth(body: bytes) -> int:
 
 
 FORM = b"application/x-www-form-urlencoded"
+MULTIPART = b"multipart/form-data"
 
 
 def _media(scope: Scope) -> bytes:
@@ -106,10 +108,11 @@ class InputGuard:
 
     * JSON nested deeper than ``max_depth`` (100,000 nested arrays make Python's parser and
       pydantic recurse until they fail): 422, counted on the raw bytes.
-    * A NUL character in the path, a query parameter, a JSON string or a field of a URL-encoded
-      form (the sign-in, the pages' forms): PostgreSQL text cannot hold one, so it would
-      surface as a database error (500) instead of a 422. Multipart bodies pass: a file may
-      hold any byte, and what is stored from one is read by the importers.
+    * A NUL character in the path, a query parameter, a JSON string or a text field of a form,
+      URL-encoded (the sign-in) or multipart (the pages' forms that may carry a photo or a
+      consent scan): PostgreSQL text cannot hold one, so it would surface as a database error
+      (500) instead of a 422. A multipart body is parsed here only when it holds a zero byte,
+      which most files do; the files themselves may hold any byte.
     """
 
     def __init__(self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -125,7 +128,7 @@ class InputGuard:
             await problem(422, "InvalidInput", refusal[1], field=refusal[0])(scope, receive, send)
             return
         media = _media(scope)
-        if not (_is_json(media) or media == FORM):
+        if not (_is_json(media) or media in (FORM, MULTIPART)):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -139,8 +142,12 @@ class InputGuard:
                 break
         body = b"".join(chunks)
         field, detail = "body", None
-        if media == FORM:
-            refusal = _nul_in_pairs(body.decode("latin-1"))
+        if media in (FORM, MULTIPART):
+            refusal = (
+                _nul_in_pairs(body.decode("latin-1"))
+                if media == FORM
+                else await _nul_in_multipart(scope, body)
+            )
             if refusal is not None:
                 field, detail = refusal
         elif json_depth(body) > self.max_depth:
@@ -169,6 +176,28 @@ def _nul_in_pairs(encoded: str) -> tuple[str, str] | None:
             shown = name.replace("\x00", "\\x00")
             return shown, f"{shown}: contains a NUL character, which cannot be stored"
     return None
+
+
+async def _nul_in_multipart(scope: Scope, body: bytes) -> tuple[str, str] | None:
+    """The first text field of a multipart body holding a NUL, named (files may hold any)."""
+    if b"\x00" not in body:
+        return None
+    whole: Message = {"type": "http.request", "body": body, "more_body": False}
+    try:
+        form = await Request(dict(scope), _replay(whole, _nothing_more)).form()
+    except MultiPartException:  # malformed: the route's own parse refuses it, in its words
+        return None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, str) and "\x00" in value:
+                return name, f"{name}: contains a NUL character, which cannot be stored"
+    finally:
+        await form.close()
+    return None
+
+
+async def _nothing_more() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _replay(first: Message, receive: Receive) -> Receive:

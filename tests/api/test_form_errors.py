@@ -200,3 +200,33 @@ def test_refusals_from_the_domain_are_said_in_chinese_beside_the_field(
     )
     assert r.status_code == 422
     assert re.search(r"生效日期 2000-01-01 早于现行网格的生效日期 \d{4}-\d\d-\d\d", r.text)
+
+
+def test_a_nul_in_an_enrolment_is_refused_by_name_and_nothing_is_stored(
+    client: TestClient, strips: Gridded
+) -> None:
+    """The enrolment form is multipart (it may carry a consent scan): a NUL in the name reached
+    PostgreSQL and answered 500."""
+    headers = {**sign_in(client, "f-care"), **BROWSER}
+    with strips.engine.connect() as conn:  # a household of her area: nothing else refused
+        home = conn.execute(
+            text(
+                "SELECT h.code FROM household h JOIN grid g ON g.id = h.grid_id "
+                "WHERE g.code LIKE '131208-%' ORDER BY h.code LIMIT 1"
+            )
+        ).scalar_one()
+    form = {
+        "display_name": "李\x00兰",
+        "household_code": home,
+        "device_id": "w-nul-1",
+        "datum": "gcj02",
+        "consent_given_by": "本人",
+        "consent_given_on": "2026-01-05",
+        "consent_scope": "走失时定位",
+    }
+    r = client.post("/app/elders/new", data=form, files={"scan": ("", b"")}, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["field"] == "display_name"
+    with strips.engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM device WHERE device_code = 'w-nul-1'"))
+        assert stored.scalar() == 0
