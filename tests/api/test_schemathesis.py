@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,7 +141,12 @@ def test_no_ogc_operation_answers_5xx(
 
 
 def test_every_operation_is_a_test_of_its_own(request: pytest.FixtureRequest) -> None:
-    """Each operation is collected as its own item, under xdist too (see the module's note)."""
-    names = {item.name for item in request.session.items}
-    for operation in _operations(schema):
-        assert f"test_no_operation_answers_5xx[{operation.id}]" in names
+    """Each fuzzing item is one operation, under xdist too (see the module's note): the old
+    parametrization collected one item per test there, with no operation of its own. Read
+    from what was collected, so ``-k`` choosing a few operations still passes."""
+    fuzzing = (test_no_operation_answers_5xx.__name__, test_no_ogc_operation_answers_5xx.__name__)
+    items = [item for item in request.session.items if getattr(item, "originalname", "") in fuzzing]
+    if not items:
+        pytest.skip("the fuzzing tests were not chosen")
+    for item in items:
+        assert "operation" in getattr(item, "callspec", SimpleNamespace(params={})).params, item
