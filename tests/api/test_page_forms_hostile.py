@@ -56,7 +56,7 @@ def _page_forms(app: FastAPI) -> list[tuple[str, list[str]]]:
     """Each POST route under /app, with the names of the form fields it reads."""
     forms = []
     for path, route in walk(app.routes):
-        if "POST" in route.methods and path.startswith("/app/"):
+        if "POST" in (route.methods or ()) and path.startswith("/app/"):
             forms.append((path, sorted(p.alias for p in route.dependant.body_params)))
     return forms
 
