@@ -25,6 +25,7 @@ from data.db import make_engine
 from tests.browser.planner_page import signed_in_planner
 from tests.browser.poll import wait_until
 from tests.browser.test_maps_browser import ARTIFACTS
+from tests.browser.test_phone_frame import LINES
 from tests.gridded import Live, live_server, strips_database
 
 pytestmark = pytest.mark.browser
@@ -215,4 +216,11 @@ def test_lock_resplit_compare_and_publish_ahead(
     pg.goto(f"{url}/app/plans/{first}")
     assert pg.inner_text("#state") != "等待生效"
     pg.screenshot(path=str(ARTIFACTS / "planner-published.png"), full_page=True)
+    # In English each code on one line: beside "Code from the switch" the first column was
+    # narrow enough to break them at the hyphen (131208- / G01).
+    pg.goto(f"{url}/lang?l=en&next=/app/plans/{first}")
+    codes = pg.locator("table.grids td.code")
+    assert codes.count() == 2 * len(new_codes)
+    assert set(codes.evaluate_all(f"cells => cells.map({LINES})")) == {1}
+    pg.screenshot(path=str(ARTIFACTS / "planner-published-en.png"), full_page=True)
     assert problems == []

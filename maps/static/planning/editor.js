@@ -59,7 +59,7 @@
       tr.dataset.grid = g;
       if (target.value === g) tr.className = "target";
       tr.innerHTML = '<td><span class="swatch" style="background:' + colours[g] + '"></span></td>' +
-        '<td><button type="button" class="pick">' + g + '</button></td>' +
+        '<td><button type="button" class="pick code">' + g + '</button></td>' +
         '<td class="' + band + '" title="' + word + '"><span class="count">' + n + '</span> <small>' + word + '</small></td>' +
         '<td><input type="checkbox" class="lock" aria-label="' + t("locked") + ' ' + g + '"' + (locked[g] ? " checked" : "") + '></td>';
       table.appendChild(tr);
