@@ -193,6 +193,8 @@ def test_the_case_list_is_a_card_per_case_on_a_phone(
         status = card.locator("td[data-label]").first
         assert status.get_attribute("data-label") == ("状态" if lang == "zh_CN" else "Status")
         assert status.evaluate(LINES) == 1
+        assert card.locator("td.code").inner_text() == "131208-G02"
+        assert card.locator("td.code").evaluate(LINES) == 1, "the grid's code breaks"
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, f"cases-phone-{lang}")
         # its page: every move is a thumb's size (the accept button was 32 px tall)
