@@ -534,9 +534,11 @@ def user_add(
 ) -> None:
     """Create a user; the first admin is created this way (there is no default account)."""
     from api.security import hash_password
+    from data.access.accounts import check_username
     from data.access.queries import add_scope, create_user
     from data.db import transaction
 
+    check_username(username)
     password = _read_password(password_stdin)
     scopes = _parse_scopes(scope or [])
     with transaction(_engine(_settings())) as session:

@@ -89,6 +89,7 @@ PLAIN: tuple[str, ...] = (
     N_("not the username"),
     N_("the two passwords differ"),
     N_("2 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit"),
+    N_("this name is the system's own in the records; choose another"),
     # geo.assignment.keys: a household's code the register's pages could not open
     N_("a code cannot contain '/': the pages and the API open each record by its code"),
     N_("a code cannot contain control characters"),

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from data.access.queries import Db, find_user
+from data.access.queries import SYSTEM_ACTOR, Db, find_user
 from data.models import Role, ScopeLevel
 from geo.errors import InvalidInput, NotFound
 
@@ -46,6 +46,11 @@ def check_username(username: str) -> str:
     if not USERNAME.fullmatch(username):
         raise InvalidInput(
             "2 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit",
+            field="username",
+        )
+    if username.lower() == SYSTEM_ACTOR:
+        raise InvalidInput(
+            "this name is the system's own in the records; choose another",
             field="username",
         )
     return username

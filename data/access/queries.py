@@ -284,6 +284,12 @@ def find_api_keys(db: Db, keys: Sequence[str]) -> dict[str, ApiKeyRecord]:
     return {by_digest[r[0]]: ApiKeyRecord(r[1], Role(r[2]), r[3]) for r in rows}
 
 
+#: Who acts when no person does (a plan switching on its day, an alert closing by itself), in
+#: the audit log and on the records. No account may take this name
+#: (:func:`data.access.accounts.check_username`), so nobody's actions pass for the system's.
+SYSTEM_ACTOR = "gridwork"
+
+
 def write_audit(
     db: Db,
     *,

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from data import webhooks
-from data.access.queries import AreaScope
+from data.access.queries import SYSTEM_ACTOR, AreaScope
 from data.changes import notify_alerts
 from data.models.care import AlertStatus, DeviceDatum, ZoneKind
 from data.policy import ALERT_SQL, Action, elder_sql
@@ -1053,7 +1053,7 @@ def set_alert_status(
 
 
 #: Who closed an alert that closed by itself (``closed_by``), not a member of staff.
-SYSTEM_CLOSER = "gridwork"
+SYSTEM_CLOSER = SYSTEM_ACTOR
 
 
 #: The alerts that say where an elder is against the safe zone: each supersedes the ones

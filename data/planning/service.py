@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
-from data.access.queries import AreaScope
+from data.access.queries import SYSTEM_ACTOR, AreaScope
 from data.access.reasons import said
 from data.assignment.service import reassign
 from data.crs import metric_epsg
@@ -529,7 +529,7 @@ def publish(
             "grids_created": 0,
             "reassigned": {},
         }
-    return _switch(db, plan, effective=effective, settings=settings, actor=author or "gridwork")
+    return _switch(db, plan, effective=effective, settings=settings, author=author)
 
 
 def withdraw(db: Db, plan_id: int) -> None:
@@ -573,15 +573,25 @@ def switch_due(db: Db, *, today: date, settings: Settings) -> list[dict[str, Any
             text("SELECT effective FROM plan WHERE id = :p"), {"p": plan.id}
         ).scalar_one()
         done.append(
-            _switch(db, plan, effective=effective, settings=settings, actor="gridwork (scheduled)")
+            _switch(db, plan, effective=effective, settings=settings, author=None, scheduled=True)
         )
     return done
 
 
 def _switch(
-    db: Db, plan: StoredPlan, *, effective: date, settings: Settings, actor: str
+    db: Db,
+    plan: StoredPlan,
+    *,
+    effective: date,
+    settings: Settings,
+    author: str | None,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
-    """Close the community's current grids on ``effective``, open the plan's, reassign all."""
+    """Close the community's current grids on ``effective``, open the plan's, reassign all.
+
+    ``author`` is the planner publishing it today; ``None`` when the system switches (a date
+    reached, or no author known), which the audit row says with the system's own name."""
+    actor = author or (f"{SYSTEM_ACTOR} (scheduled)" if scheduled else SYSTEM_ACTOR)
     from data.access.queries import write_audit
 
     plan_id = plan.id
@@ -658,7 +668,7 @@ def _switch(
     write_audit(
         db,
         actor=actor,
-        role="system" if actor.startswith("gridwork") else "planner",
+        role="planner" if author else "system",
         method="SWITCH",
         route=f"/plans/{plan_id}/publish",
         subject_type="plan",

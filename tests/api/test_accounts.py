@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from api import cli
@@ -371,3 +371,19 @@ def test_an_operator_sets_a_forgotten_password_at_the_command_line(
     assert signed.status_code == 303 and signed.headers["location"].startswith("/app/password")
     short = runner.invoke(cli.app, ["user", "password", user, "--password-stdin"], input="short\n")
     assert short.exit_code != 0
+
+
+def test_the_command_line_refuses_an_account_under_the_systems_own_name(
+    porto_url: str, porto_engine: Engine
+) -> None:
+    """``gridwork user add`` made accounts without the pages' username rule: one named
+    ``gridwork`` would close alerts that then read "closed by itself"."""
+    runner = CliRunner(env={"DATABASE_URL": porto_url})
+    refused = runner.invoke(
+        cli.app, ["user", "add", "gridwork", "--role", "admin", "--password-stdin"], input="x" * 16
+    )
+    assert isinstance(refused.exception, InvalidInput), refused.output
+    assert "the system's own" in str(refused.exception)
+    with porto_engine.connect() as conn:
+        made = conn.execute(text("SELECT count(*) FROM app_user WHERE username = 'gridwork'"))
+        assert made.scalar() == 0

@@ -16,8 +16,9 @@ from sqlalchemy import Engine, text
 
 from api.app import create_app
 from data.db import alembic_config, make_engine
+from data.models import Role
 from tests.api.conftest import PASSWORD, STAFF, make_settings
-from tests.factory import add_accounts, database, make_app, signed_in
+from tests.factory import Account, add_accounts, database, make_app, signed_in
 
 COMMUNITY = "131208"  # Miragaia, 899 estimated households
 
@@ -299,3 +300,25 @@ def test_effective_date_before_current_grids_is_refused(
     r = planner.post(f"/plans/{plan['id']}/publish", json={"effective": str(date(2020, 1, 1))})
     assert r.status_code == 422
     assert r.json()["field"] == "effective"
+
+
+def test_a_planner_whose_name_starts_like_the_systems_is_audited_as_a_planner(
+    plans_engine: Engine,
+) -> None:
+    """The switch's audit row took any actor whose name began with "gridwork" for the system
+    (role "system"); it is the planner's, by whoever published it."""
+    someone = Account("gridwork-ops", Role.planner, STAFF["planner"].scopes)
+    add_accounts(plans_engine, [someone])
+    with signed_in(make_app(plans_engine, snap_tolerance_m=0.0), someone.username) as client:
+        draft = _draft(client, seed=6)
+        r = client.post(f"/plans/{draft['id']}/publish", json={"effective": "2026-09-01"})
+        assert r.status_code == 200, r.text
+    with plans_engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT actor, role FROM audit_log WHERE method = 'SWITCH' "
+                "AND :p = ANY(subject_ids)"
+            ),
+            {"p": str(draft["id"])},
+        ).one()
+    assert tuple(row) == ("gridwork-ops", "planner")

@@ -136,12 +136,13 @@ def test_future_date_changes_nothing_until_the_periodic_task_reaches_it(engine: 
     with engine.connect() as conn:
         audit = conn.execute(
             text(
-                "SELECT actor, reason FROM audit_log WHERE method = 'SWITCH' "
+                "SELECT actor, reason, role FROM audit_log WHERE method = 'SWITCH' "
                 "AND :p = ANY(subject_ids)"
             ),
             {"p": str(plan["id"])},
         ).all()
     assert len(audit) == 1 and audit[0][0] == "gridwork (scheduled)"
+    assert audit[0][2] == "system"
 
 
 def test_a_restart_across_the_date_still_switches(engine: Engine) -> None:

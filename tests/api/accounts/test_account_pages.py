@@ -202,6 +202,12 @@ def test_a_refused_new_account_is_said_beside_its_field_in_the_pages_language(
     assert "Give an area" in field_error(none, "area")
     odd = admin.post("/app/accounts", {"username": "赵 六", "role": "planner", "area": "PORTO-CH"})
     assert "letters, digits" in field_error(odd, "username")
+    # The system's own name in the records (alerts closed by themselves, plans switched on
+    # their day): an account under it would pass for the system.
+    system = admin.post(
+        "/app/accounts", {"username": "GridWork", "role": "planner", "area": "131208"}
+    )
+    assert "the system's own" in field_error(system, "username")
 
     # A department without an area serves the whole district: it needs none.
     dept = admin.post("/app/accounts", {"username": "water-dept", "role": "department"})
@@ -211,8 +217,11 @@ def test_a_refused_new_account_is_said_beside_its_field_in_the_pages_language(
     zh.sign_in(ADMIN.username)
     said = zh.post("/app/accounts", {"username": "zhao", "role": "", "area": "PORTO-CH"})
     assert field_error(said, "role") == "请选择此人的职责。"
+    system = zh.post("/app/accounts", {"username": "gridwork", "role": "planner", "area": "131208"})
+    assert field_error(system, "username") == "此名称在记录中代表系统本身，请另选一个"
     # Nothing was made by any refusal.
     assert "zhao" not in admin.get("/app/accounts").text
+    assert 'href="/app/accounts/gridwork"' not in admin.get("/app/accounts").text.lower()
 
 
 def test_an_administrator_moves_disables_resets_and_removes_an_account(
