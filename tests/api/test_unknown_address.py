@@ -41,3 +41,23 @@ def test_a_visitor_or_a_bad_cookie_gets_the_page_without_navigation(porto_app: F
         page = visitor.get("/no/such/page", headers=BROWSER)
         assert page.status_code == 404 and '<nav class="main"' not in page.text
         assert "There is no page at this address." in page.text
+
+
+def test_a_missing_record_leads_back_to_its_section_in_the_pages_language(
+    porto_app: FastAPI,
+) -> None:
+    """A plan that is gone (an old link, a mistyped number) offered only the start page; the
+    page now leads back to the plans first, named as the navigation names them."""
+    with TestClient(porto_app) as browser:
+        browser.post(
+            "/login",
+            data={"username": STAFF["planner"].username, "password": PASSWORD, "next": "/"},
+            headers=BROWSER,
+            follow_redirects=False,
+        )
+        page = browser.get("/app/plans/999999", headers=BROWSER)
+        assert page.status_code == 404
+        assert '<a href="/app/plans" id="gw-back">Back to Grid plans</a>' in page.text
+        zh = browser.get("/app/plans/999999", headers={**BROWSER, "Accept-Language": "zh-CN"})
+        assert '<a href="/app/plans" id="gw-back">返回网格规划</a>' in zh.text
+        assert 'id="gw-back"' not in browser.get("/no/such/page", headers=BROWSER).text
