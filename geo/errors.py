@@ -17,6 +17,15 @@ from typing import Self
 #: values need no code: a page looks the reason itself up in its catalog.
 SENTENCES: dict[str, str] = {
     "no_household": "no household '%(code)s' in your area",
+    "no_facility": "no facility '%(code)s' in your area",
+    "no_incident": "no incident '%(code)s' in your area",
+    "no_plan": "no plan %(plan)s",
+    "no_case": "no case %(case)s in your area",
+    "no_elder": "no elder %(elder)s in your area",
+    "no_alert": "no alert %(alert)s in your area",
+    "no_user": "no user '%(user)s'",
+    "no_category": "no category '%(code)s'",
+    "no_grid": "no grid '%(code)s' in your area",
     "household_without_grid": "household '%(code)s' lies in no grid, so it has no home zone",
     "device_enrolled": "device '%(device)s' is already enrolled",
     "device_taken": "device '%(device)s' is enrolled for another elder",

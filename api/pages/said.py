@@ -18,6 +18,15 @@ from geo.errors import GridworkError
 #: ``geo.errors.SENTENCES``, marked for translation.
 SENTENCES: dict[str, str] = {
     "no_household": N_("no household '%(code)s' in your area"),
+    "no_facility": N_("no facility '%(code)s' in your area"),
+    "no_incident": N_("no incident '%(code)s' in your area"),
+    "no_plan": N_("no plan %(plan)s"),
+    "no_case": N_("no case %(case)s in your area"),
+    "no_elder": N_("no elder %(elder)s in your area"),
+    "no_alert": N_("no alert %(alert)s in your area"),
+    "no_user": N_("no user '%(user)s'"),
+    "no_category": N_("no category '%(code)s'"),
+    "no_grid": N_("no grid '%(code)s' in your area"),
     "household_without_grid": N_("household '%(code)s' lies in no grid, so it has no home zone"),
     "device_enrolled": N_("device '%(device)s' is already enrolled"),
     "device_taken": N_("device '%(device)s' is enrolled for another elder"),

@@ -100,7 +100,7 @@ def _category_form(
     if code is not None:
         found = _stored(session, code)
         if found is None:
-            raise NotFound(f"no category '{code}'", field="code")
+            raise NotFound.said("no_category", field="code", code=code)
         current = _category_view(ctx, found)
     form = dict(sent.form) if sent.form else (current or {"first_level": "grid", "active": True})
     return render(

@@ -30,12 +30,12 @@ from data.assignment.points import (
     get_point,
     insert_point,
     list_points,
-    not_in_area,
+    missing,
     update_point,
 )
 from data.assignment.register import area_extent
 from data.policy import Action, may
-from geo.errors import GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput
 
 router = APIRouter(prefix="/app/facilities", include_in_schema=False)
 
@@ -209,7 +209,7 @@ def new_submit(
 def _facility(session: SessionDep, principal: Principal, key: str) -> dict[str, Any]:
     row = get_point(session, FACILITIES, key, principal.scope)
     if row is None:
-        raise NotFound(not_in_area(FACILITIES, key), field="source_id")
+        raise missing(FACILITIES, key, field="source_id")
     return row
 
 

@@ -32,7 +32,7 @@ from data.assignment.points import (
     household_scope,
     insert_point,
     list_points,
-    not_in_area,
+    missing,
     update_point,
 )
 from data.assignment.register import grid_outline, kept_grids
@@ -40,7 +40,7 @@ from data.care.service import follow_households
 from data.district.grids import GridRef, find_grid
 from data.models import AgeBand
 from data.policy import Action, may
-from geo.errors import GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput
 
 router = APIRouter(prefix="/app/households", include_in_schema=False)
 
@@ -318,7 +318,7 @@ def new_submit(
 def _household(session: SessionDep, principal: Principal, code: str) -> dict[str, Any]:
     row = get_point(session, HOUSEHOLDS, code, _scope(session, principal))
     if row is None:
-        raise NotFound(not_in_area(HOUSEHOLDS, code), field="code")
+        raise missing(HOUSEHOLDS, code, field="code")
     return row
 
 

@@ -139,7 +139,7 @@ def _held_plan(session: SessionDep, principal: Planner, plan_id: int) -> plannin
     """The plan of the path, if the caller holds its community: else 404, as the API says."""
     plan = planning.get_plan(session, plan_id)
     if not may_plan(principal.scope, plan.community_id):
-        raise NotFound(f"no plan {plan_id}", field="plan")
+        raise NotFound.said("no_plan", field="plan", plan=plan_id)
     return plan
 
 

@@ -97,7 +97,7 @@ def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> p
     scope only sees its community for context) answers 404, as ``GET /plans`` leaves it out."""
     plan = planning.get_plan(session, plan_id)
     if not may_plan(principal.scope, plan.community_id):
-        raise NotFound(f"no plan {plan_id}", field="plan")
+        raise NotFound.said("no_plan", field="plan", plan=plan_id)
     return plan
 
 

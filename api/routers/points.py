@@ -79,6 +79,7 @@ from data.assignment.points import (
     insert_point,
     keys_outside,
     list_points,
+    missing,
     not_in_area,
     update_point,
 )
@@ -89,7 +90,7 @@ from data.importing.importer import upsert
 from data.importing.readers import Kind, read_layer
 from data.models import IncidentStatus
 from data.policy import Action
-from geo.errors import GridworkError, ImportRejected, InvalidInput, NotFound, RowReject
+from geo.errors import GridworkError, ImportRejected, InvalidInput, RowReject
 
 router = APIRouter(tags=["households, facilities, incidents"])
 
@@ -138,7 +139,7 @@ def _fields(body: BaseModel, *, only_given: bool) -> dict[str, Any]:
 def _visible(session: Session, kind: PointKind, key: str, scope: AreaScope) -> dict[str, Any]:
     row = get_point(session, kind, key, scope)
     if row is None:
-        raise NotFound(not_in_area(kind, key), field=kind.key)
+        raise missing(kind, key)
     return row
 
 

@@ -83,7 +83,7 @@ def set_password(
         {"u": username, "h": password_hash, "t": temporary, "at": at},
     )
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
 
 
 def find_area(db: Db, code: str) -> tuple[ScopeLevel, str]:
@@ -102,7 +102,7 @@ def find_area(db: Db, code: str) -> tuple[ScopeLevel, str]:
 def remove_scope(db: Db, username: str, level: ScopeLevel, code: str) -> None:
     user = find_user(db, username)
     if user is None:
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
     db.execute(
         text(
             "DELETE FROM user_scope WHERE user_id = :id AND level = CAST(:l AS scope_level) "
@@ -181,7 +181,7 @@ def get_account(db: Db, username: str) -> Account:
     row = db.execute(text(_ACCOUNT_SQL + " WHERE u.username = :u"), {"u": username})
     found = row.mappings().first()
     if found is None:
-        raise NotFound(f"no user '{username[:64]}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username[:64])
     return _account(found)
 
 

@@ -122,7 +122,7 @@ def set_role(db: Db, username: str, role: Role) -> None:
         {"u": username, "r": role.value},
     )
     if not result.rowcount:  # type: ignore[attr-defined]
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
 
 
 _AREA_TABLE = {
@@ -135,7 +135,7 @@ _AREA_TABLE = {
 def add_scope(db: Db, username: str, level: ScopeLevel, code: str) -> None:
     user = find_user(db, username)
     if user is None:
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
     table = _AREA_TABLE[level]
     exists = db.execute(
         text(f"SELECT 1 FROM {table} WHERE code = :c"),  # noqa: S608
@@ -216,7 +216,7 @@ def create_api_key(db: Db, name: str, role: Role, username: str | None = None) -
     if username is not None:
         user = find_user(db, username)
         if user is None:
-            raise NotFound(f"no user '{username}'", field="username")
+            raise NotFound.said("no_user", field="username", user=username)
         if not user.active:
             raise InvalidInput(f"user '{username}' is disabled", field="username")
         if not key_role_allowed(user.role, role):
@@ -492,7 +492,7 @@ def set_user_active(db: Db, username: str, active: bool) -> None:
     their next request on (the app_user trigger tells every API process)."""
     user = find_user(db, username)
     if user is None:
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
     if not active:
         _refuse_last_admin(db, user)
     db.execute(text("UPDATE app_user SET active = :a WHERE id = :id"), {"a": active, "id": user.id})
@@ -503,7 +503,7 @@ def remove_user(db: Db, username: str) -> int:
     The audit log keeps their name in the entries they wrote."""
     user = find_user(db, username)
     if user is None:
-        raise NotFound(f"no user '{username}'", field="username")
+        raise NotFound.said("no_user", field="username", user=username)
     _refuse_last_admin(db, user)
     keys = int(
         db.execute(

@@ -136,7 +136,12 @@ def household_scope(db: Db, scope: AreaScope, role: Role, user_id: int | None) -
 
 def not_in_area(kind: PointKind, key: str) -> str:
     """The one answer for a key that is missing *or* stored outside the caller's area."""
-    return f"no {kind.table} '{key}' in your area"
+    return missing(kind, key).reason
+
+
+def missing(kind: PointKind, key: str, *, field: str | None = None) -> NotFound:
+    """:func:`not_in_area` as the error to raise, which a page says in its own language."""
+    return NotFound.said(f"no_{kind.table}", field=field or kind.key, code=key)
 
 
 def keys_outside(db: Db, kind: PointKind, keys: list[str], scope: AreaScope) -> set[str]:
@@ -267,7 +272,7 @@ def insert_point(
     ).first()
     if exists is not None:
         if keys_outside(db, kind, [key], scope):
-            raise NotFound(not_in_area(kind, key), field=kind.key)
+            raise missing(kind, key)
         raise Conflict(f"{kind.key} '{key}' already exists", field=kind.key)
     params: dict[str, Any] = {
         "key": key,

@@ -456,7 +456,7 @@ def _refusal(db: Db, elder_id: int, scope: AreaScope, to: Action) -> Exception:
                 "their device, consent or safe zone, or forget them",
                 field="elder_id",
             )
-    return NotFound(f"no elder {elder_id} in your area", field="elder_id")
+    return NotFound.said("no_elder", field="elder_id", elder=elder_id)
 
 
 def elder_record(db: Db, elder_id: int, scope: AreaScope, *, to: Action) -> dict[str, Any]:
@@ -1020,7 +1020,7 @@ def alert_record(
         .first()
     )
     if row is None:
-        raise NotFound(f"no alert {alert_id} in your area", field="alert_id")
+        raise NotFound.said("no_alert", field="alert_id", alert=alert_id)
     return _alert_out(row, with_position=with_position)
 
 

@@ -48,7 +48,7 @@ def find_grid(db: Db, code: str, scope: AreaScope) -> GridRef:
         params,
     ).first()
     if row is None:
-        raise NotFound(f"no grid '{code}' in your area", field="code")
+        raise NotFound.said("no_grid", field="code", code=code)
     return GridRef(int(row[0]), str(row[1]), int(row[2]))
 
 

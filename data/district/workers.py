@@ -24,7 +24,7 @@ def link_worker_account(
     if username is not None:
         user = find_user(db, username)
         if user is None:
-            raise NotFound(f"no user '{username}'", field="username")
+            raise NotFound.said("no_user", field="username", user=username)
         user_id = user.id
     found = db.execute(
         text(

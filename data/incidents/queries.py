@@ -385,7 +385,7 @@ def case(db: Db, case_id: int, viewer: Viewer, *, lock: bool = False) -> dict[st
         .first()
     )
     if row is None:
-        raise NotFound(f"no case {case_id} in your area", field="case_id")
+        raise NotFound.said("no_case", field="case_id", case=case_id)
     return dict(row)
 
 

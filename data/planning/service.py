@@ -395,7 +395,7 @@ def get_plan(db: Db, plan_id: int) -> StoredPlan:
         {"p": plan_id},
     ).first()
     if row is None:
-        raise NotFound(f"no plan {plan_id}", field="plan")
+        raise NotFound.said("no_plan", field="plan", plan=plan_id)
     return StoredPlan(*row)
 
 

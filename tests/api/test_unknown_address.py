@@ -46,8 +46,9 @@ def test_a_visitor_or_a_bad_cookie_gets_the_page_without_navigation(porto_app: F
 def test_a_missing_record_leads_back_to_its_section_in_the_pages_language(
     porto_app: FastAPI,
 ) -> None:
-    """A plan that is gone (an old link, a mistyped number) offered only the start page; the
-    page now leads back to the plans first, named as the navigation names them."""
+    """A plan that is gone (an old link, a mistyped number) offered only the start page, and
+    said so in English on a Chinese page; the page now says it in the page's language and leads
+    back to the plans first, named as the navigation names them."""
     with TestClient(porto_app) as browser:
         browser.post(
             "/login",
@@ -60,4 +61,5 @@ def test_a_missing_record_leads_back_to_its_section_in_the_pages_language(
         assert '<a href="/app/plans" id="gw-back">Back to Grid plans</a>' in page.text
         zh = browser.get("/app/plans/999999", headers={**BROWSER, "Accept-Language": "zh-CN"})
         assert '<a href="/app/plans" id="gw-back">返回网格规划</a>' in zh.text
+        assert 'role="alert">没有第 999999 号方案</p>' in zh.text  # it said "plan: no plan 999999"
         assert 'id="gw-back"' not in browser.get("/no/such/page", headers=BROWSER).text
