@@ -209,7 +209,7 @@ def new_submit(
 def _facility(session: SessionDep, principal: Principal, key: str) -> dict[str, Any]:
     row = get_point(session, FACILITIES, key, principal.scope)
     if row is None:
-        raise missing(FACILITIES, key, field="source_id")
+        raise missing(FACILITIES, key)
     return row
 
 

@@ -318,7 +318,7 @@ def new_submit(
 def _household(session: SessionDep, principal: Principal, code: str) -> dict[str, Any]:
     row = get_point(session, HOUSEHOLDS, code, _scope(session, principal))
     if row is None:
-        raise missing(HOUSEHOLDS, code, field="code")
+        raise missing(HOUSEHOLDS, code)
     return row
 
 

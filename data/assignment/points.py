@@ -139,9 +139,9 @@ def not_in_area(kind: PointKind, key: str) -> str:
     return missing(kind, key).reason
 
 
-def missing(kind: PointKind, key: str, *, field: str | None = None) -> NotFound:
+def missing(kind: PointKind, key: str) -> NotFound:
     """:func:`not_in_area` as the error to raise, which a page says in its own language."""
-    return NotFound.said(f"no_{kind.table}", field=field or kind.key, code=key)
+    return NotFound.said(f"no_{kind.table}", field=kind.key, code=key)
 
 
 def keys_outside(db: Db, kind: PointKind, keys: list[str], scope: AreaScope) -> set[str]:
