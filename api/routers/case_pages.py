@@ -252,6 +252,9 @@ def my_cases(request: Request, session: SessionDep, principal: Handling) -> Resp
     waiting = q.list_cases(session, viewer, status=["new"])
     seen = {r["id"] for r in rows}
     rows += [r for r in waiting if r["id"] not in seen and r["assignee"] is None]
+    # One list, deadlines first, as the home card promises: a new case nobody has taken yet
+    # and due tomorrow comes before one of the caller's own due next week.
+    rows.sort(key=lambda r: (r["due_at"], r["id"]))
     return render(
         request,
         principal,

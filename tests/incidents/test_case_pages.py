@@ -372,3 +372,36 @@ def test_new_for_you_lists_a_case_once_until_it_is_opened(
     assert cid in _new_for_you(client, auth["community"])
     assert client.get(f"/app/incidents/{cid}", headers=auth["community"] | HTML).status_code == 200
     assert cid not in _new_for_you(client, auth["community"])
+
+
+def test_my_cases_put_a_case_nobody_took_by_its_deadline_among_mine(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The home card says "deadlines first": a new case nobody has taken, due tomorrow, is
+    listed before the worker's own case due next week, not after all of them."""
+    own = _report_form(client, auth, cases_engine)
+    untaken = _report_form(client, auth, cases_engine)
+    with cases_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE incident_case SET due_at = now() + interval '7 days' WHERE id = :i"),
+            {"i": own},
+        )
+        conn.execute(
+            text(
+                "UPDATE incident_case SET assignee_id = NULL, "
+                "due_at = now() + interval '1 day' WHERE id = :i"
+            ),
+            {"i": untaken},
+        )
+    page = client.get("/app/incidents/mine", headers=auth["worker"] | HTML).text
+    found = re.findall(r'<li class="[^"]*">\s*<a href="/app/incidents/(\d+)"', page)
+    listed = [int(i) for i in found]
+    assert own in listed and untaken in listed, listed
+    assert listed.index(untaken) < listed.index(own), listed
+    with cases_engine.connect() as conn:
+        due: dict[int, datetime] = dict(
+            conn.execute(
+                text("SELECT id, due_at FROM incident_case WHERE id = ANY(:ids)"), {"ids": listed}
+            ).all()
+        )
+    assert [due[i] for i in listed] == sorted(due[i] for i in listed)
