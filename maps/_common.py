@@ -224,7 +224,7 @@ def add_facilities(
         entries.append(
             LegendEntry(_("other ({count})").format(count=others), OTHER_COLOUR, "circle")
         )
-    Legend(_("facilities"), entries, position="bottomleft").add_to(m)
+    Legend(_("Facilities"), entries, position="bottomleft").add_to(m)
 
 
 def title_box(m: folium.Map, title: str, lines: Sequence[str]) -> None:

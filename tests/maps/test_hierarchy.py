@@ -224,6 +224,9 @@ def test_layers_legend_and_facilities(url_page: str) -> None:
     assert json.dumps("grids") not in url_page  # empty grids draw no layer
     assert "L.control.layers(" in url_page
     assert url_page.count('"gridwork-legend"') == 3  # households, line layers, facilities
+    # Every legend's title is capitalised as a heading (the facilities' read "facilities").
+    titles = re.findall(r"<h4>(.*?)<\\/h4>", url_page)
+    assert "Facilities" in titles and all(t[:1].isupper() for t in titles), titles
     assert "new L.CircleMarker(latlng, opts)" in url_page
     points = [
         data
