@@ -329,4 +329,16 @@ def test_care_console_finds_a_lost_elder(
     assert grid.get_attribute("data-label") == "住所网格"
     assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
     worker.shot("worker-elders-390")
+    # The elder's page: a card per alert, its kind and "where then" each on one line (as five
+    # columns they broke a character a line: 已 / 回 / 到 / 安 / 全 / 区).
+    worker.page.click("table.gw-elders td.gw-who a:has-text('王秀英')")
+    worker.page.wait_for_selector("table.gw-elder-alerts")
+    rows = worker.page.locator("table.gw-elder-alerts tbody tr")
+    assert rows.count() >= 4
+    kinds = rows.locator("td.lead:nth-child(2)").evaluate_all(f"ts => ts.map({LINES})")
+    links = rows.locator("td a").evaluate_all(f"ts => ts.map({LINES})")
+    assert set(kinds) == {1} and set(links) == {1}, (kinds, links)
+    assert worker.page.locator("table.gw-elder-alerts thead").is_hidden()
+    assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
+    worker.shot("worker-elder-390")
     worker.close()
