@@ -71,7 +71,8 @@ def test_workload_lists_each_workers_grids_and_separates_overload(
     strips_client: TestClient, strips: Gridded
 ) -> None:
     page = strips_client.get("/maps/workload", headers=EN).text
-    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"n\">(\d+)</td>(.*?)</tr>", page, re.S)
+    cell = r'<td class="lead">([^<]+)</td><td class="n" data-label="Households">(\d+)</td>'
+    rows = re.findall(rf"<tr>{cell}(.*?)</tr>", page, re.S)
     assert rows, page[-3000:]
     # the last column lists codes, so its heading is not the count 'Grids' (网格数) reads as
     zh = strips_client.get("/maps/workload", headers={**EN, "Accept-Language": "zh-CN"}).text

@@ -65,7 +65,8 @@ def test_an_administrator_adds_a_category_and_reports_use_its_hours(
     assert re.fullmatch(r"/app/categories\?done=t_pothole~[0-9a-f]{20}", saved.headers["location"])
     listed = client.get("/app/categories", headers=admin)
     row = re.search(r"Pothole</a>.*?</tr>", listed.text, re.S)
-    assert row and "<td>Community</td>" in row.group(0) and "<td>48</td>" in row.group(0)
+    cells = dict(re.findall(r'<td data-label="([^"]+)">([^<]*)</td>', row.group(0) if row else ""))
+    assert cells["First handled by"] == "Community" and cells["Street (hours)"] == "48", cells
 
     # A worker's report under it is first the community's, due in its 24 hours.
     lon, lat = inside(cases_engine, "131208-G01")
