@@ -66,9 +66,13 @@ def _stored(session: SessionDep, code: str) -> dict[str, Any] | None:
 
 
 def _category_view(ctx: PageContext, c: dict[str, Any]) -> dict[str, Any]:
+    zh = ctx.locale.startswith("zh")
     return {
         **c,
-        "label": c["name"] if ctx.locale.startswith("zh") else c["name_en"],
+        "label": c["name"] if zh else c["name_en"],
+        # The department by its name in the page's language (消防, Fire safety), not its code.
+        "department_label": (c["department_name"] if zh else c["department_name_en"])
+        or c["department"],
         "level_label": ctx._(LEVEL_NAMES[c["first_level"]]),
         "href": f"/app/categories/{quote(c['code'], safe='')}",
     }

@@ -53,7 +53,8 @@ class Viewer:
 
 CATEGORY_COLUMNS = (
     "k.id, k.code, k.name, k.name_en, k.first_level::text AS first_level, "
-    "d.code AS department, k.hours_grid, k.hours_community, k.hours_street, "
+    "d.code AS department, d.name AS department_name, d.name_en AS department_name_en, "
+    "k.hours_grid, k.hours_community, k.hours_street, "
     "k.hours_district, k.active"
 )
 

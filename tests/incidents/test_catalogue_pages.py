@@ -67,6 +67,18 @@ def test_an_administrator_adds_a_category_and_reports_use_its_hours(
     row = re.search(r"Pothole</a>.*?</tr>", listed.text, re.S)
     cells = dict(re.findall(r'<td data-label="([^"]+)">([^<]*)</td>', row.group(0) if row else ""))
     assert cells["First handled by"] == "Community" and cells["Street (hours)"] == "48", cells
+    # The department by its name in the page's language, not its code (WATER).
+    with cases_engine.connect() as conn:
+        name, name_en = conn.execute(
+            text("SELECT name, name_en FROM department WHERE code = 'WATER'")
+        ).one()
+    assert cells["Department"] == name_en
+    zh = client.get("/app/categories", headers={**auth["admin"], **ZH}).text
+    row = re.search(r"路面坑洼</a>.*?</tr>", zh, re.S)
+    assert row and f'<td data-label="职能部门">{name}</td>' in row.group(0)
+    # Its form still chooses the department by its code.
+    form = client.get("/app/categories/t_pothole", headers=admin).text
+    assert re.search(r'<option value="WATER"[^>]*selected', form), form[-2000:]
 
     # A worker's report under it is first the community's, due in its 24 hours.
     lon, lat = inside(cases_engine, "131208-G01")
