@@ -219,6 +219,14 @@ def test_the_case_list_is_a_card_per_case_on_a_phone(
             "bs => bs.map(b => b.getBoundingClientRect().height)"
         )
         assert heights and min(heights) >= 44, heights
+        # and so is sending a photo from the spot (its button was 24 px tall)
+        photo = page.locator("section.photos").locator("button, input[type=file]")
+        sizes = photo.evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
+        assert len(sizes) == 2 and min(sizes) >= 44, sizes
+        chooser = page.locator("section.photos input[type=file]").evaluate(
+            "i => getComputedStyle(i, '::file-selector-button').minHeight"
+        )
+        assert chooser == "44px", chooser
 
 
 def test_the_audit_log_is_a_card_per_entry_on_a_phone(
