@@ -193,6 +193,11 @@ def test_the_case_list_is_a_card_per_case_on_a_phone(
     lon, lat = inside(strips.engine, "131208-G02")
     with _on_a_phone(browser, server, WORKER, lang) as worker:
         page = worker.open("/app/incidents/new")
+        # Reporting from the spot: "use my location", the photo and sending are thumb-sized
+        # (the first two were 24 px tall).
+        controls = page.locator("form.report").locator("button, select, input[type=file]")
+        sizes = controls.evaluate_all("cs => cs.map(c => c.getBoundingClientRect().height)")
+        assert len(sizes) >= 4 and min(sizes) >= 44, sizes
         body = {"category": "elder_visit", "lon": lon, "lat": lat, "description": "a visit"}
         made = page.request.post(f"{server.url}/cases", data=body)
         assert made.status == 201, made.text()
