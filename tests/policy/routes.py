@@ -1,24 +1,25 @@
 """Every route of the app with the policy action it names (FastAPI keeps included routers
-nested, so the routes are walked, not read off ``app.routes``)."""
+nested, so the routes are walked with its ``iter_route_contexts``, not read off
+``app.routes``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.routers import ingest
 from data.policy import Action
 
 
-def walk(routes: Any, prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    for route in routes:
-        original = getattr(route, "original_router", None)  # FastAPI ≥ 0.165 keeps routers
-        if original is not None:
-            yield from walk(original.routes, prefix + (route.include_context.prefix or ""))
-        elif isinstance(route, APIRoute):
-            yield prefix + route.path, route
+def walk(routes: Any) -> Iterator[tuple[str, APIRoute]]:
+    """Each API route with its full path, through FastAPI's own walk over included routers
+    (the one ``tests/api/test_security.py`` takes for every route, API or not)."""
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and context.path is not None:
+            yield context.path, route
 
 
 def action_of(route: APIRoute) -> Action | None:
