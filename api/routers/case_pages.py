@@ -432,6 +432,9 @@ def figures_page(
     assert start is not None  # or_last closed both ends
     assert end is not None
     rows = q.figures_by_area(session, viewer, level, shown, start, end)
+    names = q.area_names(session, level, shown, zh=ctx.locale.startswith("zh"))
+    for row in rows:
+        row["name"] = names.get(row["code"])
     return render(
         request,
         principal,

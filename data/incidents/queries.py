@@ -739,6 +739,31 @@ AREA_CODE_SQL = {
 }
 
 
+#: Where an area of the figures is named: its table and its name column in Chinese and in
+#: English (a grid has a code only).
+AREA_NAME_SQL = {
+    "community": ("community", "name", "name"),
+    "street": ("street", "name", "name"),
+    "department": ("department", "name", "name_en"),
+}
+
+
+def area_names(db: Db, level: str, codes: list[str], *, zh: bool) -> dict[str, str]:
+    """The names of the areas of ``codes`` at ``level``, so that figures read
+    "Miragaia 131208", not the code alone. Names only, of areas the caller was shown."""
+    if level not in AREA_NAME_SQL or not codes:
+        return {}
+    table, name_zh, name_en = AREA_NAME_SQL[level]
+    rows = db.execute(
+        text(
+            f"SELECT code, {name_zh if zh else name_en} FROM {table} "  # noqa: S608
+            "WHERE code = ANY(:codes)"
+        ),
+        {"codes": codes},
+    ).all()
+    return {str(code): str(name) for code, name in rows if name}
+
+
 def case_areas(db: Db, viewer: Viewer, level: str, *, limit: int = 200) -> list[str]:
     """The areas at ``level`` holding a case the viewer may see, by code: the rows of the
     figures page. Codes only; no case is read."""

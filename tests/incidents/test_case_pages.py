@@ -130,6 +130,20 @@ def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Eng
     _report_form(client, auth, cases_engine)
     r = client.get("/app/incidents/figures?level=grid", headers=auth["community"] | HTML)
     assert r.status_code == 200 and "131208-G01" in r.text
+    # A community and a street read by their names beside their codes, not codes alone.
+    with cases_engine.connect() as conn:
+        community, street_code, street = conn.execute(
+            text(
+                "SELECT m.name, s.code, s.name FROM community m JOIN street s "
+                "ON s.id = m.street_id WHERE m.code = '131208'"
+            )
+        ).one()
+    for level, name, code in (("community", community, "131208"), ("street", street, street_code)):
+        page = client.get(f"/app/incidents/figures?level={level}", headers=auth["community"] | HTML)
+        lead = re.search(r'<td class="lead">(.*?)</td>', page.text)
+        assert lead and lead.group(1) == (
+            f'{html.escape(name)} <span class="muted code">{code}</span>'
+        ), (level, lead and lead.group(1))
     home = client.get("/", headers=auth["community"] | HTML)
     assert 'href="/app/incidents?status=open"' in home.text and 'href="/app/incidents"' in home.text
     home = client.get("/", headers=auth["worker"] | HTML)
@@ -251,8 +265,9 @@ def test_the_figures_say_a_short_resolution_in_minutes(
         "/app/incidents/figures?level=grid&code=131208-G01",
         headers=auth["community"] | HTML | {"Accept-Language": "en"},
     ).text
-    row = page[page.index('<td class="lead">131208-G01</td>') :]
-    typical = re.findall(r"<td[^>]*>([^<]*)</td>", row[: row.index("</tr>")])[3]
+    row = page[page.index('<td class="lead"><span class="code">131208-G01</span></td>') :]
+    cells = dict(re.findall(r'<td data-label="([^"]+)">([^<]*)</td>', row[: row.index("</tr>")]))
+    typical = cells["Typical time to resolve"]
     assert re.fullmatch(r"1 minute|\d+ minutes", typical), typical
     zh = client.get(
         "/app/incidents/figures?level=grid&code=131208-G01",
