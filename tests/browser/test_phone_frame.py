@@ -250,6 +250,9 @@ def test_the_audit_log_is_a_card_per_entry_on_a_phone(
         about = entry.locator("td[data-label]").first
         assert about.get_attribute("data-label") == "About"
         assert about.evaluate("td => getComputedStyle(td).display") not in ("flex", "grid")
+        # each household's code on one line (they broke at their hyphens: E- / 209635018-1)
+        codes = about.locator(".code").evaluate_all(f"cs => cs.map({LINES})")
+        assert len(codes) >= 5 and set(codes) == {1}, codes
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, "audit-phone-en")
         # the accounts likewise: the name and role, then area, worker record and state

@@ -401,7 +401,7 @@ def test_the_audit_log_says_who_read_one_elder_at_local_time(
     # A household is named as one (住户), not as the counts' word (户数).
     zh = Browser(client, ZH)
     zh.sign_in(ADMIN.username)
-    assert ">住户 HH-1</td>" in zh.get("/app/audit?kind=household").text
+    assert '>住户 <span class="code">HH-1</span></td>' in zh.get("/app/audit?kind=household").text
     switched = admin.get("/app/audit?actor=gridwork")
     assert "gridwork itself" in switched.text and 'href="/app/plans/7"' in switched.text
 
