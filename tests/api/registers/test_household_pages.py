@@ -298,6 +298,14 @@ def test_care_staff_find_a_household_by_its_code_and_only_in_their_area(
     typed = client.get("/app/households", headers=care)
     assert '<input name="grid" list="gw-grids"' in typed.text
     assert typed.text.count('<option value="131208-G') == 5
+    # Before a grid is chosen the page says what to do, and that each look is recorded; in
+    # Chinese too. Once a grid is open the hint has done its work.
+    assert "Choose a grid to see its households" in typed.text
+    assert "recorded in the audit log" in typed.text
+    zh = client.get("/app/households", headers={**care, "Accept-Language": "zh-CN"}).text
+    assert "选择一个网格" in zh and "审计日志" in zh
+    opened = client.get(f"/app/households?grid={WORKED_GRID}", headers=care).text
+    assert "gw-hh-hint" not in opened
 
 
 def test_a_household_corrected_on_the_page_outlives_a_new_estimate(
