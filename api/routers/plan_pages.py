@@ -335,7 +335,7 @@ def compare_page(
             {"label": ctx._(label), "hint": ctx._(hint), "a": ra["value"], "b": rb["value"]}
         )
     others = [
-        p
+        p | {"state_label": ctx._(STATUS[_status(p)])}  # 已发布, not "published"
         for p in planning.list_plans(session, left.community_code, scope=principal.scope)
         if p["id"] != a
     ]

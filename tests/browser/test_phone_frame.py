@@ -319,6 +319,13 @@ def test_the_plans_are_a_card_per_plan_on_a_phone(
         assert cells.first.locator("a").evaluate(LINES) == 1, "the state wraps"
         assert page.locator("#plans td[data-label]").evaluate_all(LABEL_OVERRUNS) == []
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        # Two plans compared: the row headings keep a readable width beside the long values
+        # (户数在 / 范围内 / 的网格, three characters a line).
+        other = page.request.post(f"{server.url}/plans", data={"community": "131208", "seed": 2})
+        assert other.status == 201, other.text()
+        a, b = made.json()["id"], other.json()["id"]
+        page = planner.open(f"/app/plans/compare?a={a}&b={b}")
+        assert page.evaluate(SQUEEZED) == []
 
 
 @pytest.mark.parametrize("lang", LANGS)
