@@ -158,6 +158,18 @@ def _status(p: dict[str, Any]) -> str:
     return str(p["status"])
 
 
+def _other_plans(
+    session: SessionDep, ctx: PageContext, principal: Principal, community: str, plan_id: int
+) -> list[dict[str, Any]]:
+    """The community's other plans the caller may see, to compare with: each with its state
+    in the page's language (已发布, not "published")."""
+    return [
+        p | {"state_label": ctx._(STATUS[_status(p)])}
+        for p in planning.list_plans(session, community, scope=principal.scope)
+        if p["id"] != plan_id
+    ]
+
+
 def _metric_value(ctx: Any, key: str, metrics: dict[str, Any]) -> str:
     """A metric as shown: compactness also as the rectangle that scores the same, roads also
     against the most that could lie on roads."""
@@ -334,11 +346,7 @@ def compare_page(
         rows.append(
             {"label": ctx._(label), "hint": ctx._(hint), "a": ra["value"], "b": rb["value"]}
         )
-    others = [
-        p | {"state_label": ctx._(STATUS[_status(p)])}  # 已发布, not "published"
-        for p in planning.list_plans(session, left.community_code, scope=principal.scope)
-        if p["id"] != a
-    ]
+    others = _other_plans(session, ctx, principal, left.community_code, a)
     return render(
         request,
         principal,
@@ -403,11 +411,7 @@ def plan_page(
         "state_label": ctx._(STATUS[summary["state"]]),
         "metrics": _metric_rows(ctx, summary["metrics"]),
         "history": _history(ctx, workspace.steps(session, plan_id)["steps"]),
-        "others": [
-            p
-            for p in planning.list_plans(session, plan.community_code, scope=principal.scope)
-            if p["id"] != plan_id
-        ],
+        "others": _other_plans(session, ctx, principal, plan.community_code, plan_id),
         "words": json.dumps({w: ctx._(w) for w in JS_WORDS}, ensure_ascii=False),
         "default_effective": (today + timedelta(days=30)).isoformat(),
         "today": today.isoformat(),

@@ -157,6 +157,10 @@ def test_exports_and_pages(client: TestClient, tmp_path: Path) -> None:
     ).text
     offered = re.findall(r'<option value="\d+"[^>]*>方案 \d+ \(([^)]*)\)</option>', zh)
     assert offered and set(offered) <= {"草案", "已发布", "已被替换", "等待生效"}, offered
+    # and so are they in the editor's own "compare with"
+    zh = client.get(f"/app/plans/{pid}", headers={"Accept-Language": "zh-CN"}).text
+    offered = re.findall(r'<option value="\d+"[^>]*>方案 \d+ \(([^)]*)\)</option>', zh)
+    assert offered and set(offered) <= {"草案", "已发布", "已被替换", "等待生效"}, offered
 
 
 def test_plans_of_a_community_not_held_are_404(client: TestClient, engine: Engine) -> None:
