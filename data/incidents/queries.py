@@ -750,7 +750,8 @@ AREA_NAME_SQL = {
 
 def area_names(db: Db, level: str, codes: list[str], *, zh: bool) -> dict[str, str]:
     """The names of the areas of ``codes`` at ``level``, so that figures read
-    "Miragaia 131208", not the code alone. Names only, of areas the caller was shown."""
+    "Miragaia 131208", not the code alone. The hierarchy's and the departments' own names,
+    no case or resident: a code typed into the figures' filter is named whoever types it."""
     if level not in AREA_NAME_SQL or not codes:
         return {}
     table, name_zh, name_en = AREA_NAME_SQL[level]

@@ -151,16 +151,13 @@ def test_exports_and_pages(client: TestClient, tmp_path: Path) -> None:
     cmp = client.get("/app/plans/compare", params={"a": pid, "b": other["id"]})
     assert cmp.status_code == 200 and "map-b" in cmp.text
     assert re.search(rf"<h1>[^<]*Miragaia \({COMMUNITY}\)</h1>", cmp.text)
-    # The plans to compare with are offered with their state in the page's language.
-    zh = client.get(
-        "/app/plans/compare", params={"a": pid}, headers={"Accept-Language": "zh-CN"}
-    ).text
-    offered = re.findall(r'<option value="\d+"[^>]*>方案 \d+ \(([^)]*)\)</option>', zh)
-    assert offered and set(offered) <= {"草案", "已发布", "已被替换", "等待生效"}, offered
-    # and so are they in the editor's own "compare with"
-    zh = client.get(f"/app/plans/{pid}", headers={"Accept-Language": "zh-CN"}).text
-    offered = re.findall(r'<option value="\d+"[^>]*>方案 \d+ \(([^)]*)\)</option>', zh)
-    assert offered and set(offered) <= {"草案", "已发布", "已被替换", "等待生效"}, offered
+    # The plans to compare with are offered with their state in the page's language, on the
+    # compare page and in the editor's own "compare with".
+    for path in (f"/app/plans/compare?a={pid}", f"/app/plans/{pid}"):
+        zh = client.get(path, headers={"Accept-Language": "zh-CN"}).text
+        offered = re.findall(r'<option value="\d+"[^>]*>方案 \d+ \(([^)]*)\)</option>', zh)
+        states = {"草案", "已发布", "已被替换", "等待生效"}
+        assert offered and set(offered) <= states, (path, offered)
 
 
 def test_plans_of_a_community_not_held_are_404(client: TestClient, engine: Engine) -> None:
