@@ -232,6 +232,11 @@ def check(
         f"keys no page or API path can open: {len(report.unaddressable)}"
         + (" (give each a new one: gridwork recode)" if report.unaddressable else " [green]✓[/]")
     )
+    for name in report.system_named:
+        out.print(
+            f"[red]account[/] {name!r} takes the system's own name: its acts read as the system's"
+            " (closed by itself); make the person a new account and disable this one"
+        )
     households = [
         row["key"]
         for row in [*report.assignment, *report.unaddressable]
@@ -245,7 +250,7 @@ def check(
     if geojson:
         geojson.write_text(json.dumps(report.geojson, ensure_ascii=False))
         out.print(f"wrote {geojson}")
-    if report.issues or report.assignment or report.unaddressable:
+    if report.issues or report.assignment or report.unaddressable or report.system_named:
         raise typer.Exit(1)
 
 

@@ -83,10 +83,11 @@ def checks(
         )
     return {
         # One flag for monitoring: ``count`` is the topology issues only, as it always was.
-        "ok": not report.issues and not mismatches and not keys,
+        "ok": not report.issues and not mismatches and not keys and not report.system_named,
         "count": len(report.issues),
         "issues": report.issues,
         "ungridded": report.ungridded,
         "assignment_mismatches": mismatches,
         "unaddressable_keys": keys,
+        "system_named_accounts": report.system_named,
     }

@@ -53,3 +53,8 @@ class CheckReport(Answer):
     unaddressable_keys: list[Unaddressable] = Field(
         description="rows to recode: no page or API path can open them"
     )
+    system_named_accounts: list[str] = Field(
+        default_factory=list,
+        description="accounts under the system's own name (gridwork): their acts would read "
+        "as the system's; disable them",
+    )

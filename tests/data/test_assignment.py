@@ -607,3 +607,31 @@ def test_insert_points_copies_rows_with_their_grid(porto: Engine) -> None:
     finally:
         with transaction(porto) as session:
             session.execute(text("DELETE FROM household WHERE code LIKE '户-%'"))
+
+
+def test_cli_check_names_an_account_under_the_systems_own_name_until_it_is_disabled(
+    porto: Engine,
+) -> None:
+    """An account named like the system (``GridWork``), made before the name was refused:
+    its closes would read "closed by itself". The check names it and fails until an
+    administrator disables it."""
+    with transaction(porto) as session:
+        session.execute(
+            text(
+                "INSERT INTO app_user (username, password_hash, role) "
+                "VALUES ('GridWork', 'x', 'admin')"
+            )
+        )
+    env = {"DATABASE_URL": porto.url.render_as_string(hide_password=False)}
+    runner = CliRunner()
+    try:
+        checked = runner.invoke(cli, ["check"], env=env)
+        assert checked.exit_code == 1, checked.output
+        assert "'GridWork' takes the system's own name" in checked.output
+        with transaction(porto) as session:
+            session.execute(text("UPDATE app_user SET active = false WHERE username = 'GridWork'"))
+        again = runner.invoke(cli, ["check"], env=env)
+        assert "GridWork" not in again.output
+    finally:
+        with transaction(porto) as session:
+            session.execute(text("DELETE FROM app_user WHERE username = 'GridWork'"))

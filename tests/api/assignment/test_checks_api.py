@@ -218,6 +218,30 @@ def test_a_clean_database_has_no_unaddressable_key(admin: TestClient) -> None:
     assert admin.get("/checks").json()["unaddressable_keys"] == []
 
 
+def test_an_active_account_under_the_systems_own_name_fails_the_check(
+    admin: TestClient, gridded_engine: Engine
+) -> None:
+    """Made before the name was refused, ``gridwork`` in any case is named, and ``ok`` is
+    false for monitoring, until the account is disabled."""
+    assert admin.get("/checks").json()["system_named_accounts"] == []
+    with transaction(gridded_engine) as session:
+        session.execute(
+            text(
+                "INSERT INTO app_user (username, password_hash, role) "
+                "VALUES ('GRIDWORK', 'x', 'admin')"
+            )
+        )
+    try:
+        found = admin.get("/checks").json()
+        assert found["system_named_accounts"] == ["GRIDWORK"] and found["ok"] is False
+        with transaction(gridded_engine) as session:
+            session.execute(text("UPDATE app_user SET active = false WHERE username = 'GRIDWORK'"))
+        assert admin.get("/checks").json()["system_named_accounts"] == []
+    finally:
+        with transaction(gridded_engine) as session:
+            session.execute(text("DELETE FROM app_user WHERE username = 'GRIDWORK'"))
+
+
 def test_keys_no_path_can_open_are_listed_for_recoding(
     admin: TestClient,
     anon: TestClient,
