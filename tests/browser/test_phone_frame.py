@@ -313,6 +313,9 @@ def test_the_plans_are_a_card_per_plan_on_a_phone(
         assert page.locator("#plans thead").is_hidden()
         card = page.locator("#plans tbody tr").first
         assert card.locator("td.lead").count() == 2
+        # the community's code after its name stays plain grey, not bold like the name
+        weight = card.locator("td.lead .muted").evaluate("e => getComputedStyle(e).fontWeight")
+        assert weight == "400", weight
         cells = card.locator("td[data-label]")
         assert cells.count() == 6
         assert cells.first.get_attribute("data-label") == "状态"
