@@ -137,10 +137,7 @@ def say_problems(ctx: PageContext, problems: tuple[str, ...]) -> list[str]:
 
 def _held_plan(session: SessionDep, principal: Planner, plan_id: int) -> planning.StoredPlan:
     """The plan of the path, if the caller holds its community: else 404, as the API says."""
-    plan = planning.get_plan(session, plan_id)
-    if not may_plan(principal.scope, plan.community_id):
-        raise NotFound.said("no_plan", field="plan", plan=plan_id)
-    return plan
+    return planning.held_plan(session, plan_id, principal.scope)
 
 
 #: A ``{plan_id}`` route's plan, held by the caller (resolved before the route runs).

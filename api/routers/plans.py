@@ -95,10 +95,7 @@ def _check_community(session: SessionDep, scope: AreaScope, code: str) -> None:
 def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
     """Plans belong to communities: one of a community the caller does not hold (a grid
     scope only sees its community for context) answers 404, as ``GET /plans`` leaves it out."""
-    plan = planning.get_plan(session, plan_id)
-    if not may_plan(principal.scope, plan.community_id):
-        raise NotFound.said("no_plan", field="plan", plan=plan_id)
-    return plan
+    return planning.held_plan(session, plan_id, principal.scope)
 
 
 @router.post(

@@ -28,7 +28,7 @@ from data.access.reasons import said
 from data.assignment.service import reassign
 from data.crs import metric_epsg
 from data.planning.grids import follow_grids
-from data.policy import HELD_COMMUNITY_SQL, sees_grid
+from data.policy import HELD_COMMUNITY_SQL, may_plan, sees_grid
 from data.settings import Settings
 from geo.district.tiling import fit_to_parent
 from geo.errors import Conflict, InvalidInput, NotFound
@@ -397,6 +397,16 @@ def get_plan(db: Db, plan_id: int) -> StoredPlan:
     if row is None:
         raise NotFound.said("no_plan", field="plan", plan=plan_id)
     return StoredPlan(*row)
+
+
+def held_plan(db: Db, plan_id: int, scope: AreaScope) -> StoredPlan:
+    """The plan, if ``scope`` holds its community (:func:`data.policy.may_plan`); else the
+    same 404 as a plan that does not exist, so that nobody learns of another's plans. The API
+    and the pages both ask through here."""
+    plan = get_plan(db, plan_id)
+    if not may_plan(scope, plan.community_id):
+        raise NotFound.said("no_plan", field="plan", plan=plan_id)
+    return plan
 
 
 def load_units(db: Db, plan_id: int, *, epsg: int) -> tuple[Units, pd.Series, set[int]]:
