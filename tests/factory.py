@@ -166,6 +166,22 @@ def add_accounts(engine: Engine, accounts: Iterable[Account], password: str = PA
                 add_scope(session, account.username, level, code)
 
 
+@contextmanager
+def stored_before_the_rule(engine: Engine, username: str) -> Iterator[None]:
+    """An admin account ``username`` written straight to the table, as a database filled
+    before the username rule (a name the rule now refuses) may hold it; removed after."""
+    with transaction(engine) as session:
+        session.execute(
+            text("INSERT INTO app_user (username, password_hash, role) VALUES (:u, 'x', 'admin')"),
+            {"u": username},
+        )
+    try:
+        yield
+    finally:
+        with transaction(engine) as session:
+            session.execute(text("DELETE FROM app_user WHERE username = :u"), {"u": username})
+
+
 def add_key(engine: Engine, name: str, role: Role = Role.device) -> str:
     """A new API key (printed once in real life); the key itself."""
     with transaction(engine) as session:

@@ -37,6 +37,7 @@ from data.settings import Settings
 from geo.errors import Conflict, InvalidInput
 from tests.conftest import own_database
 from tests.data.porto_grids import write_grid_files
+from tests.factory import stored_before_the_rule
 
 # PostGIS's answer for a batch of points: the lowest code among the grids covering each.
 _POSTGIS = text(
@@ -615,16 +616,9 @@ def test_cli_check_names_an_account_under_the_systems_own_name_until_it_is_disab
     """An account named like the system (``GridWork``), made before the name was refused:
     its closes would read "closed by itself". The check names it and fails until an
     administrator disables it."""
-    with transaction(porto) as session:
-        session.execute(
-            text(
-                "INSERT INTO app_user (username, password_hash, role) "
-                "VALUES ('GridWork', 'x', 'admin')"
-            )
-        )
     env = {"DATABASE_URL": porto.url.render_as_string(hide_password=False)}
     runner = CliRunner()
-    try:
+    with stored_before_the_rule(porto, "GridWork"):
         checked = runner.invoke(cli, ["check"], env=env)
         assert checked.exit_code == 1, checked.output
         assert "'GridWork' takes the system's own name" in checked.output
@@ -632,6 +626,3 @@ def test_cli_check_names_an_account_under_the_systems_own_name_until_it_is_disab
             session.execute(text("UPDATE app_user SET active = false WHERE username = 'GridWork'"))
         again = runner.invoke(cli, ["check"], env=env)
         assert "GridWork" not in again.output
-    finally:
-        with transaction(porto) as session:
-            session.execute(text("DELETE FROM app_user WHERE username = 'GridWork'"))

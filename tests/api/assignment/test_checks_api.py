@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from data.db import transaction
 from data.models import Role, ScopeLevel
 from geo.assignment.keys import REFUSED_CHARACTERS_SQL, key_problem
-from tests.factory import Account, add_accounts, sign_in
+from tests.factory import Account, add_accounts, sign_in, stored_before_the_rule
 
 STORED = "131215-G05"  # where the corrupted household is filed, far from where it lies
 
@@ -224,22 +224,12 @@ def test_an_active_account_under_the_systems_own_name_fails_the_check(
     """Made before the name was refused, ``gridwork`` in any case is named, and ``ok`` is
     false for monitoring, until the account is disabled."""
     assert admin.get("/checks").json()["system_named_accounts"] == []
-    with transaction(gridded_engine) as session:
-        session.execute(
-            text(
-                "INSERT INTO app_user (username, password_hash, role) "
-                "VALUES ('GRIDWORK', 'x', 'admin')"
-            )
-        )
-    try:
+    with stored_before_the_rule(gridded_engine, "GRIDWORK"):
         found = admin.get("/checks").json()
         assert found["system_named_accounts"] == ["GRIDWORK"] and found["ok"] is False
         with transaction(gridded_engine) as session:
             session.execute(text("UPDATE app_user SET active = false WHERE username = 'GRIDWORK'"))
         assert admin.get("/checks").json()["system_named_accounts"] == []
-    finally:
-        with transaction(gridded_engine) as session:
-            session.execute(text("DELETE FROM app_user WHERE username = 'GRIDWORK'"))
 
 
 def test_keys_no_path_can_open_are_listed_for_recoding(
