@@ -26,6 +26,11 @@ SENTENCES: dict[str, str] = {
     "no_user": "no user '%(user)s'",
     "no_category": "no category '%(code)s'",
     "no_grid": "no grid '%(code)s' in your area",
+    "no_community": "no community '%(code)s' in your area",
+    "not_planners_community": (
+        "planning community '%(code)s' needs the community in your area (a street or "
+        "community scope); a grid scope is not enough"
+    ),
     "household_without_grid": "household '%(code)s' lies in no grid, so it has no home zone",
     "device_enrolled": "device '%(device)s' is already enrolled",
     "device_taken": "device '%(device)s' is enrolled for another elder",

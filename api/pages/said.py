@@ -27,6 +27,11 @@ SENTENCES: dict[str, str] = {
     "no_user": N_("no user '%(user)s'"),
     "no_category": N_("no category '%(code)s'"),
     "no_grid": N_("no grid '%(code)s' in your area"),
+    "no_community": N_("no community '%(code)s' in your area"),
+    "not_planners_community": N_(
+        "planning community '%(code)s' needs the community in your area (a street or "
+        "community scope); a grid scope is not enough"
+    ),
     "household_without_grid": N_("household '%(code)s' lies in no grid, so it has no home zone"),
     "device_enrolled": N_("device '%(device)s' is already enrolled"),
     "device_taken": N_("device '%(device)s' is enrolled for another elder"),

@@ -31,7 +31,7 @@ from api.state import app_state
 from data.planning import service as planning
 from data.planning import workspace
 from data.policy import Action, may_plan
-from geo.errors import Forbidden, GridworkError, InvalidInput, NotFound
+from geo.errors import GridworkError, InvalidInput, NotFound
 from geo.planning.metrics import Problem, rectangle_ratio
 
 router = APIRouter(prefix="/app", include_in_schema=False)
@@ -253,7 +253,11 @@ def history_rows(
 
 
 @router.get("/plans", response_class=HTMLResponse)
-def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTMLResponse:
+def plans_home(
+    request: Request, session: SessionDep, principal: Planner, sent: Shown = NOT_SENT
+) -> HTMLResponse:
+    """The oversize report, a form to split any community and the plans; after a refused
+    split, with the reason beside the community or the variant number."""
     ctx = context(request, principal)
     settings = app_state(request).settings
     held = principal.scope.sql_ids("held_community")
@@ -280,41 +284,65 @@ def plans_home(request: Request, session: SessionDep, principal: Planner) -> HTM
         principal,
         "planning/list.html",
         title=ctx._("Grid plans"),
+        status_code=sent.status_code,
         values={
             "oversize": oversize,
             "communities": communities,
             "plans": list(reversed(plans)),
             "band": (settings.household_min, settings.household_max),
+            **sent.values(),
         },
     )
 
 
-@router.post("/plans")
+#: The largest variant number: the splitter's random generator takes a 32-bit seed.
+SEED_MAX = 2**31 - 1
+
+#: Where a refused split is explained: beside the community or the variant number.
+SPLIT_FIELDS = ("community", "seed")
+
+
+def _variant(ctx: PageContext, seed: str) -> int:
+    """The variant number as typed, refused in the page's language unless 0…:data:`SEED_MAX`
+    (a browser's number box lets a huge number through)."""
+    try:
+        number = int(seed.strip() or "1")
+    except ValueError:
+        raise InvalidInput(ctx._("Variant number: a whole number."), field="seed") from None
+    if not 0 <= number <= SEED_MAX:
+        raise InvalidInput(ctx._("Variant number: from 0 to %(max)s.", max=SEED_MAX), field="seed")
+    return number
+
+
+@router.post("/plans", response_class=HTMLResponse, response_model=None)
 def start_split(
     request: Request,
     session: SessionDep,
     principal: Planner,
-    community: Annotated[str, Form(min_length=1, max_length=64)],
-    seed: Annotated[int, Form(ge=0, le=2**31 - 1)] = 1,
-) -> RedirectResponse:
+    community: Annotated[str, Form(max_length=64)] = "",
+    seed: Annotated[str, Form(max_length=32)] = "1",
+) -> Response:
+    """Draft a plan for a community; refused, the plans page with the reason at its field."""
+    ctx = context(request, principal)
     settings = app_state(request).settings
-    community_id = planning.community_id_of(session, community)
-    ids = principal.scope.sql_ids("community")
-    if community_id is None or (ids is not None and community_id not in ids):
-        raise NotFound(f"no community '{community}'", field="community")
-    if not may_plan(principal.scope, community_id):
-        raise Forbidden(
-            f"planning community '{community}' needs it in your area", field="community"
+    try:
+        number = _variant(ctx, seed)
+        planning.planned_community(session, community, principal.scope)
+        plan_id = planning.draft_plan(
+            session,
+            community,
+            min_households=settings.household_min,
+            max_households=settings.household_max,
+            seed=number,
+            author=principal.name,
+            settings=settings,
         )
-    plan_id = planning.draft_plan(
-        session,
-        community,
-        min_households=settings.household_min,
-        max_households=settings.household_max,
-        seed=seed,
-        author=principal.name,
-        settings=settings,
-    )
+    except GridworkError as exc:
+        sent = refused(ctx, exc, {"community": community, "seed": seed}, SPLIT_FIELDS)
+        if not sent.errors:
+            raise
+        session.rollback()
+        return plans_home(request, session, principal, sent)
     return _to_plan(plan_id)
 
 
@@ -364,7 +392,7 @@ def current_grids(
     """Today's grids of a community the caller holds, with households, for the compare map."""
     community_id = planning.community_id_of(session, community)
     if community_id is None or not may_plan(principal.scope, community_id):
-        raise NotFound(f"no community '{community}'", field="community")
+        raise NotFound.said("no_community", field="community", code=community)
     rows = session.execute(
         text(
             "SELECT g.code, ST_AsGeoJSON(g.geom, 7), (SELECT count(*) FROM household h "

@@ -34,11 +34,9 @@ from api.schemas.plans import (
 )
 from api.security import Principal
 from api.state import app_state
-from data.access.queries import AreaScope
 from data.planning import exports, workspace
 from data.planning import service as planning
-from data.policy import may_plan
-from geo.errors import Forbidden, InvalidInput, NotFound
+from geo.errors import InvalidInput, NotFound
 from maps.plans import compare_page, plan_map
 
 router = APIRouter(tags=["planning"])
@@ -77,21 +75,6 @@ class PublishRequest(StrictModel):
     effective: date | None = None
 
 
-def _check_community(session: SessionDep, scope: AreaScope, code: str) -> None:
-    """A community outside the caller's area does not exist for them (404, not 403); one
-    they see only around a scoped grid is not theirs to plan (403, ``data.policy.may_plan``)."""
-    ids = scope.sql_ids("community")
-    community_id = planning.community_id_of(session, code)
-    if community_id is None or (ids is not None and community_id not in ids):
-        raise NotFound(f"no community '{code}'", field="community")
-    if not may_plan(scope, community_id):
-        raise Forbidden(
-            f"planning community '{code}' needs the community in your area (a street or "
-            "community scope); a grid scope is not enough",
-            field="community",
-        )
-
-
 def _plan_in_scope(session: SessionDep, principal: Principal, plan_id: int) -> planning.StoredPlan:
     """Plans belong to communities: one of a community the caller does not hold (a grid
     scope only sees its community for context) answers 404, as ``GET /plans`` leaves it out."""
@@ -111,7 +94,7 @@ def create_plan(
         raise InvalidInput("must be > 0", field="min")
     if body.min > body.max:
         raise InvalidInput(f"min {body.min} is greater than max {body.max}", field="min")
-    _check_community(session, principal.scope, body.community)
+    planning.planned_community(session, body.community, principal.scope)
     plan_id = planning.draft_plan(
         session,
         body.community,

@@ -31,7 +31,7 @@ from data.planning.grids import follow_grids
 from data.policy import HELD_COMMUNITY_SQL, may_plan, sees_grid
 from data.settings import Settings
 from geo.district.tiling import fit_to_parent
-from geo.errors import Conflict, InvalidInput, NotFound
+from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from geo.planning.metrics import PlanMetrics, plan_metrics
 from geo.planning.split import SplitResult, split_community
 from geo.planning.units import EDGE_KINDS, UnitGraph, Units, build_units
@@ -407,6 +407,19 @@ def held_plan(db: Db, plan_id: int, scope: AreaScope) -> StoredPlan:
     if not may_plan(scope, plan.community_id):
         raise NotFound.said("no_plan", field="plan", plan=plan_id)
     return plan
+
+
+def planned_community(db: Db, code: str, scope: AreaScope) -> int:
+    """The id of community ``code`` if ``scope`` may plan it. One outside the caller's area
+    does not exist for them (404, not 403); one they see only around a scoped grid is not
+    theirs to plan (403, :func:`data.policy.may_plan`). The API and the pages both ask here."""
+    community_id = community_id_of(db, code)
+    ids = scope.sql_ids("community")
+    if community_id is None or (ids is not None and community_id not in ids):
+        raise NotFound.said("no_community", field="community", code=code)
+    if not may_plan(scope, community_id):
+        raise Forbidden.said("not_planners_community", field="community", code=code)
+    return community_id
 
 
 def load_units(db: Db, plan_id: int, *, epsg: int) -> tuple[Units, pd.Series, set[int]]:

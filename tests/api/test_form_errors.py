@@ -169,6 +169,60 @@ def test_a_refused_publish_is_the_editor_with_the_reason_beside_the_date(
         assert status.scalar_one() == "draft"
 
 
+def _plans(strips: Gridded) -> int:
+    with strips.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM plan")).scalar_one())
+
+
+def test_a_refused_split_is_the_plans_page_with_the_reason_beside_the_field(
+    client: TestClient, strips: Gridded
+) -> None:
+    """A number box lets a browser send a variant number past the splitter's 32 bits; the
+    page answered an error page naming the field in English ("seed")."""
+    planner = sign_in(client, "g-planner")
+    before = _plans(strips)
+    for seed, en, zh in (
+        (
+            "99999999999",
+            "Variant number: from 0 to 2147483647.",
+            "生成序号：0 到 2147483647 之间。",
+        ),
+        ("-1", "Variant number: from 0 to 2147483647.", "生成序号：0 到 2147483647 之间。"),
+        ("abc", "Variant number: a whole number.", "生成序号：须为整数。"),
+    ):
+        for language, said in (("en", en), ("zh-CN", zh)):
+            r = client.post(
+                "/app/plans",
+                data={"community": "131208", "seed": seed},
+                headers={**planner, "Accept": "text/html", "Accept-Language": language},
+            )
+            assert r.status_code == 422, r.text[:300]
+            assert _beside(r.text, "new-plan-seed") == said
+            assert f'value="{seed}"' in r.text  # what was typed, to correct
+            assert '<option value="131208" selected>' in r.text
+            assert 'id="oversize"' in r.text  # the plans page itself, not an error page
+    # A community outside the planner's area, sent by hand: beside the community, in zh.
+    r = client.post(
+        "/app/plans",
+        data={"community": "131213", "seed": "1"},
+        headers={**planner, "Accept": "text/html", "Accept-Language": "zh-CN"},
+    )
+    assert r.status_code == 422
+    assert _beside(r.text, "new-plan-community") == "您的辖区内没有社区“131213”"
+    assert _plans(strips) == before  # nothing drafted by a refused split
+    # The API keeps its English reason and its 404 (tests/api/test_said.py's rule).
+    r = client.post("/plans", json={"community": "131213"}, headers=planner)
+    assert r.status_code == 404 and r.json()["field"] == "community"
+    assert r.json()["detail"] == "community: no community '131213' in your area"
+    ok = client.post(
+        "/app/plans",
+        data={"community": "131208", "seed": "7"},
+        headers=planner,
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and _plans(strips) == before + 1
+
+
 def test_refusals_from_the_domain_are_said_in_chinese_beside_the_field(
     client: TestClient, strips: Gridded
 ) -> None:
