@@ -342,3 +342,36 @@ def test_care_console_finds_a_lost_elder(
     assert worker.page.evaluate("document.documentElement.scrollWidth") <= 390
     worker.shot("worker-elder-390")
     worker.close()
+
+    # Care staff on a phone draw a circle round the home: the kind, a radius in whole metres,
+    # a tap on the map, then Save just below the map (it sat above, so one scrolled back up
+    # past the map to save). The radius box stepped by 10 from 21: 300, its own default, and
+    # 400 were "invalid" and the browser silently kept the form from being sent.
+    phone = Person(browser, care_live, STAFF["care_staff"].username, 390, 844)
+    phone.page.goto(f"{care_live}/app/elders/{elder_id}/zone")
+    wait_until(phone.page, "window.gwReady === true", "the zone editor never finished")
+    phone.page.check("input[name=kind][value=circle]")
+    assert phone.page.input_value("#radius_m") == "300"
+    assert phone.page.evaluate("document.getElementById('radius_m').checkValidity()")
+    phone.page.fill("#radius_m", "400")
+    home_box = phone.page.locator("path.gw-home").bounding_box()
+    assert home_box is not None
+    phone.page.mouse.click(
+        home_box["x"] + home_box["width"] / 2, home_box["y"] + home_box["height"] / 2
+    )
+    assert phone.page.locator("path.gw-drawn").count() == 1
+    map_box = phone.page.locator("#gw-map").bounding_box()
+    save = phone.page.locator("#gw-zone-form button[type=submit]")
+    save_box = save.bounding_box()
+    assert map_box is not None and save_box is not None
+    assert save_box["y"] >= map_box["y"] + map_box["height"], (save_box, map_box)
+    phone.shot("zone-390")
+    save.click()
+    phone.page.wait_for_url(f"{care_live}/app/elders/{elder_id}?zone=saved")
+    with care.connect() as conn:
+        zone = conn.execute(
+            text("SELECT kind, radius_m FROM safe_zone WHERE elder_id = :e"), {"e": elder_id}
+        ).one()
+    assert (zone.kind, zone.radius_m) == ("circle", 400)
+    assert phone.errors == [] and phone.outside == [], (phone.errors, phone.outside)
+    phone.close()
