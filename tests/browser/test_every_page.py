@@ -177,3 +177,12 @@ def test_the_page_passes_axe_in_both_languages(
     found = _axe(page)
     _shot(page, f"{name}-{lang}")
     assert found == [], found
+    # A box the page fills in itself must hold a value its own rules allow; else the browser
+    # silently keeps the form from being sent (the zone's radius of 300 stepped 21, 31, ...).
+    assert page.evaluate(REFUSED_AS_GIVEN) == [], name
+
+
+#: Form controls whose value as the page gives it fails their own min/max/step/pattern.
+REFUSED_AS_GIVEN = """[...document.querySelectorAll('main input, main select, main textarea')]
+  .filter(e => e.value !== '' && !e.checkValidity())
+  .map(e => `${e.id || e.name}=${e.value}: ${e.validationMessage}`)"""
