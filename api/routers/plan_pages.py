@@ -106,6 +106,7 @@ JS_WORDS = [
     N_("Checking…"),
     N_("Would be refused:"),
     N_("Can be moved."),
+    N_("Variant number: from 0 to %(max)s."),
 ]
 
 

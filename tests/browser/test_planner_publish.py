@@ -145,6 +145,14 @@ def test_lock_resplit_compare_and_publish_ahead(
         if f["properties"]["locked"]
     }
     assert locked == {kept}
+    # A variant past the splitter's 32 bits is refused where it was typed, in the page's
+    # language, and nothing is re-cut (the API's English "seed: Input should be ..." before).
+    pg.fill("#seed", "99999999999")
+    pg.evaluate("document.getElementById('message').className = 'message'")
+    pg.click("#resplit")
+    wait_until(pg, "/problem/.test(document.getElementById('message').className)")
+    assert pg.inner_text("#message") == "生成序号：0 到 2147483647 之间。"
+    assert [s["kind"] for s in _get(pg, f"/plans/{first}/steps")["steps"]][0] == "lock"
     pg.fill("#seed", "7")
     pg.evaluate("document.getElementById('message').className = 'message'")
     pg.click("#resplit")

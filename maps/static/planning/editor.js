@@ -7,6 +7,7 @@
   if (!root) return;
   var planId = root.dataset.plan, lo = +root.dataset.min, hi = +root.dataset.max;
   var words = JSON.parse(root.dataset.words || "{}");
+  var SEED_MAX = 2147483647;  // the splitter's random generator takes a 32-bit seed
   function t(w, vals) {
     var s = words[w] || w;
     Object.keys(vals || {}).forEach(function (k) { s = s.replace("%(" + k + ")s", vals[k]); });
@@ -211,8 +212,16 @@
   document.getElementById("undo").addEventListener("click", function () { step("/undo", "Undone:"); });
   document.getElementById("redo").addEventListener("click", function () { step("/redo", "Redone:"); });
   document.getElementById("resplit").addEventListener("click", function () {
+    // The variant is checked here, where the planner typed it: the API's refusal of a number
+    // past the splitter's 32 bits names its field in English ("seed: Input should be ...").
+    var box = document.getElementById("seed"), seed = Number(box.value);
+    if (!box.value.trim() || !Number.isInteger(seed) || seed < 0 || seed > SEED_MAX) {
+      say(t("Variant number: from 0 to %(max)s.", { max: SEED_MAX }), "problem");
+      box.focus();
+      return;
+    }
     say(t("Working…"));
-    api("POST", "/resplit", { seed: +document.getElementById("seed").value || 0 }).then(function (r) {
+    api("POST", "/resplit", { seed: seed }).then(function (r) {
       if (r.status === 200) say(t("Re-split done: %(n)s unit(s) moved.", { n: r.body.moved_units }), "ok");
       else say(t("Refused:") + " " + (r.body.detail || ""), "problem");
       load();
