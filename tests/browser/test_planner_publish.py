@@ -152,7 +152,7 @@ def test_lock_resplit_compare_and_publish_ahead(
     pg.click("#resplit")
     wait_until(pg, "/problem/.test(document.getElementById('message').className)")
     assert pg.inner_text("#message") == "生成序号：0 到 2147483647 之间。"
-    assert [s["kind"] for s in _get(pg, f"/plans/{first}/steps")["steps"]][0] == "lock"
+    assert _get(pg, f"/plans/{first}/steps")["steps"][0]["kind"] == "lock"
     pg.fill("#seed", "7")
     pg.evaluate("document.getElementById('message').className = 'message'")
     pg.click("#resplit")
