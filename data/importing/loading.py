@@ -495,13 +495,19 @@ def enrol_demo_elders(
                     session,
                     display_name=f"（演示）{_DEMO_ELDER_NAMES[(n - 1) % 5]} {n} — demo, fictional",
                     household_code=household,
-                    emergency_contact="demo: fictional, no real contact",
+                    emergency_contact="演示：虚构，无真实联系人 / demo: fictional, no real contact",
                     device_code=code,
                     datum=datum,
                     consent=care.ConsentRecord(
-                        given_by=f"DEMO: fictional guardian of demo elder {n} (not a real person)",
+                        given_by=(
+                            f"演示：虚构的监护人（非真人） / DEMO: fictional guardian of demo "
+                            f"elder {n} (not a real person)"
+                        ),
                         given_on=settings.today() - timedelta(days=30 + n),
-                        scope="DEMO (fictional): locate when lost; alert the grid worker",
+                        scope=(
+                            "演示：走失时定位，通知网格员 / DEMO (fictional): locate when "
+                            "lost; alert the grid worker"
+                        ),
                     ),
                     by=care_user,
                     scope=scope,

@@ -75,7 +75,7 @@ def test_demo_elders_have_consent_keys_and_zones_and_a_second_run_reuses_them(
         consent = _count(
             world.engine,
             "SELECT count(*) FROM consent WHERE elder_id = :e AND withdrawn_at IS NULL "
-            "AND given_by LIKE 'DEMO: fictional%' AND scope LIKE 'DEMO%'",
+            "AND given_by LIKE '演示：%DEMO: fictional%' AND scope LIKE '演示：%DEMO%'",
             e=elder_id,
         )
         assert consent == 1
