@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine, text
 
 from api import care_tasks, plan_clock, tile_seeder
-from api.errors import add_exception_handlers
+from api.errors import add_exception_handlers, refusal
 from api.hardening import BodyLimit, CrossSiteGuard, InputGuard, SecurityHeaders
 from api.metrics import RequestMetrics
 from api.metrics import router as metrics_router
@@ -204,9 +204,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         )
     # A cookie-signed-in POST/PUT/PATCH/DELETE from another site: 403 (CSRF).
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origins)
-    app.add_middleware(InputGuard)  # too-deep JSON and NUL characters, before any parsing
+    # Their refusals are pages for a browser, in the signed-in caller's frame.
+    refuse = refusal(identify=optional_principal)
+    # Too-deep JSON and NUL characters, before any parsing.
+    app.add_middleware(InputGuard, refuse=refuse)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refuse=refuse)
     if settings.metrics:  # outermost: times every answer, refusals of the others included
         app.add_middleware(RequestMetrics)
     return app

@@ -169,6 +169,27 @@ def _http_error(identify: Identify | None) -> Callable[[Request, Exception], Awa
     return handle
 
 
+#: How a defence in front of the routes (:mod:`api.hardening`) answers a refusal.
+Refuse = Callable[[Request, GridworkError], Awaitable[Response]]
+
+
+def refusal(identify: Identify | None = None) -> Refuse:
+    """Answer a refusal made before any route ran as a route's would be answered: problem
+    JSON for an API client; for a browser, the error page in its frame and language (a
+    12 MB photo from a phone showed the JSON in English). ``identify`` finds the caller, as
+    for an unknown address, so that a signed-in browser keeps its navigation."""
+
+    async def refuse(request: Request, exc: GridworkError) -> Response:
+        if wants_html(request) and identify is not None:
+            try:
+                request.state.principal = await identify(request)
+            except GridworkError:
+                request.state.principal = None
+        return await _gridwork_error(request, exc)
+
+    return refuse
+
+
 def add_exception_handlers(app: FastAPI, *, identify: Identify | None = None) -> None:
     """Install the handlers; ``identify`` (the caller from the request's credentials, or
     ``None``) gives pages for unknown addresses the signed-in caller's frame."""

@@ -14,8 +14,9 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import problem
+from api.errors import Refuse, problem, refusal
 from api.state import app_state
+from geo.errors import InvalidInput, PayloadTooLarge
 
 _CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -25,11 +26,13 @@ _CSP = (
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest."""
+    """Refuse bodies over ``max_bytes`` with 413, whether or not Content-Length is honest;
+    answered through ``refuse`` (:func:`api.errors.refusal`: a page for a browser)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, refuse: Refuse | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refuse = refuse or refusal()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,9 +59,9 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
-            413, "PayloadTooLarge", f"body: larger than the limit of {self.max_bytes} bytes"
-        )
+        mb = f"{self.max_bytes / 1024 / 1024:.3g}"
+        exc = PayloadTooLarge.said("body_too_big", field="body", bytes=self.max_bytes, mb=mb)
+        response = await self.refuse(Request(scope), exc)
         await response(scope, receive, send)
 
 
@@ -113,19 +116,25 @@ class InputGuard:
       consent scan): PostgreSQL text cannot hold one, so it would surface as a database error
       (500) instead of a 422. A multipart body is parsed here only when it holds a zero byte,
       which most files do; the files themselves may hold any byte.
+
+    A refusal is answered through ``refuse`` (:func:`api.errors.refusal`: a page for a
+    browser, problem JSON for an API client).
     """
 
-    def __init__(self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH) -> None:
+    def __init__(
+        self, app: ASGIApp, max_depth: int = MAX_JSON_DEPTH, refuse: Refuse | None = None
+    ) -> None:
         self.app = app
         self.max_depth = max_depth
+        self.refuse = refuse or refusal()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = _nul_in_url(scope)
-        if refusal is not None:
-            await problem(422, "InvalidInput", refusal[1], field=refusal[0])(scope, receive, send)
+        named = _nul_in_url(scope)
+        if named is not None:
+            await (await self.refuse(Request(scope), _nul(named)))(scope, receive, send)
             return
         media = _media(scope)
         if not (_is_json(media) or media in (FORM, MULTIPART)):
@@ -141,44 +150,50 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        field, detail = "body", None
+        refused: InvalidInput | None = None
         if media in (FORM, MULTIPART):
-            refusal = (
+            named = (
                 _nul_in_pairs(body.decode("latin-1"))
                 if media == FORM
                 else await _nul_in_multipart(scope, body)
             )
-            if refusal is not None:
-                field, detail = refusal
+            refused = None if named is None else _nul(named)
         elif json_depth(body) > self.max_depth:
-            detail = f"body: JSON nested deeper than {self.max_depth} levels"
+            refused = InvalidInput(f"JSON nested deeper than {self.max_depth} levels", field="body")
         elif b"\\u0000" in body and _JSON_NUL.search(body):
-            detail = "body: a string contains a NUL character (\\u0000), which cannot be stored"
-        if detail:
-            await problem(422, "InvalidInput", detail, field=field)(scope, receive, send)
+            refused = InvalidInput(
+                "a string contains a NUL character (\\u0000), which cannot be stored", field="body"
+            )
+        if refused is not None:
+            await (await self.refuse(Request(scope), refused))(scope, receive, send)
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay(whole, receive), send)
 
 
-def _nul_in_url(scope: Scope) -> tuple[str, str] | None:
+def _nul(field: str) -> InvalidInput:
+    """The refusal of a NUL character in ``field``, said in the page's language on a page."""
+    return InvalidInput.said("nul", field=field)
+
+
+def _nul_in_url(scope: Scope) -> str | None:
+    """``path``, or the query parameter, that holds a NUL."""
     if "\x00" in scope.get("path", ""):
-        return "path", "path: contains a NUL character"
+        return "path"
     return _nul_in_pairs(scope.get("query_string", b"").decode("latin-1"))
 
 
-def _nul_in_pairs(encoded: str) -> tuple[str, str] | None:
-    """The first name=value pair of a query string or form body holding a NUL, named."""
+def _nul_in_pairs(encoded: str) -> str | None:
+    """The name of the first pair of a query string or form body holding a NUL."""
     if "%00" not in encoded and "\x00" not in encoded:
         return None
     for name, value in parse_qsl(encoded, keep_blank_values=True):
         if "\x00" in name or "\x00" in value:
-            shown = name.replace("\x00", "\\x00")
-            return shown, f"{shown}: contains a NUL character, which cannot be stored"
+            return name.replace("\x00", "\\x00")
     return None
 
 
-async def _nul_in_multipart(scope: Scope, body: bytes) -> tuple[str, str] | None:
+async def _nul_in_multipart(scope: Scope, body: bytes) -> str | None:
     """The first text field of a multipart body holding a NUL, named (files may hold any)."""
     if b"\x00" not in body:
         return None
@@ -190,7 +205,7 @@ async def _nul_in_multipart(scope: Scope, body: bytes) -> tuple[str, str] | None
     try:
         for name, value in form.multi_items():
             if isinstance(value, str) and "\x00" in value:
-                return name, f"{name}: contains a NUL character, which cannot be stored"
+                return name
     finally:
         await form.close()
     return None

@@ -56,6 +56,10 @@ SENTENCES: dict[str, str] = {
     "effective_too_early": "effective date %(effective)s is before the current grids' %(latest)s",
     "not_draft": "plan %(plan)s is %(status)s; only a draft can change",
     "too_big": "too big: at most %(bytes)s bytes",
+    "body_too_big": (
+        "larger than the limit of %(bytes)s bytes (%(mb)s MB): send a smaller photo or file"
+    ),
+    "nul": "contains a NUL character, which cannot be stored",
     "grid_not_polygon": (
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

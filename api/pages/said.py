@@ -59,6 +59,10 @@ SENTENCES: dict[str, str] = {
     ),
     "not_draft": N_("plan %(plan)s is %(status)s; only a draft can change"),
     "too_big": N_("too big: at most %(bytes)s bytes"),
+    "body_too_big": N_(
+        "larger than the limit of %(bytes)s bytes (%(mb)s MB): send a smaller photo or file"
+    ),
+    "nul": N_("contains a NUL character, which cannot be stored"),
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

@@ -260,8 +260,10 @@ def test_a_nul_in_an_enrolment_is_refused_by_name_and_nothing_is_stored(
     client: TestClient, strips: Gridded
 ) -> None:
     """The enrolment form is multipart (it may carry a consent scan): a NUL in the name reached
-    PostgreSQL and answered 500."""
-    headers = {**sign_in(client, "f-care"), **BROWSER}
+    PostgreSQL and answered 500. Refused before any route runs, it is still a page for a
+    browser, in the caller's frame and language (it was problem JSON); JSON for the API."""
+    care = sign_in(client, "f-care")
+    headers = {**care, **BROWSER}
     with strips.engine.connect() as conn:  # a household of her area: nothing else refused
         home = conn.execute(
             text(
@@ -279,8 +281,37 @@ def test_a_nul_in_an_enrolment_is_refused_by_name_and_nothing_is_stored(
         "consent_scope": "走失时定位",
     }
     r = client.post("/app/elders/new", data=form, files={"scan": ("", b"")}, headers=headers)
-    assert r.status_code == 422
-    assert r.json()["field"] == "display_name"
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "display_name: contains a NUL character, which cannot be stored" in _problem(r.text)
+    assert '<span class="user">f-care</span>' in r.text  # signed in: the frame's navigation
+    zh = {**care, "Accept": "text/html", "Accept-Language": "zh-CN"}
+    r = client.post("/app/elders/new", data=form, files={"scan": ("", b"")}, headers=zh)
+    assert r.status_code == 422 and "含有无法保存的空字符" in _problem(r.text)
+    r = client.post("/app/elders/new", data=form, files={"scan": ("", b"")}, headers=care)
+    assert r.status_code == 422 and r.json()["field"] == "display_name"
     with strips.engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM device WHERE device_code = 'w-nul-1'"))
         assert stored.scalar() == 0
+
+
+def _problem(page: str) -> str:
+    """The error page's message."""
+    match = re.search(r'<p class="problem" role="alert">([^<]*)</p>', page)
+    assert match is not None, page[:500]
+    return match.group(1)
+
+
+def test_a_photo_over_the_body_limit_is_a_page_saying_so(client: TestClient) -> None:
+    """A phone's 12 MB photo passes no route: the body limit refuses it first. A browser got
+    the problem JSON, in English; it gets the error page in its frame and language now."""
+    worker = sign_in(client, "g-coordinator")
+    big = {"photo": ("IMG_0001.jpg", b"\xff" * (11 * 1024 * 1024), "image/jpeg")}
+    sent = {"category": "street_light", "description": "灯不亮", "lon": "-8.61", "lat": "41.14"}
+    zh = {**worker, "Accept": "text/html", "Accept-Language": "zh-CN"}
+    r = client.post("/app/incidents/new", data=sent, files=big, headers=zh)
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+    assert "超过 10 MB（10485760 字节）的上限" in _problem(r.text)
+    assert '<span class="user">g-coordinator</span>' in r.text
+    r = client.post("/app/incidents/new", data=sent, files=big, headers=worker)
+    assert r.status_code == 413 and r.json()["field"] == "body"
+    assert r.json()["detail"].startswith("body: larger than the limit of 10485760 bytes")
