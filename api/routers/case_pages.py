@@ -348,6 +348,7 @@ def report_form(
             "extent": area_extent(session, principal.scope),
             "form": sent.form,
             "errors": sent.errors,
+            "photo_max_bytes": app_state(request).settings.photo_max_bytes,
         },
     )
 
@@ -491,6 +492,7 @@ def case_page(
             "can_return": row["department"] is not None,
             "departments": q.departments(session, serving=row),  # only those serving its area
             "photos": photos.listing(session, viewer, case_id),
+            "photo_max_bytes": app_state(request).settings.photo_max_bytes,
             "links": duplicates.for_case(
                 session, viewer, case_id, metric_override=app_state(request).settings.metric_epsg
             ),

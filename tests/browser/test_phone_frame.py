@@ -8,14 +8,19 @@ worker opens most, in both languages (the English words are the wider).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, ViewportSize
 from sqlalchemy import text
 
 from data.models import Role, ScopeLevel
+from tests.browser.poll import wait_until
 from tests.browser.test_coordinator import LANGS, Person, _shot, browser  # noqa: F401
 from tests.factory import Account, add_accounts
 from tests.gridded import Gridded, Live, live_server
@@ -365,3 +370,47 @@ def test_the_household_register_reads_each_code_on_one_line_on_a_phone(
         assert marks.count() == estimated
         assert marks.first.is_visible() and page.locator(".gw-est-key").is_visible()
         _shot(page, f"households-phone-{lang}")
+
+
+def test_a_photo_over_the_limit_is_made_smaller_on_the_phone_before_it_is_sent(
+    browser: Browser,  # noqa: F811
+    server: Live,
+    strips: Gridded,
+    tmp_path: Path,
+) -> None:
+    """A phone's photo over the case's 8 MB was refused with the whole report (over 10 MB,
+    as problem JSON). The report form shrinks it in the browser, says so, and the case keeps
+    it; a photo within the limit is sent as it is (tests/incidents/test_photos.py)."""
+    big = tmp_path / "IMG_0001.png"
+    noise = np.random.default_rng(7).integers(0, 256, (1800, 2200, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big, compress_level=1)
+    assert big.stat().st_size > 8 * 1024 * 1024
+    lon, lat = inside(strips.engine, "131208-G03")
+    with _on_a_phone(browser, server, WORKER, "zh_CN") as worker:
+        worker.context.grant_permissions(["geolocation"], origin=server.url)
+        worker.context.set_geolocation({"longitude": lon, "latitude": lat})
+        page = worker.open("/app/incidents/new")
+        page.select_option("#category", "street_light")
+        page.fill("#description", "路灯不亮，附照片")
+        page.click("#locate")
+        wait_until(page, "document.getElementById('lon').value !== ''", "no place from the phone")
+        page.set_input_files("#photo", str(big))
+        wait_until(page, "/→/.test(document.querySelector('.photo-fit').textContent)", "not shrunk")
+        said = page.inner_text(".photo-fit")
+        assert said.startswith("照片已缩小以便发送：") and said.endswith(" MB。"), said
+        size, kind = page.evaluate(
+            "(f => [f.size, f.type])(document.getElementById('photo').files[0])"
+        )
+        assert size <= 8 * 1024 * 1024 and kind == "image/jpeg", (size, kind)
+        _shot(page, "report-photo-shrunk")
+        page.click("form.report button[type=submit]")
+        page.wait_for_url(re.compile(r".*/app/incidents/\d+$"))
+        case = int(page.url.rsplit("/", 1)[1])
+    with strips.engine.connect() as conn:
+        width, height, content_type = conn.execute(
+            text("SELECT width, height, content_type FROM case_photo WHERE case_id = :c"),
+            {"c": case},
+        ).one()
+    # drawn again whole (not cropped), at most 2560 px on its long side
+    assert content_type == "image/jpeg" and width in (2200, 1920, 1280), width
+    assert abs(height - round(width * 1800 / 2200)) <= 1, (width, height)
