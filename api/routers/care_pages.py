@@ -202,7 +202,12 @@ def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) ->
         "care/enrol.html",
         title=ctx._("Enrol an elder"),
         status_code=sent.status_code,
-        values={"datums": datums, "today": ctx.today().isoformat(), **sent.values()},
+        values={
+            "datums": datums,
+            "today": ctx.today().isoformat(),
+            "scan_max_bytes": consent_scan.MAX_BYTES,
+            **sent.values(),
+        },
     )
 
 
@@ -355,6 +360,7 @@ def elder_page(
         values={
             "elder": elder,
             "today": ctx.today().isoformat(),
+            "scan_max_bytes": consent_scan.MAX_BYTES,
             **sent.values(),
             # consent_submit's and zone_submit's redirects: say what was kept, or staff
             # cannot tell.

@@ -17,7 +17,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
 from sqlalchemy import Engine, text
 
@@ -118,6 +120,7 @@ def test_care_console_finds_a_lost_elder(
     care_live: str,
     care: Engine,  # noqa: F811 - no elder left from another test
     district: District,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     staff = Person(browser, care_live, STAFF["care_staff"].username, 1280, 900)
     page = staff.page
@@ -135,6 +138,14 @@ def test_care_console_finds_a_lost_elder(
     page.fill("#consent_given_by", "本人及女儿")
     page.fill("#consent_given_on", str(date.today() - timedelta(days=1)))
     page.fill("#consent_scope", "走失时定位，通知网格员")
+    # The signed form, photographed on a phone at over the scan's 5 MB: made smaller here
+    # before it is sent (it was refused with the whole enrolment).
+    scan = tmp_path / "consent.png"
+    noise = np.random.default_rng(3).integers(0, 256, (1400, 1700, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(scan, compress_level=1)
+    assert scan.stat().st_size > 5 * 1024 * 1024
+    page.set_input_files("#scan", str(scan))
+    wait_until(page, "/→/.test(document.querySelector('.photo-fit').textContent)", "not shrunk")
     page.click("#gw-enrol button[type=submit]")
     page.wait_for_selector("#gw-api-key")
     server_url = page.inner_text("#gw-server-url")
@@ -142,6 +153,9 @@ def test_care_console_finds_a_lost_elder(
     assert page.inner_text("#gw-device-id") == "watch-console-1"
     assert page.locator(".gw-qr svg path").count() == 1
     staff.shot("enrolled")
+    with care.connect() as conn:
+        kept = conn.execute(text("SELECT content_type, original_bytes FROM consent_scan")).one()
+    assert kept.content_type == "image/jpeg" and kept.original_bytes <= 5 * 1024 * 1024
 
     # Before the first fix the locate page still has a map: the home and the safe zone.
     with care.connect() as conn:
