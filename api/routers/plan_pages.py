@@ -33,6 +33,7 @@ from data.planning import workspace
 from data.policy import Action, may_plan
 from geo.errors import GridworkError, InvalidInput, NotFound
 from geo.planning.metrics import Problem, rectangle_ratio
+from geo.planning.split import SEED_MAX
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
@@ -291,13 +292,11 @@ def plans_home(
             "communities": communities,
             "plans": list(reversed(plans)),
             "band": (settings.household_min, settings.household_max),
+            "seed_max": SEED_MAX,
             **sent.values(),
         },
     )
 
-
-#: The largest variant number: the splitter's random generator takes a 32-bit seed.
-SEED_MAX = 2**31 - 1
 
 #: Where a refused split is explained: beside the community or the variant number.
 SPLIT_FIELDS = ("community", "seed")
@@ -439,6 +438,7 @@ def plan_page(
         "history": _history(ctx, workspace.steps(session, plan_id)["steps"]),
         "others": _other_plans(session, ctx, principal, plan.community_code, plan_id),
         "words": json.dumps({w: ctx._(w) for w in JS_WORDS}, ensure_ascii=False),
+        "seed_max": SEED_MAX,
         "default_effective": (today + timedelta(days=30)).isoformat(),
         "today": today.isoformat(),
         "lineage": workspace.lineage(session, plan_id) if summary["switched_at"] else [],

@@ -37,6 +37,7 @@ from api.state import app_state
 from data.planning import exports, workspace
 from data.planning import service as planning
 from geo.errors import InvalidInput, NotFound
+from geo.planning.split import SEED_MAX
 from maps.plans import compare_page, plan_map
 
 router = APIRouter(tags=["planning"])
@@ -46,7 +47,7 @@ class SplitRequest(StrictModel):
     community: str = Field(min_length=1, max_length=64)
     min: int = Field(default=150, description="fewest households per grid")
     max: int = Field(default=180, description="most households per grid")
-    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    seed: int = Field(default=1, ge=0, le=SEED_MAX)
 
 
 class MoveRequest(StrictModel):
@@ -57,7 +58,7 @@ class MoveRequest(StrictModel):
 
 
 class ResplitRequest(StrictModel):
-    seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    seed: int = Field(default=1, ge=0, le=SEED_MAX)
 
 
 class WorkersRequest(StrictModel):

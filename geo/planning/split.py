@@ -121,6 +121,10 @@ class SplitResult:
         return out
 
 
+#: The largest seed ("variant number" on the pages): a plan keeps it in a 32-bit column.
+SEED_MAX = 2**31 - 1
+
+
 def split_community(
     units: Units,
     *,

@@ -7,7 +7,6 @@
   if (!root) return;
   var planId = root.dataset.plan, lo = +root.dataset.min, hi = +root.dataset.max;
   var words = JSON.parse(root.dataset.words || "{}");
-  var SEED_MAX = 2147483647;  // the splitter's random generator takes a 32-bit seed
   function t(w, vals) {
     var s = words[w] || w;
     Object.keys(vals || {}).forEach(function (k) { s = s.replace("%(" + k + ")s", vals[k]); });
@@ -214,9 +213,9 @@
   document.getElementById("resplit").addEventListener("click", function () {
     // The variant is checked here, where the planner typed it: the API's refusal of a number
     // past the splitter's 32 bits names its field in English ("seed: Input should be ...").
-    var box = document.getElementById("seed"), seed = Number(box.value);
-    if (!box.value.trim() || !Number.isInteger(seed) || seed < 0 || seed > SEED_MAX) {
-      say(t("Variant number: from 0 to %(max)s.", { max: SEED_MAX }), "problem");
+    var box = document.getElementById("seed"), seed = Number(box.value), most = +box.max;
+    if (!box.value.trim() || !Number.isInteger(seed) || seed < 0 || seed > most) {
+      say(t("Variant number: from 0 to %(max)s.", { max: box.max }), "problem");
       box.focus();
       return;
     }
