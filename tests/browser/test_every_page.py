@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page
 from sqlalchemy import text
 
 from data.models import Role, ScopeLevel
+from tests.browser.poll import wait_until
 from tests.browser.test_coordinator import AXE, LANGS, Person, _shot, browser  # noqa: F401
 from tests.factory import Account, add_accounts, make_app, sign_in
 from tests.gridded import Gridded, Live, live_server
@@ -186,3 +187,38 @@ def test_the_page_passes_axe_in_both_languages(
 REFUSED_AS_GIVEN = """[...document.querySelectorAll('main input, main select, main textarea')]
   .filter(e => e.value !== '' && !e.checkValidity())
   .map(e => `${e.id || e.name}=${e.value}: ${e.validationMessage}`)"""
+
+
+#: Where the drawn grids reach past their map's edges (px, the largest overshoot), as printed.
+OUTSIDE_THE_MAP = """() => {
+  const box = document.getElementById('planmap').getBoundingClientRect();
+  const over = [...document.querySelectorAll('#planmap path.leaflet-interactive')].map(p => {
+    const r = p.getBoundingClientRect();
+    return Math.max(box.left - r.left, r.right - box.right, box.top - r.top, r.bottom - box.bottom);
+  });
+  return over.length ? Math.max(...over) : null;
+}"""
+
+
+@pytest.mark.parametrize("paper", ["A4", "A3"])
+def test_the_printed_plan_shows_every_grid_on_the_paper(
+    people: dict[tuple[str, str], Person], server: Live, made: dict[str, int], paper: str
+) -> None:
+    """Street offices put the printed plan on the wall. The map was fitted on screen at 60 %
+    of the window's height and printed at 150 mm, which the map does not notice: on a tall
+    window the community's bottom fell off the sheet. The map has the paper's shape on
+    screen now, so what is fitted there is what is printed."""
+    page = people[(PLANNER, "zh_CN")].page
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.goto(f"{server.url}/app/plans/{made['published']}/print?paper={paper}")
+    wait_until(page, "document.querySelectorAll('#planmap path.leaflet-interactive').length > 1")
+    page.wait_for_timeout(300)  # the fit's animation
+    assert page.evaluate(OUTSIDE_THE_MAP) <= 1
+    page.emulate_media(media="print")  # as printing: the page's layout, no resize event
+    try:
+        page.wait_for_timeout(300)
+        assert page.evaluate(OUTSIDE_THE_MAP) <= 1, "a grid falls off the printed map"
+        _shot(page, f"plans-print-{paper}-as-printed")
+    finally:
+        page.emulate_media(media="screen")
+        page.set_viewport_size({"width": 1280, "height": 860})
