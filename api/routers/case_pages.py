@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.case_viewer import case_viewer
 from api.deps import SessionDep
 from api.errors import status_for
-from api.pages.case_words import LEVEL_NAMES
+from api.pages.case_words import LEVEL_NAMES, notice_said
 from api.pages.forms import NOT_SENT, Shown, refused
 from api.pages.frame import N_, context, render
 from api.security import Principal, audit_read, require
@@ -276,7 +276,10 @@ def _notices(
     once: dict[int, dict[str, Any]] = {}
     for n in q.notices(session, viewer, _levels(session, principal)):
         if n["case_id"] not in once:
-            once[n["case_id"]] = n | {"category_label": _category_name(ctx, n)}
+            once[n["case_id"]] = n | {
+                "category_label": _category_name(ctx, n),
+                "why": ctx._(notice_said(n["kind"], n["level"])),
+            }
     return list(once.values())
 
 

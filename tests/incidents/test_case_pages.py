@@ -366,6 +366,17 @@ def _new_for_you(client: TestClient, headers: dict[str, str]) -> list[int]:
     return [int(n) for n in re.findall(r"/app/incidents/(\d+)", found.group(1))] if found else []
 
 
+def _why_new(client: TestClient, headers: dict[str, str], language: str) -> dict[int, str]:
+    """Why each case under "New for you" is listed, as the page says it in ``language``."""
+    page = client.get(
+        "/app/incidents/mine", headers=headers | HTML | {"Accept-Language": language}
+    ).text
+    found = re.findall(
+        r'href="/app/incidents/(\d+)">[^<]*</a> <span class="muted">([^<]*) · ', page
+    )
+    return {int(case): why for case, why in found}
+
+
 def test_new_for_you_lists_a_case_once_until_it_is_opened(
     client: TestClient, auth: Auth, cases_engine: Engine
 ) -> None:
@@ -381,6 +392,10 @@ def test_new_for_you_lists_a_case_once_until_it_is_opened(
         q.add_notice(session, cid, at=datetime.now(UTC), level="community", kind="escalated")
     assert _new_for_you(client, auth["worker"]).count(cid) == 1
     assert cid in _new_for_you(client, auth["community"])
+    # Each says why it is new for the reader (it said the level alone: "Grid · 12:36").
+    assert _why_new(client, auth["worker"], "en")[cid] == "handed over to you"
+    assert _why_new(client, auth["worker"], "zh-CN")[cid] == "已转交给您"
+    assert _why_new(client, auth["community"], "zh-CN")[cid] == "已升级到社区"
     assert client.get(f"/app/incidents/{cid}", headers=auth["worker"] | HTML).status_code == 200
     assert cid not in _new_for_you(client, auth["worker"])
     # The worker read theirs; the community's staff have not opened it yet.
