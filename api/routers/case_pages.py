@@ -494,6 +494,10 @@ def case_page(
             "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
             "can_return": row["department"] is not None,
             "departments": q.departments(session, serving=row),  # only those serving its area
+            # offered first: the category's own department (an empty choice where it has none)
+            "usual_department": q.category(session, row["category"], retired_too=True)[
+                "department"
+            ],
             "photos": photos.listing(session, viewer, case_id),
             "photo_max_bytes": app_state(request).settings.photo_max_bytes,
             "links": duplicates.for_case(

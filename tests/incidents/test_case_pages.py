@@ -435,3 +435,36 @@ def test_my_cases_put_a_case_nobody_took_by_its_deadline_among_mine(
             ).all()
         )
     assert [due[i] for i in listed] == sorted(due[i] for i in listed)
+
+
+def _department_choice(client: TestClient, auth: Auth, case: int) -> tuple[str, list[str]]:
+    """The case page's department chooser: its opening tag and the options selected."""
+    page = client.get(f"/app/incidents/{case}", headers=auth["worker"] | HTML).text
+    found = re.search(r'(<select name="department"[^>]*>)(.*?)</select>', page, re.S)
+    assert found, "no department chooser"
+    return found.group(1), re.findall(r'<option value="([^"]*)"[^>]*\bselected\b', found.group(2))
+
+
+def test_handing_over_offers_the_categorys_department_and_never_a_silent_first(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The chooser opened on the first department by name (消防, fire safety) whatever the
+    case: one tap on "hand to a department" sent a broken street light to the firemen. It
+    offers the category's own department; with none, nothing until one is chosen."""
+    light = _report_form(client, auth, cases_engine)  # street_light: the URBAN department's
+    tag, selected = _department_choice(client, auth, light)
+    assert selected == ["URBAN"] and "required" in tag
+    visit = _report_form(client, auth, cases_engine, category="elder_visit")  # no department
+    tag, selected = _department_choice(client, auth, visit)
+    assert selected == [""] and "required" in tag
+
+
+def test_the_case_page_names_its_community_and_street(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """The facts read "131208-G01 · 131208 · PORTO-CH": codes a worker does not say."""
+    case = _report_form(client, auth, cases_engine)
+    with cases_engine.connect() as conn:
+        street = conn.execute(text("SELECT name FROM street WHERE code = 'PORTO-CH'")).scalar_one()
+    page = client.get(f"/app/incidents/{case}", headers=auth["worker"] | HTML).text
+    assert f'<span class="code">131208-G01</span> · Miragaia · {street}</dd>' in page
