@@ -466,10 +466,11 @@ ROLE_VALUES = frozenset(r.value for r in Role)
 
 
 def _role_name(ctx: PageContext, role: str) -> str:
-    """A role in words ("system": gridwork itself, e.g. a plan switching at its date); what
-    the log holds as it is otherwise."""
+    """A role in words ("system": automatic, e.g. a plan switching at its date, beside the
+    actor gridwork: "gridwork itself" read the name twice); what the log holds as it is
+    otherwise."""
     if role == "system":
-        return ctx._("gridwork itself")
+        return ctx._("automatic")
     return ctx._(ROLE_NAMES[Role(role)]) if role in ROLE_VALUES else role
 
 

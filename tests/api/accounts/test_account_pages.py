@@ -403,7 +403,8 @@ def test_the_audit_log_says_who_read_one_elder_at_local_time(
     zh.sign_in(ADMIN.username)
     assert '>住户 <span class="code">HH-1</span></td>' in zh.get("/app/audit?kind=household").text
     switched = admin.get("/app/audit?actor=gridwork")
-    assert "gridwork itself" in switched.text and 'href="/app/plans/7"' in switched.text
+    assert 'gridwork <span class="muted">automatic</span>' in switched.text
+    assert 'href="/app/plans/7"' in switched.text
 
     bad = admin.get("/app/audit?since=2026-13-01")
     assert bad.status_code == 422 and field_error(bad, "since") == "A date as yyyy-mm-dd."
