@@ -334,6 +334,26 @@ def test_the_plans_are_a_card_per_plan_on_a_phone(
         a, b = made.json()["id"], other.json()["id"]
         page = planner.open(f"/app/plans/compare?a={a}&b={b}")
         assert page.evaluate(SQUEEZED) == []
+        # On the three small maps no grid's label lies over another's (they piled up in the
+        # phone's 358 px: 131213-G02 over G04 over G03); a hidden one shows on zooming in.
+        wait_until(page, "document.querySelectorAll('#map-b .grid-label').length > 1")
+        page.wait_for_timeout(400)  # the fit, then the labels sorted out
+        assert page.evaluate(LABELS_OVERLAPPING) == []
+        _shot(page, "plans-compare-phone")
+
+
+#: Pairs of visible grid labels on one map whose boxes overlap (their text, by map).
+LABELS_OVERLAPPING = r"""() => [...document.querySelectorAll('.leaflet-container')].flatMap(m => {
+  const shown = [...m.querySelectorAll('.grid-label')]
+    .filter(l => getComputedStyle(l).visibility !== 'hidden' && l.offsetParent);
+  const boxes = shown.map(l => [l.innerText.replace(/\s+/g, ' '), l.getBoundingClientRect()]);
+  const out = [];
+  boxes.forEach(([a, r], i) => boxes.slice(i + 1).forEach(([b, s]) => {
+    if (r.left < s.right && s.left < r.right && r.top < s.bottom && s.top < r.bottom)
+      out.push(m.id + ': ' + a + ' / ' + b);
+  }));
+  return out;
+})"""
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -20,6 +20,32 @@
     return map;
   }
 
+  function overlaps(r, s) {
+    return r.left < s.right && s.left < r.right && r.top < s.bottom && s.top < r.bottom;
+  }
+
+  // Permanent labels that would lie over one another (a small map, a phone) are hidden, the
+  // larger grids' kept: zooming in shows the rest. Sorted out again at every zoom.
+  function declutter(map, layer) {
+    var labelled = [];
+    layer.eachLayer(function (l) {
+      var tip = l.getTooltip && l.getTooltip(), el = tip && tip.getElement();
+      if (!el) return;
+      var b = l.getBounds(), ne = map.latLngToLayerPoint(b.getNorthEast());
+      var sw = map.latLngToLayerPoint(b.getSouthWest());
+      labelled.push({ el: el, size: Math.abs((ne.x - sw.x) * (ne.y - sw.y)) });
+    });
+    labelled.sort(function (a, b) { return b.size - a.size; });
+    var kept = [];
+    labelled.forEach(function (x) {
+      x.el.style.visibility = "";
+      var r = x.el.getBoundingClientRect();
+      var clash = kept.some(function (k) { return overlaps(r, k); });
+      x.el.style.visibility = clash ? "hidden" : "";
+      if (!clash) kept.push(r);
+    });
+  }
+
   function drawGrids(map, geojson, lo, hi, opts) {
     var codes = geojson.features.map(function (f) { return f.properties.code; });
     var colours = colourOf(codes);
@@ -33,6 +59,10 @@
       }
     }).addTo(map);
     if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), { padding: [8, 8] });
+    if (opts && opts.labels) {
+      declutter(map, layer);
+      map.on("zoomend resize", function () { declutter(map, layer); });
+    }
     return layer;
   }
 
