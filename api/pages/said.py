@@ -63,6 +63,7 @@ SENTENCES: dict[str, str] = {
         "larger than the limit of %(bytes)s bytes (%(mb)s MB): send a smaller photo or file"
     ),
     "nul": N_("contains a NUL character, which cannot be stored"),
+    "too_many_pixels": N_("more than %(pixels)s pixels: make the image smaller"),
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

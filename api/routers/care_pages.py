@@ -206,6 +206,7 @@ def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) ->
             "datums": datums,
             "today": ctx.today().isoformat(),
             "scan_max_bytes": consent_scan.MAX_BYTES,
+            "scan_max_pixels": consent_scan.MAX_PIXELS,
             **sent.values(),
         },
     )
@@ -361,6 +362,7 @@ def elder_page(
             "elder": elder,
             "today": ctx.today().isoformat(),
             "scan_max_bytes": consent_scan.MAX_BYTES,
+            "scan_max_pixels": consent_scan.MAX_PIXELS,
             **sent.values(),
             # consent_submit's and zone_submit's redirects: say what was kept, or staff
             # cannot tell.

@@ -352,6 +352,7 @@ def report_form(
             "form": sent.form,
             "errors": sent.errors,
             "photo_max_bytes": app_state(request).settings.photo_max_bytes,
+            "photo_max_pixels": photos.MAX_PIXELS,
         },
     )
 
@@ -500,6 +501,7 @@ def case_page(
             ],
             "photos": photos.listing(session, viewer, case_id),
             "photo_max_bytes": app_state(request).settings.photo_max_bytes,
+            "photo_max_pixels": photos.MAX_PIXELS,
             "links": duplicates.for_case(
                 session, viewer, case_id, metric_override=app_state(request).settings.metric_epsg
             ),

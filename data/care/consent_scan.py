@@ -56,10 +56,12 @@ def _image(data: bytes) -> CleanScan:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(_IMAGES))
             if image.width * image.height > MAX_PIXELS:
-                raise PayloadTooLarge(f"more than {MAX_PIXELS:,} pixels", field=FIELD)
+                raise PayloadTooLarge.said("too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PayloadTooLarge(f"more than {MAX_PIXELS:,} pixels", field=FIELD) from exc
+        raise PayloadTooLarge.said(
+            "too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD
+        ) from exc
     except UnidentifiedImageError:
         raise InvalidInput("not a PDF, JPEG or PNG", field=FIELD) from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -56,13 +56,15 @@ def _open(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(TYPES))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PayloadTooLarge(f"more than {MAX_PIXELS:,} pixels", field=FIELD) from exc
+        raise PayloadTooLarge.said(
+            "too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD
+        ) from exc
     except UnidentifiedImageError:
         raise InvalidInput(_unsupported(data), field=FIELD) from None
     except (OSError, ValueError, SyntaxError) as exc:  # a header that starts right, then breaks
         raise InvalidInput(f"a damaged image ({exc})", field=FIELD) from exc
     if image.width * image.height > MAX_PIXELS:
-        raise PayloadTooLarge(f"more than {MAX_PIXELS:,} pixels", field=FIELD)
+        raise PayloadTooLarge.said("too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD)
     try:
         image.load()
     except (OSError, ValueError, SyntaxError) as exc:

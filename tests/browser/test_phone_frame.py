@@ -423,6 +423,21 @@ def test_a_photo_over_the_limit_is_made_smaller_on_the_phone_before_it_is_sent(
         )
         assert size <= 8 * 1024 * 1024 and kind == "image/jpeg", (size, kind)
         _shot(page, "report-photo-shrunk")
+        # A 48-megapixel mode's photo may be under the bytes and over the server's 40 million
+        # pixels (refused beside the box): shrunk too. Plain white: 48 Mpx in a few KB.
+        many = tmp_path / "IMG_0002.png"
+        Image.new("L", (8000, 6000), 255).save(many)
+        assert many.stat().st_size < 1024 * 1024
+        page.set_input_files("#photo", str(many))
+        wait_until(page, "/→/.test(document.querySelector('.photo-fit').textContent)", "not shrunk")
+        shrunk = page.evaluate(
+            "createImageBitmap(document.getElementById('photo').files[0])"
+            ".then(b => [b.width, b.height])"
+        )
+        assert shrunk == [2560, 1920], shrunk
+        page.set_input_files("#photo", str(big))
+        before = f"{big.stat().st_size / 1048576:.1f} MB →"
+        wait_until(page, f"document.querySelector('.photo-fit').textContent.includes('{before}')")
         page.click("form.report button[type=submit]")
         page.wait_for_url(re.compile(r".*/app/incidents/\d+$"))
         case = int(page.url.rsplit("/", 1)[1])

@@ -257,6 +257,16 @@ def test_the_pages_upload_and_show_photos(
         headers=auth["worker"] | HTML,
     )
     assert r.status_code == 422 and "photo" in r.text
+    # A photo of more pixels than a camera takes: said beside the photo in the page's
+    # language (it was English on a zh page: "more than 40,000,000 pixels").
+    r = client.post(
+        "/app/incidents/new",
+        data=form,
+        files={"photo": ("bomb.png", _png_header_only(10_000, 10_000), "image/png")},
+        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
+    )
+    assert r.status_code == 413, r.text[-300:]
+    assert 'id="photo-error" role="alert">超过 40,000,000 像素：请把图片缩小后再上传<' in r.text
     r = client.post(
         "/app/incidents/new",
         data=form,

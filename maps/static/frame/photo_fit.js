@@ -2,8 +2,10 @@
  * and more), and the server then refuses the whole report. A file box marked data-fit-bytes
  * shrinks such a photo here, before it is sent: drawn again as JPEG at most 2560 px on its
  * long side (then 1920, 1280 if still too large), which also drops what the camera wrote into
- * it (place, device). A photo within the limit is sent as it is. While it is being shrunk the
- * form cannot be sent. Texts come translated from the page (data attributes). */
+ * it (place, device). So is one of more pixels than the server takes (data-fit-pixels: a
+ * 48-megapixel mode's photo may be under the bytes). A photo within both is sent as it is.
+ * While it is being shrunk the form cannot be sent. Texts come translated from the page
+ * (data attributes). */
 (function () {
   "use strict";
   var SIDES = [2560, 1920, 1280];
@@ -30,8 +32,19 @@
     });
   }
 
+  // Whether the photo holds more pixels than the server takes (decoded to find out).
+  function tooManyPixels(file, most) {
+    if (!(most > 0)) return Promise.resolve(false);
+    return createImageBitmap(file).then(function (bitmap) {
+      var n = bitmap.width * bitmap.height;
+      if (bitmap.close) bitmap.close();
+      return n > most;
+    }, function () { return false; });  // the server says what is wrong with it
+  }
+
   function fit(input) {
     var max = Number(input.getAttribute("data-fit-bytes"));
+    var most = Number(input.getAttribute("data-fit-pixels"));
     var note = document.createElement("p");
     note.className = "muted photo-fit";
     note.setAttribute("role", "status");
@@ -41,11 +54,18 @@
       note.textContent = "";
       note.className = "muted photo-fit";
       var file = input.files && input.files[0];
-      if (!file || !(file.size > max) || !/^image\//.test(file.type)) return;
+      if (!file || !/^image\//.test(file.type)) return;
       var working = input.getAttribute("data-fit-working");
       input.setCustomValidity(working);  // not sent half-done
-      note.textContent = working;
-      smallEnough(file, max, 0).then(function (blob) {
+      (file.size > max ? Promise.resolve(true) : tooManyPixels(file, most)).then(function (shrink) {
+        if (!shrink) { input.setCustomValidity(""); return; }
+        note.textContent = working;
+        return shrinkInto(file);
+      });
+    });
+
+    function shrinkInto(file) {
+      return smallEnough(file, max, 0).then(function (blob) {
         var smaller = new DataTransfer();
         var name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
         smaller.items.add(new File([blob], name, { type: "image/jpeg" }));
@@ -59,7 +79,7 @@
         note.textContent = input.getAttribute("data-fit-failed");
         note.className = "field-error photo-fit";
       });
-    });
+    }
   }
 
   document.querySelectorAll("input[type=file][data-fit-bytes]").forEach(fit);
