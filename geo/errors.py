@@ -61,6 +61,8 @@ SENTENCES: dict[str, str] = {
     ),
     "nul": "contains a NUL character, which cannot be stored",
     "too_many_pixels": "more than %(pixels)s pixels: make the image smaller",
+    "unsupported_image": "unsupported type %(kind)s: JPEG, PNG or WebP only",
+    "not_an_image": "not an image: JPEG, PNG or WebP only",
     "grid_not_polygon": (
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

@@ -64,6 +64,8 @@ SENTENCES: dict[str, str] = {
     ),
     "nul": N_("contains a NUL character, which cannot be stored"),
     "too_many_pixels": N_("more than %(pixels)s pixels: make the image smaller"),
+    "unsupported_image": N_("unsupported type %(kind)s: JPEG, PNG or WebP only"),
+    "not_an_image": N_("not an image: JPEG, PNG or WebP only"),
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

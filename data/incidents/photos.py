@@ -60,7 +60,7 @@ def _open(data: bytes) -> Image.Image:
             "too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD
         ) from exc
     except UnidentifiedImageError:
-        raise InvalidInput(_unsupported(data), field=FIELD) from None
+        raise _unsupported(data) from None
     except (OSError, ValueError, SyntaxError) as exc:  # a header that starts right, then breaks
         raise InvalidInput(f"a damaged image ({exc})", field=FIELD) from exc
     if image.width * image.height > MAX_PIXELS:
@@ -72,8 +72,8 @@ def _open(data: bytes) -> Image.Image:
     return image
 
 
-def _unsupported(data: bytes) -> str:
-    """Why a file that is not JPEG, PNG or WebP is refused, naming its type if it is an
+def _unsupported(data: bytes) -> InvalidInput:
+    """The refusal of a file that is not JPEG, PNG or WebP, naming its type if it is an
     image at all (read from its header only: nothing else is decoded)."""
     try:
         with warnings.catch_warnings():
@@ -82,8 +82,8 @@ def _unsupported(data: bytes) -> str:
     except Exception:  # any failure to identify it means: not an image
         kind = None
     if kind:
-        return f"unsupported type {kind}: JPEG, PNG or WebP only"
-    return "not an image: JPEG, PNG or WebP only"
+        return InvalidInput.said("unsupported_image", kind=kind, field=FIELD)
+    return InvalidInput.said("not_an_image", field=FIELD)
 
 
 def _pixels_only(image: Image.Image, kind: str) -> Image.Image:
