@@ -265,6 +265,14 @@ def test_the_pages_upload_and_show_photos(
     )
     assert r.status_code == 422
     assert 'id="photo-error" role="alert">不是图片：只支持 JPEG、PNG 或 WebP<' in r.text
+    r = client.post(
+        "/app/incidents/new",
+        data=form,
+        files={"photo": ("p.gif", _image("GIF", mode="L"), "image/gif")},
+        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
+    )
+    assert r.status_code == 422
+    assert 'role="alert">不支持的图片格式 GIF：只支持 JPEG、PNG 或 WebP<' in r.text
     # A photo of more pixels than a camera takes: said beside the photo in the page's
     # language (it was English on a zh page: "more than 40,000,000 pixels").
     r = client.post(
