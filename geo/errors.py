@@ -63,6 +63,7 @@ SENTENCES: dict[str, str] = {
     "too_many_pixels": "more than %(pixels)s pixels: make the image smaller",
     "unsupported_image": "unsupported type %(kind)s: JPEG, PNG or WebP only",
     "not_an_image": "not an image: JPEG, PNG or WebP only",
+    "damaged_image": "a damaged image (%(why)s)",
     "grid_not_polygon": (
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

@@ -66,6 +66,7 @@ SENTENCES: dict[str, str] = {
     "too_many_pixels": N_("more than %(pixels)s pixels: make the image smaller"),
     "unsupported_image": N_("unsupported type %(kind)s: JPEG, PNG or WebP only"),
     "not_an_image": N_("not an image: JPEG, PNG or WebP only"),
+    "damaged_image": N_("a damaged image (%(why)s)"),
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),
@@ -90,6 +91,7 @@ PLAIN: tuple[str, ...] = (
     N_("a case number"),
     N_("empty file"),
     N_("not a PDF, JPEG or PNG"),
+    N_("not a PDF, JPEG or PNG (judged by its content)"),
     N_("a PDF with scripts, actions or attached files"),
     N_("a damaged PDF (no end of file marker)"),
     N_("consent cannot be given in the future"),

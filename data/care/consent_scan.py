@@ -65,7 +65,7 @@ def _image(data: bytes) -> CleanScan:
     except UnidentifiedImageError:
         raise InvalidInput("not a PDF, JPEG or PNG", field=FIELD) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidInput(f"a damaged image ({exc})", field=FIELD) from exc
+        raise InvalidInput.said("damaged_image", why=str(exc)[:200], field=FIELD) from exc
     kind = str(image.format)
     try:
         upright = ImageOps.exif_transpose(image) or image

@@ -62,13 +62,14 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError:
         raise _unsupported(data) from None
     except (OSError, ValueError, SyntaxError) as exc:  # a header that starts right, then breaks
-        raise InvalidInput(f"a damaged image ({exc})", field=FIELD) from exc
+        raise InvalidInput.said("damaged_image", why=str(exc)[:200], field=FIELD) from exc
     if image.width * image.height > MAX_PIXELS:
         raise PayloadTooLarge.said("too_many_pixels", pixels=f"{MAX_PIXELS:,}", field=FIELD)
     try:
         image.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidInput(f"a damaged {image.format} image ({exc})", field=FIELD) from exc
+        why = f"{image.format}: {exc}"[:200]
+        raise InvalidInput.said("damaged_image", why=why, field=FIELD) from exc
     return image
 
 

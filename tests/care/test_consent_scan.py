@@ -4,6 +4,7 @@ the database, read only by the care staff of the elder's area, every read audite
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 from typing import Any
 
@@ -214,6 +215,14 @@ def test_the_elder_page_adds_a_consent_with_its_scan_and_says_what_is_wrong_besi
     # Not a scan: refused beside the file, and the consent is not kept without it.
     r = _console(client, headers, elder["id"], good, scan=b"MZ\x90\x00 a program")
     assert r.status_code == 422 and 'id="scan-error"' in r.text
+    # ... said in the page's language (it stood in English on a zh page).
+    r = _console(client, headers, elder["id"], good, scan=b"MZ\x90\x00 a program", language="zh-CN")
+    assert 'id="scan-error" role="alert">不是 PDF、JPEG 或 PNG 文件（按文件内容判断）<' in r.text
+    photographed = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(photographed, "JPEG")
+    damaged = photographed.getvalue()[:600]  # cut off in sending
+    r = _console(client, headers, elder["id"], good, scan=damaged, language="zh-CN")
+    assert re.search(r'id="scan-error" role="alert">图片已损坏（[^<]+）<', r.text), r.text[-2000:]
     assert count(care, consents, e=elder["id"]) == 0
 
     start = count(care, "SELECT coalesce(max(id), 0) FROM audit_log")
