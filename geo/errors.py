@@ -64,6 +64,11 @@ SENTENCES: dict[str, str] = {
     "unsupported_image": "unsupported type %(kind)s: JPEG, PNG or WebP only",
     "not_an_image": "not an image: JPEG, PNG or WebP only",
     "damaged_image": "a damaged image (%(why)s)",
+    "photos_full": "a case holds at most %(most)s photos",
+    "zone_not_valid": (
+        "not a valid polygon (%(reason)s): click the area's corners in turn around it, "
+        "so that its edges do not cross"
+    ),
     "grid_not_polygon": (
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

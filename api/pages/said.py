@@ -67,6 +67,11 @@ SENTENCES: dict[str, str] = {
     "unsupported_image": N_("unsupported type %(kind)s: JPEG, PNG or WebP only"),
     "not_an_image": N_("not an image: JPEG, PNG or WebP only"),
     "damaged_image": N_("a damaged image (%(why)s)"),
+    "photos_full": N_("a case holds at most %(most)s photos"),
+    "zone_not_valid": N_(
+        "not a valid polygon (%(reason)s): click the area's corners in turn around it, "
+        "so that its edges do not cross"
+    ),
     "grid_not_polygon": N_(
         "grid %(grid)s would not be one valid polygon; move units until it is contiguous"
     ),

@@ -308,7 +308,7 @@ def polygon_zone(
         raise InvalidGeometry("coordinates must be WGS-84 lon/lat", field="geometry")
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
-        raise InvalidGeometry(f"not a valid polygon: {reason}", field="geometry")
+        raise InvalidGeometry.said("zone_not_valid", reason=reason[:200], field="geometry")
     metric = shapely.transform(geom, lambda xy: np.column_stack(_to_metric(epsg).transform(*xy.T)))
     if not isinstance(metric, Polygon | MultiPolygon):  # pragma: no cover - transform keeps type
         raise InvalidGeometry("projecting the zone did not give a polygon", field="geometry")

@@ -156,7 +156,7 @@ def add(db: Db, who: Viewer, case_id: int, photo: CleanPhoto, now: datetime) -> 
         text("SELECT count(*) FROM case_photo WHERE case_id = :id"), {"id": case_id}
     ).scalar_one()
     if count >= PER_CASE:
-        raise Conflict(f"a case holds at most {PER_CASE} photos", field=FIELD)
+        raise Conflict.said("photos_full", most=PER_CASE, field=FIELD)
     photo_id = db.execute(
         text(
             "INSERT INTO case_photo (case_id, content_type, width, height, original_bytes, "

@@ -4,6 +4,7 @@ the database, read only by the care staff of the elder's area, every read audite
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import date
 from typing import Any
@@ -298,3 +299,35 @@ def test_the_elder_page_says_the_safe_zone_was_saved_after_the_redirect(
     assert page.status_code == 200 and said in page.text
     assert "Consent record saved." not in page.text
     assert said not in client.get(f"/app/elders/{elder['id']}", headers=headers).text
+
+
+def test_a_zone_whose_edges_cross_is_refused_saying_how_to_draw_it(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    """Corners clicked out of turn draw a bow tie: refused with shapely's words in English
+    ("not a valid polygon: Self-intersection[…]") on a zh page; it says how to draw it now."""
+    headers = {**staff["care_staff"], "Accept-Language": "zh-CN"}
+    elder = enrol(client, headers, "watch-zone-bowtie", consent=True)
+    with care.connect() as conn:
+        x, y = conn.execute(
+            text(
+                "SELECT ST_X(h.geom), ST_Y(h.geom) FROM elder e "
+                "JOIN household h ON h.id = e.household_id WHERE e.id = :e"
+            ),
+            {"e": elder["id"]},
+        ).one()
+    d = 0.002
+    crossed = [[x - d, y - d], [x + d, y + d], [x + d, y - d], [x - d, y + d], [x - d, y - d]]
+    sent = client.post(
+        f"/app/elders/{elder['id']}/zone",
+        data={
+            "kind": "polygon",
+            "geometry": json.dumps({"type": "Polygon", "coordinates": [crossed]}),
+        },
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 422, sent.text[-500:]
+    assert re.search(
+        r"区域形状无效（Self-intersection[^）]*）：请沿区域一圈依次点击各个角", sent.text
+    )

@@ -327,3 +327,22 @@ def test_a_photo_survives_backup_and_restore(server_url: str, tmp_path: Path) ->
         assert _stored(engine, cid) == [stored]
     finally:
         engine.dispose()
+
+
+def test_a_full_case_refuses_one_photo_more_saying_so_in_the_pages_language(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """A case keeps at most 20 photos; the 21st from the case page was refused in English."""
+    cid = _case(client, auth, cases_engine)
+    photo = _image("JPEG")
+    for _ in range(20):
+        assert _upload(client, auth["worker"], cid, photo, "p.jpg", "image/jpeg").status_code == 201
+    r = _upload(client, auth["worker"], cid, photo, "p.jpg", "image/jpeg")
+    assert r.status_code == 409 and r.json()["detail"] == "photo: a case holds at most 20 photos"
+    r = client.post(
+        f"/app/incidents/{cid}/photos",
+        files={"photo": ("p.jpg", photo, "image/jpeg")},
+        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
+    )
+    assert r.status_code == 409 and "一个事件最多保存 20 张照片" in r.text
+    assert len(_stored(cases_engine, cid)) == 20
