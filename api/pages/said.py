@@ -68,6 +68,7 @@ SENTENCES: dict[str, str] = {
     "not_an_image": N_("not an image: JPEG, PNG or WebP only"),
     "damaged_image": N_("a damaged image (%(why)s)"),
     "photos_full": N_("a case holds at most %(most)s photos"),
+    "no_buildings": N_("community '%(code)s' has no buildings to plan with: import them first"),
     "zone_not_valid": N_(
         "not a valid polygon (%(reason)s): click the area's corners in turn around it, "
         "so that its edges do not cross"
@@ -97,6 +98,7 @@ PLAIN: tuple[str, ...] = (
     N_("empty file"),
     N_("not a PDF, JPEG or PNG"),
     N_("not a PDF, JPEG or PNG (judged by its content)"),
+    N_("no data yet: import communities first"),
     N_("a PDF with scripts, actions or attached files"),
     N_("a damaged PDF (no end of file marker)"),
     N_("consent cannot be given in the future"),

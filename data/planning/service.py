@@ -170,9 +170,7 @@ def community_unit_inputs(
         epsg,
     )
     if buildings.empty:
-        raise InvalidInput(
-            f"community '{community.code}' has no buildings to plan with", field="community"
-        )
+        raise InvalidInput.said("no_buildings", code=community.code, field="community")
     return UnitInputs(outline, roads, buildings, households if len(households) else None)
 
 

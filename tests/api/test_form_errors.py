@@ -319,3 +319,42 @@ def test_a_photo_over_the_body_limit_is_a_page_saying_so(client: TestClient) -> 
     r = client.post("/app/incidents/new", data=sent, files=big, headers=worker)
     assert r.status_code == 413 and r.json()["field"] == "body"
     assert r.json()["detail"].startswith("body: larger than the limit of 10485760 bytes")
+
+
+def test_a_community_without_buildings_is_refused_beside_the_community_in_zh(
+    client: TestClient, strips: Gridded
+) -> None:
+    """A community imported without its buildings cannot be split: the plans page said so
+    in English beside the community ("community 'X' has no buildings to plan with")."""
+    with strips.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO community (code, name, kind, street_id, geom) "
+                "SELECT 'NOBLDG', 'Empty', kind, street_id, "
+                "ST_Buffer(ST_Translate(ST_PointOnSurface(geom), 0.5, 0), 0.0005) "
+                "FROM community WHERE code = '131208'"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO user_scope (user_id, level, code) SELECT id, 'community', 'NOBLDG' "
+                "FROM app_user WHERE username = 'g-planner'"
+            )
+        )
+    try:
+        r = client.post(
+            "/app/plans",
+            data={"community": "NOBLDG", "seed": "1"},
+            headers={
+                **sign_in(client, "g-planner"),
+                "Accept": "text/html",
+                "Accept-Language": "zh-CN",
+            },
+        )
+        assert r.status_code == 422, r.text[-400:]
+        said = _beside(r.text, "new-plan-community")
+        assert said == "社区“NOBLDG”没有可用于规划的建筑：请先导入建筑", said
+    finally:
+        with strips.engine.begin() as conn:
+            conn.execute(text("DELETE FROM user_scope WHERE code = 'NOBLDG'"))
+            conn.execute(text("DELETE FROM community WHERE code = 'NOBLDG'"))
