@@ -65,6 +65,7 @@ SENTENCES: dict[str, str] = {
     "not_an_image": "not an image: JPEG, PNG or WebP only",
     "damaged_image": "a damaged image (%(why)s)",
     "photos_full": "a case holds at most %(most)s photos",
+    "move_not_allowed": "a %(status)s case cannot be '%(action)s'ed",
     "no_buildings": "community '%(code)s' has no buildings to plan with: import them first",
     "zone_not_valid": (
         "not a valid polygon (%(reason)s): click the area's corners in turn around it, "

@@ -32,7 +32,7 @@ from data.incidents import queries as q
 from data.models import Role
 from data.policy import Action, may
 from data.settings import date_in
-from geo.errors import GridworkError, InvalidInput
+from geo.errors import Conflict, GridworkError, InvalidInput
 from geo.incidents.rules import MOVES, OPEN, STATUSES
 
 router = APIRouter(prefix="/app/incidents", include_in_schema=False)
@@ -510,6 +510,21 @@ def case_page(
     )
 
 
+def _overtaken(ctx: Any, exc: Conflict) -> Conflict:
+    """A move the case's state no longer allows, said for a page: usually someone acted on
+    the case between the page being drawn and the button pressed."""
+    status = ctx._(STATUS_NAMES.get(str(exc.values["status"]), str(exc.values["status"])))
+    action = ctx._(ACTION_NAMES.get(str(exc.values["action"]), str(exc.values["action"])))
+    return Conflict(
+        ctx._(
+            "This case is now “%(status)s”, so “%(action)s” no longer applies: someone may "
+            "have acted on it meanwhile. Open the case again to see its history.",
+            status=status,
+            action=action,
+        )
+    )
+
+
 @router.post("/{case_id}/act")
 def act(
     request: Request,
@@ -534,7 +549,12 @@ def act(
         if principal.role is Role.department:
             return RedirectResponse(QUEUE, status_code=303)
     else:
-        service.act(session, viewer, case_id, action, note, now)
+        try:
+            service.act(session, viewer, case_id, action, note, now)
+        except Conflict as exc:
+            if exc.code != "move_not_allowed":
+                raise
+            raise _overtaken(context(request, principal), exc) from exc
     if back == "queue":  # a department acting from its queue stays there
         return RedirectResponse(QUEUE, status_code=303)
     return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)

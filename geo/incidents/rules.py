@@ -90,7 +90,7 @@ def move(status: str, action: str) -> str:
         raise InvalidInput(f"unknown action '{action}'; one of {', '.join(MOVES)}", field="action")
     allowed, to, _ = MOVES[action]
     if status not in allowed:
-        raise Conflict(f"a {status} case cannot be '{action}'ed", field="action")
+        raise Conflict.said("move_not_allowed", status=status, action=action, field="action")
     return to
 
 

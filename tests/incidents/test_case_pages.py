@@ -468,3 +468,24 @@ def test_the_case_page_names_its_community_and_street(
         street = conn.execute(text("SELECT name FROM street WHERE code = 'PORTO-CH'")).scalar_one()
     page = client.get(f"/app/incidents/{case}", headers=auth["worker"] | HTML).text
     assert f'<span class="code">131208-G01</span> · Miragaia · {street}</dd>' in page
+
+
+def test_a_move_someone_else_made_first_is_said_in_words_not_codes(
+    client: TestClient, auth: Auth, cases_engine: Engine
+) -> None:
+    """Two staff on one case: the second "accept" answered "action: a accepted case cannot
+    be 'accept'ed" in English. It says in the page's language that the case has moved on."""
+    cid = _report_form(client, auth, cases_engine)
+    for who in ("worker", "community"):  # both had the page with "accept" open
+        r = client.post(
+            f"/app/incidents/{cid}/act",
+            data={"action": "accept"},
+            headers=auth[who] | HTML | {"Accept-Language": "zh-CN"},
+            follow_redirects=False,
+        )
+    assert r.status_code == 409
+    said = re.search(r'<p class="problem" role="alert">([^<]*)</p>', r.text)
+    assert said is not None, r.text[-600:]
+    assert said.group(1).startswith("该事件现在是“已受理”，“受理”已不适用"), said.group(1)
+    r = client.post(f"/cases/{cid}/accept", headers=auth["worker"])  # the API: as before
+    assert r.status_code == 409 and "cannot be 'accept'ed" in r.json()["detail"]
