@@ -66,6 +66,7 @@ SENTENCES: dict[str, str] = {
     "damaged_image": "a damaged image (%(why)s)",
     "photos_full": "a case holds at most %(most)s photos",
     "move_not_allowed": "a %(status)s case cannot be '%(action)s'ed",
+    "not_escalated": "a %(status)s case is not escalated",
     "no_buildings": "community '%(code)s' has no buildings to plan with: import them first",
     "zone_not_valid": (
         "not a valid polygon (%(reason)s): click the area's corners in turn around it, "

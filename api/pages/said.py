@@ -69,6 +69,7 @@ SENTENCES: dict[str, str] = {
     "damaged_image": N_("a damaged image (%(why)s)"),
     "photos_full": N_("a case holds at most %(most)s photos"),
     "move_not_allowed": N_("a %(status)s case cannot be '%(action)s'ed"),
+    "not_escalated": N_("a %(status)s case is not escalated"),
     "no_buildings": N_("community '%(code)s' has no buildings to plan with: import them first"),
     "zone_not_valid": N_(
         "not a valid polygon (%(reason)s): click the area's corners in turn around it, "

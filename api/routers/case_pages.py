@@ -510,11 +510,15 @@ def case_page(
     )
 
 
-def _overtaken(ctx: Any, exc: Conflict) -> Conflict:
+#: The refusals of a move the case's state no longer allows (geo.incidents.rules).
+OVERTAKEN = frozenset({"move_not_allowed", "not_escalated"})
+
+
+def _overtaken(ctx: Any, exc: Conflict, action: str) -> Conflict:
     """A move the case's state no longer allows, said for a page: usually someone acted on
     the case between the page being drawn and the button pressed."""
     status = ctx._(STATUS_NAMES.get(str(exc.values["status"]), str(exc.values["status"])))
-    action = ctx._(ACTION_NAMES.get(str(exc.values["action"]), str(exc.values["action"])))
+    action = ctx._(ACTION_NAMES.get(action, action))
     return Conflict(
         ctx._(
             "This case is now “%(status)s”, so “%(action)s” no longer applies: someone may "
@@ -539,22 +543,22 @@ def act(
     viewer = case_viewer(session, principal)
     now = datetime.now(UTC)
     hook = app_state(request).settings.case_webhook_url
-    if action == "escalate":
-        service.escalate(session, viewer, case_id, note, now, webhook_url=hook)
-    elif action == "handoff":
-        to = department or None
-        service.hand_to_department(session, viewer, case_id, to, note, now, webhook_url=hook)
-    elif action == "return":
-        service.return_from_department(session, viewer, case_id, note, now)
-        if principal.role is Role.department:
-            return RedirectResponse(QUEUE, status_code=303)
-    else:
-        try:
+    try:
+        if action == "escalate":
+            service.escalate(session, viewer, case_id, note, now, webhook_url=hook)
+        elif action == "handoff":
+            to = department or None
+            service.hand_to_department(session, viewer, case_id, to, note, now, webhook_url=hook)
+        elif action == "return":
+            service.return_from_department(session, viewer, case_id, note, now)
+            if principal.role is Role.department:
+                return RedirectResponse(QUEUE, status_code=303)
+        else:
             service.act(session, viewer, case_id, action, note, now)
-        except Conflict as exc:
-            if exc.code != "move_not_allowed":
-                raise
-            raise _overtaken(context(request, principal), exc) from exc
+    except Conflict as exc:
+        if exc.code not in OVERTAKEN:
+            raise
+        raise _overtaken(context(request, principal), exc, action) from exc
     if back == "queue":  # a department acting from its queue stays there
         return RedirectResponse(QUEUE, status_code=303)
     return RedirectResponse(f"/app/incidents/{case_id}", status_code=303)

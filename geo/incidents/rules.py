@@ -101,7 +101,7 @@ def note_required(action: str) -> bool:
 def escalation(status: str, level: str) -> str:
     """The level a handler's escalation leads to; Conflict when closed/resolved or at the top."""
     if status not in OPEN:
-        raise Conflict(f"a {status} case is not escalated", field="action")
+        raise Conflict.said("not_escalated", status=status, field="action")
     up = next_level(level)
     if up is None:
         raise Conflict("the case is already at district level", field="action")

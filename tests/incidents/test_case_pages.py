@@ -489,3 +489,21 @@ def test_a_move_someone_else_made_first_is_said_in_words_not_codes(
     assert said.group(1).startswith("该事件现在是“已受理”，“受理”已不适用"), said.group(1)
     r = client.post(f"/cases/{cid}/accept", headers=auth["worker"])  # the API: as before
     assert r.status_code == 409 and "cannot be 'accept'ed" in r.json()["detail"]
+    # Sent up a level from a page drawn before it was resolved: the same, for escalation.
+    for action, note in (("start", ""), ("resolve", "lamp replaced")):
+        r = client.post(
+            f"/app/incidents/{cid}/act",
+            data={"action": action, "note": note},
+            headers=auth["worker"] | HTML,
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text[-300:]
+    r = client.post(
+        f"/app/incidents/{cid}/act",
+        data={"action": "escalate", "note": "needs the street"},
+        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
+        follow_redirects=False,
+    )
+    said = re.search(r'<p class="problem" role="alert">([^<]*)</p>', r.text)
+    assert r.status_code == 409 and said is not None, r.text[-600:]
+    assert said.group(1).startswith("该事件现在是“已解决”，“上报上一级”已不适用"), said.group(1)
