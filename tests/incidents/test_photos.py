@@ -257,32 +257,27 @@ def test_the_pages_upload_and_show_photos(
         headers=auth["worker"] | HTML,
     )
     assert r.status_code == 422 and "photo" in r.text
-    r = client.post(
-        "/app/incidents/new",
-        data=form,
-        files={"photo": ("p.heic", b"not a picture at all", "image/heic")},
-        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
-    )
-    assert r.status_code == 422
-    assert 'id="photo-error" role="alert">不是图片：只支持 JPEG、PNG 或 WebP<' in r.text
-    r = client.post(
-        "/app/incidents/new",
-        data=form,
-        files={"photo": ("p.gif", _image("GIF", mode="L"), "image/gif")},
-        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
-    )
-    assert r.status_code == 422
-    assert 'role="alert">不支持的图片格式 GIF：只支持 JPEG、PNG 或 WebP<' in r.text
-    # A photo of more pixels than a camera takes: said beside the photo in the page's
-    # language (it was English on a zh page: "more than 40,000,000 pixels").
-    r = client.post(
-        "/app/incidents/new",
-        data=form,
-        files={"photo": ("bomb.png", _png_header_only(10_000, 10_000), "image/png")},
-        headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
-    )
-    assert r.status_code == 413, r.text[-300:]
-    assert 'id="photo-error" role="alert">超过 40,000,000 像素：请把图片缩小后再上传<' in r.text
+    # Each refusal said beside the photo in the page's language (they were English on a zh
+    # page): no image, another type, more pixels than a camera takes.
+    refused = [
+        ("p.heic", b"not a picture at all", 422, "不是图片：只支持 JPEG、PNG 或 WebP"),
+        ("p.gif", _image("GIF", mode="L"), 422, "不支持的图片格式 GIF：只支持 JPEG、PNG 或 WebP"),
+        (
+            "bomb.png",
+            _png_header_only(10_000, 10_000),
+            413,
+            "超过 40,000,000 像素：请把图片缩小后再上传",
+        ),
+    ]
+    for name, data, status, said in refused:
+        r = client.post(
+            "/app/incidents/new",
+            data=form,
+            files={"photo": (name, data, "image/png")},
+            headers=auth["worker"] | HTML | {"Accept-Language": "zh-CN"},
+        )
+        assert r.status_code == status, (name, r.text[-300:])
+        assert f'id="photo-error" role="alert">{said}<' in r.text, name
     r = client.post(
         "/app/incidents/new",
         data=form,
