@@ -479,6 +479,7 @@ def case_page(
             reason=said("case_page"),
         )
     moves = [a for a, (start, _, _) in MOVES.items() if row["status"] in start]
+    departments = q.departments(session, serving=row)  # only those serving its area
     return render(
         request,
         principal,
@@ -494,11 +495,8 @@ def case_page(
             "can_escalate": row["status"] in OPEN and row["level"] != "district",
             "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
             "can_return": row["department"] is not None,
-            "departments": q.departments(session, serving=row),  # only those serving its area
-            # offered first: the category's own department (an empty choice where it has none)
-            "usual_department": q.category(session, row["category"], retired_too=True)[
-                "department"
-            ],
+            "departments": departments,
+            "usual_department": _usual_department(session, row, departments),
             "photos": photos.listing(session, viewer, case_id),
             "photo_max_bytes": app_state(request).settings.photo_max_bytes,
             "photo_max_pixels": photos.MAX_PIXELS,
@@ -512,6 +510,16 @@ def case_page(
 
 #: The refusals of a move the case's state no longer allows (geo.incidents.rules).
 OVERTAKEN = frozenset({"move_not_allowed", "not_escalated"})
+
+
+def _usual_department(
+    session: SessionDep, row: dict[str, Any], departments: list[dict[str, Any]]
+) -> str | None:
+    """The department to offer first for handing the case on: its category's own, if it
+    serves the case's area and does not hold the case already; else none (choose one)."""
+    usual = q.category(session, row["category"], retired_too=True)["department"]
+    offered = {d["code"] for d in departments}
+    return usual if usual in offered and usual != row["department"] else None
 
 
 def _overtaken(ctx: Any, exc: Conflict, action: str) -> Conflict:
