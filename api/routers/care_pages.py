@@ -187,6 +187,10 @@ ENROL_FIELDS = (
 )
 
 
+#: What a consent scan's box tells the browser's shrinking (the _fields.html macro photo_fit).
+SCAN_LIMITS = {"scan_max_bytes": consent_scan.MAX_BYTES, "scan_max_pixels": consent_scan.MAX_PIXELS}
+
+
 @router.get("/elders/new", response_class=HTMLResponse)
 def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) -> HTMLResponse:
     """The enrolment form; sent back refused, with the reasons and what was typed."""
@@ -205,8 +209,7 @@ def enrol_form(request: Request, principal: Enroller, sent: Shown = NOT_SENT) ->
         values={
             "datums": datums,
             "today": ctx.today().isoformat(),
-            "scan_max_bytes": consent_scan.MAX_BYTES,
-            "scan_max_pixels": consent_scan.MAX_PIXELS,
+            **SCAN_LIMITS,
             **sent.values(),
         },
     )
@@ -361,8 +364,7 @@ def elder_page(
         values={
             "elder": elder,
             "today": ctx.today().isoformat(),
-            "scan_max_bytes": consent_scan.MAX_BYTES,
-            "scan_max_pixels": consent_scan.MAX_PIXELS,
+            **SCAN_LIMITS,
             **sent.values(),
             # consent_submit's and zone_submit's redirects: say what was kept, or staff
             # cannot tell.

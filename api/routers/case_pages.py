@@ -21,7 +21,7 @@ from api.deps import SessionDep
 from api.errors import status_for
 from api.pages.case_words import LEVEL_NAMES, notice_said
 from api.pages.forms import NOT_SENT, Shown, refused
-from api.pages.frame import N_, context, render
+from api.pages.frame import N_, PageContext, context, render
 from api.security import Principal, audit_read, require
 from api.state import app_state
 from api.uploads import PhotoDep
@@ -351,8 +351,7 @@ def report_form(
             "extent": area_extent(session, principal.scope),
             "form": sent.form,
             "errors": sent.errors,
-            "photo_max_bytes": app_state(request).settings.photo_max_bytes,
-            "photo_max_pixels": photos.MAX_PIXELS,
+            **_photo_limits(request),
         },
     )
 
@@ -496,10 +495,9 @@ def case_page(
             "can_hand_off": row["status"] in OPEN and principal.role is not Role.department,
             "can_return": row["department"] is not None,
             "departments": departments,
-            "usual_department": _usual_department(session, row, departments),
+            "usual_department": _usual_department(row, departments),
             "photos": photos.listing(session, viewer, case_id),
-            "photo_max_bytes": app_state(request).settings.photo_max_bytes,
-            "photo_max_pixels": photos.MAX_PIXELS,
+            **_photo_limits(request),
             "links": duplicates.for_case(
                 session, viewer, case_id, metric_override=app_state(request).settings.metric_epsg
             ),
@@ -508,21 +506,27 @@ def case_page(
     )
 
 
+def _photo_limits(request: Request) -> dict[str, int]:
+    """What a photo box tells the browser's shrinking (the _fields.html macro photo_fit)."""
+    return {
+        "photo_max_bytes": app_state(request).settings.photo_max_bytes,
+        "photo_max_pixels": photos.MAX_PIXELS,
+    }
+
+
 #: The refusals of a move the case's state no longer allows (geo.incidents.rules).
 OVERTAKEN = frozenset({"move_not_allowed", "not_escalated"})
 
 
-def _usual_department(
-    session: SessionDep, row: dict[str, Any], departments: list[dict[str, Any]]
-) -> str | None:
+def _usual_department(row: dict[str, Any], departments: list[dict[str, Any]]) -> str | None:
     """The department to offer first for handing the case on: its category's own, if it
     serves the case's area and does not hold the case already; else none (choose one)."""
-    usual = q.category(session, row["category"], retired_too=True)["department"]
+    usual = row["category_department"]  # read with the case
     offered = {d["code"] for d in departments}
     return usual if usual in offered and usual != row["department"] else None
 
 
-def _overtaken(ctx: Any, exc: Conflict, action: str) -> Conflict:
+def _overtaken(ctx: PageContext, exc: Conflict, action: str) -> Conflict:
     """A move the case's state no longer allows, said for a page: usually someone acted on
     the case between the page being drawn and the button pressed."""
     status = ctx._(STATUS_NAMES.get(str(exc.values["status"]), str(exc.values["status"])))

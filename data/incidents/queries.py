@@ -375,8 +375,10 @@ def case(db: Db, case_id: int, viewer: Viewer, *, lock: bool = False) -> dict[st
     row = (
         db.execute(
             text(
-                f"SELECT {CASE_COLUMNS}, c.reporter_name, c.reporter_contact, "
+                f"SELECT {CASE_COLUMNS}, c.reporter_name, c.reporter_contact, "  # noqa: S608
                 "m.name AS community_name, s.name AS street_name, "
+                "(SELECT kd.code FROM department kd WHERE kd.id = k.department_id) "
+                "AS category_department, "
                 f"c.category_id, c.community_id, c.street_id, t.grid_id, c.assignee_id, "
                 f"c.department_id AS department_id {CASE_FROM} "
                 f"WHERE c.id = :id AND {CASE_SEEN_SQL}" + (" FOR UPDATE OF c" if lock else "")

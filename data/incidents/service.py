@@ -228,8 +228,7 @@ def hand_to_department(
     if row["status"] not in rules.OPEN:
         raise Conflict(f"a {row['status']} case is not handed over", field="department")
     if department is None:
-        kind = q.category(db, row["category"], retired_too=True)
-        department = kind["department"]
+        department = row["category_department"]
         if department is None:
             raise InvalidInput("this category has no department; name one", field="department")
     dept = q.department_id(db, department)

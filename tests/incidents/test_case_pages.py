@@ -126,18 +126,24 @@ def test_overdue_cases_are_red_in_the_list(
     assert re.search(r'<dd class="">[^<]* <span class="soon">due soon</span></dd>', page)
 
 
-def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Engine) -> None:
-    _report_form(client, auth, cases_engine)
-    r = client.get("/app/incidents/figures?level=grid", headers=auth["community"] | HTML)
-    assert r.status_code == 200 and "131208-G01" in r.text
-    # A community and a street read by their names beside their codes, not codes alone.
-    with cases_engine.connect() as conn:
+def _miragaia_and_its_street(engine: Engine) -> tuple[str, str, str]:
+    """Community 131208's name, and its street's code and name, as stored."""
+    with engine.connect() as conn:
         community, street_code, street = conn.execute(
             text(
                 "SELECT m.name, s.code, s.name FROM community m JOIN street s "
                 "ON s.id = m.street_id WHERE m.code = '131208'"
             )
         ).one()
+    return str(community), str(street_code), str(street)
+
+
+def test_figures_page_and_home(client: TestClient, auth: Auth, cases_engine: Engine) -> None:
+    _report_form(client, auth, cases_engine)
+    r = client.get("/app/incidents/figures?level=grid", headers=auth["community"] | HTML)
+    assert r.status_code == 200 and "131208-G01" in r.text
+    # A community and a street read by their names beside their codes, not codes alone.
+    community, street_code, street = _miragaia_and_its_street(cases_engine)
     for level, name, code in (("community", community, "131208"), ("street", street, street_code)):
         page = client.get(f"/app/incidents/figures?level={level}", headers=auth["community"] | HTML)
         lead = re.search(r'<td class="lead">(.*?)</td>', page.text)
@@ -464,10 +470,9 @@ def test_the_case_page_names_its_community_and_street(
 ) -> None:
     """The facts read "131208-G01 · 131208 · PORTO-CH": codes a worker does not say."""
     case = _report_form(client, auth, cases_engine)
-    with cases_engine.connect() as conn:
-        street = conn.execute(text("SELECT name FROM street WHERE code = 'PORTO-CH'")).scalar_one()
+    community, _, street = _miragaia_and_its_street(cases_engine)
     page = client.get(f"/app/incidents/{case}", headers=auth["worker"] | HTML).text
-    assert f'<span class="code">131208-G01</span> · Miragaia · {street}</dd>' in page
+    assert f'<span class="code">131208-G01</span> · {community} · {street}</dd>' in page
 
 
 def test_a_move_someone_else_made_first_is_said_in_words_not_codes(
