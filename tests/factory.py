@@ -245,3 +245,9 @@ class Factory:
     make_app = staticmethod(make_app)
     sign_in = staticmethod(sign_in)
     signed_in = staticmethod(signed_in)
+
+
+def count(engine: Engine, sql: str, **params: Any) -> int:
+    """The one number ``sql`` selects (a ``count(*)``, mostly) from ``engine``'s database."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql), params).scalar_one())

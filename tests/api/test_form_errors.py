@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from data.models import Role, ScopeLevel
-from tests.factory import Account, add_accounts, make_app, sign_in
+from tests.factory import Account, add_accounts, count, make_app, sign_in
 from tests.gridded import Gridded
 
 BROWSER = {"Accept": "text/html", "Accept-Language": "en"}
@@ -73,14 +73,8 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield c
 
 
-def _rows(strips: Gridded, table: str) -> int:
-    """How many rows ``table`` holds (a refused form stores none)."""
-    with strips.engine.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
-
-
 def _cases(strips: Gridded) -> int:
-    return _rows(strips, "incident")
+    return count(strips.engine, "SELECT count(*) FROM incident")
 
 
 def test_a_refused_report_is_the_form_again_with_the_reason_beside_the_field(
@@ -175,7 +169,7 @@ def test_a_refused_publish_is_the_editor_with_the_reason_beside_the_date(
 
 
 def _plans(strips: Gridded) -> int:
-    return _rows(strips, "plan")
+    return count(strips.engine, "SELECT count(*) FROM plan")
 
 
 def test_a_refused_split_is_the_plans_page_with_the_reason_beside_the_field(

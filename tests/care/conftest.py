@@ -29,7 +29,7 @@ from data.importing.loading import import_file
 from data.models import Role, ScopeLevel
 from data.settings import Settings
 from geo.assignment.index import AreaIndex
-from tests.factory import PASSWORD, Account, add_accounts, app_settings, database, sign_in
+from tests.factory import PASSWORD, Account, add_accounts, app_settings, count, database, sign_in
 
 __all__ = ["PASSWORD"]
 EPSG = 32645  # UTM 45N, the district's metric CRS
@@ -187,11 +187,6 @@ def osmand(
     }
     params.update({k: str(v) for k, v in extra.items()})
     return client.get("/ingest/osmand", params=params)
-
-
-def count(engine: Engine, sql: str, **params: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text(sql), params).scalar_one())
 
 
 def wait_until_blocked(engine: Engine, pending: Future[Any], *, within_s: float = 10.0) -> None:
