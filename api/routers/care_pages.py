@@ -686,6 +686,7 @@ def zone_page(
             "elder": elder,
             "zone": zone,
             "error": sent.error,
+            "errors": sent.errors,
             "form": sent.form
             or {
                 "kind": zone["kind"] or "home_grid",
@@ -699,6 +700,10 @@ def zone_page(
             },
         },
     )
+
+
+#: The zone form's boxes that show their refusal beside them.
+ZONE_BOXES = ("buffer_m", "radius_m")
 
 
 @router.post("/elders/{elder_id}/zone", response_model=None)
@@ -760,7 +765,11 @@ def zone_submit(
                 ctx._("This zone does not contain the elder's home: draw it around the home.")
                 + f" ({message})"
             )
-        sent = SentBack(form=form, error=message, status_code=422)
+        # A number's reason beside its box; the map's (centre, corners, home) above the form.
+        beside = {exc.field: message} if exc.field in ZONE_BOXES else {}
+        sent = SentBack(
+            form=form, errors=beside, error=None if beside else message, status_code=422
+        )
         return zone_page(request, session, principal, elder_id, sent)
     audit_subjects(
         session,

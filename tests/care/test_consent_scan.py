@@ -331,3 +331,25 @@ def test_a_zone_whose_edges_cross_is_refused_saying_how_to_draw_it(
     assert re.search(
         r"区域形状无效（Self-intersection[^）]*）：请沿区域一圈依次点击各个角", sent.text
     )
+
+
+def test_a_radius_too_small_is_refused_beside_the_radius(
+    client: TestClient, staff: dict[str, dict[str, str]], care: Engine
+) -> None:
+    """The zone form said every refusal above the form, away from the box to correct."""
+    headers = {**staff["care_staff"], "Accept-Language": "zh-CN"}
+    elder = enrol(client, headers, "watch-zone-radius", consent=True)
+    sent = client.post(
+        f"/app/elders/{elder['id']}/zone",
+        data={"kind": "circle", "radius_m": "10", "lon": "84.83", "lat": "45.61"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 422
+    box = re.search(r'<input id="radius_m"[^>]*>', sent.text)
+    assert box and 'aria-describedby="radius_m-error"' in box.group(0), box
+    assert (
+        '<p class="field-error" id="radius_m-error" role="alert">圆的半径必须大于 20 米。</p>'
+        in sent.text
+    )
+    assert 'id="gw-error"' not in sent.text
